@@ -1,0 +1,104 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mailoauth/mailoauth/emulator"
+	"github.com/mailoauth/mailoauth/emulator/world"
+)
+
+func (a *app) emulatorCommand() *cobra.Command {
+	var listen, data, scenario, autoApprove string
+	cmd := &cobra.Command{
+		Use:   "emulator",
+		Short: "Run a local Microsoft 365 (identity platform and mail) for tests and offline development",
+		Long: `Run a local Microsoft 365 on loopback: the Microsoft identity platform over HTTPS, with the
+tenants, users and apps of the default world (see docs/emulator.md) or of a scenario file.
+
+It writes into --data: ca.pem (the CA of its TLS certificates), mailoauth.toml (a ready
+configuration whose accounts point at it), and the credentials of its apps. It runs until
+interrupted (Ctrl-C, SIGTERM).`,
+		Args: args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var w *world.World
+			if scenario != "" {
+				var err error
+				if w, err = world.LoadScenario(scenario); err != nil {
+					return err
+				}
+			}
+			if data == "" {
+				var err error
+				if data, err = defaultEmulatorDir(); err != nil {
+					return err
+				}
+			}
+			e, err := emulator.Start(cmd.Context(), emulator.Options{Listen: listen, World: w, AutoApprove: autoApprove, Log: a.log})
+			if err != nil {
+				return err
+			}
+			defer e.Close()
+			if err := e.WriteData(data); err != nil {
+				return err
+			}
+			a.printEmulator(e, data)
+			<-e.Done()
+			if !a.jsonOut {
+				fmt.Fprintln(a.stderr, "mailoauth emulator: stopped")
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&listen, "listen", "127.0.0.1", "host or IP address to listen on")
+	f.StringVar(&data, "data", "", "directory for ca.pem, mailoauth.toml and app credentials (default $XDG_DATA_HOME/mailoauth/emulator)")
+	f.StringVar(&scenario, "scenario", "", "TOML file describing the world to emulate (default: the built-in world; see docs/scenarios.md)")
+	f.StringVar(&autoApprove, "auto-approve", "", "sign this user (UPN) in and consent at once for interactive and device-code logins")
+	return cmd
+}
+
+func defaultEmulatorDir() (string, error) {
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "mailoauth", "emulator"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", usagef("cannot find a home directory for the emulator's files; pass --data DIR")
+	}
+	return filepath.Join(home, ".local", "share", "mailoauth", "emulator"), nil
+}
+
+// printEmulator says where everything is. It prints no secret: the credentials are in files.
+func (a *app) printEmulator(e *emulator.Emulator, data string) {
+	cfg := filepath.Join(data, emulator.ConfigName)
+	var tenants []map[string]any
+	for _, t := range e.World.Tenants {
+		tenants = append(tenants, map[string]any{"name": t.Name, "id": t.ID, "domains": t.Domains})
+	}
+	if a.jsonOut {
+		_ = json.NewEncoder(a.stdout).Encode(map[string]any{
+			"authority": e.Authority(), "ca_file": filepath.Join(data, "ca.pem"), "config": cfg,
+			"data": data, "tenants": tenants, "mail": e.MailAddrs,
+		})
+		return
+	}
+	fmt.Fprintf(a.stdout, "mailoauth emulator running (Ctrl-C to stop)\n")
+	fmt.Fprintf(a.stdout, "  identity platform  %s  (authority; tenant paths /%s, /%s, /organizations)\n", e.Authority(), e.World.Tenants[0].Name, e.World.Tenants[0].ID)
+	fmt.Fprintf(a.stdout, "  discovery          %s/%s/v2.0/.well-known/openid-configuration\n", e.Authority(), e.World.Tenants[0].Name)
+	fmt.Fprintf(a.stdout, "  IMAP, POP3, SMTP   %s, %s, %s  (reserved; served by a later version)\n", e.MailAddrs["imap"], e.MailAddrs["pop"], e.MailAddrs["smtp"])
+	fmt.Fprintf(a.stdout, "  CA certificate     %s\n", filepath.Join(data, "ca.pem"))
+	fmt.Fprintf(a.stdout, "  config             %s\n", cfg)
+	fmt.Fprintf(a.stdout, "  accounts           ")
+	for i, acc := range e.World.Accounts {
+		if i > 0 {
+			fmt.Fprint(a.stdout, ", ")
+		}
+		fmt.Fprint(a.stdout, acc.Name)
+	}
+	fmt.Fprintf(a.stdout, "\n  try                curl --cacert %s %s/%s/v2.0/.well-known/openid-configuration\n", filepath.Join(data, "ca.pem"), e.Authority(), e.World.Tenants[0].Name)
+}

@@ -1,0 +1,288 @@
+// Package config is mailoauth's configuration model (SPEC §4): the TOML file's types, their
+// defaults, their validation, and loading a file from its default or given path.
+//
+// Loading is strict. Unknown keys, wrong types and every rule below are checked in one pass, and
+// every problem is reported at once as a tomlconf.Errors, each naming the table, the key, the line
+// and the fix. Errors from this package implement ConfigError() bool, which the CLI maps to exit
+// status 2.
+//
+// Paths: in path-valued keys (store.path, passphrase_file, key_file, client_secret_file,
+// certificate, certificate_password_file, refresh_token_file, password_file, ca_file, tls_cert,
+// tls_key) a leading "~/" is the user's home directory, and a relative path is relative to the
+// directory of the configuration file, not to the working directory: a cron job and a shell then
+// read the same files, and a configuration directory can be moved or mounted as a whole. Load
+// stores such paths absolute.
+//
+// This package must never read the contents of a secret (a client secret file, a certificate,
+// a refresh token, a password, a passphrase): it checks only where secrets are to be found. It must
+// never put a secret's value, or the value of a key that may hold one by mistake (client_id,
+// *_env, *_file, URLs), into an error message or a log. It never opens a network connection.
+package config
+
+import (
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/mailoauth/mailoauth/internal/tomlconf"
+)
+
+// Flows (SPEC §3).
+const (
+	FlowInteractive       = "interactive"        // public: browser, authorization code + PKCE
+	FlowDevice            = "device"             // public: device code, for headless machines
+	FlowClientCredentials = "client_credentials" // confidential: app-only, no user
+	FlowAuthCodeWeb       = "auth_code_web"      // confidential: a web app acting for its users
+	FlowRefreshToken      = "refresh_token"      // either: import a refresh token obtained elsewhere
+	FlowPassword          = "password"           // public: ROPC, legacy migration only
+)
+
+// Protocols an account may be used for.
+const (
+	ProtocolIMAP  = "imap"
+	ProtocolPOP   = "pop"
+	ProtocolSMTP  = "smtp"
+	ProtocolGraph = "graph"
+)
+
+// Clouds (national clouds have their own hosts; see SPEC §3).
+const (
+	CloudGlobal          = "global"
+	CloudUSGovernment    = "usgovernment"    // GCC High
+	CloudUSGovernmentDoD = "usgovernmentdod" // DoD
+	CloudChina           = "china"           // operated by 21Vianet
+)
+
+// Token store backends (SPEC §8).
+const (
+	BackendFile    = "file"
+	BackendKeyring = "keyring"
+)
+
+// Local TLS modes of a proxy listener (SPEC §7).
+const (
+	LocalTLSNone     = "none"
+	LocalTLSImplicit = "implicit"
+	LocalTLSStartTLS = "starttls"
+)
+
+// Well-known tenants of the Microsoft identity platform.
+const (
+	TenantOrganizations = "organizations"
+	TenantCommon        = "common"
+	TenantConsumers     = "consumers"
+)
+
+var (
+	flows     = []string{FlowInteractive, FlowDevice, FlowClientCredentials, FlowAuthCodeWeb, FlowRefreshToken, FlowPassword}
+	protocols = []string{ProtocolIMAP, ProtocolPOP, ProtocolSMTP, ProtocolGraph}
+	clouds    = []string{CloudGlobal, CloudUSGovernment, CloudUSGovernmentDoD, CloudChina}
+	localTLS  = []string{LocalTLSNone, LocalTLSImplicit, LocalTLSStartTLS}
+)
+
+// DefaultProtocols is what an account is used for when it does not say.
+var DefaultProtocols = []string{ProtocolIMAP, ProtocolSMTP}
+
+// File is a whole configuration file. It can be marshalled with go-toml
+// (toml.Marshal(config.File{...})) and the result loads back to the same value.
+type File struct {
+	Store    Store               `toml:"store,omitempty"`
+	Accounts map[string]*Account `toml:"accounts,omitempty"`
+	Proxy    *Proxy              `toml:"proxy,omitempty"`
+
+	// Path is the file this configuration was loaded from, as given to Load; messages name it.
+	Path string `toml:"-"`
+
+	pos *tomlconf.Positions
+}
+
+// Store configures the token store (SPEC §8).
+type Store struct {
+	// Backend is "file" (default: one encrypted file) or "keyring" (the OS keyring).
+	Backend string `toml:"backend,omitempty"`
+	// Path of the encrypted token file; default DefaultStorePath().
+	Path string `toml:"path,omitempty"`
+	// Where the file backend gets its key: at most one of these; with none, a passphrase is asked
+	// for on the terminal.
+	PassphraseEnv  string `toml:"passphrase_env,omitempty"`  // name of a variable holding the passphrase
+	PassphraseFile string `toml:"passphrase_file,omitempty"` // file holding the passphrase
+	KeyFile        string `toml:"key_file,omitempty"`        // file holding a raw key (containers)
+}
+
+// Account is one [accounts.NAME] table: which identity platform application signs in whom, with
+// which flow, for which protocols.
+type Account struct {
+	// Name is the table's name (accounts.NAME), filled in by Load.
+	Name string `toml:"-"`
+
+	Email     string   `toml:"email,omitempty"`     // the user's address (and SASL user name)
+	Tenant    string   `toml:"tenant,omitempty"`    // GUID, domain, or organizations/common/consumers
+	ClientID  string   `toml:"client_id,omitempty"` // the app registration's Application (client) ID
+	Flow      string   `toml:"flow,omitempty"`      // one of the Flow* constants
+	Protocols []string `toml:"protocols,omitempty"` // subset of imap, pop, smtp, graph
+
+	// Client credential of a confidential client: exactly one of the secret's three sources or
+	// a certificate. ClientSecret is written inline and is refused in a file others can read.
+	ClientSecret            Secret `toml:"client_secret,omitempty"`
+	ClientSecretEnv         string `toml:"client_secret_env,omitempty"`
+	ClientSecretFile        string `toml:"client_secret_file,omitempty"`
+	Certificate             string `toml:"certificate,omitempty"` // PEM (certificate + key) or PKCS#12 (.pfx/.p12)
+	CertificatePasswordEnv  string `toml:"certificate_password_env,omitempty"`
+	CertificatePasswordFile string `toml:"certificate_password_file,omitempty"`
+
+	// The refresh token to import (flow = "refresh_token").
+	RefreshTokenEnv  string `toml:"refresh_token_env,omitempty"`
+	RefreshTokenFile string `toml:"refresh_token_file,omitempty"`
+
+	// The user's password (flow = "password").
+	PasswordEnv  string `toml:"password_env,omitempty"`
+	PasswordFile string `toml:"password_file,omitempty"`
+
+	Cloud       string   `toml:"cloud,omitempty"`        // one of the Cloud* constants; default global
+	LoginHint   string   `toml:"login_hint,omitempty"`   // pre-fills the sign-in page
+	Scopes      []string `toml:"scopes,omitempty"`       // overrides the scopes derived from Protocols
+	Mailbox     string   `toml:"mailbox,omitempty"`      // the mailbox to open, if not the user's own
+	Authority   string   `toml:"authority,omitempty"`    // identity platform base URL, without tenant
+	CAFile      string   `toml:"ca_file,omitempty"`      // an extra trusted CA (PEM)
+	RedirectURI string   `toml:"redirect_uri,omitempty"` // auth_code_web (required), interactive (optional)
+
+	// Server overrides; the defaults come from Cloud.
+	IMAP  string `toml:"imap,omitempty"`  // host:port, implicit TLS
+	POP   string `toml:"pop,omitempty"`   // host:port, implicit TLS
+	SMTP  string `toml:"smtp,omitempty"`  // host:port, STARTTLS
+	Graph string `toml:"graph,omitempty"` // https URL of the Graph API root, e.g. https://graph.microsoft.com/v1.0
+}
+
+// Proxy configures `mailoauth proxy` (SPEC §7).
+type Proxy struct {
+	Listeners []Listener `toml:"listener,omitempty"`
+	// Users maps the user name a local program sends to an account and the hash of the password
+	// it must send.
+	Users map[string]*ProxyUser `toml:"users,omitempty"`
+	// Domains is a catch-all: any user name ending in @DOMAIN that is not in Users.
+	Domains map[string]*ProxyDomain `toml:"domains,omitempty"`
+	// Admin is the optional host:port of the metrics and health endpoint.
+	Admin string `toml:"admin,omitempty"`
+}
+
+// Listener is one [[proxy.listener]].
+type Listener struct {
+	Protocol string `toml:"protocol,omitempty"` // imap, pop or smtp
+	Listen   string `toml:"listen,omitempty"`   // host:port; loopback unless LocalTLS is set
+	Upstream string `toml:"upstream,omitempty"` // host:port; default from the account's cloud
+	LocalTLS string `toml:"local_tls,omitempty"`
+	TLSCert  string `toml:"tls_cert,omitempty"` // PEM, needed when LocalTLS is not "none"
+	TLSKey   string `toml:"tls_key,omitempty"`
+}
+
+// ProxyUser maps a local user name to an account.
+type ProxyUser struct {
+	Account      string `toml:"account,omitempty"`
+	PasswordHash string `toml:"password_hash,omitempty"` // $argon2id$..., from `mailoauth proxy hash-password`
+}
+
+// ProxyDomain maps every user of a domain to an account, with one shared local password.
+type ProxyDomain struct {
+	Account      string `toml:"account,omitempty"`
+	PasswordHash string `toml:"password_hash,omitempty"`
+}
+
+// Secret is a secret written inline in the configuration. Its String, GoString, JSON and slog
+// forms are redacted so that printing or logging an Account cannot reveal it; use string(s) where
+// the value is really needed.
+type Secret string
+
+const redacted = "[redacted]"
+
+// String returns a placeholder, never the secret.
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return redacted
+}
+
+// GoString returns a placeholder, never the secret (for %#v).
+func (s Secret) GoString() string { return `config.Secret("` + s.String() + `")` }
+
+// MarshalJSON writes a placeholder, never the secret.
+func (s Secret) MarshalJSON() ([]byte, error) { return json.Marshal(s.String()) }
+
+// LogValue logs a placeholder, never the secret.
+func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }
+
+// Positions returns where each key of the file is written (nil for a File built in code), for
+// messages about the configuration made after loading.
+func (f *File) Positions() *tomlconf.Positions { return f.pos }
+
+// Names returns the account names, sorted.
+func (f *File) Names() []string {
+	names := make([]string, 0, len(f.Accounts))
+	for name := range f.Accounts {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Account returns the named account, or a configuration error listing the accounts there are.
+func (f *File) Account(name string) (*Account, error) {
+	if a := f.Accounts[name]; a != nil {
+		return a, nil
+	}
+	where := "the configuration"
+	if f.Path != "" {
+		where = f.Path
+	}
+	names := f.Names()
+	if len(names) == 0 {
+		return nil, &tomlconf.Error{
+			Msg: fmt.Sprintf("no account `%s` in %s, which has no accounts", name, where),
+			Fix: fmt.Sprintf("add an [accounts.%s] table (see docs/config.md), or run `mailoauth setup %s`", tomlconf.FormatKey(name), name),
+		}
+	}
+	return nil, &tomlconf.Error{
+		Msg: fmt.Sprintf("no account `%s` in %s; known accounts: %s", name, where, strings.Join(names, ", ")),
+	}
+}
+
+// Public reports whether the account signs in as a public client, which holds no secret: the
+// interactive, device and password flows, and the refresh_token flow without a client credential.
+func (a *Account) Public() bool {
+	switch a.Flow {
+	case FlowInteractive, FlowDevice, FlowPassword:
+		return true
+	case FlowRefreshToken:
+		return len(a.clientCredentials()) == 0
+	}
+	return false
+}
+
+// NeedsUser reports whether the flow signs in a user (delegated access) rather than the
+// application alone: every flow but client_credentials.
+func (a *Account) NeedsUser() bool {
+	return a.Flow != FlowClientCredentials
+}
+
+// clientCredentials returns the keys of the client credentials the account sets.
+func (a *Account) clientCredentials() []string {
+	var set []string
+	if a.ClientSecret != "" {
+		set = append(set, "client_secret")
+	}
+	if a.ClientSecretEnv != "" {
+		set = append(set, "client_secret_env")
+	}
+	if a.ClientSecretFile != "" {
+		set = append(set, "client_secret_file")
+	}
+	if a.Certificate != "" {
+		set = append(set, "certificate")
+	}
+	return set
+}
+
+func oneOf(list []string, v string) bool { return slices.Contains(list, v) }

@@ -1,0 +1,755 @@
+package config
+
+import (
+	"fmt"
+	"io/fs"
+	"net"
+	"net/mail"
+	"net/netip"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/mailoauth/mailoauth/internal/tomlconf"
+)
+
+// validator collects every problem of a file, each placed at its line.
+type validator struct {
+	pos  *tomlconf.Positions
+	file string
+	mode fs.FileMode
+	errs tomlconf.Errors
+}
+
+func (v *validator) add(e *tomlconf.Error) { v.errs = append(v.errs, e) }
+
+// key reports a problem with the key at path (placed at its table's header when not written).
+func (v *validator) key(path []string, msg, fix string) {
+	v.add(v.pos.KeyError(path, msg, fix))
+}
+
+func (v *validator) sort() {
+	sort.SliceStable(v.errs, func(i, j int) bool { return v.errs[i].Line < v.errs[j].Line })
+}
+
+var (
+	accountName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+	guid        = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+	envName     = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	// A tenant name under a custom authority (the emulator's "contoso"): one URL path segment.
+	pathSegment = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
+	// What show() is willing to repeat in a message.
+	showable = regexp.MustCompile(`^[A-Za-z0-9._@+:\[\]-]{1,64}$`)
+)
+
+// show quotes a value for a message if it looks like the short token it should be (a flow name,
+// an address); otherwise it returns "" and the message does without it, because a long or odd
+// value may be a secret pasted into the wrong key.
+func show(s string) string {
+	if showable.MatchString(s) {
+		return " `" + s + "`"
+	}
+	return ""
+}
+
+func (v *validator) validate(f *File) {
+	v.store(&f.Store)
+	for _, name := range f.Names() {
+		v.account(name, f.Accounts[name])
+	}
+	if f.Proxy != nil {
+		v.proxy(f, f.Proxy)
+	}
+}
+
+// Rule 2: the token store.
+func (v *validator) store(s *Store) {
+	at := func(key string) []string { return []string{"store", key} }
+	switch s.Backend {
+	case BackendFile, BackendKeyring:
+	default:
+		v.key(at("backend"), "invalid backend"+show(s.Backend),
+			`use "file" (an encrypted file) or "keyring" (the OS keyring)`)
+		return
+	}
+	var sources []string
+	for _, k := range []struct {
+		key, val string
+	}{{"passphrase_env", s.PassphraseEnv}, {"passphrase_file", s.PassphraseFile}, {"key_file", s.KeyFile}} {
+		if k.val != "" || v.pos.Has("store", k.key) {
+			sources = append(sources, k.key)
+		}
+	}
+	if s.Backend == BackendKeyring {
+		for _, k := range sources {
+			v.key(at(k), k+` is set, but backend is "keyring"`,
+				"remove it: the OS keyring protects the tokens itself, with no passphrase of ours")
+		}
+		return
+	}
+	if len(sources) > 1 {
+		v.key(at(v.last([]string{"store"}, sources)), setTogether(sources),
+			"keep one: the file backend takes its key from exactly one of passphrase_env, passphrase_file, key_file (or, with none, asks on the terminal)")
+	}
+	if s.PassphraseEnv != "" || v.pos.Has("store", "passphrase_env") {
+		v.env(at("passphrase_env"), s.PassphraseEnv, "MAILOAUTH_PASSPHRASE", "passphrase")
+	}
+	for _, k := range []struct{ key, val string }{{"passphrase_file", s.PassphraseFile}, {"key_file", s.KeyFile}, {"path", s.Path}} {
+		if k.val == "" && v.pos.Has("store", k.key) {
+			v.key(at(k.key), "`"+k.key+"` is empty", "write a path, or remove the key")
+		}
+	}
+}
+
+// last returns the key of keys written last in the table at prefix, where a "both set" problem is
+// best reported (the first one was fine until the second came).
+func (v *validator) last(table []string, keys []string) string {
+	best, line := keys[len(keys)-1], -1
+	for _, k := range keys {
+		path := append(append([]string{}, table...), k)
+		if l := v.pos.Line(path...); l > line {
+			best, line = k, l
+		}
+	}
+	return best
+}
+
+// env checks that a *_env key names an environment variable. The value is never shown: people put
+// the secret itself there.
+func (v *validator) env(path []string, name, example, what string) {
+	if envName.MatchString(name) {
+		return
+	}
+	key := path[len(path)-1]
+	v.key(path, "`"+key+"` is not the name of an environment variable",
+		fmt.Sprintf("write the name of the variable that holds the %s (letters, digits and _), e.g. %s = %q, never the %s itself",
+			what, key, example, what))
+}
+
+// Rules 3-15: one account.
+func (v *validator) account(name string, a *Account) {
+	table := []string{"accounts", name}
+	at := func(key string) []string { return []string{"accounts", name, key} }
+	has := func(key string) bool { return v.pos.Has("accounts", name, key) }
+
+	// Rule 3.
+	if !accountName.MatchString(name) {
+		v.add(v.pos.TableError(table, "invalid account name"+show(name),
+			"use letters, digits, '.', '_' and '-', starting with a letter or digit: the name is typed on the command line (mailoauth login NAME)"))
+	}
+
+	// Rule 4.
+	flowOK := oneOf(flows, a.Flow)
+	switch {
+	case a.Flow == "" && !has("flow"):
+		v.key(at("flow"), "missing `flow`", "set flow to one of "+strings.Join(flows, ", "))
+	case !flowOK:
+		v.key(at("flow"), "invalid flow"+show(a.Flow), "use one of "+strings.Join(flows, ", "))
+	}
+
+	// Rule 5.
+	const clientIDFix = "set it to the Application (client) ID from the app registration's Overview page (a GUID such as 00000000-0000-0000-0000-000000000000)"
+	switch {
+	case a.ClientID == "" && !has("client_id"):
+		v.key(at("client_id"), "missing `client_id`", clientIDFix)
+	case !guid.MatchString(a.ClientID):
+		v.key(at("client_id"), "`client_id` is not a GUID", clientIDFix)
+	}
+
+	v.tenant(name, a)
+
+	// Rule 7.
+	if has("protocols") && len(a.Protocols) == 0 {
+		v.key(at("protocols"), "`protocols` is empty",
+			`list at least one of imap, pop, smtp, graph, or remove the key for the default ["imap", "smtp"]`)
+	}
+	seen := map[string]bool{}
+	for _, p := range a.Protocols {
+		switch {
+		case !oneOf(protocols, p):
+			v.key(at("protocols"), "unknown protocol"+show(p), "use imap, pop, smtp or graph")
+		case seen[p]:
+			v.key(at("protocols"), "protocol `"+p+"` is listed twice", "list each protocol once")
+		}
+		seen[p] = true
+	}
+
+	if flowOK {
+		v.credentials(name, a)
+	}
+
+	// Rule 10.
+	for _, k := range []struct{ key, val string }{{"email", a.Email}, {"mailbox", a.Mailbox}, {"login_hint", a.LoginHint}} {
+		if (k.val != "" || has(k.key)) && !plainAddress(k.val) {
+			v.key(at(k.key), "`"+k.key+"`"+show(k.val)+" is not a plain address",
+				"write the address alone, e.g. "+k.key+` = "alice@contoso.com"`)
+		}
+	}
+
+	// Rule 11.
+	if !oneOf(clouds, a.Cloud) {
+		v.key(at("cloud"), "unknown cloud"+show(a.Cloud),
+			"use global, usgovernment (GCC High), usgovernmentdod (DoD) or china (21Vianet); GCC (moderate) tenants use global")
+	}
+
+	// Rule 12.
+	if a.Authority != "" || has("authority") {
+		if problem, fix := checkAuthority(a.Authority); problem != "" {
+			v.key(at("authority"), problem, fix)
+		} else {
+			a.Authority = strings.TrimSuffix(a.Authority, "/")
+		}
+	}
+
+	// Rule 13.
+	for _, k := range []struct{ key, val, example string }{
+		{"imap", a.IMAP, "outlook.office365.com:993"},
+		{"pop", a.POP, "outlook.office365.com:995"},
+		{"smtp", a.SMTP, "smtp.office365.com:587"},
+	} {
+		if k.val != "" || has(k.key) {
+			if problem := checkHostPort(k.val, false); problem != "" {
+				v.key(at(k.key), "`"+k.key+"` "+problem, fmt.Sprintf("write host:port, e.g. %s = %q", k.key, k.example))
+			}
+		}
+	}
+	if a.Graph != "" || has("graph") {
+		if problem := checkHTTPS(a.Graph); problem != "" {
+			v.key(at("graph"), "`graph` "+problem, `write the https URL of the Graph API root, e.g. graph = "https://graph.microsoft.com/v1.0"`)
+		}
+	}
+	if a.CAFile == "" && has("ca_file") {
+		v.key(at("ca_file"), "`ca_file` is empty", "write the path of a PEM file, or remove the key")
+	}
+
+	// Rule 14.
+	if has("scopes") && len(a.Scopes) == 0 {
+		v.key(at("scopes"), "`scopes` is empty", "remove the key to use the scopes that follow from protocols")
+	}
+	for _, s := range a.Scopes {
+		switch {
+		case strings.TrimSpace(s) == "":
+			v.key(at("scopes"), "`scopes` has an empty entry", "remove the empty string")
+		case strings.ContainsAny(s, " \t\r\n"):
+			v.key(at("scopes"), "a scope in `scopes` contains a space", "list each scope as its own string")
+		case a.Flow == FlowClientCredentials && !strings.HasSuffix(s, "/.default"):
+			v.key(at("scopes"), "scope"+show(s)+" does not end in /.default",
+				"the client_credentials flow takes only RESOURCE/.default scopes (Entra answers AADSTS1002012 otherwise), e.g. https://outlook.office365.com/.default")
+		}
+	}
+
+	// Rule 15.
+	if a.ClientSecret != "" && v.mode&0o077 != 0 {
+		base := filepath.Base(v.file)
+		e := v.pos.KeyError(at("client_secret"), "client_secret is written inline",
+			"move the secret to client_secret_file or client_secret_env, or run chmod 600 "+v.file)
+		e.Detail = fmt.Sprintf("and %s can be read by other users (mode %04o)", base, v.mode.Perm())
+		v.add(e)
+	}
+}
+
+// Rule 6: the tenant, and which tenants each flow can use.
+func (v *validator) tenant(name string, a *Account) {
+	path := []string{"accounts", name, "tenant"}
+	has := v.pos.Has(path...)
+	specific := "set tenant to your directory (tenant) ID or a verified domain such as contoso.onmicrosoft.com"
+	wellKnown := a.Tenant == TenantCommon || a.Tenant == TenantOrganizations || a.Tenant == TenantConsumers
+
+	if a.Tenant == "" && !has {
+		if a.Flow == FlowClientCredentials || a.Flow == FlowAuthCodeWeb {
+			v.key(path, "missing `tenant`", "the "+a.Flow+" flow needs a specific tenant: "+specific)
+		}
+		return
+	}
+	switch {
+	case wellKnown, guid.MatchString(a.Tenant), domainName(a.Tenant):
+	case a.Authority != "" && pathSegment.MatchString(a.Tenant):
+		// A custom authority (the emulator, a test double) may name its tenants as it likes.
+	default:
+		fix := "use the directory (tenant) ID (a GUID), a verified domain such as contoso.onmicrosoft.com, or one of organizations, common, consumers"
+		if label(a.Tenant) {
+			fix = "did you mean " + a.Tenant + ".onmicrosoft.com? Otherwise " + fix
+		}
+		v.key(path, "invalid tenant"+show(a.Tenant), fix)
+		return
+	}
+	switch {
+	case wellKnown && (a.Flow == FlowClientCredentials || a.Flow == FlowAuthCodeWeb):
+		v.key(path, "the "+a.Flow+" flow cannot use tenant = \""+a.Tenant+"\"",
+			specific+": Entra issues no app-only token from common, organizations or consumers")
+	case a.Flow == FlowPassword && (a.Tenant == TenantCommon || a.Tenant == TenantConsumers):
+		v.key(path, "the password flow cannot use tenant = \""+a.Tenant+"\"",
+			`use "organizations" or your own tenant: Entra accepts the password (ROPC) grant for work or school accounts only`)
+	}
+}
+
+// Rules 8 and 9: what each flow needs, and what it must not have.
+func (v *validator) credentials(name string, a *Account) {
+	table := []string{"accounts", name}
+	at := func(key string) []string { return []string{"accounts", name, key} }
+	has := func(key string) bool { return v.pos.Has("accounts", name, key) }
+	set := func(key, val string) bool { return val != "" || has(key) }
+
+	creds := a.clientCredentials()
+	for _, k := range []string{"client_secret", "client_secret_env", "client_secret_file", "certificate"} {
+		if has(k) && !oneOf(creds, k) {
+			creds = append(creds, k) // written, but empty: still a credential the user meant to give
+		}
+	}
+	certPass := []string{}
+	if set("certificate_password_env", a.CertificatePasswordEnv) {
+		certPass = append(certPass, "certificate_password_env")
+	}
+	if set("certificate_password_file", a.CertificatePasswordFile) {
+		certPass = append(certPass, "certificate_password_file")
+	}
+
+	switch a.Flow {
+	case FlowInteractive, FlowDevice, FlowPassword:
+		for _, k := range append(creds, certPass...) {
+			v.key(at(k), k+" is set, but the "+a.Flow+" flow is a public client",
+				"remove it: a public client must not send a secret; Entra answers AADSTS700025")
+		}
+		creds, certPass = nil, nil
+	case FlowClientCredentials, FlowAuthCodeWeb:
+		if len(creds) == 0 {
+			v.key(at("client_secret_file"), "missing client credential",
+				"the "+a.Flow+" flow is a confidential client: set one of client_secret_file, client_secret_env, certificate (or client_secret, in a file only you can read)")
+		}
+	}
+	if len(creds) > 1 {
+		v.key(at(v.last(table, creds)), setTogether(creds),
+			"keep exactly one client credential")
+	}
+	if len(certPass) > 0 && !set("certificate", a.Certificate) {
+		for _, k := range certPass {
+			v.key(at(k), k+" is set without certificate",
+				`remove it, or add certificate = "..." (a PEM or .pfx file)`)
+		}
+	} else if len(certPass) > 1 {
+		v.key(at(v.last(table, certPass)), "certificate_password_env and certificate_password_file are both set", "keep one")
+	}
+
+	// Where the secrets come from: *_env names a variable, *_file a file.
+	for _, k := range []struct{ key, val, example, what string }{
+		{"client_secret_env", a.ClientSecretEnv, "MAILOAUTH_CLIENT_SECRET", "client secret"},
+		{"certificate_password_env", a.CertificatePasswordEnv, "MAILOAUTH_CERT_PASSWORD", "certificate password"},
+		{"refresh_token_env", a.RefreshTokenEnv, "MAILOAUTH_REFRESH_TOKEN", "refresh token"},
+		{"password_env", a.PasswordEnv, "MAILOAUTH_PASSWORD", "password"},
+	} {
+		if set(k.key, k.val) {
+			v.env(at(k.key), k.val, k.example, k.what)
+		}
+	}
+	for _, k := range []struct{ key, val string }{
+		{"client_secret_file", a.ClientSecretFile}, {"certificate", a.Certificate},
+		{"certificate_password_file", a.CertificatePasswordFile}, {"refresh_token_file", a.RefreshTokenFile},
+		{"password_file", a.PasswordFile},
+	} {
+		if k.val == "" && has(k.key) {
+			v.key(at(k.key), "`"+k.key+"` is empty", "write a path, or remove the key")
+		}
+	}
+	if a.ClientSecret == "" && has("client_secret") {
+		v.key(at("client_secret"), "`client_secret` is empty", "remove the key, or better use client_secret_file")
+	}
+
+	// The refresh token to import.
+	var rt []string
+	for _, k := range []struct{ key, val string }{{"refresh_token_env", a.RefreshTokenEnv}, {"refresh_token_file", a.RefreshTokenFile}} {
+		if set(k.key, k.val) {
+			rt = append(rt, k.key)
+		}
+	}
+	if a.Flow == FlowRefreshToken {
+		switch {
+		case len(rt) == 0:
+			v.key(at("refresh_token_file"), "missing refresh token",
+				"the refresh_token flow imports a refresh token: set refresh_token_file or refresh_token_env to where it is")
+		case len(rt) > 1:
+			v.key(at(v.last(table, rt)), "refresh_token_env and refresh_token_file are both set", "keep one")
+		}
+	} else {
+		for _, k := range rt {
+			v.key(at(k), k+" is only used by the refresh_token flow, and this account's flow is \""+a.Flow+"\"",
+				`remove it, or set flow = "refresh_token"`)
+		}
+	}
+
+	// The user's password (ROPC).
+	var pw []string
+	for _, k := range []struct{ key, val string }{{"password_env", a.PasswordEnv}, {"password_file", a.PasswordFile}} {
+		if set(k.key, k.val) {
+			pw = append(pw, k.key)
+		}
+	}
+	if a.Flow == FlowPassword {
+		if a.Email == "" && !has("email") {
+			v.key(at("email"), "missing `email`", `the password flow signs in as this user: set email = "user@domain"`)
+		}
+		switch {
+		case len(pw) == 0:
+			v.key(at("password_file"), "missing password",
+				"the password flow needs the user's password: set password_file or password_env")
+		case len(pw) > 1:
+			v.key(at(v.last(table, pw)), "password_env and password_file are both set", "keep one")
+		}
+	} else {
+		for _, k := range pw {
+			v.key(at(k), k+" is only used by the password flow, and this account's flow is \""+a.Flow+"\"",
+				`remove it, or set flow = "password"`)
+		}
+	}
+
+	// The redirect URI.
+	switch a.Flow {
+	case FlowAuthCodeWeb:
+		switch {
+		case a.RedirectURI == "" && !has("redirect_uri"):
+			v.key(at("redirect_uri"), "missing `redirect_uri`",
+				`set it to a redirect URI registered for the app (Authentication, platform Web), e.g. redirect_uri = "https://app.example.com/callback"`)
+		case !webRedirect(a.RedirectURI):
+			v.key(at("redirect_uri"), "`redirect_uri` must be an https URL (http only for localhost)",
+				"write the redirect URI exactly as registered for the app, e.g. https://app.example.com/callback")
+		}
+	case FlowInteractive:
+		if set("redirect_uri", a.RedirectURI) && !loopbackRedirect(a.RedirectURI) {
+			v.key(at("redirect_uri"), "`redirect_uri` of the interactive flow must be http://localhost[:PORT]",
+				"the browser comes back to mailoauth on this machine; register http://localhost for the app (Mobile and desktop applications) and remove the key, or give a fixed port, e.g. http://localhost:8400")
+		}
+	default:
+		if set("redirect_uri", a.RedirectURI) {
+			v.key(at("redirect_uri"), "redirect_uri is only used by the interactive and auth_code_web flows", "remove it")
+		}
+	}
+
+	// Rule 9: who is signed in, and which mailbox is opened.
+	if a.Flow == FlowClientCredentials {
+		if a.Mailbox == "" && !has("mailbox") {
+			v.key(at("mailbox"), "missing `mailbox`",
+				`the client_credentials flow signs in no user, so it must be told which mailbox to open: set mailbox = "user@domain"`)
+		}
+		if set("login_hint", a.LoginHint) {
+			v.key(at("login_hint"), "login_hint is set, but the client_credentials flow signs in no user", "remove it")
+		}
+	}
+}
+
+// Rule 16: the proxy.
+func (v *validator) proxy(f *File, p *Proxy) {
+	type addr struct {
+		host, port string
+		line       int
+	}
+	var bound []addr
+	claim := func(path []string, hostport string) {
+		host, port, err := net.SplitHostPort(hostport)
+		if err != nil {
+			return
+		}
+		line := v.pos.Line(path...)
+		for _, b := range bound {
+			if b.port == port && (b.host == strings.ToLower(host) || wildcard(b.host) || wildcard(host)) {
+				msg := "address `" + hostport + "` is used twice"
+				if b.host != strings.ToLower(host) {
+					msg = "address `" + hostport + "` overlaps `" + net.JoinHostPort(b.host, b.port) + "`, which listens on every interface"
+					if !wildcard(b.host) {
+						msg = "address `" + hostport + "` listens on every interface, and so overlaps `" + net.JoinHostPort(b.host, b.port) + "`"
+					}
+				}
+				fix := "give each listener its own port"
+				if b.line > 0 {
+					fix = fmt.Sprintf("the other is at line %d; %s", b.line, fix)
+				}
+				v.key(path, msg, fix)
+				return
+			}
+		}
+		bound = append(bound, addr{strings.ToLower(host), port, line})
+	}
+
+	for i := range p.Listeners {
+		l := &p.Listeners[i]
+		idx := strconv.Itoa(i)
+		at := func(key string) []string { return []string{"proxy", "listener", idx, key} }
+		has := func(key string) bool { return v.pos.Has("proxy", "listener", idx, key) }
+
+		switch {
+		case l.Protocol == "" && !has("protocol"):
+			v.key(at("protocol"), "missing `protocol`", "set protocol to imap, pop or smtp")
+		case l.Protocol != ProtocolIMAP && l.Protocol != ProtocolPOP && l.Protocol != ProtocolSMTP:
+			v.key(at("protocol"), "invalid protocol"+show(l.Protocol), "use imap, pop or smtp (TLS is chosen with local_tls)")
+		}
+
+		listenOK := false
+		switch {
+		case l.Listen == "" && !has("listen"):
+			v.key(at("listen"), "missing `listen`", `set the local address, e.g. listen = "127.0.0.1:1993"`)
+		default:
+			if problem := checkHostPort(l.Listen, true); problem != "" {
+				v.key(at("listen"), "`listen` "+problem, `write host:port, e.g. listen = "127.0.0.1:1993"`)
+			} else {
+				listenOK = true
+				claim(at("listen"), l.Listen)
+			}
+		}
+		if l.Upstream != "" || has("upstream") {
+			if problem := checkHostPort(l.Upstream, false); problem != "" {
+				v.key(at("upstream"), "`upstream` "+problem, `write host:port, e.g. upstream = "outlook.office365.com:993", or remove the key for the account's default`)
+			}
+		}
+
+		if !oneOf(localTLS, l.LocalTLS) {
+			v.key(at("local_tls"), "invalid local_tls"+show(l.LocalTLS), "use none, implicit or starttls")
+			continue
+		}
+		if l.LocalTLS == LocalTLSNone {
+			for _, k := range []struct{ key, val string }{{"tls_cert", l.TLSCert}, {"tls_key", l.TLSKey}} {
+				if k.val != "" || has(k.key) {
+					v.key(at(k.key), k.key+` is set, but local_tls is "none"`,
+						`set local_tls = "implicit" or "starttls", or remove `+k.key)
+				}
+			}
+			if listenOK && !loopback(l.Listen) {
+				v.key(at("listen"), "`listen` address `"+l.Listen+"` is not loopback and local_tls is \"none\"",
+					`passwords would cross the network in clear text: set local_tls = "implicit" or "starttls" with tls_cert and tls_key, or listen on 127.0.0.1`)
+			}
+			continue
+		}
+		for _, k := range []struct{ key, val string }{{"tls_cert", l.TLSCert}, {"tls_key", l.TLSKey}} {
+			if k.val == "" {
+				v.key(at(k.key), "missing `"+k.key+"`",
+					`local_tls = "`+l.LocalTLS+`" needs a certificate and its key: set tls_cert and tls_key (PEM files)`)
+			}
+		}
+	}
+
+	if p.Admin != "" || v.pos.Has("proxy", "admin") {
+		if problem := checkHostPort(p.Admin, true); problem != "" {
+			v.key([]string{"proxy", "admin"}, "`admin` "+problem, `write host:port, e.g. admin = "127.0.0.1:9090"`)
+		} else {
+			claim([]string{"proxy", "admin"}, p.Admin)
+		}
+	}
+
+	known := "known accounts: " + strings.Join(f.Names(), ", ")
+	if len(f.Accounts) == 0 {
+		known = "the file has no [accounts] yet"
+	}
+	entry := func(path []string, account, hash string) {
+		at := func(key string) []string { return append(append([]string{}, path...), key) }
+		switch {
+		case account == "" && !v.pos.Has(at("account")...):
+			v.key(at("account"), "missing `account`", "name the account this user's mail goes through; "+known)
+		case f.Accounts[account] == nil:
+			v.key(at("account"), "no account"+show(account), known)
+		}
+		switch {
+		case hash == "" && !v.pos.Has(at("password_hash")...):
+			v.key(at("password_hash"), "missing `password_hash`",
+				"run `mailoauth proxy hash-password` and paste what it prints")
+		case !strings.HasPrefix(hash, "$argon2id$"):
+			v.key(at("password_hash"), "`password_hash` is not an argon2id hash",
+				"run `mailoauth proxy hash-password` and paste what it prints (it starts with $argon2id$)")
+		}
+	}
+	for _, user := range sortedKeys(p.Users) {
+		path := []string{"proxy", "users", user}
+		if user == "" {
+			v.add(v.pos.TableError(path, "empty user name", "name the user as the local program sends it"))
+		}
+		u := p.Users[user]
+		if u == nil {
+			u = &ProxyUser{}
+		}
+		entry(path, u.Account, u.PasswordHash)
+	}
+	for _, domain := range sortedKeys(p.Domains) {
+		path := []string{"proxy", "domains", domain}
+		if !domainName(domain) {
+			v.add(v.pos.TableError(path, "invalid domain"+show(domain), `write the domain alone, e.g. [proxy.domains."contoso.com"]`))
+		}
+		d := p.Domains[domain]
+		if d == nil {
+			d = &ProxyDomain{}
+		}
+		entry(path, d.Account, d.PasswordHash)
+	}
+}
+
+// setTogether says that keys, which exclude each other, are set together.
+func setTogether(keys []string) string {
+	if len(keys) == 2 {
+		return keys[0] + " and " + keys[1] + " are both set"
+	}
+	return strings.Join(keys[:len(keys)-1], ", ") + " and " + keys[len(keys)-1] + " are all set"
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// plainAddress reports whether s is a bare address, user@domain, without a display name.
+func plainAddress(s string) bool {
+	a, err := mail.ParseAddress(s)
+	if err != nil || a.Name != "" || a.Address != s {
+		return false
+	}
+	at := strings.LastIndexByte(s, '@')
+	return at > 0 && at < len(s)-1
+}
+
+// domainName reports whether s is a DNS name of at least two labels.
+func domainName(s string) bool {
+	if len(s) > 253 || !strings.Contains(s, ".") {
+		return false
+	}
+	labels := strings.Split(strings.TrimSuffix(s, "."), ".")
+	for _, l := range labels {
+		if !label(l) {
+			return false
+		}
+	}
+	_, err := strconv.Atoi(labels[len(labels)-1])
+	return err != nil // a numeric last label is an IP address, not a domain
+}
+
+// label reports whether s is one DNS label.
+func label(s string) bool {
+	if len(s) == 0 || len(s) > 63 || s[0] == '-' || s[len(s)-1] == '-' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// checkHostPort returns what is wrong with a host:port address, or "". With emptyHost, ":993"
+// (every interface) is allowed.
+func checkHostPort(s string, emptyHost bool) string {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return "is not host:port"
+	}
+	n, err := strconv.ParseUint(port, 10, 16)
+	if err != nil || n == 0 {
+		return "has no valid port (1-65535)"
+	}
+	switch {
+	case host == "":
+		if !emptyHost {
+			return "has no host"
+		}
+	case validHost(host):
+	default:
+		return "has an invalid host"
+	}
+	return ""
+}
+
+func validHost(h string) bool {
+	if _, err := netip.ParseAddr(h); err == nil {
+		return true
+	}
+	for _, l := range strings.Split(strings.TrimSuffix(h, "."), ".") {
+		if !label(l) {
+			return false
+		}
+	}
+	return true
+}
+
+// wildcard reports whether a listen host means every interface.
+func wildcard(host string) bool {
+	if host == "" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsUnspecified()
+}
+
+// loopback reports whether a valid listen address only accepts connections from this machine.
+func loopback(hostport string) bool {
+	host, _, _ := net.SplitHostPort(hostport)
+	return isLoopbackHost(host)
+}
+
+// checkAuthority returns what is wrong with an authority URL and how to fix it, or "". The URL is
+// never repeated: it may carry credentials.
+func checkAuthority(s string) (problem, fix string) {
+	const base = `write the identity platform's base URL without the tenant, e.g. authority = "https://login.microsoftonline.com"`
+	u, err := url.Parse(s)
+	switch {
+	case err != nil || u.Host == "" || u.Opaque != "":
+		return "`authority` is not a URL", base
+	case u.Scheme == "http":
+		return "`authority` uses http", "use https: MSAL refuses an http authority (the emulator serves https)"
+	case u.Scheme != "https":
+		return "`authority` is not an https URL", base
+	case u.User != nil:
+		return "`authority` contains a user name or password", base
+	case u.Path != "" && u.Path != "/":
+		return "`authority` has a path", base + "; the tenant goes in tenant ="
+	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
+		return "`authority` has a query or fragment", base
+	}
+	return "", ""
+}
+
+// checkHTTPS returns what is wrong with an https URL, or "".
+func checkHTTPS(s string) string {
+	u, err := url.Parse(s)
+	switch {
+	case err != nil || u.Host == "" || u.Opaque != "":
+		return "is not a URL"
+	case u.Scheme != "https":
+		return "must be an https URL"
+	case u.User != nil:
+		return "must not contain a user name or password"
+	case u.RawQuery != "" || u.Fragment != "":
+		return "must not have a query or fragment"
+	}
+	return ""
+}
+
+// webRedirect reports whether s is a redirect URI Entra accepts for a web app: https, or http on
+// a loopback host.
+func webRedirect(s string) bool {
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" || u.Fragment != "" || u.User != nil {
+		return false
+	}
+	switch u.Scheme {
+	case "https":
+		return true
+	case "http":
+		return isLoopbackHost(u.Hostname())
+	}
+	return false
+}
+
+// loopbackRedirect reports whether s is a loopback redirect URI for the interactive flow.
+func loopbackRedirect(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && u.Scheme == "http" && isLoopbackHost(u.Hostname()) && u.Fragment == "" && u.User == nil
+}
+
+func isLoopbackHost(h string) bool {
+	if strings.EqualFold(h, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(h)
+	return err == nil && ip.IsLoopback()
+}

@@ -1,0 +1,111 @@
+package emulator
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/pelletier/go-toml/v2"
+
+	"github.com/mailoauth/mailoauth/config"
+	"github.com/mailoauth/mailoauth/internal/atomicfile"
+)
+
+// ConfigName is the config file WriteData writes.
+const ConfigName = "mailoauth.toml"
+
+// WriteData writes into dir what a client needs to use this emulator: ca.pem; each generated app
+// credential (<app>-secret.txt, <app>-cert.pem with its key, <app>-cert.pfx and
+// <app>-cert.pfx-password.txt); a store passphrase; and mailoauth.toml, whose accounts point at the
+// emulator with every path relative to dir, so the directory can be moved. Files holding secrets are
+// 0600 and the directory 0700. Everything is regenerated at each start: tokens issued by an earlier
+// run of the emulator are not valid in this one.
+func (e *Emulator) WriteData(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("emulator: create data directory: %w", err)
+	}
+	write := func(name string, data []byte, perm os.FileMode) error {
+		return atomicfile.WriteFile(filepath.Join(dir, name), data, perm)
+	}
+	if err := write("ca.pem", e.CAPEM(), 0o644); err != nil {
+		return err
+	}
+	for name, c := range e.Credentials {
+		if err := write(name+"-secret.txt", []byte(c.Secret+"\n"), 0o600); err != nil {
+			return err
+		}
+		if c.Cert == nil {
+			continue
+		}
+		if err := write(name+"-cert.pem", c.CertPEM, 0o600); err != nil {
+			return err
+		}
+		if err := write(name+"-cert.pfx", c.PFX, 0o600); err != nil {
+			return err
+		}
+		if err := write(name+"-cert.pfx-password.txt", []byte(c.PFXPassword+"\n"), 0o600); err != nil {
+			return err
+		}
+	}
+	if err := write("store-passphrase.txt", []byte(randomString(24)+"\n"), 0o600); err != nil {
+		return err
+	}
+	cfg, err := e.Config()
+	if err != nil {
+		return err
+	}
+	out, err := toml.Marshal(cfg)
+	if err != nil {
+		return fmt.Errorf("emulator: write %s: %w", ConfigName, err)
+	}
+	header := "# Written by `mailoauth emulator` for the emulator at " + e.Authority() + ".\n" +
+		"# Paths are relative to this file. Regenerated at every start of the emulator.\n\n"
+	return write(ConfigName, append([]byte(header), out...), 0o600)
+}
+
+// Config is the configuration WriteData writes, with paths relative to the data directory.
+func (e *Emulator) Config() (*config.File, error) {
+	f := &config.File{
+		Store:    config.Store{Backend: "file", Path: "tokens", PassphraseFile: "store-passphrase.txt"},
+		Accounts: map[string]*config.Account{},
+	}
+	for _, spec := range e.World.Accounts {
+		app := e.World.App(spec.App)
+		if app == nil {
+			return nil, fmt.Errorf("emulator: account %s names app %q, which does not exist", spec.Name, spec.App)
+		}
+		t := e.World.Tenant(app.Tenant)
+		a := &config.Account{
+			Email: spec.Email, Tenant: t.Domains[0], ClientID: app.ClientID, Flow: spec.Flow,
+			Protocols: spec.Protocols, Mailbox: spec.Mailbox,
+			Authority: e.Authority(), CAFile: "ca.pem",
+			IMAP: e.MailAddrs["imap"], POP: e.MailAddrs["pop"], SMTP: e.MailAddrs["smtp"], Graph: e.MailAddrs["graph"],
+		}
+		if len(a.Protocols) == 0 {
+			a.Protocols = []string{"imap", "pop", "smtp", "graph"}
+		}
+		if len(t.Domains) == 0 {
+			a.Tenant = t.ID
+		}
+		if !app.Public && slices.Contains([]string{"client_credentials", "auth_code_web", "refresh_token"}, spec.Flow) {
+			c := e.Credentials[app.Name]
+			if c == nil {
+				return nil, fmt.Errorf("emulator: account %s needs a credential of app %s, and the emulator generated none (the scenario gave it its own)", spec.Name, app.Name)
+			}
+			switch spec.Credential {
+			case "pfx":
+				a.Certificate, a.CertificatePasswordFile = app.Name+"-cert.pfx", app.Name+"-cert.pfx-password.txt"
+			case "pem":
+				a.Certificate = app.Name + "-cert.pem"
+			default:
+				a.ClientSecretFile = app.Name + "-secret.txt"
+			}
+		}
+		if spec.Flow == "auth_code_web" && len(app.RedirectURIs) > 0 {
+			a.RedirectURI = app.RedirectURIs[0]
+		}
+		f.Accounts[spec.Name] = a
+	}
+	return f, nil
+}

@@ -1,0 +1,250 @@
+// Package emulator is a local Microsoft 365: the identity platform (package identity) today, and
+// Exchange's IMAP, POP3 and SMTP and Graph mail as later parts land, all answering from one World
+// (package world). It serves the tests, `mailoauth demo`, and users who develop an integration offline.
+//
+// Start runs it in-process; `mailoauth emulator` runs the same engine as a command. It listens on
+// loopback unless told otherwise, over TLS from a CA it generates, and it must never be mistaken for a
+// real service: every certificate and token it makes is valid only against its own CA and keys.
+package emulator
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"software.sslmate.com/src/go-pkcs12"
+
+	"github.com/mailoauth/mailoauth/emulator/identity"
+	"github.com/mailoauth/mailoauth/emulator/world"
+)
+
+// Options configure an emulator.
+type Options struct {
+	// Listen is the host (IP or name) to listen on; default 127.0.0.1.
+	Listen string
+	// World is the organisation to emulate; nil means world.Default().
+	World *world.World
+	// AutoApprove signs this user in and consents at once for interactive and device-code logins.
+	AutoApprove string
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Log receives the emulator's logs (no secrets); nil discards them.
+	Log *slog.Logger
+}
+
+// AppCredentials are the credentials the emulator generated for a confidential app.
+type AppCredentials struct {
+	Secret      string
+	CertPEM     []byte // certificate and PKCS#8 private key
+	PFX         []byte // the same, as a password-protected PKCS#12 file
+	PFXPassword string
+	Cert        *x509.Certificate
+}
+
+// Emulator is a running emulator.
+type Emulator struct {
+	World    *world.World
+	Identity *identity.Server
+	// Credentials holds, by app name, what was generated for each confidential app the World gave no
+	// secret and no certificate, or the first secret the World gave it.
+	Credentials map[string]*AppCredentials
+	// MailAddrs are the host:port addresses reserved for the mail protocols ("imap", "pop", "smtp") and
+	// the Graph base URL ("graph"); the written config points at them.
+	MailAddrs map[string]string
+
+	ca       *ca
+	host     string
+	identity string // https://host:port
+	srv      *http.Server
+	ln       net.Listener
+	done     chan struct{}
+	once     sync.Once
+}
+
+// Start generates keys and certificates, builds the World, and serves the identity platform until ctx
+// ends or Close is called.
+func Start(ctx context.Context, opts Options) (*Emulator, error) {
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	log := opts.Log
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	host := opts.Listen
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	w := opts.World
+	if w == nil {
+		w = world.Default()
+	}
+	if err := w.Resolve(world.NewID); err != nil {
+		return nil, fmt.Errorf("emulator: %w", err)
+	}
+	e := &Emulator{World: w, Credentials: map[string]*AppCredentials{}, host: host, done: make(chan struct{})}
+	var err error
+	if e.ca, err = newCA(now()); err != nil {
+		return nil, err
+	}
+	if err := e.generateCredentials(now()); err != nil {
+		return nil, err
+	}
+	signKey, signCert, err := selfSigned("mailoauth emulator token signing", now(), 5*365*24*time.Hour)
+	if err != nil {
+		return nil, err
+	}
+	tlsCert, err := e.ca.serverCert(now(), host)
+	if err != nil {
+		return nil, err
+	}
+	client := &http.Client{Timeout: 10 * time.Second}
+	if e.Identity, err = identity.New(identity.Config{
+		World: w, Key: signKey, Cert: signCert, AutoApprove: opts.AutoApprove, Now: opts.Now, Log: log, Client: client,
+	}); err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return nil, fmt.Errorf("emulator: listen on %s: %w", host, err)
+	}
+	e.ln = ln
+	e.identity = "https://" + net.JoinHostPort(host, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
+	if e.MailAddrs, err = reservePorts(host); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	e.srv = &http.Server{
+		Handler:           e.Identity.Handler(),
+		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{tlsCert}, MinVersion: tls.VersionTLS12},
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	go func() {
+		defer close(e.done)
+		if err := e.srv.ServeTLS(ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("emulator: identity server stopped", "err", err)
+		}
+	}()
+	go func() {
+		select {
+		case <-ctx.Done():
+			e.Close()
+		case <-e.done:
+		}
+	}()
+	log.Info("emulator: identity platform listening", "url", e.identity)
+	return e, nil
+}
+
+// generateCredentials gives every confidential app without credentials a client secret and a
+// certificate (PEM and PFX), as an admin would create them in the portal.
+func (e *Emulator) generateCredentials(now time.Time) error {
+	for _, app := range e.World.Apps {
+		if app.Public {
+			continue
+		}
+		if len(app.Secrets) > 0 || len(app.Certificates) > 0 {
+			// The world brought its own credentials (an expired secret, say): write the first secret
+			// out so accounts can use it, and generate nothing.
+			if len(app.Secrets) > 0 {
+				e.Credentials[app.Name] = &AppCredentials{Secret: app.Secrets[0].Value}
+			}
+			continue
+		}
+		key, cert, err := selfSigned(app.DisplayName, now, 365*24*time.Hour)
+		if err != nil {
+			return err
+		}
+		pass := randomString(18)
+		pfx, err := pkcs12.Modern.Encode(key, cert, nil, pass)
+		if err != nil {
+			return fmt.Errorf("emulator: PFX for %s: %w", app.Name, err)
+		}
+		c := &AppCredentials{Secret: clientSecret(), CertPEM: certKeyPEM(cert, key), PFX: pfx, PFXPassword: pass, Cert: cert}
+		app.Secrets = append(app.Secrets, world.Secret{Value: c.Secret, Expires: now.Add(2 * 365 * 24 * time.Hour)})
+		app.Certificates = append(app.Certificates, cert)
+		e.Credentials[app.Name] = c
+	}
+	return nil
+}
+
+// reservePorts picks free ports for the mail servers that later parts of the emulator serve.
+func reservePorts(host string) (map[string]string, error) {
+	addrs := map[string]string{}
+	for _, p := range []string{"imap", "pop", "smtp", "graph"} {
+		l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+		if err != nil {
+			return nil, fmt.Errorf("emulator: reserve a port on %s: %w", host, err)
+		}
+		addrs[p] = l.Addr().String()
+		l.Close()
+	}
+	addrs["graph"] = "https://" + addrs["graph"] + "/v1.0"
+	return addrs, nil
+}
+
+// Authority is the identity platform's base URL, without a tenant (config key authority).
+func (e *Emulator) Authority() string { return e.identity }
+
+// TenantAuthority is the authority URL for a tenant, as MSAL takes it.
+func (e *Emulator) TenantAuthority(tenant string) string { return e.identity + "/" + tenant }
+
+// CAPEM is the PEM of the CA that signs the emulator's TLS certificates.
+func (e *Emulator) CAPEM() []byte { return e.ca.pem }
+
+// CAPool is a pool holding only the emulator's CA.
+func (e *Emulator) CAPool() *x509.CertPool {
+	p := x509.NewCertPool()
+	p.AddCert(e.ca.cert)
+	return p
+}
+
+// HTTPClient is a client that trusts the emulator's CA and nothing else.
+func (e *Emulator) HTTPClient() *http.Client {
+	return &http.Client{
+		Timeout:   30 * time.Second,
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: e.CAPool(), MinVersion: tls.VersionTLS12}},
+	}
+}
+
+// Close stops the emulator and waits for its server to finish.
+func (e *Emulator) Close() error {
+	var err error
+	e.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		err = e.srv.Shutdown(ctx)
+		<-e.done
+	})
+	return err
+}
+
+// Done is closed when the emulator has stopped.
+func (e *Emulator) Done() <-chan struct{} { return e.done }
+
+func randomString(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// clientSecret looks like an Entra client secret value: three characters, "8Q~", then 34 more.
+func clientSecret() string {
+	s := randomString(30)
+	return s[:3] + "8Q~" + s[3:37]
+}

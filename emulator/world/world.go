@@ -1,0 +1,329 @@
+// Package world is the emulator's model of a Microsoft 365 organisation: tenants, users, mailboxes,
+// app registrations with their credentials and permissions, Exchange's view of service principals and
+// mailbox permissions, token lifetimes and injected faults. The identity platform and (later) the mail
+// servers and Graph all answer from one World, so a setting changes every protocol's behaviour at once.
+//
+// It holds data and lookups only: it must never serve requests, mint tokens or touch the network.
+package world
+
+import (
+	"crypto/rand"
+	"crypto/x509"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Well-known resources. The app ids are Microsoft's first-party application ids, which tokens carry in
+// some claims; the URIs are the ones scopes are written with.
+const (
+	// ExchangeResource is Office 365 Exchange Online as delegated scopes name it
+	// (https://outlook.office.com/IMAP.AccessAsUser.All). outlook.office365.com is an alias that app-only
+	// requests use (https://outlook.office365.com/.default), per Microsoft's "Authenticate an IMAP, POP
+	// or SMTP connection using OAuth".
+	ExchangeResource      = "https://outlook.office.com"
+	ExchangeResourceAlias = "https://outlook.office365.com"
+	ExchangeAppID         = "00000002-0000-0ff1-ce00-000000000000"
+	GraphResource         = "https://graph.microsoft.com"
+	GraphAppID            = "00000003-0000-0000-c000-000000000000"
+)
+
+// World is one emulated organisation (or several tenants of them).
+type World struct {
+	Tenants []*Tenant
+	Apps    []*App
+	Tokens  Lifetimes
+	Faults  []Fault
+	// Accounts are written into the emulator's mailoauth.toml, pointing at this world's apps and users.
+	Accounts []AccountSpec
+}
+
+// AccountSpec describes one account of the written config.
+type AccountSpec struct {
+	Name    string // account name in mailoauth.toml
+	App     string // app name
+	Flow    string // interactive, device, client_credentials, password, refresh_token, auth_code_web
+	Email   string // the signed-in user (delegated flows)
+	Mailbox string // the mailbox opened (client_credentials; or a shared mailbox for delegated flows)
+	// Credential for confidential apps: "secret" (client_secret_file), "pfx" (certificate +
+	// certificate_password_file) or "pem" (certificate with the key in the same file).
+	Credential string
+	Protocols  []string // default imap, pop, smtp, graph
+}
+
+// Tenant is an Entra ID directory with its Exchange Online organisation.
+type Tenant struct {
+	Name        string   // short name, e.g. "contoso"; <Name>.onmicrosoft.com is always one of its domains
+	ID          string   // GUID
+	DisplayName string   // shown on sign-in pages and in error texts
+	Domains     []string // verified domains, e.g. contoso.test
+	// SMTPAuthDisabled mirrors Set-TransportConfig -SmtpClientAuthenticationDisabled $true.
+	SMTPAuthDisabled bool
+	Users            []*User
+	SharedMailboxes  []*SharedMailbox
+	// ServicePrincipals are apps registered in Exchange with New-ServicePrincipal, and their mailbox
+	// permissions. An app that holds application permissions but is missing here gets tokens from Entra
+	// and is refused by Exchange, as in Exchange Online.
+	ServicePrincipals []*ServicePrincipal
+	// ObjectIDs of apps' service principals (enterprise applications) in this tenant, by client id.
+	// Filled by Resolve for every app that can be used in the tenant.
+	EnterpriseApps map[string]string
+}
+
+// User is a member of a tenant with a mailbox.
+type User struct {
+	UPN         string
+	Password    string
+	DisplayName string
+	ObjectID    string
+	MFARequired bool // ROPC is then refused with AADSTS50076
+	// RevokedBefore invalidates refresh tokens issued before it (Revoke-MgUserSignInSession, password
+	// reset): they get AADSTS50173.
+	RevokedBefore time.Time
+	Mailbox       MailboxSettings
+	Tenant        *Tenant `toml:"-"`
+}
+
+// MailboxSettings mirrors Set-CASMailbox for one mailbox.
+type MailboxSettings struct {
+	IMAPDisabled bool
+	POPDisabled  bool
+	// SMTPAuth is "" (follow the tenant), "enabled" or "disabled" (SmtpClientAuthenticationDisabled on
+	// the mailbox overrides the tenant's setting).
+	SMTPAuth string
+}
+
+// SharedMailbox is a mailbox without its own sign-in, opened by users with FullAccess.
+type SharedMailbox struct {
+	Address     string
+	DisplayName string
+	ObjectID    string
+	FullAccess  []string // UPNs granted Add-MailboxPermission -AccessRights FullAccess
+	Mailbox     MailboxSettings
+}
+
+// ServicePrincipal is an app's registration in Exchange Online (New-ServicePrincipal) and the mailboxes
+// it was granted (Add-MailboxPermission -User <sp> -AccessRights FullAccess).
+type ServicePrincipal struct {
+	App        string   // the app's name in this world
+	FullAccess []string // mailbox addresses
+}
+
+// App is an app registration.
+type App struct {
+	Name        string
+	ClientID    string
+	DisplayName string
+	Tenant      string // home tenant's name
+	MultiTenant bool   // signInAudience AzureADMultipleOrgs; single-tenant apps are refused on /common
+	// Public is a public client (desktop/mobile platform); confidential apps hold secrets or certificates.
+	Public bool
+	// AllowPublicClientFlows lets a confidential registration use device code and ROPC without a secret
+	// ("Allow public client flows" in the portal). Always true for public apps.
+	AllowPublicClientFlows bool
+	RedirectURIs           []string
+	Secrets                []Secret
+	Certificates           []*x509.Certificate
+	// Delegated and Application permissions, each "resource/Name" with the resource's URI, e.g.
+	// "https://outlook.office.com/IMAP.AccessAsUser.All", "https://graph.microsoft.com/Mail.Send".
+	Delegated   []string
+	Application []string
+	// Consented: an admin granted the delegated permissions for all users. Without it each user consents
+	// on the sign-in page; flows without a page fail with AADSTS65001.
+	Consented bool
+	// AdminConsented: application permissions granted. Without it client-credentials tokens carry no roles.
+	AdminConsented bool
+}
+
+// Secret is a client secret and its expiry (zero: never).
+type Secret struct {
+	Value   string
+	Expires time.Time
+}
+
+// Lifetimes of what the identity platform issues.
+type Lifetimes struct {
+	AccessToken time.Duration
+	// RefreshTokenInactivity is how long a refresh token stays valid unused (Entra: 90 days).
+	RefreshTokenInactivity time.Duration
+	AuthorizationCode      time.Duration
+	DeviceCode             time.Duration
+	// DevicePollInterval is the interval the devicecode endpoint announces; polls faster than
+	// SlowDownBelow get slow_down (0: never).
+	DevicePollInterval time.Duration
+	SlowDownBelow      time.Duration
+	// RevokeRotatedRefreshTokens makes a refresh token unusable once it has been redeemed. Entra keeps
+	// redeemed refresh tokens valid; this strict mode lets tests prove a client keeps the newest one.
+	RevokeRotatedRefreshTokens bool
+}
+
+// DefaultLifetimes are Entra's defaults (access tokens live 60-90 minutes; 1 hour here).
+func DefaultLifetimes() Lifetimes {
+	return Lifetimes{
+		AccessToken:            time.Hour,
+		RefreshTokenInactivity: 90 * 24 * time.Hour,
+		AuthorizationCode:      10 * time.Minute,
+		DeviceCode:             15 * time.Minute,
+		DevicePollInterval:     5 * time.Second,
+	}
+}
+
+// Fault is an injected failure of one endpoint.
+type Fault struct {
+	// Endpoint names what fails: "token", "devicecode", "authorize", "discovery", "keys" or "*".
+	Endpoint string
+	Latency  time.Duration // added before answering (or failing)
+	Status   int           // answer with this HTTP status and an Entra-style error body (0: none)
+	Drop     bool          // close the connection without an answer
+	After    int           // let this many matching requests through first
+	Times    int           // then fail this many (0: every one after After)
+}
+
+// Tenant finds a tenant by name, GUID or any of its domains (case-insensitive).
+func (w *World) Tenant(ref string) *Tenant {
+	ref = strings.ToLower(ref)
+	for _, t := range w.Tenants {
+		if strings.ToLower(t.Name) == ref || strings.ToLower(t.ID) == ref || strings.ToLower(t.Name)+".onmicrosoft.com" == ref {
+			return t
+		}
+		for _, d := range t.Domains {
+			if strings.ToLower(d) == ref {
+				return t
+			}
+		}
+	}
+	return nil
+}
+
+// TenantForUPN finds the tenant that owns the domain of an address.
+func (w *World) TenantForUPN(upn string) *Tenant {
+	at := strings.LastIndexByte(upn, '@')
+	if at < 0 {
+		return nil
+	}
+	return w.Tenant(upn[at+1:])
+}
+
+// App finds an app by client id (case-insensitive) or name.
+func (w *World) App(ref string) *App {
+	for _, a := range w.Apps {
+		if strings.EqualFold(a.ClientID, ref) || a.Name == ref {
+			return a
+		}
+	}
+	return nil
+}
+
+// AppIn returns the app with this client id if it can be used in tenant t: it is registered there or is
+// multi-tenant. Anything else is AADSTS700016 in Entra.
+func (w *World) AppIn(t *Tenant, clientID string) *App {
+	a := w.App(clientID)
+	if a == nil || !strings.EqualFold(a.ClientID, clientID) {
+		return nil
+	}
+	if a.Tenant == t.Name || a.MultiTenant {
+		return a
+	}
+	return nil
+}
+
+// User finds a user of the tenant by UPN (case-insensitive).
+func (t *Tenant) User(upn string) *User {
+	for _, u := range t.Users {
+		if strings.EqualFold(u.UPN, upn) {
+			return u
+		}
+	}
+	return nil
+}
+
+// ServicePrincipal returns the Exchange registration of an app in this tenant, if any.
+func (t *Tenant) ServicePrincipal(app *App) *ServicePrincipal {
+	for _, sp := range t.ServicePrincipals {
+		if sp.App == app.Name || strings.EqualFold(sp.App, app.ClientID) {
+			return sp
+		}
+	}
+	return nil
+}
+
+// SharedMailbox finds a shared mailbox by address.
+func (t *Tenant) SharedMailbox(addr string) *SharedMailbox {
+	for _, m := range t.SharedMailboxes {
+		if strings.EqualFold(m.Address, addr) {
+			return m
+		}
+	}
+	return nil
+}
+
+// HasPublicFlows says whether the app may use device code and ROPC without a client credential.
+func (a *App) HasPublicFlows() bool { return a.Public || a.AllowPublicClientFlows }
+
+// Resolve links users to tenants, assigns enterprise-application object ids, and checks the world for
+// contradictions. Object ids come from newID so a caller can make them deterministic.
+func (w *World) Resolve(newID func() string) error {
+	names := map[string]bool{}
+	for _, t := range w.Tenants {
+		if t.Name == "" || names[t.Name] {
+			return fmt.Errorf("tenant name %q is empty or used twice", t.Name)
+		}
+		names[t.Name] = true
+		if t.ID == "" {
+			t.ID = newID()
+		}
+		if t.DisplayName == "" {
+			t.DisplayName = t.Name
+		}
+		if t.EnterpriseApps == nil {
+			t.EnterpriseApps = map[string]string{}
+		}
+		for _, u := range t.Users {
+			u.Tenant = t
+			if u.ObjectID == "" {
+				u.ObjectID = newID()
+			}
+			if u.DisplayName == "" {
+				u.DisplayName = strings.SplitN(u.UPN, "@", 2)[0]
+			}
+		}
+		for _, m := range t.SharedMailboxes {
+			if m.ObjectID == "" {
+				m.ObjectID = newID()
+			}
+		}
+	}
+	for _, a := range w.Apps {
+		if a.ClientID == "" {
+			a.ClientID = newID()
+		}
+		if a.DisplayName == "" {
+			a.DisplayName = a.Name
+		}
+		if a.Public {
+			a.AllowPublicClientFlows = true
+		}
+		if w.Tenant(a.Tenant) == nil {
+			return fmt.Errorf("app %q names tenant %q, which does not exist", a.Name, a.Tenant)
+		}
+		a.Tenant = w.Tenant(a.Tenant).Name
+		for _, t := range w.Tenants {
+			if (t.Name == a.Tenant || a.MultiTenant) && t.EnterpriseApps[a.ClientID] == "" {
+				t.EnterpriseApps[a.ClientID] = newID()
+			}
+		}
+	}
+	if w.Tokens == (Lifetimes{}) {
+		w.Tokens = DefaultLifetimes()
+	}
+	return nil
+}
+
+// NewID returns a random (version 4) GUID, the form of every Entra object id.
+func NewID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
