@@ -1,10 +1,12 @@
 // Package config is mailoauth's configuration model (SPEC §4): the TOML file's types, their
 // defaults, their validation, and loading a file from its default or given path.
 //
-// Loading is strict. Unknown keys, wrong types and every rule below are checked in one pass, and
-// every problem is reported at once as a tomlconf.Errors, each naming the table, the key, the line
-// and the fix. Errors from this package implement ConfigError() bool, which the CLI maps to exit
-// status 2.
+// Loading is strict and reports every problem at once, as a tomlconf.Errors whose entries each name
+// the table, the key, the line and the fix. Problems of form (syntax, unknown keys, wrong types,
+// keys written twice) come first, all together; once there are none, the rules of docs/config.md
+// are checked, all of them: checking them on a file that does not yet say what the user meant
+// would only add noise (a misspelt `flwo` would also be reported as a missing `flow`). Errors from
+// this package implement ConfigError() bool, which the CLI maps to exit status 2.
 //
 // Paths: in path-valued keys (store.path, passphrase_file, key_file, client_secret_file,
 // certificate, certificate_password_file, refresh_token_file, password_file, ca_file, tls_cert,

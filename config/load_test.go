@@ -444,7 +444,6 @@ func TestDocsExamples(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Setenv("EXAMPLE_HOME", "")
 	blocks := 0
 	rest := string(data)
 	for {
@@ -467,6 +466,19 @@ func TestDocsExamples(t *testing.T) {
 			t.Errorf("block %d should be refused:\n%s", blocks, block)
 		case !invalid && err != nil:
 			t.Errorf("block %d:\n%s\n%v", blocks, block, err)
+		case invalid:
+			// The page shows the messages in the next plain ``` block.
+			after := rest[3:]
+			k := strings.Index(after, "```\n")
+			if k < 0 || !strings.Contains(after[:k], "is refused with") {
+				t.Errorf("block %d: no messages shown after it", blocks)
+				break
+			}
+			shown := after[k+4:]
+			shown = shown[:strings.Index(shown, "```")]
+			if strings.TrimSpace(shown) != err.Error() {
+				t.Errorf("block %d: the page shows\n%s\nbut the messages are\n%v", blocks, shown, err)
+			}
 		}
 	}
 	if blocks < 6 {

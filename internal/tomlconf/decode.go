@@ -26,6 +26,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/pelletier/go-toml/v2"
@@ -319,11 +320,11 @@ func (w *walker) reportPath(path []string, t reflect.Type, failAt int, why step,
 		if isTable {
 			e := &Error{File: w.pos.file, Line: line, Msg: "unknown table " + tableHeader(w.pos.TableName(path[:failAt+1]...))}
 			e.Key = part
-			e.Fix = suggest(t, part, func(s string) string { return tableHeader(w.pos.TableName(append(slices.Clone(path[:failAt]), s)...)) })
+			e.Fix = suggest(t, part, true, func(s string) string { return tableHeader(w.pos.TableName(append(slices.Clone(path[:failAt]), s)...)) })
 			w.add(e)
 			return
 		}
-		fix := suggest(t, part, func(s string) string { return "`" + s + "`" })
+		fix := suggest(t, part, false, func(s string) string { return "`" + s + "`" })
 		w.add(w.pos.keyErrorAt(path[:failAt+1], line, "unknown key `"+part+"`", fix))
 	case stepScalar:
 		// path[failAt-1] names a value that is not a table, yet the document puts keys in it.
@@ -332,8 +333,7 @@ func (w *walker) reportPath(path []string, t reflect.Type, failAt int, why step,
 		}
 		holder := path[:failAt]
 		w.bad[pathKey(holder)] = true
-		ht := deref(t)
-		if (ht.Kind() == reflect.Slice || ht.Kind() == reflect.Array) && isTableType(ht.Elem()) {
+		if isTableList(t) {
 			w.add(w.pos.keyErrorAt(holder, line, "`"+holder[len(holder)-1]+"` is a list of tables",
 				"write each element as [["+FormatKey(w.plain(holder)...)+"]]"))
 			return
@@ -370,7 +370,7 @@ func (w *walker) checkHeader(path []string, line int, array bool) {
 	t = deref(t)
 	name := FormatKey(w.plain(path)...)
 	last := path[len(path)-1]
-	isList := (t.Kind() == reflect.Slice || t.Kind() == reflect.Array) && isTableType(t.Elem())
+	isList := isTableList(t)
 	switch {
 	case array && isList, !array && isTableType(t):
 		return
@@ -559,6 +559,12 @@ func isScalar(t reflect.Type) bool {
 	return true
 }
 
+// isTableList reports whether an array of tables can be decoded into t.
+func isTableList(t reflect.Type) bool {
+	t = deref(t)
+	return (t.Kind() == reflect.Slice || t.Kind() == reflect.Array) && isTableType(t.Elem())
+}
+
 // isTableType reports whether a TOML table can be decoded into t.
 func isTableType(t reflect.Type) bool {
 	t = deref(t)
@@ -590,9 +596,18 @@ type field struct {
 	tagged bool
 }
 
-// fieldsOf lists the keys a struct accepts, in declaration order.
+// fieldCache maps a struct type to its fields: types are few and documents have many keys.
+var fieldCache sync.Map // reflect.Type -> []field
+
+// fieldsOf lists the keys a struct accepts, in declaration order. The result is shared: callers
+// must not modify it.
 func fieldsOf(t reflect.Type) []field {
-	return appendFields(nil, t, map[reflect.Type]bool{})
+	if f, ok := fieldCache.Load(t); ok {
+		return f.([]field)
+	}
+	f := appendFields(nil, t, map[reflect.Type]bool{})
+	fieldCache.Store(t, f)
+	return f
 }
 
 func appendFields(out []field, t reflect.Type, visiting map[reflect.Type]bool) []field {
@@ -629,17 +644,20 @@ func appendFields(out []field, t reflect.Type, visiting map[reflect.Type]bool) [
 	return out
 }
 
-// suggest proposes the field of t closest to an unknown key, or lists the keys allowed there.
-// show renders a candidate as the user would write it.
-func suggest(t reflect.Type, key string, show func(string) string) string {
+// suggest proposes the field of t closest to an unknown key, or lists the keys allowed there;
+// with tables, only the fields that hold tables. show renders a candidate as the user would write
+// it.
+func suggest(t reflect.Type, key string, tables bool, show func(string) string) string {
 	t = deref(t)
 	if t.Kind() != reflect.Struct {
 		return "remove it"
 	}
-	fields := fieldsOf(t)
 	best, bestDist := "", 3
 	var names []string
-	for _, f := range fields {
+	for _, f := range fieldsOf(t) {
+		if tables && !isTableType(f.Type) && !isTableList(f.Type) {
+			continue
+		}
 		names = append(names, show(f.name))
 		if strings.EqualFold(f.name, key) {
 			return "did you mean " + show(f.name) + "? Keys are case-sensitive"
