@@ -98,6 +98,7 @@ func New(cfg Config) (*Server, error) {
 	m.HandleFunc("GET /{tenant}/discovery/v2.0/keys", s.fault("keys", s.keys))
 	m.HandleFunc("GET /{tenant}/discovery/keys", s.fault("keys", s.keys))
 	m.HandleFunc("GET /common/discovery/instance", s.fault("discovery", s.instanceDiscovery))
+	m.HandleFunc("GET /common/UserRealm/{user}", s.fault("discovery", s.userRealm))
 	m.HandleFunc("/{tenant}/oauth2/v2.0/authorize", s.fault("authorize", s.authorize))
 	m.HandleFunc("POST /{tenant}/oauth2/v2.0/login", s.fault("authorize", s.loginSubmit))
 	m.HandleFunc("POST /{tenant}/oauth2/v2.0/token", s.fault("token", s.token))
@@ -187,6 +188,18 @@ func (s *Server) instanceDiscovery(w http.ResponseWriter, r *http.Request) {
 			"preferred_network": host, "preferred_cache": host, "aliases": []string{host},
 		}},
 	})
+}
+
+// userRealm answers MSAL's home-realm discovery, which it makes before a password (ROPC) sign-in:
+// every emulated tenant is "Managed" (no federation); a domain no tenant owns is "Unknown".
+func (s *Server) userRealm(w http.ResponseWriter, r *http.Request) {
+	upn := r.PathValue("user")
+	body := map[string]any{"ver": "1.0", "account_type": "Unknown", "cloud_instance_name": r.Host, "cloud_audience_urn": "urn:federation:MicrosoftOnline"}
+	if t := s.w.TenantForUPN(upn); t != nil {
+		body["account_type"] = "Managed"
+		body["domain_name"] = upn[strings.LastIndexByte(upn, '@')+1:]
+	}
+	writeJSON(w, http.StatusOK, body)
 }
 
 // fault wraps a handler with the World's injected faults for one endpoint.

@@ -1,0 +1,299 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/AzureAD/microsoft-authentication-library-for-go/apps/confidential"
+	"github.com/AzureAD/microsoft-authentication-library-for-go/apps/public"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/mailoauth/mailoauth/config"
+)
+
+// Account is one configured account with its MSAL client.
+type Account struct {
+	cfg   *config.Account
+	cloud Cloud
+	opts  Options
+	cache *storeCache
+
+	pub  *public.Client       // public flows
+	conf *confidential.Client // confidential flows
+
+	flight singleflight.Group
+	mu     sync.Mutex
+	hot    map[Resource]*Token // the in-memory hot path
+}
+
+func newAccount(acc *config.Account, opts Options) (*Account, error) {
+	cl, err := LookupCloud(acc.Cloud)
+	if err != nil {
+		return nil, cfgErr(acc, "%v", err)
+	}
+	base := cl.Authority
+	if acc.Authority != "" {
+		base = strings.TrimRight(acc.Authority, "/")
+	}
+	tenant := acc.Tenant
+	if tenant == "" {
+		tenant = config.TenantOrganizations
+	}
+	authority := base + "/" + tenant
+	hc, err := httpClient(acc, opts.Transport)
+	if err != nil {
+		return nil, err
+	}
+	a := &Account{cfg: acc, cloud: cl, opts: opts, hot: map[Resource]*Token{}}
+	a.cache = &storeCache{st: opts.Store, key: storeKey(acc.Name), authority: strings.ToLower(authority), clientID: acc.ClientID}
+	// Instance discovery asks login.microsoftonline.com about the authority; for an authority of our
+	// own (the emulator) there is nobody to ask.
+	discovery := acc.Authority == ""
+	if usesConfidential(acc) {
+		cred, err := credential(acc)
+		if err != nil {
+			return nil, err
+		}
+		c, err := confidential.New(authority, acc.ClientID, cred, confidential.WithHTTPClient(hc),
+			confidential.WithInstanceDiscovery(discovery), confidential.WithCache(a.cache))
+		if err != nil {
+			return nil, cfgErr(acc, "%v", err)
+		}
+		a.conf = &c
+	} else {
+		c, err := public.New(acc.ClientID, public.WithAuthority(authority), public.WithHTTPClient(hc),
+			public.WithInstanceDiscovery(discovery), public.WithCache(a.cache))
+		if err != nil {
+			return nil, cfgErr(acc, "%v", err)
+		}
+		a.pub = &c
+	}
+	return a, nil
+}
+
+// usesConfidential: client_credentials and auth_code_web always; refresh_token when it has a secret.
+func usesConfidential(acc *config.Account) bool {
+	switch acc.Flow {
+	case config.FlowClientCredentials, config.FlowAuthCodeWeb:
+		return true
+	case config.FlowRefreshToken:
+		return acc.ClientSecret != "" || acc.ClientSecretEnv != "" || acc.ClientSecretFile != "" || acc.Certificate != ""
+	}
+	return false
+}
+
+// Name is the account's name in the configuration.
+func (a *Account) Name() string { return a.cfg.Name }
+
+// Config is the account's configuration.
+func (a *Account) Config() *config.Account { return a.cfg }
+
+// Cloud is the account's cloud.
+func (a *Account) Cloud() Cloud { return a.cloud }
+
+// AppOnly reports whether the account's tokens are app-only (client credentials).
+func (a *Account) AppOnly() bool { return a.cfg.Flow == config.FlowClientCredentials }
+
+// Scopes are what the account asks for a resource: derived from its protocols (SPEC §3) unless the
+// config's scopes override the Exchange ones.
+func (a *Account) Scopes(r Resource) []string {
+	if a.AppOnly() {
+		if r == Graph {
+			return []string{a.cloud.Graph + "/.default"}
+		}
+		if len(a.cfg.Scopes) > 0 {
+			return a.cfg.Scopes
+		}
+		return []string{a.cloud.ExchangeApp + "/.default"}
+	}
+	if r == Graph {
+		return []string{a.cloud.Graph + "/Mail.ReadWrite", a.cloud.Graph + "/Mail.Send"}
+	}
+	if len(a.cfg.Scopes) > 0 {
+		return a.cfg.Scopes
+	}
+	var s []string
+	for _, p := range a.cfg.Protocols {
+		switch p {
+		case config.ProtocolIMAP:
+			s = append(s, a.cloud.ExchangeDelegated+"/IMAP.AccessAsUser.All")
+		case config.ProtocolPOP:
+			s = append(s, a.cloud.ExchangeDelegated+"/POP.AccessAsUser.All")
+		case config.ProtocolSMTP:
+			s = append(s, a.cloud.ExchangeDelegated+"/SMTP.Send")
+		}
+	}
+	if len(s) == 0 { // a Graph-only account still signs in for something
+		return a.Scopes(Graph)
+	}
+	return s
+}
+
+// loginResource is what Login signs in for: Exchange unless the account only uses Graph.
+func (a *Account) loginResource() Resource {
+	for _, p := range a.cfg.Protocols {
+		if p != config.ProtocolGraph {
+			return Exchange
+		}
+	}
+	if len(a.cfg.Protocols) == 0 {
+		return Exchange
+	}
+	return Graph
+}
+
+// Token returns a valid access token for r, from memory, from the store, or by a silent refresh. Any
+// number of concurrent callers cause at most one request to the identity platform.
+func (a *Account) Token(ctx context.Context, r Resource) (*Token, error) {
+	if t := a.hotToken(r); t != nil {
+		return t, nil
+	}
+	ch := a.flight.DoChan(string(r), func() (any, error) {
+		if t := a.hotToken(r); t != nil { // filled while this flight was being set up
+			return t, nil
+		}
+		// Detached from the first caller's context: one caller giving up must not fail the others.
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+		defer cancel()
+		t, err := a.acquireSilent(fctx, r)
+		if err != nil {
+			return nil, err
+		}
+		a.mu.Lock()
+		a.hot[r] = t
+		a.mu.Unlock()
+		return t, nil
+	})
+	select {
+	case res := <-ch:
+		if res.Err != nil {
+			return nil, res.Err
+		}
+		return res.Val.(*Token), nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (a *Account) hotToken(r Resource) *Token {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	t := a.hot[r]
+	if t != nil && a.opts.Now().Add(Margin).Before(t.ExpiresOn) {
+		return t
+	}
+	return nil
+}
+
+func (a *Account) forget() {
+	a.mu.Lock()
+	a.hot = map[Resource]*Token{}
+	a.mu.Unlock()
+}
+
+func (a *Account) acquireSilent(ctx context.Context, r Resource) (*Token, error) {
+	scopes := a.Scopes(r)
+	switch {
+	case a.cfg.Flow == config.FlowClientCredentials:
+		// AcquireTokenByCredential answers from the cache when it can.
+		res, err := a.conf.AcquireTokenByCredential(ctx, scopes)
+		if err != nil {
+			return nil, classify(a.cfg.Name, "client credentials", err)
+		}
+		return &Token{AccessToken: res.AccessToken, ExpiresOn: res.ExpiresOn, Resource: r}, nil
+	case a.conf != nil:
+		e, err := a.cache.load(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if e == nil || e.HomeAccountID == "" {
+			return nil, a.loginRequired(nil)
+		}
+		acct, err := a.conf.Account(ctx, e.HomeAccountID)
+		if err != nil || acct.IsZero() {
+			return nil, a.loginRequired(err)
+		}
+		res, err := a.conf.AcquireTokenSilent(ctx, scopes, confidential.WithSilentAccount(acct))
+		if err != nil {
+			return nil, a.silentFailed(err)
+		}
+		return &Token{AccessToken: res.AccessToken, ExpiresOn: res.ExpiresOn, Resource: r}, nil
+	default:
+		acct, err := a.publicAccount(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if acct.IsZero() {
+			if a.cfg.Flow == config.FlowPassword {
+				// ROPC needs no person: a password account signs in whenever it has nothing cached.
+				return a.password(ctx, r)
+			}
+			return nil, a.loginRequired(nil)
+		}
+		res, err := a.pub.AcquireTokenSilent(ctx, scopes, public.WithSilentAccount(acct))
+		if err != nil {
+			return nil, a.silentFailed(err)
+		}
+		return &Token{AccessToken: res.AccessToken, ExpiresOn: res.ExpiresOn, Resource: r}, nil
+	}
+}
+
+// publicAccount picks the cached account: the one whose username is the configured email or
+// login_hint, else the only one.
+func (a *Account) publicAccount(ctx context.Context) (public.Account, error) {
+	accts, err := a.pub.Accounts(ctx)
+	if err != nil {
+		return public.Account{}, classify(a.cfg.Name, "read the token cache", err)
+	}
+	want := a.cfg.Email
+	if a.cfg.LoginHint != "" {
+		want = a.cfg.LoginHint
+	}
+	for _, ac := range accts {
+		if want != "" && strings.EqualFold(ac.PreferredUsername, want) {
+			return ac, nil
+		}
+	}
+	if len(accts) == 1 {
+		return accts[0], nil
+	}
+	return public.Account{}, nil
+}
+
+// loginRequired says what to do, wrapping ErrLoginRequired (and the refusal that caused it, if any).
+func (a *Account) loginRequired(cause error) error {
+	if cause != nil {
+		return fmt.Errorf("%w for account %s: %w; run: mailoauth login %s", ErrLoginRequired, a.cfg.Name, cause, a.cfg.Name)
+	}
+	return fmt.Errorf("%w for account %s: no token is held; run: mailoauth login %s", ErrLoginRequired, a.cfg.Name, a.cfg.Name)
+}
+
+// silentFailed separates "the grant is dead, sign in again" from transient trouble, where the refresh
+// token is kept and the caller may retry.
+func (a *Account) silentFailed(err error) error {
+	err = classify(a.cfg.Name, "refresh", err)
+	var e *Error
+	if errors.As(err, &e) && e.InvalidGrant() {
+		return a.loginRequired(err)
+	}
+	return err
+}
+
+// Held reports what the store holds for the account.
+func (a *Account) Held(ctx context.Context) (Held, error) {
+	e, err := a.cache.load(ctx)
+	if err != nil {
+		return Held{}, err
+	}
+	return parseHeld(e), nil
+}
+
+// Logout forgets the account's tokens, in the store and in memory.
+func (a *Account) Logout(ctx context.Context) error {
+	a.forget()
+	return a.opts.Store.Update(ctx, a.cache.key, func([]byte) ([]byte, error) { return nil, nil })
+}

@@ -1,0 +1,139 @@
+package auth
+
+import (
+	"context"
+	"encoding/json"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/AzureAD/microsoft-authentication-library-for-go/apps/cache"
+
+	"github.com/mailoauth/mailoauth/store"
+)
+
+// entry is what the store holds for an account: MSAL's cache blob, plus what ties it to the
+// configuration that made it, so a changed client id or authority starts afresh instead of using
+// tokens of another app.
+type entry struct {
+	Authority     string          `json:"authority"`
+	ClientID      string          `json:"client_id"`
+	HomeAccountID string          `json:"home_account_id,omitempty"`
+	MSAL          json.RawMessage `json:"msal,omitempty"`
+}
+
+func storeKey(account string) string { return "account/" + account }
+
+// storeCache is MSAL's cache persistence (cache.ExportReplace) over the token store: MSAL calls
+// Replace before it looks in its cache and Export after it changed it.
+type storeCache struct {
+	st        store.Store
+	key       string
+	authority string
+	clientID  string
+}
+
+var _ cache.ExportReplace = (*storeCache)(nil)
+
+func (c *storeCache) load(ctx context.Context) (*entry, error) {
+	raw, err := c.st.Load(ctx, c.key)
+	if err != nil || raw == nil {
+		return nil, err
+	}
+	var e entry
+	if json.Unmarshal(raw, &e) != nil || !strings.EqualFold(e.Authority, c.authority) || !strings.EqualFold(e.ClientID, c.clientID) {
+		return nil, nil // another configuration's tokens: ignore them
+	}
+	return &e, nil
+}
+
+func (c *storeCache) Replace(ctx context.Context, u cache.Unmarshaler, _ cache.ReplaceHints) error {
+	e, err := c.load(ctx)
+	if err != nil {
+		return err
+	}
+	if e == nil || len(e.MSAL) == 0 {
+		return u.Unmarshal([]byte("{}")) // forget what this process held: logout elsewhere must take effect
+	}
+	return u.Unmarshal(e.MSAL)
+}
+
+func (c *storeCache) Export(ctx context.Context, m cache.Marshaler, _ cache.ExportHints) error {
+	data, err := m.Marshal()
+	if err != nil {
+		return err
+	}
+	return c.st.Update(ctx, c.key, func(old []byte) ([]byte, error) {
+		var e entry
+		if old != nil && json.Unmarshal(old, &e) == nil && strings.EqualFold(e.Authority, c.authority) && strings.EqualFold(e.ClientID, c.clientID) {
+			e.MSAL = data
+		} else {
+			e = entry{Authority: c.authority, ClientID: c.clientID, MSAL: data}
+		}
+		return json.Marshal(e)
+	})
+}
+
+// setHomeAccount records the signed-in account (confidential clients cannot list theirs).
+func (c *storeCache) setHomeAccount(ctx context.Context, id string) error {
+	return c.st.Update(ctx, c.key, func(old []byte) ([]byte, error) {
+		e := entry{Authority: c.authority, ClientID: c.clientID}
+		if old != nil {
+			_ = json.Unmarshal(old, &e)
+		}
+		e.HomeAccountID = id
+		return json.Marshal(e)
+	})
+}
+
+// Held describes what the store holds for an account, without any token.
+type Held struct {
+	RefreshToken bool        `json:"refresh_token"`
+	AccessTokens []HeldToken `json:"access_tokens"`
+	Username     string      `json:"username,omitempty"`
+}
+
+// HeldToken is one cached access token: for what, and until when.
+type HeldToken struct {
+	Resource  string    `json:"resource"`
+	Scopes    string    `json:"scopes"`
+	ExpiresOn time.Time `json:"expires_on"`
+}
+
+// parseHeld reads MSAL's cache blob (the unified cache schema shared by the MSAL libraries) for
+// presence and expiry only.
+func parseHeld(e *entry) Held {
+	var h Held
+	if e == nil || len(e.MSAL) == 0 {
+		return h
+	}
+	var blob struct {
+		AccessToken map[string]struct {
+			Target    string `json:"target"`
+			ExpiresOn string `json:"expires_on"`
+		} `json:"AccessToken"`
+		RefreshToken map[string]json.RawMessage `json:"RefreshToken"`
+		Account      map[string]struct {
+			Username string `json:"username"`
+		} `json:"Account"`
+	}
+	if json.Unmarshal(e.MSAL, &blob) != nil {
+		return h
+	}
+	h.RefreshToken = len(blob.RefreshToken) > 0
+	for _, a := range blob.Account {
+		h.Username = a.Username
+	}
+	for _, at := range blob.AccessToken {
+		sec, _ := strconv.ParseInt(at.ExpiresOn, 10, 64)
+		res := at.Target
+		if i := strings.Index(res, " "); i >= 0 {
+			res = res[:i]
+		}
+		if i := strings.LastIndex(res, "/"); i > len("https://") {
+			res = res[:i]
+		}
+		h.AccessTokens = append(h.AccessTokens, HeldToken{Resource: res, Scopes: at.Target, ExpiresOn: time.Unix(sec, 0)})
+	}
+	return h
+}

@@ -1,0 +1,124 @@
+package auth
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"regexp"
+	"strconv"
+	"strings"
+
+	msalerrors "github.com/AzureAD/microsoft-authentication-library-for-go/apps/errors"
+)
+
+// ErrLoginRequired means the account holds no token that can be used or refreshed without the user:
+// run `mailoauth login ACCOUNT`.
+var ErrLoginRequired = errors.New("login required")
+
+// Error is a refusal or failure from the identity platform, typed so that the doctor and the proxy can
+// explain it. It never holds a token, a secret or a code.
+type Error struct {
+	Account string
+	Op      string // what was being done: "refresh", "client credentials", "device code", ...
+	// From Entra's error JSON, when there was one.
+	Status        int    // HTTP status
+	Code          string // OAuth error: invalid_grant, invalid_client, ...
+	AADSTS        int    // the AADSTS number, 0 if none
+	Description   string // error_description without its Trace ID / Correlation ID / Timestamp suffix
+	CorrelationID string
+	TraceID       string
+	SubError      string
+	// Transient: a 5xx, a timeout or a network failure — worth retrying, and never a reason to drop a
+	// refresh token.
+	Transient bool
+	Err       error
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "account %s: %s", e.Account, e.Op)
+	switch {
+	case e.AADSTS != 0:
+		fmt.Fprintf(&b, " refused by the identity platform: %s", e.Description)
+	case e.Code != "":
+		fmt.Fprintf(&b, " refused by the identity platform: %s %s", e.Code, e.Description)
+	case e.Err != nil:
+		fmt.Fprintf(&b, " failed: %v", e.Err)
+	}
+	if e.CorrelationID != "" {
+		fmt.Fprintf(&b, " (correlation id %s)", e.CorrelationID)
+	}
+	return b.String()
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// InvalidGrant reports whether the refresh token or code itself was refused: the user must sign in
+// again. Transient failures never are.
+func (e *Error) InvalidGrant() bool {
+	return !e.Transient && (e.Code == "invalid_grant" || e.Code == "interaction_required")
+}
+
+var (
+	aadstsRE = regexp.MustCompile(`^AADSTS(\d+):\s*`)
+	suffixRE = regexp.MustCompile(`(?s)[\r\n ]+Trace ID:.*$`)
+	bodyRE   = regexp.MustCompile(`(?s)\{.*\}`)
+)
+
+// classify turns what MSAL (or a direct HTTP call) returned into an *Error.
+func classify(account, op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var already *Error
+	if errors.As(err, &already) {
+		return err
+	}
+	e := &Error{Account: account, Op: op, Err: err}
+	var call msalerrors.CallErr
+	if errors.As(err, &call) && call.Resp != nil {
+		e.Status = call.Resp.StatusCode
+		var body []byte
+		if call.Resp.Body != nil {
+			body, _ = io.ReadAll(call.Resp.Body)
+			call.Resp.Body = io.NopCloser(bytes.NewReader(body))
+		}
+		parseAAD(e, body)
+		e.Transient = e.Status >= 500 || e.Status == 429 || e.Code == "temporarily_unavailable"
+		return e
+	}
+	// MSAL sometimes reports the body only in the message (device-code polling errors).
+	if m := bodyRE.FindString(err.Error()); m != "" {
+		parseAAD(e, []byte(m))
+	}
+	var ne net.Error
+	if errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, io.ErrUnexpectedEOF) || strings.Contains(err.Error(), "server response error") {
+		e.Transient = e.Code == ""
+	}
+	return e
+}
+
+func parseAAD(e *Error, body []byte) {
+	var j struct {
+		Error         string `json:"error"`
+		Description   string `json:"error_description"`
+		Codes         []int  `json:"error_codes"`
+		CorrelationID string `json:"correlation_id"`
+		TraceID       string `json:"trace_id"`
+		SubError      string `json:"suberror"`
+	}
+	if json.Unmarshal(body, &j) != nil || j.Error == "" {
+		return
+	}
+	e.Code, e.CorrelationID, e.TraceID, e.SubError = j.Error, j.CorrelationID, j.TraceID, j.SubError
+	e.Description = strings.TrimSpace(suffixRE.ReplaceAllString(j.Description, ""))
+	if len(j.Codes) > 0 {
+		e.AADSTS = j.Codes[0]
+	} else if m := aadstsRE.FindStringSubmatch(e.Description); m != nil {
+		e.AADSTS, _ = strconv.Atoi(m[1])
+	}
+}

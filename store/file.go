@@ -1,0 +1,337 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/gofrs/flock"
+	"golang.org/x/crypto/argon2"
+	"golang.org/x/crypto/chacha20poly1305"
+
+	"github.com/mailoauth/mailoauth/internal/atomicfile"
+)
+
+// KeySource supplies the file backend's key material: either a passphrase (stretched with argon2id)
+// or a raw 32-byte key (a key file mounted as a container secret). Exactly one function is set.
+type KeySource struct {
+	// Passphrase returns the passphrase; it is called at most once per process and store.
+	Passphrase func() ([]byte, error)
+	// Key returns a 32-byte key, used as is.
+	Key func() ([]byte, error)
+}
+
+// Argon2id parameters for new stores: RFC 9106's second recommended option (64 MiB, 3 passes,
+// 4 lanes). They are written in each file's header, so they can be raised without breaking old files.
+const (
+	argonTime    = 3
+	argonMemory  = 64 * 1024
+	argonThreads = 4
+)
+
+const (
+	magic      = "MOSTORE1"
+	kdfArgon2  = 1
+	kdfRawKey  = 2
+	saltLen    = 16
+	checkLen   = 16
+	headerLen  = len(magic) + 1 + 4 + 4 + 1 + saltLen + checkLen + chacha20poly1305.NonceSizeX
+	lockSuffix = ".lock"
+)
+
+// File is the encrypted file backend.
+type File struct {
+	path string
+	src  KeySource
+	lock *flock.Flock
+
+	mu sync.Mutex // serialises this process's use of the lock (flock is per process, not per goroutine)
+
+	passOnce sync.Once
+	pass     []byte
+	passErr  error
+}
+
+// OpenFile returns the file backend at path. The file and its directory are created on first write.
+func OpenFile(path string, src KeySource) (*File, error) {
+	if (src.Passphrase == nil) == (src.Key == nil) {
+		return nil, errors.New("store: exactly one of KeySource.Passphrase and KeySource.Key must be set")
+	}
+	return &File{path: path, src: src, lock: flock.New(path + lockSuffix)}, nil
+}
+
+// Path is the store's file.
+func (f *File) Path() string { return f.path }
+
+type header struct {
+	kdf     byte
+	time    uint32
+	memory  uint32
+	threads uint8
+	salt    []byte
+	check   []byte
+	nonce   []byte
+}
+
+func (h *header) marshal() []byte {
+	var b bytes.Buffer
+	b.WriteString(magic)
+	b.WriteByte(h.kdf)
+	_ = binary.Write(&b, binary.BigEndian, h.time)
+	_ = binary.Write(&b, binary.BigEndian, h.memory)
+	b.WriteByte(h.threads)
+	b.Write(h.salt)
+	b.Write(h.check)
+	b.Write(h.nonce)
+	return b.Bytes()
+}
+
+func parseHeader(data []byte) (*header, error) {
+	if len(data) < headerLen || string(data[:len(magic)]) != magic {
+		return nil, fmt.Errorf("%w: it does not start with a mailoauth store header", ErrCorrupt)
+	}
+	p := data[len(magic):]
+	h := &header{kdf: p[0], time: binary.BigEndian.Uint32(p[1:5]), memory: binary.BigEndian.Uint32(p[5:9]), threads: p[9]}
+	p = p[10:]
+	h.salt, p = p[:saltLen], p[saltLen:]
+	h.check, p = p[:checkLen], p[checkLen:]
+	h.nonce = p[:chacha20poly1305.NonceSizeX]
+	if h.kdf != kdfArgon2 && h.kdf != kdfRawKey {
+		return nil, fmt.Errorf("%w: unknown key derivation %d", ErrCorrupt, h.kdf)
+	}
+	// Bounds keep a tampered header from making argon2 allocate without limit.
+	if h.kdf == kdfArgon2 && (h.time == 0 || h.time > 64 || h.memory < 8*1024 || h.memory > 4*1024*1024 || h.threads == 0) {
+		return nil, fmt.Errorf("%w: implausible key-derivation parameters", ErrCorrupt)
+	}
+	return h, nil
+}
+
+// derived caches argon2id results for the life of the process: SPEC §8 wants the key derived once per
+// process, not per use (argon2id at these settings costs ~100 ms and 64 MiB).
+var derived sync.Map // sha256(passphrase|salt|params) -> key
+
+func (f *File) key(h *header) ([]byte, error) {
+	if h.kdf == kdfRawKey {
+		if f.src.Key == nil {
+			return nil, fmt.Errorf("%w: this store was made with a key file; configure key_file", ErrWrongKey)
+		}
+		k, err := f.src.Key()
+		if err != nil {
+			return nil, err
+		}
+		if len(k) != chacha20poly1305.KeySize {
+			return nil, fmt.Errorf("store: the key file must hold %d bytes (or their hex or base64), it holds %d", chacha20poly1305.KeySize, len(k))
+		}
+		return k, nil
+	}
+	if f.src.Passphrase == nil {
+		return nil, fmt.Errorf("%w: this store was made with a passphrase; configure passphrase_env or passphrase_file", ErrWrongKey)
+	}
+	pass, err := f.passphrase()
+	if err != nil {
+		return nil, err
+	}
+	id := sha256.New()
+	id.Write(pass)
+	id.Write(h.salt)
+	_ = binary.Write(id, binary.BigEndian, []uint32{h.time, h.memory, uint32(h.threads)})
+	cacheKey := string(id.Sum(nil))
+	if k, ok := derived.Load(cacheKey); ok {
+		return k.([]byte), nil
+	}
+	k := argon2.IDKey(pass, h.salt, h.time, h.memory, h.threads, chacha20poly1305.KeySize)
+	derived.Store(cacheKey, k)
+	return k, nil
+}
+
+// passphrase asks the KeySource once: a prompt on a terminal happens at most once per process.
+func (f *File) passphrase() ([]byte, error) {
+	f.passOnce.Do(func() {
+		f.pass, f.passErr = f.src.Passphrase()
+		if f.passErr == nil && len(f.pass) == 0 {
+			f.passErr = fmt.Errorf("%w: the passphrase is empty", ErrNoKey)
+		}
+	})
+	return f.pass, f.passErr
+}
+
+func keyCheck(key []byte) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte("mailoauth token store key check"))
+	return m.Sum(nil)[:checkLen]
+}
+
+// read decrypts the file; a missing file is an empty store with a fresh header.
+func (f *File) read() (map[string][]byte, *header, error) {
+	data, err := os.ReadFile(f.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		h, err := f.newHeader()
+		return map[string][]byte{}, h, err
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("read token store %s: %w", f.path, err)
+	}
+	h, err := parseHeader(data)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open token store %s: %w", f.path, err)
+	}
+	key, err := f.key(h)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open token store %s: %w", f.path, err)
+	}
+	if !hmac.Equal(keyCheck(key), h.check) {
+		return nil, nil, fmt.Errorf("open token store %s: %w: check the passphrase (or key file) it was created with, or remove the file and log in again", f.path, ErrWrongKey)
+	}
+	aead, _ := chacha20poly1305.NewX(key)
+	plain, err := aead.Open(nil, h.nonce, data[headerLen:], data[:headerLen])
+	if err != nil {
+		return nil, nil, fmt.Errorf("open token store %s: %w: restore it from a backup or remove it and log in again", f.path, ErrCorrupt)
+	}
+	var body struct {
+		Entries map[string][]byte `json:"entries"`
+	}
+	if err := json.Unmarshal(plain, &body); err != nil {
+		return nil, nil, fmt.Errorf("open token store %s: %w: %v", f.path, ErrCorrupt, err)
+	}
+	if body.Entries == nil {
+		body.Entries = map[string][]byte{}
+	}
+	return body.Entries, h, nil
+}
+
+func (f *File) newHeader() (*header, error) {
+	h := &header{kdf: kdfArgon2, time: argonTime, memory: argonMemory, threads: argonThreads, salt: make([]byte, saltLen)}
+	if f.src.Key != nil {
+		h = &header{kdf: kdfRawKey, salt: make([]byte, saltLen)}
+	}
+	if _, err := rand.Read(h.salt); err != nil {
+		return nil, err
+	}
+	key, err := f.key(h)
+	if err != nil {
+		return nil, fmt.Errorf("create token store %s: %w", f.path, err)
+	}
+	h.check = keyCheck(key)
+	return h, nil
+}
+
+func (f *File) write(entries map[string][]byte, h *header) error {
+	key, err := f.key(h)
+	if err != nil {
+		return err
+	}
+	h.nonce = make([]byte, chacha20poly1305.NonceSizeX)
+	if _, err := rand.Read(h.nonce); err != nil {
+		return err
+	}
+	plain, err := json.Marshal(struct {
+		Entries map[string][]byte `json:"entries"`
+	}{entries})
+	if err != nil {
+		return err
+	}
+	aead, _ := chacha20poly1305.NewX(key)
+	hdr := h.marshal()
+	return atomicfile.WriteFile(f.path, aead.Seal(hdr, h.nonce, plain, hdr), 0o600)
+}
+
+func (f *File) ensureDir() error {
+	dir := filepath.Dir(f.path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create token store directory %s: %w", dir, err)
+	}
+	return nil
+}
+
+// lockCtx takes the advisory lock, shared or exclusive, giving up when ctx ends.
+func (f *File) lockCtx(ctx context.Context, exclusive bool) error {
+	if err := f.ensureDir(); err != nil {
+		return err
+	}
+	try := f.lock.TryRLockContext
+	if exclusive {
+		try = f.lock.TryLockContext
+	}
+	ok, err := try(ctx, 10*time.Millisecond)
+	if err != nil {
+		return fmt.Errorf("lock token store %s: %w", f.path, err)
+	}
+	if !ok {
+		return fmt.Errorf("lock token store %s: %w", f.path, ctx.Err())
+	}
+	return nil
+}
+
+// Load implements Store.
+func (f *File) Load(ctx context.Context, key string) ([]byte, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.lockCtx(ctx, false); err != nil {
+		return nil, err
+	}
+	defer f.lock.Unlock()
+	entries, _, err := f.read()
+	if err != nil {
+		return nil, err
+	}
+	return entries[key], nil
+}
+
+// Keys implements Store.
+func (f *File) Keys(ctx context.Context) ([]string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.lockCtx(ctx, false); err != nil {
+		return nil, err
+	}
+	defer f.lock.Unlock()
+	entries, _, err := f.read()
+	if err != nil {
+		return nil, err
+	}
+	keys := make([]string, 0, len(entries))
+	for k := range entries {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys, nil
+}
+
+// Update implements Store.
+func (f *File) Update(ctx context.Context, key string, fn func(old []byte) ([]byte, error)) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.lockCtx(ctx, true); err != nil {
+		return err
+	}
+	defer f.lock.Unlock()
+	entries, h, err := f.read()
+	if err != nil {
+		return err // never overwrite what could not be read
+	}
+	next, err := fn(entries[key])
+	if err != nil {
+		return err
+	}
+	if next == nil {
+		if _, ok := entries[key]; !ok {
+			return nil
+		}
+		delete(entries, key)
+	} else {
+		entries[key] = next
+	}
+	return f.write(entries, h)
+}

@@ -1,0 +1,53 @@
+package store
+
+import (
+	"context"
+	"sort"
+	"sync"
+)
+
+// Memory is a Store that lives and dies with the process (library users who persist nothing, tests).
+type Memory struct {
+	mu sync.Mutex
+	m  map[string][]byte
+}
+
+// NewMemory returns an empty in-memory store.
+func NewMemory() *Memory { return &Memory{m: map[string][]byte{}} }
+
+func (s *Memory) Load(_ context.Context, key string) ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]byte(nil), s.m[key]...), nil
+}
+
+func (s *Memory) Update(_ context.Context, key string, fn func(old []byte) ([]byte, error)) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old, ok := s.m[key]
+	var in []byte
+	if ok {
+		in = append([]byte(nil), old...)
+	}
+	next, err := fn(in)
+	if err != nil {
+		return err
+	}
+	if next == nil {
+		delete(s.m, key)
+	} else {
+		s.m[key] = append([]byte(nil), next...)
+	}
+	return nil
+}
+
+func (s *Memory) Keys(context.Context) ([]string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	keys := make([]string, 0, len(s.m))
+	for k := range s.m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys, nil
+}

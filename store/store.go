@@ -1,0 +1,40 @@
+// Package store keeps what mailoauth must remember between runs — each account's MSAL token cache,
+// refresh tokens included — so that a proxy, a cron job and a `token` call can share it (SPEC §8).
+//
+// The file backend is one file encrypted with XChaCha20-Poly1305 under a key derived from a
+// passphrase with argon2id (once per process) or read from a key file; writes are atomic (temp file,
+// fsync, rename) and serialised across processes by an advisory lock on a separate lock file, so a
+// crash leaves the old content or the new and a rotated refresh token written by one process is what
+// the next one reads. Files are created 0600 in a 0700 directory.
+//
+// It must never write a token or a key in clear to disk, never log an entry's content, and never
+// overwrite a store it could not decrypt.
+package store
+
+import (
+	"context"
+	"errors"
+)
+
+// Store holds named entries, one per account. Implementations are safe for concurrent use by
+// goroutines and, through their lock, by processes.
+type Store interface {
+	// Load returns the entry, or nil if there is none.
+	Load(ctx context.Context, key string) ([]byte, error)
+	// Update replaces an entry with what fn returns, reading and writing under one exclusive lock, so
+	// concurrent updates from several processes never lose one another's writes. fn gets nil when the
+	// entry does not exist; returning nil deletes it. An error from fn leaves the store unchanged.
+	Update(ctx context.Context, key string, fn func(old []byte) ([]byte, error)) error
+	// Keys lists the entries.
+	Keys(ctx context.Context) ([]string, error)
+}
+
+// Errors a caller can act on. Their messages say what to do.
+var (
+	// ErrWrongKey: the passphrase or key file does not open this store.
+	ErrWrongKey = errors.New("the passphrase or key does not open this token store")
+	// ErrCorrupt: the file was changed or damaged after it was written.
+	ErrCorrupt = errors.New("the token store was modified or damaged after it was written")
+	// ErrNoKey: the store needs a passphrase and none can be had without a prompt.
+	ErrNoKey = errors.New("the token store needs a passphrase and none is configured")
+)
