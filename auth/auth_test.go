@@ -260,8 +260,12 @@ type syncBuilder struct {
 	b  strings.Builder
 }
 
-func (s *syncBuilder) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
-func (s *syncBuilder) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+func (s *syncBuilder) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuilder) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 func TestPasswordAndRefreshTokenImport(t *testing.T) {
 	dir := t.TempDir()
