@@ -211,7 +211,8 @@ func (s *Server) grantDevice(r *http.Request, t *world.Tenant, clientID string) 
 	state, si := g.state, g.signIn
 	expired := now.After(g.expires)
 	s.mu.Unlock()
-	if _, e := s.authenticateClient(r, t, g.app, true); e != nil {
+	acr, e := s.authenticateClient(r, t, g.app, true)
+	if e != nil {
 		return nil, e
 	}
 	switch {
@@ -224,7 +225,6 @@ func (s *Server) grantDevice(r *http.Request, t *world.Tenant, clientID string) 
 	case state == devicePending:
 		return nil, errPending()
 	}
-	acr, _ := s.authenticateClient(r, t, g.app, true)
 	resp, e := s.issueUser(r, si, g.q, acr, "")
 	if e == nil {
 		s.mu.Lock()

@@ -54,9 +54,17 @@ func errTwoResources(scope string) *aadError {
 func errUnknownResource(resource, tenant string) *aadError {
 	return aad(400, "invalid_resource", 500011, "", "The resource principal named %s was not found in the tenant named %s. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant.", resource, tenant)
 }
-func errRefreshExpired(issued time.Time) *aadError { // observed
-	return aad(400, "invalid_grant", 700082, "bad_token", "The refresh token has expired due to inactivity. The token was issued on %s and was inactive for 90.00:00:00.", issued.UTC().Format("2006-01-02T15:04:05.0000000Z"))
+func errRefreshExpired(issued time.Time, inactivity time.Duration) *aadError { // observed
+	return aad(400, "invalid_grant", 700082, "bad_token", "The refresh token has expired due to inactivity. The token was issued on %s and was inactive for %s.", issued.UTC().Format("2006-01-02T15:04:05.0000000Z"), dotnetDuration(inactivity))
 }
+
+// dotnetDuration writes a duration as .NET's TimeSpan does (d.hh:mm:ss), the form Entra's texts use.
+func dotnetDuration(d time.Duration) string {
+	days := int(d / (24 * time.Hour))
+	d -= time.Duration(days) * 24 * time.Hour
+	return fmt.Sprintf("%d.%02d:%02d:%02d", days, int(d/time.Hour), int(d/time.Minute)%60, int(d/time.Second)%60)
+}
+
 func errRefreshRevoked(issued, validFrom time.Time) *aadError {
 	return aad(400, "invalid_grant", 50173, "bad_token", "The provided grant has expired due to it being revoked, a fresh auth token is needed. The user might have changed or reset their password. The grant was issued on '%s' and the TokensValidFrom date (before which tokens are not valid) for this user is '%s'.", issued.UTC().Format("2006-01-02T15:04:05.0000000Z"), validFrom.UTC().Format("2006-01-02T15:04:05.0000000Z"))
 }
@@ -122,9 +130,6 @@ func errNotMultiTenant(appID, appName string) *aadError {
 }
 func errNoTenantInfo() *aadError {
 	return aad(400, "invalid_request", 50059, "", "No tenant-identifying information found in either the request or implied by any provided credentials.")
-}
-func errPublicFlowsDisabled() *aadError { // Entra answers a confidential app's device/ROPC request so
-	return errNoCredential()
 }
 func errAssertionMalformed() *aadError {
 	return aad(401, "invalid_client", 50027, "", "JWT token is invalid or malformed.")

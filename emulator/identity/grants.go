@@ -115,6 +115,9 @@ func (s *Server) grantClientCredentials(r *http.Request, t *world.Tenant, multi 
 	if e != nil {
 		return nil, e
 	}
+	if acr == "0" { // a public client without a credential: client credentials need one (RFC 6749 §4.4)
+		return nil, errNoCredential()
+	}
 	scope := r.PostForm.Get("scope")
 	if scope == "" {
 		return nil, errMissingParam("scope")
@@ -183,6 +186,9 @@ func (s *Server) signInUser(seg string, t *world.Tenant, app *world.App, upn str
 }
 
 func passwordOK(u *world.User, pw string) bool {
+	if u.Password == "" {
+		return false // a user without a password cannot sign in with one
+	}
 	return subtle.ConstantTimeCompare([]byte(u.Password), []byte(pw)) == 1
 }
 
@@ -301,7 +307,7 @@ func (s *Server) grantRefresh(r *http.Request, t *world.Tenant, clientID string)
 		return nil, errRefreshRevoked(g.authTime, g.user.RevokedBefore)
 	}
 	if now.Sub(g.lastUsed) > s.w.Tokens.RefreshTokenInactivity {
-		return nil, errRefreshExpired(g.authTime)
+		return nil, errRefreshExpired(g.authTime, s.w.Tokens.RefreshTokenInactivity)
 	}
 	acr, e := s.authenticateClient(r, g.tenant, g.app, g.app.HasPublicFlows())
 	if e != nil {

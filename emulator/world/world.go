@@ -313,8 +313,16 @@ func (w *World) Resolve(newID func() string) error {
 			}
 		}
 	}
-	if w.Tokens == (Lifetimes{}) {
-		w.Tokens = DefaultLifetimes()
+	// Unset lifetimes take Entra's defaults one by one, so a world that sets only some keeps the rest.
+	d := DefaultLifetimes()
+	for _, f := range []struct{ v, def *time.Duration }{
+		{&w.Tokens.AccessToken, &d.AccessToken}, {&w.Tokens.RefreshTokenInactivity, &d.RefreshTokenInactivity},
+		{&w.Tokens.AuthorizationCode, &d.AuthorizationCode}, {&w.Tokens.DeviceCode, &d.DeviceCode},
+		{&w.Tokens.DevicePollInterval, &d.DevicePollInterval},
+	} {
+		if *f.v == 0 {
+			*f.v = *f.def
+		}
 	}
 	return nil
 }

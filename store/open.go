@@ -1,0 +1,81 @@
+package store
+
+import (
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/mailoauth/mailoauth/config"
+)
+
+// KeyError is a problem with where the store's key comes from: the CLI treats it as a configuration
+// error (exit 2).
+type KeyError struct{ msg string }
+
+func (e *KeyError) Error() string      { return e.msg }
+func (e *KeyError) ConfigError() bool { return true }
+func (e *KeyError) Unwrap() error     { return ErrNoKey }
+
+// Open opens the store a configuration's [store] describes. prompt asks a person for the passphrase
+// on a terminal; nil means nobody can be asked (`mailoauth token`, a cron job), and a store that needs
+// one fails with a message naming the settings that would provide it.
+func Open(c config.Store, prompt func() ([]byte, error)) (Store, error) {
+	switch c.Backend {
+	case "", config.BackendFile:
+	case config.BackendKeyring:
+		return OpenKeyring(c.Path)
+	default:
+		return nil, &KeyError{fmt.Sprintf("unknown store backend %q; use file or keyring", c.Backend)}
+	}
+	var src KeySource
+	switch {
+	case c.KeyFile != "":
+		src.Key = func() ([]byte, error) { return readKeyFile(c.KeyFile) }
+	case c.PassphraseEnv != "":
+		src.Passphrase = func() ([]byte, error) {
+			v, ok := os.LookupEnv(c.PassphraseEnv)
+			if !ok || v == "" {
+				return nil, &KeyError{fmt.Sprintf("the token store's passphrase variable %s is not set; export it, or set passphrase_file in [store]", c.PassphraseEnv)}
+			}
+			return []byte(v), nil
+		}
+	case c.PassphraseFile != "":
+		src.Passphrase = func() ([]byte, error) {
+			b, err := os.ReadFile(c.PassphraseFile)
+			if err != nil {
+				return nil, &KeyError{fmt.Sprintf("the token store's passphrase_file %s cannot be read: %v", c.PassphraseFile, errors.Unwrap(err))}
+			}
+			return []byte(strings.TrimRight(string(b), "\r\n")), nil
+		}
+	case prompt != nil:
+		src.Passphrase = prompt
+	default:
+		src.Passphrase = func() ([]byte, error) {
+			return nil, &KeyError{"the token store needs a passphrase and there is no terminal to ask for it: set passphrase_env, passphrase_file or key_file in [store]"}
+		}
+	}
+	return OpenFile(c.Path, src)
+}
+
+// readKeyFile reads a 32-byte key: raw, hex or base64 (what `head -c32 /dev/urandom`, `openssl rand
+// -hex 32` and `openssl rand -base64 32` write).
+func readKeyFile(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &KeyError{fmt.Sprintf("the token store's key_file %s cannot be read: %v", path, errors.Unwrap(err))}
+	}
+	if len(b) == 32 {
+		return b, nil
+	}
+	s := strings.TrimSpace(string(b))
+	if k, err := hex.DecodeString(s); err == nil && len(k) == 32 {
+		return k, nil
+	}
+	if k, err := base64.StdEncoding.DecodeString(s); err == nil && len(k) == 32 {
+		return k, nil
+	}
+	return nil, &KeyError{fmt.Sprintf("the token store's key_file %s must hold 32 bytes, raw, hex or base64 (openssl rand -hex 32 > FILE)", path)}
+}
