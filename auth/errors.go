@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -35,7 +36,9 @@ type Error struct {
 	// Transient: a 5xx, a timeout or a network failure — worth retrying, and never a reason to drop a
 	// refresh token.
 	Transient bool
-	Err       error
+	// Unreachable names the identity platform's address when it could not be reached at all.
+	Unreachable string
+	Err         error
 }
 
 func (e *Error) Error() string {
@@ -46,6 +49,8 @@ func (e *Error) Error() string {
 		fmt.Fprintf(&b, " refused by the identity platform: %s", e.Description)
 	case e.Code != "":
 		fmt.Fprintf(&b, " refused by the identity platform: %s %s", e.Code, e.Description)
+	case e.Unreachable != "":
+		fmt.Fprintf(&b, " failed: cannot reach the identity platform at %s (%s); check the network and the account's authority", e.Unreachable, rootCause(e.Err))
 	case e.Err != nil:
 		fmt.Fprintf(&b, " failed: %v", e.Err)
 	}
@@ -95,11 +100,32 @@ func classify(account, op string, err error) error {
 	if m := bodyRE.FindString(err.Error()); m != "" {
 		parseAAD(e, []byte(m))
 	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		if u, perr := url.Parse(ue.URL); perr == nil {
+			e.Unreachable = u.Scheme + "://" + u.Host
+		}
+	}
 	var ne net.Error
 	if errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, io.ErrUnexpectedEOF) || strings.Contains(err.Error(), "server response error") {
 		e.Transient = e.Code == ""
 	}
 	return e
+}
+
+// rootCause is the innermost error's text: "connection refused", "no such host", "i/o timeout".
+func rootCause(err error) string {
+	for {
+		next := errors.Unwrap(err)
+		if next == nil {
+			msg := err.Error()
+			if i := strings.LastIndex(msg, ": "); i >= 0 {
+				msg = msg[i+2:]
+			}
+			return msg
+		}
+		err = next
+	}
 }
 
 func parseAAD(e *Error, body []byte) {

@@ -3,30 +3,27 @@
 // printing each step and what the tokens say. It is the README's first command, so it must work on a
 // fresh machine with no network and no setup, and it must never print a token or a secret.
 //
-// Until the auth package lands, the flows are driven with MSAL for Go directly, configured from the
-// written mailoauth.toml exactly as a user's program would be.
+// Every flow goes through the auth package with the token store, configured from the written
+// mailoauth.toml exactly as a user's program would be.
 package demo
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
-	"github.com/AzureAD/microsoft-authentication-library-for-go/apps/confidential"
-	"github.com/AzureAD/microsoft-authentication-library-for-go/apps/public"
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/mailoauth/mailoauth/auth"
 	"github.com/mailoauth/mailoauth/config"
 	"github.com/mailoauth/mailoauth/emulator"
 	"github.com/mailoauth/mailoauth/emulator/world"
+	"github.com/mailoauth/mailoauth/store"
 )
 
 // Step is one step of the tour, as printed (and as --json emits it).
@@ -92,51 +89,63 @@ func Run(ctx context.Context, opts Options) ([]Step, error) {
 	}); err != nil {
 		return t.steps, err
 	}
-	if err := t.step("account daemon: app-only token with client credentials (secret) for Exchange IMAP/POP/SMTP", func(s *Step) error {
-		acc, err := cfg.Account("daemon")
-		if err != nil {
-			return err
-		}
-		tok, err := appOnlyToken(ctx, acc, world.ExchangeResourceAlias+"/.default")
-		if err != nil {
-			return err
-		}
-		return describe(s, tok)
-	}); err != nil {
+	st, err := store.Open(cfg.Store, nil)
+	if err != nil {
 		return t.steps, err
 	}
-	var (
-		pub     public.Client
-		account public.Account
-	)
-	if err := t.step("account alice-device: device-code sign-in for IMAP, POP and SMTP (auto-approved)", func(s *Step) error {
-		acc, err := cfg.Account("alice-device")
-		if err != nil {
-			return err
-		}
-		if pub, err = publicClient(acc); err != nil {
-			return err
-		}
-		dc, err := pub.AcquireTokenByDeviceCode(ctx, world.ExchangeDelegated)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(t.out, "    %s\n", dc.Result.Message)
-		res, err := dc.AuthenticationResult(ctx)
-		if err != nil {
-			return err
-		}
-		account = res.Account
-		return describe(s, res.AccessToken)
-	}); err != nil {
-		return t.steps, err
+	m := auth.New(cfg, auth.Options{Store: st, Prompt: indent{t.out}})
+	steps := []struct {
+		name, account string
+		do            func(*auth.Account) (*auth.Token, error)
+	}{
+		{"account daemon: app-only Exchange token, client credentials with a secret", "daemon",
+			func(a *auth.Account) (*auth.Token, error) { return a.Token(ctx, auth.Exchange) }},
+		{"account daemon-cert: the same with a certificate from a password-protected PFX", "daemon-cert",
+			func(a *auth.Account) (*auth.Token, error) { return a.Token(ctx, auth.Exchange) }},
+		{"account daemon: app-only Graph token", "daemon",
+			func(a *auth.Account) (*auth.Token, error) { return a.Token(ctx, auth.Graph) }},
+		{"account alice-device: device-code sign-in for IMAP, POP and SMTP (auto-approved)", "alice-device",
+			func(a *auth.Account) (*auth.Token, error) { return a.Login(ctx, auth.LoginOptions{}) }},
+		{"account alice-device: Graph token from the same sign-in (refresh token, no prompt)", "alice-device",
+			func(a *auth.Account) (*auth.Token, error) { return a.Token(ctx, auth.Graph) }},
+		{"account alice: interactive sign-in (PKCE; the demo plays the browser)", "alice",
+			func(a *auth.Account) (*auth.Token, error) {
+				return a.Login(ctx, auth.LoginOptions{OpenURL: func(u string) error {
+					resp, err := emu.HTTPClient().Get(u)
+					if err == nil {
+						resp.Body.Close()
+					}
+					return err
+				}})
+			}},
 	}
-	if err := t.step("account alice-device: Graph token from the same sign-in (refresh token, no prompt)", func(s *Step) error {
-		res, err := pub.AcquireTokenSilent(ctx, []string{world.GraphResource + "/Mail.ReadWrite", world.GraphResource + "/Mail.Send"}, public.WithSilentAccount(account))
+	for _, sp := range steps {
+		if err := t.step(sp.name, func(s *Step) error {
+			acc, err := m.Account(sp.account)
+			if err != nil {
+				return err
+			}
+			tok, err := sp.do(acc)
+			if err != nil {
+				return err
+			}
+			return describe(s, tok.AccessToken)
+		}); err != nil {
+			return t.steps, err
+		}
+	}
+	if err := t.step("a second process over the same token store: alice-device's token without a request", func(s *Step) error {
+		m2 := auth.New(cfg, auth.Options{Store: st})
+		acc, err := m2.Account("alice-device")
 		if err != nil {
 			return err
 		}
-		return describe(s, res.AccessToken)
+		tok, err := acc.Token(ctx, auth.Exchange)
+		if err != nil {
+			return err
+		}
+		s.Detail = "token store " + cfg.Store.Path + " (encrypted)"
+		return describe(s, tok.AccessToken)
 	}); err != nil {
 		return t.steps, err
 	}
@@ -192,56 +201,15 @@ func describe(s *Step, token string) error {
 	return nil
 }
 
-// httpClient trusts the account's extra CA (the emulator's) on top of nothing else: the emulator's
-// certificates chain only to it.
-func httpClient(acc *config.Account) (*http.Client, error) {
-	pool := x509.NewCertPool()
-	if acc.CAFile != "" {
-		pem, err := os.ReadFile(acc.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("read ca_file: %w", err)
-		}
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("ca_file %s holds no PEM certificate", acc.CAFile)
-		}
-	}
-	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
-		TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
-	}}, nil
-}
+// indent prefixes what the flows print for the user (the device code message) so it reads as part of
+// its step.
+type indent struct{ w io.Writer }
 
-func appOnlyToken(ctx context.Context, acc *config.Account, scope string) (string, error) {
-	secret, err := os.ReadFile(acc.ClientSecretFile)
-	if err != nil {
-		return "", fmt.Errorf("read client_secret_file: %w", err)
+func (i indent) Write(p []byte) (int, error) {
+	if _, err := fmt.Fprintf(i.w, "    %s", p); err != nil {
+		return 0, err
 	}
-	cred, err := confidential.NewCredFromSecret(strings.TrimSpace(string(secret)))
-	if err != nil {
-		return "", err
-	}
-	hc, err := httpClient(acc)
-	if err != nil {
-		return "", err
-	}
-	c, err := confidential.New(acc.Authority+"/"+acc.Tenant, acc.ClientID, cred,
-		confidential.WithHTTPClient(hc), confidential.WithInstanceDiscovery(false))
-	if err != nil {
-		return "", err
-	}
-	res, err := c.AcquireTokenByCredential(ctx, []string{scope})
-	if err != nil {
-		return "", err
-	}
-	return res.AccessToken, nil
-}
-
-func publicClient(acc *config.Account) (public.Client, error) {
-	hc, err := httpClient(acc)
-	if err != nil {
-		return public.Client{}, err
-	}
-	return public.New(acc.ClientID, public.WithAuthority(acc.Authority+"/"+acc.Tenant),
-		public.WithHTTPClient(hc), public.WithInstanceDiscovery(false))
+	return len(p), nil
 }
 
 // MarshalSteps is the --json form of a tour.

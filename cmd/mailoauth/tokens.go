@@ -1,0 +1,249 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/mailoauth/mailoauth/auth"
+	"github.com/mailoauth/mailoauth/config"
+	"github.com/mailoauth/mailoauth/store"
+)
+
+// loadConfig reads --config, else $MAILOAUTH_CONFIG, else the XDG default.
+func (a *app) loadConfig() (*config.File, error) {
+	path := a.configPath
+	if path == "" {
+		p, err := config.DefaultPath()
+		if err != nil {
+			return nil, usageError{err}
+		}
+		path = p
+	}
+	return config.Load(path)
+}
+
+// manager opens the store and the accounts. interactive allows a passphrase prompt on a terminal;
+// `token` never prompts.
+func (a *app) manager(interactive bool) (*auth.Manager, error) {
+	cfg, err := a.loadConfig()
+	if err != nil {
+		return nil, err
+	}
+	var prompt func() ([]byte, error)
+	if f, ok := a.stdin.(*os.File); interactive && ok && term.IsTerminal(int(f.Fd())) {
+		prompt = func() ([]byte, error) {
+			fmt.Fprintf(a.stderr, "Passphrase for the token store %s: ", cfg.Store.Path)
+			p, err := term.ReadPassword(int(f.Fd()))
+			fmt.Fprintln(a.stderr)
+			return p, err
+		}
+	}
+	st, err := store.Open(cfg.Store, prompt)
+	if err != nil {
+		return nil, err
+	}
+	return auth.New(cfg, auth.Options{Store: st, Prompt: a.stderr, Log: a.log}), nil
+}
+
+func (a *app) loginCommand() *cobra.Command {
+	var o auth.LoginOptions
+	cmd := &cobra.Command{
+		Use:   "login ACCOUNT",
+		Short: "Sign an account in with its flow and keep its tokens",
+		Long: `Sign an account in with its configured flow: a browser for interactive (or --device, or
+--no-browser to print the URL), a code to enter elsewhere for device, the client credential for
+client_credentials, the imported refresh token for refresh_token. Tokens go to the token store.`,
+		Args: args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, argv []string) error {
+			m, err := a.manager(true)
+			if err != nil {
+				return err
+			}
+			acc, err := m.Account(argv[0])
+			if err != nil {
+				return err
+			}
+			tok, err := acc.Login(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			held, _ := acc.Held(cmd.Context())
+			if a.jsonOut {
+				return json.NewEncoder(a.stdout).Encode(map[string]any{
+					"account": argv[0], "username": held.Username, "resource": tok.Resource, "expires_on": tok.ExpiresOn.UTC(),
+				})
+			}
+			who := held.Username
+			if who == "" {
+				who = acc.Config().Mailbox + " (app-only)"
+			}
+			fmt.Fprintf(a.stdout, "Signed in: account %s as %s; %s token valid until %s.\n", argv[0], who, tok.Resource, tok.ExpiresOn.Local().Format(time.DateTime))
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&o.Device, "device", false, "use the device-code flow (sign in on another device)")
+	cmd.Flags().BoolVar(&o.NoBrowser, "no-browser", false, "print the sign-in URL on stderr instead of opening a browser, then wait")
+	return cmd
+}
+
+func (a *app) tokenCommand() *cobra.Command {
+	var resource string
+	cmd := &cobra.Command{
+		Use:   "token ACCOUNT",
+		Short: "Print a valid access token (for msmtp passwordeval, mbsync PassCmd, mutt)",
+		Long: `Print the account's access token and a newline, refreshing it silently when needed. It never
+prompts: when a sign-in is needed it exits 1 and says to run mailoauth login ACCOUNT.
+With --json it prints {"access_token", "token_type", "expires_on", "resource"}.`,
+		Args: args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, argv []string) error {
+			r, err := auth.ParseResource(resource)
+			if err != nil {
+				return usageError{err}
+			}
+			m, err := a.manager(false)
+			if err != nil {
+				return err
+			}
+			acc, err := m.Account(argv[0])
+			if err != nil {
+				return err
+			}
+			tok, err := acc.Token(cmd.Context(), r)
+			if err != nil {
+				return err
+			}
+			if a.jsonOut {
+				return json.NewEncoder(a.stdout).Encode(map[string]any{
+					"access_token": tok.AccessToken, "token_type": "Bearer", "expires_on": tok.ExpiresOn.UTC(), "resource": r,
+				})
+			}
+			_, err = fmt.Fprintln(a.stdout, tok.AccessToken) // printed on purpose: the one place a token is shown
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&resource, "resource", "exchange", "exchange (IMAP, POP, SMTP) or graph")
+	return cmd
+}
+
+// accountStatus is one line of `accounts` (and its --json form, which is stable).
+type accountStatus struct {
+	Name         string           `json:"name"`
+	Flow         string           `json:"flow"`
+	User         string           `json:"user,omitempty"`
+	Mailbox      string           `json:"mailbox,omitempty"`
+	RefreshToken bool             `json:"refresh_token"`
+	Tokens       []auth.HeldToken `json:"access_tokens"`
+	Error        string           `json:"error,omitempty"`
+}
+
+func (a *app) accountsCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "accounts",
+		Short: "List the configured accounts and the tokens held for each",
+		Args:  args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			m, err := a.manager(true)
+			if err != nil {
+				return err
+			}
+			cfg, _ := a.loadConfig()
+			var list []accountStatus
+			for _, name := range cfg.Names() {
+				c := cfg.Accounts[name]
+				s := accountStatus{Name: name, Flow: c.Flow, User: c.Email, Mailbox: c.Mailbox, Tokens: []auth.HeldToken{}}
+				acc, err := m.Account(name)
+				if err == nil {
+					var h auth.Held
+					if h, err = acc.Held(cmd.Context()); err == nil {
+						s.RefreshToken, s.Tokens = h.RefreshToken, h.AccessTokens
+						if h.Username != "" {
+							s.User = h.Username
+						}
+					}
+				}
+				if err != nil {
+					var ke *store.KeyError
+					if errors.As(err, &ke) || errors.Is(err, store.ErrWrongKey) || errors.Is(err, store.ErrCorrupt) {
+						return err // the store itself is unusable: say so once
+					}
+					s.Error = err.Error()
+				}
+				sort.Slice(s.Tokens, func(i, j int) bool { return s.Tokens[i].Resource < s.Tokens[j].Resource })
+				list = append(list, s)
+			}
+			if a.jsonOut {
+				if list == nil {
+					list = []accountStatus{}
+				}
+				return json.NewEncoder(a.stdout).Encode(list)
+			}
+			w := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "ACCOUNT\tFLOW\tUSER / MAILBOX\tREFRESH TOKEN\tACCESS TOKENS")
+			now := time.Now()
+			for _, s := range list {
+				who := s.User
+				if s.Mailbox != "" {
+					who = s.Mailbox
+				}
+				rt := "no"
+				if s.RefreshToken {
+					rt = "yes"
+				}
+				if s.Flow == config.FlowClientCredentials {
+					rt = "n/a"
+				}
+				toks := "none"
+				if s.Error != "" {
+					toks = "error: " + s.Error
+				}
+				for i, t := range s.Tokens {
+					state := "valid until " + t.ExpiresOn.Local().Format("2006-01-02 15:04")
+					if !t.ExpiresOn.After(now) {
+						state = "expired"
+					}
+					if i == 0 {
+						toks = ""
+					} else {
+						toks += "; "
+					}
+					toks += t.Resource + " " + state
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", s.Name, s.Flow, who, rt, toks)
+			}
+			return w.Flush()
+		},
+	}
+}
+
+func (a *app) logoutCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "logout ACCOUNT",
+		Short: "Forget an account's tokens",
+		Args:  args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, argv []string) error {
+			m, err := a.manager(true)
+			if err != nil {
+				return err
+			}
+			acc, err := m.Account(argv[0])
+			if err != nil {
+				return err
+			}
+			if err := acc.Logout(cmd.Context()); err != nil {
+				return err
+			}
+			if !a.jsonOut {
+				fmt.Fprintf(a.stdout, "Forgot the tokens of account %s.\n", argv[0])
+			}
+			return nil
+		},
+	}
+}

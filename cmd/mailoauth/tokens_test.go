@@ -1,0 +1,200 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pelletier/go-toml/v2"
+
+	"github.com/mailoauth/mailoauth/config"
+	"github.com/mailoauth/mailoauth/emulator"
+	"github.com/mailoauth/mailoauth/emulator/world"
+)
+
+// startEmulator runs an in-process emulator and returns the path of the config it wrote.
+func startEmulator(t *testing.T, opts emulator.Options) (*emulator.Emulator, string) {
+	t.Helper()
+	e, err := emulator.Start(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	dir := t.TempDir()
+	if err := e.WriteData(dir); err != nil {
+		t.Fatal(err)
+	}
+	return e, filepath.Join(dir, emulator.ConfigName)
+}
+
+func TestTokenLoginAccountsLogout(t *testing.T) {
+	_, cfg := startEmulator(t, emulator.Options{AutoApprove: world.Alice})
+	ctx := context.Background()
+	cli := func(args ...string) (int, string, string) { return runCLI(t, ctx, append([]string{"--config", cfg}, args...)...) }
+
+	for _, tc := range []struct {
+		args []string
+		aud  string
+	}{
+		{[]string{"token", "daemon"}, "https://outlook.office365.com"},
+		{[]string{"token", "daemon-cert"}, "https://outlook.office365.com"},
+		{[]string{"token", "daemon", "--resource", "graph"}, "https://graph.microsoft.com"},
+	} {
+		code, out, errs := cli(tc.args...)
+		if code != exitOK || strings.Count(out, "\n") != 1 || errs != "" {
+			t.Fatalf("%v: exit %d, stdout %q, stderr %q", tc.args, code, out, errs)
+		}
+		if aud := payload(t, strings.TrimSpace(out))["aud"]; aud != tc.aud {
+			t.Errorf("%v: aud %v, want %s", tc.args, aud, tc.aud)
+		}
+	}
+
+	code, _, errs := cli("token", "alice-device")
+	if code != exitFailure || !strings.Contains(errs, "run: mailoauth login alice-device") {
+		t.Fatalf("token before login: exit %d, %q", code, errs)
+	}
+	code, out, errs := cli("login", "alice-device")
+	if code != exitOK || !strings.Contains(out, "Signed in: account alice-device as alice@contoso.test") || !strings.Contains(errs, "enter the code") {
+		t.Fatalf("login: exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+	_, first, _ := cli("token", "alice-device")
+	_, second, _ := cli("token", "alice-device")
+	if first != second || payload(t, strings.TrimSpace(first))["upn"] != world.Alice {
+		t.Fatal("token after login: not the same delegated token for alice twice")
+	}
+	code, out, _ = cli("token", "alice-device", "--json")
+	var tj struct {
+		AccessToken string    `json:"access_token"`
+		TokenType   string    `json:"token_type"`
+		ExpiresOn   time.Time `json:"expires_on"`
+		Resource    string    `json:"resource"`
+	}
+	if code != exitOK || json.Unmarshal([]byte(out), &tj) != nil || tj.AccessToken == "" || tj.TokenType != "Bearer" || tj.Resource != "exchange" || time.Until(tj.ExpiresOn) < 30*time.Minute {
+		t.Fatalf("token --json: %d %q", code, out)
+	}
+
+	code, out, _ = cli("--json", "accounts")
+	var list []accountStatus
+	if code != exitOK || json.Unmarshal([]byte(out), &list) != nil || len(list) != 5 {
+		t.Fatalf("accounts --json: %d %q", code, out)
+	}
+	for _, s := range list {
+		if s.Name == "alice-device" && (!s.RefreshToken || len(s.Tokens) == 0 || s.User != world.Alice) {
+			t.Errorf("alice-device status %+v", s)
+		}
+		if s.Name == "alice" && (s.RefreshToken || len(s.Tokens) != 0) {
+			t.Errorf("alice holds tokens before any login: %+v", s)
+		}
+	}
+	if strings.Contains(out, first[:30]) {
+		t.Error("accounts --json printed a token")
+	}
+	if code, out, _ := cli("accounts"); code != exitOK || !strings.Contains(out, "alice-device") || !strings.Contains(out, "valid until") {
+		t.Errorf("accounts: %d %q", code, out)
+	}
+
+	if code, out, _ := cli("logout", "alice-device"); code != exitOK || !strings.Contains(out, "Forgot") {
+		t.Fatalf("logout: %d %q", code, out)
+	}
+	if code, _, errs := cli("token", "alice-device"); code != exitFailure || !strings.Contains(errs, "mailoauth login alice-device") {
+		t.Fatalf("token after logout: %d %q", code, errs)
+	}
+}
+
+func TestInteractiveLoginNoBrowser(t *testing.T) {
+	e, cfg := startEmulator(t, emulator.Options{AutoApprove: world.Alice})
+	var errs syncBuffer
+	var out syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(context.Background(), []string{"--config", cfg, "login", "alice", "--no-browser"}, strings.NewReader(""), &out, &errs)
+	}()
+	var u string
+	for deadline := time.Now().Add(15 * time.Second); u == ""; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no URL on stderr: %q", errs.String())
+		}
+		for _, l := range strings.Split(errs.String(), "\n") {
+			if strings.HasPrefix(l, "https://") {
+				u = l
+			}
+		}
+	}
+	resp, err := e.HTTPClient().Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if code := <-done; code != exitOK || !strings.Contains(out.String(), "as alice@contoso.test") {
+		t.Fatalf("login --no-browser: exit %d, %q %q", code, out.String(), errs.String())
+	}
+}
+
+// TestBadInput: each mistake gets one clear sentence and the right exit code.
+func TestBadInput(t *testing.T) {
+	w := world.Default()
+	w.Tokens.AccessToken = 4 * time.Minute // inside the 5-minute margin: every use refreshes
+	w.Tokens.RefreshTokenInactivity = time.Hour
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	e, cfgPath := startEmulator(t, emulator.Options{World: w, AutoApprove: world.Alice, Now: clock})
+	dir := filepath.Dir(cfgPath)
+
+	f, _ := e.Config()
+	f.Accounts["nosecret"] = &config.Account{Tenant: "contoso.test", ClientID: world.DaemonClientID, Flow: "client_credentials",
+		Mailbox: world.Alice, ClientSecretFile: "missing-secret.txt", Authority: e.Authority(), CAFile: "ca.pem"}
+	f.Accounts["badpfx"] = &config.Account{Tenant: "contoso.test", ClientID: world.DaemonClientID, Flow: "client_credentials",
+		Mailbox: world.Alice, Certificate: "daemon-cert.pfx", CertificatePasswordFile: "store-passphrase.txt", Authority: e.Authority(), CAFile: "ca.pem"}
+	b, _ := toml.Marshal(f)
+	cfg := filepath.Join(dir, "bad.toml")
+	if err := os.WriteFile(cfg, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	cli := func(args ...string) (int, string, string) { return runCLI(t, ctx, append([]string{"--config", cfg}, args...)...) }
+
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"token", "wrok"}, exitUsage, "no account `wrok`"},
+		{[]string{"token", "daemon", "--resource", "ews"}, exitUsage, "unknown resource"},
+		{[]string{"token", "nosecret"}, exitUsage, "missing-secret.txt cannot be read"},
+		{[]string{"token", "badpfx"}, exitUsage, "PFX password is wrong"},
+		{[]string{"--config", filepath.Join(dir, "nope.toml"), "accounts"}, exitUsage, "nope.toml"},
+	} {
+		code, out, errs := cli(tc.args...)
+		if code != tc.code || !strings.Contains(errs, tc.want) || out != "" {
+			t.Errorf("%v: exit %d (want %d), stderr %q (want %q)", tc.args, code, tc.code, errs, tc.want)
+		}
+		if strings.Count(strings.TrimSpace(errs), "\n") > 1 {
+			t.Errorf("%v: not one clear sentence: %q", tc.args, errs)
+		}
+	}
+
+	// An expired refresh token: exit 1, and the fix is to log in again.
+	if code, _, errs := cli("login", "alice-device"); code != exitOK {
+		t.Fatalf("login: %q", errs)
+	}
+	mu.Lock()
+	now = now.Add(2 * time.Hour)
+	mu.Unlock()
+	code, _, errs := cli("token", "alice-device")
+	if code != exitFailure || !strings.Contains(errs, "AADSTS700082") || !strings.Contains(errs, "run: mailoauth login alice-device") {
+		t.Errorf("expired refresh token: exit %d, %q", code, errs)
+	}
+
+	// The identity platform down: exit 1, naming what could not be reached.
+	e.Close()
+	code, _, errs = cli("token", "daemon-bob")
+	if code != exitFailure || !strings.Contains(errs, "cannot reach the identity platform at "+e.Authority()) {
+		t.Errorf("emulator down: exit %d, %q", code, errs)
+	}
+}
