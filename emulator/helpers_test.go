@@ -182,7 +182,8 @@ const (
 	unconsentedApp = "unconsented-daemon" // confidential, application permissions not admin-consented
 	expiredApp     = "expired-daemon"     // confidential, only an expired secret
 	expiredSecret  = "exp8Q~expired-secret-value-000000000000"
-	multiApp       = "multi" // public, multi-tenant
+	multiApp       = "multi"        // public, multi-tenant
+	multiDaemon    = "multi-daemon" // confidential, multi-tenant, delegated permissions consented
 )
 
 // richWorld is the default world plus a second tenant and the odd apps and users that errors need.
@@ -209,6 +210,8 @@ func richWorld() *world.World {
 			Secrets: []world.Secret{{Value: expiredSecret, Expires: time.Now().Add(-24 * time.Hour)}}},
 		&world.App{Name: multiApp, DisplayName: "Multi-tenant Mail", Tenant: "contoso", Public: true, MultiTenant: true,
 			RedirectURIs: []string{"http://localhost"}, Delegated: delegated, Consented: true},
+		&world.App{Name: multiDaemon, DisplayName: "Multi-tenant Web App", Tenant: "contoso", MultiTenant: true,
+			RedirectURIs: []string{"https://app.example/callback"}, Delegated: delegated, Consented: true},
 	)
 	return w
 }
@@ -299,12 +302,23 @@ func (v *env) mustToken(t testing.TB, tenant string, form url.Values) map[string
 	if r.Status != http.StatusOK {
 		t.Fatalf("token request (%s) refused: %s", form.Get("grant_type"), r)
 	}
+	if cc := r.Header.Get("Cache-Control"); !strings.Contains(cc, "no-store") {
+		t.Errorf("token answer Cache-Control %q lacks no-store (RFC 6749 §5.1)", cc)
+	}
 	m := r.JSON(t)
 	if m["token_type"] != "Bearer" {
 		t.Errorf("token_type = %v, want Bearer", m["token_type"])
 	}
 	if n, _ := m["expires_in"].(float64); n <= 0 {
 		t.Errorf("expires_in = %v, want a positive number of seconds", m["expires_in"])
+	}
+	// Every token the emulator issues verifies against its JWKS.
+	for _, k := range []string{"access_token", "id_token"} {
+		if tok, ok := m[k].(string); ok {
+			v.verify(t, tok)
+		} else if k == "access_token" {
+			t.Errorf("answer has no access_token: %v", m)
+		}
 	}
 	return m
 }

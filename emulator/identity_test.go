@@ -86,6 +86,25 @@ func TestUnknownTenant(t *testing.T) {
 	}
 }
 
+// TestErrorCorrelationID: Entra echoes the client's client-request-id (MSAL sends one) as the
+// correlation id, so a user can match a failure to their logs.
+func TestErrorCorrelationID(t *testing.T) {
+	t.Parallel()
+	v := shared(t, envAuto)
+	id := world.NewID()
+	req, _ := http.NewRequest(http.MethodPost, v.url(tokenPath("contoso")), strings.NewReader(url.Values{"grant_type": {"password"}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("client-request-id", id)
+	if e := wantAAD(t, do(t, v.C, req), 400, "invalid_request", 900144); e.CorrelationID != id {
+		t.Errorf("correlation_id %s, want the client-request-id %s", e.CorrelationID, id)
+	}
+	a := wantAAD(t, v.token(t, "contoso", url.Values{"grant_type": {"password"}}), 400, "invalid_request", 900144)
+	b := wantAAD(t, v.token(t, "contoso", url.Values{"grant_type": {"password"}}), 400, "invalid_request", 900144)
+	if a.TraceID == b.TraceID || a.CorrelationID == b.CorrelationID {
+		t.Error("two requests share a trace or correlation id")
+	}
+}
+
 func TestJWKS(t *testing.T) {
 	t.Parallel()
 	v := shared(t, envAuto)
@@ -249,6 +268,9 @@ func TestClientCredentialsErrors(t *testing.T) {
 		{"missing scope", "contoso", form(daemon, secret, ""), 400, "invalid_request", 900144, "scope"},
 		{"missing client_id", "contoso", form("", secret, exchangeAppDef), 400, "invalid_request", 900144, "client_id"},
 		{"public app sends a secret", "contoso", form(world.DesktopClientID, "s8Q~secret", exchangeAppDef), 400, "invalid_client", 700025, ""},
+		// Client credentials are for confidential clients only (RFC 6749 §4.4): a public app without a
+		// credential gets no app-only token.
+		{"public app without a credential", "contoso", form(world.DesktopClientID, "", exchangeAppDef), 401, "invalid_client", 7000218, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -379,6 +401,29 @@ func TestClientAssertion(t *testing.T) {
 	}
 }
 
+// TestClientAssertionOnOrganizations: a multi-tenant confidential app on /organizations (here with
+// ROPC) must still sign its assertion for the endpoint it calls.
+func TestClientAssertionOnOrganizations(t *testing.T) {
+	t.Parallel()
+	v := shared(t, envRich)
+	ck := parseCertPEM(t, v.E.Credentials[multiDaemon].CertPEM)
+	id := v.clientID(multiDaemon)
+	form := func(aud string) url.Values {
+		a := signAssertion(t, jwt.SigningMethodPS256, ck.Key, ck.Cert, "x5t#S256", assertionClaims(id, aud, v.now()))
+		f := ropcForm(id, world.Alice, "alice-password", userScopes)
+		f.Set("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+		f.Set("client_assertion", a)
+		return f
+	}
+	m := v.mustToken(t, "organizations", form(v.E.Authority()+tokenPath("organizations")))
+	c := v.verify(t, str(m, "access_token"))
+	wantClaim(t, c, "appidacr", "2")
+	wantClaim(t, c, "upn", world.Alice)
+	for _, aud := range []string{v.E.Authority() + tokenPath("nowhere.example"), "https://login.microsoftonline.com/organizations/oauth2/v2.0/token"} {
+		wantAAD(t, v.token(t, "organizations", form(aud)), 401, "invalid_client", 700023)
+	}
+}
+
 // ---- authorization code ------------------------------------------------------------------------
 
 // wantUserToken checks a delegated token for upn through the desktop app.
@@ -408,7 +453,9 @@ func TestAuthCodeAutoApprove(t *testing.T) {
 		t.Run(tc.mode, func(t *testing.T) {
 			verifier, challenge := pkce()
 			state := "st-" + tc.mode
-			r := v.get(t, authorizePath("contoso")+"?"+authorizeParams(world.DesktopClientID, lb.URI, tc.mode, state, challenge).Encode())
+			q := authorizeParams(world.DesktopClientID, lb.URI, tc.mode, state, challenge)
+			q.Set("nonce", "n-"+tc.mode)
+			r := v.get(t, authorizePath("contoso")+"?"+q.Encode())
 			if r.Status != http.StatusOK || !strings.HasPrefix(r.Header.Get("Content-Type"), "text/html") {
 				t.Fatalf("authorize: want the emulator to deliver the code and show a page, got %s", r)
 			}
@@ -430,6 +477,7 @@ func TestAuthCodeAutoApprove(t *testing.T) {
 			wantClaim(t, id, "oid", v.userOID(world.Alice))
 			wantClaim(t, id, "tid", world.DefaultTenantID)
 			wantClaim(t, id, "iss", v.E.Authority()+"/"+world.DefaultTenantID+"/v2.0")
+			wantClaim(t, id, "nonce", "n-"+tc.mode)
 			raw, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(str(m, "client_info"), "="))
 			var ci struct{ UID, UTID string }
 			if err != nil || json.Unmarshal(raw, &ci) != nil {
@@ -440,6 +488,19 @@ func TestAuthCodeAutoApprove(t *testing.T) {
 			}
 		})
 	}
+	t.Run("state with special characters comes back intact", func(t *testing.T) {
+		for _, mode := range []string{"query", "form_post"} {
+			state := `a&b=c+d%20e <f> "g" 'h' ü/?#`
+			_, challenge := pkce()
+			r := v.get(t, authorizePath("contoso")+"?"+authorizeParams(world.DesktopClientID, lb.URI, mode, state, challenge).Encode())
+			if r.Status != http.StatusOK {
+				t.Fatalf("authorize: %s", r)
+			}
+			if cb := lb.wait(t); cb.Values.Get("state") != state {
+				t.Errorf("%s: state %q came back as %q", mode, state, cb.Values.Get("state"))
+			}
+		}
+	})
 	t.Run("no offline_access: no refresh token, no client_info unless asked", func(t *testing.T) {
 		verifier, challenge := pkce()
 		code := v.autoCode(t, lb, world.DesktopClientID, "query", challenge, url.Values{"scope": {imapScope}})
@@ -507,6 +568,13 @@ func TestAuthCodeErrors(t *testing.T) {
 			}
 		})
 	}
+	t.Run("unknown client id", func(t *testing.T) {
+		_, challenge := pkce()
+		r := v.get(t, authorizePath("contoso")+"?"+authorizeParams(world.NewID(), lb.URI, "query", "s", challenge).Encode())
+		if r.Status != http.StatusBadRequest || !strings.Contains(string(r.Body), "AADSTS700016") || r.Header.Get("Location") != "" {
+			t.Errorf("want a 400 page naming AADSTS700016 and no redirect, got %s", r)
+		}
+	})
 	t.Run("single-tenant app on /organizations", func(t *testing.T) {
 		_, challenge := pkce()
 		r := v.get(t, authorizePath("organizations")+"?"+authorizeParams(desktop, lb.URI, "query", "s", challenge).Encode())
@@ -599,8 +667,13 @@ func TestSignInPageCancel(t *testing.T) {
 	v := shared(t, envManual)
 	lb := startLoopback(t)
 	_, challenge := pkce()
-	r := v.get(t, authorizePath("contoso")+"?"+authorizeParams(world.DesktopClientID, lb.URI, "query", "st-cancel", challenge).Encode())
+	q := authorizeParams(world.DesktopClientID, lb.URI, "query", "st-cancel", challenge)
+	q.Set("login_hint", world.Bob)
+	r := v.get(t, authorizePath("contoso")+"?"+q.Encode())
 	page := parseHTMLForm(t, r.Body)
+	if page.Fields.Get("username") != world.Bob {
+		t.Errorf("login_hint %s is not prefilled: %v", world.Bob, page.Fields)
+	}
 	vals := page.Fields
 	vals.Set("action", "cancel")
 	r = v.postForm(t, page.Action, vals)
@@ -611,7 +684,7 @@ func TestSignInPageCancel(t *testing.T) {
 	if err != nil || loc.Scheme+"://"+loc.Host != lb.URI {
 		t.Fatalf("cancel redirects to %q, want %s", r.Header.Get("Location"), lb.URI)
 	}
-	q := loc.Query()
+	q = loc.Query()
 	if q.Get("error") != "access_denied" || q.Get("state") != "st-cancel" || q.Get("code") != "" || !strings.HasPrefix(q.Get("error_description"), "AADSTS") {
 		t.Errorf("cancel redirect carries %v: want error=access_denied, the state, an AADSTS description and no code", q)
 	}
@@ -911,6 +984,13 @@ func TestPassword(t *testing.T) {
 		wantUserToken(t, v, c, world.Alice, "https://outlook.office.com", "IMAP.AccessAsUser.All", desktop)
 		if str(m, "refresh_token") == "" || str(m, "id_token") == "" {
 			t.Error("ROPC with offline_access openid: want a refresh token and an ID token")
+		}
+	})
+	t.Run(".default asks for every consented Exchange permission", func(t *testing.T) {
+		m := v.mustToken(t, "contoso", ropcForm(desktop, world.Alice, "alice-password", "https://outlook.office.com/.default offline_access"))
+		c := v.verify(t, str(m, "access_token"))
+		for _, p := range []string{"IMAP.AccessAsUser.All", "POP.AccessAsUser.All", "SMTP.Send"} {
+			wantUserToken(t, v, c, world.Alice, "https://outlook.office.com", p, desktop)
 		}
 	})
 	t.Run("unprefixed scope gives a Graph token", func(t *testing.T) {

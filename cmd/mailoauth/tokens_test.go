@@ -35,7 +35,9 @@ func startEmulator(t *testing.T, opts emulator.Options) (*emulator.Emulator, str
 func TestTokenLoginAccountsLogout(t *testing.T) {
 	_, cfg := startEmulator(t, emulator.Options{AutoApprove: world.Alice})
 	ctx := context.Background()
-	cli := func(args ...string) (int, string, string) { return runCLI(t, ctx, append([]string{"--config", cfg}, args...)...) }
+	cli := func(args ...string) (int, string, string) {
+		return runCLI(t, ctx, append([]string{"--config", cfg}, args...)...)
+	}
 
 	for _, tc := range []struct {
 		args []string
@@ -157,7 +159,9 @@ func TestBadInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	cli := func(args ...string) (int, string, string) { return runCLI(t, ctx, append([]string{"--config", cfg}, args...)...) }
+	cli := func(args ...string) (int, string, string) {
+		return runCLI(t, ctx, append([]string{"--config", cfg}, args...)...)
+	}
 
 	for _, tc := range []struct {
 		args []string

@@ -121,7 +121,15 @@ func (s *Server) assertionAudienceOK(r *http.Request, t *world.Tenant, aud any) 
 		if err != nil || !strings.EqualFold(u.Host, r.Host) {
 			continue
 		}
-		if m := tokenPathRE.FindStringSubmatch(u.Path); m != nil && s.w.Tenant(m[1]) == t {
+		m := tokenPathRE.FindStringSubmatch(u.Path)
+		if m == nil {
+			continue
+		}
+		if t == nil { // /common or /organizations: the assertion must name the endpoint that was called
+			if strings.EqualFold(m[1], r.PathValue("tenant")) {
+				return true
+			}
+		} else if s.w.Tenant(m[1]) == t {
 			return true
 		}
 	}
