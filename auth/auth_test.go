@@ -34,7 +34,7 @@ type env struct {
 	passphrase bool
 }
 
-func newEnv(t *testing.T, w *world.World, autoApprove string, extra map[string]*config.Account) *env {
+func newEnv(t testing.TB, w *world.World, autoApprove string, extra map[string]*config.Account) *env {
 	t.Helper()
 	emu, err := emulator.Start(context.Background(), emulator.Options{World: w, AutoApprove: autoApprove})
 	if err != nil {
@@ -80,7 +80,7 @@ func (c countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 
 // manager returns a Manager over a file store in the env's directory (shared by every manager of the
 // env, as separate processes would share it).
-func (e *env) manager(t *testing.T, prompt *strings.Builder) *auth.Manager {
+func (e *env) manager(t testing.TB, prompt *strings.Builder) *auth.Manager {
 	t.Helper()
 	// A raw key keeps argon2id (slow under -race) out of most tests; TestDeviceLoginThenSilentAndSharedStore
 	// uses a passphrase, as users do.
