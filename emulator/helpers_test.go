@@ -796,3 +796,75 @@ func (v *env) autoCode(t testing.TB, lb *loopback, clientID, mode, challenge str
 }
 
 func (v *env) userOID(upn string) string { return v.E.World.TenantForUPN(upn).User(upn).ObjectID }
+
+// ---- token checks and flows shared by the test files ---------------------------------------
+
+// wantAppToken checks the claims of an app-only token of the daemon (or another app) in contoso.
+func wantAppToken(t *testing.T, v *env, c jwt.MapClaims, app, aud, appidacr string) {
+	t.Helper()
+	contoso := v.E.World.Tenant("contoso")
+	wantClaim(t, c, "aud", aud)
+	wantClaim(t, c, "appid", v.clientID(app))
+	wantClaim(t, c, "appidacr", appidacr)
+	wantClaim(t, c, "oid", contoso.EnterpriseApps[v.clientID(app)])
+	wantClaim(t, c, "tid", world.DefaultTenantID)
+	wantClaim(t, c, "ver", "1.0")
+	wantClaim(t, c, "iss", "https://sts.windows.net/"+world.DefaultTenantID+"/")
+	wantNoClaim(t, c, "upn", "scp", "unique_name")
+	if str(c, "oid") == "" {
+		t.Error("the service principal has no object id")
+	}
+}
+
+// wantUserToken checks a delegated token for upn through the desktop app.
+func wantUserToken(t *testing.T, v *env, c jwt.MapClaims, upn, aud, scp, clientID string) {
+	t.Helper()
+	tid := v.E.World.TenantForUPN(upn).ID
+	wantClaim(t, c, "aud", aud)
+	wantClaim(t, c, "upn", upn)
+	wantClaim(t, c, "unique_name", upn)
+	wantClaim(t, c, "oid", v.userOID(upn))
+	wantClaim(t, c, "tid", tid)
+	wantClaim(t, c, "appid", clientID)
+	wantClaim(t, c, "appidacr", "0")
+	wantClaim(t, c, "ver", "1.0")
+	wantClaim(t, c, "iss", "https://sts.windows.net/"+tid+"/")
+	if !slices.Contains(strings.Fields(str(c, "scp")), scp) {
+		t.Errorf("scp %q lacks %s", str(c, "scp"), scp)
+	}
+	wantNoClaim(t, c, "roles")
+}
+
+func rand16() string { return world.NewID()[:16] }
+
+func refreshForm(clientID, rt, scope string) url.Values {
+	return url.Values{"grant_type": {"refresh_token"}, "client_id": {clientID}, "refresh_token": {rt}, "scope": {scope}, "client_info": {"1"}}
+}
+
+// deviceCode asks for a device code and checks the answer's fields.
+func deviceCode(t *testing.T, v *env, tenant, clientID string) (userCode, deviceCode, verificationURI string) {
+	t.Helper()
+	r := v.postForm(t, deviceCodePath(tenant), url.Values{"client_id": {clientID}, "scope": {userScopes}})
+	if r.Status != http.StatusOK {
+		t.Fatalf("devicecode: %s", r)
+	}
+	m := r.JSON(t)
+	userCode, deviceCode, verificationURI = str(m, "user_code"), str(m, "device_code"), str(m, "verification_uri")
+	if userCode == "" || deviceCode == "" || userCode == deviceCode {
+		t.Fatalf("devicecode answer %v: want distinct user_code and device_code", m)
+	}
+	if verificationURI != v.E.Authority()+"/devicelogin" {
+		t.Errorf("verification_uri = %q", verificationURI)
+	}
+	if m["expires_in"] != v.E.World.Tokens.DeviceCode.Seconds() || m["interval"] != v.E.World.Tokens.DevicePollInterval.Seconds() {
+		t.Errorf("expires_in %v, interval %v: want %v and %v", m["expires_in"], m["interval"], v.E.World.Tokens.DeviceCode.Seconds(), v.E.World.Tokens.DevicePollInterval.Seconds())
+	}
+	if msg := str(m, "message"); !strings.Contains(msg, userCode) || !strings.Contains(msg, verificationURI) {
+		t.Errorf("message %q does not tell the user the code and the page", msg)
+	}
+	return userCode, deviceCode, verificationURI
+}
+
+func deviceForm(clientID, deviceCode string) url.Values {
+	return url.Values{"grant_type": {"device_code"}, "client_id": {clientID}, "device_code": {deviceCode}, "client_info": {"1"}, "scope": {userScopes}}
+}

@@ -76,6 +76,10 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 		s.redirectError(w, r, p, "invalid_request", aad(400, "invalid_request", 501491, "", "Invalid size of Code_Challenge parameter."))
 		return
 	}
+	if f.Get("scope") == "" {
+		s.redirectError(w, r, p, "invalid_request", errMissingParam("scope"))
+		return
+	}
 	q, e := parseScopes(f.Get("scope"))
 	if e != nil {
 		s.redirectError(w, r, p, e.code, e)

@@ -296,11 +296,16 @@ func (s *Server) grantRefresh(r *http.Request, t *world.Tenant, clientID string)
 	now := s.now()
 	s.mu.Lock()
 	g := s.refresh[rt]
+	var redeemed bool
+	if g != nil {
+		// Check and mark in one step, so two simultaneous uses of a strictly rotated token cannot both pass.
+		redeemed, g.redeemed = g.redeemed, true
+	}
 	s.mu.Unlock()
 	if g == nil || !strings.EqualFold(g.app.ClientID, clientID) || (t != nil && t != g.tenant) {
 		return nil, errMalformed()
 	}
-	if g.redeemed && s.w.Tokens.RevokeRotatedRefreshTokens {
+	if redeemed && s.w.Tokens.RevokeRotatedRefreshTokens {
 		return nil, aad(400, "invalid_grant", 70000, "", "Provided grant is invalid or malformed. The refresh token was already redeemed and rotated.")
 	}
 	if !g.user.RevokedBefore.IsZero() && g.authTime.Before(g.user.RevokedBefore) {
@@ -317,13 +322,7 @@ func (s *Server) grantRefresh(r *http.Request, t *world.Tenant, clientID string)
 	if e != nil {
 		return nil, e
 	}
-	resp, e := s.issueUser(r, g.signIn, q, acr, "")
-	if e == nil {
-		s.mu.Lock()
-		g.redeemed = true
-		s.mu.Unlock()
-	}
-	return resp, e
+	return s.issueUser(r, g.signIn, q, acr, "")
 }
 
 // consentedScopes returns the permissions of q the user has consented to for the app (an admin's
