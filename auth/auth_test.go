@@ -335,7 +335,7 @@ func TestSingleFlightThousandCallers(t *testing.T) {
 	e := newEnv(t, nil, "", nil)
 	m := e.manager(t, nil)
 	a, _ := m.Account("daemon")
-	before := e.tokens.Load()
+	before, atEmulator := e.tokens.Load(), e.emu.Identity.Requests("token")
 	var wg sync.WaitGroup
 	errs := make(chan error, 1000)
 	for range 1000 {
@@ -354,6 +354,9 @@ func TestSingleFlightThousandCallers(t *testing.T) {
 	}
 	if n := e.tokens.Load() - before; n != 1 {
 		t.Fatalf("1000 concurrent callers caused %d token requests, want 1", n)
+	}
+	if n := e.emu.Identity.Requests("token") - atEmulator; n != 1 {
+		t.Fatalf("the emulator received %d token requests from 1000 concurrent callers, want 1", n)
 	}
 }
 
@@ -481,5 +484,86 @@ func TestIdentityPlatformDown(t *testing.T) {
 	var ae *auth.Error
 	if !errors.As(err, &ae) || !ae.Transient || !strings.Contains(err.Error(), "127.0.0.1") {
 		t.Fatalf("emulator down: %v", err)
+	}
+}
+
+func TestAuthCodeWebLibraryAPI(t *testing.T) {
+	w := world.Default()
+	w.Apps[1].RedirectURIs = []string{"https://app.contoso.test/callback"}
+	w.Apps[1].Delegated = append([]string{}, world.ExchangeDelegated...)
+	w.Apps[1].Consented = true
+	e := newEnv(t, w, world.Alice, map[string]*config.Account{
+		"web": {Email: world.Alice, Tenant: "contoso.test", ClientID: world.DaemonClientID, Flow: "auth_code_web",
+			ClientSecretFile: "daemon-secret.txt", RedirectURI: "https://app.contoso.test/callback", Protocols: []string{"imap"}},
+	})
+	m := e.manager(t, nil)
+	a, err := m.Account("web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	u, verifier, err := a.AuthCodeURL(ctx, "state-123")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The user's browser: the emulator signs alice in and redirects to the web app's callback with the
+	// code (MSAL's confidential AuthCodeURL asks for the query response mode). Stop at the redirect:
+	// the callback is the web app's, not ours to fetch.
+	browser := e.emu.HTTPClient()
+	browser.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err := browser.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc, err := url.Parse(resp.Header.Get("Location"))
+	if err != nil || resp.StatusCode != http.StatusFound || loc.Host != "app.contoso.test" || loc.Path != "/callback" {
+		t.Fatalf("no redirect to the callback: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	code := loc.Query().Get("code")
+	if code == "" || loc.Query().Get("state") != "state-123" {
+		t.Fatalf("callback query %q lacks the code or the state", loc.RawQuery)
+	}
+	tok, err := a.ExchangeCode(ctx, code, verifier)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := claims(t, tok.AccessToken); c["upn"] != world.Alice || c["appidacr"] != "1" || !strings.Contains(c["scp"].(string), "IMAP.AccessAsUser.All") {
+		t.Errorf("claims %v", c)
+	}
+	// The web app's later requests: silent, from the store, then Graph by refresh.
+	if _, err := a.ExchangeCode(ctx, code, "wrong-verifier"); err == nil {
+		t.Error("a code was redeemed twice")
+	}
+	m2 := e.manager(t, nil)
+	if c := claims(t, token(t, m2, "web", auth.Exchange).AccessToken); c["upn"] != world.Alice {
+		t.Errorf("silent after the code exchange: %v", c)
+	}
+}
+
+func TestScopesPerCloudAndProtocols(t *testing.T) {
+	cfg := &config.File{Accounts: map[string]*config.Account{
+		"gov":    {Name: "gov", Flow: "device", ClientID: world.DesktopClientID, Cloud: "usgovernment", Protocols: []string{"imap", "smtp"}},
+		"pop":    {Name: "pop", Flow: "device", ClientID: world.DesktopClientID, Protocols: []string{"pop"}},
+		"app":    {Name: "app", Flow: "client_credentials", ClientID: world.DaemonClientID, Tenant: "contoso.test", ClientSecretEnv: "X", Mailbox: world.Alice, Cloud: "china"},
+		"graph":  {Name: "graph", Flow: "device", ClientID: world.DesktopClientID, Protocols: []string{"graph"}},
+		"custom": {Name: "custom", Flow: "device", ClientID: world.DesktopClientID, Scopes: []string{"IMAP.AccessAsUser.All"}},
+	}}
+	t.Setenv("X", "secret")
+	m := auth.New(cfg, auth.Options{})
+	for name, want := range map[string]string{
+		"gov":    "https://outlook.office365.us/IMAP.AccessAsUser.All https://outlook.office365.us/SMTP.Send",
+		"pop":    "https://outlook.office.com/POP.AccessAsUser.All",
+		"app":    "https://partner.outlook.cn/.default",
+		"graph":  "https://graph.microsoft.com/Mail.ReadWrite https://graph.microsoft.com/Mail.Send",
+		"custom": "IMAP.AccessAsUser.All",
+	} {
+		a, err := m.Account(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Join(a.Scopes(auth.Exchange), " "); got != want {
+			t.Errorf("%s: scopes %q, want %q", name, got, want)
+		}
 	}
 }

@@ -66,6 +66,7 @@ type Server struct {
 	pending  map[string]*pendingLogin
 	consents map[string]map[string]bool // user oid + client id -> granted permissions
 	faultHit []int                      // requests seen per fault
+	counts   map[string]int64           // requests per endpoint, for tests and benchmarks
 }
 
 // New builds a Server over a resolved World.
@@ -79,7 +80,7 @@ func New(cfg Config) (*Server, error) {
 		codes: map[string]*authCode{}, refresh: map[string]*refreshGrant{},
 		devices: map[string]*deviceGrant{}, userCode: map[string]*deviceGrant{},
 		pending: map[string]*pendingLogin{}, consents: map[string]map[string]bool{},
-		faultHit: make([]int, len(cfg.World.Faults)),
+		faultHit: make([]int, len(cfg.World.Faults)), counts: map[string]int64{},
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -202,9 +203,20 @@ func (s *Server) userRealm(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, body)
 }
 
-// fault wraps a handler with the World's injected faults for one endpoint.
+// Requests returns how many requests an endpoint ("token", "devicecode", "authorize", "discovery",
+// "keys") has received, faulted ones included: tests count token requests at the server with it.
+func (s *Server) Requests(endpoint string) int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.counts[endpoint]
+}
+
+// fault wraps a handler with the World's injected faults for one endpoint, and counts its requests.
 func (s *Server) fault(endpoint string, h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		s.counts[endpoint]++
+		s.mu.Unlock()
 		if f := s.activeFault(endpoint); f != nil {
 			if f.Latency > 0 {
 				select {
