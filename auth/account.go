@@ -163,9 +163,7 @@ func (a *Account) Token(ctx context.Context, r Resource) (*Token, error) {
 		if err != nil {
 			return nil, err
 		}
-		a.mu.Lock()
-		a.hot[r] = t
-		a.mu.Unlock()
+		a.remember(t)
 		return t, nil
 	})
 	select {
@@ -187,6 +185,13 @@ func (a *Account) hotToken(r Resource) *Token {
 		return t
 	}
 	return nil
+}
+
+// remember puts a token on the hot path.
+func (a *Account) remember(t *Token) {
+	a.mu.Lock()
+	a.hot[t.Resource] = t
+	a.mu.Unlock()
 }
 
 func (a *Account) forget() {

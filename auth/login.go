@@ -58,9 +58,7 @@ func (a *Account) Login(ctx context.Context, o LoginOptions) (*Token, error) {
 	if err != nil {
 		return nil, err
 	}
-	a.mu.Lock()
-	a.hot[r] = tok
-	a.mu.Unlock()
+	a.remember(tok)
 	return tok, nil
 }
 
@@ -222,9 +220,7 @@ func (a *Account) ExchangeCode(ctx context.Context, code, verifier string) (*Tok
 		return nil, err
 	}
 	t := &Token{AccessToken: res.AccessToken, ExpiresOn: res.ExpiresOn, Resource: r}
-	a.mu.Lock()
-	a.hot[r] = t
-	a.mu.Unlock()
+	a.remember(t)
 	return t, nil
 }
 

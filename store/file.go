@@ -260,22 +260,27 @@ func (f *File) lockCtx(ctx context.Context, exclusive bool) error {
 	if err := f.ensureDir(); err != nil {
 		return err
 	}
-	try := f.lock.TryRLockContext
+	return lockFile(ctx, f.lock, exclusive)
+}
+
+// lockFile takes an advisory lock, polling so that ctx can end the wait.
+func lockFile(ctx context.Context, l *flock.Flock, exclusive bool) error {
+	try := l.TryRLockContext
 	if exclusive {
-		try = f.lock.TryLockContext
+		try = l.TryLockContext
 	}
 	ok, err := try(ctx, 10*time.Millisecond)
 	if err != nil {
-		return fmt.Errorf("lock token store %s: %w", f.path, err)
+		return fmt.Errorf("lock %s: %w", l.Path(), err)
 	}
 	if !ok {
-		return fmt.Errorf("lock token store %s: %w", f.path, ctx.Err())
+		return fmt.Errorf("lock %s: %w", l.Path(), ctx.Err())
 	}
 	return nil
 }
 
-// Load implements Store.
-func (f *File) Load(ctx context.Context, key string) ([]byte, error) {
+// readLocked reads the whole store under the shared lock.
+func (f *File) readLocked(ctx context.Context) (map[string][]byte, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.lockCtx(ctx, false); err != nil {
@@ -283,6 +288,12 @@ func (f *File) Load(ctx context.Context, key string) ([]byte, error) {
 	}
 	defer f.lock.Unlock()
 	entries, _, err := f.read()
+	return entries, err
+}
+
+// Load implements Store.
+func (f *File) Load(ctx context.Context, key string) ([]byte, error) {
+	entries, err := f.readLocked(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -291,13 +302,7 @@ func (f *File) Load(ctx context.Context, key string) ([]byte, error) {
 
 // Keys implements Store.
 func (f *File) Keys(ctx context.Context) ([]string, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if err := f.lockCtx(ctx, false); err != nil {
-		return nil, err
-	}
-	defer f.lock.Unlock()
-	entries, _, err := f.read()
+	entries, err := f.readLocked(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -35,8 +37,10 @@ func OpenKeyring(lockPath string) (*Keyring, error) {
 func (k *Keyring) locked(ctx context.Context, exclusive bool, f func() error) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	fl := &File{path: strings.TrimSuffix(k.lock.Path(), lockSuffix), lock: k.lock}
-	if err := fl.lockCtx(ctx, exclusive); err != nil {
+	if err := os.MkdirAll(filepath.Dir(k.lock.Path()), 0o700); err != nil {
+		return fmt.Errorf("create the lock directory: %w", err)
+	}
+	if err := lockFile(ctx, k.lock, exclusive); err != nil {
 		return err
 	}
 	defer k.lock.Unlock()

@@ -89,4 +89,3 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
-

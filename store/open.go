@@ -15,7 +15,7 @@ import (
 // error (exit 2).
 type KeyError struct{ msg string }
 
-func (e *KeyError) Error() string      { return e.msg }
+func (e *KeyError) Error() string     { return e.msg }
 func (e *KeyError) ConfigError() bool { return true }
 func (e *KeyError) Unwrap() error     { return ErrNoKey }
 

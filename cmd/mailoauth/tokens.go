@@ -53,6 +53,15 @@ func (a *app) manager(interactive bool) (*auth.Manager, error) {
 	return auth.New(cfg, auth.Options{Store: st, Prompt: a.stderr, Log: a.log}), nil
 }
 
+// account opens the store and the named account: what login, token and logout start with.
+func (a *app) account(name string, interactive bool) (*auth.Account, error) {
+	m, err := a.manager(interactive)
+	if err != nil {
+		return nil, err
+	}
+	return m.Account(name)
+}
+
 func (a *app) loginCommand() *cobra.Command {
 	var o auth.LoginOptions
 	cmd := &cobra.Command{
@@ -63,11 +72,7 @@ func (a *app) loginCommand() *cobra.Command {
 client_credentials, the imported refresh token for refresh_token. Tokens go to the token store.`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
-			m, err := a.manager(true)
-			if err != nil {
-				return err
-			}
-			acc, err := m.Account(argv[0])
+			acc, err := a.account(argv[0], true)
 			if err != nil {
 				return err
 			}
@@ -108,11 +113,7 @@ With --json it prints {"access_token", "token_type", "expires_on", "resource"}.`
 			if err != nil {
 				return usageError{err}
 			}
-			m, err := a.manager(false)
-			if err != nil {
-				return err
-			}
-			acc, err := m.Account(argv[0])
+			acc, err := a.account(argv[0], false)
 			if err != nil {
 				return err
 			}
@@ -229,11 +230,7 @@ func (a *app) logoutCommand() *cobra.Command {
 		Short: "Forget an account's tokens",
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
-			m, err := a.manager(true)
-			if err != nil {
-				return err
-			}
-			acc, err := m.Account(argv[0])
+			acc, err := a.account(argv[0], true)
 			if err != nil {
 				return err
 			}
