@@ -1,0 +1,307 @@
+// Package sasl implements the SASL mechanisms that carry OAuth 2.0 bearer tokens to mail servers:
+// XOAUTH2 (Google's and Microsoft's, which no maintained Go library provides) and OAUTHBEARER (RFC
+// 7628), client and server, behind emersion/go-sasl's Client and Server interfaces, so any go-imap v2
+// or go-smtp program can plug them in.
+//
+// The client decodes a server's error challenge (RFC 7628 §3.2.2), keeps it for the caller (status,
+// scope: the reason the server gives) and answers it with the single %x01 byte RFC 7628 prescribes —
+// also for XOAUTH2, where go-imap v2 would otherwise send an empty response as "=", which Dovecot
+// rejects as invalid base64, hiding the real refusal (research/msal-go.md).
+//
+// It must never put a token in an error message or a log line.
+package sasl
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	gosasl "github.com/emersion/go-sasl"
+)
+
+// Mechanism names.
+const (
+	XOAuth2     = "XOAUTH2"
+	OAuthBearer = "OAUTHBEARER"
+)
+
+// ServerError is a server's error challenge: JSON with status, scope and schemes (RFC 7628 §3.2.2;
+// XOAUTH2 servers send the same shape, e.g. Dovecot's {"status":"401","schemes":"bearer","scope":"mail"}).
+type ServerError struct {
+	Status              string `json:"status"`
+	Scope               string `json:"scope,omitempty"`
+	Schemes             string `json:"schemes,omitempty"`
+	OpenIDConfiguration string `json:"openid-configuration,omitempty"`
+}
+
+func (e *ServerError) Error() string {
+	s := "the server refused the token (status " + e.Status
+	if e.Scope != "" {
+		s += ", scope " + e.Scope
+	}
+	return s + ")"
+}
+
+// Client is an XOAUTH2 or OAUTHBEARER client. After a failed exchange, ServerError holds the server's
+// error challenge, if it sent one.
+type Client struct {
+	mech     string
+	username string
+	token    string
+	host     string
+	port     int
+
+	serverErr *ServerError
+	sentIR    bool
+}
+
+var _ gosasl.Client = (*Client)(nil)
+
+// NewXOAuth2Client returns an XOAUTH2 client: user=<username>^Aauth=Bearer <token>^A^A.
+func NewXOAuth2Client(username, token string) *Client {
+	return &Client{mech: XOAuth2, username: username, token: token}
+}
+
+// NewOAuthBearerClient returns an RFC 7628 OAUTHBEARER client. host and port are sent as the RFC
+// suggests (port 0 leaves it out); username becomes the authzid (a=).
+func NewOAuthBearerClient(username, token, host string, port int) *Client {
+	return &Client{mech: OAuthBearer, username: username, token: token, host: host, port: port}
+}
+
+// Start implements gosasl.Client: the whole credential goes in the initial response.
+func (c *Client) Start() (string, []byte, error) {
+	c.sentIR = true
+	if c.mech == XOAuth2 {
+		return XOAuth2, EncodeXOAuth2(c.username, c.token), nil
+	}
+	return OAuthBearer, EncodeOAuthBearer(c.username, c.token, c.host, c.port), nil
+}
+
+// Next implements gosasl.Client. The only challenge after the initial response is an error: it is
+// decoded and answered with %x01, after which the server fails the exchange with its own words.
+func (c *Client) Next(challenge []byte) ([]byte, error) {
+	if !c.sentIR {
+		// A server that did not take the initial response asks with an empty challenge (POP3 "+ ").
+		c.sentIR = true
+		_, ir, _ := c.Start()
+		return ir, nil
+	}
+	se := &ServerError{}
+	if err := json.Unmarshal(challenge, se); err != nil || se.Status == "" {
+		se = &ServerError{Status: "unparsed challenge"}
+	}
+	c.serverErr = se
+	return []byte{0x01}, nil
+}
+
+// ServerError returns the server's error challenge, or nil.
+func (c *Client) ServerError() *ServerError { return c.serverErr }
+
+// EncodeXOAuth2 builds the XOAUTH2 initial response.
+func EncodeXOAuth2(username, token string) []byte {
+	return []byte("user=" + username + "\x01auth=Bearer " + token + "\x01\x01")
+}
+
+// EncodeOAuthBearer builds the RFC 7628 initial response: gs2 header, then host, port and auth.
+func EncodeOAuthBearer(username, token, host string, port int) []byte {
+	var b bytes.Buffer
+	b.WriteString("n,")
+	if username != "" {
+		b.WriteString("a=" + gs2Escape(username))
+	}
+	b.WriteString(",\x01")
+	if host != "" {
+		b.WriteString("host=" + host + "\x01")
+	}
+	if port != 0 {
+		b.WriteString("port=" + strconv.Itoa(port) + "\x01")
+	}
+	b.WriteString("auth=Bearer " + token + "\x01\x01")
+	return b.Bytes()
+}
+
+// gs2Escape escapes an authzid as RFC 5801 requires: "," and "=" become "=2C" and "=3D".
+func gs2Escape(s string) string {
+	return strings.NewReplacer("=", "=3D", ",", "=2C").Replace(s)
+}
+
+// Credentials are what a client presented.
+type Credentials struct {
+	Mechanism string
+	Username  string // XOAUTH2 user=, OAUTHBEARER authzid (a=)
+	Token     string
+	Host      string // OAUTHBEARER only
+	Port      int    // OAUTHBEARER only
+}
+
+// Errors of malformed client messages. They never quote the message (it holds a token).
+var (
+	ErrMalformed = errors.New("malformed SASL message")
+)
+
+// maxMessage bounds what the parsers accept: an Entra token is a few KB.
+const maxMessage = 64 << 10
+
+// ParseXOAuth2 parses an XOAUTH2 initial response.
+func ParseXOAuth2(msg []byte) (Credentials, error) {
+	c := Credentials{Mechanism: XOAuth2}
+	if len(msg) > maxMessage || !bytes.HasSuffix(msg, []byte("\x01\x01")) {
+		return c, fmt.Errorf("%w: XOAUTH2 must end with two ^A", ErrMalformed)
+	}
+	for _, kv := range bytes.Split(msg[:len(msg)-2], []byte{0x01}) {
+		k, v, ok := bytes.Cut(kv, []byte("="))
+		if !ok {
+			return c, fmt.Errorf("%w: XOAUTH2 field without =", ErrMalformed)
+		}
+		switch string(k) {
+		case "user":
+			c.Username = string(v)
+		case "auth":
+			tok, ok := cutBearer(v)
+			if !ok {
+				return c, fmt.Errorf("%w: XOAUTH2 auth is not \"Bearer <token>\"", ErrMalformed)
+			}
+			c.Token = tok
+		}
+	}
+	if c.Username == "" || c.Token == "" {
+		return c, fmt.Errorf("%w: XOAUTH2 needs user= and auth=", ErrMalformed)
+	}
+	return c, nil
+}
+
+// ParseOAuthBearer parses an RFC 7628 OAUTHBEARER initial response.
+func ParseOAuthBearer(msg []byte) (Credentials, error) {
+	c := Credentials{Mechanism: OAuthBearer}
+	if len(msg) > maxMessage {
+		return c, fmt.Errorf("%w: too long", ErrMalformed)
+	}
+	gs2, rest, ok := bytes.Cut(msg, []byte{0x01})
+	if !ok || !bytes.HasSuffix(rest, []byte("\x01")) {
+		return c, fmt.Errorf("%w: OAUTHBEARER needs a gs2 header and ^A-separated fields", ErrMalformed)
+	}
+	parts := strings.Split(string(gs2), ",")
+	if len(parts) != 3 || (parts[0] != "n" && parts[0] != "y") || parts[2] != "" {
+		return c, fmt.Errorf("%w: OAUTHBEARER gs2 header must be n,[a=authzid],", ErrMalformed)
+	}
+	if parts[1] != "" {
+		if !strings.HasPrefix(parts[1], "a=") {
+			return c, fmt.Errorf("%w: OAUTHBEARER gs2 header field is not a=", ErrMalformed)
+		}
+		c.Username = strings.NewReplacer("=2C", ",", "=3D", "=").Replace(parts[1][2:])
+	}
+	for _, kv := range bytes.Split(bytes.TrimSuffix(rest, []byte{0x01}), []byte{0x01}) {
+		if len(kv) == 0 {
+			continue
+		}
+		k, v, ok := bytes.Cut(kv, []byte("="))
+		if !ok {
+			return c, fmt.Errorf("%w: OAUTHBEARER field without =", ErrMalformed)
+		}
+		switch string(k) {
+		case "auth":
+			tok, ok := cutBearer(v)
+			if !ok {
+				return c, fmt.Errorf("%w: OAUTHBEARER auth is not \"Bearer <token>\"", ErrMalformed)
+			}
+			c.Token = tok
+		case "host":
+			c.Host = string(v)
+		case "port":
+			p, err := strconv.Atoi(string(v))
+			if err != nil || p < 0 || p > 65535 {
+				return c, fmt.Errorf("%w: OAUTHBEARER port is not a number", ErrMalformed)
+			}
+			c.Port = p
+		}
+	}
+	if c.Token == "" {
+		return c, fmt.Errorf("%w: OAUTHBEARER needs auth=", ErrMalformed)
+	}
+	return c, nil
+}
+
+// cutBearer takes "Bearer <token>" (scheme case-insensitive, RFC 6750).
+func cutBearer(v []byte) (string, bool) {
+	scheme, tok, ok := bytes.Cut(v, []byte(" "))
+	if !ok || !strings.EqualFold(string(scheme), "bearer") || len(tok) == 0 || bytes.ContainsAny(tok, " \x00") {
+		return "", false
+	}
+	return string(tok), true
+}
+
+// Check decides whether presented credentials are accepted. A *ServerError return makes servers that
+// send error challenges (ServerOptions.ErrorChallenge) send it before failing.
+type Check func(Credentials) error
+
+// ServerOptions tune a server.
+type ServerOptions struct {
+	// ErrorChallenge sends the JSON error challenge before failing, as Dovecot and RFC 7628 do.
+	// Exchange Online sends none for XOAUTH2: it answers the command with NO at once.
+	ErrorChallenge bool
+}
+
+type server struct {
+	mech  string
+	check Check
+	opts  ServerOptions
+	state int // 0 start, 1 waiting for the client's reply to an error challenge, 2 done
+	fail  error
+}
+
+// NewXOAuth2Server returns an XOAUTH2 server that checks credentials with check.
+func NewXOAuth2Server(check Check, opts ServerOptions) gosasl.Server {
+	return &server{mech: XOAuth2, check: check, opts: opts}
+}
+
+// NewOAuthBearerServer returns an RFC 7628 OAUTHBEARER server that checks credentials with check.
+func NewOAuthBearerServer(check Check, opts ServerOptions) gosasl.Server {
+	return &server{mech: OAuthBearer, check: check, opts: opts}
+}
+
+// ErrAuthFailed is what a server returns when the credentials were refused (the protocol layer
+// answers with its own failure text).
+var ErrAuthFailed = errors.New("authentication failed")
+
+// Next implements gosasl.Server.
+func (s *server) Next(response []byte) ([]byte, bool, error) {
+	switch s.state {
+	case 0:
+		if response == nil {
+			return []byte{}, false, nil // ask for the initial response with an empty challenge
+		}
+		parse := ParseXOAuth2
+		if s.mech == OAuthBearer {
+			parse = ParseOAuthBearer
+		}
+		creds, err := parse(response)
+		if err != nil {
+			s.state = 2
+			return nil, true, err
+		}
+		err = s.check(creds)
+		if err == nil {
+			s.state = 2
+			return nil, true, nil
+		}
+		var se *ServerError
+		if s.opts.ErrorChallenge {
+			if !errors.As(err, &se) {
+				se = &ServerError{Status: "invalid_token", Schemes: "bearer"}
+			}
+			b, _ := json.Marshal(se)
+			s.state, s.fail = 1, err
+			return b, false, nil
+		}
+		s.state = 2
+		return nil, true, err
+	case 1:
+		// RFC 7628 §3.2.3: the client answers the error challenge with %x01; the exchange fails.
+		s.state = 2
+		return nil, true, s.fail
+	}
+	return nil, true, ErrAuthFailed
+}
