@@ -302,3 +302,72 @@ func (a *Account) Logout(ctx context.Context) error {
 	a.forget()
 	return a.opts.Store.Update(ctx, a.cache.key, func([]byte) ([]byte, error) { return nil, nil })
 }
+
+// bypassClaims asks for the ID token's auth_time: a harmless OIDC claims request whose only effect is
+// that MSAL skips its cached access token and asks the identity platform again.
+const bypassClaims = `{"id_token":{"auth_time":{"essential":true}}}`
+
+// Refresh throws away the account's access token for r and gets a new one from the identity platform
+// (with the refresh token or the client credential), bypassing every cache: for a server that refused
+// a token the cache thought valid (revoked, or issued before a permission change).
+func (a *Account) Refresh(ctx context.Context, r Resource) (*Token, error) {
+	a.mu.Lock()
+	delete(a.hot, r)
+	a.mu.Unlock()
+	v, err, _ := a.flight.Do("refresh "+string(r), func() (any, error) {
+		t, err := a.acquireFresh(ctx, r)
+		if err == nil {
+			a.remember(t)
+		}
+		return t, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*Token), nil
+}
+
+func (a *Account) acquireFresh(ctx context.Context, r Resource) (*Token, error) {
+	scopes := a.Scopes(r)
+	switch {
+	case a.cfg.Flow == config.FlowClientCredentials:
+		res, err := a.conf.AcquireTokenByCredential(ctx, scopes, confidential.WithClaims(bypassClaims))
+		if err != nil {
+			return nil, classify(a.cfg.Name, "client credentials", err)
+		}
+		return &Token{AccessToken: res.AccessToken, ExpiresOn: res.ExpiresOn, Resource: r}, nil
+	case a.conf != nil:
+		e, err := a.cache.load(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if e == nil || e.HomeAccountID == "" {
+			return nil, a.loginRequired(nil)
+		}
+		acct, err := a.conf.Account(ctx, e.HomeAccountID)
+		if err != nil || acct.IsZero() {
+			return nil, a.loginRequired(err)
+		}
+		res, err := a.conf.AcquireTokenSilent(ctx, scopes, confidential.WithSilentAccount(acct), confidential.WithClaims(bypassClaims))
+		if err != nil {
+			return nil, a.silentFailed(err)
+		}
+		return &Token{AccessToken: res.AccessToken, ExpiresOn: res.ExpiresOn, Resource: r}, nil
+	default:
+		acct, err := a.publicAccount(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if acct.IsZero() {
+			if a.cfg.Flow == config.FlowPassword {
+				return a.password(ctx, r)
+			}
+			return nil, a.loginRequired(nil)
+		}
+		res, err := a.pub.AcquireTokenSilent(ctx, scopes, public.WithSilentAccount(acct), public.WithClaims(bypassClaims))
+		if err != nil {
+			return nil, a.silentFailed(err)
+		}
+		return &Token{AccessToken: res.AccessToken, ExpiresOn: res.ExpiresOn, Resource: r}, nil
+	}
+}

@@ -167,6 +167,22 @@ type resourceSource struct {
 
 func (s resourceSource) Token(ctx context.Context) (*Token, error) { return s.a.Token(ctx, s.r) }
 
+func (s resourceSource) Refresh(ctx context.Context) (*Token, error) { return s.a.Refresh(ctx, s.r) }
+
+// Refresher is a TokenSource that can throw its token away and fetch a fresh one. Mail clients use it
+// to retry once when a server refuses a token the cache thought valid.
+type Refresher interface {
+	TokenSource
+	Refresh(ctx context.Context) (*Token, error)
+}
+
+// StaticTokenSource always returns the same token (tests, and tokens obtained elsewhere).
+func StaticTokenSource(t *Token) TokenSource { return staticSource{t} }
+
+type staticSource struct{ t *Token }
+
+func (s staticSource) Token(context.Context) (*Token, error) { return s.t, nil }
+
 // OAuth2 adapts a TokenSource to golang.org/x/oauth2, whose Token takes no context: ctx is used for
 // every call.
 func OAuth2(ctx context.Context, ts TokenSource) oauth2.TokenSource { return oauth2Source{ctx, ts} }

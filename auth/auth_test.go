@@ -567,3 +567,29 @@ func TestScopesPerCloudAndProtocols(t *testing.T) {
 		}
 	}
 }
+
+func TestRefreshBypassesTheCache(t *testing.T) {
+	e := newEnv(t, nil, world.Alice, nil)
+	m := e.manager(t, nil)
+	for _, acc := range []string{"daemon", "alice-device"} {
+		a, _ := m.Account(acc)
+		if acc == "alice-device" {
+			login(t, m, acc, auth.LoginOptions{})
+		}
+		first, err := a.Token(context.Background(), auth.Exchange)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := e.emu.Identity.Requests("token")
+		fresh, err := a.TokenSource(auth.Exchange).(auth.Refresher).Refresh(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fresh.AccessToken == first.AccessToken || e.emu.Identity.Requests("token")-before != 1 {
+			t.Errorf("%s: Refresh did not get a new token with one request", acc)
+		}
+		if again, _ := a.Token(context.Background(), auth.Exchange); again.AccessToken != fresh.AccessToken {
+			t.Errorf("%s: the fresh token did not replace the cached one", acc)
+		}
+	}
+}

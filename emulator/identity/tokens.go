@@ -2,6 +2,7 @@ package identity
 
 import (
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/x509"
@@ -42,6 +43,12 @@ func (s *Server) keys(w http.ResponseWriter, r *http.Request) {
 		"issuer": baseURL(r) + "/{tenantid}/v2.0",
 	}}})
 }
+
+// PublicKey is the key that verifies every token the server signs (what the JWKS publishes).
+func (s *Server) PublicKey() *rsa.PublicKey { return &s.key.PublicKey }
+
+// KeyID is the signing key's kid (and x5t).
+func (s *Server) KeyID() string { return s.kid }
 
 // sign makes an RS256 JWT whose header carries kid and x5t, as Entra's do.
 func (s *Server) sign(claims jwt.MapClaims) string {
