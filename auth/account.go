@@ -2,6 +2,8 @@ package auth
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"strings"
@@ -21,6 +23,7 @@ type Account struct {
 	cloud Cloud
 	opts  Options
 	cache *storeCache
+	roots *x509.CertPool
 
 	pub  *public.Client       // public flows
 	conf *confidential.Client // confidential flows
@@ -44,11 +47,12 @@ func newAccount(acc *config.Account, opts Options) (*Account, error) {
 		tenant = config.TenantOrganizations
 	}
 	authority := base + "/" + tenant
-	hc, err := httpClient(acc, opts.Transport)
+	roots, err := rootCAs(acc)
 	if err != nil {
 		return nil, err
 	}
-	a := &Account{cfg: acc, cloud: cl, opts: opts, hot: map[Resource]*Token{}}
+	hc := httpClient(roots, opts.Transport)
+	a := &Account{cfg: acc, cloud: cl, opts: opts, roots: roots, hot: map[Resource]*Token{}}
 	a.cache = &storeCache{st: opts.Store, key: storeKey(acc.Name), authority: strings.ToLower(authority), clientID: acc.ClientID}
 	// Instance discovery asks login.microsoftonline.com about the authority; for an authority of our
 	// own (the emulator) there is nobody to ask.
@@ -94,6 +98,30 @@ func (a *Account) Config() *config.Account { return a.cfg }
 
 // Cloud is the account's cloud.
 func (a *Account) Cloud() Cloud { return a.cloud }
+
+// TLSConfig is for the account's mail connections: the system's CAs plus ca_file, TLS 1.2 at least.
+func (a *Account) TLSConfig() *tls.Config {
+	return &tls.Config{RootCAs: a.roots, MinVersion: tls.VersionTLS12}
+}
+
+// Server is the host:port (or, for graph, the API root URL) of a protocol for the account: the
+// config's override, else its cloud's (SPEC §3).
+func (a *Account) Server(protocol string) string {
+	switch protocol {
+	case config.ProtocolIMAP:
+		return firstNonEmpty(a.cfg.IMAP, a.cloud.IMAP)
+	case config.ProtocolPOP:
+		return firstNonEmpty(a.cfg.POP, a.cloud.POP)
+	case config.ProtocolSMTP:
+		return firstNonEmpty(a.cfg.SMTP, a.cloud.SMTP)
+	case config.ProtocolGraph:
+		return firstNonEmpty(a.cfg.Graph, a.cloud.GraphAPI)
+	}
+	return ""
+}
+
+// Mailbox is the mailbox the account opens, and so the SASL user: mailbox if set, else email.
+func (a *Account) Mailbox() string { return firstNonEmpty(a.cfg.Mailbox, a.cfg.Email) }
 
 // AppOnly reports whether the account's tokens are app-only (client credentials).
 func (a *Account) AppOnly() bool { return a.cfg.Flow == config.FlowClientCredentials }

@@ -131,30 +131,36 @@ func (m *Manager) Account(name string) (*Account, error) {
 	return a, nil
 }
 
-// httpClient trusts the system's CAs plus the account's ca_file, TLS 1.2 at least; verification is
-// never turned off.
-func httpClient(acc *config.Account, wrap func(http.RoundTripper) http.RoundTripper) (*http.Client, error) {
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-	if acc.CAFile != "" {
-		pool, err := x509.SystemCertPool()
-		if err != nil {
-			pool = x509.NewCertPool()
-		}
-		pem, err := os.ReadFile(acc.CAFile)
-		if err != nil {
-			return nil, cfgErr(acc, "ca_file %s cannot be read (%v)", acc.CAFile, pathErr(err))
-		}
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, cfgErr(acc, "ca_file %s holds no PEM certificate", acc.CAFile)
-		}
-		tr.TLSClientConfig.RootCAs = pool
+// rootCAs is the system's pool plus the account's ca_file: the only trust the account's connections
+// have (HTTPS to the identity platform and Graph, TLS to the mail servers). Verification is never off.
+func rootCAs(acc *config.Account) (*x509.CertPool, error) {
+	if acc.CAFile == "" {
+		return nil, nil // nil: the system's roots
 	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	pem, err := os.ReadFile(acc.CAFile)
+	if err != nil {
+		return nil, cfgErr(acc, "ca_file %s cannot be read (%v)", acc.CAFile, pathErr(err))
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, cfgErr(acc, "ca_file %s holds no PEM certificate", acc.CAFile)
+	}
+	return pool, nil
+}
+
+// httpClient is the account's HTTPS client: its CAs, TLS 1.2 at least, the import rewriter, and the
+// caller's wrapper (tests count requests with it).
+func httpClient(roots *x509.CertPool, wrap func(http.RoundTripper) http.RoundTripper) *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots}
 	var rt http.RoundTripper = tr
 	if wrap != nil {
 		rt = wrap(rt)
 	}
-	return &http.Client{Transport: &importTransport{base: rt}, Timeout: 60 * time.Second}, nil
+	return &http.Client{Transport: &importTransport{base: rt}, Timeout: 60 * time.Second}
 }
 
 // TokenSource returns the account's source for a resource.

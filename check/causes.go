@@ -1,0 +1,148 @@
+package check
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net"
+	"strings"
+
+	"github.com/mailoauth/mailoauth/auth"
+	"github.com/mailoauth/mailoauth/config"
+)
+
+// Claims decodes a JWT's payload without verifying it (the server verifies; this only explains).
+// Tokens that are not JWTs (personal Microsoft accounts issue opaque ones) give nil.
+func Claims(token string) map[string]any {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return nil
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return nil
+	}
+	var m map[string]any
+	if json.Unmarshal(b, &m) != nil {
+		return nil
+	}
+	return m
+}
+
+func stringList(v any) []string {
+	var out []string
+	if l, ok := v.([]any); ok {
+		for _, x := range l {
+			if s, ok := x.(string); ok {
+				out = append(out, s)
+			}
+		}
+	}
+	return out
+}
+
+// neededPermission is what a token must carry for a protocol: the delegated scope or the app role.
+func neededPermission(protocol string, appOnly bool) string {
+	switch protocol {
+	case config.ProtocolIMAP:
+		if appOnly {
+			return "IMAP.AccessAsApp"
+		}
+		return "IMAP.AccessAsUser.All"
+	case config.ProtocolPOP:
+		if appOnly {
+			return "POP.AccessAsApp"
+		}
+		return "POP.AccessAsUser.All"
+	case config.ProtocolSMTP:
+		if appOnly {
+			return "SMTP.SendAsApp"
+		}
+		return "SMTP.Send"
+	}
+	return ""
+}
+
+// likelyCause explains a failure from the token's claims and the server's words. Facts about
+// Exchange's behaviour: Microsoft's "Authenticate an IMAP, POP or SMTP connection using OAuth"
+// (service principal registration and mailbox permission for app-only access), "Enable or disable
+// authenticated client SMTP submission" (SmtpClientAuthenticationDisabled), and the transcripts in
+// research/exchange-wire.md.
+func likelyCause(a *auth.Account, protocol string, claims map[string]any, err error, said string) string {
+	var ae *auth.Error
+	if errors.As(err, &ae) || errors.Is(err, auth.ErrLoginRequired) {
+		if errors.Is(err, auth.ErrLoginRequired) {
+			return "no usable token: run mailoauth login " + a.Name()
+		}
+		if ae.Unreachable != "" {
+			return "the identity platform could not be reached: check the network and the account's authority"
+		}
+		return "the identity platform refused the token request; see the AADSTS code"
+	}
+	var ne net.Error
+	switch {
+	case strings.Contains(err.Error(), "cannot connect"), strings.Contains(err.Error(), "cannot resolve"):
+		return "nothing answers at " + a.Server(protocol) + ": check the host and port (Exchange Online: IMAP 993, POP 995, SMTP 587 with STARTTLS)"
+	case strings.Contains(err.Error(), "TLS handshake"), strings.Contains(err.Error(), "certificate"):
+		return "TLS failed: the server's certificate is not trusted for its name, or the port does not speak TLS the way configured (587 is STARTTLS, 465 and 993/995 implicit TLS)"
+	case strings.Contains(err.Error(), "does not offer STARTTLS"):
+		return "the server offers no STARTTLS on this port: use the submission port 587, or 465 for implicit TLS"
+	case errors.As(err, &ne) && ne.Timeout():
+		return "the server did not answer in time"
+	}
+	low := strings.ToLower(said)
+	switch {
+	case strings.Contains(low, "smtpclientauthentication is disabled"):
+		return "SMTP AUTH is disabled for this mailbox or tenant: Set-CASMailbox -Identity " + a.Mailbox() + " -SmtpClientAuthenticationDisabled $false (tenant-wide: Set-TransportConfig -SmtpClientAuthenticationDisabled $false)"
+	case strings.Contains(low, "authenticated but not connected"):
+		return "Exchange accepted the token but cannot open the mailbox " + a.Mailbox() + ": " + protocolDisabled(protocol) + ", or the signed-in user or app has no FullAccess on it (Add-MailboxPermission -Identity " + a.Mailbox() + " -User <user or service principal> -AccessRights FullAccess)"
+	case said == "" && !isAuthRefusal(err):
+		return ""
+	}
+	if claims == nil {
+		return "the server refused the token; it is not a JWT (a personal Microsoft account?), so mailoauth cannot say which claim is wrong"
+	}
+	aud, _ := claims["aud"].(string)
+	if !strings.Contains(aud, "outlook.office") && !strings.Contains(aud, "outlook.office365") && !strings.Contains(aud, "partner.outlook.cn") && !strings.Contains(aud, "00000002-0000-0ff1-ce00-000000000000") {
+		return "the token is for " + aud + ", not Exchange Online: request scopes prefixed with https://outlook.office.com/ (an unprefixed IMAP.AccessAsUser.All is a Microsoft Graph scope)"
+	}
+	appOnly := claims["upn"] == nil && claims["scp"] == nil
+	need := neededPermission(protocol, appOnly)
+	if appOnly {
+		if !contains(stringList(claims["roles"]), need) {
+			return "the app-only token lacks the application permission " + need + ": add it under Office 365 Exchange Online in the app registration and grant admin consent"
+		}
+		return "the token has " + need + " but Exchange refused it: the app's service principal is probably not registered in Exchange (New-ServicePrincipal -AppId " + a.Config().ClientID + " -ObjectId <Enterprise Application object id>) or has no FullAccess on " + a.Mailbox() + " (Add-MailboxPermission -Identity " + a.Mailbox() + " -User <service principal id> -AccessRights FullAccess)"
+	}
+	if scp, _ := claims["scp"].(string); !contains(strings.Fields(scp), need) {
+		return "the token lacks the delegated scope " + need + ": add it (Office 365 Exchange Online or Microsoft Graph > " + need + ") and sign in again"
+	}
+	if upn, _ := claims["upn"].(string); upn != "" && !strings.EqualFold(upn, a.Mailbox()) {
+		return "the token is " + upn + "'s and the mailbox is " + a.Mailbox() + ": " + upn + " needs FullAccess on it (Add-MailboxPermission -Identity " + a.Mailbox() + " -User " + upn + " -AccessRights FullAccess), or sign in as " + a.Mailbox()
+	}
+	return "the token looks right for " + protocol + " (audience, " + need + ", user): " + protocolDisabled(protocol) + ", or the token was revoked; run mailoauth doctor " + a.Name()
+}
+
+func protocolDisabled(protocol string) string {
+	switch protocol {
+	case config.ProtocolIMAP:
+		return "IMAP may be disabled on the mailbox (Set-CASMailbox -ImapEnabled $true)"
+	case config.ProtocolPOP:
+		return "POP may be disabled on the mailbox (Set-CASMailbox -PopEnabled $true)"
+	}
+	return "SMTP AUTH may be disabled (Set-CASMailbox -SmtpClientAuthenticationDisabled $false)"
+}
+
+func isAuthRefusal(err error) bool {
+	s := err.Error()
+	return strings.Contains(s, "AUTHENTICATE") || strings.Contains(s, "AUTH ")
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if strings.EqualFold(v, s) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,177 @@
+// Package check does what a real mail client does, for each protocol of an account — token, resolve,
+// connect, TLS, capabilities, authenticate, and the first command that needs the mailbox (SELECT INBOX,
+// STAT, MAIL FROM + RSET) — and reports every step with its time and outcome, the server's exact words
+// on failure, and the likely cause where it is known. Exchange can accept AUTHENTICATE and fail the
+// next command ("User is authenticated but not connected"), which is why the mailbox command is part of
+// the check. The doctor builds on it. It never prints a token: it reads the token's claims to explain.
+package check
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/mailoauth/mailoauth/auth"
+	"github.com/mailoauth/mailoauth/config"
+	"github.com/mailoauth/mailoauth/imap"
+	"github.com/mailoauth/mailoauth/pop3"
+	"github.com/mailoauth/mailoauth/smtp"
+	"github.com/mailoauth/mailoauth/trace"
+)
+
+// Result is one protocol's check.
+type Result struct {
+	Protocol string       `json:"protocol"`
+	Server   string       `json:"server"` // host:port checked
+	OK       bool         `json:"ok"`
+	Steps    []trace.Step `json:"steps"`
+	// On failure: the server's exact words (when it said something), and what probably causes it.
+	Said  string `json:"server_said,omitempty"`
+	Cause string `json:"likely_cause,omitempty"`
+}
+
+// Report is a whole check.
+type Report struct {
+	Account string   `json:"account"`
+	OK      bool     `json:"ok"`
+	Results []Result `json:"protocols"`
+}
+
+// Protocols is what "all" means today (Graph joins with the Graph client).
+var Protocols = []string{config.ProtocolIMAP, config.ProtocolPOP, config.ProtocolSMTP}
+
+// Run checks the protocols in order; each runs even if another failed.
+func Run(ctx context.Context, a *auth.Account, protocols []string) Report {
+	rep := Report{Account: a.Name(), OK: true}
+	for _, p := range protocols {
+		r := one(ctx, a, p)
+		rep.OK = rep.OK && r.OK
+		rep.Results = append(rep.Results, r)
+	}
+	return rep
+}
+
+func one(ctx context.Context, a *auth.Account, protocol string) Result {
+	var rec trace.Recorder
+	t := rec.Func()
+	r := Result{Protocol: protocol, Server: a.Server(protocol)}
+	var claims map[string]any
+	err := t.Do("token", func() (string, error) {
+		tok, err := a.Token(ctx, auth.Exchange)
+		if err != nil {
+			return "", err
+		}
+		claims = Claims(tok.AccessToken)
+		return summarize(claims, tok.ExpiresOn), nil
+	})
+	if err == nil {
+		err = connect(ctx, a, protocol, t)
+	}
+	r.Steps, r.OK = rec.Steps, err == nil
+	if err != nil {
+		r.Said = serverSaid(err)
+		r.Cause = likelyCause(a, protocol, claims, err, r.Said)
+	}
+	return r
+}
+
+func connect(ctx context.Context, a *auth.Account, protocol string, t trace.Func) error {
+	switch protocol {
+	case config.ProtocolIMAP:
+		o := imap.ForAccount(a)
+		o.Trace = t
+		c, err := imap.Dial(ctx, o)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		err = t.Do("select INBOX", func() (string, error) {
+			d, err := c.Select("INBOX", nil).Wait()
+			if err != nil {
+				return "", &imap.Error{Step: "SELECT INBOX", Err: err, Server: imap.ServerText(err)}
+			}
+			return fmt.Sprintf("%d messages", d.NumMessages), nil
+		})
+		if err == nil {
+			_ = c.Logout().Wait()
+		}
+		return err
+	case config.ProtocolPOP:
+		o := pop3.ForAccount(a)
+		o.Trace = t
+		c, err := pop3.Dial(ctx, o)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		err = t.Do("stat", func() (string, error) {
+			n, size, err := c.Stat()
+			if err != nil {
+				return "", err
+			}
+			return fmt.Sprintf("%d messages, %d bytes", n, size), nil
+		})
+		if err == nil {
+			_ = c.Quit()
+		}
+		return err
+	case config.ProtocolSMTP:
+		o := smtp.ForAccount(a)
+		o.Trace = t
+		c, err := smtp.Dial(ctx, o)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		err = t.Do("mail from", func() (string, error) {
+			if err := c.Mail(a.Mailbox(), nil); err != nil {
+				return "", &smtp.Error{Step: "MAIL FROM", Err: err, Server: smtp.ServerText(err)}
+			}
+			if err := c.Reset(); err != nil {
+				return "", &smtp.Error{Step: "RSET", Err: err, Server: smtp.ServerText(err)}
+			}
+			return "MAIL FROM:<" + a.Mailbox() + "> accepted, then RSET", nil
+		})
+		if err == nil {
+			_ = c.Quit()
+		}
+		return err
+	}
+	return fmt.Errorf("checking %s is not supported yet", protocol)
+}
+
+// serverSaid is the server's own words inside an error, if any.
+func serverSaid(err error) string {
+	var ie *imap.Error
+	var pe *pop3.Error
+	var se *smtp.Error
+	switch {
+	case errors.As(err, &ie):
+		return ie.Server
+	case errors.As(err, &pe):
+		return pe.Server
+	case errors.As(err, &se):
+		return se.Server
+	}
+	return ""
+}
+
+func summarize(c map[string]any, exp time.Time) string {
+	var parts []string
+	if aud, ok := c["aud"].(string); ok {
+		parts = append(parts, "aud "+aud)
+	}
+	if scp, ok := c["scp"].(string); ok {
+		parts = append(parts, "scp "+scp)
+	}
+	if roles := stringList(c["roles"]); len(roles) > 0 {
+		parts = append(parts, "roles "+strings.Join(roles, " "))
+	}
+	if upn, ok := c["upn"].(string); ok {
+		parts = append(parts, "upn "+upn)
+	}
+	parts = append(parts, "expires in "+time.Until(exp).Round(time.Second).String())
+	return strings.Join(parts, ", ")
+}

@@ -1,0 +1,103 @@
+// Package dial connects to mail servers the way every mailoauth client must: resolve, connect, and for
+// implicit TLS the handshake, each step traced; TLS 1.2 at least and certificate verification always
+// on (the caller adds CAs, it cannot turn checking off). STARTTLS is the protocols' business: they
+// call Upgrade after their own command.
+package dial
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/mailoauth/mailoauth/trace"
+)
+
+// Mode is how TLS starts on a connection.
+type Mode int
+
+const (
+	Implicit Mode = iota // TLS from the first byte (IMAPS 993, POP3S 995, SMTPS 465)
+	StartTLS             // plain, then the protocol's STARTTLS/STLS (submission 587, IMAP 143)
+)
+
+func (m Mode) String() string {
+	if m == StartTLS {
+		return "STARTTLS"
+	}
+	return "implicit TLS"
+}
+
+// TLSConfig completes a client TLS configuration for addr: server name from the address, TLS 1.2 at
+// least, verification on.
+func TLSConfig(base *tls.Config, addr string) *tls.Config {
+	c := &tls.Config{}
+	if base != nil {
+		c = base.Clone()
+	}
+	c.InsecureSkipVerify = false
+	if c.MinVersion < tls.VersionTLS12 {
+		c.MinVersion = tls.VersionTLS12
+	}
+	if c.ServerName == "" {
+		host, _, err := net.SplitHostPort(addr)
+		if err != nil {
+			host = addr
+		}
+		c.ServerName = host
+	}
+	return c
+}
+
+// Dial resolves and connects to addr, and for Implicit performs the TLS handshake.
+func Dial(ctx context.Context, addr string, mode Mode, cfg *tls.Config, t trace.Func) (net.Conn, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("address %q is not host:port", addr)
+	}
+	var ips []net.IPAddr
+	if err := t.Do("resolve", func() (string, error) {
+		ips, err = net.DefaultResolver.LookupIPAddr(ctx, host)
+		if err != nil {
+			return "", fmt.Errorf("cannot resolve %s: %w", host, err)
+		}
+		return fmt.Sprintf("%s → %s", host, ips[0].IP), nil
+	}); err != nil {
+		return nil, err
+	}
+	var conn net.Conn
+	if err := t.Do("connect", func() (string, error) {
+		d := net.Dialer{Timeout: 30 * time.Second}
+		var err error
+		conn, err = d.DialContext(ctx, "tcp", net.JoinHostPort(ips[0].IP.String(), port))
+		if err != nil {
+			return "", fmt.Errorf("cannot connect to %s: %w", addr, err)
+		}
+		return conn.RemoteAddr().String(), nil
+	}); err != nil {
+		return nil, err
+	}
+	if mode == StartTLS {
+		return conn, nil
+	}
+	tc, err := Upgrade(ctx, conn, TLSConfig(cfg, addr), t)
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return tc, nil
+}
+
+// Upgrade performs a TLS handshake on conn (implicit TLS, or after STARTTLS), traced as "tls".
+func Upgrade(ctx context.Context, conn net.Conn, cfg *tls.Config, t trace.Func) (*tls.Conn, error) {
+	tc := tls.Client(conn, cfg)
+	err := t.Do("tls", func() (string, error) {
+		if err := tc.HandshakeContext(ctx); err != nil {
+			return "", fmt.Errorf("TLS handshake with %s failed: %w", cfg.ServerName, err)
+		}
+		st := tc.ConnectionState()
+		return fmt.Sprintf("%s, certificate for %s verified", tls.VersionName(st.Version), cfg.ServerName), nil
+	})
+	return tc, err
+}

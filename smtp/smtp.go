@@ -1,0 +1,190 @@
+// Package smtp opens authenticated SMTP submission connections for an account on emersion/go-smtp:
+// STARTTLS (submission, 587) or implicit TLS (465), the server's EHLO capabilities, AUTH with the
+// account's token over XOAUTH2 or OAUTHBEARER, and one retry with a fresh token when the server
+// refuses a token the cache thought valid. A server that will not STARTTLS is an error, never a
+// downgrade; no token is sent before TLS. It must never put a token in an error or a trace.
+package smtp
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	gosmtp "github.com/emersion/go-smtp"
+
+	"github.com/mailoauth/mailoauth/auth"
+	"github.com/mailoauth/mailoauth/config"
+	"github.com/mailoauth/mailoauth/internal/dial"
+	"github.com/mailoauth/mailoauth/sasl"
+	"github.com/mailoauth/mailoauth/trace"
+)
+
+// Options describe one connection.
+type Options struct {
+	Addr      string
+	TLS       dial.Mode
+	TLSConfig *tls.Config
+	Username  string
+	Mechanism string // sasl.XOAuth2 (default) or sasl.OAuthBearer
+	Tokens    auth.TokenSource
+	Trace     trace.Func
+	Timeout   time.Duration // dial + authenticate; default 60 s
+	// LocalName is sent in EHLO; default "localhost".
+	LocalName string
+}
+
+// ForAccount returns the options for an account's submission server: STARTTLS unless the port is 465.
+func ForAccount(a *auth.Account) Options {
+	addr := a.Server(config.ProtocolSMTP)
+	mode := dial.StartTLS
+	if _, port, _ := net.SplitHostPort(addr); port == "465" {
+		mode = dial.Implicit
+	}
+	return Options{Addr: addr, TLS: mode, TLSConfig: a.TLSConfig(), Username: a.Mailbox(), Tokens: a.TokenSource(auth.Exchange)}
+}
+
+// Error is a refusal by the server with its exact words.
+type Error struct {
+	Step      string
+	Server    string // "535 5.7.3 Authentication unsuccessful [...]"
+	Challenge *sasl.ServerError
+	Err       error
+}
+
+func (e *Error) Error() string {
+	s := "SMTP " + e.Step + " refused"
+	if e.Server != "" {
+		s += ": server said " + e.Server
+	} else if e.Err != nil {
+		s += ": " + e.Err.Error()
+	}
+	if e.Challenge != nil {
+		s += " (" + e.Challenge.Error() + ")"
+	}
+	return s
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// ServerText renders a go-smtp error as the server's reply line.
+func ServerText(err error) string {
+	var se *gosmtp.SMTPError
+	if errors.As(err, &se) {
+		s := strconv.Itoa(se.Code)
+		if se.EnhancedCode != (gosmtp.EnhancedCode{}) && se.EnhancedCode != gosmtp.NoEnhancedCode {
+			s += fmt.Sprintf(" %d.%d.%d", se.EnhancedCode[0], se.EnhancedCode[1], se.EnhancedCode[2])
+		}
+		return s + " " + se.Message
+	}
+	return ""
+}
+
+// Dial connects, secures and authenticates.
+func Dial(ctx context.Context, o Options) (*gosmtp.Client, error) {
+	if o.Timeout == 0 {
+		o.Timeout = 60 * time.Second
+	}
+	if o.LocalName == "" {
+		o.LocalName = "localhost"
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+	tlsCfg := dial.TLSConfig(o.TLSConfig, o.Addr)
+	conn, err := dial.Dial(ctx, o.Addr, o.TLS, tlsCfg, o.Trace)
+	if err != nil {
+		return nil, err
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(dl)
+	}
+	var c *gosmtp.Client
+	if o.TLS == dial.StartTLS {
+		// go-smtp reads the greeting, says EHLO, refuses a server without STARTTLS, and upgrades.
+		if err := o.Trace.Do("starttls", func() (string, error) {
+			var err error
+			c, err = gosmtp.NewClientStartTLS(conn, tlsCfg)
+			if err != nil {
+				return "", &Error{Step: "STARTTLS", Err: err, Server: ServerText(err)}
+			}
+			st, _ := c.TLSConnectionState()
+			return tls.VersionName(st.Version) + ", certificate for " + tlsCfg.ServerName + " verified", nil
+		}); err != nil {
+			conn.Close()
+			return nil, err
+		}
+	} else {
+		c = gosmtp.NewClient(conn)
+	}
+	fail := func(err error) (*gosmtp.Client, error) {
+		c.Close()
+		return nil, err
+	}
+	if err := o.Trace.Do("ehlo", func() (string, error) {
+		if err := c.Hello(o.LocalName); err != nil && !strings.Contains(err.Error(), "Hello called after other methods") {
+			return "", &Error{Step: "EHLO", Err: err, Server: ServerText(err)}
+		}
+		return "", nil
+	}); err != nil {
+		return fail(err)
+	}
+	mech := o.Mechanism
+	if mech == "" {
+		mech = sasl.XOAuth2
+	}
+	if err := o.Trace.Do("capabilities", func() (string, error) {
+		ok, params := c.Extension("AUTH")
+		if !ok || !c.SupportsAuth(mech) {
+			return "", &Error{Step: "capabilities", Err: fmt.Errorf("the server does not offer AUTH %s (it offers AUTH %q)", mech, params)}
+		}
+		return "AUTH " + params, nil
+	}); err != nil {
+		return fail(err)
+	}
+	if err := o.Trace.Do("authenticate", func() (string, error) {
+		tok, err := o.Tokens.Token(ctx)
+		if err != nil {
+			return "", err
+		}
+		err = authOnce(c, o, mech, tok)
+		var se *Error
+		if err == nil || !errors.As(err, &se) || !strings.HasPrefix(se.Server, "535") {
+			return mech + " as " + o.Username, err
+		}
+		r, ok := o.Tokens.(auth.Refresher)
+		if !ok {
+			return "", err
+		}
+		fresh, rerr := r.Refresh(ctx)
+		if rerr != nil {
+			return "", err
+		}
+		if err := authOnce(c, o, mech, fresh); err != nil {
+			return "", err
+		}
+		return mech + " as " + o.Username + " (with a fresh token after the server refused the cached one)", nil
+	}); err != nil {
+		return fail(err)
+	}
+	_ = conn.SetDeadline(time.Time{})
+	return c, nil
+}
+
+func authOnce(c *gosmtp.Client, o Options, mech string, tok *auth.Token) error {
+	var cl *sasl.Client
+	if mech == sasl.OAuthBearer {
+		host, port, _ := net.SplitHostPort(o.Addr)
+		p, _ := strconv.Atoi(port)
+		cl = sasl.NewOAuthBearerClient(o.Username, tok.AccessToken, host, p)
+	} else {
+		cl = sasl.NewXOAuth2Client(o.Username, tok.AccessToken)
+	}
+	if err := c.Auth(cl); err != nil {
+		return &Error{Step: "AUTH " + mech, Err: err, Server: ServerText(err), Challenge: cl.ServerError()}
+	}
+	return nil
+}
