@@ -20,6 +20,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/mailoauth/mailoauth/auth"
+	"github.com/mailoauth/mailoauth/check"
 	"github.com/mailoauth/mailoauth/config"
 	"github.com/mailoauth/mailoauth/emulator"
 	"github.com/mailoauth/mailoauth/emulator/world"
@@ -148,6 +149,30 @@ func Run(ctx context.Context, opts Options) ([]Step, error) {
 		return describe(s, tok.AccessToken)
 	}); err != nil {
 		return t.steps, err
+	}
+	for _, p := range check.Protocols {
+		if err := t.step("account daemon: check "+strings.ToUpper(p)+" as a mail client would (connect, TLS, authenticate, open the mailbox)", func(s *Step) error {
+			acc, err := m.Account("daemon")
+			if err != nil {
+				return err
+			}
+			rep := check.Run(ctx, acc, []string{p})
+			r := rep.Results[0]
+			s.Detail = r.Server
+			for _, st := range r.Steps {
+				mark, text := "✓", st.Detail
+				if !st.OK {
+					mark, text = "✗", st.Error
+				}
+				fmt.Fprintf(t.out, "    %s %-14s %s\n", mark, st.Name, text)
+			}
+			if !r.OK {
+				return fmt.Errorf("%s: %s (%s)", p, r.Said, r.Cause)
+			}
+			return nil
+		}); err != nil {
+			return t.steps, err
+		}
 	}
 	return t.steps, nil
 }
