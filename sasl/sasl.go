@@ -56,6 +56,7 @@ type Client struct {
 
 	serverErr *ServerError
 	sentIR    bool
+	twoStep   bool
 }
 
 var _ gosasl.Client = (*Client)(nil)
@@ -71,23 +72,38 @@ func NewOAuthBearerClient(username, token, host string, port int) *Client {
 	return &Client{mech: OAuthBearer, username: username, token: token, host: host, port: port}
 }
 
-// Start implements gosasl.Client: the whole credential goes in the initial response.
-func (c *Client) Start() (string, []byte, error) {
-	c.sentIR = true
+// TwoStep makes the client send its credentials only when the server asks (an empty challenge), not
+// as an initial response on the command line. Microsoft documents XOAUTH2 for SMTP this way, and it
+// keeps a long token off the AUTH line, which servers limit (Postfix: 2,048 bytes; an Entra token
+// with many claims is longer). It returns c.
+func (c *Client) TwoStep() *Client {
+	c.twoStep = true
+	return c
+}
+
+func (c *Client) credentials() []byte {
 	if c.mech == XOAuth2 {
-		return XOAuth2, EncodeXOAuth2(c.username, c.token), nil
+		return EncodeXOAuth2(c.username, c.token)
 	}
-	return OAuthBearer, EncodeOAuthBearer(c.username, c.token, c.host, c.port), nil
+	return EncodeOAuthBearer(c.username, c.token, c.host, c.port)
+}
+
+// Start implements gosasl.Client: the whole credential goes in the initial response, unless TwoStep.
+func (c *Client) Start() (string, []byte, error) {
+	if c.twoStep {
+		return c.mech, nil, nil
+	}
+	c.sentIR = true
+	return c.mech, c.credentials(), nil
 }
 
 // Next implements gosasl.Client. The only challenge after the initial response is an error: it is
 // decoded and answered with %x01, after which the server fails the exchange with its own words.
 func (c *Client) Next(challenge []byte) ([]byte, error) {
 	if !c.sentIR {
-		// A server that did not take the initial response asks with an empty challenge (POP3 "+ ").
+		// The server asks for the credentials with an empty challenge (SMTP "334 ", POP3 "+ ").
 		c.sentIR = true
-		_, ir, _ := c.Start()
-		return ir, nil
+		return c.credentials(), nil
 	}
 	se := &ServerError{}
 	if err := json.Unmarshal(challenge, se); err != nil || se.Status == "" {

@@ -160,3 +160,17 @@ func TestAuthzidEscaping(t *testing.T) {
 		t.Fatalf("round trip %+v %v", c, err)
 	}
 }
+
+func TestTwoStepSendsNoInitialResponse(t *testing.T) {
+	c := NewXOAuth2Client("alice", tok).TwoStep()
+	mech, ir, err := c.Start()
+	if mech != XOAuth2 || ir != nil || err != nil {
+		t.Fatalf("Start = %q %q %v; two-step sends nothing on the command line", mech, ir, err)
+	}
+	s := NewXOAuth2Server(func(Credentials) error { return nil }, ServerOptions{})
+	ch, done, _ := s.Next(nil)
+	resp, _ := c.Next(ch)
+	if _, done, err = s.Next(resp); !done || err != nil {
+		t.Fatalf("two-step exchange: %v %v", done, err)
+	}
+}

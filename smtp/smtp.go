@@ -183,6 +183,9 @@ func authOnce(c *gosmtp.Client, o Options, mech string, tok *auth.Token) error {
 	} else {
 		cl = sasl.NewXOAuth2Client(o.Username, tok.AccessToken)
 	}
+	// Two steps (AUTH XOAUTH2, 334, credentials), as Microsoft documents it: a token does not fit on
+	// the AUTH line of every server (Postfix cuts lines at 2,048 bytes).
+	cl.TwoStep()
 	if err := c.Auth(cl); err != nil {
 		return &Error{Step: "AUTH " + mech, Err: err, Server: ServerText(err), Challenge: cl.ServerError()}
 	}
