@@ -1,6 +1,7 @@
-// Package emulator is a local Microsoft 365: the identity platform (package identity) today, and
-// Exchange's IMAP, POP3 and SMTP and Graph mail as later parts land, all answering from one World
-// (package world). It serves the tests, `mailoauth demo`, and users who develop an integration offline.
+// Package emulator is a local Microsoft 365: the identity platform (package identity) and Exchange
+// Online's IMAP, POP3 and SMTP (package exchange) today, and Graph mail as a later part lands, all
+// answering from one World (package world). It serves the tests, `mailoauth demo`, and users who
+// develop an integration offline.
 //
 // Start runs it in-process; `mailoauth emulator` runs the same engine as a command. It listens on
 // loopback unless told otherwise, over TLS from a CA it generates, and it must never be mistaken for a
@@ -25,6 +26,8 @@ import (
 
 	"software.sslmate.com/src/go-pkcs12"
 
+	"github.com/mailoauth/mailoauth/emulator/exchange"
+	"github.com/mailoauth/mailoauth/emulator/exchange/mailstore"
 	"github.com/mailoauth/mailoauth/emulator/identity"
 	"github.com/mailoauth/mailoauth/emulator/world"
 )
@@ -59,8 +62,12 @@ type Emulator struct {
 	// Credentials holds, by app name, what was generated for each confidential app the World gave no
 	// secret and no certificate, or the first secret the World gave it.
 	Credentials map[string]*AppCredentials
-	// MailAddrs are the host:port addresses reserved for the mail protocols ("imap", "pop", "smtp") and
-	// the Graph base URL ("graph"); the written config points at them.
+	// Exchange is Exchange Online's IMAP, POP3 and SMTP servers; Store holds the mailboxes they serve.
+	Exchange *exchange.Servers
+	Store    *mailstore.Store
+	// MailAddrs are the host:port addresses of the mail servers — "imap" (implicit TLS, as :993),
+	// "imap-starttls" (STARTTLS, as :143), "pop" (implicit TLS, as :995), "smtp" (STARTTLS, as
+	// submission :587) — and the Graph base URL ("graph"); the written config points at them.
 	MailAddrs map[string]string
 
 	ca       *ca
@@ -126,6 +133,17 @@ func Start(ctx context.Context, opts Options) (*Emulator, error) {
 		ln.Close()
 		return nil, err
 	}
+	e.Store = mailstore.New(now)
+	if e.Exchange, err = exchange.Start(exchange.Config{
+		World: w, Store: e.Store, Keys: e.Identity, Host: host, Now: now, Log: log,
+		TLS: &tls.Config{Certificates: []tls.Certificate{tlsCert}, MinVersion: tls.VersionTLS12},
+	}); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("emulator: %w", err)
+	}
+	for k, v := range e.Exchange.Addrs() {
+		e.MailAddrs[k] = v
+	}
 	e.srv = &http.Server{
 		Handler:           e.Identity.Handler(),
 		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{tlsCert}, MinVersion: tls.VersionTLS12},
@@ -183,10 +201,10 @@ func (e *Emulator) generateCredentials(now time.Time) error {
 	return nil
 }
 
-// reservePorts picks free ports for the mail servers that later parts of the emulator serve.
+// reservePorts picks free ports for the servers that later parts of the emulator serve (Graph).
 func reservePorts(host string) (map[string]string, error) {
 	addrs := map[string]string{}
-	for _, p := range []string{"imap", "pop", "smtp", "graph"} {
+	for _, p := range []string{"graph"} {
 		l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 		if err != nil {
 			return nil, fmt.Errorf("emulator: reserve a port on %s: %w", host, err)
@@ -230,6 +248,7 @@ func (e *Emulator) Close() error {
 		defer cancel()
 		err = e.srv.Shutdown(ctx)
 		<-e.done
+		e.Exchange.Close()
 	})
 	return err
 }

@@ -113,7 +113,7 @@ func Dial(ctx context.Context, o Options) (*imapclient.Client, error) {
 		if err := c.WaitGreeting(); err != nil {
 			return "", &Error{Step: "greeting", Err: err, Server: ServerText(err)}
 		}
-		return "", nil
+		return "OK", nil
 	}); err != nil {
 		return fail(err)
 	}

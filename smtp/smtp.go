@@ -111,8 +111,7 @@ func Dial(ctx context.Context, o Options) (*gosmtp.Client, error) {
 			if err != nil {
 				return "", &Error{Step: "STARTTLS", Err: err, Server: ServerText(err)}
 			}
-			st, _ := c.TLSConnectionState()
-			return tls.VersionName(st.Version) + ", certificate for " + tlsCfg.ServerName + " verified", nil
+			return "STARTTLS accepted", nil
 		}); err != nil {
 			conn.Close()
 			return nil, err
@@ -128,7 +127,11 @@ func Dial(ctx context.Context, o Options) (*gosmtp.Client, error) {
 		if err := c.Hello(o.LocalName); err != nil && !strings.Contains(err.Error(), "Hello called after other methods") {
 			return "", &Error{Step: "EHLO", Err: err, Server: ServerText(err)}
 		}
-		return "", nil
+		// The TLS handshake after STARTTLS happens with this first command, so it is reported here.
+		if st, ok := c.TLSConnectionState(); ok && st.HandshakeComplete {
+			return "EHLO " + o.LocalName + " over " + tls.VersionName(st.Version) + ", certificate for " + tlsCfg.ServerName + " verified", nil
+		}
+		return "EHLO " + o.LocalName, nil
 	}); err != nil {
 		return fail(err)
 	}

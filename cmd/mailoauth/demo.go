@@ -31,7 +31,7 @@ func (a *app) demoCommand() *cobra.Command {
 				return fmt.Errorf("demo failed: %w", err)
 			}
 			if !a.jsonOut {
-				fmt.Fprintln(a.stdout, "demo complete: app-only and delegated tokens for Exchange and Graph, from the config the emulator wrote.")
+				fmt.Fprintln(a.stdout, "demo complete: app-only and delegated tokens for Exchange and Graph from the config the emulator wrote, and IMAP, POP3 and SMTP checked with them.")
 			}
 			return nil
 		},

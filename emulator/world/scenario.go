@@ -142,6 +142,7 @@ type sharedTable struct {
 	DisplayName  string   `toml:"display_name"`
 	ObjectID     string   `toml:"object_id"`
 	FullAccess   []string `toml:"full_access"`
+	SendAs       []string `toml:"send_as"`
 	IMAPDisabled bool     `toml:"imap_disabled"`
 	POPDisabled  bool     `toml:"pop_disabled"`
 	SMTPAuth     string   `toml:"smtp_auth"`
@@ -591,12 +592,13 @@ func (p *scenarioParser) tenants() {
 				continue // its address was refused
 			}
 			m.FullAccess = p.fullAccess(fp, st.FullAccess, t, true)
+			m.SendAs = p.fullAccess(join(path, "shared_mailboxes", strconv.Itoa(i), "send_as"), st.SendAs, t, true)
 		}
 	}
 }
 
-// fullAccess checks a full_access list of tenant t: users only (usersOnly, a shared mailbox's
-// delegates) or any mailbox (a service principal's).
+// fullAccess checks a full_access (or send_as: the last element of path) list of tenant t: users
+// only (usersOnly, a shared mailbox's delegates) or any mailbox (a service principal's).
 func (p *scenarioParser) fullAccess(path []string, list []string, t *Tenant, usersOnly bool) []string {
 	var out []string
 	seen := map[string]bool{}
@@ -604,8 +606,12 @@ func (p *scenarioParser) fullAccess(path []string, list []string, t *Tenant, use
 	if usersOnly {
 		what = "user"
 	}
+	key, right := path[len(path)-1], "FullAccess"
+	if key == "send_as" {
+		right = "SendAs"
+	}
 	for i, a := range list {
-		n := fmt.Sprintf("element %d of `full_access`%s", i+1, show(a))
+		n := fmt.Sprintf("element %d of `%s`%s", i+1, key, show(a))
 		ref, ok := p.mailboxes[strings.ToLower(a)]
 		switch {
 		case seen[strings.ToLower(a)]:
@@ -616,10 +622,10 @@ func (p *scenarioParser) fullAccess(path []string, list []string, t *Tenant, use
 			continue
 		case ref.tenant != t:
 			p.key(path, n+" belongs to tenant "+ref.tenant.Name+", not "+t.Name,
-				"Exchange grants FullAccess only within one organisation; name a "+what+" of tenant "+t.Name)
+				"Exchange grants "+right+" only within one organisation; name a "+what+" of tenant "+t.Name)
 			continue
 		case usersOnly && ref.user == nil:
-			p.key(path, n+" is a shared mailbox", "FullAccess to a shared mailbox is granted to users, who sign in; name a user")
+			p.key(path, n+" is a shared mailbox", right+" on a shared mailbox is granted to users, who sign in; name a user")
 			continue
 		}
 		seen[strings.ToLower(a)] = true

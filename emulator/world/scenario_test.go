@@ -176,6 +176,13 @@ func TestScenarioExamples(t *testing.T) {
 				t.Errorf("account: %+v", acc)
 			}
 		},
+		"send-as.toml": func(t *testing.T, w *world.World) {
+			m := tenant(t, w, "contoso").SharedMailbox("support@contoso.test")
+			if m == nil || !reflect.DeepEqual(m.FullAccess, []string{"alice@contoso.test", "bob@contoso.test"}) ||
+				!reflect.DeepEqual(m.SendAs, []string{"alice@contoso.test"}) {
+				t.Errorf("shared mailbox: %+v", m)
+			}
+		},
 		"smtp-auth-disabled-tenant.toml": func(t *testing.T, w *world.World) {
 			if !tenant(t, w, "contoso").SMTPAuthDisabled {
 				t.Error("tenant should have SMTP AUTH disabled")
@@ -414,6 +421,9 @@ upn = "dave@fabrikam.test"
 		{"full access to a shared mailbox", base("", "[[tenants.contoso.shared_mailboxes]]\naddress = \"sales@contoso.test\"\nfull_access = [\"alice@contoso.test\", \"support@contoso.test\"] #!\n"), []string{"element 2 of `full_access` `support@contoso.test` is a shared mailbox", "granted to users"}},
 		{"full access other tenant", base("", "[[tenants.contoso.shared_mailboxes]]\naddress = \"sales@contoso.test\"\nfull_access = [\"dave@fabrikam.test\"] #!\n"+fabrikam), []string{"belongs to tenant fabrikam, not contoso", "only within one organisation"}},
 		{"full access twice", base("", "[[tenants.contoso.shared_mailboxes]]\naddress = \"sales@contoso.test\"\nfull_access = [\"alice@contoso.test\", \"ALICE@contoso.test\"] #!\n"), []string{"is listed twice", "remove one"}},
+		{"send as unknown", base("", "[[tenants.contoso.shared_mailboxes]]\naddress = \"sales@contoso.test\"\nsend_as = [\"carol@contoso.test\"] #!\n"), []string{"element 1 of `send_as` `carol@contoso.test` is not a user of this scenario"}},
+		{"send as to a shared mailbox", base("", "[[tenants.contoso.shared_mailboxes]]\naddress = \"sales@contoso.test\"\nsend_as = [\"support@contoso.test\"] #!\n"), []string{"element 1 of `send_as` `support@contoso.test` is a shared mailbox", "SendAs on a shared mailbox is granted to users"}},
+		{"send as other tenant", base("", "[[tenants.contoso.shared_mailboxes]]\naddress = \"sales@contoso.test\"\nsend_as = [\"dave@fabrikam.test\"] #!\n"+fabrikam), []string{"belongs to tenant fabrikam, not contoso", "Exchange grants SendAs only within one organisation"}},
 
 		// Exchange service principals.
 		{"sp app missing", base("", "[[tenants.contoso.exchange_service_principals]] #!\nfull_access = []\n"), []string{"missing `app`", "[[tenants.contoso.exchange_service_principals]]"}},

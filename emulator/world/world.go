@@ -99,7 +99,10 @@ type SharedMailbox struct {
 	DisplayName string
 	ObjectID    string
 	FullAccess  []string // UPNs granted Add-MailboxPermission -AccessRights FullAccess
-	Mailbox     MailboxSettings
+	// SendAs are UPNs granted Add-RecipientPermission -AccessRights SendAs: they may send mail with
+	// this mailbox's address in From (FullAccess alone does not let them).
+	SendAs  []string
+	Mailbox MailboxSettings
 }
 
 // ServicePrincipal is an app's registration in Exchange Online (New-ServicePrincipal) and the mailboxes

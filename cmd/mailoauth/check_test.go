@@ -1,0 +1,51 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/pelletier/go-toml/v2"
+
+	"github.com/mailoauth/mailoauth/check"
+	"github.com/mailoauth/mailoauth/emulator"
+	"github.com/mailoauth/mailoauth/emulator/world"
+)
+
+func TestCheckCommand(t *testing.T) {
+	e, cfg := startEmulator(t, emulator.Options{})
+	ctx := context.Background()
+	code, out, errs := runCLI(t, ctx, "--config", cfg, "--json", "check", "daemon", "--protocol", "all")
+	var rep check.Report
+	if code != exitOK || json.Unmarshal([]byte(out), &rep) != nil || !rep.OK || len(rep.Results) != 3 {
+		t.Fatalf("check daemon --protocol all --json: exit %d\n%s\n%s", code, out, errs)
+	}
+	code, out, _ = runCLI(t, ctx, "--config", cfg, "check", "daemon-cert", "--protocol", "imap")
+	if code != exitOK || !strings.Contains(out, "✓ IMAP") || !strings.Contains(out, "select INBOX") {
+		t.Fatalf("check daemon-cert: %d\n%s", code, out)
+	}
+
+	// The app pointed at the shared mailbox it has no permission on: check fails, exit 1, with the
+	// server's words and the cause.
+	f, _ := e.Config()
+	f.Accounts["daemon-support"] = f.Accounts["daemon"]
+	f.Accounts["daemon-support"].Mailbox = world.Support
+	b, _ := toml.Marshal(f)
+	bad := filepath.Join(filepath.Dir(cfg), "support.toml")
+	if err := os.WriteFile(bad, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs = runCLI(t, ctx, "--config", bad, "check", "daemon-support", "--protocol", "all")
+	if code != exitFailure || !strings.Contains(out, "✗ IMAP") || !strings.Contains(out, "likely cause:") || !strings.Contains(out, "FullAccess") {
+		t.Fatalf("check daemon-support: exit %d\n%s\n%s", code, out, errs)
+	}
+	if !strings.Contains(errs, "check of account daemon-support failed for imap, pop, smtp") {
+		t.Errorf("stderr: %q", errs)
+	}
+	if code, _, errs := runCLI(t, ctx, "--config", cfg, "check", "daemon", "--protocol", "ews"); code != exitUsage {
+		t.Errorf("--protocol ews: exit %d %q", code, errs)
+	}
+}
