@@ -17,7 +17,8 @@ const ConfigName = "mailoauth.toml"
 
 // WriteData writes into dir what a client needs to use this emulator: ca.pem; each generated app
 // credential (<app>-secret.txt, <app>-cert.pem with its key, <app>-cert.pfx and
-// <app>-cert.pfx-password.txt); a store passphrase; and mailoauth.toml, whose accounts point at the
+// <app>-cert.pfx-password.txt); <account>-password.txt for password-flow accounts; a store
+// passphrase; and mailoauth.toml, whose accounts point at the
 // emulator with every path relative to dir, so the directory can be moved. Files holding secrets are
 // 0600 and the directory 0700. Everything is regenerated at each start: tokens issued by an earlier
 // run of the emulator are not valid in this one.
@@ -50,6 +51,17 @@ func (e *Emulator) WriteData(dir string) error {
 	}
 	if err := write("store-passphrase.txt", []byte(randomString(24)+"\n"), 0o600); err != nil {
 		return err
+	}
+	// Password (ROPC) accounts read the emulated user's password from a file, as a user's would.
+	for _, spec := range e.World.Accounts {
+		if spec.Flow != "password" {
+			continue
+		}
+		if t := e.World.TenantForUPN(spec.Email); t != nil && t.User(spec.Email) != nil {
+			if err := write(spec.Name+"-password.txt", []byte(t.User(spec.Email).Password+"\n"), 0o600); err != nil {
+				return err
+			}
+		}
 	}
 	cfg, err := e.Config()
 	if err != nil {
@@ -101,6 +113,9 @@ func (e *Emulator) Config() (*config.File, error) {
 			default:
 				a.ClientSecretFile = app.Name + "-secret.txt"
 			}
+		}
+		if spec.Flow == "password" {
+			a.PasswordFile = spec.Name + "-password.txt"
 		}
 		if spec.Flow == "auth_code_web" && len(app.RedirectURIs) > 0 {
 			a.RedirectURI = app.RedirectURIs[0]

@@ -1,0 +1,87 @@
+package check_test
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/mailoauth/mailoauth/auth"
+	"github.com/mailoauth/mailoauth/check"
+	"github.com/mailoauth/mailoauth/config"
+	"github.com/mailoauth/mailoauth/emulator"
+	"github.com/mailoauth/mailoauth/emulator/world"
+)
+
+// TestScenarioRefusals runs check against the accounts of the documented scenario files
+// (emulator/world/testdata, shown in docs/scenarios.md): each condition there must show up in check
+// with the server's words and the fix.
+func TestScenarioRefusals(t *testing.T) {
+	for _, tc := range []struct {
+		scenario, account, protocol string
+		ok                          bool
+		said, cause                 string
+	}{
+		{"no-service-principal", "daemon", "imap", false, "AUTHENTICATE failed.", "New-ServicePrincipal"},
+		{"no-service-principal", "daemon", "smtp", false, "535 5.7.3", "New-ServicePrincipal"},
+		{"unconsented", "daemon", "imap", false, "AUTHENTICATE failed.", "admin consent"},
+		{"unconsented", "alice-password", "imap", false, "", "identity platform refused"},
+		{"imap-pop-disabled", "alice", "imap", false, "authenticated but not connected", "ImapEnabled $true"},
+		{"imap-pop-disabled", "bob", "pop", false, "Authentication failure", "PopEnabled $true"},
+		{"smtp-auth-disabled-tenant", "bob", "smtp", false, "SmtpClientAuthentication is disabled", "SmtpClientAuthenticationDisabled $false"},
+		{"smtp-auth-disabled-tenant", "alice", "smtp", true, "", ""},
+		{"smtp-auth-disabled-mailbox", "bob", "smtp", false, "5.7.139", "SmtpClientAuthenticationDisabled $false"},
+		{"no-fullaccess", "daemon-bob", "imap", false, "", "FullAccess"},
+		{"no-fullaccess", "bob-support", "imap", false, "", "FullAccess on it"},
+	} {
+		t.Run(tc.scenario+"/"+tc.account+"/"+tc.protocol, func(t *testing.T) {
+			w, err := world.LoadScenario(filepath.Join("..", "emulator", "world", "testdata", tc.scenario+".toml"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var user string
+			for _, a := range w.Accounts {
+				if a.Name == tc.account {
+					user = a.Email
+				}
+			}
+			e, err := emulator.Start(context.Background(), emulator.Options{World: w, AutoApprove: user})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer e.Close()
+			dir := t.TempDir()
+			if err := e.WriteData(dir); err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := config.Load(filepath.Join(dir, emulator.ConfigName))
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, err := auth.New(cfg, auth.Options{}).Account(tc.account)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f := a.Config().Flow; f == config.FlowInteractive || f == config.FlowDevice {
+				browser := e.HTTPClient()
+				if _, err := a.Login(context.Background(), auth.LoginOptions{Device: true, OpenURL: func(u string) error {
+					r, err := browser.Get(u)
+					if err == nil {
+						r.Body.Close()
+					}
+					return err
+				}}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			rep := check.Run(context.Background(), a, []string{tc.protocol})
+			r := rep.Results[0]
+			if r.OK != tc.ok {
+				t.Fatalf("ok = %v, want %v: said %q, cause %q, steps %+v", r.OK, tc.ok, r.Said, r.Cause, r.Steps)
+			}
+			if !strings.Contains(r.Said, tc.said) || !strings.Contains(r.Cause, tc.cause) {
+				t.Fatalf("server said %q (want %q), cause %q (want %q)", r.Said, tc.said, r.Cause, tc.cause)
+			}
+		})
+	}
+}
