@@ -1,55 +1,30 @@
 package imap
 
 import (
-	"bufio"
 	"context"
-	"net"
 	"strings"
 	"testing"
 
 	"github.com/mailoauth/mailoauth/auth"
 	"github.com/mailoauth/mailoauth/internal/dial"
+	"github.com/mailoauth/mailoauth/internal/fakeserver"
 )
 
 // A server that refuses STARTTLS gets no token: the client stops with an error.
 func TestSTARTTLSRefusedIsAnError(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	got := make(chan string, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			return
+	addr, seen := fakeserver.Start(t, "* OK IMAP4rev1 ready\r\n", func(line string) string {
+		tag, rest, _ := strings.Cut(line, " ")
+		if strings.HasPrefix(rest, "CAPABILITY") {
+			return "* CAPABILITY IMAP4rev1 AUTH=XOAUTH2\r\n" + tag + " OK done\r\n"
 		}
-		defer c.Close()
-		r := bufio.NewReader(c)
-		c.Write([]byte("* OK IMAP4rev1 ready\r\n"))
-		var seen []string
-		for {
-			line, err := r.ReadString('\n')
-			if err != nil {
-				break
-			}
-			seen = append(seen, strings.TrimSpace(line))
-			tag, rest, _ := strings.Cut(strings.TrimSpace(line), " ")
-			switch {
-			case strings.HasPrefix(rest, "CAPABILITY"):
-				c.Write([]byte("* CAPABILITY IMAP4rev1 AUTH=XOAUTH2\r\n" + tag + " OK done\r\n"))
-			default:
-				c.Write([]byte(tag + " NO not here\r\n"))
-			}
-		}
-		got <- strings.Join(seen, "|")
-	}()
-	_, err = Dial(context.Background(), Options{Addr: ln.Addr().String(), TLS: dial.StartTLS, Username: "alice",
+		return tag + " NO not here\r\n"
+	})
+	_, err := Dial(context.Background(), Options{Addr: addr, TLS: dial.StartTLS, Username: "alice",
 		Tokens: auth.StaticTokenSource(&auth.Token{AccessToken: "secret-token"})})
 	if err == nil || !strings.Contains(err.Error(), "STARTTLS") {
 		t.Fatalf("got %v, want a STARTTLS error", err)
 	}
-	if lines := <-got; strings.Contains(lines, "AUTHENTICATE") || strings.Contains(lines, "secret-token") {
+	if lines := <-seen; strings.Contains(lines, "AUTHENTICATE") || strings.Contains(lines, "secret-token") {
 		t.Fatalf("the client sent credentials over plain text: %s", lines)
 	}
 }
