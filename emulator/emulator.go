@@ -1,5 +1,5 @@
-// Package emulator is a local Microsoft 365: the identity platform (package identity) and Exchange
-// Online's IMAP, POP3 and SMTP (package exchange) today, and Graph mail as a later part lands, all
+// Package emulator is a local Microsoft 365: the identity platform (package identity), Exchange
+// Online's IMAP, POP3 and SMTP (package exchange) and Microsoft Graph mail (package graph), all
 // answering from one World (package world). It serves the tests, `mailoauth demo`, and users who
 // develop an integration offline.
 //
@@ -21,6 +21,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -28,6 +29,7 @@ import (
 
 	"github.com/mailoauth/mailoauth/emulator/exchange"
 	"github.com/mailoauth/mailoauth/emulator/exchange/mailstore"
+	"github.com/mailoauth/mailoauth/emulator/graph"
 	"github.com/mailoauth/mailoauth/emulator/identity"
 	"github.com/mailoauth/mailoauth/emulator/world"
 )
@@ -69,6 +71,8 @@ type Emulator struct {
 	// "imap-starttls" (STARTTLS, as :143), "pop" (implicit TLS, as :995), "smtp" (STARTTLS, as
 	// submission :587) — and the Graph base URL ("graph"); the written config points at them.
 	MailAddrs map[string]string
+	// Graph is Microsoft Graph mail, served at MailAddrs["graph"] over the same Store.
+	Graph *graph.Server
 
 	ca       *ca
 	host     string
@@ -77,6 +81,9 @@ type Emulator struct {
 	ln       net.Listener
 	done     chan struct{}
 	once     sync.Once
+
+	graphSrv  *http.Server
+	graphDone chan struct{}
 }
 
 // Start generates keys and certificates, builds the World, and serves the identity platform until ctx
@@ -143,6 +150,11 @@ func Start(ctx context.Context, opts Options) (*Emulator, error) {
 	}
 	for k, v := range e.Exchange.Addrs() {
 		e.MailAddrs[k] = v
+	}
+	if err := e.startGraph(host, tlsCert, now, log); err != nil {
+		ln.Close()
+		e.Exchange.Close()
+		return nil, err
 	}
 	e.srv = &http.Server{
 		Handler:           e.Identity.Handler(),
@@ -216,6 +228,38 @@ func reservePorts(host string) (map[string]string, error) {
 	return addrs, nil
 }
 
+// startGraph serves Graph mail on the reserved graph port (or, if it was taken meanwhile, a free one,
+// updating MailAddrs["graph"]).
+func (e *Emulator) startGraph(host string, cert tls.Certificate, now func() time.Time, log *slog.Logger) error {
+	e.Graph = graph.New(graph.Config{World: e.World, Store: e.Store, Authorizer: e.Exchange.Authorizer,
+		MessageIDHost: e.Exchange.ServerName(), Now: now, Log: log})
+	hostport := strings.TrimSuffix(strings.TrimPrefix(e.MailAddrs["graph"], "https://"), "/v1.0")
+	gl, err := net.Listen("tcp", hostport)
+	if err != nil {
+		if gl, err = net.Listen("tcp", net.JoinHostPort(host, "0")); err != nil {
+			return fmt.Errorf("emulator: listen for Graph on %s: %w", host, err)
+		}
+		e.MailAddrs["graph"] = "https://" + gl.Addr().String() + "/v1.0"
+	}
+	e.graphSrv = &http.Server{
+		Handler:           e.Graph.Handler(),
+		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       5 * time.Minute, // upload chunks
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	e.graphDone = make(chan struct{})
+	go func() {
+		defer close(e.graphDone)
+		if err := e.graphSrv.ServeTLS(gl, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("emulator: Graph server stopped", "err", err)
+		}
+	}()
+	log.Info("emulator: Graph mail listening", "url", e.MailAddrs["graph"])
+	return nil
+}
+
 // Authority is the identity platform's base URL, without a tenant (config key authority).
 func (e *Emulator) Authority() string { return e.identity }
 
@@ -248,6 +292,10 @@ func (e *Emulator) Close() error {
 		defer cancel()
 		err = e.srv.Shutdown(ctx)
 		<-e.done
+		if gerr := e.graphSrv.Shutdown(ctx); err == nil {
+			err = gerr
+		}
+		<-e.graphDone
 		e.Exchange.Close()
 	})
 	return err

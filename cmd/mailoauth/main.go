@@ -118,7 +118,7 @@ func (a *app) rootCommand() *cobra.Command {
 		return nil
 	})
 	root.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
-	root.AddCommand(a.emulatorCommand(), a.demoCommand(), a.loginCommand(), a.tokenCommand(), a.accountsCommand(), a.logoutCommand(), a.checkCommand())
+	root.AddCommand(a.emulatorCommand(), a.demoCommand(), a.loginCommand(), a.tokenCommand(), a.accountsCommand(), a.logoutCommand(), a.checkCommand(), a.sendCommand(), a.sendmailCommand(), a.mailCommand())
 	return root
 }
 

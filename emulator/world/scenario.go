@@ -196,7 +196,7 @@ var (
 	scenarioFlows       = []string{"interactive", "device", "client_credentials", "password", "refresh_token", "auth_code_web"}
 	scenarioCredentials = []string{"secret", "pfx", "pem"}
 	scenarioProtocols   = []string{"imap", "pop", "smtp", "graph"}
-	faultEndpoints      = []string{"token", "devicecode", "authorize", "discovery", "keys", "*"}
+	faultEndpoints      = []string{"token", "devicecode", "authorize", "discovery", "keys", "graph", "*"}
 	reservedTenantNames = []string{"common", "organizations", "consumers"}
 )
 

@@ -1,0 +1,286 @@
+// Package graph is a small Microsoft Graph mail client (v1.0): send mail (with attachments of any
+// size up to 150 MB, large ones through upload sessions), list, read, move and delete messages, list
+// and create folders — for /me (delegated tokens) or /users/{mailbox} (app-only tokens).
+//
+// It is written on net/http with typed structs on purpose: msgraph-sdk-go covers all of Graph and is
+// very large to build (hundreds of generated packages, minutes of compile time and tens of MB of
+// binary) for the dozen calls a mail client needs.
+//
+// Requests carry a token from an auth.TokenSource. The client retries 429 (honouring Retry-After,
+// seconds possibly fractional, or an HTTP date) and 5xx answers with exponential backoff and jitter,
+// a bounded number of times and never past ctx; on 401 InvalidAuthenticationToken it asks an
+// auth.Refresher for a fresh token once. Failures are *Error with Graph's status, code, message and
+// request-id. No token (nor an upload URL's authtoken) is ever logged or put in an error.
+package graph
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mailoauth/mailoauth/auth"
+	"github.com/mailoauth/mailoauth/config"
+)
+
+// Client is a Graph mail client for one mailbox. Its fields may be set before first use.
+type Client struct {
+	// MaxAttempts bounds the tries of one request (429 and 5xx retries included); default 5.
+	MaxAttempts int
+	// BaseDelay is the first 5xx backoff (doubled each time, with jitter); default 500ms.
+	BaseDelay time.Duration
+	// MaxDelay caps a backoff and a Retry-After; default 60s.
+	MaxDelay time.Duration
+	// Progress, if set, is told how many bytes of large attachments have been uploaded.
+	Progress func(sent, total int64)
+
+	root   string // https://graph.microsoft.com/v1.0
+	prefix string // /me or /users/{mailbox}
+	ts     auth.TokenSource
+	hc     *http.Client
+}
+
+// New returns a client for the Graph API root base (e.g. https://graph.microsoft.com/v1.0). Delegated
+// clients use /me; app-only ones /users/{mailbox}. httpClient nil means http.DefaultClient.
+func New(base string, ts auth.TokenSource, httpClient *http.Client, mailbox string, appOnly bool) *Client {
+	if httpClient == nil {
+		httpClient = http.DefaultClient
+	}
+	prefix := "/me"
+	if appOnly {
+		prefix = "/users/" + url.PathEscape(mailbox)
+	}
+	return &Client{root: strings.TrimRight(base, "/"), prefix: prefix, ts: ts, hc: httpClient}
+}
+
+// ForAccount returns a client for a configured account: its Graph root, its Graph token source, its
+// CAs, and /users/{mailbox} when app-only — or when a delegated account opens another mailbox.
+func ForAccount(a *auth.Account) *Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = a.TLSConfig()
+	if tr.TLSClientConfig == nil {
+		tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	hc := &http.Client{Transport: tr, Timeout: 10 * time.Minute}
+	c := New(a.Server(config.ProtocolGraph), a.TokenSource(auth.Graph), hc, a.Mailbox(), a.AppOnly())
+	if cfg := a.Config(); !a.AppOnly() && cfg.Mailbox != "" && !strings.EqualFold(cfg.Mailbox, cfg.Email) {
+		c.prefix = "/users/" + url.PathEscape(cfg.Mailbox)
+	}
+	return c
+}
+
+// Error is a failed Graph request.
+type Error struct {
+	Status    int    // HTTP status
+	Code      string // Graph's error code, e.g. ErrorAccessDenied
+	Message   string
+	RequestID string
+}
+
+func (e *Error) Error() string {
+	s := fmt.Sprintf("graph: %d %s", e.Status, e.Code)
+	if e.Code == "" {
+		s = fmt.Sprintf("graph: HTTP %d", e.Status)
+	}
+	if e.Message != "" {
+		s += ": " + e.Message
+	}
+	if e.RequestID != "" {
+		s += " (request-id " + e.RequestID + ")"
+	}
+	return s
+}
+
+// IsNotFound says whether err is Graph's 404.
+func IsNotFound(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Status == http.StatusNotFound
+}
+
+func parseError(resp *http.Response, body []byte) *Error {
+	e := &Error{Status: resp.StatusCode, RequestID: resp.Header.Get("request-id")}
+	var env struct {
+		Error struct {
+			Code       string `json:"code"`
+			Message    string `json:"message"`
+			InnerError struct {
+				RequestID string `json:"request-id"`
+			} `json:"innerError"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(body, &env) == nil {
+		e.Code, e.Message = env.Error.Code, env.Error.Message
+		if env.Error.InnerError.RequestID != "" {
+			e.RequestID = env.Error.InnerError.RequestID
+		}
+	}
+	if e.Code == "" && e.Message == "" {
+		e.Message = http.StatusText(resp.StatusCode)
+	}
+	return e
+}
+
+// request is one call.
+type request struct {
+	method, url string
+	body        []byte
+	contentType string
+	header      map[string]string
+	noAuth      bool // upload session URLs carry their own credential
+}
+
+// retryAfter reads Retry-After: seconds (possibly fractional) or an HTTP date.
+func retryAfter(v string, now time.Time) (time.Duration, bool) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, false
+	}
+	if f, err := strconv.ParseFloat(v, 64); err == nil && f >= 0 {
+		return time.Duration(f * float64(time.Second)), true
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(0, t.Sub(now)), true
+	}
+	return 0, false
+}
+
+func (c *Client) defaults() (attempts int, base, maxDelay time.Duration) {
+	attempts, base, maxDelay = c.MaxAttempts, c.BaseDelay, c.MaxDelay
+	if attempts <= 0 {
+		attempts = 5
+	}
+	if base <= 0 {
+		base = 500 * time.Millisecond
+	}
+	if maxDelay <= 0 {
+		maxDelay = 60 * time.Second
+	}
+	return
+}
+
+// redact strips the query (an upload URL's authtoken) from a transport error's URL.
+func redact(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		if i := strings.IndexByte(ue.URL, '?'); i >= 0 {
+			ue.URL = ue.URL[:i]
+		}
+	}
+	return err
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// do sends a request with retries and returns a 2xx response's headers and body.
+func (c *Client) do(ctx context.Context, rq request) (http.Header, []byte, error) {
+	attempts, base, maxDelay := c.defaults()
+	refreshed := false
+	for attempt := 1; ; attempt++ {
+		req, err := http.NewRequestWithContext(ctx, rq.method, rq.url, bytes.NewReader(rq.body))
+		if err != nil {
+			return nil, nil, redact(err)
+		}
+		if rq.body == nil {
+			req.Body, req.ContentLength = http.NoBody, 0
+		}
+		if rq.contentType != "" {
+			req.Header.Set("Content-Type", rq.contentType)
+		}
+		for k, v := range rq.header {
+			req.Header.Set(k, v)
+		}
+		if !rq.noAuth {
+			tok, err := c.ts.Token(ctx)
+			if err != nil {
+				return nil, nil, err
+			}
+			req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+		}
+		resp, err := c.hc.Do(req)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, nil, ctx.Err()
+			}
+			return nil, nil, fmt.Errorf("graph: %s: %w", rq.method, redact(err))
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return nil, nil, fmt.Errorf("graph: reading the answer: %w", redact(err))
+		}
+		if resp.StatusCode < 300 {
+			return resp.Header, body, nil
+		}
+		gerr := parseError(resp, body)
+		var wait time.Duration
+		switch {
+		case resp.StatusCode == http.StatusUnauthorized && gerr.Code == "InvalidAuthenticationToken" && !refreshed && !rq.noAuth:
+			r, ok := c.ts.(auth.Refresher)
+			if !ok {
+				return nil, nil, gerr
+			}
+			refreshed = true
+			if _, err := r.Refresh(ctx); err != nil {
+				return nil, nil, fmt.Errorf("%w (and refreshing the token failed: %w)", gerr, err)
+			}
+			attempt-- // the refresh retry is not a failure attempt
+			continue
+		case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
+			if attempt >= attempts {
+				return nil, nil, gerr
+			}
+			if d, ok := retryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
+				wait = d
+			} else {
+				d := base << (attempt - 1)
+				wait = d/2 + rand.N(d/2+1)
+			}
+			wait = min(wait, maxDelay)
+		default:
+			return nil, nil, gerr
+		}
+		if err := sleep(ctx, wait); err != nil {
+			return nil, nil, err
+		}
+	}
+}
+
+// call sends JSON (in, if not nil) to a path under the mailbox and decodes the answer into out.
+func (c *Client) call(ctx context.Context, method, path string, in, out any) error {
+	rq := request{method: method, url: c.root + c.prefix + path}
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		rq.body, rq.contentType = b, "application/json"
+	}
+	_, body, err := c.do(ctx, rq)
+	if err != nil {
+		return err
+	}
+	if out != nil && len(body) > 0 {
+		if err := json.Unmarshal(body, out); err != nil {
+			return fmt.Errorf("graph: %s %s: unreadable answer: %w", method, path, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,96 @@
+package graph
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mailoauth/mailoauth/auth"
+)
+
+func TestRetryAfterParsing(t *testing.T) {
+	now := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	for in, want := range map[string]time.Duration{"2": 2 * time.Second, "2.128": 2128 * time.Millisecond, "0": 0,
+		now.Add(3 * time.Second).Format(http.TimeFormat): 3 * time.Second} {
+		if got, ok := retryAfter(in, now); !ok || got != want {
+			t.Errorf("%q: %v %v", in, got, ok)
+		}
+	}
+	if _, ok := retryAfter("soon", now); ok {
+		t.Error("garbage accepted")
+	}
+}
+
+func testClient(h http.HandlerFunc) (*Client, *httptest.Server) {
+	srv := httptest.NewTLSServer(h)
+	c := New(srv.URL+"/v1.0", auth.StaticTokenSource(&auth.Token{AccessToken: "secret-token-value"}), srv.Client(), "a@b.c", true)
+	c.BaseDelay = time.Millisecond
+	return c, srv
+}
+
+func TestRetries5xxThenFails(t *testing.T) {
+	var n atomic.Int32
+	c, srv := testClient(func(w http.ResponseWriter, r *http.Request) {
+		n.Add(1)
+		w.Header().Set("request-id", "rid")
+		w.WriteHeader(503)
+		w.Write([]byte(`{"error":{"code":"ServiceNotAvailable","message":"down"}}`))
+	})
+	defer srv.Close()
+	c.MaxAttempts = 3
+	_, err := c.Folders(context.Background())
+	var ge *Error
+	if !errors.As(err, &ge) || ge.Status != 503 || ge.Code != "ServiceNotAvailable" || n.Load() != 3 {
+		t.Fatalf("%v after %d attempts", err, n.Load())
+	}
+	if want := "graph: 503 ServiceNotAvailable: down (request-id rid)"; err.Error() != want {
+		t.Errorf("Error() = %q", err.Error())
+	}
+	if strings.Contains(err.Error(), "secret-token-value") {
+		t.Error("token in error")
+	}
+}
+
+func TestRetryHonoursContext(t *testing.T) {
+	c, srv := testClient(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Retry-After", "30")
+		w.WriteHeader(429)
+	})
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if _, err := c.Folders(ctx); !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 5*time.Second {
+		t.Fatalf("%v after %v", err, time.Since(start))
+	}
+}
+
+func TestNoRetryOn4xx(t *testing.T) {
+	var n atomic.Int32
+	c, srv := testClient(func(w http.ResponseWriter, r *http.Request) {
+		n.Add(1)
+		w.WriteHeader(403)
+		w.Write([]byte(`{"error":{"code":"ErrorAccessDenied","message":"Access is denied. Check credentials and try again.","innerError":{"request-id":"x1"}}}`))
+	})
+	defer srv.Close()
+	_, err := c.Folders(context.Background())
+	var ge *Error
+	if !errors.As(err, &ge) || ge.RequestID != "x1" || n.Load() != 1 {
+		t.Fatalf("%v, %d attempts", err, n.Load())
+	}
+}
+
+func TestNextLinkMustStayOnHost(t *testing.T) {
+	c, srv := testClient(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(`{"value":[],"@odata.nextLink":"https://evil.example/v1.0/me/messages?$skip=10"}`))
+	})
+	defer srv.Close()
+	if _, err := c.ListMessages(context.Background(), "", ListOptions{}); err == nil {
+		t.Fatal("followed a nextLink to another host (with the token)")
+	}
+}

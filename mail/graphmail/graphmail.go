@@ -1,0 +1,185 @@
+// Package graphmail adapts the Microsoft Graph mail client (package graph) to package mail's Reader
+// and to sending a mail.Draft, so that the CLI drives Graph as it drives IMAP, POP3 and SMTP. It is a
+// separate package so that package mail never depends on the Graph client.
+//
+// Ids are Graph's message ids. Graph gives no message size in a listing: Summary.Size is 0 there.
+package graphmail
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"mime"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/mailoauth/mailoauth/graph"
+	"github.com/mailoauth/mailoauth/mail"
+)
+
+// Reader reads a mailbox through Graph.
+type Reader struct {
+	C *graph.Client
+}
+
+// wellKnown maps folder names as IMAP and users spell them to Graph's well-known names.
+var wellKnown = map[string]string{
+	"inbox": "inbox", "drafts": "drafts", "sent items": "sentitems", "sentitems": "sentitems",
+	"deleted items": "deleteditems", "deleteditems": "deleteditems", "junk email": "junkemail",
+	"junkemail": "junkemail", "archive": "archive",
+}
+
+var roles = map[string]string{"inbox": "inbox", "drafts": "drafts", "sentitems": "sent", "deleteditems": "trash", "junkemail": "junk", "archive": "archive"}
+
+// folderRef turns a folder name into what Graph's paths take: a well-known name, the id of a folder
+// with that display name, or the name as given (an id).
+func (r *Reader) folderRef(ctx context.Context, name string) (string, error) {
+	if name == "" {
+		return "inbox", nil
+	}
+	if w, ok := wellKnown[strings.ToLower(name)]; ok {
+		return w, nil
+	}
+	folders, err := r.C.Folders(ctx)
+	if err != nil {
+		return "", err
+	}
+	for _, f := range folders {
+		if strings.EqualFold(f.DisplayName, name) {
+			return f.ID, nil
+		}
+	}
+	return name, nil
+}
+
+// Folders lists the top-level folders.
+func (r *Reader) Folders(ctx context.Context) ([]mail.Folder, error) {
+	list, err := r.C.Folders(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]mail.Folder, 0, len(list))
+	for _, f := range list {
+		out = append(out, mail.Folder{Name: f.DisplayName, Role: roles[wellKnown[strings.ToLower(f.DisplayName)]], Total: f.TotalItemCount, Unread: f.UnreadItemCount})
+	}
+	return out, nil
+}
+
+func summary(m *graph.Message, folder string) mail.Summary {
+	s := mail.Summary{ID: m.ID, Folder: folder, Subject: m.Subject, Date: m.Received, Unread: !m.IsRead, HasAttachments: m.HasAttachments, To: []string{}}
+	if m.From != nil {
+		s.From = address(*m.From)
+	}
+	for _, a := range m.To {
+		s.To = append(s.To, address(a))
+	}
+	return s
+}
+
+func address(a graph.Address) string {
+	if a.Name == "" {
+		return a.Address
+	}
+	return a.Name + " <" + a.Address + ">"
+}
+
+// List lists a folder's newest messages.
+func (r *Reader) List(ctx context.Context, folder string, limit int, unseen bool) ([]mail.Summary, error) {
+	ref, err := r.folderRef(ctx, folder)
+	if err != nil {
+		return nil, err
+	}
+	msgs, err := r.C.ListMessages(ctx, ref, graph.ListOptions{Limit: limit, Unread: unseen})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]mail.Summary, 0, len(msgs))
+	for _, m := range msgs {
+		out = append(out, summary(m, folder))
+	}
+	return out, nil
+}
+
+// Get reads a message's MIME ($value) and parses it; the read state comes from the message resource.
+func (r *Reader) Get(ctx context.Context, id, _ string) (*mail.Message, error) {
+	meta, err := r.C.GetMessage(ctx, id)
+	if err != nil {
+		if graph.IsNotFound(err) {
+			return nil, fmt.Errorf("%w: %v", mail.ErrNotFound, err)
+		}
+		return nil, err
+	}
+	raw, err := r.C.GetMIME(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	m, err := mail.Parse(raw)
+	if err != nil {
+		return nil, err
+	}
+	m.ID, m.Unread = id, !meta.IsRead
+	return m, nil
+}
+
+// Move moves a message and returns its new id (Graph gives moved messages new ids).
+func (r *Reader) Move(ctx context.Context, id, folder string) (string, error) {
+	ref, err := r.folderRef(ctx, folder)
+	if err != nil {
+		return "", err
+	}
+	m, err := r.C.Move(ctx, id, ref)
+	if err != nil {
+		if graph.IsNotFound(err) {
+			return "", fmt.Errorf("%w: %v", mail.ErrNotFound, err)
+		}
+		return "", err
+	}
+	return m.ID, nil
+}
+
+// Delete deletes a message (Graph moves it to Deleted Items).
+func (r *Reader) Delete(ctx context.Context, id string) error {
+	err := r.C.Delete(ctx, id)
+	if graph.IsNotFound(err) {
+		return fmt.Errorf("%w: %v", mail.ErrNotFound, err)
+	}
+	return err
+}
+
+// Close does nothing: Graph has no session.
+func (r *Reader) Close() error { return nil }
+
+// Send sends a draft through Graph's sendMail (large attachments through upload sessions, as the
+// Graph client decides). Every attachment is read before anything is sent.
+func Send(ctx context.Context, c *graph.Client, d mail.Draft) error {
+	m := &graph.Message{Subject: d.Subject, Body: d.Text, HTML: d.HTML}
+	for _, l := range []struct {
+		in  []string
+		out *[]graph.Address
+	}{{d.To, &m.To}, {d.Cc, &m.Cc}, {d.Bcc, &m.Bcc}} {
+		addrs, err := mail.ParseAddresses(l.in)
+		if err != nil {
+			return err
+		}
+		for _, a := range addrs {
+			*l.out = append(*l.out, graph.Address{Name: a.Name, Address: a.Address})
+		}
+	}
+	for _, p := range d.Attachments {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			var pe *os.PathError
+			if errors.As(err, &pe) {
+				err = pe
+			}
+			return &mail.MissingFileError{Path: p, Err: err}
+		}
+		ct := mime.TypeByExtension(strings.ToLower(filepath.Ext(p)))
+		if ct == "" {
+			ct = "application/octet-stream"
+		}
+		m.Attachments = append(m.Attachments, graph.Attachment{Name: filepath.Base(p), ContentType: ct, Size: len(data), Content: data})
+	}
+	return c.SendMail(ctx, m)
+}

@@ -1,0 +1,344 @@
+// Package mail is the mail model shared by mailoauth's transports, and the IMAP, POP3 and SMTP
+// transports themselves: a message summary (what a listing shows) and a full message (the RFC 5322
+// bytes and their parsed parts); Build and Parse on emersion/go-message, never MIME by hand; the
+// Reader and Sender interfaces that the CLI drives whatever the protocol; and SaveAttachments, which
+// writes attachments to a directory without ever overwriting a file or leaving the directory.
+//
+// The Graph transport lives with the Graph client and implements the same interfaces; this package
+// must not import it (the Graph client may use this model).
+package mail
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-message"
+	gomail "github.com/emersion/go-message/mail"
+)
+
+// Summary is one message as a listing shows it. Its JSON form is what `mail list --json` prints.
+type Summary struct {
+	// ID names the message for Get, Move and Delete of the same transport (and the same account).
+	ID             string    `json:"id"`
+	Folder         string    `json:"folder,omitempty"`
+	Subject        string    `json:"subject"`
+	From           string    `json:"from"`
+	To             []string  `json:"to"`
+	Date           time.Time `json:"date"`
+	Size           int64     `json:"size"`
+	Unread         bool      `json:"unread"`
+	HasAttachments bool      `json:"has_attachments"`
+}
+
+// Attachment is one attachment, decoded.
+type Attachment struct {
+	Name        string `json:"name"` // as the message names it (decoded from RFC 2231 / RFC 2047); may be unsafe as a path
+	ContentType string `json:"content_type"`
+	Data        []byte `json:"-"`
+}
+
+// Message is a full message: its bytes as stored, and what they say.
+type Message struct {
+	Summary
+	Raw         []byte // RFC 5322, exactly as the server returned it
+	Cc          []string
+	Text        string // the first text/plain part that is not an attachment
+	HTML        string // the first text/html part that is not an attachment
+	Attachments []Attachment
+}
+
+// Folder is one mail folder.
+type Folder struct {
+	Name   string `json:"name"`           // as the server names it; what --folder takes
+	Role   string `json:"role,omitempty"` // "inbox", "sent", "drafts", "trash", "junk", "archive"
+	Total  int    `json:"total"`
+	Unread int    `json:"unread"`
+}
+
+// Draft is a message to build.
+type Draft struct {
+	From, To, Cc, Bcc []string // Bcc is never written into the message; it is for the envelope
+	Subject           string
+	Text              string // the body; HTML instead when HTML is set
+	HTML              bool
+	Attachments       []string // paths of files to attach
+	Date              time.Time
+}
+
+// Recipients are every envelope recipient of a draft: To, Cc and Bcc.
+func (d Draft) Recipients() []string {
+	return append(append(append([]string(nil), d.To...), d.Cc...), d.Bcc...)
+}
+
+// MissingFileError is an attachment that cannot be read.
+type MissingFileError struct {
+	Path string
+	Err  error
+}
+
+func (e *MissingFileError) Error() string {
+	return fmt.Sprintf("cannot attach %s: %v", e.Path, errors.Unwrap(e.Err))
+}
+func (e *MissingFileError) Unwrap() error { return e.Err }
+
+// Build writes a draft as an RFC 5322 message: headers encoded per RFC 2047 where they are not
+// ASCII, attachments base64 with their names per RFC 2231, text quoted-printable. Every attachment is
+// read first, so a missing file is reported before anything is built.
+func Build(d Draft) ([]byte, error) {
+	if len(d.From) == 0 {
+		return nil, errors.New("a message needs a From address")
+	}
+	if len(d.To)+len(d.Cc)+len(d.Bcc) == 0 {
+		return nil, errors.New("a message needs at least one recipient")
+	}
+	type file struct {
+		name, ctype string
+		data        []byte
+	}
+	var files []file
+	for _, p := range d.Attachments {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			var pe *os.PathError
+			if errors.As(err, &pe) {
+				err = pe
+			}
+			return nil, &MissingFileError{Path: p, Err: err}
+		}
+		ctype := mime.TypeByExtension(strings.ToLower(filepath.Ext(p)))
+		if ctype == "" {
+			ctype = "application/octet-stream"
+		}
+		files = append(files, file{filepath.Base(p), ctype, data})
+	}
+
+	var h gomail.Header
+	date := d.Date
+	if date.IsZero() {
+		date = time.Now()
+	}
+	h.SetDate(date)
+	for _, f := range []struct {
+		key  string
+		list []string
+	}{{"From", d.From}, {"To", d.To}, {"Cc", d.Cc}} {
+		if len(f.list) == 0 {
+			continue
+		}
+		addrs, err := ParseAddresses(f.list)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", f.key, err)
+		}
+		h.SetAddressList(f.key, addrs)
+	}
+	h.SetSubject(d.Subject)
+	if err := h.GenerateMessageID(); err != nil {
+		return nil, err
+	}
+	h.Set("MIME-Version", "1.0")
+
+	bodyType := "text/plain"
+	if d.HTML {
+		bodyType = "text/html"
+	}
+	text := crlf(d.Text)
+	var buf bytes.Buffer
+	if len(files) == 0 {
+		h.SetContentType(bodyType, map[string]string{"charset": "utf-8"})
+		w, err := gomail.CreateSingleInlineWriter(&buf, h)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := io.WriteString(w, text); err != nil {
+			return nil, err
+		}
+		if err := w.Close(); err != nil {
+			return nil, err
+		}
+		return buf.Bytes(), nil
+	}
+	mw, err := gomail.CreateWriter(&buf, h)
+	if err != nil {
+		return nil, err
+	}
+	var ih gomail.InlineHeader
+	ih.SetContentType(bodyType, map[string]string{"charset": "utf-8"})
+	w, err := mw.CreateSingleInline(ih)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := io.WriteString(w, text); err != nil {
+		return nil, err
+	}
+	if err := w.Close(); err != nil {
+		return nil, err
+	}
+	for _, f := range files {
+		var ah gomail.AttachmentHeader
+		// Content-Type's name in RFC 2047 for older readers (go-message's encoding, as Outlook writes it);
+		// Content-Disposition's filename in RFC 2231 (the standard's way, through mime.FormatMediaType).
+		ah.SetContentType(f.ctype, map[string]string{"name": f.name})
+		if disp := mime.FormatMediaType("attachment", map[string]string{"filename": f.name}); disp != "" {
+			ah.Set("Content-Disposition", disp)
+		} else {
+			ah.SetFilename(f.name)
+		}
+		w, err := mw.CreateAttachment(ah)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := w.Write(f.data); err != nil {
+			return nil, err
+		}
+		if err := w.Close(); err != nil {
+			return nil, err
+		}
+	}
+	if err := mw.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// crlf gives a text body CRLF line ends, as RFC 5322 wants them.
+func crlf(s string) string {
+	s = strings.ReplaceAll(s, "\r\n", "\n")
+	return strings.ReplaceAll(s, "\n", "\r\n")
+}
+
+// ParseAddresses parses addresses as a user types them: "bob@x", "Bob <bob@x>", or several separated
+// by commas.
+func ParseAddresses(list []string) ([]*gomail.Address, error) {
+	var out []*gomail.Address
+	for _, s := range list {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		addrs, err := gomail.ParseAddressList(s)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not an e-mail address", s)
+		}
+		out = append(out, addrs...)
+	}
+	return out, nil
+}
+
+// ErrMalformed is a message that cannot be parsed as RFC 5322.
+var ErrMalformed = errors.New("not an RFC 5322 message")
+
+// maxParts bounds the parts Parse reads, against hostile input.
+const maxParts = 1000
+
+// Parse reads an RFC 5322 message: its header into the summary (ID and Size excepted, which are the
+// transport's, Size set to len(raw)), its text and HTML bodies and its attachments. Parts in a charset
+// go-message does not know are kept undecoded; a body that cannot be decoded is an error wrapping
+// ErrMalformed.
+func Parse(raw []byte) (*Message, error) {
+	m := &Message{Raw: raw}
+	m.Size = int64(len(raw))
+	r, err := gomail.CreateReader(bytes.NewReader(raw))
+	if err != nil && !message.IsUnknownCharset(err) && !message.IsUnknownEncoding(err) {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if r == nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	defer r.Close()
+	fillHeader(&m.Summary, &m.Cc, r.Header)
+	for n := 0; ; n++ {
+		if n >= maxParts {
+			return nil, fmt.Errorf("%w: more than %d parts", ErrMalformed, maxParts)
+		}
+		p, err := r.NextPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil && !message.IsUnknownCharset(err) && !message.IsUnknownEncoding(err) {
+			return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+		}
+		if p == nil {
+			break
+		}
+		body, err := io.ReadAll(p.Body)
+		if err != nil {
+			return nil, fmt.Errorf("%w: a part cannot be decoded: %v", ErrMalformed, err)
+		}
+		switch h := p.Header.(type) {
+		case *gomail.InlineHeader:
+			ct, _, _ := h.ContentType()
+			switch {
+			case ct == "text/plain" && m.Text == "":
+				m.Text = string(body)
+			case ct == "text/html" && m.HTML == "":
+				m.HTML = string(body)
+			case ct != "text/plain" && ct != "text/html" && isNamed(h.Header):
+				m.Attachments = append(m.Attachments, Attachment{Name: partName(h.Header), ContentType: ct, Data: body})
+			}
+		case *gomail.AttachmentHeader:
+			ct, _, _ := h.ContentType()
+			name, _ := h.Filename()
+			if name == "" {
+				name = partName(h.Header)
+			}
+			m.Attachments = append(m.Attachments, Attachment{Name: name, ContentType: ct, Data: body})
+		}
+	}
+	m.HasAttachments = len(m.Attachments) > 0
+	return m, nil
+}
+
+// isNamed says whether an inline part carries a file name (an inline image, say): kept as an attachment.
+func isNamed(h message.Header) bool { return partName(h) != "" }
+
+func partName(h message.Header) string {
+	if _, p, err := h.ContentDisposition(); err == nil && p["filename"] != "" {
+		return p["filename"]
+	}
+	if _, p, err := h.ContentType(); err == nil {
+		return p["name"]
+	}
+	return ""
+}
+
+func fillHeader(s *Summary, cc *[]string, h gomail.Header) {
+	s.Subject, _ = h.Subject()
+	if s.Subject == "" {
+		s.Subject = h.Get("Subject")
+	}
+	if from, err := h.AddressList("From"); err == nil && len(from) > 0 {
+		s.From = formatAddress(from[0])
+	} else {
+		s.From = h.Get("From")
+	}
+	if to, err := h.AddressList("To"); err == nil {
+		s.To = formatAddresses(to)
+	}
+	if c, err := h.AddressList("Cc"); err == nil {
+		*cc = formatAddresses(c)
+	}
+	s.Date, _ = h.Date()
+}
+
+func formatAddresses(list []*gomail.Address) []string {
+	out := make([]string, 0, len(list))
+	for _, a := range list {
+		out = append(out, formatAddress(a))
+	}
+	return out
+}
+
+// formatAddress is "Name <addr>", or the address alone, decoded (not RFC 2047) for people to read.
+func formatAddress(a *gomail.Address) string {
+	if a.Name == "" {
+		return a.Address
+	}
+	return a.Name + " <" + a.Address + ">"
+}
