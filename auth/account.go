@@ -31,6 +31,9 @@ type Account struct {
 	flight singleflight.Group
 	mu     sync.Mutex
 	hot    map[Resource]*Token // the in-memory hot path
+	// gen counts Refresh and forget calls: a silent acquisition that started before one of them must
+	// not put its (older, possibly refused) token back on the hot path.
+	gen uint64
 }
 
 func newAccount(acc *config.Account, opts Options) (*Account, error) {
@@ -187,11 +190,12 @@ func (a *Account) Token(ctx context.Context, r Resource) (*Token, error) {
 		// Detached from the first caller's context: one caller giving up must not fail the others.
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 		defer cancel()
+		gen := a.generation()
 		t, err := a.acquireSilent(fctx, r)
 		if err != nil {
 			return nil, err
 		}
-		a.remember(t)
+		a.rememberIf(t, gen)
 		return t, nil
 	})
 	select {
@@ -222,9 +226,25 @@ func (a *Account) remember(t *Token) {
 	a.mu.Unlock()
 }
 
+func (a *Account) generation() uint64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.gen
+}
+
+// rememberIf puts a token on the hot path unless a Refresh or forget happened since gen was read.
+func (a *Account) rememberIf(t *Token, gen uint64) {
+	a.mu.Lock()
+	if a.gen == gen {
+		a.hot[t.Resource] = t
+	}
+	a.mu.Unlock()
+}
+
 func (a *Account) forget() {
 	a.mu.Lock()
 	a.hot = map[Resource]*Token{}
+	a.gen++
 	a.mu.Unlock()
 }
 
@@ -341,9 +361,12 @@ const bypassClaims = `{"id_token":{"auth_time":{"essential":true}}}`
 func (a *Account) Refresh(ctx context.Context, r Resource) (*Token, error) {
 	a.mu.Lock()
 	delete(a.hot, r)
+	a.gen++
 	a.mu.Unlock()
 	v, err, _ := a.flight.Do("refresh "+string(r), func() (any, error) {
-		t, err := a.acquireFresh(ctx, r)
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+		defer cancel()
+		t, err := a.acquireFresh(fctx, r)
 		if err == nil {
 			a.remember(t)
 		}

@@ -9,6 +9,9 @@ import (
 
 	"github.com/mailoauth/mailoauth/auth"
 	"github.com/mailoauth/mailoauth/config"
+	"github.com/mailoauth/mailoauth/imap"
+	"github.com/mailoauth/mailoauth/pop3"
+	"github.com/mailoauth/mailoauth/smtp"
 )
 
 // Claims decodes a JWT's payload without verifying it (the server verifies; this only explains).
@@ -81,14 +84,16 @@ func likelyCause(a *auth.Account, protocol string, claims map[string]any, err er
 	}
 	var ne net.Error
 	switch {
-	case strings.Contains(err.Error(), "cannot connect"), strings.Contains(err.Error(), "cannot resolve"):
-		return "nothing answers at " + a.Server(protocol) + ": check the host and port (Exchange Online: IMAP 993, POP 995, SMTP 587 with STARTTLS)"
-	case strings.Contains(err.Error(), "TLS handshake"), strings.Contains(err.Error(), "certificate"):
-		return "TLS failed: the server's certificate is not trusted for its name, or the port does not speak TLS the way configured (587 is STARTTLS, 465 and 993/995 implicit TLS)"
-	case strings.Contains(err.Error(), "does not offer STARTTLS"):
-		return "the server offers no STARTTLS on this port: use the submission port 587, or 465 for implicit TLS"
 	case errors.As(err, &ne) && ne.Timeout():
 		return "the server did not answer in time"
+	case strings.Contains(err.Error(), "cannot connect"), strings.Contains(err.Error(), "cannot resolve"):
+		return "nothing answers at " + a.Server(protocol) + ": check the host and port (Exchange Online: IMAP 993, POP 995, SMTP 587 with STARTTLS)"
+	case strings.Contains(err.Error(), "does not offer STARTTLS"), strings.Contains(err.Error(), "doesn't support STARTTLS"):
+		return "the server offers no STARTTLS on this port: use the submission port 587, or 465 for implicit TLS"
+	case strings.Contains(err.Error(), "TLS handshake"), strings.Contains(err.Error(), "certificate"):
+		return "TLS failed: the server's certificate is not trusted for its name, or the port does not speak TLS the way configured (587 is STARTTLS, 465 and 993/995 implicit TLS)"
+	case strings.Contains(err.Error(), "does not offer AUTH"), strings.Contains(err.Error(), "does not offer SASL"):
+		return "the server does not offer XOAUTH2 here: check that this is the account's mail server (Exchange Online offers it after TLS)"
 	}
 	low := strings.ToLower(said)
 	switch {
@@ -96,7 +101,9 @@ func likelyCause(a *auth.Account, protocol string, claims map[string]any, err er
 		return "SMTP AUTH is disabled for this mailbox or tenant: Set-CASMailbox -Identity " + a.Mailbox() + " -SmtpClientAuthenticationDisabled $false (tenant-wide: Set-TransportConfig -SmtpClientAuthenticationDisabled $false)"
 	case strings.Contains(low, "authenticated but not connected"):
 		return "Exchange accepted the token but cannot open the mailbox " + a.Mailbox() + ": " + protocolDisabled(protocol) + ", or the signed-in user or app has no FullAccess on it (Add-MailboxPermission -Identity " + a.Mailbox() + " -User <user or service principal> -AccessRights FullAccess)"
-	case said == "" && !isAuthRefusal(err):
+	case !authRefused(err):
+		// Not an authentication refusal (a greeting, STARTTLS or mailbox command failed): the token's
+		// claims do not explain it, the server's words are the news.
 		return ""
 	}
 	if claims == nil {
@@ -120,7 +127,7 @@ func likelyCause(a *auth.Account, protocol string, claims map[string]any, err er
 	if upn, _ := claims["upn"].(string); upn != "" && !strings.EqualFold(upn, a.Mailbox()) {
 		return "the token is " + upn + "'s and the mailbox is " + a.Mailbox() + ": " + upn + " needs FullAccess on it (Add-MailboxPermission -Identity " + a.Mailbox() + " -User " + upn + " -AccessRights FullAccess), or sign in as " + a.Mailbox()
 	}
-	return "the token looks right for " + protocol + " (audience, " + need + ", user): " + protocolDisabled(protocol) + ", or the token was revoked; run mailoauth doctor " + a.Name()
+	return "the token looks right for " + protocol + " (audience, " + need + ", user): " + protocolDisabled(protocol) + ", or the token was revoked"
 }
 
 func protocolDisabled(protocol string) string {
@@ -133,9 +140,20 @@ func protocolDisabled(protocol string) string {
 	return "SMTP AUTH may be disabled (Set-CASMailbox -SmtpClientAuthenticationDisabled $false)"
 }
 
-func isAuthRefusal(err error) bool {
-	s := err.Error()
-	return strings.Contains(s, "AUTHENTICATE") || strings.Contains(s, "AUTH ")
+// authRefused reports whether the failing step was the authentication itself.
+func authRefused(err error) bool {
+	var ie *imap.Error
+	var pe *pop3.Error
+	var se *smtp.Error
+	switch {
+	case errors.As(err, &ie):
+		return strings.HasPrefix(ie.Step, "AUTHENTICATE")
+	case errors.As(err, &pe):
+		return strings.HasPrefix(pe.Command, "AUTH")
+	case errors.As(err, &se):
+		return strings.HasPrefix(se.Step, "AUTH")
+	}
+	return false
 }
 
 func contains(list []string, s string) bool {

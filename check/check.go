@@ -30,6 +30,8 @@ type Result struct {
 	// On failure: the server's exact words (when it said something), and what probably causes it.
 	Said  string `json:"server_said,omitempty"`
 	Cause string `json:"likely_cause,omitempty"`
+	// Err is the failure itself, for callers that tell a configuration problem from a refusal.
+	Err error `json:"-"`
 }
 
 // Report is a whole check.
@@ -53,7 +55,13 @@ func Run(ctx context.Context, a *auth.Account, protocols []string) Report {
 	return rep
 }
 
+// stepTimeout bounds a whole protocol's check: the clients' own deadlines cover dialing and
+// authenticating, this covers the mailbox command after them.
+const stepTimeout = 2 * time.Minute
+
 func one(ctx context.Context, a *auth.Account, protocol string) Result {
+	ctx, cancel := context.WithTimeout(ctx, stepTimeout)
+	defer cancel()
 	var rec trace.Recorder
 	t := rec.Func()
 	r := Result{Protocol: protocol, Server: a.Server(protocol)}
@@ -69,7 +77,7 @@ func one(ctx context.Context, a *auth.Account, protocol string) Result {
 	if err == nil {
 		err = connect(ctx, a, protocol, t)
 	}
-	r.Steps, r.OK = rec.Steps, err == nil
+	r.Steps, r.OK, r.Err = rec.Steps, err == nil, err
 	if err != nil {
 		r.Said = serverSaid(err)
 		r.Cause = likelyCause(a, protocol, claims, err, r.Said)
@@ -87,6 +95,7 @@ func connect(ctx context.Context, a *auth.Account, protocol string, t trace.Func
 			return err
 		}
 		defer c.Close()
+		defer context.AfterFunc(ctx, func() { c.Close() })() // Ctrl-C ends a stuck command
 		err = t.Do("select INBOX", func() (string, error) {
 			d, err := c.Select("INBOX", nil).Wait()
 			if err != nil {
@@ -106,6 +115,7 @@ func connect(ctx context.Context, a *auth.Account, protocol string, t trace.Func
 			return err
 		}
 		defer c.Close()
+		defer context.AfterFunc(ctx, func() { c.Close() })()
 		err = t.Do("stat", func() (string, error) {
 			n, size, err := c.Stat()
 			if err != nil {
@@ -125,6 +135,7 @@ func connect(ctx context.Context, a *auth.Account, protocol string, t trace.Func
 			return err
 		}
 		defer c.Close()
+		defer context.AfterFunc(ctx, func() { c.Close() })()
 		err = t.Do("mail from", func() (string, error) {
 			if err := c.Mail(a.Mailbox(), nil); err != nil {
 				return "", &smtp.Error{Step: "MAIL FROM", Err: err, Server: smtp.ServerText(err)}

@@ -243,7 +243,7 @@ func (f *File) Account(name string) (*Account, error) {
 	if len(names) == 0 {
 		return nil, &tomlconf.Error{
 			Msg: fmt.Sprintf("no account `%s` in %s, which has no accounts", name, where),
-			Fix: fmt.Sprintf("add an [accounts.%s] table (see docs/config.md), or run `mailoauth setup %s`", tomlconf.FormatKey(name), name),
+			Fix: fmt.Sprintf("add an [accounts.%s] table (see docs/config.md)", tomlconf.FormatKey(name)),
 		}
 	}
 	return nil, &tomlconf.Error{

@@ -88,8 +88,8 @@ func readError(path string, err error) error {
 	if errors.Is(err, fs.ErrNotExist) {
 		return &tomlconf.Error{
 			Msg: "no configuration file at " + path,
-			Fix: "create one (docs/config.md describes it; `mailoauth setup ACCOUNT` writes one), " +
-				"or name another with --config FILE or $MAILOAUTH_CONFIG",
+			Fix: "create one (docs/config.md describes it; `mailoauth emulator` writes a working one for its " +
+				"local Microsoft 365), or name another with --config FILE or $MAILOAUTH_CONFIG",
 			Err: err,
 		}
 	}

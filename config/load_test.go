@@ -201,7 +201,7 @@ func TestLoadMissingFile(t *testing.T) {
 		t.Fatalf("want fs.ErrNotExist, got %v", err)
 	}
 	msg := err.Error()
-	if strings.Contains(msg, "\n") || !strings.Contains(msg, path) || !strings.Contains(msg, "--config") || !strings.Contains(msg, "mailoauth setup") {
+	if strings.Contains(msg, "\n") || !strings.Contains(msg, path) || !strings.Contains(msg, "--config") || !strings.Contains(msg, "mailoauth emulator") {
 		t.Errorf("message: %s", msg)
 	}
 	var ce interface{ ConfigError() bool }

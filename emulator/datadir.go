@@ -49,6 +49,13 @@ func (e *Emulator) WriteData(dir string) error {
 			return err
 		}
 	}
+	// A token store left by an earlier run is sealed with that run's passphrase and holds tokens this
+	// run does not know: remove it with the passphrase it goes with.
+	for _, stale := range []string{"tokens", "tokens.lock"} {
+		if err := os.Remove(filepath.Join(dir, stale)); err != nil && !os.IsNotExist(err) {
+			return fmt.Errorf("emulator: remove the previous run's token store: %w", err)
+		}
+	}
 	if err := write("store-passphrase.txt", []byte(randomString(24)+"\n"), 0o600); err != nil {
 		return err
 	}

@@ -368,6 +368,9 @@ func (c *Client) List() ([]Message, error) {
 			continue
 		}
 		f := strings.Fields(l)
+		if len(f) == 0 {
+			continue // a blank line in a listing: nothing to read (and nothing to index)
+		}
 		n, err1 := strconv.Atoi(f[0])
 		var s int64
 		var err2 error

@@ -143,3 +143,23 @@ func FuzzMultiline(f *testing.F) {
 		_ = c.capa() // must return, never panic, whatever the server sends
 	})
 }
+
+func FuzzListing(f *testing.F) {
+	f.Add([]byte("+OK\r\n1 10\r\n \r\n2 20\r\n.\r\n+OK\r\n1 A\r\n.\r\n"))
+	f.Add([]byte("+OK\r\nx y z\r\n.\r\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c1, c2 := net.Pipe()
+		defer c1.Close()
+		go func() { bufio.NewReader(c2).ReadString('\n') }()
+		go func() { c2.Write(data); c2.Close() }()
+		_, _ = newClient(c1).List() // a hostile listing must give an error, never a panic
+	})
+}
+
+func TestBlankLineInListing(t *testing.T) {
+	c := pipe(t, [][2]string{{"LIST", "+OK\r\n1 10\r\n \r\n2 20\r\n.\r\n"}, {"UIDL", "-ERR no\r\n"}})
+	msgs, err := c.List()
+	if err != nil || len(msgs) != 2 {
+		t.Fatalf("%+v %v", msgs, err)
+	}
+}

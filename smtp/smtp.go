@@ -119,6 +119,8 @@ func Dial(ctx context.Context, o Options) (*gosmtp.Client, error) {
 	} else {
 		c = gosmtp.NewClient(conn)
 	}
+	// go-smtp sets each command's deadline itself (5 minutes by default): make it ours.
+	c.CommandTimeout = o.Timeout
 	fail := func(err error) (*gosmtp.Client, error) {
 		c.Close()
 		return nil, err

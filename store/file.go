@@ -255,8 +255,14 @@ func (f *File) ensureDir() error {
 	return nil
 }
 
-// lockCtx takes the advisory lock, shared or exclusive, giving up when ctx ends.
+// lockCtx takes the advisory lock, shared or exclusive, giving up when ctx ends. A passphrase is asked
+// for first: a person typing at a prompt must not hold the lock that a cron job's `token` waits on.
 func (f *File) lockCtx(ctx context.Context, exclusive bool) error {
+	if f.src.Passphrase != nil {
+		if _, err := f.passphrase(); err != nil {
+			return err
+		}
+	}
 	if err := f.ensureDir(); err != nil {
 		return err
 	}

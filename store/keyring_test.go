@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 
@@ -31,10 +32,16 @@ func TestKeyringRoundTripThroughOpen(t *testing.T) {
 	}
 	key := "test/" + t.Name()
 	t.Cleanup(func() { _ = s.Update(ctx, key, func([]byte) ([]byte, error) { return nil, nil }) })
-	put(t, s, key, "refresh-token-1")
+	// Larger than one keyring item may be on macOS or Windows: stored in parts.
+	big := strings.Repeat("refresh-token-1 ", 700)
+	put(t, s, key, big)
 	got, err := s.Load(ctx, key)
-	if err != nil || string(got) != "refresh-token-1" {
-		t.Fatalf("load %q, %v", got, err)
+	if err != nil || string(got) != big {
+		t.Fatalf("load %d bytes, %v", len(got), err)
+	}
+	put(t, s, key, "refresh-token-2") // shorter: the old parts go
+	if got, _ := s.Load(ctx, key); string(got) != "refresh-token-2" {
+		t.Fatalf("after a shorter write: %q", got)
 	}
 	keys, _ := s.Keys(ctx)
 	if !contains(keys, key) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -62,6 +63,10 @@ words and the likely cause. Exits 1 if any protocol fails.
 			}
 			var failed []string
 			for _, r := range rep.Results {
+				var ce configError
+				if errors.As(r.Err, &ce) {
+					return r.Err // a configuration problem, not a refusal: exit 2
+				}
 				if !r.OK {
 					failed = append(failed, r.Protocol)
 				}

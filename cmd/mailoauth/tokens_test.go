@@ -202,3 +202,24 @@ func TestBadInput(t *testing.T) {
 		t.Errorf("emulator down: exit %d, %q", code, errs)
 	}
 }
+
+// Restarting the emulator on the same data directory must leave a working setup: the previous run's
+// token store (sealed with the previous passphrase) goes with it.
+func TestEmulatorRestartSameDataDir(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, emulator.ConfigName)
+	for run := range 2 {
+		e, err := emulator.Start(context.Background(), emulator.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.WriteData(dir); err != nil {
+			t.Fatal(err)
+		}
+		code, _, errs := runCLI(t, context.Background(), "--config", cfg, "token", "daemon")
+		e.Close()
+		if code != exitOK {
+			t.Fatalf("run %d: token daemon exited %d: %s", run+1, code, errs)
+		}
+	}
+}

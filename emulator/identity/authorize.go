@@ -2,6 +2,7 @@ package identity
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -180,6 +181,11 @@ func (s *Server) autoComplete(w http.ResponseWriter, r *http.Request, p *pending
 			message(w, http.StatusOK, "Signed in", fmt.Sprintf("Signed in as %s. The application has its code; you can close this window.", u.UPN), 0)
 			return
 		} else {
+			// The url.Error's text holds the redirect URL, code included: log only its cause.
+			var ue *url.Error
+			if errors.As(err, &ue) {
+				err = ue.Err
+			}
 			s.log.Info("identity: could not deliver the code to the redirect URI; answering with the redirect instead", "err", err)
 		}
 	}

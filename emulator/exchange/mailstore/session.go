@@ -2,6 +2,7 @@ package mailstore
 
 import (
 	"bytes"
+	"io"
 	"strings"
 
 	"github.com/emersion/go-imap/v2"
@@ -274,9 +275,14 @@ func (s *Session) Append(name string, r imap.LiteralReader, options *imap.Append
 	if f == nil {
 		return nil, errTryCreate()
 	}
+	// Bounded like Exchange's largest message (150 MB), so an APPEND literal cannot grow without limit.
+	const maxAppend = 150 << 20
 	var buf bytes.Buffer
-	if _, err := buf.ReadFrom(r); err != nil {
+	if _, err := buf.ReadFrom(io.LimitReader(r, maxAppend+1)); err != nil {
 		return nil, err
+	}
+	if buf.Len() > maxAppend {
+		return nil, &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeTooBig, Text: "The message is too big."}
 	}
 	flags := make([]string, len(options.Flags))
 	for i, fl := range options.Flags {
