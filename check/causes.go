@@ -9,6 +9,7 @@ import (
 
 	"github.com/mailoauth/mailoauth/auth"
 	"github.com/mailoauth/mailoauth/config"
+	"github.com/mailoauth/mailoauth/graph"
 	"github.com/mailoauth/mailoauth/imap"
 	"github.com/mailoauth/mailoauth/pop3"
 	"github.com/mailoauth/mailoauth/smtp"
@@ -95,6 +96,10 @@ func likelyCause(a *auth.Account, protocol string, claims map[string]any, err er
 	case strings.Contains(err.Error(), "does not offer AUTH"), strings.Contains(err.Error(), "does not offer SASL"):
 		return "the server does not offer XOAUTH2 here: check that this is the account's mail server (Exchange Online offers it after TLS)"
 	}
+	var ge *graph.Error
+	if errors.As(err, &ge) {
+		return graphCause(a, claims, ge)
+	}
 	low := strings.ToLower(said)
 	switch {
 	case strings.Contains(low, "smtpclientauthentication is disabled"):
@@ -138,6 +143,29 @@ func protocolDisabled(protocol string) string {
 		return "POP may be disabled on the mailbox (Set-CASMailbox -PopEnabled $true)"
 	}
 	return "SMTP AUTH may be disabled (Set-CASMailbox -SmtpClientAuthenticationDisabled $false)"
+}
+
+// graphCause explains Graph's refusals (its error codes are documented in Microsoft Graph's "Error
+// responses"; ErrorAccessDenied and MailboxNotEnabledForRESTAPI bodies are in research/exchange-wire.md §4).
+func graphCause(a *auth.Account, claims map[string]any, ge *graph.Error) string {
+	aud, _ := claims["aud"].(string)
+	switch {
+	case ge.Code == "InvalidAuthenticationToken" && !strings.Contains(aud, "graph"):
+		return "the token is for " + aud + ", not Microsoft Graph: Graph needs scopes under https://graph.microsoft.com/"
+	case ge.Code == "InvalidAuthenticationToken":
+		return "Graph refused the token itself (expired, or not for this tenant): sign in again"
+	case ge.Code == "MailboxNotEnabledForRESTAPI":
+		return "the mailbox " + a.Mailbox() + " is inactive, soft-deleted or on-premises: Graph reaches only Exchange Online mailboxes"
+	case ge.Status == 403 && a.AppOnly() && !contains(stringList(claims["roles"]), "Mail.ReadWrite") && !contains(stringList(claims["roles"]), "Mail.Read"):
+		return "the app-only token has no Mail.Read or Mail.ReadWrite role: add the Microsoft Graph application permission and grant admin consent"
+	case ge.Status == 403 && a.AppOnly():
+		return "the app has the Graph role but is denied " + a.Mailbox() + ": an application access policy (New-ApplicationAccessPolicy) may restrict it to other mailboxes"
+	case ge.Status == 403:
+		return "the signed-in user may not open " + a.Mailbox() + ": it needs FullAccess on it and the Mail.Read.Shared or Mail.ReadWrite.Shared scope, or sign in as " + a.Mailbox()
+	case ge.Status == 404:
+		return "Graph does not know the mailbox " + a.Mailbox() + ": check the address (app-only access uses /users/{mailbox})"
+	}
+	return ""
 }
 
 // authRefused reports whether the failing step was the authentication itself.

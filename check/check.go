@@ -15,6 +15,7 @@ import (
 
 	"github.com/mailoauth/mailoauth/auth"
 	"github.com/mailoauth/mailoauth/config"
+	"github.com/mailoauth/mailoauth/graph"
 	"github.com/mailoauth/mailoauth/imap"
 	"github.com/mailoauth/mailoauth/pop3"
 	"github.com/mailoauth/mailoauth/smtp"
@@ -41,8 +42,8 @@ type Report struct {
 	Results []Result `json:"protocols"`
 }
 
-// Protocols is what "all" means today (Graph joins with the Graph client).
-var Protocols = []string{config.ProtocolIMAP, config.ProtocolPOP, config.ProtocolSMTP}
+// Protocols is what "all" means.
+var Protocols = []string{config.ProtocolIMAP, config.ProtocolPOP, config.ProtocolSMTP, config.ProtocolGraph}
 
 // Run checks the protocols in order; each runs even if another failed.
 func Run(ctx context.Context, a *auth.Account, protocols []string) Report {
@@ -66,8 +67,12 @@ func one(ctx context.Context, a *auth.Account, protocol string) Result {
 	t := rec.Func()
 	r := Result{Protocol: protocol, Server: a.Server(protocol)}
 	var claims map[string]any
+	resource := auth.Exchange
+	if protocol == config.ProtocolGraph {
+		resource = auth.Graph
+	}
 	err := t.Do("token", func() (string, error) {
-		tok, err := a.Token(ctx, auth.Exchange)
+		tok, err := a.Token(ctx, resource)
 		if err != nil {
 			return "", err
 		}
@@ -149,8 +154,24 @@ func connect(ctx context.Context, a *auth.Account, protocol string, t trace.Func
 			_ = c.Quit()
 		}
 		return err
+	case config.ProtocolGraph:
+		// Graph is HTTPS: resolve, connect and TLS happen inside the request; the mailbox step is the
+		// folder list, which needs the token, the permission and the mailbox all to be right.
+		c := graph.ForAccount(a)
+		return t.Do("list folders", func() (string, error) {
+			folders, err := c.Folders(ctx)
+			if err != nil {
+				return "", err
+			}
+			for _, f := range folders {
+				if strings.EqualFold(f.DisplayName, "Inbox") {
+					return fmt.Sprintf("%d folders; Inbox has %d messages (%d unread)", len(folders), f.TotalItemCount, f.UnreadItemCount), nil
+				}
+			}
+			return fmt.Sprintf("%d folders", len(folders)), nil
+		})
 	}
-	return fmt.Errorf("checking %s is not supported yet", protocol)
+	return fmt.Errorf("checking %s is not supported", protocol)
 }
 
 // serverSaid is the server's own words inside an error, if any.
@@ -158,7 +179,10 @@ func serverSaid(err error) string {
 	var ie *imap.Error
 	var pe *pop3.Error
 	var se *smtp.Error
+	var ge *graph.Error
 	switch {
+	case errors.As(err, &ge):
+		return ge.Error()
 	case errors.As(err, &ie):
 		return ie.Server
 	case errors.As(err, &pe):

@@ -70,7 +70,7 @@ func run(t *testing.T, m *auth.Manager, account string, protocols ...string) che
 func TestDaemonPassesEveryProtocol(t *testing.T) {
 	m := setup(t, nil, nil, nil)
 	rep := run(t, m, "daemon")
-	if !rep.OK || len(rep.Results) != 3 {
+	if !rep.OK || len(rep.Results) != 4 {
 		t.Fatalf("check daemon: %+v", rep)
 	}
 	for _, r := range rep.Results {
@@ -81,8 +81,15 @@ func TestDaemonPassesEveryProtocol(t *testing.T) {
 				t.Errorf("%s: step %s has no duration", r.Protocol, s.Name)
 			}
 		}
+		got := strings.Join(names, ",")
+		if r.Protocol == "graph" {
+			if got != "token,list folders" || !strings.Contains(r.Steps[1].Detail, "Inbox has") {
+				t.Errorf("graph steps: %s (%+v)", got, r.Steps)
+			}
+			continue
+		}
 		want := map[string]string{"imap": "select INBOX", "pop": "stat", "smtp": "mail from"}[r.Protocol]
-		if got := strings.Join(names, ","); !strings.Contains(got, "token,resolve,connect") || !strings.HasSuffix(got, want) || !strings.Contains(got, "authenticate") {
+		if !strings.Contains(got, "token,resolve,connect") || !strings.HasSuffix(got, want) || !strings.Contains(got, "authenticate") {
 			t.Errorf("%s steps: %s", r.Protocol, got)
 		}
 	}
@@ -111,6 +118,8 @@ func TestRefusals(t *testing.T) {
 			account: "daemon", protocol: "pop", said: "Authentication failure", cause: "POP.AccessAsApp"},
 		{name: "SMTP AUTH disabled for the tenant", world: func(w *world.World) { w.Tenants[0].SMTPAuthDisabled = true },
 			account: "daemon", protocol: "smtp", said: "5.7.139", cause: "SmtpClientAuthenticationDisabled $false"},
+		{name: "Graph without an application permission", world: func(w *world.World) { w.Apps[1].Application = world.ExchangeApplication },
+			account: "daemon", protocol: "graph", said: "403 ErrorAccessDenied", cause: "no Mail.Read or Mail.ReadWrite role"},
 		{name: "IMAP disabled on the mailbox", world: func(w *world.World) { w.Tenants[0].Users[0].Mailbox.IMAPDisabled = true },
 			account: "daemon", protocol: "imap", said: "", cause: "ImapEnabled $true"},
 		{name: "a Graph token on IMAP (unprefixed scope)", account: "x", protocol: "imap", said: "AUTHENTICATE failed.", cause: "not Exchange Online",

@@ -24,7 +24,8 @@ command that needs the mailbox (SELECT INBOX, STAT, MAIL FROM + RSET) — becaus
 the token and still refuse the mailbox. Each step is shown with its time; on failure, the server's exact
 words and the likely cause. Exits 1 if any protocol fails.
 
---protocol: imap, pop, smtp or all (imap, pop and smtp); default: the account's protocols.
+--protocol: imap, pop, smtp, graph or all; default: the account's protocols. For graph the mailbox
+step lists the folders (HTTPS: resolve, connect and TLS happen inside that request).
 --json prints {"account", "ok", "protocols": [{"protocol", "server", "ok", "steps": [{"step",
 "duration_ns", "ok", "detail", "error"}], "server_said", "likely_cause"}]}.`,
 		Args: args(cobra.ExactArgs(1)),
@@ -42,16 +43,14 @@ words and the likely cause. Exits 1 if any protocol fails.
 					}
 				}
 				if len(protocols) == 0 {
-					return usagef("account %s uses none of imap, pop, smtp; pass --protocol", argv[0])
+					return usagef("account %s lists no protocols; pass --protocol", argv[0])
 				}
 			case "all":
 				protocols = check.Protocols
-			case config.ProtocolIMAP, config.ProtocolPOP, config.ProtocolSMTP:
+			case config.ProtocolIMAP, config.ProtocolPOP, config.ProtocolSMTP, config.ProtocolGraph:
 				protocols = []string{protocol}
-			case config.ProtocolGraph:
-				return usagef("checking graph arrives with the Graph mail client; use imap, pop, smtp or all")
 			default:
-				return usagef("--protocol %q: use imap, pop, smtp or all", protocol)
+				return usagef("--protocol %q: use imap, pop, smtp, graph or all", protocol)
 			}
 			rep := check.Run(cmd.Context(), acc, protocols)
 			if a.jsonOut {
@@ -77,7 +76,7 @@ words and the likely cause. Exits 1 if any protocol fails.
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&protocol, "protocol", "", "imap, pop, smtp or all (default: the account's protocols)")
+	cmd.Flags().StringVar(&protocol, "protocol", "", "imap, pop, smtp, graph or all (default: the account's protocols)")
 	return cmd
 }
 

@@ -20,7 +20,7 @@ func TestCheckCommand(t *testing.T) {
 	ctx := context.Background()
 	code, out, errs := runCLI(t, ctx, "--config", cfg, "--json", "check", "daemon", "--protocol", "all")
 	var rep check.Report
-	if code != exitOK || json.Unmarshal([]byte(out), &rep) != nil || !rep.OK || len(rep.Results) != 3 {
+	if code != exitOK || json.Unmarshal([]byte(out), &rep) != nil || !rep.OK || len(rep.Results) != 4 {
 		t.Fatalf("check daemon --protocol all --json: exit %d\n%s\n%s", code, out, errs)
 	}
 	code, out, _ = runCLI(t, ctx, "--config", cfg, "check", "daemon-cert", "--protocol", "imap")
