@@ -1,6 +1,7 @@
 package check
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -43,6 +44,21 @@ func stringList(v any) []string {
 		}
 	}
 	return out
+}
+
+// Explain returns the likely cause of a failure of a protocol operation for an account (an IMAP,
+// POP3, SMTP or Graph error from any command, not only from check), or "" when nothing is known. It
+// reads the account's cached token's claims; it never prints the token.
+func Explain(ctx context.Context, a *auth.Account, protocol string, err error) string {
+	resource := auth.Exchange
+	if protocol == config.ProtocolGraph {
+		resource = auth.Graph
+	}
+	var claims map[string]any
+	if tok, terr := a.Token(ctx, resource); terr == nil {
+		claims = Claims(tok.AccessToken)
+	}
+	return likelyCause(a, protocol, claims, err, serverSaid(err))
 }
 
 // neededPermission is what a token must carry for a protocol: the delegated scope or the app role.

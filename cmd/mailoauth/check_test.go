@@ -45,6 +45,11 @@ func TestCheckCommand(t *testing.T) {
 	if !strings.Contains(errs, "check of account daemon-support failed for imap, pop, smtp") {
 		t.Errorf("stderr: %q", errs)
 	}
+	// The same refusal met by a mail command is explained too.
+	code, _, errs = runCLI(t, ctx, "--config", bad, "mail", "list", "daemon-support")
+	if code != exitFailure || !strings.Contains(errs, "authenticated but not connected") || !strings.Contains(errs, "likely cause:") || !strings.Contains(errs, "FullAccess") {
+		t.Errorf("mail list daemon-support: exit %d, %q", code, errs)
+	}
 	if code, _, errs := runCLI(t, ctx, "--config", cfg, "check", "daemon", "--protocol", "ews"); code != exitUsage {
 		t.Errorf("--protocol ews: exit %d %q", code, errs)
 	}

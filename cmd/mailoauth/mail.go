@@ -15,6 +15,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/mailoauth/mailoauth/auth"
+	"github.com/mailoauth/mailoauth/check"
 	"github.com/mailoauth/mailoauth/graph"
 	"github.com/mailoauth/mailoauth/imap"
 	"github.com/mailoauth/mailoauth/mail"
@@ -82,13 +83,30 @@ func (a *app) withReader(cmd *cobra.Command, account, via string, progress mail.
 	}
 	r, err := a.openReader(cmd.Context(), acc, via, progress)
 	if err != nil {
-		return err
+		return explained(cmd.Context(), acc, via, err)
 	}
 	err = fn(r)
 	if cerr := r.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("closing the session: %w", cerr)
 	}
-	return mailError(err)
+	return explained(cmd.Context(), acc, via, mailError(err))
+}
+
+// explained adds the likely cause to a server's refusal (the same knowledge `check` uses), so a
+// refused `mail` or `send` says what to fix, not only what the server said.
+func explained(ctx context.Context, acc *auth.Account, via string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var ue usageError
+	if errors.As(err, &ue) {
+		return err
+	}
+	// The --via names are the protocol names (imap, pop, graph).
+	if cause := check.Explain(ctx, acc, via, err); cause != "" {
+		return fmt.Errorf("%w\nlikely cause: %s", err, cause)
+	}
+	return err
 }
 
 // progressMin is the size from which a transfer shows progress.
