@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"sync"
 	"time"
@@ -191,7 +192,7 @@ func (a *Account) Token(ctx context.Context, r Resource) (*Token, error) {
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 		defer cancel()
 		gen := a.generation()
-		t, err := a.acquireSilent(fctx, r)
+		t, err := retryTransient(fctx, func() (*Token, error) { return a.acquireSilent(fctx, r) })
 		if err != nil {
 			return nil, err
 		}
@@ -351,6 +352,35 @@ func (a *Account) Logout(ctx context.Context) error {
 	return a.opts.Store.Update(ctx, a.cache.key, func([]byte) ([]byte, error) { return nil, nil })
 }
 
+// Retries of transient identity-platform failures (5xx, 429, timeouts, dropped connections): SPEC
+// §11 wants them retried with backoff and jitter; a refused grant is never retried.
+const (
+	retryAttempts = 3
+	retryBase     = 300 * time.Millisecond
+)
+
+func retryTransient(ctx context.Context, f func() (*Token, error)) (*Token, error) {
+	var err error
+	for attempt := 0; attempt < retryAttempts; attempt++ {
+		if attempt > 0 {
+			// Exponential backoff with full jitter: many processes recovering from one outage spread out.
+			d := time.Duration(rand.Int64N(int64(retryBase << (attempt - 1))))
+			select {
+			case <-time.After(d):
+			case <-ctx.Done():
+				return nil, err
+			}
+		}
+		var t *Token
+		t, err = f()
+		var ae *Error
+		if err == nil || !errors.As(err, &ae) || !ae.Transient {
+			return t, err
+		}
+	}
+	return nil, err
+}
+
 // bypassClaims asks for the ID token's auth_time: a harmless OIDC claims request whose only effect is
 // that MSAL skips its cached access token and asks the identity platform again.
 const bypassClaims = `{"id_token":{"auth_time":{"essential":true}}}`
@@ -366,7 +396,7 @@ func (a *Account) Refresh(ctx context.Context, r Resource) (*Token, error) {
 	v, err, _ := a.flight.Do("refresh "+string(r), func() (any, error) {
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 		defer cancel()
-		t, err := a.acquireFresh(fctx, r)
+		t, err := retryTransient(fctx, func() (*Token, error) { return a.acquireFresh(fctx, r) })
 		if err == nil {
 			a.remember(t)
 		}

@@ -440,7 +440,7 @@ func TestExpiredRefreshTokenSaysLogInAgain(t *testing.T) {
 
 func TestTransientFailureKeepsRefreshToken(t *testing.T) {
 	w := world.Default()
-	w.Faults = []world.Fault{{Endpoint: "token", Status: 503, After: 1, Times: 1}} // the login passes, the next refresh fails once
+	w.Faults = []world.Fault{{Endpoint: "token", Status: 503, After: 1, Times: 3}} // the login passes, then an outage longer than the retries
 	w.Tokens = world.DefaultLifetimes()
 	e := newEnv(t, w, world.Alice, nil)
 	m := e.manager(t, nil)
@@ -591,5 +591,40 @@ func TestRefreshBypassesTheCache(t *testing.T) {
 		if again, _ := a.Token(context.Background(), auth.Exchange); again.AccessToken != fresh.AccessToken {
 			t.Errorf("%s: the fresh token did not replace the cached one", acc)
 		}
+	}
+}
+
+func TestTransientFailureIsRetried(t *testing.T) {
+	w := world.Default()
+	w.Faults = []world.Fault{{Endpoint: "token", Status: 503, Times: 1}}
+	e := newEnv(t, w, "", nil)
+	m := e.manager(t, nil)
+	a, _ := m.Account("daemon")
+	before := e.emu.Identity.Requests("token")
+	if _, err := a.Token(context.Background(), auth.Exchange); err != nil {
+		t.Fatalf("one 503 should be retried away: %v", err)
+	}
+	if n := e.emu.Identity.Requests("token") - before; n != 2 {
+		t.Fatalf("%d token requests, want 2 (the 503 and the retry)", n)
+	}
+}
+
+func TestRefusedGrantIsNotRetried(t *testing.T) {
+	e := newEnv(t, nil, "", map[string]*config.Account{
+		"wrong": {Tenant: "contoso.test", ClientID: world.DaemonClientID, Flow: "client_credentials", Mailbox: world.Alice, ClientSecretEnv: "AUTH_TEST_WRONG"},
+	})
+	t.Setenv("AUTH_TEST_WRONG", "not-the-secret")
+	a, err := e.manager(t, nil).Account("wrong")
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := e.emu.Identity.Requests("token")
+	_, err = a.Token(context.Background(), auth.Exchange)
+	var ae *auth.Error
+	if !errors.As(err, &ae) || ae.AADSTS != 7000215 || ae.Transient {
+		t.Fatalf("wrong secret: %v", err)
+	}
+	if n := e.emu.Identity.Requests("token") - before; n != 1 {
+		t.Fatalf("a refused request was sent %d times", n)
 	}
 }
