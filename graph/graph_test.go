@@ -8,9 +8,11 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -498,5 +500,111 @@ func TestIMAPSeesGraphMail(t *testing.T) {
 	m, err := v.account(t, "daemon-bob").GetMessage(ctx, id)
 	if err != nil || m.Subject != subject {
 		t.Fatalf("%v %+v", err, m)
+	}
+}
+
+// corrupt is a transport that replaces a text/plain request's body (a MIME sendMail) with what is
+// not base64, and counts those requests.
+type corrupt struct {
+	rt http.RoundTripper
+	n  int
+}
+
+func (c *corrupt) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Header.Get("Content-Type") == "text/plain" {
+		c.n++
+		r = r.Clone(r.Context())
+		body := []byte("!!not base64!!")
+		r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
+	}
+	return c.rt.RoundTrip(r)
+}
+
+// TestSendMIMEAndSize: SendMIME delivers a ready-made message (body and attachment byte-identical,
+// Bcc delivered and removed); listing and getting give each message's size, the stored bytes'
+// length (IMAP's RFC822.SIZE); Graph's refusals come back as *graph.Error.
+func TestSendMIMEAndSize(t *testing.T) {
+	v := shared(t)
+	ctx := context.Background()
+	subject := "mime " + time.Now().Format(time.RFC3339Nano)
+	att := random(t, 40<<10)
+	enc := base64.StdEncoding.EncodeToString(att)
+	var lines []string
+	for len(enc) > 76 {
+		lines, enc = append(lines, enc[:76]), enc[76:]
+	}
+	lines = append(lines, enc)
+	body := "--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nhello over Graph\r\n" +
+		"--b\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename=\"data.bin\"\r\nContent-Transfer-Encoding: base64\r\n\r\n" +
+		strings.Join(lines, "\r\n") + "\r\n--b--\r\n"
+	raw := "From: " + alice + "\r\nTo: " + bob + "\r\nBcc: " + support + "\r\nSubject: " + subject + "\r\nMIME-Version: 1.0\r\n" +
+		"Content-Type: multipart/mixed; boundary=b\r\n\r\n" + body
+	if err := v.account(t, "daemon").SendMIME(ctx, []byte(raw)); err != nil {
+		t.Fatal(err)
+	}
+	var stored []byte
+	for _, box := range []string{bob, support} {
+		list, _ := v.E.Store.List(box, mailstore.Inbox)
+		var got []byte
+		for _, m := range list {
+			if bytes.Contains(m.Data, []byte(subject)) {
+				got = m.Data
+			}
+		}
+		if got == nil || bytes.Contains(got, []byte("Bcc:")) || !bytes.HasSuffix(got, []byte("\r\n\r\n"+body)) {
+			t.Fatalf("%s: not delivered as sent (or with Bcc): %q", box, got)
+		}
+		if box == bob {
+			stored = got
+		}
+	}
+
+	c := v.account(t, "daemon-bob")
+	list, err := c.ListMessages(ctx, "inbox", graph.ListOptions{Top: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := findBySubject(t, list, subject)
+	if m.Size != int64(len(stored)) {
+		t.Errorf("listed size %d, stored %d bytes", m.Size, len(stored))
+	}
+	if list, err := c.ListMessages(ctx, "inbox", graph.ListOptions{Select: []string{"subject"}}); err != nil || findBySubject(t, list, subject).Size != int64(len(stored)) {
+		t.Errorf("with $select: %v", err)
+	}
+	got, err := c.GetMessage(ctx, m.ID)
+	if err != nil || got.Size != int64(len(stored)) {
+		t.Errorf("GetMessage: %v, size %d, want %d", err, got.Size, len(stored))
+	}
+	if mime, err := c.GetMIME(ctx, m.ID); err != nil || !bytes.Equal(mime, stored) {
+		t.Errorf("GetMIME: %v", err)
+	}
+
+	err = v.account(t, "daemon").SendMIME(ctx, []byte("From: "+alice+"\r\nSubject: nobody\r\n\r\nx\r\n"))
+	wantGraphErr(t, err, 400, "ErrorInvalidRecipients")
+
+	tr := &corrupt{rt: v.HC.Transport}
+	bad := graph.New(v.E.MailAddrs["graph"], static(v.appToken(t, "daemon", "https://graph.microsoft.com/.default")), &http.Client{Transport: tr}, alice, true)
+	wantGraphErr(t, bad.SendMIME(ctx, []byte(raw)), 400, "ErrorMimeContentInvalidBase64String")
+	if tr.n != 1 {
+		t.Errorf("a 400 was tried %d times", tr.n)
+	}
+	if err := c.SendMIME(ctx, bytes.Repeat([]byte("x"), graph.MaxMIMERequest)); err == nil || !strings.Contains(err.Error(), "too large") {
+		t.Errorf("oversized: %v", err)
+	}
+}
+
+func TestSendMIMERetried(t *testing.T) {
+	v := newEnv(t, testWorld(world.Fault{Endpoint: "graph", Status: 503, Times: 1}))
+	defer v.close()
+	c := v.account(t, "daemon")
+	c.BaseDelay = time.Millisecond
+	if err := c.SendMIME(context.Background(), []byte("To: "+bob+"\r\nSubject: retried\r\n\r\nx\r\n")); err != nil {
+		t.Fatalf("after a 503: %v", err)
+	}
+	if n := v.E.Graph.Requests(); n != 2 {
+		t.Errorf("%d Graph requests, want 2", n)
+	}
+	if list, _ := v.E.Store.List(bob, mailstore.Inbox); len(list) != 1 {
+		t.Errorf("%d messages delivered, want 1", len(list))
 	}
 }

@@ -2,6 +2,7 @@ package graph
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -50,6 +51,8 @@ type Message struct {
 	IsRead            bool
 	IsDraft           bool
 	HasAttachments    bool
+	// Size is the message's size in bytes (PidTagMessageSize, see sizeExpand); 0 if Graph gave none.
+	Size int64
 	// DontSaveToSentItems: SendMail keeps no copy in Sent Items.
 	DontSaveToSentItems bool
 }
@@ -104,6 +107,56 @@ type wireMessage struct {
 	IsRead            bool             `json:"isRead,omitempty"`
 	IsDraft           bool             `json:"isDraft,omitempty"`
 	HasAttachments    bool             `json:"hasAttachments,omitempty"`
+	// Extended MAPI properties asked for with $expand (sizeExpand); never sent.
+	SingleValueExtendedProperties []wireExtendedProperty `json:"singleValueExtendedProperties,omitempty"`
+}
+
+// wireExtendedProperty is a singleValueLegacyExtendedProperty: {"id":"Integer 0xe08","value":"1234"}.
+type wireExtendedProperty struct {
+	ID    string `json:"id"`
+	Value string `json:"value"`
+}
+
+// Graph v1.0 has no message size property. It exposes MAPI's PidTagMessageSize (tag 0x0E08, type
+// PT_LONG) as an extended property, asked for with $expand; each message then carries
+// "singleValueExtendedProperties":[{"id":"Integer 0xe08","value":"1234"}] (Graph writes the tag in
+// lower case without its leading zero). See Microsoft's docs:
+// https://learn.microsoft.com/graph/api/singlevaluelegacyextendedproperty-get (Get
+// singleValueLegacyExtendedProperty, "$expand=singleValueExtendedProperties($filter=id eq '{id}')"),
+// https://learn.microsoft.com/graph/api/resources/extended-properties-overview (id formats
+// "{type} {proptag}") and
+// https://learn.microsoft.com/office/client-developer/outlook/mapi/pidtagmessagesize-canonical-property
+// (PidTagMessageSize, property tag 0x0E080003).
+const (
+	sizePropertyID = "Integer 0x0E08"
+	sizeExpand     = "singleValueExtendedProperties($filter=id eq '" + sizePropertyID + "')"
+)
+
+// isSizeProperty says whether an extended property id names PidTagMessageSize ("Integer 0xe08",
+// "Integer 0x0E08", any case).
+func isSizeProperty(id string) bool {
+	typ, tag, ok := strings.Cut(strings.TrimSpace(id), " ")
+	if !ok || !strings.EqualFold(typ, "Integer") {
+		return false
+	}
+	tag = strings.TrimSpace(tag)
+	if len(tag) < 3 || !strings.EqualFold(tag[:2], "0x") {
+		return false
+	}
+	n, err := strconv.ParseUint(tag[2:], 16, 32)
+	return err == nil && n == 0x0E08
+}
+
+// size reads PidTagMessageSize from the expanded extended properties (0 if absent or unreadable).
+func (w wireMessage) size() int64 {
+	for _, p := range w.SingleValueExtendedProperties {
+		if isSizeProperty(p.ID) {
+			if n, err := strconv.ParseInt(strings.TrimSpace(p.Value), 10, 64); err == nil && n >= 0 {
+				return n
+			}
+		}
+	}
+	return 0
 }
 
 func toWire(list []Address) []wireAddress {
@@ -149,7 +202,8 @@ func (m *Message) wire(withAttachments bool) wireMessage {
 func (w wireMessage) message() *Message {
 	m := &Message{ID: w.ID, Subject: w.Subject, To: fromWire(w.ToRecipients), Cc: fromWire(w.CcRecipients),
 		Bcc: fromWire(w.BccRecipients), BodyPreview: w.BodyPreview, InternetMessageID: w.InternetMessageID,
-		ParentFolderID: w.ParentFolderID, IsRead: w.IsRead, IsDraft: w.IsDraft, HasAttachments: w.HasAttachments}
+		ParentFolderID: w.ParentFolderID, IsRead: w.IsRead, IsDraft: w.IsDraft, HasAttachments: w.HasAttachments,
+		Size: w.size()}
 	if w.Body != nil {
 		m.Body, m.HTML = w.Body.Content, strings.EqualFold(w.Body.ContentType, "html")
 	}
@@ -208,6 +262,29 @@ func (c *Client) SendMail(ctx context.Context, m *Message) error {
 		return err
 	}
 	return nil
+}
+
+// MaxMIMERequest is the largest sendMail request in MIME format: Graph's 4 MB request limit, which the
+// base64 encoding of the message must fit (a message of about 3 MB).
+const MaxMIMERequest = 4 << 20
+
+// SendMIME sends a ready-made RFC 5322 message (raw, CRLF line ends) from the mailbox through
+// sendMail in MIME format: the message base64-encoded, Content-Type text/plain (Microsoft's
+// user-sendmail documentation, "Example 4: Send a new message using MIME format"). Graph takes the
+// recipients from the message's To, Cc and Bcc headers (and removes Bcc), the sender from From, and
+// keeps a copy in Sent Items. It answers 400 ErrorMimeContentInvalidBase64String to a body that is
+// not base64 and 400 ErrorInvalidRecipients to a message without recipients. Retries are SendMail's.
+func (c *Client) SendMIME(ctx context.Context, raw []byte) error {
+	if len(raw) == 0 {
+		return errors.New("graph: the MIME message is empty")
+	}
+	body := make([]byte, base64.StdEncoding.EncodedLen(len(raw)))
+	base64.StdEncoding.Encode(body, raw)
+	if len(body) > MaxMIMERequest {
+		return fmt.Errorf("graph: the message is %d bytes, too large for sendMail in MIME format (Graph takes at most %d bytes once base64-encoded, a message of about 3 MB)", len(raw), MaxMIMERequest)
+	}
+	_, _, err := c.do(ctx, request{method: "POST", url: c.root + c.prefix + "/sendMail", body: body, contentType: "text/plain"})
+	return err
 }
 
 func (c *Client) fillDraft(ctx context.Context, id string, atts []Attachment) error {
@@ -299,9 +376,9 @@ func folderPath(folder string) string {
 }
 
 // ListMessages lists a folder's messages (folder "" lists the whole mailbox), newest first,
-// following @odata.nextLink.
+// following @odata.nextLink. Each message's Size is asked for (PidTagMessageSize, see sizeExpand).
 func (c *Client) ListMessages(ctx context.Context, folder string, opts ListOptions) ([]*Message, error) {
-	q := url.Values{}
+	q := url.Values{"$expand": {sizeExpand}}
 	if opts.Top > 0 {
 		q.Set("$top", strconv.Itoa(opts.Top))
 	}
@@ -313,7 +390,7 @@ func (c *Client) ListMessages(ctx context.Context, folder string, opts ListOptio
 	}
 	next := c.root + c.prefix + folderPath(folder)
 	if len(q) > 0 {
-		next += "?" + q.Encode()
+		next += "?" + encodeQuery(q)
 	}
 	var out []*Message
 	for next != "" {
@@ -342,6 +419,12 @@ func (c *Client) ListMessages(ctx context.Context, folder string, opts ListOptio
 	return out, nil
 }
 
+// encodeQuery encodes OData query options with spaces as %20 (url.Values.Encode writes +, which
+// OData reads as a literal plus sign).
+func encodeQuery(q url.Values) string {
+	return strings.ReplaceAll(q.Encode(), "+", "%20")
+}
+
 // sameOrigin says whether a next link is on the API's host (the token must not go elsewhere).
 func sameOrigin(link, root string) bool {
 	a, err1 := url.Parse(link)
@@ -349,10 +432,11 @@ func sameOrigin(link, root string) bool {
 	return err1 == nil && err2 == nil && a.Scheme == b.Scheme && strings.EqualFold(a.Host, b.Host)
 }
 
-// GetMessage reads one message.
+// GetMessage reads one message, its Size included (PidTagMessageSize, see sizeExpand).
 func (c *Client) GetMessage(ctx context.Context, id string) (*Message, error) {
 	var w wireMessage
-	if err := c.call(ctx, "GET", "/messages/"+url.PathEscape(id), nil, &w); err != nil {
+	q := url.Values{"$expand": {sizeExpand}}
+	if err := c.call(ctx, "GET", "/messages/"+url.PathEscape(id)+"?"+encodeQuery(q), nil, &w); err != nil {
 		return nil, err
 	}
 	return w.message(), nil

@@ -31,11 +31,6 @@ const (
 	viaGraph = "graph"
 )
 
-// errGraphNotYet is what Graph cannot do here yet: submitting a ready-made MIME message (sendmail).
-func errGraphNotYet() error {
-	return usagef("sendmail --via graph is not available yet (Graph sends composed messages, not MIME from standard input); use --via smtp")
-}
-
 // checkVia refuses a transport the command does not support, before anything connects.
 func checkVia(via string, allowed ...string) error {
 	if !slices.Contains(allowed, via) {

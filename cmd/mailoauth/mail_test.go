@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -277,7 +278,6 @@ func TestMailBadInput(t *testing.T) {
 
 	// Usage errors: exit 2 before connecting.
 	for _, args := range [][]string{
-		{"sendmail", "--account", "daemon", "--via", "graph", world.Bob},
 		{"send", "daemon", "--to", world.Bob, "--subject", "x", "--body", "x", "--via", "graph", "--attach", "/no/such/file"},
 		{"mail", "list", "daemon-bob", "--via", "smtp"},
 		{"mail", "list", "daemon-bob", "--via", "pop", "--unseen"},
@@ -293,8 +293,8 @@ func TestMailBadInput(t *testing.T) {
 			oneSentence(strings.Join(args, " "), errs)
 		}
 	}
-	if code, _, errs := cli("x", "sendmail", "--account", "daemon", "--via", "graph", world.Bob); !strings.Contains(errs, "not available yet") {
-		t.Errorf("sendmail --via graph: %d %q", code, errs)
+	if code, _, errs := cli("x", "sendmail", "--account", "daemon", "--via", "graph", world.Bob); code != exitFailure || !strings.Contains(errs, "not an RFC 5322 message") {
+		t.Errorf("sendmail --via graph with a malformed message: %d %q", code, errs)
 	}
 }
 
@@ -354,5 +354,75 @@ func TestGraphTransport(t *testing.T) {
 	}
 	if code, out, _ := cli("--json", "mail", "folders", "daemon-bob", "--via", "graph"); code != exitOK || !strings.Contains(out, `"role":"archive"`) {
 		t.Errorf("folders --via graph: %d %q", code, out)
+	}
+}
+
+// TestSendmailOverGraph: sendmail --via graph submits the message in MIME format; bob reads it over
+// IMAP with the same body and attachment, and mail list gives the same size over Graph and IMAP.
+func TestSendmailOverGraph(t *testing.T) {
+	_, cfg := startEmulator(t, emulator.Options{AutoApprove: world.Alice})
+	cli := func(stdin string, args ...string) (int, string, string) {
+		t.Helper()
+		return runCLIStdin(t, stdin, append([]string{"--config", cfg}, args...)...)
+	}
+	att := make([]byte, 30<<10)
+	rand.Read(att)
+	enc := base64.StdEncoding.EncodeToString(att)
+	var lines []string
+	for len(enc) > 76 {
+		lines, enc = append(lines, enc[:76]), enc[76:]
+	}
+	lines = append(lines, enc)
+	body := "--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nnightly report\r\n" +
+		"--b\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename=\"report.bin\"\r\nContent-Transfer-Encoding: base64\r\n\r\n" +
+		strings.Join(lines, "\r\n") + "\r\n--b--\r\n"
+	msg := "From: alice@contoso.test\r\nTo: bob@contoso.test\r\nBcc: support@contoso.test\r\nSubject: over Graph\r\nMIME-Version: 1.0\r\n" +
+		"Content-Type: multipart/mixed; boundary=b\r\n\r\n" + body
+	code, out, errs := cli(msg, "--json", "sendmail", "-t", "--account", "daemon", "--via", "graph")
+	var sent sentJSON
+	if code != exitOK || json.Unmarshal([]byte(out), &sent) != nil || sent.Via != "graph" || len(sent.Recipients) != 2 {
+		t.Fatalf("sendmail -t --via graph: %d %q %q", code, out, errs)
+	}
+
+	sizes := map[string]int64{}
+	var imapID string
+	for _, via := range []string{"graph", "imap"} {
+		code, out, errs := cli("", "--json", "mail", "list", "daemon-bob", "--via", via)
+		var l []listed
+		if code != exitOK || json.Unmarshal([]byte(out), &l) != nil || len(l) != 1 || l[0].Subject != "over Graph" || l[0].Size <= 0 {
+			t.Fatalf("list --via %s: %d %q %q", via, code, out, errs)
+		}
+		sizes[via] = l[0].Size
+		if via == "imap" {
+			imapID = l[0].ID
+		}
+	}
+	if sizes["graph"] != sizes["imap"] {
+		t.Errorf("size over Graph %d, over IMAP (RFC822.SIZE) %d", sizes["graph"], sizes["imap"])
+	}
+	save := t.TempDir()
+	if code, out, errs := cli("", "--json", "mail", "get", "daemon-bob", imapID, "--via", "imap", "--save-attachments", save); code != exitOK ||
+		!strings.Contains(out, "nightly report") || strings.Contains(out, "support@contoso.test") {
+		t.Fatalf("get --via imap: %d %q %q", code, out, errs)
+	}
+	if got, _ := os.ReadFile(filepath.Join(save, "report.bin")); !bytes.Equal(got, att) {
+		t.Error("the attachment read over IMAP differs from the one sent")
+	}
+
+	// RCPT arguments that the headers do not name travel as Bcc; a To that is not a recipient is
+	// refused (Graph would deliver to it); no recipient at all is refused before anything is sent.
+	if code, _, errs := cli("To: bob@contoso.test\r\nSubject: to bob\r\n\r\nx\r\n", "sendmail", "--account", "daemon", "--via", "graph", world.Bob, "support@contoso.test"); code != exitOK {
+		t.Fatalf("sendmail --via graph RCPT: %d %q", code, errs)
+	}
+	if code, _, errs := cli("To: support@contoso.test\r\nSubject: not to bob\r\n\r\nx\r\n", "sendmail", "--account", "daemon", "--via", "graph", world.Bob); code != exitFailure || !strings.Contains(errs, "support@contoso.test") || !strings.Contains(errs, "nothing was sent") {
+		t.Errorf("sendmail --via graph, To not a recipient: %d %q", code, errs)
+	}
+	if code, _, errs := cli("Subject: nobody\r\n\r\nx\r\n", "sendmail", "-t", "--account", "daemon", "--via", "graph"); code != exitFailure || !strings.Contains(errs, "no To, Cc or Bcc") {
+		t.Errorf("sendmail --via graph without recipients: %d %q", code, errs)
+	}
+	code, out, _ = cli("", "--json", "mail", "list", "daemon-bob", "--via", "imap")
+	var l []listed
+	if json.Unmarshal([]byte(out), &l) != nil || len(l) != 2 || l[0].Subject != "to bob" {
+		t.Errorf("bob's inbox: %q", out)
 	}
 }

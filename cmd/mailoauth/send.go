@@ -26,7 +26,9 @@ const maxSubmission = 157286400
 func (a *app) sendRaw(ctx context.Context, acc *auth.Account, via string, env mail.Envelope, raw []byte) error {
 	switch via {
 	case viaGraph:
-		return errGraphNotYet()
+		// Graph takes the recipients from the message's headers: graphmail.SendMIME adds the
+		// envelope's others as Bcc (which Graph removes).
+		return graphmail.SendMIME(ctx, graph.ForAccount(acc), raw, env.To)
 	case viaSMTP:
 	default:
 		return usagef("--via %q: use smtp or graph", via)
@@ -172,6 +174,10 @@ the message). From, Date and Message-ID are added when missing. -f sets the enve
 the account's mailbox). The account is --account, else the only one configured, else the one whose
 email or mailbox is the -f address. -i and -o... are accepted and ignored, for compatibility.
 It prints nothing on success (with --json: {"account", "via", "from", "recipients", "size"}).
+--via graph submits the message through Graph's sendMail in MIME format (about 3 MB at most): Graph
+delivers to the message's To, Cc and Bcc, so the other recipients are added as Bcc, which Graph
+removes; without -t, a To or Cc address that is not a recipient is refused. Graph may add header
+fields, and keeps a copy in Sent Items.
 A message that is not RFC 5322 is refused with exit 1, and nothing is sent.`,
 		Args: args(cobra.ArbitraryArgs),
 		RunE: func(cmd *cobra.Command, rcpts []string) error {
@@ -179,9 +185,7 @@ A message that is not RFC 5322 is refused with exit 1, and nothing is sent.`,
 				return usagef("no recipients: give them as arguments, or -t to take them from the message")
 			}
 			switch via {
-			case viaSMTP:
-			case viaGraph:
-				return errGraphNotYet()
+			case viaSMTP, viaGraph:
 			default:
 				return usagef("--via %q: use smtp or graph", via)
 			}

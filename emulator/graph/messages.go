@@ -256,11 +256,106 @@ type listQuery struct {
 	top, skip int
 	sel       []string
 	unread    *bool
+	props     []string // extended property ids asked for with $expand=singleValueExtendedProperties(...)
 }
 
-// parseListQuery reads $top, $skip, $select and $filter (isRead eq true|false only).
+// PidTagMessageSize as a Graph extended property. Graph v1.0 has no size property; clients ask for
+// MAPI's PidTagMessageSize (property tag 0x0E080003, a PT_LONG) with
+// $expand=singleValueExtendedProperties($filter=id eq 'Integer 0x0E08') and each message carries
+// "singleValueExtendedProperties":[{"id":"Integer 0xe08","value":"1234"}]. See Microsoft's docs:
+// https://learn.microsoft.com/graph/api/singlevaluelegacyextendedproperty-get,
+// https://learn.microsoft.com/graph/api/resources/extended-properties-overview and
+// https://learn.microsoft.com/office/client-developer/outlook/mapi/pidtagmessagesize-canonical-property.
+// The emulator serves this one property: the size of the stored MIME bytes (IMAP's RFC822.SIZE).
+const sizePropertyID = "Integer 0xe08" // as Graph writes it back
+
+// normPropID normalizes an extended property id "Type 0xTAG" (type case-insensitive, tag hex) to
+// a comparable form (lower case, tag without leading zeros); ok false if it is not of that form.
+func normPropID(id string) (string, bool) {
+	typ, tag, ok := strings.Cut(strings.TrimSpace(id), " ")
+	tag = strings.TrimSpace(tag)
+	if !ok || typ == "" || len(tag) < 3 || !strings.EqualFold(tag[:2], "0x") {
+		return "", false
+	}
+	n, err := strconv.ParseUint(tag[2:], 16, 16)
+	if err != nil {
+		return "", false
+	}
+	return strings.ToLower(typ) + " 0x" + strconv.FormatUint(n, 16), true
+}
+
+var errExpand = errf(400, "BadRequest", "Parsing OData Select and Expand failed: the emulator supports $expand=singleValueExtendedProperties($filter=id eq '{type} 0x{tag}' [or id eq ...]) only.")
+
+// parseExpand reads $expand=singleValueExtendedProperties($filter=id eq '...' or id eq '...').
+func parseExpand(v string) ([]string, *gerr) {
+	v = strings.TrimSpace(v)
+	const nav = "singlevalueextendedproperties("
+	if len(v) <= len(nav) || !strings.EqualFold(v[:len(nav)], nav) || !strings.HasSuffix(v, ")") {
+		return nil, errExpand
+	}
+	inner := strings.TrimSpace(v[len(nav) : len(v)-1])
+	filter, ok := strings.CutPrefix(inner, "$filter=")
+	if !ok {
+		return nil, errExpand
+	}
+	var ids []string
+	for _, term := range splitFold(filter, " or ") {
+		f := strings.Fields(term)
+		if len(f) < 3 || !strings.EqualFold(f[0], "id") || !strings.EqualFold(f[1], "eq") {
+			return nil, errExpand
+		}
+		lit := strings.TrimSpace(strings.Join(f[2:], " "))
+		if len(lit) < 2 || lit[0] != '\'' || lit[len(lit)-1] != '\'' {
+			return nil, errExpand
+		}
+		id, ok := normPropID(lit[1 : len(lit)-1])
+		if !ok {
+			return nil, errExpand
+		}
+		ids = append(ids, id)
+	}
+	return ids, nil
+}
+
+// splitFold splits s around sep, case-insensitively.
+func splitFold(s, sep string) []string {
+	var out []string
+	for {
+		i := strings.Index(strings.ToLower(s), sep)
+		if i < 0 {
+			return append(out, s)
+		}
+		out = append(out, s[:i])
+		s = s[i+len(sep):]
+	}
+}
+
+// withExtended adds the asked-for extended properties the emulator knows (PidTagMessageSize) to a
+// message's JSON; a message without any of them has no singleValueExtendedProperties, as in Graph.
+func withExtended(m map[string]any, msg mailstore.Message, props []string) map[string]any {
+	var list []map[string]string
+	for _, id := range props {
+		if strings.EqualFold(id, sizePropertyID) {
+			list = append(list, map[string]string{"id": sizePropertyID, "value": strconv.Itoa(msg.Size())})
+		}
+	}
+	if len(list) > 0 {
+		m["singleValueExtendedProperties"] = list
+	}
+	return m
+}
+
+// parseListQuery reads $top, $skip, $select, $filter (isRead eq true|false only) and $expand
+// (singleValueExtendedProperties only).
 func parseListQuery(q url.Values) (listQuery, *gerr) {
 	lq := listQuery{top: 10}
+	if v := q.Get("$expand"); v != "" {
+		props, e := parseExpand(v)
+		if e != nil {
+			return lq, e
+		}
+		lq.props = props
+	}
 	if v := q.Get("$top"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 {
@@ -321,7 +416,7 @@ func (s *Server) listMessages(w http.ResponseWriter, r *http.Request, c *call) *
 	page := []map[string]any{}
 	end := min(len(msgs), lq.skip+lq.top)
 	for i := lq.skip; i < end; i++ {
-		page = append(page, selectFields(s.messageJSON(msgs[i]), lq.sel))
+		page = append(page, withExtended(selectFields(s.messageJSON(msgs[i]), lq.sel), msgs[i], lq.props))
 	}
 	out := map[string]any{"@odata.context": s.context(r, "users('"+url.PathEscape(c.mailbox)+"')/messages"), "value": page}
 	if end < len(msgs) && lq.top > 0 {
@@ -339,11 +434,11 @@ func (s *Server) getMessage(w http.ResponseWriter, r *http.Request, c *call) *ge
 	if e != nil {
 		return e
 	}
-	lq, e := parseListQuery(url.Values{"$select": r.URL.Query()["$select"]})
+	lq, e := parseListQuery(url.Values{"$select": r.URL.Query()["$select"], "$expand": r.URL.Query()["$expand"]})
 	if e != nil {
 		return e
 	}
-	writeJSON(w, 200, selectFields(s.messageJSON(msg), lq.sel))
+	writeJSON(w, 200, withExtended(selectFields(s.messageJSON(msg), lq.sel), msg, lq.props))
 	return nil
 }
 

@@ -206,3 +206,39 @@ func TestWireUploadSession(t *testing.T) {
 	}
 	wantError(t, v.do(t, "GET", "/users/alice@contoso.test/messages/"+draft.ID, tok, "", nil), 404, "ErrorItemNotFound")
 }
+
+// TestWireMessageSize: PidTagMessageSize through $expand=singleValueExtendedProperties, as Graph
+// writes it ("Integer 0xe08", the value a string), in lists (with $select too) and on one message.
+func TestWireMessageSize(t *testing.T) {
+	v := start(t)
+	tok := v.appToken(t)
+	mime := "From: alice@contoso.test\r\nTo: bob@contoso.test\r\nSubject: sized\r\n\r\nhello\r\n"
+	if a := v.do(t, "POST", "/users/alice@contoso.test/sendMail", tok, "text/plain", []byte(base64.StdEncoding.EncodeToString([]byte(mime)))); a.Status != 202 {
+		t.Fatalf("send: %d %s", a.Status, a.Body)
+	}
+	list, _ := v.E.Store.List(world.Bob, mailstore.Inbox)
+	if len(list) != 1 {
+		t.Fatalf("%d messages", len(list))
+	}
+	want := fmt.Sprintf(`"singleValueExtendedProperties":[{"id":"Integer 0xe08","value":"%d"}]`, len(list[0].Data))
+	exp := "$expand=" + url.QueryEscape("singleValueExtendedProperties($filter=id eq 'Integer 0x0E08')")
+	for _, u := range []string{
+		"/users/bob@contoso.test/mailFolders/inbox/messages?" + exp,
+		"/users/bob@contoso.test/messages?$select=subject&" + strings.ReplaceAll(exp, "+", "%20"),
+		"/users/bob@contoso.test/messages/" + list[0].ID + "?" + exp,
+	} {
+		a := v.do(t, "GET", u, tok, "", nil)
+		if a.Status != 200 || !strings.Contains(string(a.Body), want) {
+			t.Errorf("GET %s: %d %s, want %s", u, a.Status, a.Body, want)
+		}
+	}
+	if a := v.do(t, "GET", "/users/bob@contoso.test/messages", tok, "", nil); a.Status != 200 || strings.Contains(string(a.Body), "singleValueExtendedProperties") {
+		t.Errorf("without $expand: %d %s", a.Status, a.Body)
+	}
+	// An unknown property is absent; an $expand the emulator does not support is refused.
+	a := v.do(t, "GET", "/users/bob@contoso.test/messages?$expand="+url.QueryEscape("singleValueExtendedProperties($filter=id eq 'String 0x1000')"), tok, "", nil)
+	if a.Status != 200 || strings.Contains(string(a.Body), "singleValueExtendedProperties") {
+		t.Errorf("unknown property: %d %s", a.Status, a.Body)
+	}
+	wantError(t, v.do(t, "GET", "/users/bob@contoso.test/messages?$expand=attachments", tok, "", nil), 400, "BadRequest")
+}

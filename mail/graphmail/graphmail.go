@@ -2,14 +2,17 @@
 // and to sending a mail.Draft, so that the CLI drives Graph as it drives IMAP, POP3 and SMTP. It is a
 // separate package so that package mail never depends on the Graph client.
 //
-// Ids are Graph's message ids. Graph gives no message size in a listing: Summary.Size is 0 there.
+// Ids are Graph's message ids. Summary.Size is the message's PidTagMessageSize, which the Graph
+// client asks for as an extended property (Graph v1.0 has no size property); 0 if Graph gave none.
 package graphmail
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"mime"
+	netmail "net/mail"
 	"os"
 	"path/filepath"
 	"strings"
@@ -67,7 +70,7 @@ func (r *Reader) Folders(ctx context.Context) ([]mail.Folder, error) {
 }
 
 func summary(m *graph.Message, folder string) mail.Summary {
-	s := mail.Summary{ID: m.ID, Folder: folder, Subject: m.Subject, Date: m.Received, Unread: !m.IsRead, HasAttachments: m.HasAttachments, To: []string{}}
+	s := mail.Summary{ID: m.ID, Folder: folder, Subject: m.Subject, Date: m.Received, Unread: !m.IsRead, HasAttachments: m.HasAttachments, Size: m.Size, To: []string{}}
 	if m.From != nil {
 		s.From = address(*m.From)
 	}
@@ -182,4 +185,48 @@ func Send(ctx context.Context, c *graph.Client, d mail.Draft) error {
 		m.Attachments = append(m.Attachments, graph.Attachment{Name: filepath.Base(p), ContentType: ct, Size: len(data), Content: data})
 	}
 	return c.SendMail(ctx, m)
+}
+
+// SendMIME submits a ready-made RFC 5322 message (sendmail's, from mail.Prepare) to rcpts through
+// Graph's sendMail in MIME format. Graph delivers to the message's To, Cc and Bcc headers, not to an
+// envelope: recipients of rcpts the To and Cc headers do not name are added in a Bcc header (which
+// Graph removes), and a To or Cc address that is not in rcpts is refused before anything is sent,
+// since Graph would deliver to it (sendmail without -t).
+func SendMIME(ctx context.Context, c *graph.Client, raw []byte, rcpts []string) error {
+	msg, err := netmail.ReadMessage(bytes.NewReader(raw))
+	if err != nil {
+		return fmt.Errorf("%w: %v", mail.ErrMalformed, err)
+	}
+	want := map[string]bool{}
+	for _, r := range rcpts {
+		want[strings.ToLower(strings.TrimSpace(r))] = true
+	}
+	named := map[string]bool{}
+	for _, k := range []string{"To", "Cc", "Bcc"} {
+		if msg.Header.Get(k) == "" {
+			continue
+		}
+		list, err := msg.Header.AddressList(k)
+		if err != nil {
+			return fmt.Errorf("%w: its %s header is not a list of addresses (%v)", mail.ErrMalformed, k, err)
+		}
+		for _, a := range list {
+			addr := strings.ToLower(a.Address)
+			if !want[addr] {
+				return fmt.Errorf("over Graph the message also goes to %s, named in its %s header but not a recipient; use -t or --via smtp; nothing was sent", a.Address, k)
+			}
+			named[addr] = true
+		}
+	}
+	var bcc []string
+	for _, r := range rcpts {
+		if r = strings.TrimSpace(r); r != "" && !named[strings.ToLower(r)] {
+			named[strings.ToLower(r)] = true
+			bcc = append(bcc, (&netmail.Address{Address: r}).String())
+		}
+	}
+	if len(bcc) > 0 {
+		raw = append([]byte("Bcc: "+strings.Join(bcc, ",\r\n ")+"\r\n"), raw...)
+	}
+	return c.SendMIME(ctx, raw)
 }
