@@ -11,6 +11,7 @@ import (
 	"github.com/pelletier/go-toml/v2"
 
 	"github.com/mailoauth/mailoauth/check"
+	"github.com/mailoauth/mailoauth/config"
 	"github.com/mailoauth/mailoauth/emulator"
 	"github.com/mailoauth/mailoauth/emulator/world"
 )
@@ -52,5 +53,26 @@ func TestCheckCommand(t *testing.T) {
 	}
 	if code, _, errs := runCLI(t, ctx, "--config", cfg, "check", "daemon", "--protocol", "ews"); code != exitUsage {
 		t.Errorf("--protocol ews: exit %d %q", code, errs)
+	}
+}
+
+// A delegated user reading a mailbox she has no permission on over Graph: Graph's 403 is shown with
+// the likely cause.
+func TestGraphRefusalExplained(t *testing.T) {
+	e, cfg := startEmulator(t, emulator.Options{})
+	f, _ := e.Config()
+	base := f.Accounts["alice"]
+	f.Accounts["alice-on-bob"] = &config.Account{Email: world.Alice, Mailbox: world.Bob, Tenant: base.Tenant, ClientID: base.ClientID,
+		Flow: "password", PasswordEnv: "CLI_TEST_ALICE_PW", Authority: base.Authority, CAFile: base.CAFile,
+		IMAP: base.IMAP, POP: base.POP, SMTP: base.SMTP, Graph: base.Graph, Protocols: []string{"graph"}}
+	b, _ := toml.Marshal(f)
+	p := filepath.Join(filepath.Dir(cfg), "graph.toml")
+	if err := os.WriteFile(p, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("CLI_TEST_ALICE_PW", "alice-password")
+	code, _, errs := runCLI(t, context.Background(), "--config", p, "mail", "list", "alice-on-bob", "--via", "graph")
+	if code != exitFailure || !strings.Contains(errs, "ErrorAccessDenied") || !strings.Contains(errs, "likely cause:") || !strings.Contains(errs, "FullAccess") {
+		t.Fatalf("exit %d, %q", code, errs)
 	}
 }
