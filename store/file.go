@@ -173,12 +173,12 @@ func keyCheck(key []byte) []byte {
 	return m.Sum(nil)[:checkLen]
 }
 
-// read decrypts the file; a missing file is an empty store with a fresh header.
+// read decrypts the file; a missing file is an empty store and no header (reading it needs no key:
+// a fresh machine's `token` says "log in", not "give a passphrase").
 func (f *File) read() (map[string][]byte, *header, error) {
 	data, err := os.ReadFile(f.path)
 	if errors.Is(err, fs.ErrNotExist) {
-		h, err := f.newHeader()
-		return map[string][]byte{}, h, err
+		return map[string][]byte{}, nil, nil
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("read token store %s: %w", f.path, err)
@@ -258,7 +258,7 @@ func (f *File) ensureDir() error {
 // lockCtx takes the advisory lock, shared or exclusive, giving up when ctx ends. A passphrase is asked
 // for first: a person typing at a prompt must not hold the lock that a cron job's `token` waits on.
 func (f *File) lockCtx(ctx context.Context, exclusive bool) error {
-	if f.src.Passphrase != nil {
+	if _, err := os.Stat(f.path); f.src.Passphrase != nil && (exclusive || err == nil) {
 		if _, err := f.passphrase(); err != nil {
 			return err
 		}
@@ -331,6 +331,11 @@ func (f *File) Update(ctx context.Context, key string, fn func(old []byte) ([]by
 	entries, h, err := f.read()
 	if err != nil {
 		return err // never overwrite what could not be read
+	}
+	if h == nil {
+		if h, err = f.newHeader(); err != nil {
+			return err
+		}
 	}
 	next, err := fn(entries[key])
 	if err != nil {

@@ -284,3 +284,11 @@ func TestFileSurvivesKillMidWrite(t *testing.T) {
 		_ = os.Remove(path)
 	}
 }
+
+func TestReadingAMissingStoreNeedsNoKey(t *testing.T) {
+	asked := false
+	s, _ := OpenFile(filepath.Join(t.TempDir(), "tokens"), KeySource{Passphrase: func() ([]byte, error) { asked = true; return nil, ErrNoKey }})
+	if got, err := s.Load(context.Background(), "k"); got != nil || err != nil || asked {
+		t.Fatalf("Load of a missing store: %q %v, passphrase asked: %v", got, err, asked)
+	}
+}
