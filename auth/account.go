@@ -250,11 +250,25 @@ func (a *Account) forget() {
 }
 
 func (a *Account) acquireSilent(ctx context.Context, r Resource) (*Token, error) {
+	return a.acquire(ctx, r, false)
+}
+
+// acquire gets a token without a person: from MSAL's cache when it can, else with the refresh token or
+// the client credential. fresh skips MSAL's cached access token (a harmless claims request does that).
+func (a *Account) acquire(ctx context.Context, r Resource, fresh bool) (*Token, error) {
 	scopes := a.Scopes(r)
+	var confOpts []confidential.AcquireSilentOption
+	var credOpts []confidential.AcquireByCredentialOption
+	var pubOpts []public.AcquireSilentOption
+	if fresh {
+		confOpts = append(confOpts, confidential.WithClaims(bypassClaims))
+		credOpts = append(credOpts, confidential.WithClaims(bypassClaims))
+		pubOpts = append(pubOpts, public.WithClaims(bypassClaims))
+	}
 	switch {
 	case a.cfg.Flow == config.FlowClientCredentials:
 		// AcquireTokenByCredential answers from the cache when it can.
-		res, err := a.conf.AcquireTokenByCredential(ctx, scopes)
+		res, err := a.conf.AcquireTokenByCredential(ctx, scopes, credOpts...)
 		if err != nil {
 			return nil, classify(a.cfg.Name, "client credentials", err)
 		}
@@ -271,7 +285,7 @@ func (a *Account) acquireSilent(ctx context.Context, r Resource) (*Token, error)
 		if err != nil || acct.IsZero() {
 			return nil, a.loginRequired(err)
 		}
-		res, err := a.conf.AcquireTokenSilent(ctx, scopes, confidential.WithSilentAccount(acct))
+		res, err := a.conf.AcquireTokenSilent(ctx, scopes, append(confOpts, confidential.WithSilentAccount(acct))...)
 		if err != nil {
 			return nil, a.silentFailed(err)
 		}
@@ -288,7 +302,7 @@ func (a *Account) acquireSilent(ctx context.Context, r Resource) (*Token, error)
 			}
 			return nil, a.loginRequired(nil)
 		}
-		res, err := a.pub.AcquireTokenSilent(ctx, scopes, public.WithSilentAccount(acct))
+		res, err := a.pub.AcquireTokenSilent(ctx, scopes, append(pubOpts, public.WithSilentAccount(acct))...)
 		if err != nil {
 			return nil, a.silentFailed(err)
 		}
@@ -396,7 +410,7 @@ func (a *Account) Refresh(ctx context.Context, r Resource) (*Token, error) {
 	v, err, _ := a.flight.Do("refresh "+string(r), func() (any, error) {
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 		defer cancel()
-		t, err := retryTransient(fctx, func() (*Token, error) { return a.acquireFresh(fctx, r) })
+		t, err := retryTransient(fctx, func() (*Token, error) { return a.acquire(fctx, r, true) })
 		if err == nil {
 			a.remember(t)
 		}
@@ -406,49 +420,4 @@ func (a *Account) Refresh(ctx context.Context, r Resource) (*Token, error) {
 		return nil, err
 	}
 	return v.(*Token), nil
-}
-
-func (a *Account) acquireFresh(ctx context.Context, r Resource) (*Token, error) {
-	scopes := a.Scopes(r)
-	switch {
-	case a.cfg.Flow == config.FlowClientCredentials:
-		res, err := a.conf.AcquireTokenByCredential(ctx, scopes, confidential.WithClaims(bypassClaims))
-		if err != nil {
-			return nil, classify(a.cfg.Name, "client credentials", err)
-		}
-		return &Token{AccessToken: res.AccessToken, ExpiresOn: res.ExpiresOn, Resource: r}, nil
-	case a.conf != nil:
-		e, err := a.cache.load(ctx)
-		if err != nil {
-			return nil, err
-		}
-		if e == nil || e.HomeAccountID == "" {
-			return nil, a.loginRequired(nil)
-		}
-		acct, err := a.conf.Account(ctx, e.HomeAccountID)
-		if err != nil || acct.IsZero() {
-			return nil, a.loginRequired(err)
-		}
-		res, err := a.conf.AcquireTokenSilent(ctx, scopes, confidential.WithSilentAccount(acct), confidential.WithClaims(bypassClaims))
-		if err != nil {
-			return nil, a.silentFailed(err)
-		}
-		return &Token{AccessToken: res.AccessToken, ExpiresOn: res.ExpiresOn, Resource: r}, nil
-	default:
-		acct, err := a.publicAccount(ctx)
-		if err != nil {
-			return nil, err
-		}
-		if acct.IsZero() {
-			if a.cfg.Flow == config.FlowPassword {
-				return a.password(ctx, r)
-			}
-			return nil, a.loginRequired(nil)
-		}
-		res, err := a.pub.AcquireTokenSilent(ctx, scopes, public.WithSilentAccount(acct), public.WithClaims(bypassClaims))
-		if err != nil {
-			return nil, a.silentFailed(err)
-		}
-		return &Token{AccessToken: res.AccessToken, ExpiresOn: res.ExpiresOn, Resource: r}, nil
-	}
 }
