@@ -205,3 +205,27 @@ func (s oauth2Source) Token() (*oauth2.Token, error) {
 	}
 	return t.OAuth2(), nil
 }
+
+// RetryRefused presents the source's token with attempt, and when the server refused it (refused(err))
+// and the source can refresh, presents a fresh one once more: a token the cache thought valid may have
+// been revoked, or issued before a permission was granted. retried says the second try happened (and
+// succeeded, when err is nil). A refresh failure returns the server's refusal, which is the news.
+func RetryRefused(ctx context.Context, ts TokenSource, attempt func(*Token) error, refused func(error) bool) (retried bool, err error) {
+	tok, err := ts.Token(ctx)
+	if err != nil {
+		return false, err
+	}
+	err = attempt(tok)
+	if err == nil || !refused(err) {
+		return false, err
+	}
+	r, ok := ts.(Refresher)
+	if !ok {
+		return false, err
+	}
+	fresh, rerr := r.Refresh(ctx)
+	if rerr != nil {
+		return false, err
+	}
+	return true, attempt(fresh)
+}

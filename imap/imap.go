@@ -159,35 +159,14 @@ func authenticate(ctx context.Context, c *imapclient.Client, o Options, mech str
 		return nil
 	}
 	return o.Trace.Do("authenticate", func() (string, error) {
-		tok, err := o.Tokens.Token(ctx)
-		if err != nil {
-			return "", err
-		}
-		err = attempt(tok)
-		var ie *Error
-		if err == nil || !errors.As(err, &ie) || ie.Server == "" {
-			return detail(mech, o.Username, false), err
-		}
-		r, ok := o.Tokens.(auth.Refresher)
-		if !ok {
-			return "", err
-		}
-		fresh, rerr := r.Refresh(ctx)
-		if rerr != nil {
-			return "", err // the refusal is the news; the refresh failure would hide it
-		}
-		if err := attempt(fresh); err != nil {
-			return "", err
-		}
-		return detail(mech, o.Username, true), nil
+		retried, err := auth.RetryRefused(ctx, o.Tokens, attempt, func(err error) bool {
+			var ie *Error
+			return errors.As(err, &ie) && ie.Server != ""
+		})
+		return trace.AuthDetail(mech, o.Username, retried), err
 	})
 }
 
-func detail(mech, user string, retried bool) string {
-	d := mech + " as " + user
-	if retried {
-		d += " (after the server refused the cached token, with a fresh one)"
-	}
 	return d
 }
 

@@ -143,27 +143,9 @@ func Dial(ctx context.Context, o Options) (*Client, error) {
 		return fail(err)
 	}
 	if err := o.Trace.Do("authenticate", func() (string, error) {
-		tok, err := o.Tokens.Token(ctx)
-		if err != nil {
-			return "", err
-		}
-		err = c.auth(mech, o, tok)
-		var pe *Error
-		if err == nil || !errors.As(err, &pe) {
-			return mech + " as " + o.Username, err
-		}
-		r, ok := o.Tokens.(auth.Refresher)
-		if !ok {
-			return "", err
-		}
-		fresh, rerr := r.Refresh(ctx)
-		if rerr != nil {
-			return "", err
-		}
-		if err := c.auth(mech, o, fresh); err != nil {
-			return "", err
-		}
-		return mech + " as " + o.Username + " (with a fresh token after the server refused the cached one)", nil
+		retried, err := auth.RetryRefused(ctx, o.Tokens, func(t *auth.Token) error { return c.auth(mech, o, t) },
+			func(err error) bool { var pe *Error; return errors.As(err, &pe) })
+		return trace.AuthDetail(mech, o.Username, retried), err
 	}); err != nil {
 		return fail(err)
 	}

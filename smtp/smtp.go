@@ -151,27 +151,9 @@ func Dial(ctx context.Context, o Options) (*gosmtp.Client, error) {
 		return fail(err)
 	}
 	if err := o.Trace.Do("authenticate", func() (string, error) {
-		tok, err := o.Tokens.Token(ctx)
-		if err != nil {
-			return "", err
-		}
-		err = authOnce(c, o, mech, tok)
-		var se *Error
-		if err == nil || !errors.As(err, &se) || !strings.HasPrefix(se.Server, "535") {
-			return mech + " as " + o.Username, err
-		}
-		r, ok := o.Tokens.(auth.Refresher)
-		if !ok {
-			return "", err
-		}
-		fresh, rerr := r.Refresh(ctx)
-		if rerr != nil {
-			return "", err
-		}
-		if err := authOnce(c, o, mech, fresh); err != nil {
-			return "", err
-		}
-		return mech + " as " + o.Username + " (with a fresh token after the server refused the cached one)", nil
+		retried, err := auth.RetryRefused(ctx, o.Tokens, func(t *auth.Token) error { return authOnce(c, o, mech, t) },
+			func(err error) bool { var se *Error; return errors.As(err, &se) && strings.HasPrefix(se.Server, "535") })
+		return trace.AuthDetail(mech, o.Username, retried), err
 	}); err != nil {
 		return fail(err)
 	}

@@ -40,3 +40,13 @@ type Recorder struct{ Steps []Step }
 
 // Func returns a Func that appends to the recorder.
 func (r *Recorder) Func() Func { return func(s Step) { r.Steps = append(r.Steps, s) } }
+
+// AuthDetail is what an authenticate step records: the mechanism, the user, and whether it took a
+// fresh token after the server refused the cached one.
+func AuthDetail(mech, user string, retried bool) string {
+	d := mech + " as " + user
+	if retried {
+		d += " (with a fresh token after the server refused the cached one)"
+	}
+	return d
+}
