@@ -167,9 +167,6 @@ func authenticate(ctx context.Context, c *imapclient.Client, o Options, mech str
 	})
 }
 
-	return d
-}
-
 // ServerText is the server's own words from a go-imap error: "NO AUTHENTICATE failed.".
 func ServerText(err error) string {
 	var ie *goimap.Error
