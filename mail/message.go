@@ -9,6 +9,7 @@
 package mail
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/emersion/go-message"
 	gomail "github.com/emersion/go-message/mail"
+	"github.com/emersion/go-message/textproto"
 )
 
 // Summary is one message as a listing shows it. Its JSON form is what `mail list --json` prints.
@@ -229,6 +231,23 @@ func ParseAddresses(list []string) ([]*gomail.Address, error) {
 		out = append(out, addrs...)
 	}
 	return out, nil
+}
+
+// ParseHeader reads only a message's header (what POP3's TOP n 0 returns) into a summary. A header
+// cannot tell whether there are attachments: HasAttachments is guessed from a multipart/mixed
+// top-level type, which is how messages with attachments are built.
+func ParseHeader(raw []byte) (Summary, error) {
+	var s Summary
+	h, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(raw)))
+	if err != nil {
+		return s, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	var cc []string
+	fillHeader(&s, &cc, gomail.Header{Header: message.Header{Header: h}})
+	if mt, _, err := mime.ParseMediaType(h.Get("Content-Type")); err == nil && mt == "multipart/mixed" {
+		s.HasAttachments = true
+	}
+	return s, nil
 }
 
 // ErrMalformed is a message that cannot be parsed as RFC 5322.

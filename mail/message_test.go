@@ -191,3 +191,13 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestParseHeaderGuessesAttachments(t *testing.T) {
+	s, err := ParseHeader([]byte("From: Alice <alice@contoso.test>\r\nSubject: =?utf-8?q?R=C3=A9sum=C3=A9?=\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n"))
+	if err != nil || s.Subject != "Résumé" || s.From != "Alice <alice@contoso.test>" && s.From != "alice@contoso.test" || !s.HasAttachments {
+		t.Fatalf("%+v %v", s, err)
+	}
+	if s, _ := ParseHeader([]byte("Subject: plain\r\nContent-Type: text/plain\r\n\r\n")); s.HasAttachments {
+		t.Fatal("a text/plain message guessed to have attachments")
+	}
+}

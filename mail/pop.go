@@ -82,14 +82,26 @@ func (r *POPReader) List(ctx context.Context, folder string, limit int, unseen b
 		if m.UID == "" {
 			return nil, fmt.Errorf("the POP3 server has no UIDL, so its messages have no stable ids: %w", ErrNotSupported)
 		}
-		raw, err := r.C.Retr(m.Number)
-		if err != nil {
-			return nil, err
-		}
 		s := Summary{ID: m.UID, Folder: "INBOX", Size: m.Size, Unread: true}
-		if p, err := Parse(raw); err == nil {
-			p.Summary.ID, p.Summary.Folder, p.Summary.Size, p.Summary.Unread = s.ID, s.Folder, s.Size, true
-			s = p.Summary
+		if r.C.HasCapability("TOP") {
+			// The header is enough for a listing: TOP n 0 instead of downloading the whole message.
+			head, err := r.C.Top(m.Number, 0)
+			if err != nil {
+				return nil, err
+			}
+			if h, err := ParseHeader(head); err == nil {
+				h.ID, h.Folder, h.Size, h.Unread = s.ID, s.Folder, s.Size, true
+				s = h
+			}
+		} else {
+			raw, err := r.C.Retr(m.Number)
+			if err != nil {
+				return nil, err
+			}
+			if p, err := Parse(raw); err == nil {
+				p.Summary.ID, p.Summary.Folder, p.Summary.Size, p.Summary.Unread = s.ID, s.Folder, s.Size, true
+				s = p.Summary
+			}
 		}
 		out = append(out, s)
 	}

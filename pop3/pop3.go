@@ -392,6 +392,21 @@ func (c *Client) Retr(n int) ([]byte, error) {
 	return c.dotLines(maxMessageSize)
 }
 
+// HasCapability reports whether CAPA listed a capability (TOP, UIDL, ...).
+func (c *Client) HasCapability(name string) bool {
+	_, ok := c.caps[strings.ToUpper(name)]
+	return ok
+}
+
+// Top returns message n's header and its first lines of body (RFC 1939 TOP): with lines 0, the
+// header alone, which is what a listing needs.
+func (c *Client) Top(n, lines int) ([]byte, error) {
+	if _, err := c.cmd("TOP %d %d", n, lines); err != nil {
+		return nil, err
+	}
+	return c.dotLines(maxMessageSize)
+}
+
 // Dele marks message n for deletion at QUIT.
 func (c *Client) Dele(n int) error {
 	_, err := c.cmd("DELE %d", n)

@@ -53,6 +53,7 @@ func TestTwoStepXOAuth2AndMailbox(t *testing.T) {
 		{"LIST", "+OK\r\n1 100\r\n2 200\r\n.\r\n"},
 		{"UIDL", "+OK\r\n1 AAA\r\n2 BBB\r\n.\r\n"},
 		{"RETR 2", "+OK\r\nSubject: x\r\n\r\n..leading dot\r\nend\r\n.\r\n"},
+		{"TOP 2 0", "+OK\r\nSubject: x\r\n\r\n.\r\n"},
 	})
 	if err := c.capa(); err != nil || !c.HasSASL("xoauth2") {
 		t.Fatalf("capa: %v %v", err, c.caps)
@@ -70,6 +71,12 @@ func TestTwoStepXOAuth2AndMailbox(t *testing.T) {
 	body, err := c.Retr(2)
 	if err != nil || string(body) != "Subject: x\r\n\r\n.leading dot\r\nend\r\n" {
 		t.Fatalf("retr %q %v", body, err)
+	}
+	if !c.HasCapability("top") {
+		t.Fatal("CAPA listed TOP")
+	}
+	if head, err := c.Top(2, 0); err != nil || string(head) != "Subject: x\r\n\r\n" {
+		t.Fatalf("top %q %v", head, err)
 	}
 }
 
