@@ -146,13 +146,7 @@ func Dial(ctx context.Context, o Options) (*imapclient.Client, error) {
 // permission was granted.
 func authenticate(ctx context.Context, c *imapclient.Client, o Options, mech string) error {
 	attempt := func(tok *auth.Token) error {
-		var cl *sasl.Client
-		if mech == sasl.OAuthBearer {
-			host, port := hostPort(o.Addr)
-			cl = sasl.NewOAuthBearerClient(o.Username, tok.AccessToken, host, port)
-		} else {
-			cl = sasl.NewXOAuth2Client(o.Username, tok.AccessToken)
-		}
+		cl := sasl.NewClient(mech, o.Username, tok.AccessToken, o.Addr)
 		if err := c.Authenticate(cl); err != nil {
 			return &Error{Step: "AUTHENTICATE " + mech, Err: err, Server: ServerText(err), Challenge: cl.ServerError()}
 		}
@@ -183,14 +177,4 @@ func capNames(caps goimap.CapSet) string {
 	}
 	sort.Strings(names)
 	return strings.Join(names, " ")
-}
-
-func hostPort(addr string) (string, int) {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return addr, 0
-	}
-	var p int
-	fmt.Sscan(port, &p)
-	return host, p
 }

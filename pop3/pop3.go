@@ -267,14 +267,7 @@ func (c *Client) HasSASL(mech string) bool {
 // error challenge ("+ <base64 JSON>") is decoded and answered with %x01 (RFC 7628), after which the
 // server's -ERR says why.
 func (c *Client) auth(mech string, o Options, tok *auth.Token) error {
-	var cl *sasl.Client
-	if mech == sasl.OAuthBearer {
-		host, port, _ := net.SplitHostPort(o.Addr)
-		p, _ := strconv.Atoi(port)
-		cl = sasl.NewOAuthBearerClient(o.Username, tok.AccessToken, host, p)
-	} else {
-		cl = sasl.NewXOAuth2Client(o.Username, tok.AccessToken)
-	}
+	cl := sasl.NewClient(mech, o.Username, tok.AccessToken, o.Addr)
 	_, ir, _ := cl.Start()
 	if err := c.tp.PrintfLine("AUTH %s", mech); err != nil {
 		return err

@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 
@@ -86,6 +87,17 @@ func (c *Client) credentials() []byte {
 		return EncodeXOAuth2(c.username, c.token)
 	}
 	return EncodeOAuthBearer(c.username, c.token, c.host, c.port)
+}
+
+// NewClient returns a client for mech (XOAUTH2 when empty) presenting token as username to the server
+// at addr (host:port), which OAUTHBEARER names in its message.
+func NewClient(mech, username, token, addr string) *Client {
+	if mech == OAuthBearer {
+		host, port, _ := net.SplitHostPort(addr)
+		p, _ := strconv.Atoi(port)
+		return NewOAuthBearerClient(username, token, host, p)
+	}
+	return NewXOAuth2Client(username, token)
 }
 
 // Start implements gosasl.Client: the whole credential goes in the initial response, unless TwoStep.

@@ -162,14 +162,7 @@ func Dial(ctx context.Context, o Options) (*gosmtp.Client, error) {
 }
 
 func authOnce(c *gosmtp.Client, o Options, mech string, tok *auth.Token) error {
-	var cl *sasl.Client
-	if mech == sasl.OAuthBearer {
-		host, port, _ := net.SplitHostPort(o.Addr)
-		p, _ := strconv.Atoi(port)
-		cl = sasl.NewOAuthBearerClient(o.Username, tok.AccessToken, host, p)
-	} else {
-		cl = sasl.NewXOAuth2Client(o.Username, tok.AccessToken)
-	}
+	cl := sasl.NewClient(mech, o.Username, tok.AccessToken, o.Addr)
 	// Two steps (AUTH XOAUTH2, 334, credentials), as Microsoft documents it: a token does not fit on
 	// the AUTH line of every server (Postfix cuts lines at 2,048 bytes).
 	cl.TwoStep()
