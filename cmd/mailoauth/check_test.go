@@ -46,7 +46,11 @@ func TestCheckCommand(t *testing.T) {
 	if !strings.Contains(errs, "check of account daemon-support failed for imap, pop, smtp") {
 		t.Errorf("stderr: %q", errs)
 	}
-	// The same refusal met by a mail command is explained too.
+	// The same refusal met by a mail command, reading or sending, is explained too.
+	code, _, errs = runCLI(t, ctx, "--config", bad, "send", "daemon-support", "--to", world.Bob, "--subject", "s", "--body", "b")
+	if code != exitFailure || !strings.Contains(errs, "535 5.7.3") || !strings.Contains(errs, "likely cause:") {
+		t.Errorf("send as daemon-support: exit %d, %q", code, errs)
+	}
 	code, _, errs = runCLI(t, ctx, "--config", bad, "mail", "list", "daemon-support")
 	if code != exitFailure || !strings.Contains(errs, "authenticated but not connected") || !strings.Contains(errs, "likely cause:") || !strings.Contains(errs, "FullAccess") {
 		t.Errorf("mail list daemon-support: exit %d, %q", code, errs)

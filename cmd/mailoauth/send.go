@@ -22,8 +22,9 @@ import (
 // maxSubmission bounds a message read from standard input: Exchange Online's SIZE (150 MiB).
 const maxSubmission = 157286400
 
-// sendRaw submits a message over via and says so.
-func (a *app) sendRaw(ctx context.Context, acc *auth.Account, via string, env mail.Envelope, raw []byte) error {
+// sendRaw submits a message over via; a refusal comes back with its likely cause.
+func (a *app) sendRaw(ctx context.Context, acc *auth.Account, via string, env mail.Envelope, raw []byte) (err error) {
+	defer func() { err = explained(ctx, acc, via, err) }()
 	switch via {
 	case viaGraph:
 		// Graph takes the recipients from the message's headers: graphmail.SendMIME adds the
@@ -108,7 +109,7 @@ and file names are encoded (RFC 2047, RFC 2231). --json prints {"account", "via"
 			if via == viaGraph {
 				c := graph.ForAccount(acc)
 				c.Progress = a.progress("Uploading")
-				if err := graphmail.Send(cmd.Context(), c, d); err != nil {
+				if err := explained(cmd.Context(), acc, via, graphmail.Send(cmd.Context(), c, d)); err != nil {
 					var mf *mail.MissingFileError
 					if errors.As(err, &mf) {
 						return usageError{fmt.Errorf("%w; nothing was sent", err)}
