@@ -127,6 +127,15 @@ func (a *Account) Server(protocol string) string {
 // Mailbox is the mailbox the account opens, and so the SASL user: mailbox if set, else email.
 func (a *Account) Mailbox() string { return firstNonEmpty(a.cfg.Mailbox, a.cfg.Email) }
 
+// Mechanism is the SASL mechanism the account's mail servers are sent: "XOAUTH2" unless the
+// configuration asks for "OAUTHBEARER".
+func (a *Account) Mechanism() string {
+	if a.cfg.Mechanism != "" {
+		return strings.ToUpper(a.cfg.Mechanism)
+	}
+	return "XOAUTH2"
+}
+
 // AppOnly reports whether the account's tokens are app-only (client credentials).
 func (a *Account) AppOnly() bool { return a.cfg.Flow == config.FlowClientCredentials }
 

@@ -150,6 +150,9 @@ type Account struct {
 	Authority   string   `toml:"authority,omitempty"`    // identity platform base URL, without tenant
 	CAFile      string   `toml:"ca_file,omitempty"`      // an extra trusted CA (PEM)
 	RedirectURI string   `toml:"redirect_uri,omitempty"` // auth_code_web (required), interactive (optional)
+	// Mechanism is the SASL mechanism for the mail servers: xoauth2 (default; Exchange Online offers
+	// only this) or oauthbearer (RFC 7628, offered by e.g. Dovecot).
+	Mechanism string `toml:"mechanism,omitempty"`
 
 	// Server overrides; the defaults come from Cloud.
 	IMAP  string `toml:"imap,omitempty"`  // host:port, implicit TLS

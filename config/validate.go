@@ -195,6 +195,14 @@ func (v *validator) account(name string, a *Account) {
 			"use global, usgovernment (GCC High), usgovernmentdod (DoD) or china (21Vianet); GCC (moderate) tenants use global")
 	}
 
+	// The SASL mechanism for IMAP, POP3, SMTP and the proxy's upstream logins.
+	if m := strings.ToLower(a.Mechanism); a.Mechanism != "" || has("mechanism") {
+		if m != "xoauth2" && m != "oauthbearer" {
+			v.key(at("mechanism"), "unknown mechanism"+show(a.Mechanism),
+				"use xoauth2 (Exchange Online's) or oauthbearer (RFC 7628, e.g. Dovecot), or remove the key for xoauth2")
+		}
+	}
+
 	// Rule 12.
 	if a.Authority != "" || has("authority") {
 		if problem, fix := checkAuthority(a.Authority); problem != "" {

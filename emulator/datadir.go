@@ -129,5 +129,36 @@ func (e *Emulator) Config() (*config.File, error) {
 		}
 		f.Accounts[spec.Name] = a
 	}
+	f.Proxy = e.proxyConfig(f)
 	return f, nil
+}
+
+// The [proxy] section of the written config (SPEC §6): plain loopback listeners for IMAP, POP3 and
+// SMTP, and one local user — the mailbox of the account ProxyAccount (alice@contoso.test in the
+// default world), with ProxyPassword —
+// mapped to that account, so that a password-only program can be tried at once.
+const (
+	ProxyAccount  = "daemon"
+	ProxyPassword = "proxy-password"
+)
+
+func (e *Emulator) proxyConfig(f *config.File) *config.Proxy {
+	acc := f.Accounts[ProxyAccount]
+	if acc == nil {
+		return nil
+	}
+	user := acc.Mailbox
+	if user == "" {
+		user = acc.Email
+	}
+	if user == "" || e.proxyHash == "" {
+		return nil
+	}
+	p := &config.Proxy{Users: map[string]*config.ProxyUser{
+		user: {Account: ProxyAccount, PasswordHash: e.proxyHash},
+	}}
+	for _, proto := range []string{config.ProtocolIMAP, config.ProtocolPOP, config.ProtocolSMTP} {
+		p.Listeners = append(p.Listeners, config.Listener{Protocol: proto, Listen: e.ProxyAddrs[proto], LocalTLS: config.LocalTLSNone})
+	}
+	return p
 }

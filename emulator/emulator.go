@@ -32,6 +32,7 @@ import (
 	"github.com/mailoauth/mailoauth/emulator/graph"
 	"github.com/mailoauth/mailoauth/emulator/identity"
 	"github.com/mailoauth/mailoauth/emulator/world"
+	"github.com/mailoauth/mailoauth/internal/passhash"
 )
 
 // Options configure an emulator.
@@ -73,6 +74,9 @@ type Emulator struct {
 	MailAddrs map[string]string
 	// Graph is Microsoft Graph mail, served at MailAddrs["graph"] over the same Store.
 	Graph *graph.Server
+	// ProxyAddrs are free loopback addresses ("imap", "pop", "smtp") reserved for the [proxy]
+	// listeners of the written config; `mailoauth proxy` binds them, the emulator does not.
+	ProxyAddrs map[string]string
 
 	ca       *ca
 	host     string
@@ -81,6 +85,8 @@ type Emulator struct {
 	ln       net.Listener
 	done     chan struct{}
 	once     sync.Once
+
+	proxyHash string // of ProxyPassword, for the written [proxy] section
 
 	graphSrv  *http.Server
 	graphDone chan struct{}
@@ -147,6 +153,15 @@ func Start(ctx context.Context, opts Options) (*Emulator, error) {
 	}); err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("emulator: %w", err)
+	}
+	e.ProxyAddrs = map[string]string{}
+	for _, p := range []string{"imap", "pop", "smtp"} {
+		e.ProxyAddrs[p] = e.MailAddrs["proxy-"+p]
+		delete(e.MailAddrs, "proxy-"+p)
+	}
+	if e.proxyHash, err = passhash.Hash(ProxyPassword); err != nil {
+		ln.Close()
+		return nil, err
 	}
 	for k, v := range e.Exchange.Addrs() {
 		e.MailAddrs[k] = v
@@ -216,7 +231,7 @@ func (e *Emulator) generateCredentials(now time.Time) error {
 // reservePorts picks free ports for the servers that later parts of the emulator serve (Graph).
 func reservePorts(host string) (map[string]string, error) {
 	addrs := map[string]string{}
-	for _, p := range []string{"graph"} {
+	for _, p := range []string{"graph", "proxy-imap", "proxy-pop", "proxy-smtp"} {
 		l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 		if err != nil {
 			return nil, fmt.Errorf("emulator: reserve a port on %s: %w", host, err)

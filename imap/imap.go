@@ -46,7 +46,7 @@ func ForAccount(a *auth.Account) Options {
 	if _, port, _ := net.SplitHostPort(addr); port == "143" {
 		mode = dial.StartTLS
 	}
-	return Options{Addr: addr, TLS: mode, TLSConfig: a.TLSConfig(), Username: a.Mailbox(), Tokens: a.TokenSource(auth.Exchange)}
+	return Options{Addr: addr, TLS: mode, TLSConfig: a.TLSConfig(), Username: a.Mailbox(), Tokens: a.TokenSource(auth.Exchange), Mechanism: a.Mechanism()}
 }
 
 // Error is a refusal by the server, with its exact words.

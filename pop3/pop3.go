@@ -56,7 +56,7 @@ func ForAccount(a *auth.Account) Options {
 	if _, port, _ := net.SplitHostPort(addr); port == "110" {
 		mode = dial.StartTLS
 	}
-	return Options{Addr: addr, TLS: mode, TLSConfig: a.TLSConfig(), Username: a.Mailbox(), Tokens: a.TokenSource(auth.Exchange)}
+	return Options{Addr: addr, TLS: mode, TLSConfig: a.TLSConfig(), Username: a.Mailbox(), Tokens: a.TokenSource(auth.Exchange), Mechanism: a.Mechanism()}
 }
 
 // Error is a -ERR from the server, with its exact words.

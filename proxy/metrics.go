@@ -1,0 +1,158 @@
+package proxy
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+)
+
+// Metrics are the proxy's counters, served in Prometheus' text format (version 0.0.4) by
+// AdminHandler. They are written by hand: a handful of counters does not earn
+// prometheus/client_golang and its dependency tree.
+type Metrics struct {
+	mu       sync.Mutex
+	counters map[string]*atomic.Uint64 // "name{labels}" → value
+	gauges   map[string]*atomic.Int64
+}
+
+func newMetrics() *Metrics {
+	return &Metrics{counters: map[string]*atomic.Uint64{}, gauges: map[string]*atomic.Int64{}}
+}
+
+func (m *Metrics) counter(key string) *atomic.Uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c := m.counters[key]
+	if c == nil {
+		c = new(atomic.Uint64)
+		m.counters[key] = c
+	}
+	return c
+}
+
+func (m *Metrics) gauge(key string) *atomic.Int64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	g := m.gauges[key]
+	if g == nil {
+		g = new(atomic.Int64)
+		m.gauges[key] = g
+	}
+	return g
+}
+
+func (m *Metrics) sessionStart(protocol string) {
+	m.counter(`mailoauth_proxy_sessions_total{protocol="` + protocol + `"}`).Add(1)
+	m.gauge(`mailoauth_proxy_sessions_active{protocol="` + protocol + `"}`).Add(1)
+}
+
+func (m *Metrics) sessionEnd(protocol string) {
+	m.gauge(`mailoauth_proxy_sessions_active{protocol="` + protocol + `"}`).Add(-1)
+}
+
+func (m *Metrics) login(protocol, outcome string) {
+	m.counter(`mailoauth_proxy_logins_total{protocol="` + protocol + `",outcome="` + outcome + `"}`).Add(1)
+}
+
+func (m *Metrics) tokenFetch(err error) {
+	outcome := "ok"
+	if err != nil {
+		outcome = "error"
+	}
+	m.counter(`mailoauth_proxy_token_fetches_total{outcome="` + outcome + `"}`).Add(1)
+}
+
+// bytesCounter is looked up once per session direction; the copy loop adds to it per read.
+func (m *Metrics) bytesCounter(protocol, direction string) *atomic.Uint64 {
+	return m.counter(`mailoauth_proxy_bytes_total{protocol="` + protocol + `",direction="` + direction + `"}`)
+}
+
+// Value returns a counter or gauge by its exposition key, for tests; 0 when unset.
+func (m *Metrics) Value(key string) int64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if c := m.counters[key]; c != nil {
+		return int64(c.Load())
+	}
+	if g := m.gauges[key]; g != nil {
+		return g.Load()
+	}
+	return 0
+}
+
+var help = map[string]string{
+	"mailoauth_proxy_sessions_total":      "counter Connections accepted, by protocol.",
+	"mailoauth_proxy_sessions_active":     "gauge Connections open now, by protocol.",
+	"mailoauth_proxy_logins_total":        "counter Login attempts by protocol and outcome (ok, bad_password, unknown_user, config_error, token_error, upstream_unavailable, upstream_refused).",
+	"mailoauth_proxy_token_fetches_total": "counter Tokens asked of the account's source (cached or refreshed), by outcome.",
+	"mailoauth_proxy_bytes_total":         "counter Bytes copied after login, by protocol and direction (up: program to server).",
+}
+
+// WriteTo writes the metrics in Prometheus' text format.
+func (m *Metrics) WriteTo(w io.Writer) (int64, error) {
+	m.mu.Lock()
+	lines := map[string][]string{}
+	for k, c := range m.counters {
+		lines[family(k)] = append(lines[family(k)], fmt.Sprintf("%s %d", k, c.Load()))
+	}
+	for k, g := range m.gauges {
+		lines[family(k)] = append(lines[family(k)], fmt.Sprintf("%s %d", k, g.Load()))
+	}
+	m.mu.Unlock()
+	names := make([]string, 0, len(help))
+	for name := range help {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	var n int64
+	for _, name := range names {
+		kind, text, _ := strings.Cut(help[name], " ")
+		k, err := fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n", name, text, name, kind)
+		n += int64(k)
+		if err != nil {
+			return n, err
+		}
+		sort.Strings(lines[name])
+		for _, l := range lines[name] {
+			k, err := fmt.Fprintln(w, l)
+			n += int64(k)
+			if err != nil {
+				return n, err
+			}
+		}
+	}
+	return n, nil
+}
+
+func family(key string) string {
+	for i := range key {
+		if key[i] == '{' {
+			return key[:i]
+		}
+	}
+	return key
+}
+
+// AdminHandler serves /healthz (200 "ok" while listening, 503 while shutting down) and /metrics.
+func (s *Server) AdminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		closing := s.closing
+		s.mu.Unlock()
+		if closing {
+			http.Error(w, "shutting down", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+		_, _ = s.Metrics.WriteTo(w)
+	})
+	return mux
+}

@@ -1,0 +1,344 @@
+// Package proxy lets programs that only know a user name and a password use Exchange Online (or any
+// XOAUTH2/OAUTHBEARER server) through OAuth 2.0 (SPEC §7). It listens locally for IMAP, POP3 and
+// SMTP; answers the program's greeting, capabilities, STARTTLS and login itself; checks the local
+// password against an argon2id hash; maps the user to an account; authenticates upstream with that
+// account's token; and from then on copies bytes both ways untouched.
+//
+// It is hand-written because no maintained library does this: go-imap's and go-smtp's servers own
+// the connection after login and would re-encode every command, while a proxy must pass the
+// session through byte for byte (and fast: SPEC §10 asks ≥ 0.9× direct throughput).
+//
+// What it must never do: log or answer with a token or a password; connect upstream without
+// verifying the certificate or fall back to clear text when STARTTLS disappears; accept a login
+// before the password is checked; let one account's token fetch hold up another's; drop a refresh
+// token (that is auth's promise, which the proxy relies on by only ever asking auth for tokens).
+//
+// Choices where the issue is silent (written here and in docs/proxy.md):
+//   - Upstream TLS mode follows the port, as the clients do: IMAP 143, POP3 110 → STARTTLS; SMTP 465
+//     → implicit TLS; otherwise IMAP/POP3 implicit and SMTP STARTTLS.
+//   - The SASL user sent upstream is the account's mailbox for [proxy.users] entries, and the name the
+//     program sent for [proxy.domains] catch-alls (one app-only account serving every mailbox).
+//   - Before login, IMAP and POP3 capabilities are the proxy's own (the program must ask again after
+//     login, as RFC 3501 §6.2.2 says, and then sees the server's); SMTP is connected upstream at EHLO,
+//     so the program sees the server's extensions with AUTH and STARTTLS rewritten.
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/mailoauth/mailoauth/auth"
+	"github.com/mailoauth/mailoauth/config"
+	"github.com/mailoauth/mailoauth/internal/passhash"
+)
+
+// Accounts gives the account a local user is mapped to. *auth.Manager implements it.
+type Accounts interface {
+	Account(name string) (*auth.Account, error)
+}
+
+// Options tune a Server; zero values take the defaults.
+type Options struct {
+	Log *slog.Logger
+	// LoginTimeout bounds everything before the session is spliced: greeting to upstream OK.
+	LoginTimeout time.Duration // default 2 minutes
+	// IdleTimeout closes a spliced session in which neither side sent anything for this long. IMAP
+	// IDLE re-issues within 29 minutes (RFC 2177), so the default is 31 minutes.
+	IdleTimeout time.Duration
+	// MaxSession closes any session after this long, however busy.
+	MaxSession time.Duration // default 24 hours
+	// MaxLine bounds a command line before authentication, and an IMAP literal in LOGIN.
+	MaxLine int // default 8 KiB
+	// Explain turns an upstream refusal into the cause and the fix for the log and the program's
+	// message (the doctor's catalogue). nil: the server's words only.
+	Explain func(a *auth.Account, protocol, said, accessToken string) (cause, fix string)
+	// Hostname is what the SMTP greeting names. Default "mailoauth-proxy".
+	Hostname string
+}
+
+func (o *Options) defaults() {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.LoginTimeout == 0 {
+		o.LoginTimeout = 2 * time.Minute
+	}
+	if o.IdleTimeout == 0 {
+		o.IdleTimeout = 31 * time.Minute
+	}
+	if o.MaxSession == 0 {
+		o.MaxSession = 24 * time.Hour
+	}
+	if o.MaxLine == 0 {
+		o.MaxLine = 8 << 10
+	}
+	if o.Hostname == "" {
+		o.Hostname = "mailoauth-proxy"
+	}
+}
+
+// settings is what a reload replaces at once: the user map and the accounts behind it.
+type settings struct {
+	users    map[string]*config.ProxyUser
+	domains  map[string]*config.ProxyDomain
+	accounts Accounts
+}
+
+// Server is a running proxy: its listeners, its sessions and its counters.
+type Server struct {
+	opts     Options
+	verifier *verifier
+	Metrics  *Metrics
+
+	settings atomic.Pointer[settings]
+
+	mu        sync.Mutex
+	listeners map[string]*listener // by listenerKey
+	sessions  map[*session]struct{}
+	closing   bool
+	started   bool
+	wg        sync.WaitGroup // sessions and accept loops
+	nextID    atomic.Uint64
+}
+
+// New returns a Server for cfg; Start binds its listeners.
+func New(cfg *config.Proxy, accounts Accounts, opts Options) (*Server, error) {
+	opts.defaults()
+	s := &Server{
+		opts:      opts,
+		verifier:  newVerifier(),
+		Metrics:   newMetrics(),
+		listeners: map[string]*listener{},
+		sessions:  map[*session]struct{}{},
+	}
+	if err := s.Reload(cfg, accounts); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// listener is one bound [[proxy.listener]].
+type listener struct {
+	ln   net.Listener
+	cfg  atomic.Pointer[config.Listener]
+	cert atomic.Pointer[tls.Certificate] // local TLS; reloaded on SIGHUP
+	addr string                          // the bound address (differs from cfg.Listen for port 0)
+}
+
+func (l *listener) tlsConfig() *tls.Config {
+	return &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+			return l.cert.Load(), nil
+		},
+	}
+}
+
+// listenerKey identifies a listener across reloads: the same protocol on the same address keeps its
+// socket (and its sessions); anything else about it (TLS files, upstream) is updated in place.
+func listenerKey(l *config.Listener) string { return l.Protocol + " " + l.Listen }
+
+func localTLSMode(l *config.Listener) string {
+	if l.LocalTLS == "" {
+		return config.LocalTLSNone
+	}
+	return l.LocalTLS
+}
+
+// Reload applies a new configuration: users and accounts at once for new logins; listeners added,
+// removed or updated. Established sessions are not touched. On an error nothing changes.
+func (s *Server) Reload(cfg *config.Proxy, accounts Accounts) error {
+	if cfg == nil || len(cfg.Listeners) == 0 {
+		return errors.New("the configuration has no [[proxy.listener]]: add one per protocol (see docs/proxy.md)")
+	}
+	certs := make([]*tls.Certificate, len(cfg.Listeners))
+	for i := range cfg.Listeners {
+		l := &cfg.Listeners[i]
+		if localTLSMode(l) == config.LocalTLSNone {
+			continue
+		}
+		c, err := tls.LoadX509KeyPair(l.TLSCert, l.TLSKey)
+		if err != nil {
+			return fmt.Errorf("listener %s %s: cannot load tls_cert/tls_key: %w", l.Protocol, l.Listen, err)
+		}
+		certs[i] = &c
+	}
+	for name, u := range cfg.Users {
+		if err := passhash.Check(u.PasswordHash); err != nil {
+			return fmt.Errorf("[proxy.users.%q] password_hash: %v; run `mailoauth proxy hash-password`", name, err)
+		}
+	}
+	for name, d := range cfg.Domains {
+		if err := passhash.Check(d.PasswordHash); err != nil {
+			return fmt.Errorf("[proxy.domains.%q] password_hash: %v; run `mailoauth proxy hash-password`", name, err)
+		}
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return errors.New("the proxy is shutting down")
+	}
+	want := map[string]bool{}
+	for i := range cfg.Listeners {
+		l := cfg.Listeners[i]
+		k := listenerKey(&l)
+		want[k] = true
+		cur := s.listeners[k]
+		if cur == nil {
+			cur = &listener{}
+			s.listeners[k] = cur
+		}
+		cur.cfg.Store(&l)
+		if certs[i] != nil {
+			cur.cert.Store(certs[i])
+		}
+	}
+	for k, l := range s.listeners {
+		if !want[k] {
+			delete(s.listeners, k)
+			if l.ln != nil {
+				_ = l.ln.Close() // its sessions go on
+				s.opts.Log.Info("listener removed", "listener", k)
+			}
+		}
+	}
+	s.settings.Store(&settings{users: cfg.Users, domains: cfg.Domains, accounts: accounts})
+	return s.bindLocked()
+}
+
+// Start binds every listener and serves in the background. It returns when all are bound (or the
+// first that cannot be).
+func (s *Server) Start() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.started = true
+	return s.bindLocked()
+}
+
+// bindLocked binds the listeners that have no socket yet; before Start (in New) it does nothing.
+func (s *Server) bindLocked() error {
+	if !s.started {
+		return nil
+	}
+	for k, l := range s.listeners {
+		if l.ln != nil {
+			continue
+		}
+		cfg := l.cfg.Load()
+		// net.Listen asks the kernel for the largest backlog it allows (somaxconn), so a burst of
+		// connections queues instead of being refused.
+		ln, err := net.Listen("tcp", cfg.Listen)
+		if err != nil {
+			delete(s.listeners, k)
+			return fmt.Errorf("cannot listen on %s for %s: %w (is another program using the port?)", cfg.Listen, cfg.Protocol, err)
+		}
+		l.ln, l.addr = ln, ln.Addr().String()
+		s.opts.Log.Info("listening", "protocol", cfg.Protocol, "addr", l.addr, "local_tls", localTLSMode(cfg))
+		s.wg.Add(1)
+		go s.accept(l)
+	}
+	return nil
+}
+
+// Addrs returns the bound address of each listener, keyed "protocol listen" as configured (tests
+// listen on port 0 and ask where).
+func (s *Server) Addrs() map[string]string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]string{}
+	for k, l := range s.listeners {
+		out[k] = l.addr
+	}
+	return out
+}
+
+func (s *Server) accept(l *listener) {
+	defer s.wg.Done()
+	var delay time.Duration
+	for {
+		c, err := l.ln.Accept()
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+				// Out of file descriptors: wait and try again rather than spin or give up.
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				s.opts.Log.Warn("accept failed, retrying", "addr", l.addr, "err", err)
+				time.Sleep(delay)
+				continue
+			}
+			return // closed by Reload or Shutdown
+		}
+		delay = 0
+		s.serve(l, c)
+	}
+}
+
+// serve registers and runs a session, unless the server is closing.
+func (s *Server) serve(l *listener, c net.Conn) {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		c.Close()
+		return
+	}
+	sess := newSession(s, l, c)
+	s.sessions[sess] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer func() {
+			s.mu.Lock()
+			delete(s.sessions, sess)
+			s.mu.Unlock()
+			s.wg.Done()
+		}()
+		sess.run()
+	}()
+}
+
+// Shutdown stops accepting, lets sessions finish until ctx is done, then closes the rest. It returns
+// ctx's error if sessions had to be cut.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	for _, l := range s.listeners {
+		if l.ln != nil {
+			_ = l.ln.Close()
+		}
+	}
+	n := len(s.sessions)
+	s.mu.Unlock()
+	s.opts.Log.Info("shutting down", "sessions", n)
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+	}
+	s.mu.Lock()
+	cut := len(s.sessions)
+	for sess := range s.sessions {
+		sess.close()
+	}
+	s.mu.Unlock()
+	<-done
+	s.opts.Log.Warn("drain deadline reached, sessions closed", "sessions", cut)
+	return ctx.Err()
+}
+
+// Sessions is the number of sessions open now.
+func (s *Server) Sessions() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.sessions)
+}

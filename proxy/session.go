@@ -1,0 +1,436 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mailoauth/mailoauth/auth"
+	"github.com/mailoauth/mailoauth/config"
+)
+
+// session is one program's connection, from accept to close.
+type session struct {
+	srv  *Server
+	l    *listener
+	cfg  *config.Listener // the listener's configuration when the session began
+	set  *settings        // the users and accounts when the session began
+	id   uint64
+	log  *slog.Logger
+	conn net.Conn // the program's connection; a *tls.Conn once TLS is on
+	r    *bufio.Reader
+	tls  bool
+	// hello is the name the program gave in SMTP's EHLO, passed on upstream.
+	hello string
+	// ctx ends at the login deadline until the session is spliced.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	spliced   atomic.Bool
+	closeOnce sync.Once
+	up        net.Conn // upstream, once dialed; closed with the session
+	upMu      sync.Mutex
+}
+
+func newSession(s *Server, l *listener, c net.Conn) *session {
+	id := s.nextID.Add(1)
+	cfg := l.cfg.Load()
+	sess := &session{
+		srv: s, l: l, cfg: cfg, set: s.settings.Load(), id: id, conn: c,
+		log: s.opts.Log.With("conn", id, "protocol", cfg.Protocol, "remote", c.RemoteAddr().String()),
+	}
+	sess.r = bufio.NewReaderSize(c, 4096)
+	return sess
+}
+
+func (s *session) close() {
+	s.closeOnce.Do(func() {
+		s.conn.Close()
+		s.upMu.Lock()
+		if s.up != nil {
+			s.up.Close()
+		}
+		s.upMu.Unlock()
+	})
+}
+
+func (s *session) setUpstream(c net.Conn) {
+	s.upMu.Lock()
+	s.up = c
+	s.upMu.Unlock()
+}
+
+func (s *session) run() {
+	m := s.srv.Metrics
+	m.sessionStart(s.cfg.Protocol)
+	defer m.sessionEnd(s.cfg.Protocol)
+	defer s.close()
+	s.ctx, s.cancel = context.WithTimeout(context.Background(), s.srv.opts.LoginTimeout)
+	defer s.cancel()
+	// Everything before the splice must finish by the login deadline, however slowly the program
+	// sends: a connection that never logs in cannot hold a slot for ever.
+	stop := context.AfterFunc(s.ctx, func() {
+		if !s.spliced.Load() {
+			s.close()
+		}
+	})
+	defer stop()
+	if localTLSMode(s.cfg) == config.LocalTLSImplicit {
+		tc := tls.Server(s.conn, s.l.tlsConfig())
+		if err := tc.HandshakeContext(s.ctx); err != nil {
+			s.log.Info("local TLS handshake failed", "err", err)
+			return
+		}
+		s.useTLS(tc)
+	}
+	var err error
+	switch s.cfg.Protocol {
+	case config.ProtocolIMAP:
+		err = s.imap()
+	case config.ProtocolPOP:
+		err = s.pop3()
+	case config.ProtocolSMTP:
+		err = s.smtp()
+	}
+	switch {
+	case err == nil, errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+		s.log.Debug("session closed")
+	case errors.Is(err, errLineTooLong):
+		s.log.Warn("session closed: command line too long before login", "max", s.srv.opts.MaxLine)
+	default:
+		s.log.Info("session closed", "err", err)
+	}
+}
+
+func (s *session) useTLS(tc *tls.Conn) {
+	s.conn, s.tls = tc, true
+	s.r = bufio.NewReaderSize(tc, 4096)
+}
+
+// starttls upgrades the program's connection after the protocol's go-ahead was written.
+func (s *session) starttls() error {
+	if s.r.Buffered() > 0 {
+		// Bytes sent after STARTTLS before the handshake would be read as if protected: the
+		// command-injection attack of RFC 3207 §6 / CVE-2011-0411.
+		return errors.New("data pipelined after STARTTLS; closing")
+	}
+	tc := tls.Server(s.conn, s.l.tlsConfig())
+	if err := tc.HandshakeContext(s.ctx); err != nil {
+		return fmt.Errorf("local TLS handshake failed: %w", err)
+	}
+	s.useTLS(tc)
+	return nil
+}
+
+// mayLogin reports whether the program may send a password now: not before TLS on a STARTTLS
+// listener.
+func (s *session) mayLogin() bool {
+	return s.tls || localTLSMode(s.cfg) != config.LocalTLSStartTLS
+}
+
+var errLineTooLong = errors.New("line too long")
+
+// readLine reads one command line without its CRLF, at most MaxLine bytes.
+func (s *session) readLine() (string, error) {
+	var buf []byte
+	for {
+		chunk, err := s.r.ReadSlice('\n')
+		if len(buf)+len(chunk) > s.srv.opts.MaxLine+2 {
+			return "", errLineTooLong
+		}
+		buf = append(buf, chunk...)
+		if err == bufio.ErrBufferFull {
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		return strings.TrimRight(string(buf), "\r\n"), nil
+	}
+}
+
+func (s *session) writeLine(line string) error {
+	_, err := io.WriteString(s.conn, line+"\r\n")
+	return err
+}
+
+// Why a login failed, as the program is told and as counted.
+type outcome string
+
+const (
+	outcomeOK          outcome = "ok"
+	outcomeBadPassword outcome = "bad_password"
+	outcomeUnknownUser outcome = "unknown_user"
+	outcomeConfig      outcome = "config_error"
+	outcomeToken       outcome = "token_error"
+	outcomeUnavailable outcome = "upstream_unavailable"
+	outcomeRefused     outcome = "upstream_refused"
+)
+
+// loginError is a failed login: what to tell the program (no secret, no internal detail it cannot
+// act on) and whether it is worth retrying later.
+type loginError struct {
+	outcome   outcome
+	temporary bool
+	msg       string
+}
+
+func (e *loginError) Error() string { return e.msg }
+
+// lookup maps a user name to its account and password hash: [proxy.users] first (exactly, then
+// ignoring case), then the [proxy.domains] catch-all. mailbox is the SASL user to send upstream.
+func (s *session) lookup(user string) (account, hash, mailbox string, ok bool) {
+	if u := s.set.users[user]; u != nil {
+		return u.Account, u.PasswordHash, "", true
+	}
+	for name, u := range s.set.users {
+		if strings.EqualFold(name, user) {
+			return u.Account, u.PasswordHash, "", true
+		}
+	}
+	if at := strings.LastIndexByte(user, '@'); at > 0 {
+		domain := strings.ToLower(user[at+1:])
+		for name, d := range s.set.domains {
+			if strings.EqualFold(name, domain) {
+				return d.Account, d.PasswordHash, user, true
+			}
+		}
+	}
+	return "", "", "", false
+}
+
+// login checks the local password, gets the account's token and authenticates upstream. On success
+// the upstream connection is ready to splice and ok is the server's success text.
+func (s *session) login(user, password string, up upstreamProtocol) (conn *upstreamConn, ok string, err error) {
+	m := s.srv.Metrics
+	log := s.log.With("user", user)
+	account, hash, mailbox, known := s.lookup(user)
+	if !s.srv.verifier.verify(hash, password) {
+		o := outcomeBadPassword
+		reason := "wrong password"
+		if !known {
+			o, reason = outcomeUnknownUser, "unknown user: add it under [proxy.users] (or its domain under [proxy.domains])"
+		}
+		m.login(s.cfg.Protocol, string(o))
+		log.Warn("login refused", "outcome", o, "reason", reason)
+		// The program is told the same in both cases, so that user names cannot be probed.
+		return nil, "", &loginError{outcome: o, msg: "Authentication failed: wrong user name or password."}
+	}
+	log = log.With("account", account)
+	a, aerr := s.set.accounts.Account(account)
+	if aerr != nil {
+		m.login(s.cfg.Protocol, string(outcomeConfig))
+		log.Error("login failed: account unusable", "outcome", outcomeConfig, "err", aerr)
+		return nil, "", &loginError{outcome: outcomeConfig, temporary: true, msg: "The proxy's account for this user is misconfigured; see the proxy log."}
+	}
+	if mailbox == "" {
+		mailbox = a.Mailbox()
+	}
+	addr := s.cfg.Upstream
+	if addr == "" {
+		addr = a.Server(s.cfg.Protocol)
+	}
+	log = log.With("upstream", addr)
+
+	// The token first: a cached one costs microseconds; a refresh is shared by every session of the
+	// account (auth's single flight) and holds up no other account's sessions.
+	ts := a.TokenSource(auth.Exchange)
+	tok, terr := ts.Token(s.ctx)
+	m.tokenFetch(terr)
+	if terr != nil {
+		m.login(s.cfg.Protocol, string(outcomeToken))
+		log.Error("login failed: no token", "outcome", outcomeToken, "err", terr)
+		msg := "The proxy cannot get a token for this account; see the proxy log."
+		if errors.Is(terr, auth.ErrLoginRequired) {
+			msg = "The proxy's account needs a new sign-in (mailoauth login " + a.Name() + ")."
+		}
+		return nil, "", &loginError{outcome: outcomeToken, temporary: true, msg: msg}
+	}
+
+	hello := s.hello
+	if hello == "" {
+		hello = s.srv.opts.Hostname
+	}
+	uc, derr := dialUpstream(s.ctx, up, addr, a.TLSConfig(), hello)
+	if derr != nil {
+		m.login(s.cfg.Protocol, string(outcomeUnavailable))
+		log.Error("login failed: upstream unavailable", "outcome", outcomeUnavailable, "err", derr)
+		return nil, "", &loginError{outcome: outcomeUnavailable, temporary: true, msg: "The mail server cannot be reached; see the proxy log."}
+	}
+	s.setUpstream(uc.conn)
+	mech := a.Mechanism()
+	var sent *auth.Token
+	retried, aerr2 := auth.RetryRefused(s.ctx, staticThenRefresh{tok, ts}, func(t *auth.Token) error {
+		sent = t
+		var e error
+		ok, e = up.authenticate(uc, mech, mailbox, t.AccessToken)
+		return e
+	}, isRefusal)
+	if retried {
+		m.tokenFetch(nil)
+	}
+	if aerr2 != nil {
+		var r *refusal
+		if errors.As(aerr2, &r) {
+			m.login(s.cfg.Protocol, string(outcomeRefused))
+			attrs := []any{"outcome", outcomeRefused, "server_said", r.said}
+			msg := "The mail server refused the account's token: " + r.said
+			if ex := s.srv.opts.Explain; ex != nil {
+				if cause, fix := ex(a, s.cfg.Protocol, r.said, sent.AccessToken); cause != "" {
+					attrs = append(attrs, "cause", cause, "fix", fix)
+					msg = "The mail server refused the account's token: " + cause
+				}
+			}
+			log.Error("login failed: upstream refused the token", attrs...)
+			return nil, "", &loginError{outcome: outcomeRefused, msg: oneLine(msg)}
+		}
+		m.login(s.cfg.Protocol, string(outcomeUnavailable))
+		log.Error("login failed: upstream failed during authentication", "outcome", outcomeUnavailable, "err", aerr2)
+		return nil, "", &loginError{outcome: outcomeUnavailable, temporary: true, msg: "The mail server failed during login; see the proxy log."}
+	}
+	m.login(s.cfg.Protocol, string(outcomeOK))
+	log.Info("logged in", "mechanism", mech, "mailbox", mailbox, "refreshed", retried)
+	return uc, ok, nil
+}
+
+// reply is how a protocol answers a login: its success line from the server's, its refusal line,
+// and a last word before closing after too many failures ("" for none).
+type reply struct {
+	success func(ok string) string
+	refuse  func(le *loginError) string
+	bye     string
+}
+
+// answerLogin logs in and answers the program. On success it splices and done is true (the session
+// is over when it returns); after maxFailures refusals done is true too.
+func (s *session) answerLogin(user, password string, up upstreamProtocol, failures *int, r reply) (done bool, err error) {
+	uc, ok, lerr := s.login(user, password, up)
+	if lerr != nil {
+		le := &loginError{}
+		errors.As(lerr, &le)
+		if err := s.writeLine(r.refuse(le)); err != nil {
+			return true, err
+		}
+		if *failures++; *failures >= maxFailures {
+			if r.bye != "" {
+				_ = s.writeLine(r.bye)
+			}
+			return true, nil
+		}
+		return false, nil
+	}
+	uc.ready()
+	if err := s.writeLine(r.success(ok)); err != nil {
+		return true, err
+	}
+	s.splice(uc)
+	return true, nil
+}
+
+// staticThenRefresh presents a token already fetched, and refreshes through the account's source.
+type staticThenRefresh struct {
+	t  *auth.Token
+	ts auth.TokenSource
+}
+
+func (s staticThenRefresh) Token(context.Context) (*auth.Token, error) { return s.t, nil }
+func (s staticThenRefresh) Refresh(ctx context.Context) (*auth.Token, error) {
+	return s.ts.(auth.Refresher).Refresh(ctx)
+}
+
+func isRefusal(err error) bool {
+	var r *refusal
+	return errors.As(err, &r)
+}
+
+// oneLine makes text safe to put on a protocol line: no CR/LF, bounded.
+func oneLine(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r == '\r' || r == '\n' {
+			return ' '
+		}
+		return r
+	}, s)
+	if len(s) > 400 {
+		s = s[:400] + "..."
+	}
+	return s
+}
+
+// splice copies bytes both ways until either side closes, the session is idle for IdleTimeout, or
+// MaxSession passes. pending is what the program sent after its login command (pipelined), which
+// goes upstream first.
+func (s *session) splice(uc *upstreamConn) {
+	s.spliced.Store(true)
+	s.cancel()
+	if n := s.r.Buffered(); n > 0 {
+		b, _ := s.r.Peek(n)
+		if _, err := uc.conn.Write(b); err != nil {
+			return
+		}
+	}
+	if n := uc.r.Buffered(); n > 0 {
+		b, _ := uc.r.Peek(n)
+		if _, err := s.conn.Write(b); err != nil {
+			return
+		}
+	}
+	s.r, uc.r = nil, nil // the readers' buffers are no longer needed: reads go to the connections
+	limit := time.AfterFunc(s.srv.opts.MaxSession, func() {
+		s.log.Info("session closed: maximum duration reached", "max", s.srv.opts.MaxSession)
+		s.close()
+	})
+	defer limit.Stop()
+	var last atomic.Int64
+	last.Store(time.Now().UnixNano())
+	m := s.srv.Metrics
+	done := make(chan struct{})
+	go func() {
+		s.copy(uc.conn, s.conn, &last, m.bytesCounter(s.cfg.Protocol, "up"))
+		s.close()
+		close(done)
+	}()
+	s.copy(s.conn, uc.conn, &last, m.bytesCounter(s.cfg.Protocol, "down"))
+	s.close()
+	<-done
+}
+
+// copyBufSize holds a full TLS record (16 KiB), so that one read moves one record.
+const copyBufSize = 16 << 10
+
+// copy moves bytes from src to dst. The idle timeout is a read deadline on each side; when it fires
+// and the other side was active meanwhile, the wait goes on.
+func (s *session) copy(dst, src net.Conn, last *atomic.Int64, counter *atomic.Uint64) {
+	idle := s.srv.opts.IdleTimeout
+	buf := make([]byte, copyBufSize)
+	for {
+		_ = src.SetReadDeadline(time.Now().Add(idle))
+		n, err := src.Read(buf)
+		if n > 0 {
+			last.Store(time.Now().UnixNano())
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+			counter.Add(uint64(n))
+		}
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				if since := time.Since(time.Unix(0, last.Load())); since < idle {
+					continue
+				}
+				s.log.Info("session closed: idle", "idle", idle)
+			}
+			return
+		}
+	}
+}
