@@ -8,14 +8,11 @@ import (
 	"bytes"
 	"context"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"embed"
 	"encoding/base64"
 	"encoding/json"
@@ -24,7 +21,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"math/big"
 	"net"
 	"net/http"
 	"net/url"
@@ -44,6 +40,7 @@ import (
 	"github.com/mailoauth/mailoauth/emulator"
 	"github.com/mailoauth/mailoauth/emulator/identity"
 	"github.com/mailoauth/mailoauth/emulator/world"
+	"github.com/mailoauth/mailoauth/internal/testpki"
 )
 
 const (
@@ -181,7 +178,7 @@ func setUp() (*lab, error) {
 	if err := l.mintTokens(); err != nil {
 		return l, err
 	}
-	certPEM, keyPEM, pool, err := testPKI()
+	certPEM, keyPEM, pool, err := testpki.New()
 	if err != nil {
 		return l, err
 	}
@@ -363,52 +360,6 @@ func forge(tok string) (string, error) {
 		return "", err
 	}
 	return tok[:i+1] + base64.RawURLEncoding.EncodeToString(sig), nil
-}
-
-// testPKI makes a CA for this run and a certificate for 127.0.0.1 and localhost; the clients trust that
-// CA and nothing else. (The emulator's own CA key is not exported, so it cannot sign for the servers.)
-func testPKI() (certPEM, keyPEM []byte, pool *x509.CertPool, err error) {
-	now := time.Now()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "mailoauth interop test CA"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true, IsCA: true, MaxPathLenZero: true,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	ca, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "localhost"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	pkcs8, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	pool = x509.NewCertPool()
-	pool.AddCert(ca)
-	certPEM = append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})...)
-	return certPEM, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8}), pool, nil
 }
 
 // tlsConfig trusts only this run's CA.

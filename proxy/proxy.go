@@ -142,9 +142,10 @@ func (l *listener) tlsConfig() *tls.Config {
 	}
 }
 
-// listenerKey identifies a listener across reloads: the same protocol on the same address keeps its
-// socket (and its sessions); anything else about it (TLS files, upstream) is updated in place.
-func listenerKey(l *config.Listener) string { return l.Protocol + " " + l.Listen }
+// listenerKey identifies a listener across reloads: the same protocol and local TLS mode on the same
+// address keeps its socket (and its sessions); anything else about it (certificate files, upstream)
+// is updated in place.
+func listenerKey(l *config.Listener) string { return l.Protocol + " " + localTLSMode(l) + " " + l.Listen }
 
 func localTLSMode(l *config.Listener) string {
 	if l.LocalTLS == "" {
@@ -249,8 +250,8 @@ func (s *Server) bindLocked() error {
 	return nil
 }
 
-// Addrs returns the bound address of each listener, keyed "protocol listen" as configured (tests
-// listen on port 0 and ask where).
+// Addrs returns the bound address of each listener, keyed "protocol local_tls listen" as configured
+// (tests listen on port 0 and ask where).
 func (s *Server) Addrs() map[string]string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
