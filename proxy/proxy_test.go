@@ -598,3 +598,42 @@ func TestAdmin(t *testing.T) {
 	}
 }
 
+
+// TestIdentityOutage: while the identity platform fails (503) or is slow, sessions whose account
+// holds a valid token keep logging in, and one account waiting for a token holds up no other.
+func TestIdentityOutage(t *testing.T) {
+	w := world.Default()
+	// The first token request (account daemon) is answered; every later one waits 1 s and fails (auth retries it a few times).
+	w.Faults = []world.Fault{{Endpoint: "token", After: 1, Latency: time.Second, Status: 503}}
+	l := newLab(t, labOptions{world: w, mutate: func(f *config.File) {
+		f.Proxy.Users["bob@contoso.test"] = &config.ProxyUser{Account: "daemon-bob", PasswordHash: hashOf(t, "bob-pw")}
+	}})
+	c := l.dial(t, "imap", config.LocalTLSNone)
+	c.login("imap", aliceUser, alicePassword) // daemon's token is fetched and cached
+
+	bobDone := make(chan string, 1)
+	go func() {
+		c := l.dial(t, "imap", config.LocalTLSNone)
+		bobDone <- c.attempt("imap", "bob@contoso.test", "bob-pw")
+	}()
+	time.Sleep(200 * time.Millisecond) // bob's account is now waiting for the identity platform
+	start := time.Now()
+	for range 5 {
+		c := l.dial(t, "imap", config.LocalTLSNone)
+		c.login("imap", aliceUser, alicePassword)
+		c.check(c.cmd("b SELECT INBOX", "b "), "b OK")
+	}
+	if d := time.Since(start); d > 900*time.Millisecond {
+		t.Fatalf("logins of an account with a cached token took %v while another account waited for the identity platform", d)
+	}
+	select {
+	case got := <-bobDone:
+		t.Fatalf("bob's login finished before the slow identity platform answered: %q", got)
+	default:
+	}
+	got := <-bobDone
+	if !strings.HasPrefix(got, "a NO [UNAVAILABLE] The proxy cannot get a token for this account") {
+		t.Fatalf("bob's login during the outage: %q", got)
+	}
+	l.waitLog("user=bob@contoso.test", "outcome=token_error")
+}
