@@ -28,6 +28,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/mailoauth/mailoauth/internal/tomlconf"
 )
@@ -171,6 +172,20 @@ type Proxy struct {
 	Domains map[string]*ProxyDomain `toml:"domains,omitempty"`
 	// Admin is the optional host:port of the metrics and health endpoint.
 	Admin string `toml:"admin,omitempty"`
+	// Limits on a session (Go durations such as "90s", "31m", "24h"); empty: the proxy's defaults.
+	LoginTimeout string `toml:"login_timeout,omitempty"` // connect to upstream OK
+	IdleTimeout  string `toml:"idle_timeout,omitempty"`  // no byte either way after login
+	MaxSession   string `toml:"max_session,omitempty"`   // any session, however busy
+}
+
+// Timeouts returns the proxy's session limits; zero for those not set. The file was validated, so
+// they parse.
+func (p *Proxy) Timeouts() (login, idle, maxSession time.Duration) {
+	parse := func(s string) time.Duration {
+		d, _ := time.ParseDuration(s)
+		return d
+	}
+	return parse(p.LoginTimeout), parse(p.IdleTimeout), parse(p.MaxSession)
 }
 
 // Listener is one [[proxy.listener]].

@@ -197,6 +197,8 @@ func TestRules(t *testing.T) {
 			want: []string{"`upstream` is not host:port"}},
 		{name: "admin", src: "[proxy]\nadmin = \"localhost\"\n", line: 2, key: "admin",
 			want: []string{"`admin` is not host:port"}},
+		{name: "idle timeout", src: "[proxy]\nidle_timeout = \"30\"\n", line: 2, key: "idle_timeout",
+			want: []string{"`idle_timeout` `30` is not a positive duration", `idle_timeout = "30m"`}},
 		{name: "user with unknown account", src: interactive + "[proxy.users.\"alice@contoso.com\"]\naccount = \"wrok\"\npassword_hash = \"" + hashOK + "\"\n", line: 5, key: "account",
 			want: []string{"no account `wrok` in [proxy.users.\"alice@contoso.com\"] at config.toml:5: known accounts: work"}},
 		{name: "user without account", src: interactive + "[proxy.users.alice]\npassword_hash = \"" + hashOK + "\"\n", line: 4, key: "account",

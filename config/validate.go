@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/mailoauth/mailoauth/internal/tomlconf"
 )
@@ -540,6 +541,16 @@ func (v *validator) proxy(f *File, p *Proxy) {
 			v.key([]string{"proxy", "admin"}, "`admin` "+problem, `write host:port, e.g. admin = "127.0.0.1:9090"`)
 		} else {
 			claim([]string{"proxy", "admin"}, p.Admin)
+		}
+	}
+
+	for _, k := range []struct{ key, val string }{{"login_timeout", p.LoginTimeout}, {"idle_timeout", p.IdleTimeout}, {"max_session", p.MaxSession}} {
+		if k.val == "" && !v.pos.Has("proxy", k.key) {
+			continue
+		}
+		if d, err := time.ParseDuration(k.val); err != nil || d <= 0 {
+			v.key([]string{"proxy", k.key}, "`"+k.key+"`"+show(k.val)+" is not a positive duration",
+				`write a Go duration, e.g. `+k.key+` = "30m" (units: s, m, h), or remove the key for the default`)
 		}
 	}
 

@@ -99,6 +99,7 @@ func (a *app) runProxy(ctx context.Context, checkOnly bool, drain time.Duration)
 		return err
 	}
 	opts := proxy.Options{Log: a.log.With("component", "proxy"), Explain: explainRefusal}
+	opts.LoginTimeout, opts.IdleTimeout, opts.MaxSession = cfg.Proxy.Timeouts()
 	srv, err := proxy.New(cfg.Proxy, mgr, opts)
 	if err != nil {
 		return usageError{err}
