@@ -279,6 +279,9 @@ func (s *session) login(user, password string, up upstreamProtocol) (conn *upstr
 		m.tokenFetch(nil)
 	}
 	if aerr2 != nil {
+		// This connection is done with; the program may try again, on a new one.
+		uc.conn.Close()
+		s.setUpstream(nil)
 		var r *refusal
 		if errors.As(aerr2, &r) {
 			m.login(s.cfg.Protocol, string(outcomeRefused))
