@@ -172,6 +172,22 @@ func TestLoginAndUse(t *testing.T) {
 		})
 	}
 	l.waitLog(`msg="logged in"`, "user=bob@contoso.test", "mailbox=bob@contoso.test", "account=daemon")
+
+	// The debug-level log of all this holds no password and no token.
+	a, err := l.mgr.Account("daemon")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := a.Token(context.Background(), auth.Exchange)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := l.logs.String()
+	for _, secret := range []string{alicePassword, domainPassword, tok.AccessToken, tok.AccessToken[len(tok.AccessToken)-40:], plain(aliceUser, alicePassword)} {
+		if strings.Contains(logs, secret) {
+			t.Fatalf("the proxy's log holds a secret (%d chars)", len(secret))
+		}
+	}
 }
 
 // TestIMAPLoginForms: the ways programs send credentials to IMAP: atoms, quoted strings with
