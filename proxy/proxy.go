@@ -18,9 +18,10 @@
 //     → implicit TLS; otherwise IMAP/POP3 implicit and SMTP STARTTLS.
 //   - The SASL user sent upstream is the account's mailbox for [proxy.users] entries, and the name the
 //     program sent for [proxy.domains] catch-alls (one app-only account serving every mailbox).
-//   - Before login, IMAP and POP3 capabilities are the proxy's own (the program must ask again after
-//     login, as RFC 3501 §6.2.2 says, and then sees the server's); SMTP is connected upstream at EHLO,
-//     so the program sees the server's extensions with AUTH and STARTTLS rewritten.
+//   - Before login, capabilities are the proxy's own: upstream is only dialed after the password is
+//     checked, so an unauthenticated program never makes the proxy connect anywhere. IMAP and POP3
+//     programs ask again after login (RFC 3501 §6.2.2) and then see the server's list; SMTP's EHLO
+//     list is what Exchange Online and Postfix both support, so it still holds after AUTH.
 package proxy
 
 import (
