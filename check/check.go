@@ -3,18 +3,20 @@
 // STAT, MAIL FROM + RSET) — and reports every step with its time and outcome, the server's exact words
 // on failure, and the likely cause where it is known. Exchange can accept AUTHENTICATE and fail the
 // next command ("User is authenticated but not connected"), which is why the mailbox command is part of
-// the check. The doctor builds on it. It never prints a token: it reads the token's claims to explain.
+// the check. The doctor builds on it (Connect). Failures are explained by the one catalogue of
+// findings, package doctor/catalog, from the error, the server's words and the token's claims. It
+// never prints a token: it reads the token's claims to explain.
 package check
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/mailoauth/mailoauth/auth"
 	"github.com/mailoauth/mailoauth/config"
+	"github.com/mailoauth/mailoauth/doctor/catalog"
 	"github.com/mailoauth/mailoauth/graph"
 	"github.com/mailoauth/mailoauth/imap"
 	"github.com/mailoauth/mailoauth/pop3"
@@ -28,9 +30,11 @@ type Result struct {
 	Server   string       `json:"server"` // host:port checked
 	OK       bool         `json:"ok"`
 	Steps    []trace.Step `json:"steps"`
-	// On failure: the server's exact words (when it said something), and what probably causes it.
-	Said  string `json:"server_said,omitempty"`
-	Cause string `json:"likely_cause,omitempty"`
+	// On failure: the server's exact words (when it said something), and what probably causes it:
+	// the catalogue's finding, and the same on one line ("cause: fix").
+	Said    string           `json:"server_said,omitempty"`
+	Cause   string           `json:"likely_cause,omitempty"`
+	Finding *catalog.Finding `json:"finding,omitempty"`
 	// Err is the failure itself, for callers that tell a configuration problem from a refusal.
 	Err error `json:"-"`
 }
@@ -66,31 +70,32 @@ func one(ctx context.Context, a *auth.Account, protocol string) Result {
 	var rec trace.Recorder
 	t := rec.Func()
 	r := Result{Protocol: protocol, Server: a.Server(protocol)}
-	var claims map[string]any
-	resource := auth.Exchange
-	if protocol == config.ProtocolGraph {
-		resource = auth.Graph
-	}
+	var claims *catalog.Claims
 	err := t.Do("token", func() (string, error) {
-		tok, err := a.Token(ctx, resource)
+		tok, err := a.Token(ctx, resourceOf(protocol))
 		if err != nil {
 			return "", err
 		}
-		claims = Claims(tok.AccessToken)
-		return summarize(claims, tok.ExpiresOn), nil
+		claims, _ = catalog.ParseClaims(tok.AccessToken)
+		return Summary(claims, tok.ExpiresOn), nil
 	})
 	if err == nil {
-		err = connect(ctx, a, protocol, t)
+		err = Connect(ctx, a, protocol, t)
 	}
 	r.Steps, r.OK, r.Err = rec.Steps, err == nil, err
 	if err != nil {
-		r.Said = serverSaid(err)
-		r.Cause = likelyCause(a, protocol, claims, err, r.Said)
+		r.Said = catalog.ServerSaid(err)
+		if f, ok := catalog.Explain(catalog.For(a), protocol, r.Server, claims, err, time.Now()); ok {
+			r.Finding, r.Cause = &f, f.String()
+		}
 	}
 	return r
 }
 
-func connect(ctx context.Context, a *auth.Account, protocol string, t trace.Func) error {
+// Connect does, for one protocol of an account, what a real client does after getting its token:
+// resolve, connect, TLS, capabilities, authenticate, and the first command that needs the mailbox,
+// each step reported to t. The doctor runs its connection links with it.
+func Connect(ctx context.Context, a *auth.Account, protocol string, t trace.Func) error {
 	switch protocol {
 	case config.ProtocolIMAP:
 		o := imap.ForAccount(a)
@@ -174,39 +179,14 @@ func connect(ctx context.Context, a *auth.Account, protocol string, t trace.Func
 	return fmt.Errorf("checking %s is not supported", protocol)
 }
 
-// serverSaid is the server's own words inside an error, if any.
-func serverSaid(err error) string {
-	var ie *imap.Error
-	var pe *pop3.Error
-	var se *smtp.Error
-	var ge *graph.Error
-	switch {
-	case errors.As(err, &ge):
-		return ge.Error()
-	case errors.As(err, &ie):
-		return ie.Server
-	case errors.As(err, &pe):
-		return pe.Server
-	case errors.As(err, &se):
-		return se.Server
+// Summary describes a token for a trace step: its claims (or that it is opaque) and its expiry.
+func Summary(c *catalog.Claims, exp time.Time) string {
+	if c == nil {
+		return "opaque token (not a JWT), expires in " + time.Until(exp).Round(time.Second).String()
 	}
-	return ""
-}
-
-func summarize(c map[string]any, exp time.Time) string {
-	var parts []string
-	if aud, ok := c["aud"].(string); ok {
-		parts = append(parts, "aud "+aud)
+	s := c.Summary(time.Now())
+	if c.NotAfter.IsZero() {
+		s += ", expires in " + time.Until(exp).Round(time.Second).String()
 	}
-	if scp, ok := c["scp"].(string); ok {
-		parts = append(parts, "scp "+scp)
-	}
-	if roles := stringList(c["roles"]); len(roles) > 0 {
-		parts = append(parts, "roles "+strings.Join(roles, " "))
-	}
-	if upn, ok := c["upn"].(string); ok {
-		parts = append(parts, "upn "+upn)
-	}
-	parts = append(parts, "expires in "+time.Until(exp).Round(time.Second).String())
-	return strings.Join(parts, ", ")
+	return s
 }

@@ -124,7 +124,7 @@ func TestRefusals(t *testing.T) {
 			account: "daemon", protocol: "imap", said: "", cause: "ImapEnabled $true"},
 		{name: "a Graph token on IMAP (unprefixed scope)", account: "x", protocol: "imap", said: "AUTHENTICATE failed.", cause: "not Exchange Online",
 			extra: &config.Account{ClientID: world.DesktopClientID, Flow: "password", Email: world.Alice, PasswordEnv: "CHECK_TEST_PW", Scopes: []string{"Mail.ReadWrite"}, Protocols: []string{"imap"}}},
-		{name: "alice's token on bob's mailbox", account: "x", protocol: "imap", said: "", cause: "FullAccess on it",
+		{name: "alice's token on bob's mailbox", account: "x", protocol: "imap", said: "", cause: "holds no FullAccess on bob@contoso.test",
 			extra: &config.Account{ClientID: world.DesktopClientID, Flow: "password", Email: world.Alice, Mailbox: world.Bob, PasswordEnv: "CHECK_TEST_PW", Protocols: []string{"imap"}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -20,19 +20,19 @@ func TestScenarioRefusals(t *testing.T) {
 	for _, tc := range []struct {
 		scenario, account, protocol string
 		ok                          bool
-		said, cause                 string
+		said, cause, code           string
 	}{
-		{"no-service-principal", "daemon", "imap", false, "AUTHENTICATE failed.", "New-ServicePrincipal"},
-		{"no-service-principal", "daemon", "smtp", false, "535 5.7.3", "New-ServicePrincipal"},
-		{"unconsented", "daemon", "imap", false, "AUTHENTICATE failed.", "admin consent"},
-		{"unconsented", "alice-password", "imap", false, "", "identity platform refused"},
-		{"imap-pop-disabled", "alice", "imap", false, "authenticated but not connected", "ImapEnabled $true"},
-		{"imap-pop-disabled", "bob", "pop", false, "Authentication failure", "PopEnabled $true"},
-		{"smtp-auth-disabled-tenant", "bob", "smtp", false, "SmtpClientAuthentication is disabled", "SmtpClientAuthenticationDisabled $false"},
-		{"smtp-auth-disabled-tenant", "alice", "smtp", true, "", ""},
-		{"smtp-auth-disabled-mailbox", "bob", "smtp", false, "5.7.139", "SmtpClientAuthenticationDisabled $false"},
-		{"no-fullaccess", "daemon-bob", "imap", false, "", "FullAccess"},
-		{"no-fullaccess", "bob-support", "imap", false, "", "FullAccess on it"},
+		{"no-service-principal", "daemon", "imap", false, "AUTHENTICATE failed.", "New-ServicePrincipal", "MO-NO-SERVICE-PRINCIPAL"},
+		{"no-service-principal", "daemon", "smtp", false, "535 5.7.3", "New-ServicePrincipal", "MO-APP-EXCHANGE-REFUSED"},
+		{"unconsented", "daemon", "imap", false, "AUTHENTICATE failed.", "admin consent", "MO-ROLE-MISSING"},
+		{"unconsented", "alice-password", "imap", false, "", "AADSTS65001", "MO-AADSTS65001"},
+		{"imap-pop-disabled", "alice", "imap", false, "authenticated but not connected", "ImapEnabled $true", "MO-IMAP-DISABLED"},
+		{"imap-pop-disabled", "bob", "pop", false, "Authentication failure", "PopEnabled $true", "MO-POP-DISABLED"},
+		{"smtp-auth-disabled-tenant", "bob", "smtp", false, "SmtpClientAuthentication is disabled", "SmtpClientAuthenticationDisabled $false", "MO-SMTP-AUTH-DISABLED"},
+		{"smtp-auth-disabled-tenant", "alice", "smtp", true, "", "", ""},
+		{"smtp-auth-disabled-mailbox", "bob", "smtp", false, "5.7.139", "SmtpClientAuthenticationDisabled $false", "MO-SMTP-AUTH-DISABLED"},
+		{"no-fullaccess", "daemon-bob", "imap", false, "", "FullAccess", "MO-NOT-CONNECTED"},
+		{"no-fullaccess", "bob-support", "imap", false, "", "holds no FullAccess on support@contoso.test", "MO-USER-NO-FULLACCESS"},
 	} {
 		t.Run(tc.scenario+"/"+tc.account+"/"+tc.protocol, func(t *testing.T) {
 			w, err := world.LoadScenario(filepath.Join("..", "emulator", "world", "testdata", tc.scenario+".toml"))
@@ -81,6 +81,9 @@ func TestScenarioRefusals(t *testing.T) {
 			}
 			if !strings.Contains(r.Said, tc.said) || !strings.Contains(r.Cause, tc.cause) {
 				t.Fatalf("server said %q (want %q), cause %q (want %q)", r.Said, tc.said, r.Cause, tc.cause)
+			}
+			if tc.code != "" && (r.Finding == nil || r.Finding.Code != tc.code) {
+				t.Fatalf("finding %+v, want code %s", r.Finding, tc.code)
 			}
 		})
 	}

@@ -97,9 +97,10 @@ func explained(ctx context.Context, acc *auth.Account, via string, err error) er
 	if errors.As(err, &ue) {
 		return err
 	}
-	// The --via names are the protocol names (imap, pop, graph).
-	if cause := check.Explain(ctx, acc, via, err); cause != "" {
-		return fmt.Errorf("%w\nlikely cause: %s", err, cause)
+	// The --via names are the protocol names (imap, pop, graph). The finding comes from the one
+	// catalogue (doctor/catalog), as in check, doctor and the proxy.
+	if f, ok := check.Explain(ctx, acc, via, err); ok {
+		return fmt.Errorf("%w\nlikely cause: %s\nfix: %s [%s]", err, f.Cause, f.Fix, f.Code)
 	}
 	return err
 }

@@ -120,6 +120,7 @@ func (a *app) rootCommand() *cobra.Command {
 	root.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
 	root.AddCommand(a.emulatorCommand(), a.demoCommand(), a.loginCommand(), a.tokenCommand(), a.accountsCommand(), a.logoutCommand(), a.checkCommand(), a.sendCommand(), a.sendmailCommand(), a.mailCommand())
 	root.AddCommand(a.proxyCommand())
+	root.AddCommand(a.doctorCommand(), a.setupCommand())
 	return root
 }
 

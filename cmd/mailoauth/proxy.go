@@ -98,7 +98,7 @@ func (a *app) runProxy(ctx context.Context, checkOnly bool, drain time.Duration)
 	if err := proxyAccounts(cfg, mgr); err != nil {
 		return err
 	}
-	opts := proxy.Options{Log: a.log.With("component", "proxy"), Explain: explainRefusal}
+	opts := proxy.Options{Log: a.log.With("component", "proxy")}
 	opts.LoginTimeout, opts.IdleTimeout, opts.MaxSession = cfg.Proxy.Timeouts()
 	srv, err := proxy.New(cfg.Proxy, mgr, opts)
 	if err != nil {
@@ -238,6 +238,3 @@ func (a *app) readNewPassword() (string, error) {
 	}
 	return pw, nil
 }
-
-// explainRefusal is filled by the doctor's catalogue once it is wired (see doctor.ExplainRefusal).
-var explainRefusal func(a *auth.Account, protocol, said, accessToken string) (cause, fix string)

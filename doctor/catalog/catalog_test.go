@@ -1,0 +1,119 @@
+package catalog
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mailoauth/mailoauth/auth"
+)
+
+func jwt(t testing.TB, claims map[string]any) string {
+	b, err := json.Marshal(claims)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return "eyJhbGciOiJSUzI1NiJ9." + base64.RawURLEncoding.EncodeToString(b) + ".c2ln"
+}
+
+var subject = Subject{Account: "work", ClientID: "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d", Tenant: "contoso.com", Email: "alice@contoso.com",
+	Mailbox: "alice@contoso.com", Flow: "interactive", Authority: "https://login.microsoftonline.com", Cloud: auth.Clouds["global"]}
+
+// The findings that need no server: what the claims say, and the servers' words alone.
+func TestRefusalsFromWordsAndClaims(t *testing.T) {
+	now := time.Now()
+	exchange := map[string]any{"aud": "https://outlook.office.com", "scp": "IMAP.AccessAsUser.All SMTP.Send", "upn": "alice@contoso.com",
+		"tid": "7c4b8e1a-2f5d-4e3b-9a61-0d8f3c2b1a50", "iat": float64(now.Unix()), "exp": float64(now.Add(time.Hour).Unix())}
+	with := func(k string, v any) map[string]any {
+		m := map[string]any{}
+		for a, b := range exchange {
+			m[a] = b
+		}
+		m[k] = v
+		return m
+	}
+	for _, tc := range []struct {
+		name, protocol, said string
+		claims               map[string]any // nil: an opaque token
+		code, fix            string
+	}{
+		{"expired token", "imap", "NO AUTHENTICATE failed.", with("exp", float64(now.Add(-time.Hour).Unix())), CodeTokenExpired, "mailoauth token work"},
+		{"opaque token", "smtp", "535 5.7.3 Authentication unsuccessful", nil, CodeRefusedOpaque, "mailoauth login work"},
+		{"basic auth", "smtp", "535 5.7.139 Authentication unsuccessful, basic authentication is disabled.", exchange, CodeBasicAuth, "mailoauth proxy"},
+		{"LOGIN refused", "imap", "NO LOGIN failed.", exchange, CodeBasicAuth, "XOAUTH2"},
+		{"send as", "smtp", "554 5.2.252 SendAsDenied; alice@contoso.com not allowed to send as x@contoso.com", exchange, CodeSendAs, "Add-RecipientPermission"},
+		{"SMTP AUTH off for the mailbox", "smtp", "535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Mailbox.", exchange, CodeSMTPAuthOff, "Set-CASMailbox -Identity alice@contoso.com -SmtpClientAuthenticationDisabled $false"},
+		{"Exchange token on Graph", "graph", "", exchange, CodeAudExchange, "https://graph.microsoft.com"},
+		{"token that looks right", "imap", "NO AUTHENTICATE failed.", exchange, CodeRefused, "mailoauth login work"},
+		{"app-only without role", "smtp", "535 5.7.3 Authentication unsuccessful", map[string]any{"aud": "https://outlook.office365.com", "roles": []any{"IMAP.AccessAsApp"}, "oid": "5b1c", "idtyp": "app"}, CodeRoleMissing, "SMTP.SendAsApp"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var c *Claims
+			if tc.claims != nil {
+				var err error
+				if c, err = ParseClaims(jwt(t, tc.claims)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var f Finding
+			if tc.protocol == "graph" {
+				p, _ := CheckClaims(subject, tc.protocol, c, "")
+				f = *p
+			} else {
+				f = Refusal(subject, tc.protocol, tc.said, c, now)
+			}
+			if f.Code != tc.code || !strings.Contains(f.Fix, tc.fix) {
+				t.Fatalf("%+v, want %s naming %q", f, tc.code, tc.fix)
+			}
+		})
+	}
+	// The tenant of the token against the tenant discovery named; a token that is not a JWT is a note.
+	c, _ := ParseClaims(jwt(t, exchange))
+	if f, _ := CheckClaims(subject, "imap", c, "00000000-1111-2222-3333-444444444444"); f == nil || f.Code != CodeTenantMismatch {
+		t.Errorf("tid mismatch: %+v", f)
+	}
+	if f, notes := CheckClaims(subject, "imap", nil, ""); f != nil || len(notes) != 1 || notes[0].Code != CodeNotJWT {
+		t.Errorf("opaque token: %+v %+v", f, notes)
+	}
+	if _, err := ParseClaims("EwBAAl3BAAUFFpUAo7J3Ve0bjLBWZWCclRC3EoAA"); err != ErrNotJWT {
+		t.Errorf("an opaque token: %v", err)
+	}
+}
+
+func TestSharedMailboxSyntax(t *testing.T) {
+	f, ok := SharedMailboxSyntax(`alice@contoso.com\support`)
+	if !ok || f.Code != CodeSharedSyntax || !strings.Contains(f.Fix, `mailbox = "support@contoso.com"`) || !strings.Contains(f.Fix, "Add-MailboxPermission -Identity support@contoso.com -User alice@contoso.com") {
+		t.Fatalf("%+v", f)
+	}
+	if _, ok := SharedMailboxSyntax("support@contoso.com"); ok {
+		t.Error("a plain address is not the old syntax")
+	}
+}
+
+func TestAADSTSAdvice(t *testing.T) {
+	for n, fix := range map[int]string{700082: "mailoauth login work", 50173: "mailoauth login work", 7000218: "Allow public client flows",
+		700025: "remove client_secret_file", 50011: "http://localhost", 1002012: "/.default", 700027: "Upload certificate"} {
+		if f := AADSTS(subject, n, ""); f.Code != aadstsCode(n) || !strings.Contains(f.Fix, fix) || !strings.Contains(f.Cause, "AADSTS") {
+			t.Errorf("AADSTS%d: %+v, want a fix naming %q", n, f, fix)
+		}
+	}
+	if f := AADSTS(subject, 123456, "AADSTS123456: Something new."); f.Code != CodeAADSTS || !strings.Contains(f.Fix, "code=123456") {
+		t.Errorf("unknown code: %+v", f)
+	}
+}
+
+// TestDocumented: docs/doctor.md names every code.
+func TestDocumented(t *testing.T) {
+	b, err := os.ReadFile("../../docs/doctor.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range AllCodes() {
+		if !strings.Contains(string(b), "`"+c+"`") {
+			t.Errorf("docs/doctor.md does not document %s", c)
+		}
+	}
+}
