@@ -58,9 +58,6 @@ type Options struct {
 	MaxSession time.Duration // default 24 hours
 	// MaxLine bounds a command line before authentication, and an IMAP literal in LOGIN.
 	MaxLine int // default 8 KiB
-	// Explain turns an upstream refusal into the cause and the fix for the log and the program's
-	// message (the doctor's catalogue). nil: the server's words only.
-	Explain func(a *auth.Account, protocol, said, accessToken string) (cause, fix string)
 	// Hostname is what the SMTP greeting names. Default "mailoauth-proxy".
 	Hostname string
 }
@@ -146,7 +143,9 @@ func (l *listener) tlsConfig() *tls.Config {
 // listenerKey identifies a listener across reloads: the same protocol and local TLS mode on the same
 // address keeps its socket (and its sessions); anything else about it (certificate files, upstream)
 // is updated in place.
-func listenerKey(l *config.Listener) string { return l.Protocol + " " + localTLSMode(l) + " " + l.Listen }
+func listenerKey(l *config.Listener) string {
+	return l.Protocol + " " + localTLSMode(l) + " " + l.Listen
+}
 
 func localTLSMode(l *config.Listener) string {
 	if l.LocalTLS == "" {
