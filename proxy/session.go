@@ -16,6 +16,7 @@ import (
 
 	"github.com/mailoauth/mailoauth/auth"
 	"github.com/mailoauth/mailoauth/config"
+	"github.com/mailoauth/mailoauth/doctor/catalog"
 )
 
 // session is one program's connection, from accept to close.
@@ -221,6 +222,9 @@ func (s *session) login(user, password string, up upstreamProtocol) (conn *upstr
 			o, reason = outcomeUnknownUser, "unknown user: add it under [proxy.users] (or its domain under [proxy.domains])"
 		}
 		m.login(s.cfg.Protocol, string(o))
+		if f, ok := catalog.SharedMailboxSyntax(user); ok && !known {
+			reason = f.Cause + ": " + f.Fix
+		}
 		log.Warn("login refused", "outcome", o, "reason", reason)
 		// The program is told the same in both cases, so that user names cannot be probed.
 		return nil, "", &loginError{outcome: o, msg: "Authentication failed: wrong user name or password."}
@@ -285,14 +289,11 @@ func (s *session) login(user, password string, up upstreamProtocol) (conn *upstr
 		var r *refusal
 		if errors.As(aerr2, &r) {
 			m.login(s.cfg.Protocol, string(outcomeRefused))
-			attrs := []any{"outcome", outcomeRefused, "server_said", r.said}
-			msg := "The mail server refused the account's token: " + r.said
-			if ex := s.srv.opts.Explain; ex != nil {
-				if cause, fix := ex(a, s.cfg.Protocol, r.said, sent.AccessToken); cause != "" {
-					attrs = append(attrs, "cause", cause, "fix", fix)
-					msg = "The mail server refused the account's token: " + cause
-				}
-			}
+			// The doctor's catalogue says why, from the server's words and the token's claims.
+			claims, _ := catalog.ParseClaims(sent.AccessToken)
+			f := catalog.Refusal(catalog.For(a), s.cfg.Protocol, r.said, claims, time.Now())
+			attrs := []any{"outcome", outcomeRefused, "server_said", r.said, "finding", f.Code, "cause", f.Cause, "fix", f.Fix}
+			msg := "The mail server refused the account's token: " + f.Cause + " (" + f.Code + ")"
 			log.Error("login failed: upstream refused the token", attrs...)
 			return nil, "", &loginError{outcome: outcomeRefused, msg: oneLine(msg)}
 		}
@@ -410,13 +411,35 @@ func (s *session) splice(uc *upstreamConn) {
 // copyBufSize holds a full TLS record (16 KiB), so that one read moves one record.
 const copyBufSize = 16 << 10
 
+// A direction with nothing to move waits with an idleBufSize buffer of its own; a read that fills it
+// takes a copyBufSize buffer from copyBufs, which goes back once the direction has been quiet for
+// shrinkAfter. Mail programs are idle most of the time (polling, IDLE), so an idle session holds
+// 2 × 1 KiB instead of 2 × 16 KiB; a burst pays one short record at its start.
+const (
+	idleBufSize = 1 << 10
+	shrinkAfter = 5 * time.Second
+)
+
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, copyBufSize); return &b }}
+
 // copy moves bytes from src to dst. The idle timeout is a read deadline on each side; when it fires
 // and the other side was active meanwhile, the wait goes on.
 func (s *session) copy(dst, src net.Conn, last *atomic.Int64, counter *atomic.Uint64) {
 	idle := s.srv.opts.IdleTimeout
-	buf := make([]byte, copyBufSize)
+	small := make([]byte, idleBufSize)
+	buf := small
+	var big *[]byte // from copyBufs while data flows
+	defer func() {
+		if big != nil {
+			copyBufs.Put(big)
+		}
+	}()
 	for {
-		_ = src.SetReadDeadline(time.Now().Add(idle))
+		wait := idle
+		if big != nil {
+			wait = min(idle, shrinkAfter)
+		}
+		_ = src.SetReadDeadline(time.Now().Add(wait))
 		n, err := src.Read(buf)
 		if n > 0 {
 			last.Store(time.Now().UnixNano())
@@ -424,10 +447,18 @@ func (s *session) copy(dst, src net.Conn, last *atomic.Int64, counter *atomic.Ui
 				return
 			}
 			counter.Add(uint64(n))
+			if big == nil && n == len(small) {
+				big = copyBufs.Get().(*[]byte)
+				buf = *big
+			}
 		}
 		if err != nil {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
+				if big != nil { // quiet for a while: wait with the small buffer
+					copyBufs.Put(big)
+					big, buf = nil, small
+				}
 				if since := time.Since(time.Unix(0, last.Load())); since < idle {
 					continue
 				}
