@@ -1,11 +1,16 @@
 package proxy
 
 import (
+	"bufio"
+	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
 	"testing"
 	"time"
+
+	"github.com/mailoauth/mailoauth/internal/dial"
 
 	"github.com/mailoauth/mailoauth/auth"
 	"github.com/mailoauth/mailoauth/config"
@@ -58,6 +63,45 @@ func FuzzPreAuth(f *testing.F) {
 				t.Fatalf("%s session did not end", l.cfg.Load().Protocol)
 			}
 			client.Close()
+		}
+	})
+}
+
+// FuzzUpstream feeds arbitrary bytes, as a server would send them, to each protocol's upstream side
+// (greeting, STARTTLS answer, EHLO and multi-line replies, SASL challenges, the final answer): it must
+// end with a result or an error, without a panic or a hang, whatever the server says.
+func FuzzUpstream(f *testing.F) {
+	for _, seed := range []string{
+		// Captured from Exchange Online (research/exchange-wire.md) and Dovecot.
+		"* OK The Microsoft Exchange IMAP4 service is ready. [TQBXADIA]\r\nm1 OK AUTHENTICATE completed.\r\n",
+		"* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=XOAUTH2] Dovecot ready.\r\n+ eyJzdGF0dXMiOiI0MDEiLCJzY2hlbWVzIjoiYmVhcmVyIiwic2NvcGUiOiJtYWlsIn0=\r\nm1 NO [AUTHENTICATIONFAILED] Authentication failed.\r\n",
+		"+OK The Microsoft Exchange POP3 service is ready.\r\n+ \r\n+OK User successfully authenticated.\r\n",
+		"+OK Dovecot ready.\r\n+ \r\n-ERR [AUTH] Authentication failed.\r\n",
+		"220 BN9PR03CA0123.outlook.office365.com Microsoft ESMTP MAIL Service ready\r\n250-BN9PR03CA0123.outlook.office365.com Hello\r\n250-SIZE 157286400\r\n250-AUTH LOGIN XOAUTH2\r\n250 SMTPUTF8\r\n334 \r\n535 5.7.3 Authentication unsuccessful [BN9PR03CA0123.namprd03.prod.outlook.com]\r\n",
+		"220 x\r\n250-x\r\n250-STARTTLS\r\n250 AUTH XOAUTH2\r\n454 TLS not available\r\n",
+		"220-multi\r\n220 line\r\n250 x\r\n334 eyJzdGF0dXMiOiI0MDEifQ==\r\n535 5.7.8 no\r\n",
+		"* BYE shutting down\r\n",
+		"2",
+	} {
+		f.Add(seed)
+	}
+	ups := []upstreamProtocol{imapUp{}, popUp{}, smtpUp{}}
+	f.Fuzz(func(t *testing.T, input string) {
+		for _, p := range ups {
+			for _, mode := range []dial.Mode{dial.Implicit, dial.StartTLS} {
+				client, server := net.Pipe()
+				go func() { _, _ = io.Copy(io.Discard, server) }()
+				go func() { _, _ = io.WriteString(server, input); _ = server.Close() }()
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				_ = client.SetDeadline(time.Now().Add(5 * time.Second))
+				u := &upstreamConn{conn: client, r: bufio.NewReader(client), addr: "mail.example:993",
+					tlsCfg: &tls.Config{ServerName: "mail.example"}, ctx: ctx, hello: "proxy.example"}
+				if err := p.open(u, mode); err == nil {
+					_, _ = p.authenticate(u, "XOAUTH2", "user@example.com", "not-a-real-token")
+				}
+				cancel()
+				client.Close()
+			}
 		}
 	})
 }
