@@ -10,6 +10,7 @@ import (
 	"github.com/mailoauth/mailoauth/check"
 	"github.com/mailoauth/mailoauth/config"
 	"github.com/mailoauth/mailoauth/emulator"
+	"github.com/mailoauth/mailoauth/emulator/emulatortest"
 	"github.com/mailoauth/mailoauth/emulator/world"
 )
 
@@ -45,20 +46,9 @@ func TestScenarioRefusals(t *testing.T) {
 					user = a.Email
 				}
 			}
-			e, err := emulator.Start(context.Background(), emulator.Options{World: w, AutoApprove: user})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer e.Close()
-			dir := t.TempDir()
-			if err := e.WriteData(dir); err != nil {
-				t.Fatal(err)
-			}
-			cfg, err := config.Load(filepath.Join(dir, emulator.ConfigName))
-			if err != nil {
-				t.Fatal(err)
-			}
-			a, err := auth.New(cfg, auth.Options{}).Account(tc.account)
+			l := emulatortest.Start(t, emulator.Options{World: w, AutoApprove: user})
+			e := l.E
+			a, err := auth.New(l.Config, auth.Options{}).Account(tc.account)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -24,6 +24,7 @@ import (
 	"github.com/mailoauth/mailoauth/config"
 	"github.com/mailoauth/mailoauth/doctor"
 	"github.com/mailoauth/mailoauth/emulator"
+	"github.com/mailoauth/mailoauth/emulator/emulatortest"
 	"github.com/mailoauth/mailoauth/emulator/world"
 	"github.com/mailoauth/mailoauth/imap"
 )
@@ -37,20 +38,8 @@ type lab struct {
 
 func start(t *testing.T, w *world.World, now func() time.Time) *lab {
 	t.Helper()
-	e, err := emulator.Start(context.Background(), emulator.Options{World: w, AutoApprove: world.Alice, Now: now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.Close() })
-	dir := t.TempDir()
-	if err := e.WriteData(dir); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(filepath.Join(dir, emulator.ConfigName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &lab{e: e, cfg: cfg, dir: dir}
+	l := emulatortest.Start(t, emulator.Options{World: w, AutoApprove: world.Alice, Now: now})
+	return &lab{e: l.E, cfg: l.Config, dir: l.Dir}
 }
 
 // account adds a copy of base named name, changed by change (after loading: paths are absolute).

@@ -11,8 +11,8 @@ import (
 	"testing"
 
 	"github.com/mailoauth/mailoauth/auth"
-	"github.com/mailoauth/mailoauth/config"
 	"github.com/mailoauth/mailoauth/emulator"
+	"github.com/mailoauth/mailoauth/emulator/emulatortest"
 	"github.com/mailoauth/mailoauth/emulator/world"
 	"github.com/mailoauth/mailoauth/imap"
 	"github.com/mailoauth/mailoauth/mail"
@@ -23,20 +23,7 @@ import (
 // accounts starts an in-process emulator and returns a manager over the config it writes.
 func accounts(t *testing.T) *auth.Manager {
 	t.Helper()
-	e, err := emulator.Start(context.Background(), emulator.Options{AutoApprove: world.Alice})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.Close() })
-	dir := t.TempDir()
-	if err := e.WriteData(dir); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(filepath.Join(dir, emulator.ConfigName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return auth.New(cfg, auth.Options{})
+	return auth.New(emulatortest.Start(t, emulator.Options{AutoApprove: world.Alice}).Config, auth.Options{})
 }
 
 func account(t *testing.T, m *auth.Manager, name string) *auth.Account {

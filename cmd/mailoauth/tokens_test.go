@@ -14,22 +14,15 @@ import (
 
 	"github.com/mailoauth/mailoauth/config"
 	"github.com/mailoauth/mailoauth/emulator"
+	"github.com/mailoauth/mailoauth/emulator/emulatortest"
 	"github.com/mailoauth/mailoauth/emulator/world"
 )
 
 // startEmulator runs an in-process emulator and returns the path of the config it wrote.
 func startEmulator(t *testing.T, opts emulator.Options) (*emulator.Emulator, string) {
 	t.Helper()
-	e, err := emulator.Start(context.Background(), opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.Close() })
-	dir := t.TempDir()
-	if err := e.WriteData(dir); err != nil {
-		t.Fatal(err)
-	}
-	return e, filepath.Join(dir, emulator.ConfigName)
+	l := emulatortest.Start(t, opts)
+	return l.E, l.Path
 }
 
 func TestTokenLoginAccountsLogout(t *testing.T) {
