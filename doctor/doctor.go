@@ -8,7 +8,8 @@
 // SMTP, Graph) walks its own chain, and one protocol's broken link does not stop another's. The
 // connection links are package check's (check.Connect): the doctor is the same client, not a second
 // one. Findings come from the one catalogue, package doctor/catalog, which check, the mail commands
-// and the proxy use too; this package re-exports its Finding and gives the proxy ExplainRefusal.
+// and the proxy use too; this package re-exports its Finding, and ExplainRefusal gives the
+// catalogue's answer for one refusal (what the proxy logs, through catalog.Refusal directly).
 //
 // Where Exchange's answer fits several causes (an app-only token accepted by IMAP and then refused
 // the mailbox: no FullAccess, or IMAP disabled), the doctor tries another protocol the app holds a
@@ -45,7 +46,7 @@ type Finding = catalog.Finding
 // after it) for an account: said is the server's words ("NO AUTHENTICATE failed.", "535 5.7.139
 // ...", "-ERR Authentication failure: ...", "User is authenticated but not connected."), accessToken
 // the token that was sent — only its claims are read, without verification, and it is never
-// printed. protocol is "imap", "pop" or "smtp". The proxy logs the result's String().
+// printed. protocol is "imap", "pop" or "smtp".
 func ExplainRefusal(a *auth.Account, protocol string, said string, accessToken string) Finding {
 	c, _ := catalog.ParseClaims(accessToken)
 	return catalog.Refusal(catalog.For(a), protocol, said, c, time.Now())
