@@ -105,6 +105,17 @@ type Server struct {
 	started   bool
 	wg        sync.WaitGroup // sessions and accept loops
 	nextID    atomic.Uint64
+	// upstreamTLS holds a TLS session cache per account, so that logins after the first resume their
+	// TLS session with the server instead of a full handshake.
+	upstreamTLS sync.Map // account name → tls.ClientSessionCache
+}
+
+// upstreamTLSConfig is the account's TLS configuration with the account's session cache.
+func (s *Server) upstreamTLSConfig(a *auth.Account) *tls.Config {
+	c := a.TLSConfig()
+	cache, _ := s.upstreamTLS.LoadOrStore(a.Name(), tls.NewLRUClientSessionCache(64))
+	c.ClientSessionCache = cache.(tls.ClientSessionCache)
+	return c
 }
 
 // New returns a Server for cfg; Start binds its listeners.
@@ -129,16 +140,23 @@ type listener struct {
 	cfg  atomic.Pointer[config.Listener]
 	cert atomic.Pointer[tls.Certificate] // local TLS; reloaded on SIGHUP
 	addr string                          // the bound address (differs from cfg.Listen for port 0)
+	// tls is one configuration for all the listener's connections, so that its session-ticket keys
+	// are shared and a program reconnecting resumes its TLS session instead of a full handshake.
+	tls *tls.Config
 }
 
-func (l *listener) tlsConfig() *tls.Config {
-	return &tls.Config{
+func newListener() *listener {
+	l := &listener{}
+	l.tls = &tls.Config{
 		MinVersion: tls.VersionTLS12,
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 			return l.cert.Load(), nil
 		},
 	}
+	return l
 }
+
+func (l *listener) tlsConfig() *tls.Config { return l.tls }
 
 // listenerKey identifies a listener across reloads: the same protocol and local TLS mode on the same
 // address keeps its socket (and its sessions); anything else about it (certificate files, upstream)
@@ -195,7 +213,7 @@ func (s *Server) Reload(cfg *config.Proxy, accounts Accounts) error {
 		want[k] = true
 		cur := s.listeners[k]
 		if cur == nil {
-			cur = &listener{}
+			cur = newListener()
 			s.listeners[k] = cur
 		}
 		cur.cfg.Store(&l)

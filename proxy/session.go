@@ -264,7 +264,7 @@ func (s *session) login(user, password string, up upstreamProtocol) (conn *upstr
 	if hello == "" {
 		hello = s.srv.opts.Hostname
 	}
-	uc, derr := dialUpstream(s.ctx, up, addr, a.TLSConfig(), hello)
+	uc, derr := dialUpstream(s.ctx, up, addr, s.srv.upstreamTLSConfig(a), hello)
 	if derr != nil {
 		m.login(s.cfg.Protocol, string(outcomeUnavailable))
 		log.Error("login failed: upstream unavailable", "outcome", outcomeUnavailable, "err", derr)
