@@ -13,18 +13,22 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/mailoauth/mailoauth/auth"
 	"github.com/mailoauth/mailoauth/check"
 	"github.com/mailoauth/mailoauth/config"
+	"github.com/mailoauth/mailoauth/doctor"
 	"github.com/mailoauth/mailoauth/emulator"
 	"github.com/mailoauth/mailoauth/emulator/world"
 	"github.com/mailoauth/mailoauth/graph"
@@ -32,6 +36,7 @@ import (
 	"github.com/mailoauth/mailoauth/mail"
 	"github.com/mailoauth/mailoauth/mail/graphmail"
 	"github.com/mailoauth/mailoauth/pop3"
+	"github.com/mailoauth/mailoauth/proxy"
 	"github.com/mailoauth/mailoauth/smtp"
 	"github.com/mailoauth/mailoauth/store"
 )
@@ -186,7 +191,62 @@ func Run(ctx context.Context, opts Options) ([]Step, error) {
 	if err := t.mail(ctx, m, dir); err != nil {
 		return t.steps, err
 	}
+	if err := t.proxyAndDoctor(ctx, cfg, m); err != nil {
+		return t.steps, err
+	}
 	return t.steps, nil
+}
+
+// proxyAndDoctor runs the proxy of the emulator's config for a password-only program, and the
+// doctor on the account behind it.
+func (t *tour) proxyAndDoctor(ctx context.Context, cfg *config.File, m *auth.Manager) error {
+	if cfg.Proxy == nil {
+		return nil
+	}
+	if err := t.step("the proxy: a password-only program logs in as "+world.Alice+" (IMAP LOGIN, local password); the proxy uses daemon's token upstream", func(s *Step) error {
+		p := *cfg.Proxy
+		p.Listeners = []config.Listener{{Protocol: config.ProtocolIMAP, Listen: "127.0.0.1:0", LocalTLS: config.LocalTLSNone}}
+		srv, err := proxy.New(&p, m, proxy.Options{})
+		if err != nil {
+			return err
+		}
+		if err := srv.Start(); err != nil {
+			return err
+		}
+		defer srv.Shutdown(ctx)
+		var addr string
+		for _, a := range srv.Addrs() {
+			addr = a
+		}
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			return err
+		}
+		c := imapclient.New(conn, nil)
+		defer c.Close()
+		if err := c.Login(world.Alice, emulator.ProxyPassword).Wait(); err != nil {
+			return fmt.Errorf("LOGIN through the proxy: %w", err)
+		}
+		sel, err := c.Select("INBOX", nil).Wait()
+		if err != nil {
+			return err
+		}
+		s.Detail = fmt.Sprintf("LOGIN %s ok through %s; SELECT INBOX: %d messages", world.Alice, addr, sel.NumMessages)
+		return c.Logout().Wait()
+	}); err != nil {
+		return err
+	}
+	return t.step("the doctor: account daemon, every link from its config to the mailbox", func(s *Step) error {
+		rep, err := doctor.Run(ctx, cfg, m, "daemon", doctor.Options{})
+		if err != nil {
+			return err
+		}
+		if !rep.OK {
+			return errors.New("the doctor found a problem with account daemon")
+		}
+		s.Detail = "healthy: config, discovery, token, claims, connection, authentication and mailbox for every protocol"
+		return nil
+	})
 }
 
 // mail sends a message with an attachment from alice to bob over SMTP and over Graph (account daemon,

@@ -22,6 +22,8 @@ func TestTourSendsAndReadsMail(t *testing.T) {
 		"read both back as bob over IMAP",
 		"read both back as bob over POP3",
 		"read both back as bob over Graph",
+		"the proxy: a password-only program logs in",
+		"the doctor: account daemon",
 	} {
 		found := false
 		for _, s := range steps {
