@@ -24,7 +24,7 @@ type session struct {
 	srv  *Server
 	l    *listener
 	cfg  *config.Listener // the listener's configuration when the session began
-	set  *settings        // the users and accounts when the session began
+	set  *settings        // the users and accounts, as of the last login attempt
 	id   uint64
 	log  *slog.Logger
 	conn net.Conn // the program's connection; a *tls.Conn once TLS is on
@@ -214,6 +214,7 @@ func (s *session) lookup(user string) (account, hash, mailbox string, ok bool) {
 func (s *session) login(user, password string, up upstreamProtocol) (conn *upstreamConn, ok string, err error) {
 	m := s.srv.Metrics
 	log := s.log.With("user", user)
+	s.set = s.srv.settings.Load() // a reload since the connection began applies to this login
 	account, hash, mailbox, known := s.lookup(user)
 	if !s.srv.verifier.verify(hash, password) {
 		o := outcomeBadPassword
