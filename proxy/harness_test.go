@@ -20,6 +20,7 @@ import (
 	"github.com/mailoauth/mailoauth/auth"
 	"github.com/mailoauth/mailoauth/config"
 	"github.com/mailoauth/mailoauth/emulator"
+	"github.com/mailoauth/mailoauth/emulator/emulatortest"
 	"github.com/mailoauth/mailoauth/emulator/world"
 	"github.com/mailoauth/mailoauth/internal/passhash"
 	"github.com/mailoauth/mailoauth/internal/testpki"
@@ -39,8 +40,8 @@ var protocols = []string{config.ProtocolIMAP, config.ProtocolPOP, config.Protoco
 var tlsModes = []string{config.LocalTLSNone, config.LocalTLSImplicit, config.LocalTLSStartTLS}
 
 type labOptions struct {
-	world  *world.World          // nil: the default world
-	proxy  proxy.Options         // Log is set by the lab
+	world  *world.World         // nil: the default world
+	proxy  proxy.Options        // Log is set by the lab
 	mutate func(f *config.File) // changes to the configuration before the proxy starts
 }
 
@@ -64,15 +65,8 @@ var (
 
 func newLab(tb testing.TB, o labOptions) *lab {
 	tb.Helper()
-	e, err := emulator.Start(context.Background(), emulator.Options{World: o.world, AutoApprove: world.Alice})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { e.Close() })
-	l := &lab{tb: tb, emu: e, dir: tb.TempDir(), logs: &syncBuffer{}}
-	if err := e.WriteData(l.dir); err != nil {
-		tb.Fatal(err)
-	}
+	el := emulatortest.Start(tb, emulator.Options{World: o.world, AutoApprove: world.Alice})
+	l := &lab{tb: tb, emu: el.E, dir: el.Dir, cfg: el.Config, logs: &syncBuffer{}}
 	certPEM, keyPEM, pool, err := testpki.New()
 	if err != nil {
 		tb.Fatal(err)
@@ -82,9 +76,6 @@ func newLab(tb testing.TB, o labOptions) *lab {
 		tb.Fatal(err)
 	}
 	if err := os.WriteFile(l.keyFile, keyPEM, 0o600); err != nil {
-		tb.Fatal(err)
-	}
-	if l.cfg, err = config.Load(filepath.Join(l.dir, emulator.ConfigName)); err != nil {
 		tb.Fatal(err)
 	}
 	domainHashOnce.Do(func() { domainHash, err = passhash.Hash(domainPassword) })
