@@ -142,10 +142,6 @@ func Start(ctx context.Context, opts Options) (*Emulator, error) {
 	}
 	e.ln = ln
 	e.identity = "https://" + net.JoinHostPort(host, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
-	if e.MailAddrs, err = reservePorts(host); err != nil {
-		ln.Close()
-		return nil, err
-	}
 	e.Store = mailstore.New(now)
 	if e.Exchange, err = exchange.Start(exchange.Config{
 		World: w, Store: e.Store, Keys: e.Identity, Host: host, Now: now, Log: log,
@@ -153,6 +149,12 @@ func Start(ctx context.Context, opts Options) (*Emulator, error) {
 	}); err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("emulator: %w", err)
+	}
+	// Reserved once Exchange's listeners are bound, so that none of them can be handed the same port.
+	if e.MailAddrs, err = reservePorts(host); err != nil {
+		ln.Close()
+		e.Exchange.Close()
+		return nil, err
 	}
 	e.ProxyAddrs = map[string]string{}
 	for _, p := range []string{"imap", "pop", "smtp"} {
@@ -231,13 +233,21 @@ func (e *Emulator) generateCredentials(now time.Time) error {
 // reservePorts picks free ports for the servers that later parts of the emulator serve (Graph).
 func reservePorts(host string) (map[string]string, error) {
 	addrs := map[string]string{}
+	// All stay open until every port is chosen: a port closed at once can be handed out again by
+	// the next Listen, and two listeners would share it.
+	var held []net.Listener
+	defer func() {
+		for _, l := range held {
+			l.Close()
+		}
+	}()
 	for _, p := range []string{"graph", "proxy-imap", "proxy-pop", "proxy-smtp"} {
 		l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 		if err != nil {
 			return nil, fmt.Errorf("emulator: reserve a port on %s: %w", host, err)
 		}
+		held = append(held, l)
 		addrs[p] = l.Addr().String()
-		l.Close()
 	}
 	addrs["graph"] = "https://" + addrs["graph"] + "/v1.0"
 	return addrs, nil

@@ -542,6 +542,16 @@ func (v *view) fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *ima
 }
 
 func writeMessage(w *imapserver.FetchResponseWriter, m *message, flags []imap.Flag, options *imap.FetchOptions) error {
+	if err := writeItems(w, m, flags, options); err != nil {
+		// The writer holds the connection's encoder lock until Close: without it, the failed
+		// FETCH's status response (and the connection's goroutine) would wait on it for ever.
+		_ = w.Close()
+		return err
+	}
+	return w.Close()
+}
+
+func writeItems(w *imapserver.FetchResponseWriter, m *message, flags []imap.Flag, options *imap.FetchOptions) error {
 	w.WriteUID(m.uid)
 	if options.Flags {
 		w.WriteFlags(flags)
@@ -583,7 +593,7 @@ func writeMessage(w *imapserver.FetchResponseWriter, m *message, flags []imap.Fl
 	for _, bss := range options.BinarySectionSize {
 		w.WriteBinarySectionSize(bss, imapserver.ExtractBinarySectionSize(bytes.NewReader(m.data), bss))
 	}
-	return w.Close()
+	return nil
 }
 
 func (v *view) forEach(numSet imap.NumSet, f func(seq uint32, m *message)) {
