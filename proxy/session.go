@@ -36,7 +36,10 @@ type session struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	spliced   atomic.Bool
+	// phase guards spliced and answering against the login deadline's timer.
+	phase     sync.Mutex
+	spliced   bool // bytes are being copied: the login deadline no longer applies
+	answering bool // a login is past the password, waiting on the identity platform or the server
 	closeOnce sync.Once
 	up        net.Conn // upstream, once dialed; closed with the session
 	upMu      sync.Mutex
@@ -80,7 +83,15 @@ func (s *session) run() {
 	// Everything before the splice must finish by the login deadline, however slowly the program
 	// sends: a connection that never logs in cannot hold a slot for ever.
 	stop := context.AfterFunc(s.ctx, func() {
-		if !s.spliced.Load() {
+		s.phase.Lock()
+		defer s.phase.Unlock()
+		switch {
+		case s.spliced:
+		case s.answering:
+			// The token fetch and the server's side fail on this same deadline: leave the program
+			// long enough to be told so in its protocol, rather than just closing on it.
+			_ = s.conn.SetDeadline(time.Now().Add(answerGrace))
+		default:
 			s.close()
 		}
 	})
@@ -103,7 +114,7 @@ func (s *session) run() {
 		err = s.smtp()
 	}
 	switch {
-	case err == nil, errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+	case err == nil, quietEnd(err):
 		s.log.Debug("session closed")
 	case errors.Is(err, errLineTooLong):
 		s.log.Warn("session closed: command line too long before login", "max", s.srv.opts.MaxLine)
@@ -177,6 +188,25 @@ const (
 	outcomeRefused     outcome = "upstream_refused"
 )
 
+// deadlineErr says so when err is the login deadline running out, which the error itself does only as
+// "context deadline exceeded".
+func (s *session) deadlineErr(err error) error {
+	var ne net.Error
+	if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() {
+		return fmt.Errorf("no answer within the login timeout (%v; [proxy] login_timeout): %w", s.srv.opts.LoginTimeout, err)
+	}
+	return err
+}
+
+// answerGrace is how long a program whose login ran into the login deadline has to read the answer.
+const answerGrace = 5 * time.Second
+
+func (s *session) setAnswering(v bool) {
+	s.phase.Lock()
+	s.answering = v
+	s.phase.Unlock()
+}
+
 // loginError is a failed login: what to tell the program (no secret, no internal detail it cannot
 // act on) and whether it is worth retrying later.
 type loginError struct {
@@ -231,6 +261,8 @@ func (s *session) login(user, password string, up upstreamProtocol) (conn *upstr
 		return nil, "", &loginError{outcome: o, msg: "Authentication failed: wrong user name or password."}
 	}
 	log = log.With("account", account)
+	s.setAnswering(true)
+	defer s.setAnswering(false)
 	a, aerr := s.set.accounts.Account(account)
 	if aerr != nil {
 		m.login(s.cfg.Protocol, string(outcomeConfig))
@@ -253,7 +285,7 @@ func (s *session) login(user, password string, up upstreamProtocol) (conn *upstr
 	m.tokenFetch(terr)
 	if terr != nil {
 		m.login(s.cfg.Protocol, string(outcomeToken))
-		log.Error("login failed: no token", "outcome", outcomeToken, "err", terr)
+		log.Error("login failed: no token", "outcome", outcomeToken, "err", s.deadlineErr(terr))
 		msg := "The proxy cannot get a token for this account; see the proxy log."
 		if errors.Is(terr, auth.ErrLoginRequired) {
 			msg = "The proxy's account needs a new sign-in (mailoauth login " + a.Name() + ")."
@@ -267,6 +299,7 @@ func (s *session) login(user, password string, up upstreamProtocol) (conn *upstr
 	}
 	uc, derr := dialUpstream(s.ctx, up, addr, s.srv.upstreamTLSConfig(a), hello)
 	if derr != nil {
+		derr = s.deadlineErr(derr)
 		m.login(s.cfg.Protocol, string(outcomeUnavailable))
 		log.Error("login failed: upstream unavailable", "outcome", outcomeUnavailable, "err", derr)
 		return nil, "", &loginError{outcome: outcomeUnavailable, temporary: true, msg: "The mail server cannot be reached; see the proxy log."}
@@ -337,8 +370,7 @@ func (s *session) answerLogin(user, password string, up upstreamProtocol, failur
 	if err := s.writeLine(r.success(ok)); err != nil {
 		return true, err
 	}
-	s.splice(uc)
-	return true, nil
+	return true, s.splice(uc)
 }
 
 // staticThenRefresh presents a token already fetched, and refreshes through the account's source.
@@ -373,20 +405,24 @@ func oneLine(s string) string {
 
 // splice copies bytes both ways until either side closes, the session is idle for IdleTimeout, or
 // MaxSession passes. pending is what the program sent after its login command (pipelined), which
-// goes upstream first.
-func (s *session) splice(uc *upstreamConn) {
-	s.spliced.Store(true)
+// goes upstream first. It returns why the session ended when that was neither side closing nor a
+// limit (which log themselves): a reset, a broken TLS record, a write that failed.
+func (s *session) splice(uc *upstreamConn) error {
+	s.phase.Lock()
+	s.spliced = true
+	_ = s.conn.SetDeadline(time.Time{}) // a grace deadline from a login that just made it
+	s.phase.Unlock()
 	s.cancel()
 	if n := s.r.Buffered(); n > 0 {
 		b, _ := s.r.Peek(n)
 		if _, err := uc.conn.Write(b); err != nil {
-			return
+			return &spliceError{side: "upstream", err: err}
 		}
 	}
 	if n := uc.r.Buffered(); n > 0 {
 		b, _ := uc.r.Peek(n)
 		if _, err := s.conn.Write(b); err != nil {
-			return
+			return &spliceError{side: "program", err: err}
 		}
 	}
 	s.r, uc.r = nil, nil // the readers' buffers are no longer needed: reads go to the connections
@@ -398,16 +434,33 @@ func (s *session) splice(uc *upstreamConn) {
 	var last atomic.Int64
 	last.Store(time.Now().UnixNano())
 	m := s.srv.Metrics
-	done := make(chan struct{})
+	done := make(chan error, 1)
 	go func() {
-		s.copy(uc.conn, s.conn, &last, m.bytesCounter(s.cfg.Protocol, "up"))
+		err := s.copy(uc.conn, s.conn, &last, m.bytesCounter(s.cfg.Protocol, "up"), "program", "upstream")
 		s.close()
-		close(done)
+		done <- err
 	}()
-	s.copy(s.conn, uc.conn, &last, m.bytesCounter(s.cfg.Protocol, "down"))
+	err := s.copy(s.conn, uc.conn, &last, m.bytesCounter(s.cfg.Protocol, "down"), "upstream", "program")
 	s.close()
-	<-done
+	// The first side to fail is the cause; the other then only sees its connection closed.
+	if uerr := <-done; err == nil {
+		err = uerr
+	}
+	return err
 }
+
+// spliceError is a failure on one side of a spliced session: side is "program" or "upstream".
+type spliceError struct {
+	side string
+	err  error
+}
+
+func (e *spliceError) Error() string { return "the " + e.side + " connection failed: " + e.err.Error() }
+func (e *spliceError) Unwrap() error { return e.err }
+
+// quietEnd reports whether err is how a connection ends without anything going wrong: the other end
+// closed it, or this proxy did (the other direction ended, a limit, shutdown).
+func quietEnd(err error) bool { return errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) }
 
 // copyBufSize holds a full TLS record (16 KiB), so that one read moves one record.
 const copyBufSize = 16 << 10
@@ -423,9 +476,10 @@ const (
 
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, copyBufSize); return &b }}
 
-// copy moves bytes from src to dst. The idle timeout is a read deadline on each side; when it fires
-// and the other side was active meanwhile, the wait goes on.
-func (s *session) copy(dst, src net.Conn, last *atomic.Int64, counter *atomic.Uint64) {
+// copy moves bytes from src to dst (named srcSide and dstSide in its error). The idle timeout is a
+// read deadline on each side; when it fires and the other side was active meanwhile, the wait goes
+// on. It returns nil when src closed, the session was closed, or the idle timeout ended it.
+func (s *session) copy(dst, src net.Conn, last *atomic.Int64, counter *atomic.Uint64, srcSide, dstSide string) error {
 	idle := s.srv.opts.IdleTimeout
 	small := make([]byte, idleBufSize)
 	buf := small
@@ -445,7 +499,10 @@ func (s *session) copy(dst, src net.Conn, last *atomic.Int64, counter *atomic.Ui
 		if n > 0 {
 			last.Store(time.Now().UnixNano())
 			if _, werr := dst.Write(buf[:n]); werr != nil {
-				return
+				if quietEnd(werr) {
+					return nil
+				}
+				return &spliceError{side: dstSide, err: werr}
 			}
 			counter.Add(uint64(n))
 			if big == nil && n == len(small) {
@@ -464,8 +521,12 @@ func (s *session) copy(dst, src net.Conn, last *atomic.Int64, counter *atomic.Ui
 					continue
 				}
 				s.log.Info("session closed: idle", "idle", idle)
+				return nil
 			}
-			return
+			if quietEnd(err) {
+				return nil
+			}
+			return &spliceError{side: srcSide, err: err}
 		}
 	}
 }
