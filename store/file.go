@@ -227,6 +227,7 @@ func (f *File) newHeader() (*header, error) {
 	return h, nil
 }
 
+// write replaces the file with entries; the caller holds the exclusive lock.
 func (f *File) write(entries map[string][]byte, h *header) error {
 	key, err := f.key(h)
 	if err != nil {
@@ -244,6 +245,9 @@ func (f *File) write(entries map[string][]byte, h *header) error {
 	}
 	aead, _ := chacha20poly1305.NewX(key)
 	hdr := h.marshal()
+	// A writer killed between its temporary file and the rename left that file behind; under the
+	// exclusive lock no other writer is using one, so clear them (best effort) before they pile up.
+	_, _ = atomicfile.RemoveTemps(f.path)
 	return atomicfile.WriteFile(f.path, aead.Seal(hdr, h.nonce, plain, hdr), 0o600)
 }
 

@@ -8,12 +8,16 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 )
+
+// tempPattern names WriteFile's temporary files: os.CreateTemp puts decimal digits for the star.
+func tempPattern(path string) string { return "." + filepath.Base(path) + ".tmp-*" }
 
 // WriteFile replaces path with data, atomically, with permissions perm.
 func WriteFile(path string, data []byte, perm os.FileMode) (err error) {
 	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	f, err := os.CreateTemp(dir, tempPattern(path))
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
@@ -45,4 +49,29 @@ func WriteFile(path string, data []byte, perm os.FileMode) (err error) {
 		d.Close()
 	}
 	return nil
+}
+
+// RemoveTemps removes the temporary files that WriteFile calls for path left behind when their
+// process was killed before the rename; nothing else removes them. Call it only while holding the lock
+// that keeps every other writer of path out, or it can remove a temporary file a live writer is about
+// to rename. It returns how many it removed.
+func RemoveTemps(path string) (int, error) {
+	dir := filepath.Dir(path)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, fmt.Errorf("clean %s: %w", dir, err)
+	}
+	prefix, _, _ := strings.Cut(tempPattern(path), "*")
+	n := 0
+	for _, e := range ents {
+		digits, ok := strings.CutPrefix(e.Name(), prefix)
+		if !ok || digits == "" || strings.Trim(digits, "0123456789") != "" || !e.Type().IsRegular() {
+			continue
+		}
+		if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !os.IsNotExist(err) {
+			return n, fmt.Errorf("clean %s: %w", dir, err)
+		}
+		n++
+	}
+	return n, nil
 }

@@ -3,6 +3,7 @@ package atomicfile
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -33,5 +34,31 @@ func TestWriteFileMissingDirFailsCleanly(t *testing.T) {
 	err := WriteFile(filepath.Join(t.TempDir(), "no", "such", "f"), []byte("x"), 0o600)
 	if err == nil {
 		t.Fatal("writing into a missing directory succeeded")
+	}
+}
+
+func TestRemoveTempsRemovesOnlyThisFilesTemporaries(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "tokens")
+	if err := WriteFile(p, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// What a writer killed before its rename leaves, and names that only look alike.
+	for _, name := range []string{".tokens.tmp-123", ".tokens.tmp-4567890", ".tokens.tmp-", ".tokens.tmp-12x", ".tokens.tmp-x.tmp-1", ".other.tmp-1", "tokens.lock"} {
+		if err := os.WriteFile(filepath.Join(dir, name), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := RemoveTemps(p)
+	if err != nil || n != 2 {
+		t.Fatalf("RemoveTemps: %d, %v; want 2", n, err)
+	}
+	ents, _ := os.ReadDir(dir)
+	var left []string
+	for _, e := range ents {
+		left = append(left, e.Name())
+	}
+	if strings.Join(left, " ") != ".other.tmp-1 .tokens.tmp- .tokens.tmp-12x .tokens.tmp-x.tmp-1 tokens tokens.lock" {
+		t.Fatalf("left %v", left)
 	}
 }
