@@ -55,7 +55,7 @@ func newAccount(acc *config.Account, opts Options) (*Account, error) {
 	if err != nil {
 		return nil, err
 	}
-	hc := httpClient(roots, opts.Transport)
+	hc := httpClient(roots, opts.Transport, opts.HTTPTimeout)
 	a := &Account{cfg: acc, cloud: cl, opts: opts, roots: roots, hot: map[Resource]*Token{}}
 	a.cache = &storeCache{st: opts.Store, key: storeKey(acc.Name), authority: strings.ToLower(authority), clientID: acc.ClientID}
 	// Instance discovery asks login.microsoftonline.com about the authority; for an authority of our

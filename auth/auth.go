@@ -68,6 +68,9 @@ type TokenSource interface {
 	Token(ctx context.Context) (*Token, error)
 }
 
+// DefaultHTTPTimeout bounds each request to the identity platform unless Options.HTTPTimeout is set.
+const DefaultHTTPTimeout = 60 * time.Second
+
 // Margin is how long before expiry a token counts as expired, as MSAL's own 5 minutes, so a token
 // handed out is good for at least that long.
 const Margin = 5 * time.Minute
@@ -82,7 +85,10 @@ type Options struct {
 	Transport func(http.RoundTripper) http.RoundTripper
 	// Now is the clock for the in-memory hot path; nil is time.Now.
 	Now func() time.Time
-	Log *slog.Logger
+	// HTTPTimeout bounds each request to the identity platform (a hung answer counts as a transient
+	// failure and is retried); 0 is DefaultHTTPTimeout. Tests of timeouts set it short.
+	HTTPTimeout time.Duration
+	Log         *slog.Logger
 }
 
 // Manager gives access to the accounts of a configuration.
@@ -104,6 +110,9 @@ func New(cfg *config.File, opts Options) *Manager {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.HTTPTimeout <= 0 {
+		opts.HTTPTimeout = DefaultHTTPTimeout
 	}
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -153,14 +162,14 @@ func rootCAs(acc *config.Account) (*x509.CertPool, error) {
 
 // httpClient is the account's HTTPS client: its CAs, TLS 1.2 at least, the import rewriter, and the
 // caller's wrapper (tests count requests with it).
-func httpClient(roots *x509.CertPool, wrap func(http.RoundTripper) http.RoundTripper) *http.Client {
+func httpClient(roots *x509.CertPool, wrap func(http.RoundTripper) http.RoundTripper, timeout time.Duration) *http.Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots}
 	var rt http.RoundTripper = tr
 	if wrap != nil {
 		rt = wrap(rt)
 	}
-	return &http.Client{Transport: &importTransport{base: rt}, Timeout: 60 * time.Second}
+	return &http.Client{Transport: &importTransport{base: rt}, Timeout: timeout}
 }
 
 // TokenSource returns the account's source for a resource.

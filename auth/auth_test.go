@@ -32,6 +32,8 @@ type env struct {
 	tokens atomic.Int64 // POSTs to a token endpoint, counted on the client side
 	// passphrase makes the file store derive its key from a passphrase (argon2id).
 	passphrase bool
+	// options, if set, changes the Options of every manager the env makes (faults_test.go).
+	options func(*auth.Options)
 }
 
 func newEnv(t testing.TB, w *world.World, autoApprove string, extra map[string]*config.Account) *env {
@@ -95,6 +97,9 @@ func (e *env) manager(t testing.TB, prompt *strings.Builder) *auth.Manager {
 	opts := auth.Options{Store: st, Transport: func(rt http.RoundTripper) http.RoundTripper { return countingTransport{rt, &e.tokens} }}
 	if prompt != nil {
 		opts.Prompt = prompt
+	}
+	if e.options != nil {
+		e.options(&opts)
 	}
 	return auth.New(e.cfg, opts)
 }

@@ -49,6 +49,8 @@ func (e *Error) Error() string {
 		fmt.Fprintf(&b, " refused by the identity platform: %s", e.Description)
 	case e.Code != "":
 		fmt.Fprintf(&b, " refused by the identity platform: %s %s", e.Code, e.Description)
+	case e.Unreachable != "" && isTimeout(e.Err):
+		fmt.Fprintf(&b, " failed: the identity platform at %s did not answer in time; check the network and the account's authority", e.Unreachable)
 	case e.Unreachable != "":
 		fmt.Fprintf(&b, " failed: cannot reach the identity platform at %s (%s); check the network and the account's authority", e.Unreachable, rootCause(e.Err))
 	case e.Err != nil:
@@ -111,6 +113,12 @@ func classify(account, op string, err error) error {
 		e.Transient = e.Code == ""
 	}
 	return e
+}
+
+// isTimeout reports whether err is a timeout: the server was reached but did not answer in time.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout() || errors.Is(err, context.DeadlineExceeded)
 }
 
 // rootCause is the innermost error's text: "connection refused", "no such host", "i/o timeout".
