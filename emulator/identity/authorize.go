@@ -225,7 +225,7 @@ func (s *Server) deliver(ctx context.Context, p *pendingLogin, code string) erro
 }
 
 func (s *Server) newCode(p *pendingLogin, si signIn) string {
-	code := randomToken("1.A", 64)
+	code := s.mint(randomToken("1.A", 64))
 	s.mu.Lock()
 	s.codes[code] = &authCode{
 		signIn: si, q: p.q, redirectURI: p.redirectURI, challenge: p.challenge, method: p.method,

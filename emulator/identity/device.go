@@ -73,7 +73,7 @@ func (s *Server) deviceCode(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	g := &deviceGrant{
-		tenant: t, seg: r.PathValue("tenant"), app: app, q: q, userCode: newUserCode(), deviceCode: randomToken("DAQABAAEAAA", 96),
+		tenant: t, seg: r.PathValue("tenant"), app: app, q: q, userCode: newUserCode(), deviceCode: s.mint(randomToken("DAQABAAEAAA", 96)),
 		expires: s.now().Add(s.w.Tokens.DeviceCode),
 	}
 	s.mu.Lock()

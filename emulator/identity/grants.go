@@ -395,7 +395,7 @@ func (s *Server) issueUser(r *http.Request, si signIn, q scopeRequest, acr, nonc
 		"access_token":   s.userAccessToken(si.tenant, si.app, si.user, q, scp, acr, now, si.amr),
 	}
 	if q.has("offline_access") {
-		rt := randomToken("0.A", 96)
+		rt := s.mint(randomToken("0.A", 96))
 		s.mu.Lock()
 		s.refresh[rt] = &refreshGrant{signIn: si, lastUsed: now}
 		s.mu.Unlock()

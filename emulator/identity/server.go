@@ -67,6 +67,9 @@ type Server struct {
 	consents map[string]map[string]bool // user oid + client id -> granted permissions
 	faultHit []int                      // requests seen per fault
 	counts   map[string]int64           // requests per endpoint, for tests and benchmarks
+
+	mintMu sync.Mutex
+	minted []string // every token and code issued, for Minted
 }
 
 // New builds a Server over a resolved World.
@@ -108,6 +111,23 @@ func New(cfg Config) (*Server, error) {
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { http.NotFound(w, r) })
 	s.mux = m
 	return s, nil
+}
+
+// Minted returns every secret value the server has issued, in order: access and ID tokens,
+// authorization codes, refresh tokens and device codes (not user codes, which are shown to people).
+// Tests search captured output for them (no log line, error or page may carry one).
+func (s *Server) Minted() []string {
+	s.mintMu.Lock()
+	defer s.mintMu.Unlock()
+	return append([]string(nil), s.minted...)
+}
+
+// mint records v for Minted and returns it.
+func (s *Server) mint(v string) string {
+	s.mintMu.Lock()
+	s.minted = append(s.minted, v)
+	s.mintMu.Unlock()
+	return v
 }
 
 // Handler serves the identity platform.

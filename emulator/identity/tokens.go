@@ -56,6 +56,7 @@ func (s *Server) sign(claims jwt.MapClaims) string {
 	t.Header["kid"] = s.kid
 	t.Header["x5t"] = s.kid
 	out, err := t.SignedString(s.key)
+	s.mint(out)
 	if err != nil {
 		panic("identity: signing a token: " + err.Error()) // only a broken key gets here
 	}
