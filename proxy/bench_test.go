@@ -16,14 +16,9 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"runtime"
-	"runtime/debug"
-	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -34,6 +29,7 @@ import (
 	"github.com/mailoauth/mailoauth/config"
 	"github.com/mailoauth/mailoauth/emulator/exchange/mailstore"
 	"github.com/mailoauth/mailoauth/imap"
+	"github.com/mailoauth/mailoauth/internal/loadtest"
 	"github.com/mailoauth/mailoauth/internal/testpki"
 )
 
@@ -318,10 +314,10 @@ func benchFetch(b *testing.B, l *lab, upstream, local string) {
 	buf := make([]byte, 32<<10)
 	var times, cpus [2]time.Duration // wall clock and process CPU time: direct, proxied
 	run := func(i int, c *imapclient.Client) {
-		start, cpu := time.Now(), cpuTime()
+		start, cpu := time.Now(), loadtest.CPUTime()
 		n, err := fetchAll(c, buf)
 		times[i] += time.Since(start)
-		cpus[i] += cpuTime() - cpu
+		cpus[i] += loadtest.CPUTime() - cpu
 		if err != nil || n != fetchSize {
 			b.Fatalf("fetch: %d bytes, %v", n, err)
 		}
@@ -352,15 +348,6 @@ func benchFetch(b *testing.B, l *lab, upstream, local string) {
 	if extra := cpus[1] - cpus[0]; extra > 0 {
 		b.ReportMetric(mbps(extra), "proxy-MB/s-per-core")
 	}
-}
-
-// cpuTime is the CPU time (user + system) the process has used.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkProxyLogin measures, per iteration, one direct login and one login through the proxy
@@ -412,19 +399,13 @@ func BenchmarkProxyLogin(b *testing.B) {
 	}
 	b.StopTimer()
 	ms := func(d time.Duration) float64 { return float64(d) / 1e6 }
-	dp50, dp90 := quantile(direct, 0.5), quantile(direct, 0.9)
-	pp50, pp90 := quantile(proxied, 0.5), quantile(proxied, 0.9)
+	dp50, dp90 := loadtest.Quantile(direct, 0.5), loadtest.Quantile(direct, 0.9)
+	pp50, pp90 := loadtest.Quantile(proxied, 0.5), loadtest.Quantile(proxied, 0.9)
 	b.ReportMetric(ms(dp50), "direct-p50-ms")
 	b.ReportMetric(ms(dp90), "direct-p90-ms")
 	b.ReportMetric(ms(pp50), "proxy-p50-ms")
 	b.ReportMetric(ms(pp90), "proxy-p90-ms")
 	b.ReportMetric(ms(pp50-dp50), "added-p50-ms")
-}
-
-func quantile(ds []time.Duration, q float64) time.Duration {
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	return s[min(len(s)-1, int(q*float64(len(s))))]
 }
 
 // BenchmarkProxySessions2000 holds 2,000 authenticated IMAP sessions at once, first directly to the
@@ -521,7 +502,7 @@ func holdSessions(n int, dial func() (*imapclient.Client, error), sessions func(
 			r.errs = append(r.errs, err.Error())
 		}
 	}
-	base, baseRSS := goMemory(), rss()
+	base, baseRSS := loadtest.GoMemory(), loadtest.RSS()
 	clients := make([]*imapclient.Client, n)
 	start := time.Now()
 	var wg sync.WaitGroup
@@ -543,7 +524,7 @@ func holdSessions(n int, dial func() (*imapclient.Client, error), sessions func(
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
-	r.goMem, r.rss = goMemory()-base, rss()-baseRSS
+	r.goMem, r.rss = loadtest.GoMemory()-base, loadtest.RSS()-baseRSS
 	var alive atomic.Int64
 	for _, c := range clients {
 		if c == nil {
@@ -575,27 +556,4 @@ func holdSessions(n int, dial func() (*imapclient.Client, error), sessions func(
 		fail(errors.New("sessions lost count"))
 	}
 	return r
-}
-
-// goMemory is the Go memory in use after a collection: live heap objects plus goroutine stacks. The
-// collection also returns free pages to the system, so that rss that follows is what is in use.
-func goMemory() float64 {
-	debug.FreeOSMemory()
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	return float64(m.HeapAlloc + m.StackInuse)
-}
-
-// rss is the process's resident set size from /proc/self/statm (0 where there is none).
-func rss() float64 {
-	b, err := os.ReadFile("/proc/self/statm")
-	if err != nil {
-		return 0
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 2 {
-		return 0
-	}
-	pages, _ := strconv.ParseFloat(f[1], 64)
-	return pages * float64(os.Getpagesize())
 }
