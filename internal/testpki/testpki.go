@@ -60,4 +60,3 @@ func New() (certPEM, keyPEM []byte, pool *x509.CertPool, err error) {
 		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})...)
 	return certPEM, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8}), pool, nil
 }
-
