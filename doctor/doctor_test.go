@@ -182,6 +182,9 @@ func TestFindings(t *testing.T) {
 			protocol: "imap", code: "MO-PORT-MISMATCH", step: "tls", fix: "smtp.office365.com:587 with STARTTLS"},
 		{name: "SMTP pointed at an IMAP port", base: "daemon", change: func(t *testing.T, l *lab, a *config.Account) { a.SMTP = l.e.MailAddrs["imap-starttls"] },
 			protocol: "smtp", code: "MO-PORT-MISMATCH", fix: "465 is implicit TLS"},
+		// The server waits for a TLS handshake, the client for a greeting: 15 s (the greeting timeout).
+		{name: "STARTTLS on an implicit-TLS port", base: "daemon", change: func(t *testing.T, l *lab, a *config.Account) { a.SMTP = l.e.MailAddrs["imap"] },
+			protocol: "smtp", code: "MO-PORT-MISMATCH", fix: "465 is implicit TLS"},
 		{name: "untrusted certificate", base: "daemon", change: func(t *testing.T, l *lab, a *config.Account) {
 			srv := httptest.NewTLSServer(nil)
 			t.Cleanup(srv.Close)

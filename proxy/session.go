@@ -16,6 +16,7 @@ import (
 
 	"github.com/mailoauth/mailoauth/auth"
 	"github.com/mailoauth/mailoauth/config"
+	"github.com/mailoauth/mailoauth/internal/dial"
 	"github.com/mailoauth/mailoauth/doctor/catalog"
 )
 
@@ -192,6 +193,10 @@ const (
 // "context deadline exceeded".
 func (s *session) deadlineErr(err error) error {
 	var ne net.Error
+	var ng *dial.NoGreetingError
+	if errors.As(err, &ng) {
+		return err // a timeout of its own, which says what it means
+	}
 	if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() {
 		return fmt.Errorf("no answer within the login timeout (%v; [proxy] login_timeout): %w", s.srv.opts.LoginTimeout, err)
 	}

@@ -7,8 +7,10 @@ package dial
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/mailoauth/mailoauth/trace"
@@ -79,7 +81,7 @@ func Dial(ctx context.Context, addr string, mode Mode, cfg *tls.Config, t trace.
 		return nil, err
 	}
 	if mode == StartTLS {
-		return conn, nil
+		return &greetConn{Conn: conn}, nil
 	}
 	tc, err := Upgrade(ctx, conn, TLSConfig(cfg, addr), t)
 	if err != nil {
@@ -100,4 +102,75 @@ func Upgrade(ctx context.Context, conn net.Conn, cfg *tls.Config, t trace.Func) 
 		return fmt.Sprintf("%s, certificate for %s verified", tls.VersionName(st.Version), cfg.ServerName), nil
 	})
 	return tc, err
+}
+
+// greetingTimeout bounds the wait for a server's first bytes on a connection that starts in plain
+// text. Mail servers greet at once (a greeting delay is a few seconds); one that expects TLS from the
+// first byte (implicit TLS on 465, 993, 995) says nothing at all, and without this bound the client
+// would wait out its whole timeout and then only say "timeout". A variable for this package's tests.
+var greetingTimeout = 15 * time.Second
+
+// NoGreetingError is a plain-text connection on which the server sent nothing within the greeting
+// timeout: most likely a port that expects implicit TLS, reached in STARTTLS mode.
+type NoGreetingError struct {
+	Wait time.Duration
+	Err  error // the read's timeout
+}
+
+func (e *NoGreetingError) Error() string {
+	return fmt.Sprintf("the server sent no greeting in %v: it probably expects TLS from the first byte (implicit TLS)", e.Wait)
+}
+
+func (e *NoGreetingError) Unwrap() error { return e.Err }
+
+// greetConn shortens the first read's deadline to greetingTimeout and reports a server that stays
+// silent as a NoGreetingError; once the server has said something it is the plain connection.
+type greetConn struct {
+	net.Conn
+	mu      sync.Mutex
+	greeted bool
+	readDL  time.Time // the caller's read deadline, restored after the first read
+}
+
+func (c *greetConn) SetDeadline(t time.Time) error {
+	c.mu.Lock()
+	c.readDL = t
+	c.mu.Unlock()
+	return c.Conn.SetDeadline(t)
+}
+
+func (c *greetConn) SetReadDeadline(t time.Time) error {
+	c.mu.Lock()
+	c.readDL = t
+	c.mu.Unlock()
+	return c.Conn.SetReadDeadline(t)
+}
+
+func (c *greetConn) Read(b []byte) (int, error) {
+	c.mu.Lock()
+	if c.greeted {
+		c.mu.Unlock()
+		return c.Conn.Read(b)
+	}
+	callers := c.readDL
+	limit := time.Now().Add(greetingTimeout)
+	shortened := callers.IsZero() || limit.Before(callers)
+	if shortened {
+		_ = c.Conn.SetReadDeadline(limit)
+	}
+	c.mu.Unlock()
+	n, err := c.Conn.Read(b)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if shortened {
+		_ = c.Conn.SetReadDeadline(c.readDL)
+	}
+	if n > 0 {
+		c.greeted = true
+	}
+	var ne net.Error
+	if n == 0 && shortened && errors.As(err, &ne) && ne.Timeout() {
+		return 0, &NoGreetingError{Wait: greetingTimeout, Err: err}
+	}
+	return n, err
 }
