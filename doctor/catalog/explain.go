@@ -7,9 +7,9 @@ import (
 	"time"
 
 	"github.com/mailoauth/mailoauth/config"
-	"github.com/mailoauth/mailoauth/internal/dial"
 	"github.com/mailoauth/mailoauth/graph"
 	"github.com/mailoauth/mailoauth/imap"
+	"github.com/mailoauth/mailoauth/internal/dial"
 	"github.com/mailoauth/mailoauth/pop3"
 	"github.com/mailoauth/mailoauth/smtp"
 )
