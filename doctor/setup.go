@@ -145,6 +145,10 @@ func Setup(acc *config.Account) Checklist {
 		}
 		add("Exchange Online", details, cmds...)
 	}
-	add("Try it", nil, "mailoauth login "+acc.Name, "mailoauth doctor "+acc.Name)
+	first := "mailoauth login " + acc.Name
+	if acc.Flow == config.FlowClientCredentials {
+		first = "mailoauth token " + acc.Name // app-only: nobody signs in, the app gets its own token
+	}
+	add("Try it", nil, first, "mailoauth doctor "+acc.Name)
 	return cl
 }

@@ -116,6 +116,10 @@ func TestDoctorDoneWhen(t *testing.T) {
 			t.Errorf("setup daemon: exit %d, lacks %q:\n%s", code, w, out)
 		}
 	}
+	// Nobody signs in to an app-only account: "Try it" gets a token instead.
+	if strings.Contains(out, "mailoauth login daemon") || !strings.Contains(out, "mailoauth token daemon") {
+		t.Errorf("setup daemon suggests a login for an app-only account, or no token command:\n%s", out)
+	}
 	code, out, _ = runCLI(t, ctx, "--config", cfg, "--json", "setup", "alice")
 	var cl doctor.Checklist
 	if code != exitOK || json.Unmarshal([]byte(out), &cl) != nil || cl.ClientID != world.DesktopClientID || !strings.Contains(out, "Mobile and desktop applications") || !strings.Contains(out, "http://localhost") {
