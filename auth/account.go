@@ -265,6 +265,19 @@ func (a *Account) acquireSilent(ctx context.Context, r Resource) (*Token, error)
 // acquire gets a token without a person: from MSAL's cache when it can, else with the refresh token or
 // the client credential. fresh skips MSAL's cached access token (a harmless claims request does that).
 func (a *Account) acquire(ctx context.Context, r Resource, fresh bool) (*Token, error) {
+	t, err := a.acquireOnce(ctx, r, fresh)
+	var ae *Error
+	if err != nil && errors.As(err, &ae) && ae.InvalidGrant() && a.cache.rotatedSinceReplace(ctx) {
+		// Another process redeemed the same refresh token a moment earlier and stored its successor;
+		// an identity platform that revokes redeemed refresh tokens refused ours. The successor is
+		// good: use it rather than ask for a sign-in.
+		a.opts.Log.Debug("refresh token was rotated by another process; retrying with the stored one", "account", a.cfg.Name)
+		return a.acquireOnce(ctx, r, fresh)
+	}
+	return t, err
+}
+
+func (a *Account) acquireOnce(ctx context.Context, r Resource, fresh bool) (*Token, error) {
 	scopes := a.Scopes(r)
 	var confOpts []confidential.AcquireSilentOption
 	var credOpts []confidential.AcquireByCredentialOption

@@ -2,9 +2,11 @@ package auth
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/AzureAD/microsoft-authentication-library-for-go/apps/cache"
@@ -31,6 +33,9 @@ type storeCache struct {
 	key       string
 	authority string
 	clientID  string
+
+	mu       sync.Mutex
+	replaced string // refreshPrint of what the last Replace gave MSAL
 }
 
 var _ cache.ExportReplace = (*storeCache)(nil)
@@ -52,10 +57,41 @@ func (c *storeCache) Replace(ctx context.Context, u cache.Unmarshaler, _ cache.R
 	if err != nil {
 		return err
 	}
+	c.mu.Lock()
+	c.replaced = refreshPrint(e)
+	c.mu.Unlock()
 	if e == nil || len(e.MSAL) == 0 {
 		return u.Unmarshal([]byte("{}")) // forget what this process held: logout elsewhere must take effect
 	}
 	return u.Unmarshal(e.MSAL)
+}
+
+// rotatedSinceReplace reports whether the store now holds other refresh tokens than the last Replace
+// gave MSAL: another process refreshed meanwhile.
+func (c *storeCache) rotatedSinceReplace(ctx context.Context) bool {
+	e, err := c.load(ctx)
+	if err != nil {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := refreshPrint(e)
+	return now != "" && now != c.replaced
+}
+
+// refreshPrint is a digest of the refresh tokens in an entry ("" for none), to compare, not to show.
+func refreshPrint(e *entry) string {
+	if e == nil || len(e.MSAL) == 0 {
+		return ""
+	}
+	var blob struct {
+		RefreshToken json.RawMessage `json:"RefreshToken"`
+	}
+	if json.Unmarshal(e.MSAL, &blob) != nil || len(blob.RefreshToken) == 0 || string(blob.RefreshToken) == "{}" {
+		return ""
+	}
+	sum := sha256.Sum256(blob.RefreshToken)
+	return string(sum[:])
 }
 
 func (c *storeCache) Export(ctx context.Context, m cache.Marshaler, _ cache.ExportHints) error {

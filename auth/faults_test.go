@@ -243,3 +243,82 @@ func TestInvalidGrantSaysLogInAgain(t *testing.T) {
 		t.Error("the valid Exchange token stopped being served after the refresh token was refused")
 	}
 }
+
+// TestStrictRotationTwoProcesses: under an identity platform that revokes a refresh token once it is
+// redeemed, two processes over one store refresh at the same moment with the same refresh token. The
+// one that loses the race is refused (invalid_grant), finds the successor the other stored, and uses
+// it, instead of telling its user to sign in again. The interleaving is forced: the second process's
+// refresh request is held until the first one's refresh has finished and been stored.
+func TestStrictRotationTwoProcesses(t *testing.T) {
+	w := world.Default()
+	w.Tokens.RevokeRotatedRefreshTokens = true
+	e := newEnv(t, w, world.Alice, nil)
+	first := e.manager(t, nil)
+	login(t, first, "alice-device", auth.LoginOptions{})
+
+	held, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	rec := &sentGrants{}
+	e.options = func(o *auth.Options) {
+		count := o.Transport
+		o.Transport = func(rt http.RoundTripper) http.RoundTripper {
+			inner := rec.wrap(count(rt))
+			return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+				if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/oauth2/v2.0/token") {
+					once.Do(func() { close(held); <-release })
+				}
+				return inner.RoundTrip(r)
+			})
+		}
+	}
+	second := e.manager(t, nil)
+	e.options = nil
+
+	type result struct {
+		tok *auth.Token
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		a, err := second.Account("alice-device")
+		if err != nil {
+			done <- result{nil, err}
+			return
+		}
+		tok, err := a.Token(context.Background(), auth.Graph)
+		done <- result{tok, err}
+	}()
+	<-held // the second process has read the store and is about to send the refresh token
+	a, err := first.Account("alice-device")
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := e.emu.Identity.Requests("token")
+	if _, err := a.Refresh(context.Background(), auth.Exchange); err != nil {
+		t.Fatal(err)
+	}
+	if e.emu.Identity.Requests("token") == before {
+		t.Fatal("the first process did not refresh")
+	}
+	close(release)
+
+	res := <-done
+	if res.err != nil {
+		t.Fatalf("the process that lost the refresh race: %v (it should have used the refresh token stored by the other)", res.err)
+	}
+	if aud := claims(t, res.tok.AccessToken)["aud"]; aud != "https://graph.microsoft.com" {
+		t.Fatalf("token for %v", aud)
+	}
+	rts := rec.refreshTokens()
+	if len(rts) != 2 || rts[0] == rts[1] {
+		t.Fatalf("the losing process sent %d refresh grants; want the stale one, then the stored successor", len(rts))
+	}
+	// What is stored works for a third process.
+	third, err := e.manager(t, nil).Account("alice-device")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := third.Refresh(context.Background(), auth.Exchange); err != nil {
+		t.Fatalf("a third process refreshing with what is stored: %v", err)
+	}
+}
