@@ -287,6 +287,11 @@ func TestSlowUpstream(t *testing.T) {
 	if d := time.Since(start); d > 30*time.Second {
 		t.Fatalf("the login through a stalled server took %v, beyond the 3 s login deadline", d)
 	}
+	// Past the login deadline there is nothing more to do on the connection: it is closed, at once.
+	_ = c.c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if line, err := c.r.ReadString('\n'); err != io.EOF {
+		t.Fatalf("after the answer: %q, %v; want the connection closed", line, err)
+	}
 	l.waitLog("protocol=imap", "outcome=upstream_unavailable", "timeout")
 }
 

@@ -363,6 +363,9 @@ func (s *session) answerLogin(user, password string, up upstreamProtocol, failur
 		if err := s.writeLine(r.refuse(le)); err != nil {
 			return true, err
 		}
+		if s.ctx.Err() != nil {
+			return true, nil // past the login deadline: the program has its answer, and no more time
+		}
 		if *failures++; *failures >= maxFailures {
 			if r.bye != "" {
 				_ = s.writeLine(r.bye)
