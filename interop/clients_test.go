@@ -170,10 +170,16 @@ func imapRefusal(err error) error {
 
 // fetchByMessageID returns the whole message (BODY.PEEK[]) whose Message-ID is id, or nil.
 func fetchByMessageID(c *imapclient.Client, id string) ([]byte, error) {
+	return fetchByHeader(c, "Message-ID", id)
+}
+
+// fetchByHeader returns the whole message (BODY.PEEK[]) of the INBOX whose header field key holds
+// value, or nil.
+func fetchByHeader(c *imapclient.Client, key, value string) ([]byte, error) {
 	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
 		return nil, err
 	}
-	found, err := c.UIDSearch(&imap.SearchCriteria{Header: []imap.SearchCriteriaHeaderField{{Key: "Message-ID", Value: id}}}, nil).Wait()
+	found, err := c.UIDSearch(&imap.SearchCriteria{Header: []imap.SearchCriteriaHeaderField{{Key: key, Value: value}}}, nil).Wait()
 	if err != nil {
 		return nil, err
 	}
@@ -182,7 +188,7 @@ func fetchByMessageID(c *imapclient.Client, id string) ([]byte, error) {
 		return nil, nil
 	}
 	if len(uids) > 1 {
-		return nil, fmt.Errorf("%d messages with Message-ID %s", len(uids), id)
+		return nil, fmt.Errorf("%d messages with %s %s", len(uids), key, value)
 	}
 	section := &imap.FetchItemBodySection{Peek: true}
 	msgs, err := c.Fetch(imap.UIDSetNum(uids[0]), &imap.FetchOptions{BodySection: []*imap.FetchItemBodySection{section}}).Collect()

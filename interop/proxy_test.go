@@ -5,25 +5,27 @@ package interop
 // (which Dovecot's app passdb accepts for alice; Postfix asks Dovecot).
 
 import (
-	"bytes"
 	"context"
-	"encoding/pem"
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/mailoauth/mailoauth/auth"
 	"github.com/mailoauth/mailoauth/config"
 	"github.com/mailoauth/mailoauth/emulator"
 	"github.com/mailoauth/mailoauth/emulator/world"
+	"github.com/mailoauth/mailoauth/internal/mailprograms"
 	"github.com/mailoauth/mailoauth/internal/testpki"
 	"github.com/mailoauth/mailoauth/proxy"
+	"github.com/mailoauth/mailoauth/sasl"
 )
 
 var proxyModes = []string{config.LocalTLSNone, config.LocalTLSImplicit, config.LocalTLSStartTLS}
@@ -47,7 +49,7 @@ func startProxy(t *testing.T, l *lab) *proxyLab {
 		t.Fatal(err)
 	}
 	// The account trusts the emulator (its tokens) and this run's CA (Dovecot's and Postfix's TLS).
-	serverCA := lastCert(t, readFile(t, l.dovecotDir("ssl", "cert.pem")))
+	serverCA := mailprograms.CA(t, readFile(t, l.dovecotDir("ssl", "cert.pem")))
 	caFile := writeFile(t, dir, "account-ca.pem", append(l.emu.CAPEM(), serverCA...))
 	cfg.Accounts[emulator.ProxyAccount].CAFile = caFile
 
@@ -55,7 +57,7 @@ func startProxy(t *testing.T, l *lab) *proxyLab {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &proxyLab{ca: writeFile(t, dir, "local-ca.pem", lastCert(t, certPEM)), log: filepath.Join(dir, "proxy.log")}
+	p := &proxyLab{ca: writeFile(t, dir, "local-ca.pem", mailprograms.CA(t, certPEM)), log: filepath.Join(dir, "proxy.log")}
 	cert, key := writeFile(t, dir, "local.pem", certPEM), writeFile(t, dir, "local-key.pem", keyPEM)
 	upstream := map[string]int{config.ProtocolIMAP: l.ports.IMAPS, config.ProtocolPOP: l.ports.POP3S, config.ProtocolSMTP: l.ports.Submission}
 	cfg.Proxy.Listeners = nil
@@ -100,29 +102,48 @@ func (p *proxyLab) port(t *testing.T, protocol, mode string) string {
 	return a[strings.LastIndexByte(a, ':')+1:]
 }
 
-// TestProxyWithPasswordOnlyPrograms: Python's smtplib and curl submit a message through the proxy to
-// Postfix, which delivers it to Dovecot; imaplib and curl find it there through the proxy, poplib and
-// curl list and read it over POP3. Three runs per program rotate the local TLS modes, so that every
-// protocol is used with local TLS none, implicit and STARTTLS; every login is alice's local password.
+// run is one run of a program on the proxy's listener for proto in local TLS mode, as alice with her
+// local password, trusting the proxy's CA only; an SMTP program sends subject to alice herself.
+func (p *proxyLab) run(t *testing.T, proto, mode, subject string) *mailprograms.Run {
+	return &mailprograms.Run{T: t, Protocol: proto, Mode: mode, Host: "127.0.0.1", Port: p.port(t, proto, mode),
+		User: world.Alice, Password: emulator.ProxyPassword, Dir: t.TempDir(), CA: p.ca, Subject: subject,
+		From: world.Alice, To: world.Alice}
+}
+
+// flow is a program that sends one message through the proxy to Postfix and programs that must then
+// find it in Dovecot through the proxy, each protocol on the proxy's listener with the local TLS mode
+// modes gives it. It returns what the programs printed.
+type flow func(t *testing.T, l *lab, p *proxyLab, modes map[string]string, subject string) (string, error)
+
+// TestProxyWithPasswordOnlyPrograms: real password-only programs (internal/mailprograms) through the
+// proxy to Postfix and Dovecot. In each flow a program submits a message with a unique subject
+// through the proxy to Postfix, which delivers it to Dovecot, and programs find it there through the
+// proxy: smtplib sends, imaplib finds it and poplib reads the same bytes; curl sends, finds it with
+// UID SEARCH, fetches it and lists the POP3 maildrop; swaks sends (AUTH LOGIN), and once Dovecot has
+// it fetchmail over POP3 and over IMAP delivers it to its MDA and mbsync syncs it into a Maildir.
+// Three runs per flow rotate the local TLS modes, so that every program uses every protocol it
+// speaks here with local TLS none, implicit and STARTTLS; every login is alice's local password.
 func TestProxyWithPasswordOnlyPrograms(t *testing.T) {
 	l := need(t, true)
 	p := startProxy(t, l)
-	for _, prog := range []struct {
-		name string
-		run  func(t *testing.T, p *proxyLab, modes map[string]string, id string) (string, error)
-	}{{"python3", pythonThroughProxy}, {"curl", curlThroughProxy}} {
+	for _, f := range []struct {
+		programs []string
+		run      flow
+	}{
+		{[]string{"python3"}, pythonThroughProxy},
+		{[]string{"curl"}, curlThroughProxy},
+		{[]string{"swaks", "fetchmail", "mbsync"}, swaksFetchmailMbsyncThroughProxy},
+	} {
 		for i := range proxyModes {
 			modes := map[string]string{config.ProtocolSMTP: proxyModes[i], config.ProtocolIMAP: proxyModes[(i+1)%3], config.ProtocolPOP: proxyModes[(i+2)%3]}
-			t.Run(fmt.Sprintf("%s/smtp-%s/imap-%s/pop-%s", prog.name, modes["smtp"], modes["imap"], modes["pop"]), func(t *testing.T) {
+			name := strings.Join(f.programs, "+")
+			t.Run(fmt.Sprintf("%s/smtp-%s/imap-%s/pop-%s", name, modes["smtp"], modes["imap"], modes["pop"]), func(t *testing.T) {
 				t.Parallel()
-				if _, err := exec.LookPath(prog.name); err != nil {
-					if os.Getenv(requireEnv) != "" {
-						t.Fatalf("%s is not installed (%s is set)", prog.name, requireEnv)
-					}
-					t.Skipf("%s is not installed (./scripts/test installs it)", prog.name)
+				for _, prog := range f.programs {
+					mailprograms.Program(t, prog)
 				}
-				id := fmt.Sprintf("%s.%d.%s@proxy.interop.test", prog.name, i, randomHex(6))
-				out, err := prog.run(t, p, modes, id)
+				subject := fmt.Sprintf("%s-%d-%s", strings.ReplaceAll(name, "+", "-"), i, randomHex(6))
+				out, err := f.run(t, l, p, modes, subject)
 				if err != nil {
 					t.Fatalf("%v\n%s", err, out)
 				}
@@ -132,111 +153,62 @@ func TestProxyWithPasswordOnlyPrograms(t *testing.T) {
 	}
 }
 
-// runProgram runs a program with a timeout and returns what it printed.
-func runProgram(env []string, stdin []byte, name string, args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdin = bytes.NewReader(stdin)
-	out, err := cmd.CombinedOutput()
-	return string(out), err
-}
-
-// pyThroughProxy sends a message to alice with smtplib, waits for it with imaplib (SEARCH by
-// Message-ID, then BODY.PEEK[]), and finds the same bytes with poplib (STAT, RETR); each protocol
-// in the local TLS mode the environment names, the proxy's CA only.
-const pyThroughProxy = `
-import imaplib, os, poplib, smtplib, ssl, sys, time
-e = os.environ
-ctx = ssl.create_default_context(cafile=e["CAFILE"])
-user, password, mid = e["USER"], e["PASSWORD"], e["MSGID"]
-
-def connect(proto, plain, implicit, upgrade):
-    mode, port = e[proto + "_MODE"], int(e[proto + "_PORT"])
-    if mode == "implicit":
-        return implicit("127.0.0.1", port, ctx)
-    c = plain("127.0.0.1", port, timeout=20)
-    if mode == "starttls":
-        upgrade(c)
-    return c
-
-s = connect("SMTP", smtplib.SMTP, lambda h, p, x: smtplib.SMTP_SSL(h, p, context=x, timeout=20), lambda c: c.starttls(context=ctx))
-s.login(user, password)
-s.sendmail(user, [user], ("From: %s\r\nTo: %s\r\nSubject: smtplib through the proxy\r\nMessage-ID: <%s>\r\n\r\nSent by smtplib.\r\n" % (user, user, mid)).encode())
-s.quit()
-
-i = connect("IMAP", imaplib.IMAP4, lambda h, p, x: imaplib.IMAP4_SSL(h, p, ssl_context=x, timeout=20), lambda c: c.starttls(ssl_context=ctx))
-i.login(user, password)
-for _ in range(150):
-    i.select("INBOX", readonly=True)
-    found = i.search(None, "HEADER", "Message-ID", "<%s>" % mid)[1][0].split()
-    if found:
-        break
-    time.sleep(0.1)
-else:
-    sys.exit("imaplib: the message never arrived in Dovecot")
-body = i.fetch(found[-1], "(BODY.PEEK[])")[1][0][1]
-i.logout()
-print("IMAP", len(body), "octets")
-
-p = connect("POP", poplib.POP3, lambda h, p, x: poplib.POP3_SSL(h, p, context=x, timeout=20), lambda c: c.stls(context=ctx))
-p.user(user)
-p.pass_(password)
-count, size = p.stat()
-print("STAT", count, size)
-if not any(b"\r\n".join(p.retr(n)[1]) + b"\r\n" == body for n in range(count, 0, -1)):
-    sys.exit("poplib: no message with the bytes imaplib read")
-p.quit()
-print("OK")
-`
-
-func pythonThroughProxy(t *testing.T, p *proxyLab, modes map[string]string, id string) (string, error) {
-	env := []string{"CAFILE=" + p.ca, "USER=" + world.Alice, "PASSWORD=" + emulator.ProxyPassword, "MSGID=" + id}
-	for proto, mode := range modes {
-		up := strings.ToUpper(proto)
-		env = append(env, up+"_MODE="+mode, up+"_PORT="+p.port(t, proto, mode))
+// pythonThroughProxy sends a message to alice with smtplib, waits for it with imaplib (SEARCH by
+// subject, then BODY.PEEK[]), and finds the same bytes with poplib (TOP, then RETR).
+func pythonThroughProxy(t *testing.T, _ *lab, p *proxyLab, modes map[string]string, subject string) (string, error) {
+	var log strings.Builder
+	python := func(proto string) (string, error) {
+		r := p.run(t, proto, modes[proto], subject)
+		r.Wait = 15 * time.Second
+		out, err := mailprograms.Python(r)
+		fmt.Fprintf(&log, "$ python3 (%s, local TLS %s)\n%s", proto, modes[proto], out)
+		return out, err
 	}
-	out, err := runProgram(env, nil, "python3", "-c", pyThroughProxy)
-	if err == nil && !strings.HasSuffix(out, "OK\n") {
-		err = fmt.Errorf("python3 did not finish")
+	if _, err := python(config.ProtocolSMTP); err != nil {
+		return log.String(), fmt.Errorf("smtplib: %w", err)
 	}
-	return out, err
+	viaIMAP, err := python(config.ProtocolIMAP)
+	if err != nil {
+		return log.String(), fmt.Errorf("imaplib: %w", err)
+	}
+	viaPOP, err := python(config.ProtocolPOP)
+	if err != nil {
+		return log.String(), fmt.Errorf("poplib: %w", err)
+	}
+	if m := mailprograms.PythonMessage(viaIMAP); m == "" || m != mailprograms.PythonMessage(viaPOP) {
+		return log.String(), fmt.Errorf("poplib did not read the bytes imaplib read")
+	}
+	return log.String(), nil
 }
 
 var (
 	searchResult = regexp.MustCompile(`\* SEARCH( \d+)+`)
 	popListing   = regexp.MustCompile(`(?m)^1 \d+\r?$`) // curl's LIST: "number size" lines
+	subjectLine  = regexp.MustCompile(`(?m)^Subject: [^\r\n]*`)
 )
 
 // curlThroughProxy sends with curl's SMTP, waits for the message with a UID SEARCH over IMAP and
-// fetches it by UID, then lists the POP3 maildrop. imaps:// pop3s:// smtps:// for implicit TLS,
-// --ssl-reqd for STARTTLS, the proxy's CA only.
-func curlThroughProxy(t *testing.T, p *proxyLab, modes map[string]string, id string) (string, error) {
+// fetches it by UID, then lists the POP3 maildrop.
+func curlThroughProxy(t *testing.T, _ *lab, p *proxyLab, modes map[string]string, subject string) (string, error) {
 	var log strings.Builder
-	// curl runs curl on protocol's listener: the URL is the scheme and the listener followed by path.
-	curl := func(stdin []byte, proto, path string, args ...string) (string, error) {
-		scheme := map[string]string{config.ProtocolIMAP: "imap", config.ProtocolPOP: "pop3", config.ProtocolSMTP: "smtp"}[proto]
-		switch modes[proto] {
-		case config.LocalTLSImplicit:
-			scheme += "s"
-		case config.LocalTLSStartTLS:
-			args = append(args, "--ssl-reqd")
+	curl := func(proto, path string, args ...string) (string, error) {
+		r := p.run(t, proto, modes[proto], subject)
+		var out string
+		var err error
+		if proto == config.ProtocolSMTP {
+			out, err = mailprograms.CurlSend(r, mailprograms.Message(world.Alice, world.Alice, subject))
+		} else {
+			out, err = mailprograms.Curl(r, path, nil, args...)
 		}
-		args = append(args, scheme+"://127.0.0.1:"+p.port(t, proto, modes[proto])+path)
-		fmt.Fprintf(&log, "$ curl %s\n", strings.Join(args, " "))
-		out, err := runProgram(nil, stdin, "curl", append([]string{"-sS", "--max-time", "20", "--cacert", p.ca,
-			"-u", world.Alice + ":" + emulator.ProxyPassword}, args...)...)
-		log.WriteString(out)
+		fmt.Fprintf(&log, "$ curl %s (local TLS %s)\n%s\n", strings.Join(append([]string{proto + path}, args...), " "), modes[proto], out)
 		return out, err
 	}
-	msg := "From: " + world.Alice + "\r\nTo: " + world.Alice + "\r\nSubject: curl through the proxy\r\nMessage-ID: <" + id + ">\r\n\r\nSent by curl.\r\n"
-	if _, err := curl([]byte(msg), config.ProtocolSMTP, "", "--mail-from", world.Alice, "--mail-rcpt", world.Alice, "-T", "-"); err != nil {
+	if _, err := curl(config.ProtocolSMTP, ""); err != nil {
 		return log.String(), err
 	}
 	var uid string
 	for deadline := time.Now().Add(15 * time.Second); uid == ""; time.Sleep(100 * time.Millisecond) {
-		out, err := curl(nil, config.ProtocolIMAP, "/INBOX", "-X", "UID SEARCH HEADER Message-ID <"+id+">")
+		out, err := curl(config.ProtocolIMAP, "/INBOX", "-X", "UID SEARCH SUBJECT "+subject)
 		if err != nil {
 			return log.String(), err
 		}
@@ -246,13 +218,79 @@ func curlThroughProxy(t *testing.T, p *proxyLab, modes map[string]string, id str
 			return log.String(), fmt.Errorf("the message never arrived in Dovecot")
 		}
 	}
-	if out, err := curl(nil, config.ProtocolIMAP, "/INBOX;UID="+uid); err != nil || !strings.Contains(out, "Message-ID: <"+id+">") {
+	if out, err := curl(config.ProtocolIMAP, "/INBOX;UID="+uid); err != nil || !strings.Contains(out, "Subject: "+subject+"\r\n") {
 		return log.String(), fmt.Errorf("IMAP fetch of UID %s: %v", uid, err)
 	}
-	if out, err := curl(nil, config.ProtocolPOP, "/"); err != nil || !popListing.MatchString(out) {
+	if out, err := curl(config.ProtocolPOP, "/"); err != nil || !popListing.MatchString(out) {
 		return log.String(), fmt.Errorf("POP3 LIST: %v", err)
 	}
 	return log.String(), nil
+}
+
+// swaksFetchmailMbsyncThroughProxy sends with swaks (AUTH LOGIN), waits until Dovecot has the message
+// (looked for directly, with alice's token), then fetches alice's INBOX with fetchmail over POP3 and
+// over IMAP and syncs it with mbsync: the message must be in what fetchmail's MDA received and in
+// mbsync's Maildir.
+func swaksFetchmailMbsyncThroughProxy(t *testing.T, l *lab, p *proxyLab, modes map[string]string, subject string) (string, error) {
+	var log strings.Builder
+	run := func(name, proto string, program func(*mailprograms.Run) (string, error)) (string, error) {
+		out, err := program(p.run(t, proto, modes[proto], subject))
+		// What the program printed, and of what it delivered (the whole INBOX) the subjects only.
+		printed, delivered, _ := strings.Cut(out, "\n--- ")
+		fmt.Fprintf(&log, "$ %s (%s, local TLS %s)\n%s\n", name, proto, modes[proto], printed)
+		if delivered != "" {
+			fmt.Fprintf(&log, "delivered: %q\n", subjectLine.FindAllString(delivered, -1))
+		}
+		if err != nil {
+			err = fmt.Errorf("%s over %s with local TLS %s: %w", name, proto, modes[proto], err)
+		}
+		return out, err
+	}
+	if _, err := run("swaks", config.ProtocolSMTP, mailprograms.Swaks); err != nil {
+		return log.String(), err
+	}
+	if err := waitDelivered(l, subject); err != nil {
+		return log.String(), err
+	}
+	for _, reader := range []struct {
+		name, proto string
+		program     func(*mailprograms.Run) (string, error)
+	}{
+		{"fetchmail", config.ProtocolPOP, mailprograms.Fetchmail},
+		{"fetchmail", config.ProtocolIMAP, mailprograms.Fetchmail},
+		{"mbsync", config.ProtocolIMAP, mailprograms.Mbsync},
+	} {
+		out, err := run(reader.name, reader.proto, reader.program)
+		if err != nil {
+			return log.String(), err
+		}
+		if _, delivered, _ := strings.Cut(out, "\n--- "); !slices.Contains(subjectLine.FindAllString(delivered, -1), "Subject: "+subject) {
+			return log.String(), fmt.Errorf("%s over %s with local TLS %s did not deliver the message %q", reader.name, reader.proto, modes[reader.proto], subject)
+		}
+	}
+	return log.String(), nil
+}
+
+// waitDelivered waits until alice's INBOX in Dovecot has a message with subject, looking directly
+// (IMAPS, alice's token).
+func waitDelivered(l *lab, subject string) error {
+	c, err := imapclient.DialTLS(addr(l.ports.IMAPS), l.imapOptions())
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.Authenticate(sasl.NewXOAuth2Client(world.Alice, l.tok.good)); err != nil {
+		return fmt.Errorf("IMAP AUTHENTICATE XOAUTH2: %w", err)
+	}
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		msg, err := fetchByHeader(c, "Subject", subject)
+		if err != nil || msg != nil {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("message %q not delivered to Dovecot after 15 s (see Postfix's maillog below)", subject)
+		}
+	}
 }
 
 func readFile(t *testing.T, name string) []byte {
@@ -271,17 +309,4 @@ func writeFile(t *testing.T, dir, name string, data []byte) string {
 		t.Fatal(err)
 	}
 	return p
-}
-
-// lastCert is the last PEM block of a chain: its CA.
-func lastCert(t *testing.T, chain []byte) []byte {
-	t.Helper()
-	var last *pem.Block
-	for b, rest := pem.Decode(chain); b != nil; b, rest = pem.Decode(rest) {
-		last = b
-	}
-	if last == nil {
-		t.Fatal("no PEM certificate")
-	}
-	return pem.EncodeToMemory(last)
 }
