@@ -236,6 +236,10 @@ func walk(ctx context.Context, a *auth.Account, s catalog.Subject, protocol, tid
 	if !ok {
 		f = unexplained(lastStep(rec.Steps), err)
 	}
+	if f.Code == catalog.CodeTimeout {
+		// The catalogue cannot tell which link waited in vain (connect, tls, greeting, ...); the trace can.
+		f.Step = lastStep(rec.Steps)
+	}
 	if f.Code == catalog.CodeNotConnected || f.Code == catalog.CodeAppExchange {
 		f = probe(ctx, a, s, protocol, claims, f, t)
 	}

@@ -199,6 +199,14 @@ func TestClientCredentialsSecret(t *testing.T) {
 			t.Errorf("a Graph token carries Exchange's roles: %v", strs(c, "roles"))
 		}
 	})
+	t.Run("another resource", func(t *testing.T) {
+		// Azure Resource Manager: a token the mail APIs refuse, with no roles (the daemon holds none there).
+		c := v.verify(t, str(v.mustToken(t, "contoso", v.secretForm("daemon", world.ARMResource+"/.default")), "access_token"))
+		wantAppToken(t, v, c, "daemon", world.ARMResource, "1")
+		if _, ok := c["roles"]; ok {
+			t.Errorf("roles %v on a token for a resource the app has no permission of", c["roles"])
+		}
+	})
 	t.Run("basic auth and tenant by domain", func(t *testing.T) {
 		f := v.secretForm("daemon", exchangeAppDef)
 		f.Del("client_secret")

@@ -155,7 +155,10 @@ func TokenError(s Subject, err error) (Finding, bool) {
 	}
 	var ae *auth.Error
 	if !errors.As(err, &ae) {
-		if errors.Is(err, context.DeadlineExceeded) {
+		// auth.Account.Token returns the caller's context error as it is when the identity platform
+		// has not answered by its deadline. A deadline wrapped in another error comes from elsewhere
+		// (a mail server's TLS handshake, say) and is Connection's business.
+		if err == context.DeadlineExceeded {
 			return Finding{Code: CodeIdPTransient, Step: "token", Cause: "the identity platform did not answer in time",
 				Fix: "try again; if it persists, check the network path to " + s.Authority}, true
 		}

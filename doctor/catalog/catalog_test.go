@@ -1,14 +1,17 @@
 package catalog
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/mailoauth/mailoauth/auth"
+	"github.com/mailoauth/mailoauth/graph"
 )
 
 func jwt(t testing.TB, claims map[string]any) string {
@@ -115,5 +118,56 @@ func TestDocumented(t *testing.T) {
 		if !strings.Contains(string(b), "`"+c+"`") {
 			t.Errorf("docs/doctor.md does not document %s", c)
 		}
+	}
+}
+
+// TestGraphAnswers: Graph's refusals by status and code, with the claims of the token sent. The
+// doctor's tests produce most of them end to end against the emulator; a 5xx (retried for seconds
+// there) and the delegated 403 for a token without a mail scope are checked here too.
+func TestGraphAnswers(t *testing.T) {
+	user, _ := ParseClaims(jwt(t, map[string]any{"aud": "https://graph.microsoft.com", "scp": "Mail.ReadWrite Mail.Send", "upn": "alice@contoso.com"}))
+	noMail, _ := ParseClaims(jwt(t, map[string]any{"aud": "https://graph.microsoft.com", "scp": "User.Read", "upn": "alice@contoso.com"}))
+	app, _ := ParseClaims(jwt(t, map[string]any{"aud": "https://graph.microsoft.com", "roles": []any{"Mail.ReadWrite"}, "oid": "5b1c", "idtyp": "app"}))
+	appSubject := subject
+	appSubject.AppOnly, appSubject.Flow = true, "client_credentials"
+	for _, tc := range []struct {
+		name string
+		s    Subject
+		c    *Claims
+		ge   graph.Error
+		code string
+		fix  string
+	}{
+		{"token refused", subject, user, graph.Error{Status: 401, Code: "InvalidAuthenticationToken"}, CodeGraphToken, "graph, cloud and authority"},
+		{"delegated, no mail scope", subject, noMail, graph.Error{Status: 403, Code: "ErrorAccessDenied"}, CodeGraphScope, "Delegated > Mail.ReadWrite"},
+		{"delegated, another mailbox", subject, user, graph.Error{Status: 403, Code: "ErrorAccessDenied"}, CodeGraphDenied, "Mail.ReadWrite.Shared"},
+		{"application access policy", appSubject, app, graph.Error{Status: 403, Code: "ErrorAccessDenied", Message: "Access to OData is disabled."}, CodeGraphPolicy, "New-ApplicationAccessPolicy"},
+		{"not in Exchange Online", appSubject, app, graph.Error{Status: 404, Code: "MailboxNotEnabledForRESTAPI"}, CodeGraphNoREST, "Get-Mailbox -Identity alice@contoso.com"},
+		{"unknown mailbox", appSubject, app, graph.Error{Status: 404, Code: "ErrorInvalidUser"}, CodeGraphNotFound, "/users/alice@contoso.com"},
+		{"throttled", appSubject, app, graph.Error{Status: 429, Code: "ApplicationThrottled"}, CodeGraphThrottled, "Retry-After"},
+		{"unavailable", appSubject, app, graph.Error{Status: 503, Code: "ServiceNotAvailable"}, CodeGraphUnexpected, "try again later"},
+		{"other", appSubject, app, graph.Error{Status: 400, Code: "BadRequest"}, CodeGraphUnexpected, "Graph's error code"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := Graph(tc.s, tc.c, &tc.ge)
+			if f.Code != tc.code || f.Step != "mailbox" || !strings.Contains(f.Fix, tc.fix) {
+				t.Errorf("%+v, want %s naming %q", f, tc.code, tc.fix)
+			}
+		})
+	}
+}
+
+// TestTimeouts: a deadline the identity platform missed (auth returns the context's error as it is)
+// is MO-IDP-TRANSIENT; one a mail server missed (wrapped by the TLS handshake, say) is MO-NET-TIMEOUT.
+func TestTimeouts(t *testing.T) {
+	if f, ok := TokenError(subject, context.DeadlineExceeded); !ok || f.Code != CodeIdPTransient {
+		t.Errorf("token deadline: %+v %v", f, ok)
+	}
+	handshake := fmt.Errorf("TLS handshake with 127.0.0.1 failed: %w", context.DeadlineExceeded)
+	if _, ok := TokenError(subject, handshake); ok {
+		t.Error("a mail server's timeout taken for the identity platform's")
+	}
+	if f, ok := Explain(subject, "imap", "127.0.0.1:993", nil, handshake, time.Now()); !ok || f.Code != CodeTimeout {
+		t.Errorf("handshake deadline: %+v %v", f, ok)
 	}
 }

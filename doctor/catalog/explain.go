@@ -93,9 +93,10 @@ func audience(s Subject, protocol string, c *Claims) *Finding {
 			Fix:   "ask for " + want + " — prefix the scope with the Exchange resource (an unprefixed " + need + " or a graph.microsoft.com scope is Graph's); in the config remove scopes or set scopes = [\"" + want + "\"]",
 			Docs:  DocOAuth}
 	}
+	// Only the account's scopes can ask for another resource: mailoauth's own are Exchange's.
 	return &Finding{Code: CodeAudOther, Step: "claims",
-		Cause: "the token's audience is " + firstOf(c.Audience, "missing") + ", not Exchange Online",
-		Fix:   "ask for " + want, Docs: DocOAuth}
+		Cause: "the token's audience is " + firstOf(c.Audience, "missing") + ", not Exchange Online: " + protocolName(protocol) + " refuses it",
+		Fix:   "ask for " + want + ": in the config remove scopes or set scopes = [\"" + want + "\"]", Docs: DocOAuth}
 }
 
 func permission(s Subject, protocol string, c *Claims) *Finding {
@@ -103,9 +104,8 @@ func permission(s Subject, protocol string, c *Claims) *Finding {
 		if c.AppOnly && !c.HasRole("Mail.ReadWrite") && !c.HasRole("Mail.Read") {
 			return graphRole(s)
 		}
-		if !c.AppOnly && !anyScope(c, "Mail.ReadWrite", "Mail.Read", "Mail.ReadWrite.Shared", "Mail.Read.Shared") {
-			return &Finding{Code: CodeGraphScope, Step: "claims", Cause: "the delegated Graph token's scp (" + strings.Join(c.Scopes, " ") + ") has no Mail.Read or Mail.ReadWrite",
-				Fix: s.PortalApp() + " > API permissions > Add > Microsoft Graph > Delegated > Mail.ReadWrite and Mail.Send; then " + consent(s), Docs: DocGraphPermissions}
+		if !c.AppOnly && !graphMailScope(c) {
+			return graphScope(s, c)
 		}
 		return nil
 	}
@@ -140,6 +140,16 @@ func anyScope(c *Claims, scopes ...string) bool {
 		}
 	}
 	return false
+}
+
+// graphMailScope: a delegated Graph token can read mail.
+func graphMailScope(c *Claims) bool {
+	return anyScope(c, "Mail.ReadWrite", "Mail.Read", "Mail.ReadWrite.Shared", "Mail.Read.Shared")
+}
+
+func graphScope(s Subject, c *Claims) *Finding {
+	return &Finding{Code: CodeGraphScope, Step: "claims", Cause: "the delegated Graph token's scp (" + strings.Join(c.Scopes, " ") + ") has no Mail.Read or Mail.ReadWrite",
+		Fix: s.PortalApp() + " > API permissions > Add > Microsoft Graph > Delegated > Mail.ReadWrite and Mail.Send; then " + consent(s), Docs: DocGraphPermissions}
 }
 
 func graphRole(s Subject) *Finding {
@@ -481,13 +491,22 @@ func Graph(s Subject, c *Claims, ge *graph.Error) Finding {
 	case ge.Code == "InvalidAuthenticationToken" && c != nil && !audIn(aud, graphAudience):
 		return *audience(s, config.ProtocolGraph, c)
 	case ge.Code == "InvalidAuthenticationToken":
-		return f(CodeGraphToken, "Graph refused the token itself (expired, revoked, or not for this tenant)", "sign in again: mailoauth login "+s.Account, DocGraphErrors)
+		// The client asked the identity platform for a fresh token and retried before giving up
+		// (graph.Client, auth.Refresher): a token fresh from the account's identity platform was
+		// refused, so another sign-in alone rarely helps.
+		return f(CodeGraphToken, "Graph refused the token itself (expired, revoked, not for this tenant, or issued by another cloud's identity platform)",
+			"get a fresh token: mailoauth login "+s.Account+"; if Graph refuses a fresh one too (mailoauth already retried with one), check that the account's graph, cloud and authority name one cloud (this cloud's Graph is "+s.Cloud.Graph+"; another cloud's Graph refuses its tokens), and this machine's clock", DocGraphErrors)
 	case ge.Code == "MailboxNotEnabledForRESTAPI":
-		return f(CodeGraphNoREST, "the mailbox "+s.mailbox()+" is inactive, soft-deleted or on-premises: Graph reaches only Exchange Online mailboxes", "check the address, and that the mailbox is licensed and in Exchange Online", DocGraphErrors)
+		return f(CodeGraphNoREST, "the mailbox "+s.mailbox()+" is inactive, soft-deleted, on-premises or without an Exchange Online licence: Graph reaches only Exchange Online mailboxes",
+			"check the address, and in Exchange Online PowerShell Get-Mailbox -Identity "+s.mailbox()+" (add -SoftDeletedMailbox or -InactiveMailboxOnly to find a deleted or inactive one): the user needs an Exchange Online licence and a mailbox in Exchange Online", DocGraphErrors)
 	case ge.Status == 429:
 		return f(CodeGraphThrottled, "Graph throttled the app ("+firstOf(ge.Code, "429")+")", "wait and retry less often; mailoauth already honours Retry-After", DocGraphErrors)
 	case ge.Status == 403 && s.AppOnly && c != nil && !c.HasRole("Mail.ReadWrite") && !c.HasRole("Mail.Read"):
 		return *graphRole(s)
+	case ge.Status == 403 && !s.AppOnly && c != nil && !c.AppOnly && !graphMailScope(c):
+		fs := graphScope(s, c)
+		fs.Step = "mailbox"
+		return *fs
 	case ge.Status == 403 && s.AppOnly:
 		return f(CodeGraphPolicy, "the app has the Graph role and is denied "+s.mailbox()+": an application access policy restricts it to other mailboxes",
 			"in Exchange Online PowerShell: Test-ApplicationAccessPolicy -Identity "+s.mailbox()+" -AppId "+s.ClientID+"; add the mailbox to the policy's group, or New-ApplicationAccessPolicy -AppId "+s.ClientID+" -PolicyScopeGroupId <group with "+s.mailbox()+"> -AccessRight RestrictAccess", DocGraphPolicy)
@@ -495,7 +514,9 @@ func Graph(s Subject, c *Claims, ge *graph.Error) Finding {
 		return f(CodeGraphDenied, "the signed-in user may not open "+s.mailbox(),
 			"grant FullAccess ("+s.AddMailboxPermission(firstOf(s.Email, "<user>"))+") and the Mail.ReadWrite.Shared scope, or sign in as "+s.mailbox(), DocGraphPermissions)
 	case ge.Status == 404:
-		return f(CodeGraphNotFound, "Graph does not know the mailbox "+s.mailbox(), "check the address (app-only access reads /users/{mailbox})", DocGraphErrors)
+		return f(CodeGraphNotFound, "Graph does not know the mailbox "+s.mailbox(), "check the address in the account's mailbox (or email): a user or shared mailbox of the tenant (Graph reads /users/"+s.mailbox()+")", DocGraphErrors)
+	case ge.Status >= 500:
+		return f(CodeGraphUnexpected, "Graph failed on its side: "+ge.Error(), "try again later (mailoauth already retried); if it lasts, look at Service health in the Microsoft 365 admin center", DocGraphErrors)
 	}
 	return f(CodeGraphUnexpected, "Graph refused the request: "+ge.Error(), "see Graph's error code in Microsoft's documentation", DocGraphErrors)
 }

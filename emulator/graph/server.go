@@ -118,6 +118,16 @@ var (
 	errMeAppOnly    = errf(400, "BadRequest", "/me request is only valid with delegated authentication flow.")
 	errMalformedID  = errf(400, "ErrorInvalidIdMalformed", "Id is malformed.")
 	errTooLarge     = errf(413, "ErrorRequestEntityTooLarge", "The request body is too large.")
+	// A mailbox Graph cannot reach (world.MailboxSettings.RESTDisabled): inactive, soft-deleted,
+	// hosted on-premises or without an Exchange Online licence. Code and message observed
+	// (iyear/E5SubBot#39, research/exchange-wire.md §4); the status is 404 as clients report it
+	// (O365/python-o365#438: "Client Error: Not Found"), unconfirmed.
+	errNotREST = errf(404, "MailboxNotEnabledForRESTAPI", "The mailbox is either inactive, soft-deleted, or is hosted on-premise.")
+	// An application access policy (world.ApplicationAccessPolicy) keeping an app-only token out of
+	// the mailbox: 403 ErrorAccessDenied. Microsoft documents the code and "Access to OData is
+	// disabled." (Microsoft Graph docs, concepts/auth-limit-mailbox-access.md, "Handling API errors";
+	// the 403 in OfficeDev/office-js-docs-pr#2808); current answers add the reason, as here.
+	errAccessPolicy = errf(403, "ErrorAccessDenied", "Access to OData is disabled: [RAOP] : Blocked by tenant configured AppOnly AccessPolicy settings.")
 )
 
 func errBody(msg string) *gerr { return errf(400, "RequestBodyRead", msg) }
@@ -462,6 +472,14 @@ func (s *Server) authorize(r *http.Request, rt route, o op) (*call, *gerr) {
 				return nil, errAccessDenied
 			}
 		}
+	}
+	if ms := t.MailboxSettingsOf(c.mailbox); ms != nil && ms.RESTDisabled {
+		s.log.Info("graph: mailbox not enabled for REST", "mailbox", c.mailbox)
+		return nil, errNotREST
+	}
+	if tok.AppOnly && !t.GraphAppAccess(tok.App, c.mailbox) {
+		s.log.Info("graph: access refused", "reason", "application access policy", "app", tok.App.Name, "mailbox", c.mailbox)
+		return nil, errAccessPolicy
 	}
 	s.st.Ensure(c.mailbox)
 	return c, nil

@@ -29,7 +29,13 @@ type env struct {
 
 func start(t *testing.T) *env {
 	t.Helper()
-	e, err := emulator.Start(context.Background(), emulator.Options{})
+	return startWorld(t, nil)
+}
+
+// startWorld starts an emulator of w (nil: the default world).
+func startWorld(t *testing.T, w *world.World) *env {
+	t.Helper()
+	e, err := emulator.Start(context.Background(), emulator.Options{World: w})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,6 +49,26 @@ func (v *env) appToken(t *testing.T) string {
 	t.Helper()
 	resp, err := v.HC.PostForm(v.E.Authority()+"/contoso.test/oauth2/v2.0/token", url.Values{"grant_type": {"client_credentials"},
 		"client_id": {v.E.World.App("daemon").ClientID}, "client_secret": {v.E.Credentials["daemon"].Secret}, "scope": {"https://graph.microsoft.com/.default"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		AccessToken string `json:"access_token"`
+	}
+	json.NewDecoder(resp.Body).Decode(&out)
+	if out.AccessToken == "" {
+		t.Fatal("no token")
+	}
+	return out.AccessToken
+}
+
+// userToken is alice's delegated Graph token (the password flow of the public app "desktop").
+func (v *env) userToken(t *testing.T) string {
+	t.Helper()
+	resp, err := v.HC.PostForm(v.E.Authority()+"/contoso.test/oauth2/v2.0/token", url.Values{"grant_type": {"password"},
+		"client_id": {v.E.World.App("desktop").ClientID}, "username": {"alice@contoso.test"}, "password": {"alice-password"},
+		"scope": {"https://graph.microsoft.com/Mail.ReadWrite"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,6 +149,36 @@ func TestWireErrors(t *testing.T) {
 	a = v.do(t, "GET", "/users/alice@contoso.test/mailFolders", tok, "", nil, "client-request-id", "abc-123")
 	if a.Status != 200 || a.Header.Get("client-request-id") != "abc-123" {
 		t.Errorf("client-request-id not echoed: %d %v", a.Status, a.Header)
+	}
+}
+
+// TestWireAccessPolicyAndRESTDisabled: an application access policy keeps the app out of the
+// mailboxes it does not list (403 ErrorAccessDenied "Access to OData is disabled: ..."), and a
+// mailbox out of Graph's reach gets 404 MailboxNotEnabledForRESTAPI, for app and user alike.
+func TestWireAccessPolicyAndRESTDisabled(t *testing.T) {
+	w := world.Default()
+	w.Tenants[0].ApplicationAccessPolicies = []*world.ApplicationAccessPolicy{{App: "daemon", Mailboxes: []string{"bob@contoso.test", "support@contoso.test"}}}
+	w.Tenants[0].SharedMailboxes[0].Mailbox.RESTDisabled = true // support@, which alice holds FullAccess on
+	v := startWorld(t, w)
+	app, user := v.appToken(t), v.userToken(t)
+	if a := v.do(t, "GET", "/users/bob@contoso.test/mailFolders", app, "", nil); a.Status != 200 {
+		t.Fatalf("a mailbox the policy lists: %d %s", a.Status, a.Body)
+	}
+	a := v.do(t, "GET", "/users/alice@contoso.test/mailFolders", app, "", nil)
+	wantError(t, a, 403, "ErrorAccessDenied")
+	if !strings.Contains(string(a.Body), "Access to OData is disabled: [RAOP] : Blocked by tenant configured AppOnly AccessPolicy settings.") {
+		t.Errorf("policy refusal: %s", a.Body)
+	}
+	for _, tok := range []string{app, user} {
+		a := v.do(t, "GET", "/users/support@contoso.test/mailFolders", tok, "", nil)
+		wantError(t, a, 404, "MailboxNotEnabledForRESTAPI")
+		if !strings.Contains(string(a.Body), "The mailbox is either inactive, soft-deleted, or is hosted on-premise.") {
+			t.Errorf("REST disabled: %s", a.Body)
+		}
+	}
+	// A policy binds app-only tokens only: alice herself opens her mailbox.
+	if a := v.do(t, "GET", "/me/mailFolders", user, "", nil); a.Status != 200 {
+		t.Errorf("delegated, own mailbox: %d %s", a.Status, a.Body)
 	}
 }
 

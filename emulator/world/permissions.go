@@ -35,6 +35,15 @@ var Resources = []*Resource{
 			"POP.AccessAsUser.All", "SMTP.Send"),
 		Application: set("Mail.Read", "Mail.ReadBasic", "Mail.ReadWrite", "Mail.Send", "User.Read.All"),
 	},
+	{
+		// Azure Resource Manager, no mail API: Entra issues tokens for any resource a scope names, so an
+		// account whose scopes name another API (https://management.azure.com/.default) gets a token
+		// Exchange and Graph refuse as another resource's. It has no application permissions: an
+		// app-only token for it carries no roles.
+		URI: ARMResource, AppID: ARMAppID,
+		Delegated:   set("user_impersonation"),
+		Application: set(),
+	},
 }
 
 // LookupResource finds a resource by URI, alias or app id (case-insensitive, trailing slash ignored).

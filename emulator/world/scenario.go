@@ -123,6 +123,7 @@ type tenantTable struct {
 	Users             []userTable    `toml:"users"`
 	SharedMailboxes   []sharedTable  `toml:"shared_mailboxes"`
 	ServicePrincipals []servicePrTab `toml:"exchange_service_principals"`
+	AccessPolicies    []accessPolTab `toml:"application_access_policies"`
 }
 
 type userTable struct {
@@ -134,6 +135,7 @@ type userTable struct {
 	IMAPDisabled  bool      `toml:"imap_disabled"`
 	POPDisabled   bool      `toml:"pop_disabled"`
 	SMTPAuth      string    `toml:"smtp_auth"`
+	RESTDisabled  bool      `toml:"rest_disabled"`
 	RevokedBefore time.Time `toml:"revoked_before"`
 }
 
@@ -146,11 +148,17 @@ type sharedTable struct {
 	IMAPDisabled bool     `toml:"imap_disabled"`
 	POPDisabled  bool     `toml:"pop_disabled"`
 	SMTPAuth     string   `toml:"smtp_auth"`
+	RESTDisabled bool     `toml:"rest_disabled"`
 }
 
 type servicePrTab struct {
 	App        string   `toml:"app"`
 	FullAccess []string `toml:"full_access"`
+}
+
+type accessPolTab struct {
+	App       string   `toml:"app"`
+	Mailboxes []string `toml:"mailboxes"`
 }
 
 type appTable struct {
@@ -333,6 +341,7 @@ func (p *scenarioParser) parse() {
 	p.tenants()
 	p.appsTables()
 	p.servicePrincipals()
+	p.accessPolicies()
 	p.accounts()
 	p.faults()
 }
@@ -545,7 +554,7 @@ func (p *scenarioParser) tenants() {
 		for i, ut := range tt.Users {
 			up := join(path, "users", strconv.Itoa(i))
 			u := &User{DisplayName: ut.DisplayName, MFARequired: ut.MFARequired, RevokedBefore: ut.RevokedBefore,
-				Mailbox: MailboxSettings{IMAPDisabled: ut.IMAPDisabled, POPDisabled: ut.POPDisabled, SMTPAuth: p.smtpAuth(join(up, "smtp_auth"), ut.SMTPAuth)}}
+				Mailbox: MailboxSettings{IMAPDisabled: ut.IMAPDisabled, POPDisabled: ut.POPDisabled, SMTPAuth: p.smtpAuth(join(up, "smtp_auth"), ut.SMTPAuth), RESTDisabled: ut.RESTDisabled}}
 			if !p.address(join(up, "upn"), ut.UPN, t, t.Name, u) {
 				continue
 			}
@@ -569,7 +578,7 @@ func (p *scenarioParser) tenants() {
 		for i, st := range tt.SharedMailboxes {
 			sp := join(path, "shared_mailboxes", strconv.Itoa(i))
 			m := &SharedMailbox{Address: st.Address, DisplayName: st.DisplayName, ObjectID: st.ObjectID,
-				Mailbox: MailboxSettings{IMAPDisabled: st.IMAPDisabled, POPDisabled: st.POPDisabled, SMTPAuth: p.smtpAuth(join(sp, "smtp_auth"), st.SMTPAuth)}}
+				Mailbox: MailboxSettings{IMAPDisabled: st.IMAPDisabled, POPDisabled: st.POPDisabled, SMTPAuth: p.smtpAuth(join(sp, "smtp_auth"), st.SMTPAuth), RESTDisabled: st.RESTDisabled}}
 			if !p.address(join(sp, "address"), st.Address, t, t.Name, nil) {
 				continue
 			}
@@ -607,8 +616,11 @@ func (p *scenarioParser) fullAccess(path []string, list []string, t *Tenant, use
 		what = "user"
 	}
 	key, right := path[len(path)-1], "FullAccess"
-	if key == "send_as" {
+	switch key {
+	case "send_as":
 		right = "SendAs"
+	case "mailboxes":
+		right = "access through an application access policy"
 	}
 	for i, a := range list {
 		n := fmt.Sprintf("element %d of `%s`%s", i+1, key, show(a))
@@ -887,30 +899,68 @@ func (p *scenarioParser) servicePrincipals() {
 		seen := map[*App]int{}
 		for i, st := range tt.ServicePrincipals {
 			sp := join(path, "exchange_service_principals", strconv.Itoa(i))
-			ap := join(sp, "app")
-			a := p.appRef(st.App)
-			switch {
-			case st.App == "":
-				p.key(ap, "missing `app`", "name the app registered in Exchange, e.g. app = \"daemon\"")
-				continue
-			case a == nil:
-				p.key(ap, "service principal names app"+show(st.App)+", which the scenario does not define", "use one of "+p.appNames())
-				continue
-			case a.Tenant != "" && a.Tenant != t.Name && !a.MultiTenant:
-				p.key(ap, "app "+a.Name+" is registered in tenant "+a.Tenant+" and is not multi-tenant",
-					"Exchange can register only an app usable in tenant "+t.Name+": set multi_tenant = true on [apps."+tomlconf.FormatKey(a.Name)+"], or move this table to [[tenants."+tomlconf.FormatKey(a.Tenant)+".exchange_service_principals]]")
-				continue
-			case seen[a] > 0:
-				p.key(ap, "app "+a.Name+" has two service principals in tenant "+t.Name,
-					fmt.Sprintf("the first is at line %d; merge their full_access lists", seen[a]))
+			a := p.tenantApp(join(sp, "app"), st.App, t, "exchange_service_principals", "service principal", seen,
+				"the app registered in Exchange", "Exchange can register", "full_access")
+			if a == nil {
 				continue
 			}
-			seen[a] = p.pos.Line(ap...)
 			t.ServicePrincipals = append(t.ServicePrincipals, &ServicePrincipal{
 				App: a.Name, FullAccess: p.fullAccess(join(sp, "full_access"), st.FullAccess, t, false),
 			})
 		}
 	}
+}
+
+// accessPolicies reads each tenant's [[application_access_policies]]: an app of the tenant and the
+// mailboxes of the tenant it is restricted to.
+func (p *scenarioParser) accessPolicies() {
+	for _, t := range p.w.Tenants {
+		path := p.tenantPaths[t]
+		tt := p.f.Tenants[t.Name]
+		if tt == nil {
+			continue
+		}
+		seen := map[*App]int{}
+		for i, pt := range tt.AccessPolicies {
+			pp := join(path, "application_access_policies", strconv.Itoa(i))
+			a := p.tenantApp(join(pp, "app"), pt.App, t, "application_access_policies", "application access policy", seen,
+				"the app the policy restricts", "a policy can restrict", "mailboxes")
+			if a == nil {
+				continue
+			}
+			t.ApplicationAccessPolicies = append(t.ApplicationAccessPolicies, &ApplicationAccessPolicy{
+				App: a.Name, Mailboxes: p.fullAccess(join(pp, "mailboxes"), pt.Mailboxes, t, false),
+			})
+		}
+	}
+}
+
+// tenantApp checks the app a tenant's table names (an Exchange service principal, an application
+// access policy): it is given, defined, usable in tenant t, and named by one such table only.
+func (p *scenarioParser) tenantApp(ap []string, ref string, t *Tenant, table, what string, seen map[*App]int, whichApp, who, list string) *App {
+	a := p.appRef(ref)
+	switch {
+	case ref == "":
+		p.key(ap, "missing `app`", "name "+whichApp+", e.g. app = \"daemon\"")
+		return nil
+	case a == nil:
+		p.key(ap, what+" names app"+show(ref)+", which the scenario does not define", "use one of "+p.appNames())
+		return nil
+	case a.Tenant != "" && a.Tenant != t.Name && !a.MultiTenant:
+		p.key(ap, "app "+a.Name+" is registered in tenant "+a.Tenant+" and is not multi-tenant",
+			strings.ToUpper(who[:1])+who[1:]+" only an app usable in tenant "+t.Name+": set multi_tenant = true on [apps."+tomlconf.FormatKey(a.Name)+"], or move this table to [[tenants."+tomlconf.FormatKey(a.Tenant)+"."+table+"]]")
+		return nil
+	case seen[a] > 0:
+		plural := what + "s"
+		if w, ok := strings.CutSuffix(what, "y"); ok {
+			plural = w + "ies"
+		}
+		p.key(ap, "app "+a.Name+" has two "+plural+" in tenant "+t.Name,
+			fmt.Sprintf("the first is at line %d; merge their %s lists", seen[a], list))
+		return nil
+	}
+	seen[a] = p.pos.Line(ap...)
+	return a
 }
 
 func (p *scenarioParser) accounts() {

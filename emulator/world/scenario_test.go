@@ -257,6 +257,21 @@ func TestScenarioExamples(t *testing.T) {
 				t.Errorf("bob revoked before %v", r)
 			}
 		},
+		"graph-access.toml": func(t *testing.T, w *world.World) {
+			tn, daemon := tenant(t, w, "contoso"), app(t, w, "daemon")
+			if len(tn.ApplicationAccessPolicies) != 1 || !reflect.DeepEqual(tn.ApplicationAccessPolicies[0].Mailboxes, []string{"alice@contoso.test", "carol@contoso.test"}) {
+				t.Errorf("policies: %+v", tn.ApplicationAccessPolicies)
+			}
+			if !tn.GraphAppAccess(daemon, "ALICE@contoso.test") || tn.GraphAppAccess(daemon, "bob@contoso.test") {
+				t.Error("the policy should let the daemon open alice's mailbox and not bob's")
+			}
+			if !user(t, w, "carol@contoso.test").Mailbox.RESTDisabled || user(t, w, "alice@contoso.test").Mailbox.RESTDisabled {
+				t.Error("carol's mailbox alone should be out of Graph's reach")
+			}
+			if acc := account(t, w, "daemon-bob"); acc.Flow != "client_credentials" || !reflect.DeepEqual(acc.Protocols, []string{"graph"}) {
+				t.Errorf("account: %+v", acc)
+			}
+		},
 		"faults.toml": func(t *testing.T, w *world.World) {
 			want := []world.Fault{
 				{Endpoint: "token", Latency: 2 * time.Second, Status: 503, After: 1, Times: 2},
@@ -432,6 +447,14 @@ upn = "dave@fabrikam.test"
 		{"sp twice", base("", "[[tenants.contoso.exchange_service_principals]]\napp = \"daemon\"\n[[tenants.contoso.exchange_service_principals]]\napp = \"daemon\" #!\n"), []string{"two service principals", "merge"}},
 		{"sp full access unknown", base("", "[[tenants.contoso.exchange_service_principals]]\napp = \"daemon\"\nfull_access = [\"sales@contoso.test\"] #!\n"), []string{"`sales@contoso.test` is not a mailbox of this scenario"}},
 		{"sp full access other tenant", base("", "[[tenants.contoso.exchange_service_principals]]\napp = \"daemon\"\nfull_access = [\"dave@fabrikam.test\"] #!\n"+fabrikam), []string{"belongs to tenant fabrikam"}},
+
+		// Application access policies.
+		{"policy app missing", base("", "[[tenants.contoso.application_access_policies]] #!\nmailboxes = []\n"), []string{"missing `app`", "[[tenants.contoso.application_access_policies]]", "the app the policy restricts"}},
+		{"policy app unknown", base("", "[[tenants.contoso.application_access_policies]]\napp = \"deamon\" #!\n"), []string{"application access policy names app `deamon`, which the scenario does not define", "use one of desktop, daemon"}},
+		{"policy app of another tenant", base("", fabrikam+"\n[[tenants.fabrikam.application_access_policies]]\napp = \"daemon\" #!\n"), []string{"app daemon is registered in tenant contoso and is not multi-tenant", "A policy can restrict only an app usable in tenant fabrikam", "[[tenants.contoso.application_access_policies]]"}},
+		{"policy twice", base("", "[[tenants.contoso.application_access_policies]]\napp = \"daemon\"\n[[tenants.contoso.application_access_policies]]\napp = \"daemon\" #!\n"), []string{"two application access policies", "merge their mailboxes lists"}},
+		{"policy mailbox unknown", base("", "[[tenants.contoso.application_access_policies]]\napp = \"daemon\"\nmailboxes = [\"sales@contoso.test\"] #!\n"), []string{"element 1 of `mailboxes` `sales@contoso.test` is not a mailbox of this scenario"}},
+		{"policy mailbox other tenant", base("", "[[tenants.contoso.application_access_policies]]\napp = \"daemon\"\nmailboxes = [\"dave@fabrikam.test\"] #!\n"+fabrikam), []string{"belongs to tenant fabrikam", "application access policy only within one organisation"}},
 
 		// Apps.
 		{"app name invalid", base("", "[apps.\"my app\"] #!\ntenant = \"contoso\"\n"), []string{"invalid app name", `[apps."my app"]`}},

@@ -26,6 +26,9 @@ const (
 	ExchangeAppID         = "00000002-0000-0ff1-ce00-000000000000"
 	GraphResource         = "https://graph.microsoft.com"
 	GraphAppID            = "00000003-0000-0000-c000-000000000000"
+	// ARMResource is Azure Resource Manager, a resource that is neither (see Resources).
+	ARMResource = "https://management.azure.com"
+	ARMAppID    = "797f4846-ba00-4fd7-ba43-dac1f8f63013"
 )
 
 // World is one emulated organisation (or several tenants of them).
@@ -65,6 +68,10 @@ type Tenant struct {
 	// permissions. An app that holds application permissions but is missing here gets tokens from Entra
 	// and is refused by Exchange, as in Exchange Online.
 	ServicePrincipals []*ServicePrincipal
+	// ApplicationAccessPolicies are Exchange's application access policies: an app one names opens,
+	// through Microsoft Graph with its application permissions, only the policy's mailboxes. IMAP, POP
+	// and SMTP do not apply them (they go by ServicePrincipals' FullAccess).
+	ApplicationAccessPolicies []*ApplicationAccessPolicy
 	// ObjectIDs of apps' service principals (enterprise applications) in this tenant, by client id.
 	// Filled by Resolve for every app that can be used in the tenant.
 	EnterpriseApps map[string]string
@@ -84,13 +91,18 @@ type User struct {
 	Tenant        *Tenant `toml:"-"`
 }
 
-// MailboxSettings mirrors Set-CASMailbox for one mailbox.
+// MailboxSettings mirrors Set-CASMailbox for one mailbox (and, with RESTDisabled, its state in Exchange Online).
 type MailboxSettings struct {
 	IMAPDisabled bool
 	POPDisabled  bool
 	// SMTPAuth is "" (follow the tenant), "enabled" or "disabled" (SmtpClientAuthenticationDisabled on
 	// the mailbox overrides the tenant's setting).
 	SMTPAuth string
+	// RESTDisabled is not a Set-CASMailbox setting: the mailbox is out of Microsoft Graph's reach, as
+	// one that is inactive, soft-deleted, hosted on-premises or without an Exchange Online licence is.
+	// Graph answers MailboxNotEnabledForRESTAPI for it; IMAP, POP and SMTP ignore it (what Exchange
+	// Online answers there for such a mailbox is unconfirmed).
+	RESTDisabled bool
 }
 
 // SharedMailbox is a mailbox without its own sign-in, opened by users with FullAccess.
@@ -110,6 +122,15 @@ type SharedMailbox struct {
 type ServicePrincipal struct {
 	App        string   // the app's name in this world
 	FullAccess []string // mailbox addresses
+}
+
+// ApplicationAccessPolicy is New-ApplicationAccessPolicy -AppId <app> -PolicyScopeGroupId <a group
+// holding Mailboxes> -AccessRight RestrictAccess: the app's Graph application permissions reach only
+// those mailboxes (Microsoft Graph, "Limiting application permissions to specific Exchange Online
+// mailboxes", concepts/auth-limit-mailbox-access.md).
+type ApplicationAccessPolicy struct {
+	App       string   // the app's name in this world (or its client id)
+	Mailboxes []string // the members of the policy's scope group
 }
 
 // App is an app registration.
@@ -246,6 +267,36 @@ func (t *Tenant) ServicePrincipal(app *App) *ServicePrincipal {
 		if sp.App == app.Name || strings.EqualFold(sp.App, app.ClientID) {
 			return sp
 		}
+	}
+	return nil
+}
+
+// GraphAppAccess reports whether the tenant's application access policies let app open mailbox with
+// an app-only Graph token: yes when no policy names the app, otherwise only for a mailbox one of its
+// policies lists.
+func (t *Tenant) GraphAppAccess(app *App, mailbox string) bool {
+	restricted := false
+	for _, p := range t.ApplicationAccessPolicies {
+		if p.App != app.Name && !strings.EqualFold(p.App, app.ClientID) {
+			continue
+		}
+		restricted = true
+		for _, m := range p.Mailboxes {
+			if strings.EqualFold(m, mailbox) {
+				return true
+			}
+		}
+	}
+	return !restricted
+}
+
+// MailboxSettingsOf returns the settings of a user's or shared mailbox of the tenant, nil if it has none.
+func (t *Tenant) MailboxSettingsOf(addr string) *MailboxSettings {
+	if u := t.User(addr); u != nil {
+		return &u.Mailbox
+	}
+	if m := t.SharedMailbox(addr); m != nil {
+		return &m.Mailbox
 	}
 	return nil
 }
