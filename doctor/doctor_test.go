@@ -266,6 +266,10 @@ func TestFindings(t *testing.T) {
 			protocol: "graph", code: "MO-GRAPH-NOT-FOUND", step: "mailbox", cause: "nobody@contoso.test", fix: "mailbox (or email)"},
 		// The Graph client retries 429 (and 5xx) honouring Retry-After, 1 s here, five tries: ~4 s. A 5xx
 		// is MO-GRAPH-REFUSED with "try again later" (catalog's TestGraphAnswers; not here, for time).
+		// Graph takes longer than the doctor's caller waits: Graph's timeout, not the identity platform's.
+		{name: "Graph does not answer in time", world: modified(func(w *world.World) {
+			w.Faults = []world.Fault{{Endpoint: "graph", Latency: 30 * time.Second}}
+		}), base: "daemon", protocol: "graph", deadline: 3 * time.Second, code: "MO-NET-TIMEOUT", step: "list folders", cause: "did not answer in time", fix: "check a firewall or proxy"},
 		{name: "Graph throttling", world: modified(func(w *world.World) { w.Faults = []world.Fault{{Endpoint: "graph", Status: 429}} }), base: "daemon",
 			protocol: "graph", code: "MO-GRAPH-THROTTLED", step: "mailbox", cause: "TooManyRequests", fix: "retry less often"},
 		{name: "Graph refusing otherwise", world: modified(func(w *world.World) { w.Faults = []world.Fault{{Endpoint: "graph", Status: 400}} }), base: "daemon",

@@ -217,7 +217,9 @@ func (c *Client) do(ctx context.Context, rq request) (http.Header, []byte, error
 		resp, err := c.hc.Do(req)
 		if err != nil {
 			if ctx.Err() != nil {
-				return nil, nil, ctx.Err()
+				// Said as Graph's, so that it is not taken for the identity platform's (whose timeout
+				// comes back from Token above as the bare context error).
+				return nil, nil, fmt.Errorf("graph: %s: no answer in time: %w", rq.method, ctx.Err())
 			}
 			return nil, nil, fmt.Errorf("graph: %s: %w", rq.method, redact(err))
 		}
