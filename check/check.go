@@ -109,7 +109,7 @@ func Connect(ctx context.Context, a *auth.Account, protocol string, t trace.Func
 		err = t.Do("select INBOX", func() (string, error) {
 			d, err := c.Select("INBOX", nil).Wait()
 			if err != nil {
-				return "", &imap.Error{Step: "SELECT INBOX", Err: err, Server: imap.ServerText(err)}
+				return "", imap.NewError("SELECT INBOX", err)
 			}
 			return fmt.Sprintf("%d messages", d.NumMessages), nil
 		})
@@ -148,10 +148,10 @@ func Connect(ctx context.Context, a *auth.Account, protocol string, t trace.Func
 		defer context.AfterFunc(ctx, func() { c.Close() })()
 		err = t.Do("mail from", func() (string, error) {
 			if err := c.Mail(a.Mailbox(), nil); err != nil {
-				return "", &smtp.Error{Step: "MAIL FROM", Err: err, Server: smtp.ServerText(err)}
+				return "", smtp.NewError("MAIL FROM", err)
 			}
 			if err := c.Reset(); err != nil {
-				return "", &smtp.Error{Step: "RSET", Err: err, Server: smtp.ServerText(err)}
+				return "", smtp.NewError("RSET", err)
 			}
 			return "MAIL FROM:<" + a.Mailbox() + "> accepted, then RSET", nil
 		})

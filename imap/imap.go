@@ -8,6 +8,7 @@
 package imap
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -23,6 +24,7 @@ import (
 	"github.com/mailoauth/mailoauth/auth"
 	"github.com/mailoauth/mailoauth/config"
 	"github.com/mailoauth/mailoauth/internal/dial"
+	"github.com/mailoauth/mailoauth/mailerr"
 	"github.com/mailoauth/mailoauth/sasl"
 	"github.com/mailoauth/mailoauth/trace"
 )
@@ -49,46 +51,24 @@ func ForAccount(a *auth.Account) Options {
 	return Options{Addr: addr, TLS: mode, TLSConfig: a.TLSConfig(), Username: a.Mailbox(), Tokens: a.TokenSource(auth.Exchange), Mechanism: a.Mechanism()}
 }
 
-// Error is a refusal by the server, with its exact words.
-type Error struct {
-	Step   string // "starttls", "capabilities", "authenticate", ...
-	Server string // the server's response text, as sent
-	// Challenge is the server's SASL error challenge, if it sent one (Dovecot does, Exchange does not).
-	Challenge *sasl.ServerError
-	Err       error
-}
+// Error is a refusal by the server, with its exact words ("IMAP AUTHENTICATE XOAUTH2 refused: server
+// said NO ..."). It is an alias of the one type pop3 and smtp return too, kept so that code that names
+// imap.Error still compiles; tell the protocols apart by its Protocol, not by type.
+type Error = mailerr.Error
 
-func (e *Error) Error() string {
-	s := "IMAP " + e.Step + " refused"
-	if e.Server != "" {
-		s += ": server said " + e.Server
-	} else if e.Err != nil {
-		s += ": " + e.Err.Error()
-	}
-	if e.Challenge != nil {
-		s += " (" + e.Challenge.Error() + ")"
-	}
-	return s
+// NewError is the IMAP server's refusal of step, with its words when err carries them (ServerText).
+func NewError(step string, err error) *Error {
+	return &Error{Protocol: "IMAP", Step: step, Server: ServerText(err), Err: err}
 }
-
-func (e *Error) Unwrap() error { return e.Err }
 
 // Dial connects, secures and authenticates. The returned client is authenticated; close it with
 // Logout (or Close).
 func Dial(ctx context.Context, o Options) (*imapclient.Client, error) {
-	if o.Timeout == 0 {
-		o.Timeout = 60 * time.Second
-	}
-	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	ctx, cancel := context.WithTimeout(ctx, cmp.Or(o.Timeout, dial.DefaultTimeout))
 	defer cancel()
-	tlsCfg := dial.TLSConfig(o.TLSConfig, o.Addr)
-	conn, err := dial.Dial(ctx, o.Addr, o.TLS, tlsCfg, o.Trace)
+	conn, tlsCfg, err := dial.Open(ctx, o.Addr, o.TLS, o.TLSConfig, o.Trace)
 	if err != nil {
 		return nil, err
-	}
-	// The deadline covers the handshake and authentication; commands after that are the caller's.
-	if dl, ok := ctx.Deadline(); ok {
-		_ = conn.SetDeadline(dl)
 	}
 	opts := &imapclient.Options{TLSConfig: tlsCfg}
 	var c *imapclient.Client
@@ -96,7 +76,7 @@ func Dial(ctx context.Context, o Options) (*imapclient.Client, error) {
 		if err := o.Trace.Do("starttls", func() (string, error) {
 			c, err = imapclient.NewStartTLS(conn, opts)
 			if err != nil {
-				return "", &Error{Step: "STARTTLS", Err: err, Server: ServerText(err)}
+				return "", NewError("STARTTLS", err)
 			}
 			return "upgraded to TLS", nil
 		}); err != nil {
@@ -111,7 +91,7 @@ func Dial(ctx context.Context, o Options) (*imapclient.Client, error) {
 	}
 	if err := o.Trace.Do("greeting", func() (string, error) {
 		if err := c.WaitGreeting(); err != nil {
-			return "", &Error{Step: "greeting", Err: err, Server: ServerText(err)}
+			return "", NewError("greeting", err)
 		}
 		return "OK", nil
 	}); err != nil {
@@ -124,11 +104,11 @@ func Dial(ctx context.Context, o Options) (*imapclient.Client, error) {
 	if err := o.Trace.Do("capabilities", func() (string, error) {
 		caps, err := c.Capability().Wait()
 		if err != nil {
-			return "", &Error{Step: "CAPABILITY", Err: err, Server: ServerText(err)}
+			return "", NewError("CAPABILITY", err)
 		}
 		names := capNames(caps)
 		if !caps.Has(goimap.Cap("AUTH=" + mech)) {
-			return "", &Error{Step: "capabilities", Err: fmt.Errorf("the server does not offer AUTH=%s (it offers: %s)", mech, names)}
+			return "", NewError("capabilities", fmt.Errorf("the server does not offer AUTH=%s (it offers: %s)", mech, names))
 		}
 		return names, nil
 	}); err != nil {
@@ -148,7 +128,9 @@ func authenticate(ctx context.Context, c *imapclient.Client, o Options, mech str
 	attempt := func(tok *auth.Token) error {
 		cl := sasl.NewClient(mech, o.Username, tok.AccessToken, o.Addr)
 		if err := c.Authenticate(cl); err != nil {
-			return &Error{Step: "AUTHENTICATE " + mech, Err: err, Server: ServerText(err), Challenge: cl.ServerError()}
+			e := NewError("AUTHENTICATE "+mech, err)
+			e.Challenge = cl.ServerError()
+			return e
 		}
 		return nil
 	}

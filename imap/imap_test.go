@@ -21,7 +21,7 @@ func TestSTARTTLSRefusedIsAnError(t *testing.T) {
 	})
 	_, err := Dial(context.Background(), Options{Addr: addr, TLS: dial.StartTLS, Username: "alice",
 		Tokens: auth.StaticTokenSource(&auth.Token{AccessToken: "secret-token"})})
-	if err == nil || !strings.Contains(err.Error(), "STARTTLS") {
+	if err == nil || err.Error() != "IMAP STARTTLS refused: server said NO not here" {
 		t.Fatalf("got %v, want a STARTTLS error", err)
 	}
 	if lines := <-seen; strings.Contains(lines, "AUTHENTICATE") || strings.Contains(lines, "secret-token") {

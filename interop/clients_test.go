@@ -82,7 +82,7 @@ var transports = []transport{
 		},
 		refusal: func(err error) error {
 			var pe *pop3.Error
-			if errors.As(err, &pe) && strings.HasPrefix(pe.Command, "AUTH ") && strings.HasPrefix(pe.Server, "-ERR [AUTH] ") {
+			if errors.As(err, &pe) && strings.HasPrefix(pe.Step, "AUTH ") && strings.HasPrefix(pe.Server, "-ERR [AUTH] ") {
 				return nil
 			}
 			return fmt.Errorf("not a clean POP3 refusal (-ERR [AUTH]): %v", err)

@@ -70,10 +70,10 @@ func folderOrInbox(f string) string {
 	return f
 }
 
-// IMAPError wraps a refusal with the server's words.
+// imapErr wraps a refusal with the server's words; an error without them (the connection) as it is.
 func imapErr(what string, err error) error {
-	if t := imap.ServerText(err); t != "" {
-		return &imap.Error{Step: what, Server: t, Err: err}
+	if e := imap.NewError(what, err); e.Server != "" {
+		return e
 	}
 	return fmt.Errorf("IMAP %s: %w", what, err)
 }

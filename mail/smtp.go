@@ -52,7 +52,7 @@ func (s *SMTPSender) Send(ctx context.Context, env Envelope, raw []byte) error {
 		opts.UTF8 = true
 	}
 	if err := s.C.Mail(env.From, opts); err != nil {
-		return &smtp.Error{Step: "MAIL FROM:<" + env.From + ">", Server: smtp.ServerText(err), Err: err}
+		return smtp.NewError("MAIL FROM:<"+env.From+">", err)
 	}
 	for _, rcpt := range env.To {
 		if err := s.C.Rcpt(rcpt, nil); err != nil {
@@ -62,7 +62,7 @@ func (s *SMTPSender) Send(ctx context.Context, env Envelope, raw []byte) error {
 	}
 	w, err := s.C.Data()
 	if err != nil {
-		return &smtp.Error{Step: "DATA", Server: smtp.ServerText(err), Err: err}
+		return smtp.NewError("DATA", err)
 	}
 	pw := &progressWriter{w: w, total: int64(len(raw)), fn: s.Progress}
 	// Write in chunks so that progress moves; go-smtp's dot-writer normalises line ends to CRLF.
@@ -75,7 +75,7 @@ func (s *SMTPSender) Send(ctx context.Context, env Envelope, raw []byte) error {
 		rest = rest[n:]
 	}
 	if err := w.Close(); err != nil {
-		return &smtp.Error{Step: "message (end of DATA)", Server: smtp.ServerText(err), Err: err}
+		return smtp.NewError("message (end of DATA)", err)
 	}
 	return nil
 }

@@ -11,6 +11,7 @@ package pop3
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"encoding/base64"
@@ -26,6 +27,7 @@ import (
 	"github.com/mailoauth/mailoauth/auth"
 	"github.com/mailoauth/mailoauth/config"
 	"github.com/mailoauth/mailoauth/internal/dial"
+	"github.com/mailoauth/mailoauth/mailerr"
 	"github.com/mailoauth/mailoauth/sasl"
 	"github.com/mailoauth/mailoauth/trace"
 )
@@ -59,19 +61,15 @@ func ForAccount(a *auth.Account) Options {
 	return Options{Addr: addr, TLS: mode, TLSConfig: a.TLSConfig(), Username: a.Mailbox(), Tokens: a.TokenSource(auth.Exchange), Mechanism: a.Mechanism()}
 }
 
-// Error is a -ERR from the server, with its exact words.
-type Error struct {
-	Command   string // without arguments
-	Server    string // "-ERR Authentication failure: unknown user name or bad password."
-	Challenge *sasl.ServerError
-}
+// Error is a -ERR from the server, with its exact words in Server and the command (without its
+// arguments) in Step: "POP3 AUTH XOAUTH2 refused: server said -ERR ...". It is an alias of the one type
+// imap and smtp return too, kept so that code that names pop3.Error still compiles; tell the protocols
+// apart by its Protocol, not by type. (Step was called Command before the types became one.)
+type Error = mailerr.Error
 
-func (e *Error) Error() string {
-	s := "POP3 " + e.Command + " refused: server said " + e.Server
-	if e.Challenge != nil {
-		s += " (" + e.Challenge.Error() + ")"
-	}
-	return s
+// refused is the server's -ERR line to command.
+func refused(command, line string) *Error {
+	return &Error{Protocol: "POP3", Step: command, Server: line}
 }
 
 // ErrProtocol is a reply that is not POP3.
@@ -87,18 +85,11 @@ type Client struct {
 
 // Dial connects, secures and authenticates.
 func Dial(ctx context.Context, o Options) (*Client, error) {
-	if o.Timeout == 0 {
-		o.Timeout = 60 * time.Second
-	}
-	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	ctx, cancel := context.WithTimeout(ctx, cmp.Or(o.Timeout, dial.DefaultTimeout))
 	defer cancel()
-	tlsCfg := dial.TLSConfig(o.TLSConfig, o.Addr)
-	conn, err := dial.Dial(ctx, o.Addr, o.TLS, tlsCfg, o.Trace)
+	conn, tlsCfg, err := dial.Open(ctx, o.Addr, o.TLS, o.TLSConfig, o.Trace)
 	if err != nil {
 		return nil, err
-	}
-	if dl, ok := ctx.Deadline(); ok {
-		_ = conn.SetDeadline(dl)
 	}
 	c := newClient(conn)
 	fail := func(err error) (*Client, error) {
@@ -205,7 +196,7 @@ func (c *Client) status(command string) (string, error) {
 		return "", err
 	}
 	if !ok {
-		return "", &Error{Command: command, Server: line}
+		return "", refused(command, line)
 	}
 	return text, nil
 }
@@ -283,7 +274,9 @@ func (c *Client) auth(mech string, o Options, tok *auth.Token) error {
 		case err != nil:
 			return err
 		case !ok:
-			return &Error{Command: "AUTH " + mech, Server: line, Challenge: cl.ServerError()}
+			e := refused("AUTH "+mech, line)
+			e.Challenge = cl.ServerError()
+			return e
 		case !cont:
 			return nil
 		}

@@ -107,6 +107,9 @@ func TestExchangeRefusalText(t *testing.T) {
 	if !errors.As(err, &pe) || pe.Server != "-ERR Authentication failure: unknown user name or bad password." {
 		t.Fatalf("got %v", err)
 	}
+	if want := "POP3 AUTH XOAUTH2 refused: server said -ERR Authentication failure: unknown user name or bad password."; err.Error() != want {
+		t.Fatalf("got %q, want %q", err, want)
+	}
 }
 
 func TestHostileServerIsBounded(t *testing.T) {

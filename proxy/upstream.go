@@ -59,13 +59,9 @@ func dialUpstream(ctx context.Context, p upstreamProtocol, addr string, tlsCfg *
 		return nil, fmt.Errorf("upstream %q is not host:port", addr)
 	}
 	mode := p.mode(port)
-	cfg := dial.TLSConfig(tlsCfg, addr)
-	conn, err := dial.Dial(ctx, addr, mode, cfg, trace.Func(nil))
+	conn, cfg, err := dial.Open(ctx, addr, mode, tlsCfg, trace.Func(nil))
 	if err != nil {
 		return nil, err
-	}
-	if dl, ok := ctx.Deadline(); ok {
-		_ = conn.SetDeadline(dl)
 	}
 	u := &upstreamConn{conn: conn, r: bufio.NewReaderSize(conn, 4096), addr: addr, tlsCfg: cfg, ctx: ctx, hello: hello}
 	if err := p.open(u, mode); err != nil {

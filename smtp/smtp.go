@@ -6,6 +6,7 @@
 package smtp
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -20,6 +21,7 @@ import (
 	"github.com/mailoauth/mailoauth/auth"
 	"github.com/mailoauth/mailoauth/config"
 	"github.com/mailoauth/mailoauth/internal/dial"
+	"github.com/mailoauth/mailoauth/mailerr"
 	"github.com/mailoauth/mailoauth/sasl"
 	"github.com/mailoauth/mailoauth/trace"
 )
@@ -48,28 +50,15 @@ func ForAccount(a *auth.Account) Options {
 	return Options{Addr: addr, TLS: mode, TLSConfig: a.TLSConfig(), Username: a.Mailbox(), Tokens: a.TokenSource(auth.Exchange), Mechanism: a.Mechanism()}
 }
 
-// Error is a refusal by the server with its exact words.
-type Error struct {
-	Step      string
-	Server    string // "535 5.7.3 Authentication unsuccessful [...]"
-	Challenge *sasl.ServerError
-	Err       error
-}
+// Error is a refusal by the server with its exact words ("SMTP AUTH XOAUTH2 refused: server said 535
+// 5.7.3 ..."). It is an alias of the one type imap and pop3 return too, kept so that code that names
+// smtp.Error still compiles; tell the protocols apart by its Protocol, not by type.
+type Error = mailerr.Error
 
-func (e *Error) Error() string {
-	s := "SMTP " + e.Step + " refused"
-	if e.Server != "" {
-		s += ": server said " + e.Server
-	} else if e.Err != nil {
-		s += ": " + e.Err.Error()
-	}
-	if e.Challenge != nil {
-		s += " (" + e.Challenge.Error() + ")"
-	}
-	return s
+// NewError is the SMTP server's refusal of step, with its reply when err carries it (ServerText).
+func NewError(step string, err error) *Error {
+	return &Error{Protocol: "SMTP", Step: step, Server: ServerText(err), Err: err}
 }
-
-func (e *Error) Unwrap() error { return e.Err }
 
 // ServerText renders a go-smtp error as the server's reply line.
 func ServerText(err error) string {
@@ -86,21 +75,13 @@ func ServerText(err error) string {
 
 // Dial connects, secures and authenticates.
 func Dial(ctx context.Context, o Options) (*gosmtp.Client, error) {
-	if o.Timeout == 0 {
-		o.Timeout = 60 * time.Second
-	}
-	if o.LocalName == "" {
-		o.LocalName = "localhost"
-	}
+	o.Timeout = cmp.Or(o.Timeout, dial.DefaultTimeout)
+	o.LocalName = cmp.Or(o.LocalName, "localhost")
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
-	tlsCfg := dial.TLSConfig(o.TLSConfig, o.Addr)
-	conn, err := dial.Dial(ctx, o.Addr, o.TLS, tlsCfg, o.Trace)
+	conn, tlsCfg, err := dial.Open(ctx, o.Addr, o.TLS, o.TLSConfig, o.Trace)
 	if err != nil {
 		return nil, err
-	}
-	if dl, ok := ctx.Deadline(); ok {
-		_ = conn.SetDeadline(dl)
 	}
 	var c *gosmtp.Client
 	if o.TLS == dial.StartTLS {
@@ -109,7 +90,7 @@ func Dial(ctx context.Context, o Options) (*gosmtp.Client, error) {
 			var err error
 			c, err = gosmtp.NewClientStartTLS(conn, tlsCfg)
 			if err != nil {
-				return "", &Error{Step: "STARTTLS", Err: err, Server: ServerText(err)}
+				return "", NewError("STARTTLS", err)
 			}
 			return "STARTTLS accepted", nil
 		}); err != nil {
@@ -127,7 +108,7 @@ func Dial(ctx context.Context, o Options) (*gosmtp.Client, error) {
 	}
 	if err := o.Trace.Do("ehlo", func() (string, error) {
 		if err := c.Hello(o.LocalName); err != nil && !strings.Contains(err.Error(), "Hello called after other methods") {
-			return "", &Error{Step: "EHLO", Err: err, Server: ServerText(err)}
+			return "", NewError("EHLO", err)
 		}
 		// The TLS handshake after STARTTLS happens with this first command, so it is reported here.
 		if st, ok := c.TLSConnectionState(); ok && st.HandshakeComplete {
@@ -144,7 +125,7 @@ func Dial(ctx context.Context, o Options) (*gosmtp.Client, error) {
 	if err := o.Trace.Do("capabilities", func() (string, error) {
 		ok, params := c.Extension("AUTH")
 		if !ok || !c.SupportsAuth(mech) {
-			return "", &Error{Step: "capabilities", Err: fmt.Errorf("the server does not offer AUTH %s (it offers AUTH %q)", mech, params)}
+			return "", NewError("capabilities", fmt.Errorf("the server does not offer AUTH %s (it offers AUTH %q)", mech, params))
 		}
 		return "AUTH " + params, nil
 	}); err != nil {
@@ -167,7 +148,9 @@ func authOnce(c *gosmtp.Client, o Options, mech string, tok *auth.Token) error {
 	// the AUTH line of every server (Postfix cuts lines at 2,048 bytes).
 	cl.TwoStep()
 	if err := c.Auth(cl); err != nil {
-		return &Error{Step: "AUTH " + mech, Err: err, Server: ServerText(err), Challenge: cl.ServerError()}
+		e := NewError("AUTH "+mech, err)
+		e.Challenge = cl.ServerError()
+		return e
 	}
 	return nil
 }

@@ -8,10 +8,9 @@ import (
 
 	"github.com/mailoauth/mailoauth/config"
 	"github.com/mailoauth/mailoauth/graph"
-	"github.com/mailoauth/mailoauth/imap"
 	"github.com/mailoauth/mailoauth/internal/dial"
+	"github.com/mailoauth/mailoauth/mailerr"
 	"github.com/mailoauth/mailoauth/pop3"
-	"github.com/mailoauth/mailoauth/smtp"
 )
 
 // ClockSkewAllowed is the leeway on a token's times, as Microsoft.IdentityModel's default (the
@@ -465,15 +464,12 @@ func Connection(s Subject, protocol, addr string, err error) (Finding, bool) {
 // greetingFailed: the failure came before any authentication and without the server's words: the
 // port speaks another protocol.
 func greetingFailed(err error) bool {
-	var ie *imap.Error
-	var se *smtp.Error
+	var me *mailerr.Error
 	switch {
 	case errors.Is(err, pop3.ErrProtocol):
 		return true
-	case errors.As(err, &ie):
-		return ie.Server == "" && (ie.Step == "greeting" || ie.Step == "STARTTLS")
-	case errors.As(err, &se):
-		return se.Server == "" && (se.Step == "STARTTLS" || se.Step == "EHLO")
+	case errors.As(err, &me):
+		return me.Server == "" && (me.Step == "greeting" || me.Step == "STARTTLS" || me.Step == "EHLO")
 	}
 	return false
 }
@@ -523,19 +519,13 @@ func Graph(s Subject, c *Claims, ge *graph.Error) Finding {
 
 // ServerSaid is the server's own words inside an error from imap, pop3, smtp or graph, if any.
 func ServerSaid(err error) string {
-	var ie *imap.Error
-	var pe *pop3.Error
-	var se *smtp.Error
 	var ge *graph.Error
+	var me *mailerr.Error
 	switch {
 	case errors.As(err, &ge):
 		return ge.Error()
-	case errors.As(err, &ie):
-		return ie.Server
-	case errors.As(err, &pe):
-		return pe.Server
-	case errors.As(err, &se):
-		return se.Server
+	case errors.As(err, &me):
+		return me.Server
 	}
 	return ""
 }
@@ -543,19 +533,10 @@ func ServerSaid(err error) string {
 // AuthRefused reports whether the failing step was the authentication itself.
 func AuthRefused(err error) bool { return authRefused(err) }
 
+// authRefused: IMAP's AUTHENTICATE, POP3's and SMTP's AUTH.
 func authRefused(err error) bool {
-	var ie *imap.Error
-	var pe *pop3.Error
-	var se *smtp.Error
-	switch {
-	case errors.As(err, &ie):
-		return strings.HasPrefix(ie.Step, "AUTHENTICATE")
-	case errors.As(err, &pe):
-		return strings.HasPrefix(pe.Command, "AUTH")
-	case errors.As(err, &se):
-		return strings.HasPrefix(se.Step, "AUTH")
-	}
-	return false
+	var me *mailerr.Error
+	return errors.As(err, &me) && strings.HasPrefix(me.Step, "AUTH")
 }
 
 // Explain explains any failure of a protocol operation for an account — getting the token,

@@ -52,6 +52,25 @@ func TLSConfig(base *tls.Config, addr string) *tls.Config {
 	return c
 }
 
+// DefaultTimeout bounds a client's dial and authentication when its options leave the timeout zero.
+const DefaultTimeout = 60 * time.Second
+
+// Open begins a client connection as every mail client does: the TLS configuration completed for addr
+// (TLSConfig, returned for a later STARTTLS), Dial, and the connection's deadline set to ctx's, so that
+// it covers the handshake and authentication. The client clears it once authenticated: the commands
+// after that are its caller's.
+func Open(ctx context.Context, addr string, mode Mode, base *tls.Config, t trace.Func) (net.Conn, *tls.Config, error) {
+	cfg := TLSConfig(base, addr)
+	conn, err := Dial(ctx, addr, mode, cfg, t)
+	if err != nil {
+		return nil, nil, err
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(dl)
+	}
+	return conn, cfg, nil
+}
+
 // Dial resolves and connects to addr, and for Implicit performs the TLS handshake.
 func Dial(ctx context.Context, addr string, mode Mode, cfg *tls.Config, t trace.Func) (net.Conn, error) {
 	host, port, err := net.SplitHostPort(addr)
