@@ -44,10 +44,8 @@ type Options struct {
 // ForAccount returns the options for an account's IMAP server: implicit TLS unless the port is 143.
 func ForAccount(a *auth.Account) Options {
 	addr := a.Server(config.ProtocolIMAP)
-	mode := dial.Implicit
-	if _, port, _ := net.SplitHostPort(addr); port == "143" {
-		mode = dial.StartTLS
-	}
+	_, port, _ := net.SplitHostPort(addr)
+	mode := dial.ModeFor(config.ProtocolIMAP, port)
 	return Options{Addr: addr, TLS: mode, TLSConfig: a.TLSConfig(), Username: a.Mailbox(), Tokens: a.TokenSource(auth.Exchange), Mechanism: a.Mechanism()}
 }
 

@@ -54,10 +54,8 @@ type Options struct {
 // ForAccount returns the options for an account's POP3 server: implicit TLS unless the port is 110.
 func ForAccount(a *auth.Account) Options {
 	addr := a.Server(config.ProtocolPOP)
-	mode := dial.Implicit
-	if _, port, _ := net.SplitHostPort(addr); port == "110" {
-		mode = dial.StartTLS
-	}
+	_, port, _ := net.SplitHostPort(addr)
+	mode := dial.ModeFor(config.ProtocolPOP, port)
 	return Options{Addr: addr, TLS: mode, TLSConfig: a.TLSConfig(), Username: a.Mailbox(), Tokens: a.TokenSource(auth.Exchange), Mechanism: a.Mechanism()}
 }
 

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mailoauth/mailoauth/config"
 	"github.com/mailoauth/mailoauth/internal/dial"
 	"github.com/mailoauth/mailoauth/sasl"
 	"github.com/mailoauth/mailoauth/trace"
@@ -31,8 +32,8 @@ type upstreamConn struct {
 // upstreamProtocol is the client side of one protocol, up to a successful authentication.
 type upstreamProtocol interface {
 	name() string
-	// mode is the TLS mode for a port.
-	mode(port string) dial.Mode
+	// protocol is its name in the configuration (config.ProtocolIMAP, ...).
+	protocol() string
 	// open reads the greeting and, for STARTTLS, upgrades (a server that does not offer it is an
 	// error, never a downgrade).
 	open(u *upstreamConn, mode dial.Mode) error
@@ -58,7 +59,7 @@ func dialUpstream(ctx context.Context, p upstreamProtocol, addr string, tlsCfg *
 	if err != nil {
 		return nil, fmt.Errorf("upstream %q is not host:port", addr)
 	}
-	mode := p.mode(port)
+	mode := dial.ModeFor(p.protocol(), port)
 	conn, cfg, err := dial.Open(ctx, addr, mode, tlsCfg, trace.Func(nil))
 	if err != nil {
 		return nil, err
@@ -158,12 +159,7 @@ type imapUp struct{}
 
 func (imapUp) name() string { return "IMAP" }
 
-func (imapUp) mode(port string) dial.Mode {
-	if port == "143" {
-		return dial.StartTLS
-	}
-	return dial.Implicit
-}
+func (imapUp) protocol() string { return config.ProtocolIMAP }
 
 func (imapUp) open(u *upstreamConn, mode dial.Mode) error {
 	return u.greetAndStartTLS(mode, "* OK", "m0 STARTTLS", "m0 ", "m0 OK")
@@ -202,12 +198,7 @@ type popUp struct{}
 
 func (popUp) name() string { return "POP3" }
 
-func (popUp) mode(port string) dial.Mode {
-	if port == "110" {
-		return dial.StartTLS
-	}
-	return dial.Implicit
-}
+func (popUp) protocol() string { return config.ProtocolPOP }
 
 func (popUp) open(u *upstreamConn, mode dial.Mode) error {
 	return u.greetAndStartTLS(mode, "+OK", "STLS", "", "+OK")
@@ -247,12 +238,7 @@ type smtpUp struct{}
 
 func (smtpUp) name() string { return "SMTP" }
 
-func (smtpUp) mode(port string) dial.Mode {
-	if port == "465" {
-		return dial.Implicit
-	}
-	return dial.StartTLS
-}
+func (smtpUp) protocol() string { return config.ProtocolSMTP }
 
 // reply reads a possibly multi-line SMTP reply: its code and its lines' texts.
 func (u *upstreamConn) reply() (int, []string, error) {

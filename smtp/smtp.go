@@ -43,10 +43,8 @@ type Options struct {
 // ForAccount returns the options for an account's submission server: STARTTLS unless the port is 465.
 func ForAccount(a *auth.Account) Options {
 	addr := a.Server(config.ProtocolSMTP)
-	mode := dial.StartTLS
-	if _, port, _ := net.SplitHostPort(addr); port == "465" {
-		mode = dial.Implicit
-	}
+	_, port, _ := net.SplitHostPort(addr)
+	mode := dial.ModeFor(config.ProtocolSMTP, port)
 	return Options{Addr: addr, TLS: mode, TLSConfig: a.TLSConfig(), Username: a.Mailbox(), Tokens: a.TokenSource(auth.Exchange), Mechanism: a.Mechanism()}
 }
 

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mailoauth/mailoauth/config"
 	"github.com/mailoauth/mailoauth/trace"
 )
 
@@ -29,6 +30,20 @@ func (m Mode) String() string {
 		return "STARTTLS"
 	}
 	return "implicit TLS"
+}
+
+// ModeFor is how TLS starts on a port of a protocol (config.ProtocolIMAP, ProtocolPOP, ProtocolSMTP):
+// the registered plain-text ports (IMAP 143, POP3 110) and SMTP's submission ports other than 465 begin
+// in plain text and upgrade with STARTTLS; every other port is implicit TLS (IMAPS 993, POP3S 995,
+// SMTPS 465), as are ports of an unknown protocol.
+func ModeFor(protocol, port string) Mode {
+	switch {
+	case protocol == config.ProtocolIMAP && port == "143",
+		protocol == config.ProtocolPOP && port == "110",
+		protocol == config.ProtocolSMTP && port != "465":
+		return StartTLS
+	}
+	return Implicit
 }
 
 // TLSConfig completes a client TLS configuration for addr: server name from the address, TLS 1.2 at

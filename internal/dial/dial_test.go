@@ -73,3 +73,20 @@ func TestSilentServerIsNoGreeting(t *testing.T) {
 		t.Fatalf("after the greeting, a pause longer than the greeting timeout: %q, %v", buf[:n], err)
 	}
 }
+
+// TestModeFor: the ports that begin in plain text are STARTTLS, every other one implicit TLS.
+func TestModeFor(t *testing.T) {
+	for _, tc := range []struct {
+		protocol, port string
+		want           Mode
+	}{
+		{"imap", "993", Implicit}, {"imap", "143", StartTLS}, {"imap", "10143", Implicit},
+		{"pop", "995", Implicit}, {"pop", "110", StartTLS},
+		{"smtp", "587", StartTLS}, {"smtp", "25", StartTLS}, {"smtp", "465", Implicit}, {"smtp", "2525", StartTLS},
+		{"graph", "443", Implicit},
+	} {
+		if got := ModeFor(tc.protocol, tc.port); got != tc.want {
+			t.Errorf("ModeFor(%s, %s) = %v, want %v", tc.protocol, tc.port, got, tc.want)
+		}
+	}
+}
