@@ -265,9 +265,16 @@ func (a *Account) acquireSilent(ctx context.Context, r Resource) (*Token, error)
 // acquire gets a token without a person: from MSAL's cache when it can, else with the refresh token or
 // the client credential. fresh skips MSAL's cached access token (a harmless claims request does that).
 func (a *Account) acquire(ctx context.Context, r Resource, fresh bool) (*Token, error) {
+	var before string // the refresh tokens stored before this attempt (app-only accounts have none)
+	if a.cfg.Flow != config.FlowClientCredentials {
+		before = a.cache.refreshPrint(ctx)
+	}
 	t, err := a.acquireOnce(ctx, r, fresh)
 	var ae *Error
-	if err != nil && errors.As(err, &ae) && ae.InvalidGrant() && a.cache.rotatedSinceReplace(ctx) {
+	if err != nil && errors.As(err, &ae) && ae.InvalidGrant() && before != "" {
+		if after := a.cache.refreshPrint(ctx); after == "" || after == before {
+			return t, err
+		}
 		// Another process redeemed the same refresh token a moment earlier and stored its successor;
 		// an identity platform that revokes redeemed refresh tokens refused ours. The successor is
 		// good: use it rather than ask for a sign-in.
@@ -429,7 +436,8 @@ func (a *Account) Refresh(ctx context.Context, r Resource) (*Token, error) {
 	delete(a.hot, r)
 	a.gen++
 	a.mu.Unlock()
-	v, err, _ := a.flight.Do("refresh "+string(r), func() (any, error) {
+	ch := a.flight.DoChan("refresh "+string(r), func() (any, error) {
+		// Detached, as Token's: one caller giving up must not fail the others.
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 		defer cancel()
 		t, err := retryTransient(fctx, func() (*Token, error) { return a.acquire(fctx, r, true) })
@@ -438,8 +446,13 @@ func (a *Account) Refresh(ctx context.Context, r Resource) (*Token, error) {
 		}
 		return t, err
 	})
-	if err != nil {
-		return nil, err
+	select {
+	case res := <-ch:
+		if res.Err != nil {
+			return nil, res.Err
+		}
+		return res.Val.(*Token), nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
-	return v.(*Token), nil
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/AzureAD/microsoft-authentication-library-for-go/apps/cache"
@@ -34,8 +33,6 @@ type storeCache struct {
 	authority string
 	clientID  string
 
-	mu       sync.Mutex
-	replaced string // refreshPrint of what the last Replace gave MSAL
 }
 
 var _ cache.ExportReplace = (*storeCache)(nil)
@@ -57,30 +54,23 @@ func (c *storeCache) Replace(ctx context.Context, u cache.Unmarshaler, _ cache.R
 	if err != nil {
 		return err
 	}
-	c.mu.Lock()
-	c.replaced = refreshPrint(e)
-	c.mu.Unlock()
 	if e == nil || len(e.MSAL) == 0 {
 		return u.Unmarshal([]byte("{}")) // forget what this process held: logout elsewhere must take effect
 	}
 	return u.Unmarshal(e.MSAL)
 }
 
-// rotatedSinceReplace reports whether the store now holds other refresh tokens than the last Replace
-// gave MSAL: another process refreshed meanwhile.
-func (c *storeCache) rotatedSinceReplace(ctx context.Context) bool {
+// refreshPrint is a digest of the refresh tokens the store holds now ("" for none or unreadable), to
+// compare, not to show: a different one after a refused refresh means another process rotated them.
+func (c *storeCache) refreshPrint(ctx context.Context) string {
 	e, err := c.load(ctx)
 	if err != nil {
-		return false
+		return ""
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	now := refreshPrint(e)
-	return now != "" && now != c.replaced
+	return entryRefreshPrint(e)
 }
 
-// refreshPrint is a digest of the refresh tokens in an entry ("" for none), to compare, not to show.
-func refreshPrint(e *entry) string {
+func entryRefreshPrint(e *entry) string {
 	if e == nil || len(e.MSAL) == 0 {
 		return ""
 	}

@@ -322,3 +322,23 @@ func TestStrictRotationTwoProcesses(t *testing.T) {
 		t.Fatalf("a third process refreshing with what is stored: %v", err)
 	}
 }
+
+// TestRefreshReturnsAtTheCallersDeadline: a forced refresh against a hung identity platform gives the
+// caller back its own deadline, as Token does (the proxy's login deadline depends on it); the refresh
+// itself goes on for the account's other callers.
+func TestRefreshReturnsAtTheCallersDeadline(t *testing.T) {
+	e, _ := faultEnv(t, world.Fault{Latency: 3 * time.Second}, 0)
+	m := e.manager(t, nil)
+	login(t, m, "alice-device", auth.LoginOptions{})
+	a, err := m.Account("alice-device")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err = a.Refresh(ctx, auth.Exchange)
+	if d := time.Since(start); !errors.Is(err, context.DeadlineExceeded) || d > 2*time.Second {
+		t.Fatalf("Refresh with a 300 ms deadline against a 3 s identity platform: %v after %v", err, d)
+	}
+}
