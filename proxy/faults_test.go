@@ -41,6 +41,7 @@ type relay struct {
 	target  string
 	abort   atomic.Bool
 	stall   atomic.Bool
+	done    atomic.Bool // set at cleanup: stalled copies give up
 	trickle atomic.Int64 // time.Duration between pieces; 0: no trickle
 
 	mu    sync.Mutex
@@ -58,6 +59,7 @@ func newRelay(tb testing.TB, target string) *relay {
 	r.wg.Add(1)
 	go r.accept()
 	tb.Cleanup(func() {
+		r.done.Store(true)
 		ln.Close()
 		r.reset()
 		r.wg.Wait()
@@ -100,7 +102,7 @@ func (r *relay) down(dst, src net.Conn) {
 		n, err := src.Read(buf)
 		for r.stall.Load() {
 			time.Sleep(10 * time.Millisecond)
-			if r.closed() {
+			if r.done.Load() {
 				return
 			}
 		}
@@ -116,11 +118,6 @@ func (r *relay) down(dst, src net.Conn) {
 			return
 		}
 	}
-}
-
-func (r *relay) closed() bool {
-	_, err := net.Dial("tcp", r.ln.Addr().String())
-	return err != nil
 }
 
 // reset ends every connection with a TCP RST, as a server or a middlebox resetting would.
@@ -275,14 +272,25 @@ func TestSlowUpstream(t *testing.T) {
 	r.stall.Store(true)
 	start := time.Now()
 	c = l.dial(t, "imap", config.LocalTLSNone)
-	done := make(chan string, 1)
-	go func() { done <- c.attempt("imap", aliceUser, alicePassword) }()
+	// Raw reads in the goroutine (the client helpers stop the test, which only the test's own
+	// goroutine may do): a bare close must fail the test, not hang it.
+	type answer struct {
+		line string
+		err  error
+	}
+	done := make(chan answer, 1)
+	c.send(fmt.Sprintf("a LOGIN %q %q", aliceUser, alicePassword))
+	go func() {
+		_ = c.c.SetReadDeadline(time.Now().Add(60 * time.Second))
+		line, err := c.r.ReadString('\n')
+		done <- answer{line, err}
+	}()
 	other := l.dial(t, "imap", config.LocalTLSImplicit)
 	other.login("imap", aliceUser, alicePassword)
 	other.check(other.cmd("o SELECT INBOX", "o "), "o OK")
 	got := <-done
-	if !strings.HasPrefix(got, "a NO [UNAVAILABLE] The mail server") && got != "" {
-		t.Fatalf("login through a stalled server: %q", got)
+	if got.err != nil || !strings.HasPrefix(got.line, "a NO [UNAVAILABLE] The mail server") {
+		t.Fatalf("login through a stalled server: %q, %v; want the protocol's answer", got.line, got.err)
 	}
 	if d := time.Since(start); d > 30*time.Second {
 		t.Fatalf("the login through a stalled server took %v, beyond the 3 s login deadline", d)
@@ -434,4 +442,59 @@ func newBigFetchServer(t *testing.T, size int) *bigFetchServer {
 		}
 	}()
 	return s
+}
+
+// TestLoginTimeoutInPasswordQueue: a flood of logins with wrong passwords (each a full argon2id, at
+// most as many at once as there are CPUs) outlasts a short login deadline. Every program still gets
+// its protocol's answer — a refusal, or "the proxy is busy" for those still queued at the deadline —
+// never a bare close, and the log says login_timeout rather than blaming the token or the server.
+func TestLoginTimeoutInPasswordQueue(t *testing.T) {
+	l := newLab(t, labOptions{proxy: proxy.Options{LoginTimeout: 200 * time.Millisecond}})
+	addr := l.addr("imap", config.LocalTLSNone)
+	const n = 40
+	answers := make(chan string, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				answers <- "dial: " + err.Error()
+				return
+			}
+			defer c.Close()
+			_ = c.SetDeadline(time.Now().Add(60 * time.Second))
+			r := bufio.NewReader(c)
+			if _, err := r.ReadString('\n'); err != nil {
+				answers <- "greeting: " + err.Error()
+				return
+			}
+			fmt.Fprintf(c, "a LOGIN %q \"wrong-%d\"\r\n", aliceUser, i)
+			line, err := r.ReadString('\n')
+			if err != nil {
+				line = "no answer: " + err.Error()
+			}
+			answers <- strings.TrimSpace(line)
+		}()
+	}
+	wg.Wait()
+	close(answers)
+	busy := 0
+	for a := range answers {
+		switch {
+		case strings.HasPrefix(a, "a NO [UNAVAILABLE] The proxy is busy"):
+			busy++
+		case strings.HasPrefix(a, "a NO [AUTHENTICATIONFAILED]"):
+		default:
+			t.Errorf("a login in the flood got %q; want a refusal or 'busy'", a)
+		}
+	}
+	if busy == 0 {
+		t.Fatalf("no login of %d outlasted a 200 ms deadline in the password queue: the test proves nothing here", n)
+	}
+	l.waitLog("protocol=imap", "outcome=login_timeout")
+	if logs := l.logs.String(); strings.Contains(logs, "outcome=token_error") || strings.Contains(logs, "outcome=upstream_unavailable") {
+		t.Fatalf("a login caught in the password queue was blamed on the token or the server:\n%s", logs)
+	}
 }

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -41,22 +42,26 @@ func (v *verifier) mac(hash, password string) []byte {
 }
 
 // verify reports whether password matches hash. hash == "" (unknown user) always fails, after the
-// same work as a real check.
-func (v *verifier) verify(hash, password string) bool {
+// same work as a real check. err is ctx's when it ended while the check waited for its turn.
+func (v *verifier) verify(ctx context.Context, hash, password string) (bool, error) {
 	if hash != "" {
 		sum := v.mac(hash, password)
 		v.mu.Lock()
 		known := v.good[hash]
 		v.mu.Unlock()
 		if known != nil && hmac.Equal(known, sum) {
-			return true
+			return true, nil
 		}
 	}
-	v.sem <- struct{}{}
+	select {
+	case v.sem <- struct{}{}:
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
 	got, want, err := passhash.Key(hash, password)
 	<-v.sem
 	if err != nil || hash == "" || subtle.ConstantTimeCompare(got, want) != 1 {
-		return false
+		return false, nil
 	}
 	v.mu.Lock()
 	if len(v.good) > 100_000 { // bounded: reloads with ever new hashes cannot grow it without end
@@ -64,5 +69,5 @@ func (v *verifier) verify(hash, password string) bool {
 	}
 	v.good[hash] = v.mac(hash, password)
 	v.mu.Unlock()
-	return true
+	return true, nil
 }

@@ -40,7 +40,8 @@ type session struct {
 	// phase guards spliced and answering against the login deadline's timer.
 	phase     sync.Mutex
 	spliced   bool // bytes are being copied: the login deadline no longer applies
-	answering bool // a login is past the password, waiting on the identity platform or the server
+	answering bool // a login is under way (password, token, server), until the program has its answer
+	grace     *time.Timer // closes the session answerGrace after the deadline caught a login
 	closeOnce sync.Once
 	up        net.Conn // upstream, once dialed; closed with the session
 	upMu      sync.Mutex
@@ -89,14 +90,29 @@ func (s *session) run() {
 		switch {
 		case s.spliced:
 		case s.answering:
-			// The token fetch and the server's side fail on this same deadline: leave the program
-			// long enough to be told so in its protocol, rather than just closing on it.
+			// What the login waits on (the password check's turn, the token, the server) fails on
+			// this same deadline: leave the program long enough to be told so in its protocol, rather
+			// than just closing on it — and close after that whatever still holds the login up.
 			_ = s.conn.SetDeadline(time.Now().Add(answerGrace))
+			s.grace = time.AfterFunc(answerGrace, func() {
+				s.phase.Lock()
+				defer s.phase.Unlock()
+				if !s.spliced {
+					s.close()
+				}
+			})
 		default:
 			s.close()
 		}
 	})
 	defer stop()
+	defer func() {
+		s.phase.Lock()
+		if s.grace != nil {
+			s.grace.Stop()
+		}
+		s.phase.Unlock()
+	}()
 	if localTLSMode(s.cfg) == config.LocalTLSImplicit {
 		tc := tls.Server(s.conn, s.l.tlsConfig())
 		if err := tc.HandshakeContext(s.ctx); err != nil {
@@ -125,7 +141,9 @@ func (s *session) run() {
 }
 
 func (s *session) useTLS(tc *tls.Conn) {
+	s.phase.Lock() // the login deadline's timer reads s.conn
 	s.conn, s.tls = tc, true
+	s.phase.Unlock()
 	s.r = bufio.NewReaderSize(tc, 4096)
 }
 
@@ -187,17 +205,17 @@ const (
 	outcomeToken       outcome = "token_error"
 	outcomeUnavailable outcome = "upstream_unavailable"
 	outcomeRefused     outcome = "upstream_refused"
+	outcomeTimeout     outcome = "login_timeout"
 )
 
 // deadlineErr says so when err is the login deadline running out, which the error itself does only as
 // "context deadline exceeded".
 func (s *session) deadlineErr(err error) error {
-	var ne net.Error
 	var ng *dial.NoGreetingError
 	if errors.As(err, &ng) {
 		return err // a timeout of its own, which says what it means
 	}
-	if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() {
+	if errors.Is(s.ctx.Err(), context.DeadlineExceeded) {
 		return fmt.Errorf("no answer within the login timeout (%v; [proxy] login_timeout): %w", s.srv.opts.LoginTimeout, err)
 	}
 	return err
@@ -251,7 +269,14 @@ func (s *session) login(user, password string, up upstreamProtocol) (conn *upstr
 	log := s.log.With("user", user)
 	s.set = s.srv.settings.Load() // a reload since the connection began applies to this login
 	account, hash, mailbox, known := s.lookup(user)
-	if !s.srv.verifier.verify(hash, password) {
+	good, verr := s.srv.verifier.verify(s.ctx, hash, password)
+	if verr != nil {
+		// Still queued for a password check at the login deadline: a flood of logins.
+		m.login(s.cfg.Protocol, string(outcomeTimeout))
+		log.Warn("login failed: the login timeout passed while the password check waited for its turn", "outcome", outcomeTimeout, "login_timeout", s.srv.opts.LoginTimeout)
+		return nil, "", &loginError{outcome: outcomeTimeout, temporary: true, msg: "The proxy is busy; try again."}
+	}
+	if !good {
 		o := outcomeBadPassword
 		reason := "wrong password"
 		if !known {
@@ -266,8 +291,6 @@ func (s *session) login(user, password string, up upstreamProtocol) (conn *upstr
 		return nil, "", &loginError{outcome: o, msg: "Authentication failed: wrong user name or password."}
 	}
 	log = log.With("account", account)
-	s.setAnswering(true)
-	defer s.setAnswering(false)
 	a, aerr := s.set.accounts.Account(account)
 	if aerr != nil {
 		m.login(s.cfg.Protocol, string(outcomeConfig))
@@ -337,7 +360,7 @@ func (s *session) login(user, password string, up upstreamProtocol) (conn *upstr
 			return nil, "", &loginError{outcome: outcomeRefused, msg: oneLine(msg)}
 		}
 		m.login(s.cfg.Protocol, string(outcomeUnavailable))
-		log.Error("login failed: upstream failed during authentication", "outcome", outcomeUnavailable, "err", aerr2)
+		log.Error("login failed: upstream failed during authentication", "outcome", outcomeUnavailable, "err", s.deadlineErr(aerr2))
 		return nil, "", &loginError{outcome: outcomeUnavailable, temporary: true, msg: "The mail server failed during login; see the proxy log."}
 	}
 	m.login(s.cfg.Protocol, string(outcomeOK))
@@ -356,6 +379,9 @@ type reply struct {
 // answerLogin logs in and answers the program. On success it splices and done is true (the session
 // is over when it returns); after maxFailures refusals done is true too.
 func (s *session) answerLogin(user, password string, up upstreamProtocol, failures *int, r reply) (done bool, err error) {
+	// From here until the program has its answer, the login deadline leaves it time to be told.
+	s.setAnswering(true)
+	defer s.setAnswering(false)
 	uc, ok, lerr := s.login(user, password, up)
 	if lerr != nil {
 		le := &loginError{}
