@@ -32,7 +32,6 @@ type storeCache struct {
 	key       string
 	authority string
 	clientID  string
-
 }
 
 var _ cache.ExportReplace = (*storeCache)(nil)

@@ -41,7 +41,7 @@ type relay struct {
 	target  string
 	abort   atomic.Bool
 	stall   atomic.Bool
-	done    atomic.Bool // set at cleanup: stalled copies give up
+	done    atomic.Bool  // set at cleanup: stalled copies give up
 	trickle atomic.Int64 // time.Duration between pieces; 0: no trickle
 
 	mu    sync.Mutex

@@ -39,8 +39,8 @@ type session struct {
 
 	// phase guards spliced and answering against the login deadline's timer.
 	phase     sync.Mutex
-	spliced   bool // bytes are being copied: the login deadline no longer applies
-	answering bool // a login is under way (password, token, server), until the program has its answer
+	spliced   bool        // bytes are being copied: the login deadline no longer applies
+	answering bool        // a login is under way (password, token, server), until the program has its answer
 	grace     *time.Timer // closes the session answerGrace after the deadline caught a login
 	closeOnce sync.Once
 	up        net.Conn // upstream, once dialed; closed with the session
