@@ -208,11 +208,11 @@ func TestFindings(t *testing.T) {
 			protocol: "smtp", code: "MO-PORT-MISMATCH", fix: "465 is implicit TLS"},
 		// The server waits for a TLS handshake, the client for a greeting: 15 s (the greeting timeout).
 		{name: "STARTTLS on an implicit-TLS port", base: "daemon", change: func(t *testing.T, l *lab, a *config.Account) { a.SMTP = l.e.MailAddrs["imap"] },
-			protocol: "smtp", code: "MO-PORT-MISMATCH", fix: "465 is implicit TLS"},
+			protocol: "smtp", code: "MO-PORT-MISMATCH", cause: "sent no greeting", fix: "465 is implicit TLS"},
 		// A server that accepts the connection and never answers: with implicit TLS the handshake waits
 		// for the imap client's own deadline (60 s); the doctor's caller bounds it here instead.
 		{name: "server that never answers", base: "daemon", change: func(t *testing.T, l *lab, a *config.Account) { a.IMAP = silentServer(t) },
-			protocol: "imap", deadline: 3 * time.Second, code: "MO-NET-TIMEOUT", step: "tls", fix: "check a firewall or proxy"},
+			protocol: "imap", deadline: 8 * time.Second, code: "MO-NET-TIMEOUT", step: "tls", fix: "check a firewall or proxy"},
 		// MO-UNEXPLAINED is, by construction, a failure the catalogue knows nothing about, and the
 		// emulator answers only what it knows Exchange answers. A tiny IMAP server stands in for a
 		// server of another kind: it takes the token and refuses SELECT with Dovecot's internal error.
@@ -269,7 +269,7 @@ func TestFindings(t *testing.T) {
 		// Graph takes longer than the doctor's caller waits: Graph's timeout, not the identity platform's.
 		{name: "Graph does not answer in time", world: modified(func(w *world.World) {
 			w.Faults = []world.Fault{{Endpoint: "graph", Latency: 30 * time.Second}}
-		}), base: "daemon", protocol: "graph", deadline: 3 * time.Second, code: "MO-NET-TIMEOUT", step: "list folders", cause: "did not answer in time", fix: "check a firewall or proxy"},
+		}), base: "daemon", protocol: "graph", deadline: 8 * time.Second, code: "MO-NET-TIMEOUT", step: "list folders", cause: "did not answer in time", fix: "check a firewall or proxy"},
 		{name: "Graph throttling", world: modified(func(w *world.World) { w.Faults = []world.Fault{{Endpoint: "graph", Status: 429}} }), base: "daemon",
 			protocol: "graph", code: "MO-GRAPH-THROTTLED", step: "mailbox", cause: "TooManyRequests", fix: "retry less often"},
 		{name: "Graph refusing otherwise", world: modified(func(w *world.World) { w.Faults = []world.Fault{{Endpoint: "graph", Status: 400}} }), base: "daemon",

@@ -219,7 +219,11 @@ func (c *Client) do(ctx context.Context, rq request) (http.Header, []byte, error
 			if ctx.Err() != nil {
 				// Said as Graph's, so that it is not taken for the identity platform's (whose timeout
 				// comes back from Token above as the bare context error).
-				return nil, nil, fmt.Errorf("graph: %s: no answer in time: %w", rq.method, ctx.Err())
+				what := "no answer in time"
+				if errors.Is(ctx.Err(), context.Canceled) {
+					what = "cancelled"
+				}
+				return nil, nil, fmt.Errorf("graph: %s: %s: %w", rq.method, what, ctx.Err())
 			}
 			return nil, nil, fmt.Errorf("graph: %s: %w", rq.method, redact(err))
 		}
@@ -260,7 +264,8 @@ func (c *Client) do(ctx context.Context, rq request) (http.Header, []byte, error
 			return nil, nil, gerr
 		}
 		if err := sleep(ctx, wait); err != nil {
-			return nil, nil, err
+			// Graph's answer is the news (throttled, failing); the deadline only cut the wait short.
+			return nil, nil, fmt.Errorf("%w (the deadline came while waiting %v to retry: %w)", gerr, wait.Round(time.Millisecond), err)
 		}
 	}
 }

@@ -434,7 +434,7 @@ func Connection(s Subject, protocol, addr string, err error) (Finding, bool) {
 	switch {
 	// Before the timeout case: a silent server is a timeout too, but the cause is the TLS mode.
 	case errors.As(err, &ng), strings.Contains(msg, "sent no greeting"):
-		return mismatch("the server at " + addr + " accepted the connection but sent no greeting: it expects TLS from the first byte (implicit TLS), and " + protocolName(protocol) + " here starts in plain text for STARTTLS")
+		return mismatch("the server at " + addr + " accepted the connection but sent no greeting: it probably expects TLS from the first byte (implicit TLS), and " + protocolName(protocol) + " here starts in plain text for STARTTLS")
 	case strings.Contains(msg, "cannot resolve"):
 		return Finding{Code: CodeResolve, Step: "resolve", Cause: "the host of " + addr + " does not resolve",
 			Fix: "check the host name (" + ports + ") and DNS", Docs: DocPorts}, true
