@@ -193,13 +193,10 @@ func (a *Account) Token(ctx context.Context, r Resource) (*Token, error) {
 	if t := a.hotToken(r); t != nil {
 		return t, nil
 	}
-	ch := a.flight.DoChan(string(r), func() (any, error) {
+	return a.inFlight(ctx, string(r), func(fctx context.Context) (*Token, error) {
 		if t := a.hotToken(r); t != nil { // filled while this flight was being set up
 			return t, nil
 		}
-		// Detached from the first caller's context: one caller giving up must not fail the others.
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
-		defer cancel()
 		gen := a.generation()
 		t, err := retryTransient(fctx, func() (*Token, error) { return a.acquireSilent(fctx, r) })
 		if err != nil {
@@ -207,6 +204,17 @@ func (a *Account) Token(ctx context.Context, r Resource) (*Token, error) {
 		}
 		a.rememberIf(t, gen)
 		return t, nil
+	})
+}
+
+// inFlight runs get once for all the callers asking for key at the same time (single flight), under
+// a context detached from the first caller's — one caller giving up must not fail the others — and
+// bounded to 2 minutes. Each caller gets the result, or its own context's error when it ends first.
+func (a *Account) inFlight(ctx context.Context, key string, get func(context.Context) (*Token, error)) (*Token, error) {
+	ch := a.flight.DoChan(key, func() (any, error) {
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+		defer cancel()
+		return get(fctx)
 	})
 	select {
 	case res := <-ch:
@@ -436,23 +444,11 @@ func (a *Account) Refresh(ctx context.Context, r Resource) (*Token, error) {
 	delete(a.hot, r)
 	a.gen++
 	a.mu.Unlock()
-	ch := a.flight.DoChan("refresh "+string(r), func() (any, error) {
-		// Detached, as Token's: one caller giving up must not fail the others.
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
-		defer cancel()
+	return a.inFlight(ctx, "refresh "+string(r), func(fctx context.Context) (*Token, error) {
 		t, err := retryTransient(fctx, func() (*Token, error) { return a.acquire(fctx, r, true) })
 		if err == nil {
 			a.remember(t)
 		}
 		return t, err
 	})
-	select {
-	case res := <-ch:
-		if res.Err != nil {
-			return nil, res.Err
-		}
-		return res.Val.(*Token), nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
 }

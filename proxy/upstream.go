@@ -148,11 +148,6 @@ func (u *upstreamConn) ready() { _ = u.conn.SetDeadline(time.Time{}) }
 
 func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
 
-// saslClient is the client for one attempt.
-func saslClient(mech, user, token, addr string) *sasl.Client {
-	return sasl.NewClient(mech, user, token, addr)
-}
-
 // --- IMAP ---
 
 type imapUp struct{}
@@ -166,7 +161,7 @@ func (imapUp) open(u *upstreamConn, mode dial.Mode) error {
 }
 
 func (imapUp) authenticate(u *upstreamConn, mech, user, token string) (string, error) {
-	c := saslClient(mech, user, token, u.addr)
+	c := sasl.NewClient(mech, user, token, u.addr)
 	_, ir, _ := c.Start()
 	tag := "m1"
 	if err := u.send(tag + " AUTHENTICATE " + mech + " " + b64(ir)); err != nil {
@@ -207,7 +202,7 @@ func (popUp) open(u *upstreamConn, mode dial.Mode) error {
 // authenticate uses the two-step AUTH, which Exchange Online's POP3 requires (it does not take an
 // initial response: research/exchange-wire.md §2).
 func (popUp) authenticate(u *upstreamConn, mech, user, token string) (string, error) {
-	c := saslClient(mech, user, token, u.addr).TwoStep()
+	c := sasl.NewClient(mech, user, token, u.addr).TwoStep()
 	_, _, _ = c.Start()
 	if err := u.send("AUTH " + mech); err != nil {
 		return "", err
@@ -329,7 +324,7 @@ func hasExtension(ext []string, name string) bool {
 // authenticate uses the two-step AUTH: Postfix cuts lines at 2,048 bytes and an Entra token can be
 // longer; Microsoft documents XOAUTH2 for SMTP this way.
 func (smtpUp) authenticate(u *upstreamConn, mech, user, token string) (string, error) {
-	c := saslClient(mech, user, token, u.addr).TwoStep()
+	c := sasl.NewClient(mech, user, token, u.addr).TwoStep()
 	_, _, _ = c.Start()
 	if err := u.send("AUTH " + mech); err != nil {
 		return "", err

@@ -889,13 +889,17 @@ func (p *scenarioParser) appNames() string {
 	return strings.Join(n, ", ")
 }
 
-func (p *scenarioParser) servicePrincipals() {
+// eachTenant calls f for every tenant the file describes, with its table and its key path.
+func (p *scenarioParser) eachTenant(f func(t *Tenant, tt *tenantTable, path []string)) {
 	for _, t := range p.w.Tenants {
-		path := p.tenantPaths[t]
-		tt := p.f.Tenants[t.Name]
-		if tt == nil {
-			continue
+		if tt := p.f.Tenants[t.Name]; tt != nil {
+			f(t, tt, p.tenantPaths[t])
 		}
+	}
+}
+
+func (p *scenarioParser) servicePrincipals() {
+	p.eachTenant(func(t *Tenant, tt *tenantTable, path []string) {
 		seen := map[*App]int{}
 		for i, st := range tt.ServicePrincipals {
 			sp := join(path, "exchange_service_principals", strconv.Itoa(i))
@@ -908,18 +912,13 @@ func (p *scenarioParser) servicePrincipals() {
 				App: a.Name, FullAccess: p.fullAccess(join(sp, "full_access"), st.FullAccess, t, false),
 			})
 		}
-	}
+	})
 }
 
 // accessPolicies reads each tenant's [[application_access_policies]]: an app of the tenant and the
 // mailboxes of the tenant it is restricted to.
 func (p *scenarioParser) accessPolicies() {
-	for _, t := range p.w.Tenants {
-		path := p.tenantPaths[t]
-		tt := p.f.Tenants[t.Name]
-		if tt == nil {
-			continue
-		}
+	p.eachTenant(func(t *Tenant, tt *tenantTable, path []string) {
 		seen := map[*App]int{}
 		for i, pt := range tt.AccessPolicies {
 			pp := join(path, "application_access_policies", strconv.Itoa(i))
@@ -932,7 +931,7 @@ func (p *scenarioParser) accessPolicies() {
 				App: a.Name, Mailboxes: p.fullAccess(join(pp, "mailboxes"), pt.Mailboxes, t, false),
 			})
 		}
-	}
+	})
 }
 
 // tenantApp checks the app a tenant's table names (an Exchange service principal, an application
