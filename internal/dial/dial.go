@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mailoauth/mailoauth/config"
@@ -161,31 +162,36 @@ func (e *NoGreetingError) Unwrap() error { return e.Err }
 // silent as a NoGreetingError; once the server has said something it is the plain connection.
 type greetConn struct {
 	net.Conn
+	// greeted is set once the server has said something; from then on every call goes straight to
+	// the connection (a spliced proxy session reads and sets deadlines through here all its life).
+	greeted atomic.Bool
 	mu      sync.Mutex
-	greeted bool
 	readDL  time.Time // the caller's read deadline, restored after the first read
 }
 
 func (c *greetConn) SetDeadline(t time.Time) error {
-	c.mu.Lock()
-	c.readDL = t
-	c.mu.Unlock()
+	if !c.greeted.Load() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.readDL = t
+	}
 	return c.Conn.SetDeadline(t)
 }
 
 func (c *greetConn) SetReadDeadline(t time.Time) error {
-	c.mu.Lock()
-	c.readDL = t
-	c.mu.Unlock()
+	if !c.greeted.Load() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.readDL = t
+	}
 	return c.Conn.SetReadDeadline(t)
 }
 
 func (c *greetConn) Read(b []byte) (int, error) {
-	c.mu.Lock()
-	if c.greeted {
-		c.mu.Unlock()
+	if c.greeted.Load() {
 		return c.Conn.Read(b)
 	}
+	c.mu.Lock()
 	callers := c.readDL
 	limit := time.Now().Add(greetingTimeout)
 	shortened := callers.IsZero() || limit.Before(callers)
@@ -200,7 +206,7 @@ func (c *greetConn) Read(b []byte) (int, error) {
 		_ = c.Conn.SetReadDeadline(c.readDL)
 	}
 	if n > 0 {
-		c.greeted = true
+		c.greeted.Store(true) // after the caller's deadline is back in place
 	}
 	var ne net.Error
 	if n == 0 && shortened && errors.As(err, &ne) && ne.Timeout() {
