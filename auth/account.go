@@ -209,7 +209,8 @@ func (a *Account) Token(ctx context.Context, r Resource) (*Token, error) {
 
 // inFlight runs get once for all the callers asking for key at the same time (single flight), under
 // a context detached from the first caller's — one caller giving up must not fail the others — and
-// bounded to 2 minutes. Each caller gets the result, or its own context's error when it ends first.
+// bounded to 2 minutes. Each caller gets the result or, when its own context ends first, that: a
+// deadline as a transient *Error (the identity platform did not answer in time), a cancellation as it is.
 func (a *Account) inFlight(ctx context.Context, key string, get func(context.Context) (*Token, error)) (*Token, error) {
 	ch := a.flight.DoChan(key, func() (any, error) {
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
@@ -223,6 +224,9 @@ func (a *Account) inFlight(ctx context.Context, key string, get func(context.Con
 		}
 		return res.Val.(*Token), nil
 	case <-ctx.Done():
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return nil, &Error{Account: a.cfg.Name, Op: "token", Transient: true, Err: ctx.Err()}
+		}
 		return nil, ctx.Err()
 	}
 }

@@ -51,6 +51,8 @@ func (e *Error) Error() string {
 		fmt.Fprintf(&b, " refused by the identity platform: %s %s", e.Code, e.Description)
 	case e.Unreachable != "" && isTimeout(e.Err):
 		fmt.Fprintf(&b, " failed: the identity platform at %s did not answer in time; check the network and the account's authority", e.Unreachable)
+	case e.Transient && e.Unreachable == "" && errors.Is(e.Err, context.DeadlineExceeded):
+		b.WriteString(" failed: the identity platform did not answer in time; try again, and if it persists check the network and the account's authority")
 	case e.Unreachable != "":
 		fmt.Fprintf(&b, " failed: cannot reach the identity platform at %s (%s); check the network and the account's authority", e.Unreachable, rootCause(e.Err))
 	case e.Err != nil:

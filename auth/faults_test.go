@@ -341,4 +341,9 @@ func TestRefreshReturnsAtTheCallersDeadline(t *testing.T) {
 	if d := time.Since(start); !errors.Is(err, context.DeadlineExceeded) || d > 2*time.Second {
 		t.Fatalf("Refresh with a 300 ms deadline against a 3 s identity platform: %v after %v", err, d)
 	}
+	// Said as the identity platform's transient failure, in one sentence a user can act on.
+	var ae *auth.Error
+	if !errors.As(err, &ae) || !ae.Transient || !strings.Contains(err.Error(), "the identity platform did not answer in time") {
+		t.Fatalf("Refresh past its deadline: %q; want a transient *auth.Error saying the platform did not answer", err)
+	}
 }

@@ -218,7 +218,7 @@ func (c *Client) do(ctx context.Context, rq request) (http.Header, []byte, error
 		if err != nil {
 			if ctx.Err() != nil {
 				// Said as Graph's, so that it is not taken for the identity platform's (whose timeout
-				// comes back from Token above as the bare context error).
+				// comes back from Token above as an *auth.Error).
 				what := "no answer in time"
 				if errors.Is(ctx.Err(), context.Canceled) {
 					what = "cancelled"

@@ -70,7 +70,7 @@ func TestRetryHonoursContext(t *testing.T) {
 		t.Fatalf("%v after %v", err, time.Since(start))
 	}
 	// Graph's answer stays the error's news: the deadline only cut the wait short (the doctor must
-	// not take it for the identity platform's timeout, which comes back as the bare context error).
+	// not take it for the identity platform's timeout).
 	var ge *Error
 	if !errors.As(err, &ge) || ge.Status != 429 || err == context.DeadlineExceeded {
 		t.Fatalf("%v: want the 429 with the deadline", err)

@@ -155,20 +155,17 @@ func TokenError(s Subject, err error) (Finding, bool) {
 	}
 	var ae *auth.Error
 	if !errors.As(err, &ae) {
-		// auth.Account.Token returns the caller's context error as it is when the identity platform
-		// has not answered by its deadline. A deadline wrapped in another error comes from elsewhere
-		// (a mail server's TLS handshake, say) and is Connection's business.
-		if err == context.DeadlineExceeded {
-			return Finding{Code: CodeIdPTransient, Step: "token", Cause: "the identity platform did not answer in time",
-				Fix: "try again; if it persists, check the network path to " + s.Authority}, true
-		}
-		return Finding{}, false
+		return Finding{}, false // a deadline that is not auth's comes from elsewhere: Connection's business
 	}
 	if f := ClockFromTLS(err); f != nil {
 		f.Step = "token"
 		return *f, true
 	}
 	switch {
+	case ae.Transient && ae.Unreachable == "" && errors.Is(ae.Err, context.DeadlineExceeded):
+		// The caller's deadline passed while the identity platform had not answered (auth's Token).
+		return Finding{Code: CodeIdPTransient, Step: "token", Cause: "the identity platform did not answer in time",
+			Fix: "try again; if it persists, check the network path to " + s.Authority}, true
 	case ae.Transient && ae.Unreachable == "":
 		return Finding{Code: CodeIdPTransient, Step: "token", Cause: "the identity platform failed for now (" + firstOf(statusText(ae.Status), "a network error") + ")",
 			Fix: "try again later; mailoauth never drops a refresh token for this"}, true

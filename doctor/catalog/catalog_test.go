@@ -157,11 +157,16 @@ func TestGraphAnswers(t *testing.T) {
 	}
 }
 
-// TestTimeouts: a deadline the identity platform missed (auth returns the context's error as it is)
-// is MO-IDP-TRANSIENT; one a mail server missed (wrapped by the TLS handshake, say) is MO-NET-TIMEOUT.
+// TestTimeouts: a deadline the identity platform missed (auth's transient *Error around the context's
+// error) is MO-IDP-TRANSIENT; one a mail server missed (wrapped by the TLS handshake, say) is
+// MO-NET-TIMEOUT, and so is a bare deadline, which auth never returns.
 func TestTimeouts(t *testing.T) {
-	if f, ok := TokenError(subject, context.DeadlineExceeded); !ok || f.Code != CodeIdPTransient {
+	idp := &auth.Error{Account: "a", Op: "token", Transient: true, Err: context.DeadlineExceeded}
+	if f, ok := TokenError(subject, idp); !ok || f.Code != CodeIdPTransient || f.Cause != "the identity platform did not answer in time" {
 		t.Errorf("token deadline: %+v %v", f, ok)
+	}
+	if _, ok := TokenError(subject, context.DeadlineExceeded); ok {
+		t.Error("a bare deadline taken for the identity platform's")
 	}
 	handshake := fmt.Errorf("TLS handshake with 127.0.0.1 failed: %w", context.DeadlineExceeded)
 	if _, ok := TokenError(subject, handshake); ok {
