@@ -41,13 +41,20 @@ const (
 	argonThreads = 4
 )
 
+// The file starts with a header: magic, key derivation and its parameters, salt, key check, nonce
+// and (from version 2 on) a SHA-256 of all of that. The checksum needs no key, so a damaged header is
+// told apart from a wrong passphrase: without it a flipped bit in the salt or the key check reads as
+// "wrong passphrase". Version 1 files (no checksum) are still read, and are written as version 2.
 const (
-	magic      = "MOSTORE1"
+	magicV1    = "MOSTORE1"
+	magic      = "MOSTORE2"
 	kdfArgon2  = 1
 	kdfRawKey  = 2
 	saltLen    = 16
 	checkLen   = 16
-	headerLen  = len(magic) + 1 + 4 + 4 + 1 + saltLen + checkLen + chacha20poly1305.NonceSizeX
+	sumLen     = sha256.Size
+	headerLen1 = len(magicV1) + 1 + 4 + 4 + 1 + saltLen + checkLen + chacha20poly1305.NonceSizeX
+	headerLen  = headerLen1 + sumLen
 	lockSuffix = ".lock"
 )
 
@@ -85,6 +92,7 @@ type header struct {
 	nonce   []byte
 }
 
+// marshal writes a version 2 header, its checksum last.
 func (h *header) marshal() []byte {
 	var b bytes.Buffer
 	b.WriteString(magic)
@@ -95,12 +103,26 @@ func (h *header) marshal() []byte {
 	b.Write(h.salt)
 	b.Write(h.check)
 	b.Write(h.nonce)
+	sum := sha256.Sum256(b.Bytes())
+	b.Write(sum[:])
 	return b.Bytes()
 }
 
-func parseHeader(data []byte) (*header, error) {
-	if len(data) < headerLen || string(data[:len(magic)]) != magic {
-		return nil, fmt.Errorf("%w: it does not start with a mailoauth store header", ErrCorrupt)
+// parseHeader reads a version 1 or 2 header and returns it with its length (the ciphertext follows).
+func parseHeader(data []byte) (*header, int, error) {
+	n := headerLen
+	switch {
+	case len(data) >= len(magic) && string(data[:len(magic)]) == magic:
+		if len(data) < headerLen {
+			return nil, 0, fmt.Errorf("%w: its header is truncated", ErrCorrupt)
+		}
+		if sum := sha256.Sum256(data[:headerLen1]); !bytes.Equal(sum[:], data[headerLen1:headerLen]) {
+			return nil, 0, fmt.Errorf("%w: its header is damaged (checksum mismatch)", ErrCorrupt)
+		}
+	case len(data) >= headerLen1 && string(data[:len(magicV1)]) == magicV1:
+		n = headerLen1
+	default:
+		return nil, 0, fmt.Errorf("%w: it does not start with a mailoauth store header", ErrCorrupt)
 	}
 	p := data[len(magic):]
 	h := &header{kdf: p[0], time: binary.BigEndian.Uint32(p[1:5]), memory: binary.BigEndian.Uint32(p[5:9]), threads: p[9]}
@@ -109,13 +131,13 @@ func parseHeader(data []byte) (*header, error) {
 	h.check, p = p[:checkLen], p[checkLen:]
 	h.nonce = p[:chacha20poly1305.NonceSizeX]
 	if h.kdf != kdfArgon2 && h.kdf != kdfRawKey {
-		return nil, fmt.Errorf("%w: unknown key derivation %d", ErrCorrupt, h.kdf)
+		return nil, 0, fmt.Errorf("%w: unknown key derivation %d", ErrCorrupt, h.kdf)
 	}
 	// Bounds keep a tampered header from making argon2 allocate without limit.
 	if h.kdf == kdfArgon2 && (h.time == 0 || h.time > 64 || h.memory < 8*1024 || h.memory > 4*1024*1024 || h.threads == 0) {
-		return nil, fmt.Errorf("%w: implausible key-derivation parameters", ErrCorrupt)
+		return nil, 0, fmt.Errorf("%w: implausible key-derivation parameters", ErrCorrupt)
 	}
-	return h, nil
+	return h, n, nil
 }
 
 // derived caches argon2id results for the life of the process: SPEC §8 wants the key derived once per
@@ -183,9 +205,9 @@ func (f *File) read() (map[string][]byte, *header, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("read token store %s: %w", f.path, err)
 	}
-	h, err := parseHeader(data)
+	h, n, err := parseHeader(data)
 	if err != nil {
-		return nil, nil, fmt.Errorf("open token store %s: %w", f.path, err)
+		return nil, nil, fmt.Errorf("open token store %s: %w: restore it from a backup or remove it and log in again", f.path, err)
 	}
 	key, err := f.key(h)
 	if err != nil {
@@ -195,7 +217,7 @@ func (f *File) read() (map[string][]byte, *header, error) {
 		return nil, nil, fmt.Errorf("open token store %s: %w: check the passphrase (or key file) it was created with, or remove the file and log in again", f.path, ErrWrongKey)
 	}
 	aead, _ := chacha20poly1305.NewX(key)
-	plain, err := aead.Open(nil, h.nonce, data[headerLen:], data[:headerLen])
+	plain, err := aead.Open(nil, h.nonce, data[n:], data[:n])
 	if err != nil {
 		return nil, nil, fmt.Errorf("open token store %s: %w: restore it from a backup or remove it and log in again", f.path, ErrCorrupt)
 	}
