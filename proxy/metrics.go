@@ -87,7 +87,7 @@ func (m *Metrics) Value(key string) int64 {
 var help = map[string]string{
 	"mailoauth_proxy_sessions_total":      "counter Connections accepted, by protocol.",
 	"mailoauth_proxy_sessions_active":     "gauge Connections open now, by protocol.",
-	"mailoauth_proxy_logins_total":        "counter Login attempts by protocol and outcome (ok, bad_password, unknown_user, config_error, token_error, upstream_unavailable, upstream_refused, login_timeout).",
+	"mailoauth_proxy_logins_total":        "counter Login attempts by protocol and outcome (ok, bad_password, unknown_user, bad_user_name, config_error, token_error, upstream_unavailable, upstream_refused, login_timeout).",
 	"mailoauth_proxy_token_fetches_total": "counter Tokens asked of the account's source (cached or refreshed), by outcome.",
 	"mailoauth_proxy_bytes_total":         "counter Bytes copied after login, by protocol and direction (up: program to server).",
 }

@@ -206,6 +206,7 @@ const (
 	outcomeUnavailable outcome = "upstream_unavailable"
 	outcomeRefused     outcome = "upstream_refused"
 	outcomeTimeout     outcome = "login_timeout"
+	outcomeBadUserName outcome = "bad_user_name"
 )
 
 // deadlineErr says so when err is the login deadline running out, which the error itself does only as
@@ -240,35 +241,20 @@ type loginError struct {
 
 func (e *loginError) Error() string { return e.msg }
 
-// lookup maps a user name to its account and password hash: [proxy.users] first (exactly, then
-// ignoring case), then the [proxy.domains] catch-all. mailbox is the SASL user to send upstream.
-func (s *session) lookup(user string) (account, hash, mailbox string, ok bool) {
-	if u := s.set.users[user]; u != nil {
-		return u.Account, u.PasswordHash, "", true
-	}
-	for name, u := range s.set.users {
-		if strings.EqualFold(name, user) {
-			return u.Account, u.PasswordHash, "", true
-		}
-	}
-	if at := strings.LastIndexByte(user, '@'); at > 0 {
-		domain := strings.ToLower(user[at+1:])
-		for name, d := range s.set.domains {
-			if strings.EqualFold(name, domain) {
-				return d.Account, d.PasswordHash, user, true
-			}
-		}
-	}
-	return "", "", "", false
-}
-
 // login checks the local password, gets the account's token and authenticates upstream. On success
 // the upstream connection is ready to splice and ok is the server's success text.
 func (s *session) login(user, password string, up upstreamProtocol) (conn *upstreamConn, ok string, err error) {
 	m := s.srv.Metrics
+	if why := badUserName(user); why != "" {
+		// Refused on its syntax alone, before the password check: such a name could carry SASL fields
+		// of its own upstream. The program is told what a wrong password gets.
+		m.login(s.cfg.Protocol, string(outcomeBadUserName))
+		s.log.Warn("login refused", "user", quotedUserName(user), "outcome", outcomeBadUserName, "reason", why)
+		return nil, "", &loginError{outcome: outcomeBadUserName, msg: msgBadUserName}
+	}
 	log := s.log.With("user", user)
 	s.set = s.srv.settings.Load() // a reload since the connection began applies to this login
-	account, hash, mailbox, known := s.lookup(user)
+	account, hash, mailbox, known := s.set.lookup(user)
 	good, verr := s.srv.verifier.verify(s.ctx, hash, password)
 	if verr != nil {
 		// Still queued for a password check at the login deadline: a flood of logins.
