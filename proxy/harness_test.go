@@ -97,6 +97,10 @@ func newLab(tb testing.TB, o labOptions) *lab {
 	if o.mutate != nil {
 		o.mutate(l.cfg)
 	}
+	if o.proxy.FailureDelay == 0 {
+		// Many tests send wrong passwords from 127.0.0.1; only the failure delay's own tests wait.
+		o.proxy.FailureDelay, o.proxy.FailureDelayMax = time.Millisecond, time.Millisecond
+	}
 	l.mgr = auth.New(l.cfg, auth.Options{})
 	o.proxy.Log = slog.New(slog.NewTextHandler(l.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	if l.srv, err = proxy.New(l.cfg.Proxy, l.mgr, o.proxy); err != nil {
@@ -132,14 +136,29 @@ func (l *lab) clientTLS() *tls.Config {
 
 // syncBuffer collects logs written by the proxy's goroutines while a test reads them.
 type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+	mu      sync.Mutex
+	b       bytes.Buffer
+	written chan struct{} // closed and replaced at every write
 }
 
 func (s *syncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.written != nil {
+		close(s.written)
+		s.written = nil
+	}
 	return s.b.Write(p)
+}
+
+// next returns a channel closed at the next write.
+func (s *syncBuffer) next() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.written == nil {
+		s.written = make(chan struct{})
+	}
+	return s.written
 }
 
 func (s *syncBuffer) String() string {
@@ -151,8 +170,10 @@ func (s *syncBuffer) String() string {
 // waitLog waits until the proxy's logs contain every one of parts on one line, and returns that line.
 func (l *lab) waitLog(parts ...string) string {
 	l.tb.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
+	timeout := time.NewTimer(waitTimeout)
+	defer timeout.Stop()
+	for {
+		written := l.logs.next() // before reading: a line written meanwhile is not missed
 		for _, line := range strings.Split(l.logs.String(), "\n") {
 			all := true
 			for _, p := range parts {
@@ -162,8 +183,17 @@ func (l *lab) waitLog(parts ...string) string {
 				return line
 			}
 		}
-		time.Sleep(10 * time.Millisecond)
+		select {
+		case <-written:
+		case <-timeout.C:
+			l.tb.Fatalf("no log line with %q within %v; logs:\n%s", parts, waitTimeout, l.logs.String())
+			return ""
+		}
 	}
-	l.tb.Fatalf("no log line with %q; logs:\n%s", parts, l.logs.String())
-	return ""
 }
+
+// waitTimeout bounds a test's wait for something the proxy owes it (an answer, a log line, a close).
+// It only ends a test that has already failed, so it is long: a loaded CI machine (two CPU-bound
+// processes beside -race) can take seconds for what takes milliseconds on an idle one. It stays
+// below the lab's login timeout (2 minutes), so that a stuck login shows as this test's failure.
+const waitTimeout = time.Minute

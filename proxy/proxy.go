@@ -60,6 +60,10 @@ type Options struct {
 	MaxLine int // default 8 KiB
 	// Hostname is what the SMTP greeting names. Default "mailoauth-proxy".
 	Hostname string
+	// FailureDelay holds back the answer to a source address's first wrong password (or unknown
+	// user); each further failure from that address waits twice as long, up to FailureDelayMax (see
+	// penalties). Defaults 2 s and 15 s; a negative FailureDelay turns the delay off.
+	FailureDelay, FailureDelayMax time.Duration
 }
 
 func (o *Options) defaults() {
@@ -123,7 +127,7 @@ func New(cfg *config.Proxy, accounts Accounts, opts Options) (*Server, error) {
 	opts.defaults()
 	s := &Server{
 		opts:      opts,
-		verifier:  newVerifier(),
+		verifier:  newVerifier(opts.FailureDelay, opts.FailureDelayMax),
 		Metrics:   newMetrics(),
 		listeners: map[string]*listener{},
 		sessions:  map[*session]struct{}{},

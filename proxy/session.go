@@ -43,7 +43,8 @@ type session struct {
 	answering bool        // a login is under way (password, token, server), until the program has its answer
 	grace     *time.Timer // closes the session answerGrace after the deadline caught a login
 	closeOnce sync.Once
-	up        net.Conn // upstream, once dialed; closed with the session
+	closed    chan struct{} // closed by close()
+	up        net.Conn      // upstream, once dialed; closed with the session
 	upMu      sync.Mutex
 }
 
@@ -51,7 +52,7 @@ func newSession(s *Server, l *listener, c net.Conn) *session {
 	id := s.nextID.Add(1)
 	cfg := l.cfg.Load()
 	sess := &session{
-		srv: s, l: l, cfg: cfg, set: s.settings.Load(), id: id, conn: c,
+		srv: s, l: l, cfg: cfg, set: s.settings.Load(), id: id, conn: c, closed: make(chan struct{}),
 		log: s.opts.Log.With("conn", id, "protocol", cfg.Protocol, "remote", c.RemoteAddr().String()),
 	}
 	sess.r = bufio.NewReaderSize(c, 4096)
@@ -60,6 +61,7 @@ func newSession(s *Server, l *listener, c net.Conn) *session {
 
 func (s *session) close() {
 	s.closeOnce.Do(func() {
+		close(s.closed)
 		s.conn.Close()
 		s.upMu.Lock()
 		if s.up != nil {
@@ -272,10 +274,16 @@ func (s *session) login(user, password string, up upstreamProtocol) (conn *upstr
 		if f, ok := catalog.SharedMailboxSyntax(user); ok && !known {
 			reason = f.Cause + ": " + f.Fix
 		}
-		log.Warn("login refused", "outcome", o, "reason", reason)
+		// source comes before every attribute a program chooses, for fail2ban (docs/proxy.md).
+		src, key := sourceOf(s.conn.RemoteAddr())
+		delay := s.srv.verifier.penalties.failed(key, time.Now())
+		s.log.Warn("login refused", "source", src, "outcome", o, "user", user, "reason", reason, "delay", delay)
+		s.pause(delay)
 		// The program is told the same in both cases, so that user names cannot be probed.
 		return nil, "", &loginError{outcome: o, msg: "Authentication failed: wrong user name or password."}
 	}
+	_, key := sourceOf(s.conn.RemoteAddr())
+	s.srv.verifier.penalties.succeeded(key)
 	log = log.With("account", account)
 	a, aerr := s.set.accounts.Account(account)
 	if aerr != nil {
@@ -352,6 +360,21 @@ func (s *session) login(user, password string, up upstreamProtocol) (conn *upstr
 	m.login(s.cfg.Protocol, string(outcomeOK))
 	log.Info("logged in", "mechanism", mech, "mailbox", mailbox, "refreshed", retried)
 	return uc, ok, nil
+}
+
+// pause holds a refusal back for d (repeated failures from one source: penalties), but not past the
+// login deadline nor the session's close.
+func (s *session) pause(d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-s.ctx.Done():
+	case <-s.closed:
+	}
 }
 
 // reply is how a protocol answers a login: its success line from the server's, its refusal line,
