@@ -1,13 +1,16 @@
 package proxy
 
 import (
+	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Metrics are the proxy's counters, served in Prometheus' text format (version 0.0.4) by
@@ -137,7 +140,8 @@ func family(key string) string {
 	return key
 }
 
-// AdminHandler serves /healthz (200 "ok" while listening, 503 while shutting down) and /metrics.
+// AdminHandler serves /healthz (200 "ok" while listening, 503 "draining" once Shutdown has begun)
+// and /metrics.
 func (s *Server) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -145,7 +149,7 @@ func (s *Server) AdminHandler() http.Handler {
 		closing := s.closing
 		s.mu.Unlock()
 		if closing {
-			http.Error(w, "shutting down", http.StatusServiceUnavailable)
+			http.Error(w, "draining", http.StatusServiceUnavailable)
 			return
 		}
 		fmt.Fprintln(w, "ok")
@@ -156,3 +160,38 @@ func (s *Server) AdminHandler() http.Handler {
 	})
 	return mux
 }
+
+// ServeAdmin serves AdminHandler on ln in the background until Shutdown has ended the last session:
+// while the proxy drains, a load balancer's health check gets 503 "draining" (and /metrics shows
+// the drain) instead of a refused connection.
+func (s *Server) ServeAdmin(ln net.Listener) {
+	hs := &http.Server{Handler: s.AdminHandler(), ReadHeaderTimeout: 10 * time.Second}
+	s.mu.Lock()
+	if s.adminStopped {
+		s.mu.Unlock()
+		_ = ln.Close()
+		return
+	}
+	s.admin = append(s.admin, hs)
+	s.mu.Unlock()
+	go func() { _ = hs.Serve(ln) }()
+}
+
+// stopAdmin stops the admin servers, the last thing Shutdown does. A request in progress (a
+// scrape) gets adminGrace to finish.
+func (s *Server) stopAdmin() {
+	s.mu.Lock()
+	admin := s.admin
+	s.admin, s.adminStopped = nil, true
+	s.mu.Unlock()
+	for _, hs := range admin {
+		ctx, cancel := context.WithTimeout(context.Background(), adminGrace)
+		if hs.Shutdown(ctx) != nil {
+			_ = hs.Close()
+		}
+		cancel()
+	}
+}
+
+// adminGrace bounds how long a request to the admin endpoint may hold up the end of Shutdown.
+const adminGrace = 5 * time.Second

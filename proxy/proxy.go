@@ -31,6 +31,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -112,6 +114,9 @@ type Server struct {
 	// upstreamTLS holds a TLS session cache per account, so that logins after the first resume their
 	// TLS session with the server instead of a full handshake.
 	upstreamTLS sync.Map // account name → tls.ClientSessionCache
+	// admin are the admin endpoints ServeAdmin started; Shutdown stops them last.
+	admin        []*http.Server
+	adminStopped bool
 }
 
 // upstreamTLSConfig is the account's TLS configuration with the account's session cache.
@@ -162,9 +167,7 @@ func newListener() *listener {
 
 func (l *listener) tlsConfig() *tls.Config { return l.tls }
 
-// listenerKey identifies a listener across reloads: the same protocol and local TLS mode on the same
-// address keeps its socket (and its sessions); anything else about it (certificate files, upstream)
-// is updated in place.
+// listenerKey names a listener in Addrs: protocol, local TLS mode and the configured address.
 func listenerKey(l *config.Listener) string {
 	return l.Protocol + " " + localTLSMode(l) + " " + l.Listen
 }
@@ -177,99 +180,217 @@ func localTLSMode(l *config.Listener) string {
 }
 
 // Reload applies a new configuration: users and accounts at once for new logins; listeners added,
-// removed or updated. Established sessions are not touched. On an error nothing changes.
+// removed or updated. Established sessions are not touched. It is all or nothing: everything that
+// can fail (hashes, certificates, binding the new listeners) is done before anything changes, so
+// on an error the running configuration stays exactly as it was.
 func (s *Server) Reload(cfg *config.Proxy, accounts Accounts) error {
+	certs, err := checkProxyConfig(cfg)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return errors.New("the proxy is shutting down, so the new configuration was not applied")
+	}
+	next, removed := s.matchListeners(cfg.Listeners)
+	var fresh []*listener
+	for i, l := range next {
+		if l == nil {
+			next[i] = newListener()
+			fresh = append(fresh, next[i])
+			next[i].cfg.Store(&cfg.Listeners[i])
+		}
+	}
+	if s.started {
+		if err := s.bindLocked(fresh); err != nil {
+			return err
+		}
+	}
+	s.swapLocked(cfg, accounts, certs, next)
+	for _, l := range fresh {
+		if s.started { // before Start (in New) nothing is bound yet
+			s.acceptLocked(l)
+		}
+	}
+	for _, l := range removed {
+		if l.ln != nil {
+			_ = l.ln.Close() // its sessions go on
+			s.opts.Log.Info("listener removed", "protocol", l.cfg.Load().Protocol, "addr", l.addr)
+		}
+	}
+	return nil
+}
+
+// swapLocked puts a checked and bound configuration in force at once: each listener's settings and
+// certificate, the set of listeners, and the users and accounts. Nothing in it can fail.
+func (s *Server) swapLocked(cfg *config.Proxy, accounts Accounts, certs []*tls.Certificate, next []*listener) {
+	listeners := make(map[string]*listener, len(next))
+	for i, l := range next {
+		c := cfg.Listeners[i]
+		if old := l.cfg.Swap(&c); listenerKey(old) != listenerKey(&c) {
+			s.opts.Log.Info("listener updated", "protocol", c.Protocol, "addr", l.addr, "local_tls", localTLSMode(&c))
+		}
+		if certs[i] != nil {
+			l.cert.Store(certs[i])
+		}
+		listeners[listenerKey(&c)] = l
+	}
+	s.listeners = listeners
+	s.settings.Store(&settings{users: cfg.Users, domains: cfg.Domains, accounts: accounts})
+}
+
+// checkProxyConfig checks what Reload cannot apply and loads the listeners' certificates (nil for
+// a listener without local TLS).
+func checkProxyConfig(cfg *config.Proxy) ([]*tls.Certificate, error) {
 	if cfg == nil || len(cfg.Listeners) == 0 {
-		return errors.New("the configuration has no [[proxy.listener]]: add one per protocol (see docs/proxy.md)")
+		return nil, errors.New("the configuration has no [[proxy.listener]]: add one per protocol (see docs/proxy.md)")
 	}
 	certs := make([]*tls.Certificate, len(cfg.Listeners))
+	seen := map[string]bool{}
 	for i := range cfg.Listeners {
 		l := &cfg.Listeners[i]
+		if seen[listenerKey(l)] {
+			return nil, fmt.Errorf("listener %s %s is configured twice: remove one of them", l.Protocol, l.Listen)
+		}
+		seen[listenerKey(l)] = true
 		if localTLSMode(l) == config.LocalTLSNone {
 			continue
 		}
 		c, err := tls.LoadX509KeyPair(l.TLSCert, l.TLSKey)
 		if err != nil {
-			return fmt.Errorf("listener %s %s: cannot load tls_cert/tls_key: %w", l.Protocol, l.Listen, err)
+			return nil, fmt.Errorf("listener %s %s: cannot load tls_cert/tls_key: %w", l.Protocol, l.Listen, err)
 		}
 		certs[i] = &c
 	}
 	for name, u := range cfg.Users {
 		if err := passhash.Check(u.PasswordHash); err != nil {
-			return fmt.Errorf("[proxy.users.%q] password_hash: %v; run `mailoauth proxy hash-password`", name, err)
+			return nil, fmt.Errorf("[proxy.users.%q] password_hash: %v; run `mailoauth proxy hash-password`", name, err)
 		}
 	}
 	for name, d := range cfg.Domains {
 		if err := passhash.Check(d.PasswordHash); err != nil {
-			return fmt.Errorf("[proxy.domains.%q] password_hash: %v; run `mailoauth proxy hash-password`", name, err)
+			return nil, fmt.Errorf("[proxy.domains.%q] password_hash: %v; run `mailoauth proxy hash-password`", name, err)
 		}
 	}
+	return certs, nil
+}
 
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closing {
-		return errors.New("the proxy is shutting down")
+// matchListeners pairs each configured listener with the running one that keeps serving it (nil:
+// a new socket is needed) and returns the running ones left over, which the reload removes.
+// A listener keeps its socket when its address is unchanged: first the same protocol, TLS mode and
+// address; then, on a fixed port, the same address with another protocol or TLS mode (updated in
+// place — binding anew would fail while the old socket holds the port). Port 0 means "any free
+// port", so there the protocol and mode tell the listeners apart.
+func (s *Server) matchListeners(want []config.Listener) (next, removed []*listener) {
+	free := map[*listener]bool{}
+	for _, l := range s.listeners {
+		free[l] = true
 	}
-	want := map[string]bool{}
-	for i := range cfg.Listeners {
-		l := cfg.Listeners[i]
-		k := listenerKey(&l)
-		want[k] = true
-		cur := s.listeners[k]
-		if cur == nil {
-			cur = newListener()
-			s.listeners[k] = cur
-		}
-		cur.cfg.Store(&l)
-		if certs[i] != nil {
-			cur.cert.Store(certs[i])
+	next = make([]*listener, len(want))
+	for i := range want {
+		if l := s.listeners[listenerKey(&want[i])]; l != nil && free[l] {
+			next[i], free[l] = l, false
 		}
 	}
-	for k, l := range s.listeners {
-		if !want[k] {
-			delete(s.listeners, k)
-			if l.ln != nil {
-				_ = l.ln.Close() // its sessions go on
-				s.opts.Log.Info("listener removed", "listener", k)
+	for i := range want {
+		if next[i] != nil || fixedPort(want[i].Listen) == 0 {
+			continue
+		}
+		for l := range free {
+			if free[l] && l.cfg.Load().Listen == want[i].Listen {
+				next[i], free[l] = l, false
+				break
 			}
 		}
 	}
-	s.settings.Store(&settings{users: cfg.Users, domains: cfg.Domains, accounts: accounts})
-	return s.bindLocked()
+	for l, f := range free {
+		if f {
+			removed = append(removed, l)
+		}
+	}
+	return next, removed
 }
 
-// Start binds every listener and serves in the background. It returns when all are bound (or the
-// first that cannot be).
+// fixedPort is the port of a host:port address, 0 for port 0 or one that does not parse.
+func fixedPort(addr string) int {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(port)
+	return n
+}
+
+// Start binds every listener and serves in the background. It returns when all are bound; if one
+// cannot be, none is left bound.
 func (s *Server) Start() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	all := make([]*listener, 0, len(s.listeners))
+	for _, l := range s.listeners {
+		all = append(all, l)
+	}
+	if err := s.bindLocked(all); err != nil {
+		return err
+	}
 	s.started = true
-	return s.bindLocked()
+	for _, l := range all {
+		s.acceptLocked(l)
+	}
+	return nil
 }
 
-// bindLocked binds the listeners that have no socket yet; before Start (in New) it does nothing.
-func (s *Server) bindLocked() error {
-	if !s.started {
-		return nil
-	}
-	for k, l := range s.listeners {
-		if l.ln != nil {
-			continue
-		}
+// bindLocked binds each of ls. If one cannot be bound, the ones it bound are closed again and the
+// error says which address failed and why.
+func (s *Server) bindLocked(ls []*listener) error {
+	for i, l := range ls {
 		cfg := l.cfg.Load()
 		// net.Listen asks the kernel for the largest backlog it allows (somaxconn), so a burst of
 		// connections queues instead of being refused.
 		ln, err := net.Listen("tcp", cfg.Listen)
 		if err != nil {
-			delete(s.listeners, k)
-			return fmt.Errorf("cannot listen on %s for %s: %w (is another program using the port?)", cfg.Listen, cfg.Protocol, err)
+			for _, b := range ls[:i] {
+				_ = b.ln.Close()
+				b.ln, b.addr = nil, ""
+			}
+			return s.bindError(cfg, err)
 		}
 		l.ln, l.addr = ln, ln.Addr().String()
-		s.opts.Log.Info("listening", "protocol", cfg.Protocol, "addr", l.addr, "local_tls", localTLSMode(cfg))
-		s.wg.Add(1)
-		go s.accept(l)
 	}
 	return nil
+}
+
+// bindError explains a failed bind, naming this proxy's own listener when that is what holds the
+// port: running listeners are closed only after the new ones are bound, so a listener cannot move
+// to another spelling of the same port (127.0.0.1:993 to 0.0.0.0:993) in one reload.
+func (s *Server) bindError(cfg *config.Listener, err error) error {
+	if port := fixedPort(cfg.Listen); port != 0 {
+		for _, l := range s.listeners {
+			if ta, ok := l.addrOf(); ok && ta.Port == port {
+				return fmt.Errorf("cannot listen on %s for %s: %w; the proxy's own %s listener on %s holds that port: to move a listener to another address on the same port, remove it in one reload and add it in the next",
+					cfg.Listen, cfg.Protocol, err, l.cfg.Load().Protocol, l.addr)
+			}
+		}
+	}
+	return fmt.Errorf("cannot listen on %s for %s: %w; free the port or choose another listen address", cfg.Listen, cfg.Protocol, err)
+}
+
+// addrOf is the bound TCP address, if the listener is bound.
+func (l *listener) addrOf() (*net.TCPAddr, bool) {
+	if l.ln == nil {
+		return nil, false
+	}
+	ta, ok := l.ln.Addr().(*net.TCPAddr)
+	return ta, ok
+}
+
+// acceptLocked logs a newly bound listener and starts its accept loop.
+func (s *Server) acceptLocked(l *listener) {
+	cfg := l.cfg.Load()
+	s.opts.Log.Info("listening", "protocol", cfg.Protocol, "addr", l.addr, "local_tls", localTLSMode(cfg))
+	s.wg.Add(1)
+	go s.accept(l)
 }
 
 // Addrs returns the bound address of each listener, keyed "protocol local_tls listen" as configured
@@ -328,9 +449,11 @@ func (s *Server) serve(l *listener, c net.Conn) {
 	}()
 }
 
-// Shutdown stops accepting, lets sessions finish until ctx is done, then closes the rest. It returns
-// ctx's error if sessions had to be cut.
+// Shutdown stops accepting, lets sessions finish until ctx is done, then closes the rest; the admin
+// endpoint answers throughout (/healthz 503) and stops last. It returns ctx's error if sessions had
+// to be cut.
 func (s *Server) Shutdown(ctx context.Context) error {
+	defer s.stopAdmin()
 	s.mu.Lock()
 	s.closing = true
 	for _, l := range s.listeners {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"sort"
@@ -113,15 +112,13 @@ func (a *app) runProxy(ctx context.Context, checkOnly bool, drain time.Duration)
 		_ = srv.Shutdown(context.Background())
 		return err
 	}
-	var admin *http.Server
 	if cfg.Proxy.Admin != "" {
 		ln, err := net.Listen("tcp", cfg.Proxy.Admin)
 		if err != nil {
 			_ = srv.Shutdown(context.Background())
-			return fmt.Errorf("cannot listen on the admin address %s: %w", cfg.Proxy.Admin, err)
+			return fmt.Errorf("cannot listen on the admin address %s: %w; free the port or choose another [proxy] admin address", cfg.Proxy.Admin, err)
 		}
-		admin = &http.Server{Handler: srv.AdminHandler(), ReadHeaderTimeout: 10 * time.Second}
-		go func() { _ = admin.Serve(ln) }()
+		srv.ServeAdmin(ln) // Shutdown stops it last, so /healthz says 503 through the drain
 		a.log.Info("admin endpoint listening", "addr", ln.Addr().String(), "paths", "/healthz /metrics")
 	}
 	hup := make(chan os.Signal, 1)
@@ -139,17 +136,15 @@ func (a *app) runProxy(ctx context.Context, checkOnly bool, drain time.Duration)
 	a.log.Info("stopping: draining sessions", "drain", drain)
 	sctx, cancel := context.WithTimeout(context.Background(), drain)
 	defer cancel()
-	if admin != nil {
-		_ = admin.Shutdown(sctx)
-	}
 	if err := srv.Shutdown(sctx); err != nil {
 		a.log.Warn("sessions still open at the end of the drain were closed")
 	}
 	return nil
 }
 
-// reloadProxy applies the configuration file again. A configuration that does not load is logged
-// and ignored: the running proxy goes on as it was.
+// reloadProxy applies the configuration file again. Whatever fails — the file, an account, a
+// password hash, a certificate, binding a new listener — is logged with its reason, and nothing is
+// applied: Reload is all or nothing, so the running proxy goes on exactly as it was.
 func (a *app) reloadProxy(srv *proxy.Server, oldStore config.Store, st store.Store) {
 	cfg, err := a.proxyConfig()
 	if err == nil && cfg.Store != oldStore {
@@ -164,7 +159,7 @@ func (a *app) reloadProxy(srv *proxy.Server, oldStore config.Store, st store.Sto
 		err = srv.Reload(cfg.Proxy, mgr)
 	}
 	if err != nil {
-		a.log.Error("reload failed; the previous configuration stays in force", "err", err)
+		a.log.Error("reload failed; nothing was changed and the previous configuration stays in force", "err", err)
 		return
 	}
 	a.log.Info("configuration reloaded", "listeners", describeListeners(cfg.Proxy), "users", len(cfg.Proxy.Users), "domains", len(cfg.Proxy.Domains))

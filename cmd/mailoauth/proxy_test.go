@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -96,7 +97,8 @@ func TestProxyCheckAndHashPassword(t *testing.T) {
 }
 
 // TestProxyProcessSignals runs the proxy as its own process, as systemd does: SIGHUP applies a new
-// user while a session goes on; SIGTERM drains and exits 0.
+// user while a session goes on, and a reload that fails changes nothing and says why; SIGTERM
+// drains and exits 0.
 func TestProxyProcessSignals(t *testing.T) {
 	_, cfg := startEmulator(t, emulator.Options{AutoApprove: world.Alice})
 	bin := filepath.Join(t.TempDir(), "mailoauth")
@@ -162,6 +164,30 @@ func TestProxyProcessSignals(t *testing.T) {
 		t.Fatalf("the session open before the reload broke: %q %v", l, err)
 	}
 
+	// A reload that cannot bind a new listener changes nothing (carol, whom it removes, still logs
+	// in), and the log says which address failed and why.
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	bad := fmt.Sprintf("\n[[proxy.listener]]\nprotocol = 'pop'\nlisten = '%s'\nlocal_tls = 'none'\n", taken.Addr())
+	if err := os.WriteFile(cfg, append(text, bad...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("reload failed")
+	if line := regexp.MustCompile(`.*reload failed.*`).FindString(logs.String()); !strings.Contains(line, taken.Addr().String()) || !strings.Contains(line, "address already in use") {
+		t.Fatalf("the failed reload's log line does not say which address failed and why: %s", line)
+	}
+	if c, _, got := login("carol", "carol-pw"); !strings.HasPrefix(got, "a OK") {
+		t.Fatalf("a failed reload removed a user: %q\n%s", got, logs.String())
+	} else {
+		c.Close()
+	}
+
 	start := time.Now()
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -182,5 +208,111 @@ func TestProxyProcessSignals(t *testing.T) {
 	}
 	if strings.Contains(logs.String(), emulator.ProxyPassword) || strings.Contains(logs.String(), "carol-pw") {
 		t.Fatal("a password reached the proxy's log")
+	}
+}
+
+// TestProxyDrainHealthz: after SIGTERM, while a session drains, the admin endpoint still answers —
+// /healthz with 503 "draining", so a load balancer takes the proxy out instead of finding the port
+// closed — and it stops only when the last session has ended.
+func TestProxyDrainHealthz(t *testing.T) {
+	e, cfg := startEmulator(t, emulator.Options{AutoApprove: world.Alice})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := ln.Addr().String()
+	ln.Close()
+	text, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := strings.Replace(string(text), "[proxy]\n", "[proxy]\nadmin = '"+admin+"'\n", 1)
+	if edited == string(text) {
+		t.Fatal("the emulator's configuration has no [proxy] section")
+	}
+	if err := os.WriteFile(cfg, []byte(edited), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background()) // cancel is what SIGTERM does in main
+	var out, logs syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"--config", cfg, "proxy", "--drain", "60s"}, strings.NewReader(""), &out, &logs)
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	waitFor := func(what string) {
+		t.Helper()
+		for deadline := time.Now().Add(30 * time.Second); !strings.Contains(logs.String(), what); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("the proxy never logged %q:\n%s", what, logs.String())
+			}
+		}
+	}
+	waitFor("admin endpoint listening")
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	healthz := func() (int, string, error) {
+		r, err := client.Get("http://" + admin + "/healthz")
+		if err != nil {
+			return 0, "", err
+		}
+		defer r.Body.Close()
+		b, err := io.ReadAll(r.Body)
+		return r.StatusCode, string(b), err
+	}
+	if code, body, err := healthz(); code != http.StatusOK || body != "ok\n" {
+		t.Fatalf("/healthz while serving: %d %q %v", code, body, err)
+	}
+
+	c, err := net.Dial("tcp", e.ProxyAddrs["imap"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+	r := bufio.NewReader(c)
+	exchange := func(cmd, tag string) string {
+		t.Helper()
+		fmt.Fprintf(c, "%s\r\n", cmd)
+		for {
+			l, err := r.ReadString('\n')
+			if err != nil {
+				t.Fatalf("%s: %v (got %q)", cmd, err, l)
+			}
+			if strings.HasPrefix(l, tag+" ") {
+				return l
+			}
+		}
+	}
+	if l, err := r.ReadString('\n'); err != nil || !strings.HasPrefix(l, "* OK") {
+		t.Fatalf("greeting: %q %v", l, err)
+	}
+	if l := exchange(fmt.Sprintf("a LOGIN %q %q", world.Alice, emulator.ProxyPassword), "a"); !strings.HasPrefix(l, "a OK") {
+		t.Fatalf("login: %q\n%s", l, logs.String())
+	}
+
+	cancel()
+	waitFor("shutting down")
+	if code, body, err := healthz(); code != http.StatusServiceUnavailable || !strings.Contains(body, "draining") {
+		t.Fatalf("/healthz while draining: %d %q %v, want 503 saying draining", code, body, err)
+	}
+	if l := exchange("b NOOP", "b"); !strings.HasPrefix(l, "b OK") {
+		t.Fatalf("the session stopped working during the drain: %q", l)
+	}
+	if code, _, err := healthz(); code != http.StatusServiceUnavailable {
+		t.Fatalf("/healthz later in the drain: %d %v, want 503", code, err)
+	}
+	exchange("z LOGOUT", "z")
+	select {
+	case code := <-done:
+		done <- code // for the cleanup
+		if code != exitOK {
+			t.Fatalf("the proxy exited %d after its last session ended\n%s", code, logs.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the proxy did not stop after its last session ended\n%s", logs.String())
+	}
+	if _, _, err := healthz(); err == nil {
+		t.Fatal("the admin endpoint still answers after the proxy stopped")
 	}
 }
