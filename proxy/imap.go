@@ -26,13 +26,15 @@ func (s *session) imap() error {
 	}
 	failures := 0
 	for {
+		s.in.startCommand()
 		line, err := s.readLine()
 		if err != nil {
 			return err
 		}
 		tag, cmd, rest := imapSplit(line)
 		if tag == "" {
-			if err := s.writeLine("* BAD Command line missing a tag."); err != nil {
+			// Never echoed: what is not a valid tag may hold a NUL or CR that would corrupt the answer.
+			if err := s.writeLine("* BAD Command line missing a valid tag (printable ASCII, no spaces, none of (){%*\"\\+)."); err != nil {
 				return err
 			}
 			continue
@@ -121,25 +123,44 @@ func (s *session) imap() error {
 	}
 }
 
-// imapSplit splits "tag COMMAND rest".
+// imapSplit splits "tag COMMAND rest"; tag is "" when the line has no valid one.
 func imapSplit(line string) (tag, cmd, rest string) {
 	tag, after, _ := strings.Cut(line, " ")
-	if tag == "" || strings.ContainsAny(tag, "(){%*\"\\+") {
+	if !imapTag(tag) {
 		return "", "", ""
 	}
 	cmd, rest, _ = strings.Cut(after, " ")
 	return tag, cmd, rest
 }
 
+// imapTag reports whether tag is one (RFC 3501 §9: ASTRING-CHARs but "+"): printable ASCII without
+// atom-specials, "]" allowed. No control byte, so no NUL or CR, and nothing beyond ASCII is ever
+// echoed back in a tagged answer.
+func imapTag(tag string) bool {
+	if tag == "" {
+		return false
+	}
+	for i := 0; i < len(tag); i++ {
+		if c := tag[i]; c <= ' ' || c >= 0x7f || strings.IndexByte("(){%*\"\\+", c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
 // imapArgs parses a command's arguments: atoms, quoted strings and literals ({n} synchronizing,
 // {n+} LITERAL+), reading the continuation line after each literal. Parentheses are skipped (ID's
-// list); NIL is the empty string. Sizes are bounded by MaxLine.
+// list); NIL is the empty string. The command's literals, arguments and size are bounded
+// (prelogin.go); a literal over the bound is refused before any of it is read.
 func (s *session) imapArgs(rest string) ([]string, error) {
 	var args []string
 	for {
 		rest = strings.TrimLeft(rest, " ()")
 		if rest == "" {
 			return args, nil
+		}
+		if len(args) == s.in.args {
+			return nil, &limitError{kind: limitArgs, max: s.in.args}
 		}
 		switch rest[0] {
 		case '"':
@@ -161,8 +182,8 @@ func (s *session) imapArgs(rest string) ([]string, error) {
 			if !ok {
 				return nil, s.imapSyntax("malformed literal")
 			}
-			if n > s.srv.opts.MaxLine {
-				return nil, errLineTooLong
+			if err := s.in.literal(n); err != nil {
+				return nil, err
 			}
 			if !plus {
 				if err := s.writeLine("+ Ready for literal data"); err != nil {
@@ -171,6 +192,9 @@ func (s *session) imapArgs(rest string) ([]string, error) {
 			}
 			buf := make([]byte, n)
 			if _, err := io.ReadFull(s.r, buf); err != nil {
+				return nil, err
+			}
+			if err := s.in.took(n); err != nil {
 				return nil, err
 			}
 			args = append(args, string(buf))

@@ -25,6 +25,7 @@ func (s *session) pop3() error {
 	failures := 0
 	var user string // from USER, for PASS
 	for {
+		s.in.startCommand()
 		line, err := s.readLine()
 		if err != nil {
 			return err

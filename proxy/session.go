@@ -30,6 +30,7 @@ type session struct {
 	log  *slog.Logger
 	conn net.Conn // the program's connection; a *tls.Conn once TLS is on
 	r    *bufio.Reader
+	in   intake // what the program sent before login, against the bounds of prelogin.go
 	tls  bool
 	// hello is the name the program gave in SMTP's EHLO, passed on upstream.
 	hello string
@@ -56,6 +57,7 @@ func newSession(s *Server, l *listener, c net.Conn) *session {
 		log: s.opts.Log.With("conn", id, "protocol", cfg.Protocol, "remote", c.RemoteAddr().String()),
 	}
 	sess.r = bufio.NewReaderSize(c, 4096)
+	sess.in.limits = limitsFor(s.opts.MaxLine)
 	return sess
 }
 
@@ -132,11 +134,13 @@ func (s *session) run() {
 	case config.ProtocolSMTP:
 		err = s.smtp()
 	}
+	if le, ok := asLimit(err); ok {
+		s.closeOverLimit(le)
+		return
+	}
 	switch {
 	case err == nil, quietEnd(err):
 		s.log.Debug("session closed")
-	case errors.Is(err, errLineTooLong):
-		s.log.Warn("session closed: command line too long before login", "max", s.srv.opts.MaxLine)
 	default:
 		s.log.Info("session closed", "err", err)
 	}
@@ -170,15 +174,21 @@ func (s *session) mayLogin() bool {
 	return s.tls || localTLSMode(s.cfg) != config.LocalTLSStartTLS
 }
 
-var errLineTooLong = errors.New("line too long")
-
-// readLine reads one command line without its CRLF, at most MaxLine bytes.
+// readLine reads one line of the command being read, without its CRLF: at most MaxLine bytes, and
+// counted against the command's and the session's bounds (prelogin.go). An overlong line is refused
+// as soon as it is known to be one, without reading the rest of it.
 func (s *session) readLine() (string, error) {
 	var buf []byte
 	for {
 		chunk, err := s.r.ReadSlice('\n')
-		if len(buf)+len(chunk) > s.srv.opts.MaxLine+2 {
-			return "", errLineTooLong
+		if len(buf)+len(chunk) > s.in.line+2 {
+			return "", &limitError{kind: limitLine, max: s.in.line}
+		}
+		if lerr := s.in.took(len(chunk)); lerr != nil {
+			return "", lerr
+		}
+		if err == nil && buf == nil {
+			return strings.TrimRight(string(chunk), "\r\n"), nil // the usual line: one copy
 		}
 		buf = append(buf, chunk...)
 		if err == bufio.ErrBufferFull {

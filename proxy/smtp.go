@@ -29,6 +29,7 @@ func (s *session) smtp() error {
 	failures := 0
 	hello := ""
 	for {
+		s.in.startCommand()
 		line, err := s.readLine()
 		if err != nil {
 			return err
