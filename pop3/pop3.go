@@ -257,7 +257,10 @@ func (c *Client) HasSASL(mech string) bool {
 // server's -ERR says why.
 func (c *Client) auth(mech string, o Options, tok *auth.Token) error {
 	cl := sasl.NewClient(mech, o.Username, tok.AccessToken, o.Addr)
-	_, ir, _ := cl.Start()
+	_, ir, err := cl.Start()
+	if err != nil {
+		return err // a user name or token no SASL message can carry
+	}
 	if err := c.tp.PrintfLine("AUTH %s", mech); err != nil {
 		return err
 	}

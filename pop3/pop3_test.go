@@ -44,7 +44,11 @@ func pipe(t *testing.T, steps [][2]string) *Client {
 const tok = "eyJ0eXAiOiJKV1QifQ.e30.sig"
 
 func TestTwoStepXOAuth2AndMailbox(t *testing.T) {
-	ir := base64.StdEncoding.EncodeToString(sasl.EncodeXOAuth2("alice@contoso.test", tok))
+	msg, err := sasl.EncodeXOAuth2("alice@contoso.test", tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ir := base64.StdEncoding.EncodeToString(msg)
 	c := pipe(t, [][2]string{
 		{"CAPA", "+OK\r\nTOP\r\nUIDL\r\nSASL PLAIN XOAUTH2\r\nUSER\r\n.\r\n"},
 		{"AUTH XOAUTH2", "+ \r\n"},

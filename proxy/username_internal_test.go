@@ -1,10 +1,12 @@
 package proxy
 
 import (
+	"bytes"
 	"strings"
 	"testing"
 
 	"github.com/mailoauth/mailoauth/config"
+	"github.com/mailoauth/mailoauth/sasl"
 )
 
 func TestBadUserName(t *testing.T) {
@@ -102,5 +104,51 @@ func TestCatchAllMatchesOnlyWholeAddresses(t *testing.T) {
 		if ok && hash == "" {
 			t.Errorf("lookup(%q): no password hash", tc.user)
 		}
+	}
+}
+
+// FuzzUserNameXOAuth2: whatever name the proxy takes, and whatever mailbox its catch-all makes of it,
+// XOAUTH2 carries exactly that name and that token upstream: no field smuggled.
+func FuzzUserNameXOAuth2(f *testing.F) {
+	const tok = "eyJhbGciOiJSUzI1NiJ9.eyJ1cG4iOiJhbGljZSJ9.c2ln"
+	f.Add("x\x01user=alice@contoso.test\x01z=@contoso.test", tok)
+	f.Add("bob@contoso.test", tok)
+	f.Add(`"a@b\"c"@CONTOSO.test`, tok)
+	f.Add(`bob@contoso.test\support`, "t")
+	f.Add("jos\xc3\xa9@contoso.test", tok)
+	set := &settings{domains: map[string]*config.ProxyDomain{"contoso.test": {Account: "daemon", PasswordHash: "h"}}}
+	f.Fuzz(func(t *testing.T, user, token string) {
+		if badUserName(user) != "" || user == "" {
+			return
+		}
+		roundTrip := func(name string) {
+			msg, err := sasl.EncodeXOAuth2(name, tok)
+			if err != nil {
+				t.Fatalf("the proxy takes %q but XOAUTH2 cannot carry it: %v", name, err)
+			}
+			checkXOAuth2(t, msg, name, tok)
+			if msg, err := sasl.EncodeXOAuth2(name, token); err == nil {
+				checkXOAuth2(t, msg, name, token)
+			}
+		}
+		roundTrip(user)
+		if _, _, mailbox, ok := set.lookup(user); ok {
+			if mailbox != user {
+				t.Fatalf("the catch-all made %q of %q", mailbox, user)
+			}
+			roundTrip(mailbox)
+		}
+	})
+}
+
+// checkXOAuth2 asserts that msg has exactly the user and auth fields, and parses back to user and token.
+func checkXOAuth2(t *testing.T, msg []byte, user, token string) {
+	t.Helper()
+	if n := bytes.Count(msg, []byte{0x01}); n != 3 {
+		t.Fatalf("%q has %d separators, want 3 (user, auth, end)", msg, n)
+	}
+	c, err := sasl.ParseXOAuth2(msg)
+	if err != nil || c.Username != user || c.Token != token {
+		t.Fatalf("%q parsed as %q, %q (%v); sent %q", msg, c.Username, c.Token, err, user)
 	}
 }

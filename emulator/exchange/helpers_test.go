@@ -253,7 +253,11 @@ func forge(t testing.TB, token string, edit func(jwt.MapClaims, map[string]any))
 }
 
 func xoauth2(user, token string) string {
-	return base64.StdEncoding.EncodeToString(sasl.EncodeXOAuth2(user, token))
+	msg, err := sasl.EncodeXOAuth2(user, token)
+	if err != nil {
+		panic(err) // every test passes a mailbox address and a token
+	}
+	return base64.StdEncoding.EncodeToString(msg)
 }
 
 // ---- a raw line client ----------------------------------------------------------------------------
