@@ -64,7 +64,8 @@ type File struct {
 	src  KeySource
 	lock *flock.Flock
 
-	mu sync.Mutex // serialises this process's use of the lock (flock is per process, not per goroutine)
+	mu    sync.Mutex // serialises this process's use of the lock (flock is per process, not per goroutine)
+	locks keyLocks   // Lock's
 
 	passOnce sync.Once
 	pass     []byte
@@ -76,8 +77,11 @@ func OpenFile(path string, src KeySource) (*File, error) {
 	if (src.Passphrase == nil) == (src.Key == nil) {
 		return nil, errors.New("store: exactly one of KeySource.Passphrase and KeySource.Key must be set")
 	}
-	return &File{path: path, src: src, lock: flock.New(path + lockSuffix)}, nil
+	return &File{path: path, src: src, lock: flock.New(path + lockSuffix), locks: keyLocks{base: path}}, nil
 }
+
+// Lock implements Store.
+func (f *File) Lock(ctx context.Context, key string) (func(), error) { return f.locks.lock(ctx, key) }
 
 // Path is the store's file.
 func (f *File) Path() string { return f.path }

@@ -27,6 +27,7 @@ type Keyring struct {
 	service string
 	lock    *flock.Flock
 	mu      sync.Mutex
+	locks   keyLocks // Lock's
 }
 
 const keyringIndex = "mailoauth-index"
@@ -34,7 +35,12 @@ const keyringIndex = "mailoauth-index"
 // OpenKeyring returns the keyring backend; path (the configured store path) names the lock file's
 // base and the keyring service ("mailoauth:" + path), so two configurations never share entries.
 func OpenKeyring(path string) (*Keyring, error) {
-	return &Keyring{service: "mailoauth:" + path, lock: flock.New(path + lockSuffix)}, nil
+	return &Keyring{service: "mailoauth:" + path, lock: flock.New(path + lockSuffix), locks: keyLocks{base: path}}, nil
+}
+
+// Lock implements Store: a lock file beside the configured path, as for the file backend.
+func (k *Keyring) Lock(ctx context.Context, key string) (func(), error) {
+	return k.locks.lock(ctx, key)
 }
 
 func (k *Keyring) locked(ctx context.Context, exclusive bool, f func() error) error {

@@ -8,8 +8,9 @@ import (
 
 // Memory is a Store that lives and dies with the process (library users who persist nothing, tests).
 type Memory struct {
-	mu sync.Mutex
-	m  map[string][]byte
+	mu    sync.Mutex
+	m     map[string][]byte
+	locks keyLocks // Lock's: within the process, the only one that sees this store
 }
 
 // NewMemory returns an empty in-memory store.
@@ -51,3 +52,6 @@ func (s *Memory) Keys(context.Context) ([]string, error) {
 	sort.Strings(keys)
 	return keys, nil
 }
+
+// Lock implements Store.
+func (s *Memory) Lock(ctx context.Context, key string) (func(), error) { return s.locks.lock(ctx, key) }

@@ -7,6 +7,13 @@
 // crash leaves the old content or the new and a rotated refresh token written by one process is what
 // the next one reads. Files are created 0600 in a 0700 directory.
 //
+// Store.Lock gives callers a lock of their own per key, held across a longer operation than one
+// Update (auth holds an account's while it refreshes its tokens): the file and keyring backends take
+// an advisory lock on a file beside the store path (path + ".lock-" + a digest of the key), which
+// serialises processes, after a per-key slot that serialises the process's goroutines; the memory
+// backend, which no other process sees, has the slot only. A process that dies holding the lock
+// releases it (the kernel drops its advisory locks).
+//
 // It must never write a token or a key in clear to disk, never log an entry's content, and never
 // overwrite a store it could not decrypt.
 package store
@@ -27,6 +34,11 @@ type Store interface {
 	Update(ctx context.Context, key string, fn func(old []byte) ([]byte, error)) error
 	// Keys lists the entries.
 	Keys(ctx context.Context) ([]string, error)
+	// Lock takes an exclusive lock named key, across processes where the store is shared by them,
+	// waiting at most until ctx ends; release gives it back. It is not the lock Load and Update take,
+	// so its holder uses them freely. auth holds an account's lock while it refreshes the account's
+	// tokens, so that N processes make one refresh and the others read its result.
+	Lock(ctx context.Context, key string) (release func(), err error)
 }
 
 // Errors a caller can act on. Their messages say what to do.

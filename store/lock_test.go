@@ -1,0 +1,52 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// TestLockExcludesUntilReleased: Store.Lock is exclusive per key — across two opens of one file store
+// (two processes in effect: the advisory lock is per open file) and within a memory store — a waiter
+// gives up when its context ends, other keys are not held up, and a release lets the next one in.
+func TestLockExcludesUntilReleased(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state", "tokens")
+	a, _ := OpenFile(path, rawKey())
+	b, _ := OpenFile(path, rawKey())
+	mem := NewMemory()
+	for name, pair := range map[string][2]Store{"file": {a, b}, "memory": {mem, mem}} {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			release, err := pair[0].Lock(ctx, "account/x")
+			if err != nil {
+				t.Fatal(err)
+			}
+			short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+			defer cancel()
+			if _, err := pair[1].Lock(short, "account/x"); !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("a second holder got in, or failed otherwise: %v", err)
+			}
+			other, err := pair[1].Lock(ctx, "account/y")
+			if err != nil {
+				t.Fatalf("another key was held up: %v", err)
+			}
+			other()
+			// The holder may use the store while it holds the lock.
+			put(t, pair[0], "account/x", "v")
+			got := make(chan error, 1)
+			go func() {
+				r, err := pair[1].Lock(ctx, "account/x")
+				if err == nil {
+					r()
+				}
+				got <- err
+			}()
+			release()
+			if err := <-got; err != nil {
+				t.Fatalf("after the release: %v", err)
+			}
+		})
+	}
+}
