@@ -32,6 +32,9 @@ type Account struct {
 	flight singleflight.Group
 	mu     sync.Mutex
 	hot    map[Resource]*Token // the in-memory hot path
+	// staleUntil: a token served after a failed refresh (RefreshErr set) is served from the hot path
+	// until then without a new attempt (staleRetry).
+	staleUntil map[Resource]time.Time
 	// gen counts Refresh and forget calls: a silent acquisition that started before one of them must
 	// not put its (older, possibly refused) token back on the hot path.
 	gen uint64
@@ -56,7 +59,7 @@ func newAccount(acc *config.Account, opts Options) (*Account, error) {
 		return nil, err
 	}
 	hc := httpClient(roots, opts.Transport, opts.HTTPTimeout)
-	a := &Account{cfg: acc, cloud: cl, opts: opts, roots: roots, hot: map[Resource]*Token{}}
+	a := &Account{cfg: acc, cloud: cl, opts: opts, roots: roots, hot: map[Resource]*Token{}, staleUntil: map[Resource]time.Time{}}
 	a.cache = &storeCache{st: opts.Store, key: storeKey(acc.Name), authority: strings.ToLower(authority), clientID: acc.ClientID}
 	// Instance discovery asks login.microsoftonline.com about the authority; for an authority of our
 	// own (the emulator) there is nobody to ask.
@@ -188,23 +191,62 @@ func (a *Account) loginResource() Resource {
 }
 
 // Token returns a valid access token for r, from memory, from the store, or by a silent refresh. Any
-// number of concurrent callers cause at most one request to the identity platform.
+// number of concurrent callers cause at most one request to the identity platform, and processes
+// sharing the store one between them (refreshLocked).
+//
+// A token inside the refresh margin whose refresh fails transiently (or is refused) is served until
+// it really expires, with RefreshErr saying why (servesStale); the caller waits for that refresh at
+// most waitBudget. Only a token that has expired makes the call fail.
 func (a *Account) Token(ctx context.Context, r Resource) (*Token, error) {
 	if t := a.hotToken(r); t != nil {
 		return t, nil
 	}
-	return a.inFlight(ctx, string(r), func(fctx context.Context) (*Token, error) {
+	gen := a.generation()
+	stale := a.staleToken(ctx, r)
+	wctx := ctx
+	if stale != nil {
+		var cancel context.CancelFunc
+		wctx, cancel = context.WithTimeout(ctx, waitBudget(ctx))
+		defer cancel()
+	}
+	t, err := a.inFlight(wctx, string(r), func(fctx context.Context) (*Token, error) {
 		if t := a.hotToken(r); t != nil { // filled while this flight was being set up
 			return t, nil
 		}
 		gen := a.generation()
-		t, err := retryTransient(fctx, func() (*Token, error) { return a.acquireSilent(fctx, r) })
+		t, err := a.refreshLocked(fctx, func() (*Token, error) {
+			return retryTransient(fctx, func() (*Token, error) { return a.acquireSilent(fctx, r) })
+		})
 		if err != nil {
 			return nil, err
 		}
 		a.rememberIf(t, gen)
 		return t, nil
 	})
+	if err != nil && stale != nil && ctx.Err() == nil && servesStale(err) {
+		return a.serveStale(stale, err, gen), nil
+	}
+	return t, err
+}
+
+// refreshLocked runs get holding the account's lock in the store (store.Store.Lock), so that the
+// processes sharing the store refresh one at a time: the first asks the identity platform, the
+// others, when their turn comes, find its tokens in the store (MSAL reads the store before its cache)
+// and ask nothing. Under an identity platform that revokes a redeemed refresh token (Entra does not;
+// others do, and the emulator's strict rotation) N processes would otherwise redeem one refresh
+// token N times and all but one be refused. The wait is bounded by ctx: the flight's, so a caller's
+// own deadline still ends its wait (inFlight).
+func (a *Account) refreshLocked(ctx context.Context, get func() (*Token, error)) (*Token, error) {
+	release, err := a.opts.Store.Lock(ctx, a.cache.key)
+	if err != nil {
+		if ctx.Err() != nil {
+			// Another process holds the lock for as long as its identity platform does not answer.
+			return nil, &Error{Account: a.cfg.Name, Op: "refresh", Transient: true, Err: err}
+		}
+		return nil, err
+	}
+	defer release()
+	return get()
 }
 
 // inFlight runs get once for all the callers asking for key at the same time (single flight), under
@@ -231,11 +273,17 @@ func (a *Account) inFlight(ctx context.Context, key string, get func(context.Con
 	}
 }
 
+// hotToken is the token in memory while it is outside the refresh margin, or, after a failed
+// refresh, while it is valid and staleRetry has not passed.
 func (a *Account) hotToken(r Resource) *Token {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	t := a.hot[r]
-	if t != nil && a.opts.Now().Add(Margin).Before(t.ExpiresOn) {
+	if t == nil {
+		return nil
+	}
+	now := a.opts.Now()
+	if now.Add(Margin).Before(t.ExpiresOn) || t.RefreshErr != nil && now.Before(a.staleUntil[r]) && now.Before(t.ExpiresOn) {
 		return t
 	}
 	return nil
@@ -449,7 +497,9 @@ func (a *Account) Refresh(ctx context.Context, r Resource) (*Token, error) {
 	a.gen++
 	a.mu.Unlock()
 	return a.inFlight(ctx, "refresh "+string(r), func(fctx context.Context) (*Token, error) {
-		t, err := retryTransient(fctx, func() (*Token, error) { return a.acquire(fctx, r, true) })
+		t, err := a.refreshLocked(fctx, func() (*Token, error) {
+			return retryTransient(fctx, func() (*Token, error) { return a.acquire(fctx, r, true) })
+		})
 		if err == nil {
 			a.remember(t)
 		}

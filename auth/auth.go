@@ -55,6 +55,11 @@ type Token struct {
 	AccessToken string
 	ExpiresOn   time.Time
 	Resource    Resource
+	// RefreshErr is set on a token served inside its refresh margin because the refresh failed: a
+	// transient *Error (the identity platform is down or slow), or one wrapping ErrLoginRequired (the
+	// refresh token was refused: the user must sign in again before ExpiresOn). The token itself is
+	// valid until ExpiresOn. Callers count or report it; nil is the normal case.
+	RefreshErr error
 }
 
 // OAuth2 converts the token for golang.org/x/oauth2 users.

@@ -86,6 +86,19 @@ func (e *env) manager(t testing.TB, prompt *strings.Builder) *auth.Manager {
 	t.Helper()
 	// A raw key keeps argon2id (slow under -race) out of most tests; TestDeviceLoginThenSilentAndSharedStore
 	// uses a passphrase, as users do.
+	opts := auth.Options{Store: e.store(t), Transport: func(rt http.RoundTripper) http.RoundTripper { return countingTransport{rt, &e.tokens} }}
+	if prompt != nil {
+		opts.Prompt = prompt
+	}
+	if e.options != nil {
+		e.options(&opts)
+	}
+	return auth.New(e.cfg, opts)
+}
+
+// store opens the env's token store, as another process would.
+func (e *env) store(t testing.TB) *store.File {
+	t.Helper()
 	src := store.KeySource{Key: func() ([]byte, error) { return []byte("0123456789abcdef0123456789abcdef"), nil }}
 	if e.passphrase {
 		src = store.KeySource{Passphrase: func() ([]byte, error) { return []byte("test passphrase"), nil }}
@@ -94,14 +107,7 @@ func (e *env) manager(t testing.TB, prompt *strings.Builder) *auth.Manager {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts := auth.Options{Store: st, Transport: func(rt http.RoundTripper) http.RoundTripper { return countingTransport{rt, &e.tokens} }}
-	if prompt != nil {
-		opts.Prompt = prompt
-	}
-	if e.options != nil {
-		e.options(&opts)
-	}
-	return auth.New(e.cfg, opts)
+	return st
 }
 
 func claims(t *testing.T, tok string) map[string]any {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/mailoauth/mailoauth/auth"
 	"github.com/mailoauth/mailoauth/emulator/world"
+	"github.com/mailoauth/mailoauth/store"
 )
 
 // sentGrants records the grant_type and refresh_token of every token request an account sends.
@@ -203,17 +204,23 @@ func TestSlowIdentityPlatformWithinTimeout(t *testing.T) {
 	}
 }
 
+// revokedAlice is the default world in which every refresh token alice is issued is refused (her
+// sessions revoked after the sign-in: AADSTS50173, invalid_grant).
+func revokedAlice() *world.World {
+	w := world.Default()
+	for _, tn := range w.Tenants {
+		if u := tn.User(world.Alice); u != nil {
+			u.RevokedBefore = time.Now().Add(time.Hour)
+		}
+	}
+	return w
+}
+
 // TestInvalidGrantSaysLogInAgain: a revoked refresh token (the user's sessions were revoked after
 // the login: AADSTS50173, invalid_grant) is not retried, is told apart from a transient failure, and
 // says what to run; the valid Exchange token from the login keeps being served meanwhile.
 func TestInvalidGrantSaysLogInAgain(t *testing.T) {
-	w := world.Default()
-	for _, tn := range w.Tenants {
-		if u := tn.User(world.Alice); u != nil {
-			u.RevokedBefore = time.Now().Add(time.Hour) // every refresh token issued from now on is refused
-		}
-	}
-	e := newEnv(t, w, world.Alice, nil)
+	e := newEnv(t, revokedAlice(), world.Alice, nil)
 	rec := &sentGrants{}
 	e.options = func(o *auth.Options) {
 		count := o.Transport
@@ -248,7 +255,9 @@ func TestInvalidGrantSaysLogInAgain(t *testing.T) {
 // redeemed, two processes over one store refresh at the same moment with the same refresh token. The
 // one that loses the race is refused (invalid_grant), finds the successor the other stored, and uses
 // it, instead of telling its user to sign in again. The interleaving is forced: the second process's
-// refresh request is held until the first one's refresh has finished and been stored.
+// refresh request is held until the first one's refresh has finished and been stored. The second
+// process does not take the store's refresh lock (as an older mailoauth would not; with the lock the
+// race cannot happen: TestStrictRotationManyProcesses), so this tests the backstop behind the lock.
 func TestStrictRotationTwoProcesses(t *testing.T) {
 	w := world.Default()
 	w.Tokens.RevokeRotatedRefreshTokens = true
@@ -260,6 +269,7 @@ func TestStrictRotationTwoProcesses(t *testing.T) {
 	var once sync.Once
 	rec := &sentGrants{}
 	e.options = func(o *auth.Options) {
+		o.Store = unlocked{o.Store}
 		count := o.Transport
 		o.Transport = func(rt http.RoundTripper) http.RoundTripper {
 			inner := rec.wrap(count(rt))
@@ -322,6 +332,11 @@ func TestStrictRotationTwoProcesses(t *testing.T) {
 		t.Fatalf("a third process refreshing with what is stored: %v", err)
 	}
 }
+
+// unlocked is a store whose Lock locks nothing: a process that does not share the refresh lock.
+type unlocked struct{ store.Store }
+
+func (unlocked) Lock(context.Context, string) (func(), error) { return func() {}, nil }
 
 // TestRefreshReturnsAtTheCallersDeadline: a forced refresh against a hung identity platform gives the
 // caller back its own deadline, as Token does (the proxy's login deadline depends on it); the refresh

@@ -1,0 +1,206 @@
+package auth_test
+
+// Issue 13, item 5: an outage of the identity platform must not start hurting Margin early. A token
+// inside its refresh margin whose refresh fails is served until it really expires, in the process
+// that holds it and in a new one that reads it from the store; a token that has really expired fails.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mailoauth/mailoauth/auth"
+	"github.com/mailoauth/mailoauth/emulator/world"
+)
+
+// left is how long the tokens of these tests have left once aged: under Margin, so they are inside
+// their refresh margin, and still valid for minutes.
+const left = 4 * time.Minute
+
+// age makes the access tokens the store holds for account expire at exp, as if they had been issued
+// most of their lifetime ago. (MSAL stores a token only while it is outside its own 5-minute margin,
+// and its clock is the real one, so there is no other way to have one inside the margin in the store.)
+func (e *env) age(t *testing.T, account string, exp time.Time) {
+	t.Helper()
+	err := e.store(t).Update(context.Background(), "account/"+account, func(old []byte) ([]byte, error) {
+		var ent map[string]json.RawMessage
+		if err := json.Unmarshal(old, &ent); err != nil {
+			return nil, err
+		}
+		var blob map[string]map[string]map[string]any
+		if err := json.Unmarshal(ent["msal"], &blob); err != nil {
+			return nil, err
+		}
+		if len(blob["AccessToken"]) == 0 {
+			return nil, errors.New("no access token stored")
+		}
+		for _, at := range blob["AccessToken"] {
+			at["expires_on"] = strconv.FormatInt(exp.Unix(), 10)
+		}
+		var err error
+		if ent["msal"], err = json.Marshal(blob); err != nil {
+			return nil, err
+		}
+		return json.Marshal(ent)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// clock is a manager's clock (Options.Now): the real time plus a shift the test sets.
+type clock struct{ shift atomic.Int64 }
+
+func (c *clock) now() time.Time { return time.Now().Add(time.Duration(c.shift.Load())) }
+
+// outage is alice-device signed in with a manager on c's clock, its stored token aged to expire in
+// left, and then an identity platform that fails every token request as f says.
+func outage(t *testing.T, f world.Fault, httpTimeout time.Duration, c *clock) (*env, *auth.Manager, *auth.Token) {
+	t.Helper()
+	w := world.Default()
+	f.Endpoint, f.After = "token", 1
+	w.Faults = []world.Fault{f}
+	e := newEnv(t, w, world.Alice, nil)
+	e.options = func(o *auth.Options) {
+		o.HTTPTimeout = httpTimeout
+		o.Now = c.now
+	}
+	m := e.manager(t, nil)
+	tok := login(t, m, "alice-device", auth.LoginOptions{})
+	e.age(t, "alice-device", time.Now().Add(left))
+	return e, m, tok
+}
+
+// servedStale checks that tok is the login's token, handed out after a refresh that failed with a
+// transient error (not a "log in" one).
+func servedStale(t *testing.T, tok *auth.Token, err error, want *auth.Token) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("a valid cached token inside the refresh margin was not served during the outage: %v", err)
+	}
+	if tok.AccessToken != want.AccessToken {
+		t.Fatal("the token served during the outage is not the cached one")
+	}
+	var ae *auth.Error
+	if !errors.As(tok.RefreshErr, &ae) || !ae.Transient || errors.Is(tok.RefreshErr, auth.ErrLoginRequired) {
+		t.Fatalf("RefreshErr %v, want the transient failure of the refresh", tok.RefreshErr)
+	}
+}
+
+func TestOutageServesTokenInsideMargin(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		fault       world.Fault
+		httpTimeout time.Duration
+	}{
+		{"503", world.Fault{Status: 503}, 0},
+		// A hung identity platform: each request outlives the client's timeout.
+		{"timeout", world.Fault{Latency: 30 * time.Second}, 300 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var c clock
+			e, m, exch := outage(t, tc.fault, tc.httpTimeout, &c)
+			ctx := context.Background()
+
+			// The process that signed in, its token now inside the margin (its clock is moved to
+			// where the stored token is): the refresh is tried, with its retries, and fails.
+			c.shift.Store(int64(time.Until(exch.ExpiresOn) - left))
+			a, _ := m.Account("alice-device")
+			before := e.emu.Identity.Requests("token")
+			tok, err := a.Token(ctx, auth.Exchange)
+			servedStale(t, tok, err, exch)
+			if n := e.emu.Identity.Requests("token") - before; n != 3 {
+				t.Fatalf("%d token requests, want 3 (the refresh was tried, with its retries)", n)
+			}
+			// Served again without a new attempt for a while: every caller must not wait for the retries.
+			mid := e.emu.Identity.Requests("token")
+			tok, err = a.Token(ctx, auth.Exchange)
+			servedStale(t, tok, err, exch)
+			if n := e.emu.Identity.Requests("token") - mid; n != 0 {
+				t.Fatalf("%d token requests right after a failed refresh, want 0", n)
+			}
+
+			// A new process (`mailoauth token`) on the real clock: the token comes from the store.
+			c.shift.Store(0)
+			b, _ := e.manager(t, nil).Account("alice-device")
+			tok, err = b.Token(ctx, auth.Exchange)
+			servedStale(t, tok, err, exch)
+			if d := time.Until(tok.ExpiresOn); d > left || d < 0 {
+				t.Fatalf("the stored token served expires in %v", d)
+			}
+
+			// Once its token has really expired the outage is the caller's error, in either process.
+			for _, p := range []struct {
+				acc *auth.Account
+				exp time.Time
+			}{{b, tok.ExpiresOn}, {a, exch.ExpiresOn}} {
+				c.shift.Store(int64(time.Until(p.exp) + time.Second))
+				_, err = p.acc.Token(ctx, auth.Exchange)
+				var ae *auth.Error
+				if err == nil || !errors.As(err, &ae) || !ae.Transient || errors.Is(err, auth.ErrLoginRequired) {
+					t.Fatalf("expired token during the outage: %v; want the transient failure", err)
+				}
+			}
+		})
+	}
+}
+
+// TestHungRefreshServesTokenWithinCallersDeadline: against an identity platform that hangs (the
+// default 60 s client timeout), a caller with a deadline gets the still-valid cached token before its
+// deadline, not its deadline's error.
+func TestHungRefreshServesTokenWithinCallersDeadline(t *testing.T) {
+	var c clock
+	e, _, exch := outage(t, world.Fault{Latency: 30 * time.Second}, 0, &c)
+	a, _ := e.manager(t, nil).Account("alice-device")
+	const deadline = 4 * time.Second
+	ctx, cancel := context.WithTimeout(context.Background(), deadline)
+	defer cancel()
+	start := time.Now()
+	tok, err := a.Token(ctx, auth.Exchange)
+	servedStale(t, tok, err, exch)
+	if d := time.Since(start); d >= deadline || ctx.Err() != nil {
+		t.Fatalf("served after %v, not before the caller's %v deadline", d, deadline)
+	}
+}
+
+// TestRefusedRefreshInsideMargin: the refresh token is refused (the user's sessions were revoked)
+// while the access token has minutes left. The access token is served until it expires, marked with
+// the refusal (ErrLoginRequired) so that the user learns to sign in; the refusal is not retried, and
+// once the token has expired the call fails with "run: mailoauth login".
+func TestRefusedRefreshInsideMargin(t *testing.T) {
+	e := newEnv(t, revokedAlice(), world.Alice, nil)
+	var c clock
+	e.options = func(o *auth.Options) { o.Now = c.now }
+	m := e.manager(t, nil)
+	exch := login(t, m, "alice-device", auth.LoginOptions{})
+	e.age(t, "alice-device", time.Now().Add(left))
+	// This process (its clock where the stored token is), and a new one on the real clock.
+	for i, proc := range []*auth.Manager{m, e.manager(t, nil)} {
+		c.shift.Store(0)
+		if i == 0 {
+			c.shift.Store(int64(time.Until(exch.ExpiresOn) - left))
+		}
+		a, _ := proc.Account("alice-device")
+		before := e.emu.Identity.Requests("token")
+		tok, err := a.Token(context.Background(), auth.Exchange)
+		if err != nil || tok.AccessToken != exch.AccessToken {
+			t.Fatalf("the still-valid token was not served after a refused refresh: %v", err)
+		}
+		if !errors.Is(tok.RefreshErr, auth.ErrLoginRequired) || !strings.Contains(tok.RefreshErr.Error(), "run: mailoauth login alice-device") {
+			t.Fatalf("RefreshErr %v, want the refusal saying what to run", tok.RefreshErr)
+		}
+		if n := e.emu.Identity.Requests("token") - before; n != 1 {
+			t.Fatalf("%d token requests for a refused refresh, want 1", n)
+		}
+	}
+	c.shift.Store(int64(left + time.Second))
+	a, _ := e.manager(t, nil).Account("alice-device")
+	if _, err := a.Token(context.Background(), auth.Exchange); !errors.Is(err, auth.ErrLoginRequired) {
+		t.Fatalf("expired token, refused refresh: %v, want ErrLoginRequired", err)
+	}
+}
