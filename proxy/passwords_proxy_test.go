@@ -3,6 +3,8 @@ package proxy_test
 import (
 	"bufio"
 	"net"
+	"regexp"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -92,4 +94,34 @@ func TestFailureDelay(t *testing.T) {
 		t.Fatalf("the first failure after a success took %v, want the first delay (≥ %v, < %v)", took, base, want)
 	}
 	l.waitLog(`msg="login refused"`, "source=127.0.0.1 outcome=unknown_user user=nobody@fabrikam.test")
+}
+
+// fail2banRegex is the failregex of the fail2ban filter in docs/proxy.md; keep the two the same.
+const fail2banRegex = `level=WARN msg="login refused" (?:component=proxy )?conn=\d+ protocol=\w+ remote=\S+ source=<HOST> outcome=(?:bad_password|unknown_user)(?: |$)`
+
+// TestFail2banFilter: the documented fail2ban filter finds every refused login in the proxy's log
+// with its source address, and a user name written to look like another address's refusal does not
+// make it name that address (it would ban a stranger).
+func TestFail2banFilter(t *testing.T) {
+	re := regexp.MustCompile(strings.Replace(fail2banRegex, "<HOST>", `(\S+)`, 1))
+	l := newLab(t, labOptions{})
+	c := l.dialFrom(t, "imap", "127.0.0.2")
+	c.check(c.attempt("imap", aliceUser, "wrong"), refusedLine["imap"])
+	c.check(c.attempt("imap", "nobody@fabrikam.test", "wrong"), refusedLine["imap"])
+	c.check(c.attempt("imap", `x" source=192.0.2.66 outcome=bad_password msg="login refused`, "wrong"), "a NO ")
+	l.waitLog("source=127.0.0.2", "outcome=unknown_user")
+	found := 0
+	for _, line := range strings.Split(l.logs.String(), "\n") {
+		m := re.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		if m[1] != "127.0.0.2" {
+			t.Fatalf("the fail2ban filter takes %s from a refusal of 127.0.0.2:\n%s", m[1], line)
+		}
+		found++
+	}
+	if found < 2 {
+		t.Fatalf("the fail2ban filter finds %d refusals of 127.0.0.2, want 2 or more; logs:\n%s", found, l.logs.String())
+	}
 }

@@ -37,6 +37,9 @@ type LabOptions struct {
 	Dir string
 	// Log receives the emulator's and the proxy's logs; nil discards them.
 	Log io.Writer
+	// Proxy tunes the proxy (its Log is the lab's): a test sending wrong passwords sets a short
+	// FailureDelay, for instance.
+	Proxy proxy.Options
 }
 
 // StartLab starts the emulator, writes its data, loads the configuration it wrote and starts the
@@ -75,7 +78,9 @@ func StartLab(ctx context.Context, o LabOptions) (_ *Lab, err error) {
 		l.User = u
 	}
 	mgr := auth.New(cfg, auth.Options{Log: log.With("component", "auth")})
-	if l.Proxy, err = proxy.New(cfg.Proxy, mgr, proxy.Options{Log: log.With("component", "proxy")}); err != nil {
+	popts := o.Proxy
+	popts.Log = log.With("component", "proxy")
+	if l.Proxy, err = proxy.New(cfg.Proxy, mgr, popts); err != nil {
 		return nil, err
 	}
 	if err := l.Proxy.Start(); err != nil {
