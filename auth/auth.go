@@ -5,8 +5,11 @@
 //
 // Tokens persist in a store.Store through MSAL's cache hooks, so several processes share them. A
 // valid token is served from memory in microseconds; an expiring one is refreshed once per account
-// however many goroutines ask (single flight). Failures come back as *Error with the AADSTS code, and a
-// transient failure is told apart from a refused grant, which alone means "log in again".
+// however many goroutines ask (single flight), and once however many processes ask: the refresh runs
+// under the account's lock in the store (store.Store.Lock), and a process that waited for it finds
+// the result in the store. Failures come back as *Error with the AADSTS code, and a transient failure
+// is told apart from a refused grant, which alone means "log in again". A token inside its refresh
+// margin whose refresh fails is still served until it really expires (Token.RefreshErr says why).
 //
 // It must never log or put in an error a token, a secret, a password or an authorization code, and
 // never prompt from a TokenSource: only Login talks to the user.
