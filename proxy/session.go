@@ -334,7 +334,7 @@ func (s *session) login(user, password string, up upstreamProtocol) (conn *upstr
 		derr = s.deadlineErr(derr)
 		m.login(s.cfg.Protocol, string(outcomeUnavailable))
 		log.Error("login failed: upstream unavailable", "outcome", outcomeUnavailable, "err", derr)
-		return nil, "", &loginError{outcome: outcomeUnavailable, temporary: true, msg: "The mail server cannot be reached; see the proxy log."}
+		return nil, "", &loginError{outcome: outcomeUnavailable, temporary: true, msg: failureMsg(derr, "The mail server cannot be reached; see the proxy log.")}
 	}
 	s.setUpstream(uc.conn)
 	mech := a.Mechanism()
@@ -365,7 +365,7 @@ func (s *session) login(user, password string, up upstreamProtocol) (conn *upstr
 		}
 		m.login(s.cfg.Protocol, string(outcomeUnavailable))
 		log.Error("login failed: upstream failed during authentication", "outcome", outcomeUnavailable, "err", s.deadlineErr(aerr2))
-		return nil, "", &loginError{outcome: outcomeUnavailable, temporary: true, msg: "The mail server failed during login; see the proxy log."}
+		return nil, "", &loginError{outcome: outcomeUnavailable, temporary: true, msg: failureMsg(aerr2, "The mail server failed during login; see the proxy log.")}
 	}
 	m.login(s.cfg.Protocol, string(outcomeOK))
 	log.Info("logged in", "mechanism", mech, "mailbox", mailbox, "refreshed", retried)

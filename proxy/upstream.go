@@ -21,12 +21,19 @@ import (
 // upstreamConn is the connection to the real server until the splice.
 type upstreamConn struct {
 	conn    net.Conn
-	r       *bufio.Reader
+	r       *bufio.Reader // reads conn through read's count (see newReader)
 	addr    string
 	tlsCfg  *tls.Config
 	ctx     context.Context
 	hello   string // the name SMTP's EHLO gives
 	lastCap []string
+
+	// What the server has sent before the splice, against the bounds below: in all, in the reply
+	// being read (since the last command), and SASL challenges.
+	read       int
+	replyBytes int
+	replyLines int
+	challenges int
 }
 
 // upstreamProtocol is the client side of one protocol, up to a successful authentication.
@@ -49,8 +56,53 @@ type refusal struct {
 
 func (r *refusal) Error() string { return "the server refused the token: " + r.said }
 
-// maxUpstreamLine bounds a line from the server before the splice (a CAPABILITY list is < 1 KiB).
-const maxUpstreamLine = 64 << 10
+// Bounds on what the server sends before the splice. A real login reads a few KiB (Exchange's EHLO
+// is 9 lines, a CAPABILITY list < 1 KiB, an error challenge ~100 bytes); a server that sends more is
+// broken, or — before STARTTLS, which port 587 and 143 begin without — someone on the path is
+// streaming at the proxy. Each bound refuses that session only, and keeps its memory to a few
+// hundred KiB.
+const (
+	maxUpstreamLine  = 64 << 10  // one line
+	maxReplyBytes    = 64 << 10  // one reply: SMTP's multi-line reply, or IMAP's untagged lines before the tagged one
+	maxReplyLines    = 256       // lines in one reply
+	maxChallenge     = 8 << 10   // one SASL challenge, as sent (base64)
+	maxChallenges    = 4         // per login (a real exchange has two at most: the prompt and the error)
+	maxUpstreamTotal = 128 << 10 // everything the server sends before the splice
+)
+
+// tooMuchError is a server that broke one of the bounds above.
+type tooMuchError struct{ what string }
+
+func (e *tooMuchError) Error() string {
+	return "the server sent " + e.what + ", more than any mail server does (a broken server, or one tampered with before TLS): check the upstream address"
+}
+
+// failureMsg is what the program is told when the server failed its login with err: otherwise,
+// unless the server broke a bound.
+func failureMsg(err error, otherwise string) string {
+	var tm *tooMuchError
+	if errors.As(err, &tm) {
+		return "The mail server sent more than the proxy accepts before login; see the proxy log."
+	}
+	return otherwise
+}
+
+// countedReader is what the upstream reader reads through before the splice: it fails once the
+// server has sent maxUpstreamTotal bytes. The splice reads the connection directly.
+type countedReader struct{ u *upstreamConn }
+
+func (c countedReader) Read(p []byte) (int, error) {
+	left := maxUpstreamTotal - c.u.read
+	if left <= 0 {
+		return 0, &tooMuchError{fmt.Sprintf("more than %d KiB before the login completed", maxUpstreamTotal>>10)}
+	}
+	n, err := c.u.conn.Read(p[:min(len(p), left)])
+	c.u.read += n
+	return n, err
+}
+
+// newReader (re)starts the buffered reader on u.conn, counting on from what was read before.
+func (u *upstreamConn) newReader() { u.r = bufio.NewReaderSize(countedReader{u}, 4096) }
 
 // dialUpstream connects to addr with verified TLS (the account's CAs) and runs the protocol's
 // opening, all within ctx's deadline.
@@ -64,7 +116,8 @@ func dialUpstream(ctx context.Context, p upstreamProtocol, addr string, tlsCfg *
 	if err != nil {
 		return nil, err
 	}
-	u := &upstreamConn{conn: conn, r: bufio.NewReaderSize(conn, 4096), addr: addr, tlsCfg: cfg, ctx: ctx, hello: hello}
+	u := &upstreamConn{conn: conn, addr: addr, tlsCfg: cfg, ctx: ctx, hello: hello}
+	u.newReader()
 	if err := p.open(u, mode); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("%s server %s: %w", p.name(), addr, err)
@@ -72,16 +125,29 @@ func dialUpstream(ctx context.Context, p upstreamProtocol, addr string, tlsCfg *
 	return u, nil
 }
 
+// line reads one line of the server's reply, within the bounds of a line, of the reply so far, and
+// of everything before the splice.
 func (u *upstreamConn) line() (string, error) {
+	if u.replyLines >= maxReplyLines {
+		return "", &tooMuchError{fmt.Sprintf("a reply of more than %d lines", maxReplyLines)}
+	}
+	limit := min(maxUpstreamLine, maxReplyBytes-u.replyBytes)
 	var buf []byte
 	for {
 		chunk, err := u.r.ReadSlice('\n')
-		if len(buf)+len(chunk) > maxUpstreamLine {
-			return "", errors.New("the server sent a line longer than 64 KiB")
+		if len(buf)+len(chunk) > limit {
+			if len(buf)+len(chunk) > maxUpstreamLine {
+				return "", &tooMuchError{fmt.Sprintf("a line longer than %d KiB", maxUpstreamLine>>10)}
+			}
+			return "", &tooMuchError{fmt.Sprintf("a reply longer than %d KiB", maxReplyBytes>>10)}
 		}
 		buf = append(buf, chunk...)
 		if err == bufio.ErrBufferFull {
 			continue
+		}
+		var tm *tooMuchError
+		if errors.As(err, &tm) {
+			return "", err
 		}
 		if err == io.EOF && len(buf) > 0 {
 			err = io.ErrUnexpectedEOF
@@ -89,13 +155,31 @@ func (u *upstreamConn) line() (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("connection lost: %w", err)
 		}
+		u.replyLines++
+		u.replyBytes += len(buf)
 		return strings.TrimRight(string(buf), "\r\n"), nil
 	}
 }
 
+// send sends one command line; what the server says next is a new reply.
 func (u *upstreamConn) send(line string) error {
+	u.replyBytes, u.replyLines = 0, 0
 	_, err := io.WriteString(u.conn, line+"\r\n")
 	return err
+}
+
+// answer answers a SASL challenge (base64 text), within the bounds of its size and number.
+func (u *upstreamConn) answer(c *sasl.Client, text string) error {
+	if u.challenges++; u.challenges > maxChallenges {
+		return &tooMuchError{fmt.Sprintf("more than %d SASL challenges", maxChallenges)}
+	}
+	text = strings.TrimSpace(text)
+	if len(text) > maxChallenge {
+		return &tooMuchError{fmt.Sprintf("a SASL challenge longer than %d KiB", maxChallenge>>10)}
+	}
+	ch, _ := base64.StdEncoding.DecodeString(text)
+	resp, _ := c.Next(ch)
+	return u.send(b64(resp))
 }
 
 // upgrade starts TLS after the protocol's STARTTLS was accepted.
@@ -107,7 +191,8 @@ func (u *upstreamConn) upgrade() error {
 	if err != nil {
 		return err
 	}
-	u.conn, u.r = tc, bufio.NewReaderSize(tc, 4096)
+	u.conn = tc
+	u.newReader()
 	return nil
 }
 
@@ -174,9 +259,7 @@ func (imapUp) authenticate(u *upstreamConn, mech, user, token string) (string, e
 		}
 		switch {
 		case strings.HasPrefix(l, "+"):
-			ch, _ := base64.StdEncoding.DecodeString(strings.TrimSpace(strings.TrimPrefix(l, "+")))
-			resp, _ := c.Next(ch)
-			if err := u.send(b64(resp)); err != nil {
+			if err := u.answer(c, strings.TrimPrefix(l, "+")); err != nil {
 				return "", err
 			}
 		case strings.HasPrefix(l, tag+" OK"):
@@ -216,9 +299,7 @@ func (popUp) authenticate(u *upstreamConn, mech, user, token string) (string, er
 		case strings.HasPrefix(l, "+OK"):
 			return l, nil
 		case strings.HasPrefix(l, "+"):
-			ch, _ := base64.StdEncoding.DecodeString(strings.TrimSpace(strings.TrimPrefix(l, "+")))
-			resp, _ := c.Next(ch)
-			if err := u.send(b64(resp)); err != nil {
+			if err := u.answer(c, strings.TrimPrefix(l, "+")); err != nil {
 				return "", err
 			}
 		default:
@@ -339,9 +420,7 @@ func (smtpUp) authenticate(u *upstreamConn, mech, user, token string) (string, e
 		case code == 235:
 			return fmt.Sprintf("%d %s", code, text), nil
 		case code == 334:
-			ch, _ := base64.StdEncoding.DecodeString(strings.TrimSpace(text))
-			resp, _ := c.Next(ch)
-			if err := u.send(b64(resp)); err != nil {
+			if err := u.answer(c, text); err != nil {
 				return "", err
 			}
 		default:
