@@ -204,3 +204,16 @@ func TestRefusedRefreshInsideMargin(t *testing.T) {
 		t.Fatalf("expired token, refused refresh: %v, want ErrLoginRequired", err)
 	}
 }
+
+// TestOutageServesAppTokenInsideMargin: the same for an app-only account (client credentials), whose
+// token is not a user's: a new process gets the stored one while the identity platform answers 503.
+func TestOutageServesAppTokenInsideMargin(t *testing.T) {
+	w := world.Default()
+	w.Faults = []world.Fault{{Endpoint: "token", After: 1, Status: 503}} // after the first token
+	e := newEnv(t, w, "", nil)
+	first := token(t, e.manager(t, nil), "daemon", auth.Exchange)
+	e.age(t, "daemon", time.Now().Add(left))
+	a, _ := e.manager(t, nil).Account("daemon")
+	tok, err := a.Token(context.Background(), auth.Exchange)
+	servedStale(t, tok, err, first)
+}
