@@ -259,9 +259,12 @@ func (s *session) login(user, password string, up upstreamProtocol) (conn *upstr
 	m := s.srv.Metrics
 	if why := badUserName(user); why != "" {
 		// Refused on its syntax alone, before the password check: such a name could carry SASL fields
-		// of its own upstream. The program is told what a wrong password gets.
+		// of its own upstream. The program is told, and its source slowed down, as for a wrong password.
 		m.login(s.cfg.Protocol, string(outcomeBadUserName))
-		s.log.Warn("login refused", "user", quotedUserName(user), "outcome", outcomeBadUserName, "reason", why)
+		src, key := sourceOf(s.conn.RemoteAddr())
+		delay := s.srv.verifier.penalties.failed(key, time.Now())
+		s.log.Warn("login refused", "source", src, "outcome", outcomeBadUserName, "user", quotedUserName(user), "reason", why, "delay", delay)
+		s.pause(delay)
 		return nil, "", &loginError{outcome: outcomeBadUserName, msg: msgBadUserName}
 	}
 	log := s.log.With("user", user)

@@ -4,25 +4,32 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mailoauth/mailoauth/config"
+	"github.com/mailoauth/mailoauth/proxy"
 )
 
 // The attack of issue 13: a name that passes a catch-all's domain check yet carries XOAUTH2 fields,
 // so that the server reads user=alice@contoso.test — a mailbox of another domain than the catch-all's.
 const smuggled = "x\x01user=alice@contoso.test\x01z=@contoso.onmicrosoft.com"
 
-// catchAllLab is the default lab plus a catch-all for contoso.onmicrosoft.com, the attacker's.
+// catchAllLab is the default lab plus a catch-all for contoso.onmicrosoft.com, the attacker's. Its
+// failure delay is short: every refusal here comes from one source.
 func catchAllLab(t *testing.T) *lab {
-	return newLab(t, labOptions{mutate: func(f *config.File) {
-		f.Proxy.Domains["contoso.onmicrosoft.com"] = &config.ProxyDomain{Account: "daemon", PasswordHash: domainHash}
-	}})
+	return newLab(t, labOptions{
+		proxy: proxy.Options{FailureDelay: 20 * time.Millisecond, FailureDelayMax: 20 * time.Millisecond},
+		mutate: func(f *config.File) {
+			f.Proxy.Domains["contoso.onmicrosoft.com"] = &config.ProxyDomain{Account: "daemon", PasswordHash: domainHash}
+		},
+	})
 }
 
 // TestUserNameCannotSmuggleSASLFields: the smuggling name, sent with the catch-all's right password
 // in every way a program can send a user name, is refused before any password check with the
-// protocol's usual refusal; alice's mailbox is never opened, the refusal is counted as bad_user_name,
-// and the log says why with the name escaped.
+// protocol's usual refusal; alice's mailbox is never opened, the refusal is counted as bad_user_name
+// and slows its source down like a wrong password, and the log says why with the name escaped, the
+// source first (for fail2ban).
 func TestUserNameCannotSmuggleSASLFields(t *testing.T) {
 	l := catchAllLab(t)
 	refused := "NO [AUTHENTICATIONFAILED] Authentication failed: wrong user name or password."
@@ -62,7 +69,7 @@ func TestUserNameCannotSmuggleSASLFields(t *testing.T) {
 			t.Errorf("%d %s logins succeeded", n, proto)
 		}
 	}
-	l.waitLog(`msg="login refused"`, "outcome=bad_user_name", "control character", `x\\x01user=alice@contoso.test\\x01z=@contoso.onmicrosoft.com`)
+	l.waitLog(`msg="login refused"`, "source=127.0.0.1 outcome=bad_user_name", "control character", `x\\x01user=alice@contoso.test\\x01z=@contoso.onmicrosoft.com`, "delay=20ms")
 	if logs := l.logs.String(); strings.ContainsAny(logs, "\x00\x01\x7f") {
 		t.Fatal("the proxy's log holds the name's control bytes unescaped")
 	}
@@ -91,7 +98,7 @@ func TestBadUserNamesRefused(t *testing.T) {
 // are no address of the catch-all's domain, even when they end in "@contoso.test": the login is
 // refused as an unknown user, and the log carries the doctor's explanation (MO-SHARED-SYNTAX).
 func TestSharedMailboxSyntaxIsNoCatchAllAddress(t *testing.T) {
-	l := newLab(t, labOptions{})
+	l := newLab(t, labOptions{proxy: proxy.Options{FailureDelay: -1}})
 	for _, user := range []string{`bob@contoso.test\support`, "bob@contoso.test/support@contoso.test"} {
 		t.Run(user, func(t *testing.T) {
 			c := l.dial(t, "imap", config.LocalTLSNone)
