@@ -6,7 +6,11 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
+	"math"
 	"net"
+	"runtime"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,9 +26,10 @@ func (noAccounts) Account(string) (*auth.Account, error) { return nil, errors.Ne
 
 // FuzzPreAuth feeds arbitrary bytes, as a program would send them, to each protocol's front end before
 // login (IMAP commands and literals, POP3 and SMTP commands, SASL responses): the session must end
-// without a panic, a hang or an unbounded read. Logins reach the password check and fail there.
+// without a panic or a hang, having read from the connection no more than the pre-login bounds allow
+// (prelogin.go), however much the program sends. Logins reach the password check and fail there.
 func FuzzPreAuth(f *testing.F) {
-	for _, seed := range []string{
+	for _, seed := range append(floodSeeds(), []string{
 		// Captured from real programs (Thunderbird, fetchmail, Python's imaplib/poplib/smtplib, swaks).
 		"1 CAPABILITY\r\n2 ID (\"name\" \"Thunderbird\" \"version\" \"128.0\")\r\n3 LOGIN \"a@b\" \"pw\"\r\n",
 		"a1 LOGIN {3}\r\nabc {2+}\r\npw\r\na2 LOGOUT\r\n",
@@ -37,7 +42,7 @@ func FuzzPreAuth(f *testing.F) {
 		"HELO x\r\nAUTH PLAIN\r\nnot base64!\r\nAUTH CRAM-MD5\r\nSTARTTLS\r\nRSET\r\n",
 		"a LOGIN {99999999999}\r\n",
 		"a LOGIN {-1}\r\n",
-	} {
+	}...) {
 		f.Add(seed)
 	}
 	s, err := New(&config.Proxy{
@@ -49,9 +54,16 @@ func FuzzPreAuth(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
+	// The program never reads the drain's time away: a session over a bound closes at once.
+	defer func(d time.Duration) { drainTime = d }(drainTime)
+	drainTime = 0
+	// What a session may read: its bound before login, what its reader buffers beyond that, and the
+	// drain after an error line (as much again).
+	maxRead := int64(2*fuzzSessionBound + 4096)
 	f.Fuzz(func(t *testing.T, input string) {
 		for _, l := range s.listeners {
-			client, server := net.Pipe()
+			client, pipe := net.Pipe()
+			server := &countingConn{Conn: pipe}
 			sess := newSession(s, l, server)
 			done := make(chan struct{})
 			go func() { sess.run(); close(done) }()
@@ -63,9 +75,140 @@ func FuzzPreAuth(f *testing.F) {
 				t.Fatalf("%s session did not end", l.cfg.Load().Protocol)
 			}
 			client.Close()
+			if n := server.read.Load(); n > maxRead {
+				t.Fatalf("%s session read %d bytes before login (bound %d)", l.cfg.Load().Protocol, n, maxRead)
+			}
 		}
 	})
 }
+
+// countingConn counts the bytes read through it.
+type countingConn struct {
+	net.Conn
+	read atomic.Int64
+}
+
+func (c *countingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.read.Add(int64(n))
+	return n, err
+}
+
+// fuzzSessionBound is what a session may read before login with MaxLine 512, as the fuzz targets
+// configure it: 8 × MaxLine (prelogin.go), written out so that a change of the bounds fails them.
+const fuzzSessionBound = 4096
+
+// floodSeeds are inputs far over the bounds of a proxy with MaxLine 512 (1 KiB commands, 4 KiB
+// before login): chained literals, an endless line, endless commands, an endless SASL exchange.
+func floodSeeds() []string {
+	return []string{
+		"a LOGIN {500+}\r\n" + strings.Repeat(strings.Repeat("x", 500)+" {500+}\r\n", 200),
+		"a ID (" + strings.Repeat("{1+}\r\nx ", 100) + ")\r\n",
+		"a ID (" + strings.Repeat("x ", 2000) + ")\r\n",
+		"a LOGIN " + strings.Repeat("x", 100_000),
+		strings.Repeat("a NOOP\r\n", 10_000),
+		strings.Repeat("NOOP\r\nCAPA\r\nEHLO x\r\n", 5_000),
+		"AUTH LOGIN\r\n" + strings.Repeat("QUFB", 100) + "\r\n" + strings.Repeat("QUFB", 20_000) + "\r\n",
+		"a AUTHENTICATE PLAIN\r\n" + strings.Repeat("QUFB", 20_000) + "\r\n",
+		strings.Repeat("a ID ("+strings.Repeat("x ", 63)+")\r\n", 1000),
+		strings.Repeat("\n", 100_000),
+		strings.Repeat("a\r\n", 30_000),
+	}
+}
+
+// FuzzPreLoginReaders feeds arbitrary bytes to the readers a program's input meets before login —
+// lines, IMAP tags, arguments and literals, SASL responses — with nothing to log in to, and measures
+// what they read and allocate: at most the session's bound before login (plus the reader's buffer),
+// and at most a fixed multiple of it in memory, however long the input. Allocation is the least of
+// three runs of each input, so that another goroutine's allocation cannot fail it.
+func FuzzPreLoginReaders(f *testing.F) {
+	for _, seed := range append(floodSeeds(),
+		"a LOGIN {3}\r\nabc {2+}\r\npw\r\n",
+		"a ID (\"name\" \"Thunderbird\")\r\nAGFAYgBwdw==\r\n*\r\n",
+		"\x00 NOOP\r\n\r\n",
+	) {
+		f.Add(seed)
+	}
+	s, err := New(&config.Proxy{Listeners: []config.Listener{{Protocol: "imap", Listen: "127.0.0.1:0"}}},
+		noAccounts{}, Options{MaxLine: 512})
+	if err != nil {
+		f.Fatal(err)
+	}
+	var l *listener
+	for _, any := range s.listeners {
+		l = any
+	}
+	maxRead := int64(fuzzSessionBound + 4096)
+	// Each byte read is copied a few times at most (a line, its string, a quoted string's or a
+	// literal's copy, growing buffers), and each command costs a few small allocations — 24 bytes
+	// per byte read at worst, for commands of 64 one-letter arguments; the session itself (its
+	// reader's buffer, its logger) is a fixed cost.
+	maxAlloc := uint64(24*fuzzSessionBound + 32<<10)
+	f.Fuzz(func(t *testing.T, input string) {
+		var read int64
+		alloc := uint64(math.MaxUint64)
+		for range 3 {
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			in := &feed{Reader: strings.NewReader(input)}
+			readCommands(newSession(s, l, in))
+			runtime.ReadMemStats(&after)
+			alloc, read = min(alloc, after.TotalAlloc-before.TotalAlloc), in.read
+		}
+		if read > maxRead {
+			t.Fatalf("the readers read %d bytes of %d (bound %d)", read, len(input), maxRead)
+		}
+		if alloc > maxAlloc {
+			t.Fatalf("the readers allocated %d bytes for %d bytes of input (bound %d)", alloc, len(input), maxAlloc)
+		}
+	})
+}
+
+// readCommands reads what a program sends, command by command, until a reader fails: each line as
+// an IMAP command with arguments and as a SASL response.
+func readCommands(s *session) {
+	for {
+		s.in.startCommand()
+		line, err := s.readLine()
+		if err != nil {
+			return
+		}
+		if tag, _, rest := imapSplit(line); tag != "" {
+			var se *errSyntax
+			if _, err := s.imapArgs(rest); err != nil && !errors.As(err, &se) {
+				return
+			}
+		}
+		if msg, err := decodeResponse(line); err == nil {
+			_, _, _ = plainCredentials(msg)
+		}
+	}
+}
+
+// feed is a program's connection that sends input and reads nothing back.
+type feed struct {
+	*strings.Reader
+	discardConn
+	read int64
+}
+
+func (c *feed) Read(p []byte) (int, error) {
+	n, err := c.Reader.Read(p)
+	c.read += int64(n)
+	return n, err
+}
+
+// discardConn is the rest of a net.Conn for a fake connection that supplies its own Read: what is
+// written vanishes, and addresses and deadlines are nothing.
+type discardConn struct{}
+
+func (discardConn) Write(p []byte) (int, error)      { return len(p), nil }
+func (discardConn) Close() error                     { return nil }
+func (discardConn) LocalAddr() net.Addr              { return &net.TCPAddr{} }
+func (discardConn) RemoteAddr() net.Addr             { return &net.TCPAddr{} }
+func (discardConn) SetDeadline(time.Time) error      { return nil }
+func (discardConn) SetReadDeadline(time.Time) error  { return nil }
+func (discardConn) SetWriteDeadline(time.Time) error { return nil }
 
 // FuzzUpstream feeds arbitrary bytes, as a server would send them, to each protocol's upstream side
 // (greeting, STARTTLS answer, EHLO and multi-line replies, SASL challenges, the final answer): it must

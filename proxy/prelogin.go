@@ -21,24 +21,27 @@ import (
 //     long password as literals fits; a chain of literals does not;
 //   - literals in one command: 8, and IMAP arguments: 64 (ID's 30 field-value pairs, RFC 2971): one
 //     string header each, so that tiny literals or atoms cannot multiply what a command holds;
-//   - a session, everything read before login: 8 × MaxLine, 64 KiB. Three failed logins of the
-//     largest size and the usual CAPABILITY, ID, STARTTLS and EHLO fit; a program sending NOOPs or
-//     junk for the whole login timeout does not. Real programs send well under 1 KiB.
+//   - a session, everything read before login: 8 × MaxLine, 64 KiB, in at most 1 line per 64 bytes
+//     of that, 1,024 lines. Three failed logins of the largest size and the usual CAPABILITY, ID,
+//     STARTTLS and EHLO fit; a program sending NOOPs, empty lines or junk for the whole login timeout
+//     does not. Real programs send well under 1 KiB in under 20 lines. The count of lines bounds
+//     what the smallest commands cost (each answer, each parse) as the bytes bound the largest.
 //
 // A program over a bound gets one line in its protocol saying which bound, and the connection is
 // closed (closeOverLimit) without reading the rest of what it sends.
 type limits struct {
-	line, command, literals, args, session int
+	line, command, literals, args, session, lines int
 }
 
 func limitsFor(maxLine int) limits {
-	return limits{line: maxLine, command: 2 * maxLine, literals: 8, args: 64, session: 8 * maxLine}
+	return limits{line: maxLine, command: 2 * maxLine, literals: 8, args: 64, session: 8 * maxLine, lines: 8 * maxLine / 64}
 }
 
 // intake counts what the program sent before login.
 type intake struct {
 	limits
 	sessionBytes    int // read since the connection began
+	sessionLines    int
 	commandBytes    int // of the command being read
 	commandLiterals int
 }
@@ -55,6 +58,14 @@ func (in *intake) took(n int) error {
 		return &limitError{kind: limitSession, max: in.session}
 	case in.commandBytes > in.command:
 		return &limitError{kind: limitCommand, max: in.command}
+	}
+	return nil
+}
+
+// endLine counts a line read whole.
+func (in *intake) endLine() error {
+	if in.sessionLines++; in.sessionLines > in.lines {
+		return &limitError{kind: limitLines, max: in.lines}
 	}
 	return nil
 }
@@ -84,6 +95,7 @@ const (
 	limitLiterals
 	limitArgs
 	limitSession
+	limitLines
 )
 
 // limitError is a bound broken before login: the session answers it and closes.
@@ -103,6 +115,7 @@ func (e *limitError) what() string {
 		limitLiterals: "too many literals in one command",
 		limitArgs:     "too many arguments in one command",
 		limitSession:  "too much sent",
+		limitLines:    "too many lines sent",
 	}[e.kind]
 }
 
@@ -115,12 +128,13 @@ func (e *limitError) message() string {
 		limitLiterals: "Too many literals in one command before login (at most %d); closing the connection.",
 		limitArgs:     "Too many arguments in one command before login (at most %d); closing the connection.",
 		limitSession:  "Too much sent before login (at most %d bytes until a successful login); closing the connection.",
+		limitLines:    "Too many commands before login (at most %d lines until a successful login); closing the connection.",
 	}[e.kind]
 	return fmt.Sprintf(format, e.max)
 }
 
 // overLimitLine is the one line a program over a bound gets, in its protocol. SMTP says 500 5.5.6
-// (RFC 4954's "line too long") for what one command broke, and 421 (closing) for the session's total.
+// (RFC 4954's "line too long") for what one command broke, and 421 (closing) for the session's totals.
 func overLimitLine(protocol string, e *limitError) string {
 	switch protocol {
 	case config.ProtocolIMAP:
@@ -128,7 +142,7 @@ func overLimitLine(protocol string, e *limitError) string {
 	case config.ProtocolPOP:
 		return "-ERR " + e.message()
 	default:
-		if e.kind == limitSession {
+		if e.kind == limitSession || e.kind == limitLines {
 			return "421 4.7.0 " + e.message()
 		}
 		return "500 5.5.6 " + e.message()
@@ -144,7 +158,9 @@ func overLimitLine(protocol string, e *limitError) string {
 // stops it, at no cost to the proxy) while it has the rest of drainTime to read the line. Then the
 // connection is closed, whatever the program does: bounded in bytes and time. (net/http does the
 // same after a request body it did not read.)
-const drainTime = 2 * time.Second
+//
+// drainTime is a variable only so that the fuzz targets, whose programs never read, need not wait.
+var drainTime = 2 * time.Second
 
 func drainBytes(l limits) int64 { return int64(l.session) }
 

@@ -187,17 +187,20 @@ func (s *session) readLine() (string, error) {
 		if lerr := s.in.took(len(chunk)); lerr != nil {
 			return "", lerr
 		}
-		if err == nil && buf == nil {
-			return strings.TrimRight(string(chunk), "\r\n"), nil // the usual line: one copy
-		}
-		buf = append(buf, chunk...)
 		if err == bufio.ErrBufferFull {
+			buf = append(buf, chunk...)
 			continue
 		}
 		if err != nil {
 			return "", err
 		}
-		return strings.TrimRight(string(buf), "\r\n"), nil
+		if lerr := s.in.endLine(); lerr != nil {
+			return "", lerr
+		}
+		if buf == nil {
+			return strings.TrimRight(string(chunk), "\r\n"), nil // the usual line: one copy
+		}
+		return strings.TrimRight(string(append(buf, chunk...)), "\r\n"), nil
 	}
 }
 
