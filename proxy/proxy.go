@@ -365,7 +365,7 @@ func (s *Server) bindLocked(ls []*listener) error {
 // port: running listeners are closed only after the new ones are bound, so a listener cannot move
 // to another spelling of the same port (127.0.0.1:993 to 0.0.0.0:993) in one reload.
 func (s *Server) bindError(cfg *config.Listener, err error) error {
-	if port := fixedPort(cfg.Listen); port != 0 {
+	if port := fixedPort(cfg.Listen); port != 0 && errors.Is(err, syscall.EADDRINUSE) {
 		for _, l := range s.listeners {
 			if ta, ok := l.addrOf(); ok && ta.Port == port {
 				return fmt.Errorf("cannot listen on %s for %s: %w; the proxy's own %s listener on %s holds that port: to move a listener to another address on the same port, remove it in one reload and add it in the next",

@@ -223,3 +223,26 @@ func TestReloadAppliesEverything(t *testing.T) {
 	c = l.dial(t, "imap", config.LocalTLSNone)
 	c.check(c.attempt("imap", aliceUser, alicePassword), "a NO [AUTHENTICATIONFAILED]")
 }
+
+// TestReloadSamePortOtherSpelling: moving a listener to another spelling of its own port
+// (127.0.0.1:P to 0.0.0.0:P) cannot bind while the old socket holds the port; the reload changes
+// nothing and its error says that the proxy's own listener holds the port and what to do.
+func TestReloadSamePortOtherSpelling(t *testing.T) {
+	l := newLab(t, labOptions{})
+	fixed := freeAddr(t)
+	first := *l.cfg.Proxy
+	first.Listeners = append(append([]config.Listener(nil), l.cfg.Proxy.Listeners...),
+		config.Listener{Protocol: "imap", Listen: fixed, LocalTLS: config.LocalTLSNone})
+	if err := l.srv.Reload(&first, l.mgr); err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := net.SplitHostPort(fixed)
+	next := first
+	next.Listeners = append([]config.Listener(nil), first.Listeners...)
+	next.Listeners[len(next.Listeners)-1].Listen = "0.0.0.0:" + port
+	err := l.srv.Reload(&next, l.mgr)
+	if err == nil || !strings.Contains(err.Error(), "the proxy's own imap listener on "+fixed+" holds that port") {
+		t.Fatalf("moving a listener to 0.0.0.0 on its own port: %v, want an error naming the proxy's own listener", err)
+	}
+	dialAt(t, "imap", fixed)
+}
