@@ -2,3 +2,16 @@ package proxy
 
 // PasswordDerivations is how many argon2id derivations s's password checks have run.
 func PasswordDerivations(s *Server) int64 { return s.verifier.derivations.Load() }
+
+// HoldPasswordChecks takes every CPU's turn for password checks, as a flood of other checks would:
+// until release, every login that needs a derivation queues.
+func HoldPasswordChecks(s *Server) (release func()) {
+	for range cap(s.verifier.sem) {
+		s.verifier.sem <- struct{}{}
+	}
+	return func() {
+		for range cap(s.verifier.sem) {
+			<-s.verifier.sem
+		}
+	}
+}

@@ -48,6 +48,10 @@ type Config struct {
 	Interval time.Duration
 	// Timeout bounds every exchange: connect, greeting, login, each command (default 1 minute).
 	Timeout time.Duration
+	// LoggingIn, when not 0, is how many sessions may be connecting and logging in at once; a
+	// session whose start comes while that many are, waits for one of them to finish. 0: no limit,
+	// every session starts on its ramp slot (a burst as programs make it).
+	LoggingIn int
 	// ProxyPID, when not 0, is the proxy's process (when it runs apart from the harness): its CPU
 	// time and RSS are reported too, from /proc.
 	ProxyPID int
@@ -218,11 +222,21 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 	release := make(chan struct{})
 	var loggedIn, done sync.WaitGroup
+	var loggingIn chan struct{}
+	if cfg.LoggingIn > 0 {
+		loggingIn = make(chan struct{}, cfg.LoggingIn)
+	}
 	session := func(i int) {
 		proto := cfg.Protocols[i%len(cfg.Protocols)]
+		if loggingIn != nil {
+			loggingIn <- struct{}{}
+		}
 		t0 := time.Now()
 		c, err := Dial(proto, cfg.Addrs[proto], cfg.TLS, cfg.User, cfg.Password, cfg.Timeout)
 		d := time.Since(t0)
+		if loggingIn != nil {
+			<-loggingIn
+		}
 		if err != nil {
 			failed(err)
 			loggedIn.Done()

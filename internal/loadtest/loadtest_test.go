@@ -3,6 +3,7 @@ package loadtest_test
 import (
 	"bytes"
 	"context"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +17,12 @@ import (
 // second. Every session must log in, work and log out; the report must carry the percentiles. No
 // timing is asserted (it runs under -race on a busy 2-core machine). The long forms (2,000 and
 // more sessions) are documented in docs/benchmarks.md#load.
+//
+// At most 4 × GOMAXPROCS sessions log in at once: the clients, the proxy and the emulator share this
+// process's CPUs, and on a loaded machine a burst of 300 connections left the emulator (starved of
+// CPU like everything else here) greeting the proxy later than the proxy's 15 s greeting timeout —
+// a measure of the test machine, not of the proxy. A burst of logins at the proxy is tested where it
+// matters: TestOnePasswordCheckForABurstOfLogins and TestOneTokenRequestForManyLogins (proxy).
 func TestLoad(t *testing.T) {
 	n := 300
 	if testing.Short() {
@@ -31,6 +38,7 @@ func TestLoad(t *testing.T) {
 		Addrs: lab.Addrs, Protocols: []string{loadtest.IMAP, loadtest.POP, loadtest.SMTP},
 		User: lab.User, Password: lab.Password,
 		Sessions: n, Ramp: time.Second, Hold: 2 * time.Second, Interval: 500 * time.Millisecond,
+		LoggingIn: 4 * runtime.GOMAXPROCS(0),
 		InProcess: true, ProxySessions: lab.Proxy.Sessions,
 	})
 	if err != nil {
@@ -63,7 +71,7 @@ func TestLoad(t *testing.T) {
 	}
 	if lab.Proxy.Sessions() != 0 {
 		// Logouts are answered by the upstream; the proxy's session ends when both sides close.
-		for deadline := time.Now().Add(10 * time.Second); lab.Proxy.Sessions() != 0 && time.Now().Before(deadline); {
+		for deadline := time.Now().Add(time.Minute); lab.Proxy.Sessions() != 0 && time.Now().Before(deadline); {
 			time.Sleep(10 * time.Millisecond)
 		}
 		if s := lab.Proxy.Sessions(); s != 0 {
