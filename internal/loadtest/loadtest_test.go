@@ -1,10 +1,14 @@
 package loadtest_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"io"
+	"net"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -112,5 +116,71 @@ func TestLoadFailuresAreCounted(t *testing.T) {
 	}
 	if r.Failures["imap dial"] != 2 {
 		t.Errorf("nothing listening: failures %v", r.Failures)
+	}
+}
+
+// TestLoggingInBounded: with LoggingIn set, no more sessions than that are between connecting and
+// logged in at once, however many start together; all of them still log in, work and log out. The
+// fake server takes 50 ms to accept a password, so that sessions started together would overlap.
+func TestLoggingInBounded(t *testing.T) {
+	const limit, n = 3, 12
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	var mu sync.Mutex
+	loggingIn, most := 0, 0
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			loggingIn++
+			most = max(most, loggingIn)
+			mu.Unlock()
+			go fakeIMAP(c, func() {
+				mu.Lock()
+				loggingIn--
+				mu.Unlock()
+			})
+		}
+	}()
+	r, err := loadtest.Run(context.Background(), loadtest.Config{
+		Addrs: map[string]string{loadtest.IMAP: ln.Addr().String()}, User: "u", Password: "p",
+		Sessions: n, Hold: 10 * time.Millisecond, LoggingIn: limit,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Failed() != 0 || r.Opened != n {
+		t.Fatalf("%d of %d sessions failed: %v %v", r.Failed(), n, r.Failures, r.Examples)
+	}
+	if most > limit {
+		t.Fatalf("%d sessions were logging in at once, want at most %d", most, limit)
+	}
+}
+
+// fakeIMAP greets, answers LOGIN after 50 ms (calling loggedIn first) and every other command at once.
+func fakeIMAP(c net.Conn, loggedIn func()) {
+	defer c.Close()
+	r := bufio.NewReader(c)
+	io.WriteString(c, "* OK fake\r\n")
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return
+		}
+		tag, cmd, _ := strings.Cut(strings.TrimSpace(line), " ")
+		if strings.HasPrefix(cmd, "LOGIN ") {
+			time.Sleep(50 * time.Millisecond) // a server's latency, not synchronisation
+			loggedIn()
+		}
+		io.WriteString(c, tag+" OK done\r\n")
+		if cmd == "LOGOUT" {
+			return
+		}
 	}
 }
