@@ -21,7 +21,7 @@ import (
 // upstreamConn is the connection to the real server until the splice.
 type upstreamConn struct {
 	conn    net.Conn
-	r       *bufio.Reader // reads conn through read's count (see newReader)
+	r       *bufio.Reader // reads conn, counting into read (newReader)
 	addr    string
 	tlsCfg  *tls.Config
 	ctx     context.Context
@@ -58,9 +58,9 @@ func (r *refusal) Error() string { return "the server refused the token: " + r.s
 
 // Bounds on what the server sends before the splice. A real login reads a few KiB (Exchange's EHLO
 // is 9 lines, a CAPABILITY list < 1 KiB, an error challenge ~100 bytes); a server that sends more is
-// broken, or — before STARTTLS, which port 587 and 143 begin without — someone on the path is
-// streaming at the proxy. Each bound refuses that session only, and keeps its memory to a few
-// hundred KiB.
+// broken, or someone on the path streaming at the proxy before STARTTLS (SMTP on 587 and 25, IMAP on
+// 143 and POP3 on 110 begin in clear text). Each bound refuses that session only, and keeps its
+// memory to a few hundred KiB.
 const (
 	maxUpstreamLine  = 64 << 10  // one line
 	maxReplyBytes    = 64 << 10  // one reply: SMTP's multi-line reply, or IMAP's untagged lines before the tagged one
