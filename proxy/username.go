@@ -36,9 +36,9 @@ const msgBadUserName = "Authentication failed: wrong user name or password."
 // quotedUserName is a refused name as it may be logged: escaped (no control byte reaches the log,
 // whatever the log handler) and bounded.
 func quotedUserName(user string) string {
-	const max = 128
-	if len(user) > max {
-		return strconv.Quote(user[:max]) + "... (" + strconv.Itoa(len(user)) + " bytes)"
+	const shown = 128
+	if len(user) > shown {
+		return strconv.Quote(user[:shown]) + "... (" + strconv.Itoa(len(user)) + " bytes)"
 	}
 	return strconv.Quote(user)
 }
