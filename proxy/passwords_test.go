@@ -207,9 +207,11 @@ func TestPenaltiesBounded(t *testing.T) {
 	if n := len(p.sources); n > maxPenaltySources {
 		t.Fatalf("%d sources remembered, want at most %d", n, maxPenaltySources)
 	}
-	if grew := int64(after.HeapInuse) - int64(before.HeapInuse); grew > 8<<20 {
+	grew := int64(after.HeapInuse) - int64(before.HeapInuse)
+	if grew > 8<<20 {
 		t.Fatalf("the heap grew by %d bytes for %d sources, want under 8 MiB", grew, n)
 	}
+	t.Logf("%d sources failed, %d remembered, heap +%d KiB", n, len(p.sources), grew>>10)
 	// The newest source is still counted: eviction takes the oldest.
 	if d := p.failed(addr(n-1), now.Add(n*time.Millisecond)); d != 4*time.Second {
 		t.Fatalf("the newest source's second failure waits %v, want 4s", d)
