@@ -154,15 +154,13 @@ func overLimitLine(protocol string, e *limitError) string {
 // output the program has not yet acknowledged — the error line, when the program is slow to read —
 // and on some systems (Windows) also what it received but has not read. So the proxy ends its side
 // (FIN, or TLS close_notify) after the line, then reads and discards what comes until the program
-// closes, at most drainBytes; a program still sending past that is no longer read (TCP's window
+// closes, at most as much as the session's bound; a program still sending past that is no longer read (TCP's window
 // stops it, at no cost to the proxy) while it has the rest of drainTime to read the line. Then the
 // connection is closed, whatever the program does: bounded in bytes and time. (net/http does the
 // same after a request body it did not read.)
 //
 // drainTime is a variable only so that the fuzz targets, whose programs never read, need not wait.
 var drainTime = 2 * time.Second
-
-func drainBytes(l limits) int64 { return int64(l.session) }
 
 // closeOverLimit answers a bound broken before login with its one error line, logs it, and lets the
 // line reach the program before the connection is closed.
@@ -176,7 +174,7 @@ func (s *session) closeOverLimit(e *limitError) {
 	if cw, ok := s.conn.(interface{ CloseWrite() error }); ok {
 		_ = cw.CloseWrite()
 	}
-	if _, err := io.CopyN(io.Discard, s.r, drainBytes(s.in.limits)); err == nil {
+	if _, err := io.CopyN(io.Discard, s.r, int64(s.in.session)); err == nil {
 		time.Sleep(time.Until(deadline)) // still sending: stop reading, leave time to read the line
 	}
 }

@@ -223,19 +223,21 @@ func TestPreLoginFloodSMTP(t *testing.T) {
 // (on which some systems drop the error line the program has not read yet).
 func TestOverLimitCloseIsClean(t *testing.T) {
 	l := newLab(t, labOptions{})
-	for _, tc := range []struct{ protocol, line, want string }{
-		{"imap", "a LOGIN " + strings.Repeat("x", 40<<10), "* BAD Command line too long"},
-		{"imap", "a LOGIN {20000}", "* BAD Literal too large"},
-		{"imap", "a LOGIN {10+}\r\n0123456789 {10+}\r\n0123456789 {10+}\r\n0123456789 {10+}\r\n0123456789 {10+}\r\n0123456789 {10+}\r\n0123456789 {10+}\r\n0123456789 {10+}\r\n0123456789 {10+}\r\n0123456789 {10+}\r\n0123456789", "* BAD Too many literals"},
-		{"pop", "USER " + strings.Repeat("x", 40<<10), "-ERR Command line too long"},
-		{"smtp", "EHLO " + strings.Repeat("x", 40<<10), "500 5.5.6 Command line too long"},
+	tenLiterals := "a LOGIN {10+}\r\n0123456789" + strings.Repeat(" {10+}\r\n0123456789", 9)
+	for _, tc := range []struct{ protocol, mode, line, want string }{
+		{"imap", config.LocalTLSNone, "a LOGIN " + strings.Repeat("x", 40<<10), "* BAD Command line too long"},
+		{"imap", config.LocalTLSNone, "a LOGIN {20000}", "* BAD Literal too large"},
+		{"imap", config.LocalTLSNone, tenLiterals, "* BAD Too many literals"},
+		{"imap", config.LocalTLSImplicit, "a LOGIN " + strings.Repeat("x", 40<<10), "* BAD Command line too long"},
+		{"pop", config.LocalTLSNone, "USER " + strings.Repeat("x", 40<<10), "-ERR Command line too long"},
+		{"smtp", config.LocalTLSNone, "EHLO " + strings.Repeat("x", 40<<10), "500 5.5.6 Command line too long"},
 	} {
-		c := l.dial(t, tc.protocol, config.LocalTLSNone)
+		c := l.dial(t, tc.protocol, tc.mode)
 		c.send(tc.line)
 		c.check(c.line(), tc.want)
 		_ = c.c.SetReadDeadline(time.Now().Add(10 * time.Second))
 		if rest, err := io.ReadAll(c.r); err != nil || len(rest) > 0 {
-			t.Errorf("%s %.30q…: after the error line got %q, %v; want the end of the stream", tc.protocol, tc.line, rest, err)
+			t.Errorf("%s (TLS %s) %.30q…: after the error line got %q, %v; want the end of the stream", tc.protocol, tc.mode, tc.line, rest, err)
 		}
 	}
 }
