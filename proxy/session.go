@@ -364,7 +364,7 @@ func (s *session) login(user, password string, up upstreamProtocol) (conn *upstr
 			// The doctor's catalogue says why, from the server's words and the token's claims.
 			claims, _ := catalog.ParseClaims(sent.AccessToken)
 			f := catalog.Refusal(catalog.For(a), s.cfg.Protocol, r.said, claims, time.Now())
-			attrs := []any{"outcome", outcomeRefused, "server_said", r.said, "finding", f.Code, "cause", f.Cause, "fix", f.Fix}
+			attrs := []any{"outcome", outcomeRefused, "server_said", oneLine(r.said), "finding", f.Code, "cause", f.Cause, "fix", f.Fix}
 			msg := "The mail server refused the account's token: " + f.Cause + " (" + f.Code + ")"
 			log.Error("login failed: upstream refused the token", attrs...)
 			return nil, "", &loginError{outcome: outcomeRefused, msg: oneLine(msg)}

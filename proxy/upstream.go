@@ -178,7 +178,10 @@ func (u *upstreamConn) answer(c *sasl.Client, text string) error {
 		return &tooMuchError{fmt.Sprintf("a SASL challenge longer than %d KiB", maxChallenge>>10)}
 	}
 	ch, _ := base64.StdEncoding.DecodeString(text)
-	resp, _ := c.Next(ch)
+	resp, err := c.Next(ch)
+	if err != nil {
+		return err // a credential sasl cannot encode unambiguously: never sent
+	}
 	return u.send(b64(resp))
 }
 
@@ -247,7 +250,10 @@ func (imapUp) open(u *upstreamConn, mode dial.Mode) error {
 
 func (imapUp) authenticate(u *upstreamConn, mech, user, token string) (string, error) {
 	c := sasl.NewClient(mech, user, token, u.addr)
-	_, ir, _ := c.Start()
+	_, ir, err := c.Start()
+	if err != nil {
+		return "", err // a credential sasl cannot encode unambiguously: never sent
+	}
 	tag := "m1"
 	if err := u.send(tag + " AUTHENTICATE " + mech + " " + b64(ir)); err != nil {
 		return "", err
