@@ -6,9 +6,7 @@ package auth_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -16,41 +14,17 @@ import (
 
 	"github.com/mailoauth/mailoauth/auth"
 	"github.com/mailoauth/mailoauth/emulator/world"
+	"github.com/mailoauth/mailoauth/internal/storetest"
 )
 
 // left is how long the tokens of these tests have left once aged: under Margin, so they are inside
 // their refresh margin, and still valid for minutes.
 const left = 4 * time.Minute
 
-// age makes the access tokens the store holds for account expire at exp, as if they had been issued
-// most of their lifetime ago. (MSAL stores a token only while it is outside its own 5-minute margin,
-// and its clock is the real one, so there is no other way to have one inside the margin in the store.)
+// age makes the access tokens the store holds for account expire at exp.
 func (e *env) age(t *testing.T, account string, exp time.Time) {
 	t.Helper()
-	err := e.store(t).Update(context.Background(), "account/"+account, func(old []byte) ([]byte, error) {
-		var ent map[string]json.RawMessage
-		if err := json.Unmarshal(old, &ent); err != nil {
-			return nil, err
-		}
-		var blob map[string]map[string]map[string]any
-		if err := json.Unmarshal(ent["msal"], &blob); err != nil {
-			return nil, err
-		}
-		if len(blob["AccessToken"]) == 0 {
-			return nil, errors.New("no access token stored")
-		}
-		for _, at := range blob["AccessToken"] {
-			at["expires_on"] = strconv.FormatInt(exp.Unix(), 10)
-		}
-		var err error
-		if ent["msal"], err = json.Marshal(blob); err != nil {
-			return nil, err
-		}
-		return json.Marshal(ent)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	storetest.AgeAccessTokens(t, e.store(t), "account/"+account, exp)
 }
 
 // clock is a manager's clock (Options.Now): the real time plus a shift the test sets.

@@ -43,6 +43,7 @@ type labOptions struct {
 	world  *world.World         // nil: the default world
 	proxy  proxy.Options        // Log is set by the lab
 	mutate func(f *config.File) // changes to the configuration before the proxy starts
+	auth   auth.Options         // the accounts' options (a test's clock)
 }
 
 type lab struct {
@@ -101,7 +102,7 @@ func newLab(tb testing.TB, o labOptions) *lab {
 		// Many tests send wrong passwords from 127.0.0.1; only the failure delay's own tests wait.
 		o.proxy.FailureDelay, o.proxy.FailureDelayMax = time.Millisecond, time.Millisecond
 	}
-	l.mgr = auth.New(l.cfg, auth.Options{})
+	l.mgr = auth.New(l.cfg, o.auth)
 	o.proxy.Log = slog.New(slog.NewTextHandler(l.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	if l.srv, err = proxy.New(l.cfg.Proxy, l.mgr, o.proxy); err != nil {
 		tb.Fatal(err)

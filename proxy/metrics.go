@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/mailoauth/mailoauth/auth"
 )
 
 // Metrics are the proxy's counters, served in Prometheus' text format (version 0.0.4) by
@@ -61,10 +63,16 @@ func (m *Metrics) login(protocol, outcome string) {
 	m.counter(`mailoauth_proxy_logins_total{protocol="` + protocol + `",outcome="` + outcome + `"}`).Add(1)
 }
 
-func (m *Metrics) tokenFetch(err error) {
+// tokenFetch counts a token asked of an account's source: "stale" when it is a cached token served
+// because its refresh failed (an identity-platform outage inside the refresh margin, which an operator
+// wants to see before the token really expires).
+func (m *Metrics) tokenFetch(t *auth.Token, err error) {
 	outcome := "ok"
-	if err != nil {
+	switch {
+	case err != nil:
 		outcome = "error"
+	case t != nil && t.RefreshErr != nil:
+		outcome = "stale"
 	}
 	m.counter(`mailoauth_proxy_token_fetches_total{outcome="` + outcome + `"}`).Add(1)
 }
@@ -91,7 +99,7 @@ var help = map[string]string{
 	"mailoauth_proxy_sessions_total":      "counter Connections accepted, by protocol.",
 	"mailoauth_proxy_sessions_active":     "gauge Connections open now, by protocol.",
 	"mailoauth_proxy_logins_total":        "counter Login attempts by protocol and outcome (ok, bad_password, unknown_user, bad_user_name, config_error, token_error, upstream_unavailable, upstream_refused, login_timeout).",
-	"mailoauth_proxy_token_fetches_total": "counter Tokens asked of the account's source (cached or refreshed), by outcome.",
+	"mailoauth_proxy_token_fetches_total": "counter Tokens asked of the account's source (cached or refreshed), by outcome: ok, error, stale (a cached token served because its refresh failed).",
 	"mailoauth_proxy_bytes_total":         "counter Bytes copied after login, by protocol and direction (up: program to server).",
 }
 

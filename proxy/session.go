@@ -320,7 +320,7 @@ func (s *session) login(user, password string, up upstreamProtocol) (conn *upstr
 	// account (auth's single flight) and holds up no other account's sessions.
 	ts := a.TokenSource(auth.Exchange)
 	tok, terr := ts.Token(s.ctx)
-	m.tokenFetch(terr)
+	m.tokenFetch(tok, terr)
 	if terr != nil {
 		m.login(s.cfg.Protocol, string(outcomeToken))
 		log.Error("login failed: no token", "outcome", outcomeToken, "err", s.deadlineErr(terr))
@@ -352,7 +352,7 @@ func (s *session) login(user, password string, up upstreamProtocol) (conn *upstr
 		return e
 	}, isRefusal)
 	if retried {
-		m.tokenFetch(nil)
+		m.tokenFetch(nil, nil)
 	}
 	if aerr2 != nil {
 		// This connection is done with; the program may try again, on a new one.
