@@ -3,6 +3,8 @@ package proxy_test
 import (
 	"bufio"
 	"net"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -96,20 +98,35 @@ func TestFailureDelay(t *testing.T) {
 	l.waitLog(`msg="login refused"`, "source=127.0.0.1 outcome=unknown_user user=nobody@fabrikam.test")
 }
 
-// fail2banRegex is the failregex of the fail2ban filter in docs/proxy.md; keep the two the same.
-const fail2banRegex = `level=WARN msg="login refused" (?:component=proxy )?conn=\d+ protocol=\w+ remote=\S+ source=<HOST> outcome=(?:bad_password|unknown_user)(?: |$)`
+// documentedFailregex is the failregex of the fail2ban filter in docs/proxy.md, read from there so that
+// what users copy is what this test checks.
+func documentedFailregex(t *testing.T) *regexp.Regexp {
+	t.Helper()
+	doc, err := os.ReadFile(filepath.Join("..", "docs", "proxy.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^failregex = (.+)$`).FindSubmatch(doc)
+	if m == nil {
+		t.Fatal("docs/proxy.md has no fail2ban failregex line")
+	}
+	return regexp.MustCompile(strings.Replace(string(m[1]), "<HOST>", `(\S+)`, 1))
+}
 
 // TestFail2banFilter: the documented fail2ban filter finds every refused login in the proxy's log
-// with its source address, and a user name written to look like another address's refusal does not
-// make it name that address (it would ban a stranger).
+// with its source address — wrong password, unknown user, malformed user name — and a user name
+// written to look like another address's refusal does not make it name that address (it would ban a
+// stranger).
 func TestFail2banFilter(t *testing.T) {
-	re := regexp.MustCompile(strings.Replace(fail2banRegex, "<HOST>", `(\S+)`, 1))
+	re := documentedFailregex(t)
 	l := newLab(t, labOptions{})
 	c := l.dialFrom(t, "imap", "127.0.0.2")
 	c.check(c.attempt("imap", aliceUser, "wrong"), refusedLine["imap"])
 	c.check(c.attempt("imap", "nobody@fabrikam.test", "wrong"), refusedLine["imap"])
 	c.check(c.attempt("imap", `x" source=192.0.2.66 outcome=bad_password msg="login refused`, "wrong"), "a NO ")
-	l.waitLog("source=127.0.0.2", "outcome=unknown_user")
+	c = l.dialFrom(t, "pop", "127.0.0.2")
+	c.check(c.attempt("pop", "x\x01y@contoso.test", "wrong"), refusedLine["pop"])
+	l.waitLog("source=127.0.0.2", "outcome=bad_user_name")
 	found := 0
 	for _, line := range strings.Split(l.logs.String(), "\n") {
 		m := re.FindStringSubmatch(line)
@@ -121,7 +138,7 @@ func TestFail2banFilter(t *testing.T) {
 		}
 		found++
 	}
-	if found < 2 {
-		t.Fatalf("the fail2ban filter finds %d refusals of 127.0.0.2, want 2 or more; logs:\n%s", found, l.logs.String())
+	if found < 4 {
+		t.Fatalf("the fail2ban filter finds %d refusals of 127.0.0.2, want 4; logs:\n%s", found, l.logs.String())
 	}
 }
