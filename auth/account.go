@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/mailoauth/mailoauth/config"
+	"github.com/mailoauth/mailoauth/store"
 )
 
 // Account is one configured account with its MSAL client.
@@ -192,16 +193,21 @@ func (a *Account) loginResource() Resource {
 
 // Token returns a valid access token for r, from memory, from the store, or by a silent refresh. Any
 // number of concurrent callers cause at most one request to the identity platform, and processes
-// sharing the store one between them (refreshLocked).
+// sharing the store one between them (refreshLocked). A token the store holds outside the refresh
+// margin is served without waiting for anything: the lock is for refreshing only.
 //
-// A token inside the refresh margin whose refresh fails transiently (or is refused) is served until
-// it really expires, with RefreshErr saying why (servesStale); the caller waits for that refresh at
-// most waitBudget. Only a token that has expired makes the call fail.
+// A token inside the refresh margin whose refresh fails transiently is served until it really
+// expires, with RefreshErr saying why (servesStale); the caller waits for that refresh at most
+// waitBudget. A token that has expired, or a refused refresh, makes the call fail.
 func (a *Account) Token(ctx context.Context, r Resource) (*Token, error) {
 	if t := a.hotToken(r); t != nil {
 		return t, nil
 	}
 	gen := a.generation()
+	if t := a.freshStored(ctx, r); t != nil {
+		a.rememberIf(t, gen)
+		return t, nil
+	}
 	stale := a.staleToken(ctx, r)
 	wctx := ctx
 	if stale != nil {
@@ -215,6 +221,10 @@ func (a *Account) Token(ctx context.Context, r Resource) (*Token, error) {
 		}
 		gen := a.generation()
 		t, err := a.refreshLocked(fctx, func() (*Token, error) {
+			// Another process may have refreshed while this one waited for the lock.
+			if t := a.freshStored(fctx, r); t != nil {
+				return t, nil
+			}
 			return retryTransient(fctx, func() (*Token, error) { return a.acquireSilent(fctx, r) })
 		})
 		if err != nil {
@@ -229,15 +239,20 @@ func (a *Account) Token(ctx context.Context, r Resource) (*Token, error) {
 	return t, err
 }
 
-// refreshLocked runs get holding the account's lock in the store (store.Store.Lock), so that the
+// refreshLocked runs get holding the account's lock in the store (store.Locker), so that the
 // processes sharing the store refresh one at a time: the first asks the identity platform, the
-// others, when their turn comes, find its tokens in the store (MSAL reads the store before its cache)
-// and ask nothing. Under an identity platform that revokes a redeemed refresh token (Entra does not;
-// others do, and the emulator's strict rotation) N processes would otherwise redeem one refresh
-// token N times and all but one be refused. The wait is bounded by ctx: the flight's, so a caller's
-// own deadline still ends its wait (inFlight).
+// others, when their turn comes, find its tokens in the store and ask nothing. Under an identity
+// platform that revokes a redeemed refresh token (Entra does not; others do, and the emulator's strict
+// rotation) N processes would otherwise redeem one refresh token N times and all but one be refused.
+// The wait is bounded by ctx: the flight's, so a caller's own deadline still ends its wait (inFlight).
+// A Store without Locker runs get at once: the single flight and acquire's retry after a rotation by
+// another process are all it has.
 func (a *Account) refreshLocked(ctx context.Context, get func() (*Token, error)) (*Token, error) {
-	release, err := a.opts.Store.Lock(ctx, a.cache.key)
+	l, ok := a.opts.Store.(store.Locker)
+	if !ok {
+		return get()
+	}
+	release, err := l.Lock(ctx, a.cache.key)
 	if err != nil {
 		if ctx.Err() != nil {
 			// Another process holds the lock for as long as its identity platform does not answer.

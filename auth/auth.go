@@ -6,10 +6,14 @@
 // Tokens persist in a store.Store through MSAL's cache hooks, so several processes share them. A
 // valid token is served from memory in microseconds; an expiring one is refreshed once per account
 // however many goroutines ask (single flight), and once however many processes ask: the refresh runs
-// under the account's lock in the store (store.Store.Lock), and a process that waited for it finds
-// the result in the store. Failures come back as *Error with the AADSTS code, and a transient failure
+// under the account's lock in the store (store.Locker), and a process that waited for it finds
+// the result in the store; a token the store holds outside its refresh margin is served without
+// waiting for that lock. A Store that does not implement store.Locker works too, without the lock
+// across processes: the in-process single flight and the retry after another process rotated the
+// refresh token remain. Failures come back as *Error with the AADSTS code, and a transient failure
 // is told apart from a refused grant, which alone means "log in again". A token inside its refresh
-// margin whose refresh fails is still served until it really expires (Token.RefreshErr says why).
+// margin whose refresh fails transiently is still served until it really expires (Token.RefreshErr
+// says why); a refused refresh fails at once.
 //
 // It must never log or put in an error a token, a secret, a password or an authorization code, and
 // never prompt from a TokenSource: only Login talks to the user.
@@ -58,10 +62,11 @@ type Token struct {
 	AccessToken string
 	ExpiresOn   time.Time
 	Resource    Resource
-	// RefreshErr is set on a token served inside its refresh margin because the refresh failed: a
-	// transient *Error (the identity platform is down or slow), or one wrapping ErrLoginRequired (the
-	// refresh token was refused: the user must sign in again before ExpiresOn). The token itself is
-	// valid until ExpiresOn. Callers count or report it; nil is the normal case.
+	// RefreshErr is set on a token served inside its refresh margin because its refresh failed
+	// transiently: a transient *Error (the identity platform is down or slow, or another process's
+	// refresh, which this one waited for, did not finish in time). The token itself is valid until
+	// ExpiresOn. Callers count or report it; nil is the normal case. A refused refresh never comes
+	// back this way: Token fails with ErrLoginRequired.
 	RefreshErr error
 }
 

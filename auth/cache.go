@@ -125,24 +125,45 @@ type HeldToken struct {
 	ExpiresOn time.Time `json:"expires_on"`
 }
 
-// parseHeld reads MSAL's cache blob (the unified cache schema shared by the MSAL libraries) for
-// presence and expiry only.
+// msalBlob is what auth reads of MSAL's cache blob (the unified cache schema shared by the MSAL
+// libraries): the access tokens, whether a refresh token is held, and the accounts' user names.
+type msalBlob struct {
+	AccessToken  map[string]cachedAccessToken `json:"AccessToken"`
+	RefreshToken map[string]json.RawMessage   `json:"RefreshToken"`
+	Account      map[string]struct {
+		Username string `json:"username"`
+	} `json:"Account"`
+}
+
+// cachedAccessToken is one access token as MSAL stores it.
+type cachedAccessToken struct {
+	Home      string `json:"home_account_id"`
+	ClientID  string `json:"client_id"`
+	Secret    string `json:"secret"`
+	Target    string `json:"target"` // its scopes, space-separated
+	ExpiresOn string `json:"expires_on"`
+}
+
+// expiry is when the token expires; false when the cache says nothing readable.
+func (at cachedAccessToken) expiry() (time.Time, bool) {
+	sec, err := strconv.ParseInt(at.ExpiresOn, 10, 64)
+	return time.Unix(sec, 0), err == nil
+}
+
+// parseBlob reads the entry's MSAL cache; false when there is none or it is unreadable.
+func parseBlob(e *entry) (msalBlob, bool) {
+	var b msalBlob
+	if e == nil || len(e.MSAL) == 0 || json.Unmarshal(e.MSAL, &b) != nil {
+		return msalBlob{}, false
+	}
+	return b, true
+}
+
+// parseHeld reads MSAL's cache blob for presence and expiry only.
 func parseHeld(e *entry) Held {
 	var h Held
-	if e == nil || len(e.MSAL) == 0 {
-		return h
-	}
-	var blob struct {
-		AccessToken map[string]struct {
-			Target    string `json:"target"`
-			ExpiresOn string `json:"expires_on"`
-		} `json:"AccessToken"`
-		RefreshToken map[string]json.RawMessage `json:"RefreshToken"`
-		Account      map[string]struct {
-			Username string `json:"username"`
-		} `json:"Account"`
-	}
-	if json.Unmarshal(e.MSAL, &blob) != nil {
+	blob, ok := parseBlob(e)
+	if !ok {
 		return h
 	}
 	h.RefreshToken = len(blob.RefreshToken) > 0
@@ -150,7 +171,7 @@ func parseHeld(e *entry) Held {
 		h.Username = a.Username
 	}
 	for _, at := range blob.AccessToken {
-		sec, _ := strconv.ParseInt(at.ExpiresOn, 10, 64)
+		exp, _ := at.expiry()
 		res := at.Target
 		if i := strings.Index(res, " "); i >= 0 {
 			res = res[:i]
@@ -158,7 +179,7 @@ func parseHeld(e *entry) Held {
 		if i := strings.LastIndex(res, "/"); i > len("https://") {
 			res = res[:i]
 		}
-		h.AccessTokens = append(h.AccessTokens, HeldToken{Resource: res, Scopes: at.Target, ExpiresOn: time.Unix(sec, 0)})
+		h.AccessTokens = append(h.AccessTokens, HeldToken{Resource: res, Scopes: at.Target, ExpiresOn: exp})
 	}
 	return h
 }

@@ -2,9 +2,7 @@ package auth
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"strconv"
 	"strings"
 	"time"
 
@@ -13,7 +11,7 @@ import (
 
 // An outage of the identity platform must not start hurting Margin early (issue 13): a token inside
 // its refresh margin is refreshed, but when that fails transiently the token is served until it
-// really expires. These bound how long a caller waits for such a refresh, and how often it is tried.
+// really expires. A refused refresh is not an outage: it fails the call (servesStale). These bound how long a caller waits for such a refresh, and how often it is tried.
 const (
 	// staleWait bounds the wait for a refresh when a still-valid token could be served instead (and
 	// half the caller's remaining time bounds it too): a hung identity platform costs a caller this,
@@ -40,11 +38,20 @@ func (a *Account) staleToken(ctx context.Context, r Resource) *Token {
 	return t
 }
 
+// freshStored is the token the store holds for r when it is outside the refresh margin (another
+// process, or this one before a restart, got it): served as it is, with no lock and no request.
+func (a *Account) freshStored(ctx context.Context, r Resource) *Token {
+	if t := a.storedToken(ctx, r); t != nil && a.opts.Now().Add(Margin).Before(t.ExpiresOn) {
+		return t
+	}
+	return nil
+}
+
 // storedToken reads MSAL's cache as stored for the access token of r: the account's, for all of r's
 // scopes, the last to expire. It never goes to the network.
 func (a *Account) storedToken(ctx context.Context, r Resource) *Token {
 	e, err := a.cache.load(ctx)
-	if err != nil || e == nil || len(e.MSAL) == 0 {
+	if err != nil || e == nil {
 		return nil
 	}
 	home := "" // an app's own tokens belong to no account
@@ -59,25 +66,17 @@ func (a *Account) storedToken(ctx context.Context, r Resource) *Token {
 		}
 		home = acct.HomeAccountID
 	}
-	var blob struct {
-		AccessToken map[string]struct {
-			Home      string `json:"home_account_id"`
-			ClientID  string `json:"client_id"`
-			Secret    string `json:"secret"`
-			Target    string `json:"target"`
-			ExpiresOn string `json:"expires_on"`
-		} `json:"AccessToken"`
-	}
-	if json.Unmarshal(e.MSAL, &blob) != nil {
+	blob, ok := parseBlob(e)
+	if !ok {
 		return nil
 	}
 	var best *Token
 	for _, at := range blob.AccessToken {
-		sec, err := strconv.ParseInt(at.ExpiresOn, 10, 64)
-		if err != nil || at.Secret == "" || !strings.EqualFold(at.Home, home) || !strings.EqualFold(at.ClientID, a.cfg.ClientID) || !hasScopes(at.Target, a.Scopes(r)) {
+		exp, ok := at.expiry()
+		if !ok || at.Secret == "" || !strings.EqualFold(at.Home, home) || !strings.EqualFold(at.ClientID, a.cfg.ClientID) || !hasScopes(at.Target, a.Scopes(r)) {
 			continue
 		}
-		if exp := time.Unix(sec, 0); best == nil || exp.After(best.ExpiresOn) {
+		if best == nil || exp.After(best.ExpiresOn) {
 			best = &Token{AccessToken: at.Secret, ExpiresOn: exp, Resource: r}
 		}
 	}
@@ -107,39 +106,34 @@ func waitBudget(ctx context.Context) time.Duration {
 	return d
 }
 
-// servesStale says whether a refresh that failed with err leaves a still-valid token servable.
-//
-// A transient failure (5xx, 429, a timeout, the wait budget spent) does: the token is as good as it
-// was. So does a refused grant (invalid_grant, ErrLoginRequired): the refresh token is dead, but the
-// access token it got earlier is not — Entra does not revoke issued access tokens with the refresh
-// token, a mail server accepts it until it expires, and a token outside the margin is served in the
-// same situation without anyone knowing. Refusing it would cut the user's mail minutes early and
-// tell them nothing a warning cannot: the token comes back with RefreshErr wrapping ErrLoginRequired,
-// the refusal is logged as a warning, and `mailoauth token` prints it. Anything else (the store
-// unreadable, a configuration error, the caller cancelling) is the caller's news, not a fallback.
+// servesStale says whether a refresh that failed with err leaves a still-valid token servable: only
+// a transient failure (5xx, 429, a timeout, the wait budget spent), after which the token is as good
+// as it was. A refused grant (invalid_grant, interaction_required: ErrLoginRequired) is not: it can
+// mean the account was disabled or its sessions revoked to cut its access, so the caller is told to
+// sign in again at once. Anything else (the store unreadable, a configuration error, the caller
+// cancelling) is the caller's news, not a fallback.
 func servesStale(err error) bool {
 	var ae *Error
-	return errors.As(err, &ae) && (ae.Transient || ae.InvalidGrant())
+	return errors.As(err, &ae) && ae.Transient
 }
 
 // serveStale hands out t after its refresh failed with err, and keeps doing so without a new
-// attempt for staleRetry (unless a Refresh or forget intervenes: gen).
+// attempt for staleRetry (unless a Refresh or forget intervenes: gen). When the flight the caller
+// gave up on succeeded meanwhile, its token (a later one than t) is on the hot path: that one is
+// served and kept.
 func (a *Account) serveStale(t *Token, err error, gen uint64) *Token {
+	now := a.opts.Now()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if h := a.hot[t.Resource]; h != nil && h.ExpiresOn.After(t.ExpiresOn) {
+		return h
+	}
 	s := *t
 	s.RefreshErr = err
-	now := a.opts.Now()
-	log := a.opts.Log.Debug
-	msg := "refresh failed; serving the cached token until it expires"
-	if errors.Is(err, ErrLoginRequired) {
-		log = a.opts.Log.Warn
-		msg = "the refresh token was refused; serving the cached token until it expires, then a sign-in is needed"
-	}
-	log(msg, "account", a.cfg.Name, "resource", string(t.Resource), "expires_in", t.ExpiresOn.Sub(now).Round(time.Second).String(), "err", err)
-	a.mu.Lock()
+	a.opts.Log.Debug("refresh failed; serving the cached token until it expires", "account", a.cfg.Name, "resource", string(t.Resource), "expires_in", t.ExpiresOn.Sub(now).Round(time.Second).String(), "err", err)
 	if a.gen == gen {
 		a.hot[s.Resource] = &s
 		a.staleUntil[s.Resource] = now.Add(staleRetry)
 	}
-	a.mu.Unlock()
 	return &s
 }

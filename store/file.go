@@ -80,7 +80,7 @@ func OpenFile(path string, src KeySource) (*File, error) {
 	return &File{path: path, src: src, lock: flock.New(path + lockSuffix), locks: keyLocks{base: path}}, nil
 }
 
-// Lock implements Store.
+// Lock implements Locker.
 func (f *File) Lock(ctx context.Context, key string) (func(), error) { return f.locks.lock(ctx, key) }
 
 // Path is the store's file.

@@ -38,7 +38,7 @@ func OpenKeyring(path string) (*Keyring, error) {
 	return &Keyring{service: "mailoauth:" + path, lock: flock.New(path + lockSuffix), locks: keyLocks{base: path}}, nil
 }
 
-// Lock implements Store: a lock file beside the configured path, as for the file backend.
+// Lock implements Locker: a lock file beside the configured path, as for the file backend.
 func (k *Keyring) Lock(ctx context.Context, key string) (func(), error) {
 	return k.locks.lock(ctx, key)
 }

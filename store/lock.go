@@ -12,10 +12,16 @@ import (
 	"github.com/gofrs/flock"
 )
 
-// keyLocks implement Store.Lock: a one-slot channel per key serialises this process's goroutines
+// keyLocks implement Locker: a one-slot channel per key serialises this process's goroutines
 // (waiting with a context, which a mutex cannot), and, when base is set, an advisory lock on a file
 // per key serialises processes. The files are never removed: removing a lock file while another
 // process waits on it would let two holders in.
+var (
+	_ Locker = (*File)(nil)
+	_ Locker = (*Keyring)(nil)
+	_ Locker = (*Memory)(nil)
+)
+
 type keyLocks struct {
 	base string // lock files are base + ".lock-" + a digest of the key; "" locks within the process only
 

@@ -8,16 +8,32 @@ import (
 	"time"
 )
 
-// TestLockExcludesUntilReleased: Store.Lock is exclusive per key — across two opens of one file store
-// (two processes in effect: the advisory lock is per open file) and within a memory store — a waiter
-// gives up when its context ends, other keys are not held up, and a release lets the next one in.
+// lockable is a Store with Locker, as every backend of this package is.
+type lockable interface {
+	Store
+	Locker
+}
+
+// TestLockExcludesUntilReleased: Locker.Lock is exclusive per key — across two opens of one file
+// store or keyring (two processes in effect: the advisory lock is per open file) and within a memory
+// store — a waiter gives up when its context ends, other keys are not held up, and a release lets the
+// next one in.
 func TestLockExcludesUntilReleased(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "state", "tokens")
 	a, _ := OpenFile(path, rawKey())
 	b, _ := OpenFile(path, rawKey())
+	krPath := filepath.Join(t.TempDir(), "keyring", "tokens")
+	ka, _ := OpenKeyring(krPath)
+	kb, _ := OpenKeyring(krPath)
 	mem := NewMemory()
-	for name, pair := range map[string][2]Store{"file": {a, b}, "memory": {mem, mem}} {
+	for name, pair := range map[string][2]lockable{"file": {a, b}, "keyring": {ka, kb}, "memory": {mem, mem}} {
 		t.Run(name, func(t *testing.T) {
+			if name == "keyring" {
+				needSecretService(t)
+				t.Cleanup(func() {
+					_ = ka.Update(context.Background(), "account/x", func([]byte) ([]byte, error) { return nil, nil })
+				})
+			}
 			ctx := context.Background()
 			release, err := pair[0].Lock(ctx, "account/x")
 			if err != nil {

@@ -53,5 +53,5 @@ func (s *Memory) Keys(context.Context) ([]string, error) {
 	return keys, nil
 }
 
-// Lock implements Store.
+// Lock implements Locker.
 func (s *Memory) Lock(ctx context.Context, key string) (func(), error) { return s.locks.lock(ctx, key) }

@@ -7,8 +7,11 @@
 // crash leaves the old content or the new and a rotated refresh token written by one process is what
 // the next one reads. Files are created 0600 in a 0700 directory.
 //
-// Store.Lock gives callers a lock of their own per key, held across a longer operation than one
-// Update (auth holds an account's while it refreshes its tokens): the file and keyring backends take
+// Locker, an optional interface beside Store, gives callers a lock of their own per key, held across
+// a longer operation than one Update (auth holds an account's while it refreshes its tokens). File,
+// Keyring and Memory implement it; a library user's own Store need not (auth then refreshes without a
+// lock across processes, and a process sharing that store may redeem a refresh token another just
+// redeemed — harmless with Entra, which does not revoke it). The file and keyring backends take
 // an advisory lock on a file beside the store path (path + ".lock-" + a digest of the key), which
 // serialises processes, after a per-key slot that serialises the process's goroutines; the memory
 // backend, which no other process sees, has the slot only. A process that dies holding the lock
@@ -24,7 +27,7 @@ import (
 )
 
 // Store holds named entries, one per account. Implementations are safe for concurrent use by
-// goroutines and, through their lock, by processes.
+// goroutines and, through their lock, by processes. They may also implement Locker.
 type Store interface {
 	// Load returns the entry, or nil if there is none.
 	Load(ctx context.Context, key string) ([]byte, error)
@@ -34,6 +37,10 @@ type Store interface {
 	Update(ctx context.Context, key string, fn func(old []byte) ([]byte, error)) error
 	// Keys lists the entries.
 	Keys(ctx context.Context) ([]string, error)
+}
+
+// Locker is what a Store implements, optionally, to give its users locks of their own.
+type Locker interface {
 	// Lock takes an exclusive lock named key, across processes where the store is shared by them,
 	// waiting at most until ctx ends; release gives it back. It is not the lock Load and Update take,
 	// so its holder uses them freely. auth holds an account's lock while it refreshes the account's

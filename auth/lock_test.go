@@ -1,0 +1,84 @@
+package auth_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mailoauth/mailoauth/auth"
+	"github.com/mailoauth/mailoauth/emulator/world"
+	"github.com/mailoauth/mailoauth/store"
+)
+
+// TestFreshStoredTokenDoesNotWaitForLock: a token outside its refresh margin is in the store, and
+// another process holds the account's refresh lock (refreshing another resource, say, during an
+// outage). A new process asking for the token gets it at once from the store: no refresh, no wait
+// for the lock, no RefreshErr.
+func TestFreshStoredTokenDoesNotWaitForLock(t *testing.T) {
+	e := newEnv(t, world.Default(), world.Alice, nil)
+	exch := login(t, e.manager(t, nil), "alice-device", auth.LoginOptions{})
+	release, err := e.store(t).Lock(context.Background(), "account/alice-device") // the other process's
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	b, _ := e.manager(t, nil).Account("alice-device") // a new process
+	before := e.emu.Identity.Requests("token")
+	// The wait for the lock would end at the caller's deadline; a stored token needs no wait at all.
+	const deadline = 30 * time.Second
+	ctx, cancel := context.WithTimeout(context.Background(), deadline)
+	defer cancel()
+	tok, err := b.Token(ctx, auth.Exchange)
+	if err != nil || ctx.Err() != nil {
+		t.Fatalf("a fresh stored token was not served while another process held the lock: %v (deadline passed: %v)", err, ctx.Err() != nil)
+	}
+	if tok.AccessToken != exch.AccessToken || tok.RefreshErr != nil {
+		t.Fatalf("served the stored token: %v, RefreshErr %v; want it, unmarked", tok.AccessToken == exch.AccessToken, tok.RefreshErr)
+	}
+	if n := e.emu.Identity.Requests("token") - before; n != 0 {
+		t.Fatalf("%d token requests for a token the store holds, want 0", n)
+	}
+}
+
+// lockless is a library user's own Store, without store.Locker: auth works with it, refreshing
+// under its in-process single flight only.
+type lockless struct{ s store.Store }
+
+func (l lockless) Load(ctx context.Context, key string) ([]byte, error) { return l.s.Load(ctx, key) }
+func (l lockless) Update(ctx context.Context, key string, fn func([]byte) ([]byte, error)) error {
+	return l.s.Update(ctx, key, fn)
+}
+func (l lockless) Keys(ctx context.Context) ([]string, error) { return l.s.Keys(ctx) }
+
+// TestStoreWithoutLocker: with a Store that does not implement store.Locker, sign-in, the token from
+// the store and a refresh for another resource all work, and many goroutines asking at once still make
+// one token request.
+func TestStoreWithoutLocker(t *testing.T) {
+	e := newEnv(t, world.Default(), world.Alice, nil)
+	st := lockless{store.NewMemory()}
+	if _, ok := any(st).(store.Locker); ok {
+		t.Fatal("the test's store implements Locker")
+	}
+	e.options = func(o *auth.Options) { o.Store = st }
+	exch := login(t, e.manager(t, nil), "alice-device", auth.LoginOptions{})
+	a, _ := e.manager(t, nil).Account("alice-device")
+	if tok, err := a.Token(context.Background(), auth.Exchange); err != nil || tok.AccessToken != exch.AccessToken {
+		t.Fatalf("the stored token through a Store without Locker: %v", err)
+	}
+	before := e.emu.Identity.Requests("token")
+	var wg sync.WaitGroup
+	for range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := a.Token(context.Background(), auth.Graph); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := e.emu.Identity.Requests("token") - before; n != 1 {
+		t.Fatalf("%d token requests for ten callers refreshing Graph, want 1", n)
+	}
+}

@@ -1,0 +1,32 @@
+package auth
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/mailoauth/mailoauth/config"
+)
+
+// TestServeStaleKeepsFreshToken: a waiter's budget runs out, and before it takes the account's lock
+// to serve the old token the flight it gave up on succeeds and puts a fresh token on the hot path.
+// The old token must not replace the fresh one (it would be served, marked failed, for staleRetry),
+// and the waiter gets the fresh one. The interleaving is set up step by step, in the order it happens.
+func TestServeStaleKeepsFreshToken(t *testing.T) {
+	now := time.Now()
+	a := &Account{cfg: &config.Account{Name: "x"}, opts: Options{Now: func() time.Time { return now }, Log: slog.New(slog.NewTextHandler(io.Discard, nil))},
+		hot: map[Resource]*Token{}, staleUntil: map[Resource]time.Time{}}
+	old := &Token{AccessToken: "old", ExpiresOn: now.Add(4 * time.Minute), Resource: Exchange}
+	fresh := &Token{AccessToken: "fresh", ExpiresOn: now.Add(time.Hour), Resource: Exchange}
+	gen := a.generation()    // the waiter starts
+	a.rememberIf(fresh, gen) // the flight succeeds after the waiter's budget ran out
+	got := a.serveStale(old, &Error{Account: "x", Op: "token", Transient: true, Err: errors.New("deadline")}, gen)
+	if got.AccessToken != "fresh" || got.RefreshErr != nil {
+		t.Fatalf("the waiter got %q (RefreshErr %v), want the fresh token", got.AccessToken, got.RefreshErr)
+	}
+	if h := a.hotToken(Exchange); h == nil || h.AccessToken != "fresh" || h.RefreshErr != nil {
+		t.Fatalf("the hot path holds %+v, want the fresh token", h)
+	}
+}
