@@ -505,12 +505,20 @@ const bypassClaims = `{"id_token":{"auth_time":{"essential":true}}}`
 
 // Refresh throws away the account's access token for r and gets a new one from the identity platform
 // (with the refresh token or the client credential), bypassing every cache: for a server that refused
-// a token the cache thought valid (revoked, or issued before a permission change).
+// a token the cache thought valid (revoked, or issued before a permission change). The refused token
+// (the one Token last handed out) is removed from the store too, so that no process serves it again
+// when this refresh fails.
 func (a *Account) Refresh(ctx context.Context, r Resource) (*Token, error) {
 	a.mu.Lock()
+	refused := a.hot[r]
 	delete(a.hot, r)
 	a.gen++
 	a.mu.Unlock()
+	if refused != nil {
+		if err := a.cache.dropAccessToken(ctx, refused.AccessToken); err != nil {
+			return nil, err
+		}
+	}
 	return a.inFlight(ctx, "refresh "+string(r), func(fctx context.Context) (*Token, error) {
 		t, err := a.refreshLocked(fctx, func() (*Token, error) {
 			return retryTransient(fctx, func() (*Token, error) { return a.acquire(fctx, r, true) })

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"strconv"
 	"strings"
 	"time"
@@ -97,6 +98,45 @@ func (c *storeCache) Export(ctx context.Context, m cache.Marshaler, _ cache.Expo
 		}
 		return json.Marshal(e)
 	})
+}
+
+// errUnchanged ends an Update that has nothing to write.
+var errUnchanged = errors.New("unchanged")
+
+// dropAccessToken removes from the store the access token whose secret is secret, keeping the rest of
+// MSAL's cache as it is: a server refused that token, so no process may serve it again, not even
+// during an outage when its refresh fails.
+func (c *storeCache) dropAccessToken(ctx context.Context, secret string) error {
+	err := c.st.Update(ctx, c.key, func(old []byte) ([]byte, error) {
+		var e map[string]json.RawMessage
+		var blob map[string]json.RawMessage
+		var ats map[string]json.RawMessage
+		if json.Unmarshal(old, &e) != nil || json.Unmarshal(e["msal"], &blob) != nil || json.Unmarshal(blob["AccessToken"], &ats) != nil {
+			return nil, errUnchanged
+		}
+		n := len(ats)
+		for k, raw := range ats {
+			var at cachedAccessToken
+			if json.Unmarshal(raw, &at) == nil && at.Secret == secret {
+				delete(ats, k)
+			}
+		}
+		if len(ats) == n {
+			return nil, errUnchanged
+		}
+		var err error
+		if blob["AccessToken"], err = json.Marshal(ats); err != nil {
+			return nil, err
+		}
+		if e["msal"], err = json.Marshal(blob); err != nil {
+			return nil, err
+		}
+		return json.Marshal(e)
+	})
+	if errors.Is(err, errUnchanged) {
+		return nil
+	}
+	return err
 }
 
 // setHomeAccount records the signed-in account (confidential clients cannot list theirs).

@@ -183,3 +183,40 @@ func TestOutageServesAppTokenInsideMargin(t *testing.T) {
 	tok, err := a.Token(context.Background(), auth.Exchange)
 	servedStale(t, tok, err, first)
 }
+
+// TestRefusedTokenNotServedAgain: a mail server refused the cached token (Refresh), and the refresh
+// that should replace it fails in an outage. The refused token is not served again — not by this
+// process's next Token, nor by a new process reading the store — although it has not expired: the
+// caller gets the outage's error instead of a token it knows to be refused.
+func TestRefusedTokenNotServedAgain(t *testing.T) {
+	w := world.Default()
+	w.Faults = []world.Fault{{Endpoint: "token", After: 1, Status: 503}} // after the login
+	e := newEnv(t, w, world.Alice, nil)
+	m := e.manager(t, nil)
+	exch := login(t, m, "alice-device", auth.LoginOptions{})
+	ctx := context.Background()
+	a, _ := m.Account("alice-device")
+	if tok, err := a.Token(ctx, auth.Exchange); err != nil || tok.AccessToken != exch.AccessToken {
+		t.Fatalf("the login's token: %v", err)
+	}
+	if _, err := a.Refresh(ctx, auth.Exchange); err == nil {
+		t.Fatal("a refresh during the outage succeeded")
+	}
+	for i, acc := range []*auth.Account{a, must(e.manager(t, nil).Account("alice-device"))} {
+		tok, err := acc.Token(ctx, auth.Exchange)
+		if tok != nil && tok.AccessToken == exch.AccessToken {
+			t.Fatalf("process %d: the refused token was served again (RefreshErr %v)", i, tok.RefreshErr)
+		}
+		var ae *auth.Error
+		if !errors.As(err, &ae) || !ae.Transient {
+			t.Fatalf("process %d: %v, want the outage's transient error", i, err)
+		}
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
