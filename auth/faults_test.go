@@ -256,8 +256,8 @@ func TestInvalidGrantSaysLogInAgain(t *testing.T) {
 // one that loses the race is refused (invalid_grant), finds the successor the other stored, and uses
 // it, instead of telling its user to sign in again. The interleaving is forced: the second process's
 // refresh request is held until the first one's refresh has finished and been stored. The second
-// process does not take the store's refresh lock (as an older mailoauth would not; with the lock the
-// race cannot happen: TestStrictRotationManyProcesses), so this tests the backstop behind the lock.
+// process does not take the store's refresh lock (as an older mailoauth, or one over a Store without
+// store.Locker, would not; with the lock the race cannot happen: TestStrictRotationManyProcesses), so this tests the backstop behind the lock.
 func TestStrictRotationTwoProcesses(t *testing.T) {
 	w := world.Default()
 	w.Tokens.RevokeRotatedRefreshTokens = true
@@ -333,10 +333,9 @@ func TestStrictRotationTwoProcesses(t *testing.T) {
 	}
 }
 
-// unlocked is a store whose Lock locks nothing: a process that does not share the refresh lock.
+// unlocked is a store without store.Locker (its Store hides the Locker of the store it wraps): a
+// process that does not share the refresh lock, or a library user's own Store.
 type unlocked struct{ store.Store }
-
-func (unlocked) Lock(context.Context, string) (func(), error) { return func() {}, nil }
 
 // TestRefreshReturnsAtTheCallersDeadline: a forced refresh against a hung identity platform gives the
 // caller back its own deadline, as Token does (the proxy's login deadline depends on it); the refresh

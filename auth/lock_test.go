@@ -41,22 +41,12 @@ func TestFreshStoredTokenDoesNotWaitForLock(t *testing.T) {
 	}
 }
 
-// lockless is a library user's own Store, without store.Locker: auth works with it, refreshing
-// under its in-process single flight only.
-type lockless struct{ s store.Store }
-
-func (l lockless) Load(ctx context.Context, key string) ([]byte, error) { return l.s.Load(ctx, key) }
-func (l lockless) Update(ctx context.Context, key string, fn func([]byte) ([]byte, error)) error {
-	return l.s.Update(ctx, key, fn)
-}
-func (l lockless) Keys(ctx context.Context) ([]string, error) { return l.s.Keys(ctx) }
-
 // TestStoreWithoutLocker: with a Store that does not implement store.Locker, sign-in, the token from
 // the store and a refresh for another resource all work, and many goroutines asking at once still make
 // one token request.
 func TestStoreWithoutLocker(t *testing.T) {
 	e := newEnv(t, world.Default(), world.Alice, nil)
-	st := lockless{store.NewMemory()}
+	st := unlocked{store.NewMemory()}
 	if _, ok := any(st).(store.Locker); ok {
 		t.Fatal("the test's store implements Locker")
 	}
