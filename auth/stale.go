@@ -11,7 +11,8 @@ import (
 
 // An outage of the identity platform must not start hurting Margin early (issue 13): a token inside
 // its refresh margin is refreshed, but when that fails transiently the token is served until it
-// really expires. A refused refresh is not an outage: it fails the call (servesStale). These bound how long a caller waits for such a refresh, and how often it is tried.
+// really expires. A refused refresh is not an outage: it fails the call (servesStale). These bound
+// how long a caller waits for such a refresh, and how often it is tried.
 const (
 	// staleWait bounds the wait for a refresh when a still-valid token could be served instead (and
 	// half the caller's remaining time bounds it too): a hung identity platform costs a caller this,
@@ -124,16 +125,17 @@ func servesStale(err error) bool {
 func (a *Account) serveStale(t *Token, err error, gen uint64) *Token {
 	now := a.opts.Now()
 	a.mu.Lock()
-	defer a.mu.Unlock()
 	if h := a.hot[t.Resource]; h != nil && h.ExpiresOn.After(t.ExpiresOn) {
+		a.mu.Unlock()
 		return h
 	}
 	s := *t
 	s.RefreshErr = err
-	a.opts.Log.Debug("refresh failed; serving the cached token until it expires", "account", a.cfg.Name, "resource", string(t.Resource), "expires_in", t.ExpiresOn.Sub(now).Round(time.Second).String(), "err", err)
 	if a.gen == gen {
 		a.hot[s.Resource] = &s
 		a.staleUntil[s.Resource] = now.Add(staleRetry)
 	}
+	a.mu.Unlock()
+	a.opts.Log.Debug("refresh failed; serving the cached token until it expires", "account", a.cfg.Name, "resource", string(t.Resource), "expires_in", t.ExpiresOn.Sub(now).Round(time.Second).String(), "err", err)
 	return &s
 }
