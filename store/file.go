@@ -125,6 +125,10 @@ func parseHeader(data []byte) (*header, int, error) {
 		}
 	case len(data) >= headerLen1 && string(data[:len(magicV1)]) == magicV1:
 		n = headerLen1
+	case len(data) >= len(magic) && string(data[:len(magic)-1]) == magic[:len(magic)-1] && data[len(magic)-1] > magic[len(magic)-1] && data[len(magic)-1] <= '9':
+		// Not damage: every binary sharing a store must be upgraded together, and this one must not
+		// tell its user to remove a store a newer one reads.
+		return nil, 0, fmt.Errorf("%w (store format %c): upgrade this mailoauth to the version that wrote it; the file is left as it is", ErrNewerFormat, data[len(magic)-1])
 	default:
 		return nil, 0, fmt.Errorf("%w: it does not start with a mailoauth store header", ErrCorrupt)
 	}
@@ -210,6 +214,9 @@ func (f *File) read() (map[string][]byte, *header, error) {
 		return nil, nil, fmt.Errorf("read token store %s: %w", f.path, err)
 	}
 	h, n, err := parseHeader(data)
+	if errors.Is(err, ErrNewerFormat) {
+		return nil, nil, fmt.Errorf("open token store %s: %w", f.path, err)
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("open token store %s: %w: restore it from a backup or remove it and log in again", f.path, err)
 	}

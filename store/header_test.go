@@ -126,3 +126,31 @@ func writeV1(t *testing.T, f *File, entries map[string][]byte) {
 		t.Fatal(err)
 	}
 }
+
+// A store written by a newer mailoauth (a later format) is not called damaged — that would tell the
+// user to remove a store the newer binary reads — and is never overwritten.
+func TestFileNewerFormatSaysUpgrade(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tokens")
+	a, _ := OpenFile(path, passphrase("right"))
+	put(t, a, "work", "refresh-token-1")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[len(magic)-1] = '3'
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	s, _ := OpenFile(path, passphrase("right"))
+	_, err = s.Load(ctx, "work")
+	if !errors.Is(err, ErrNewerFormat) || errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "upgrade this mailoauth") || strings.Contains(err.Error(), "remove") {
+		t.Fatalf("Load of a format 3 store: %v; want ErrNewerFormat saying to upgrade, not to remove it", err)
+	}
+	if uerr := s.Update(ctx, "work", func([]byte) ([]byte, error) { return []byte("overwritten"), nil }); !errors.Is(uerr, ErrNewerFormat) {
+		t.Fatalf("Update of a format 3 store: %v", uerr)
+	}
+	if now, _ := os.ReadFile(path); !bytes.Equal(now, data) {
+		t.Fatal("a store in a newer format was overwritten")
+	}
+}

@@ -54,6 +54,8 @@ var (
 	ErrWrongKey = errors.New("the passphrase or key does not open this token store")
 	// ErrCorrupt: the file was changed or damaged after it was written.
 	ErrCorrupt = errors.New("the token store was modified or damaged after it was written")
+	// ErrNewerFormat: the file was written by a newer mailoauth, in a format this one does not know.
+	ErrNewerFormat = errors.New("the token store was written by a newer mailoauth")
 	// ErrNoKey: the store needs a passphrase and none can be had without a prompt.
 	ErrNoKey = errors.New("the token store needs a passphrase and none is configured")
 )

@@ -172,7 +172,7 @@ func (a *app) accountsCommand() *cobra.Command {
 				}
 				if err != nil {
 					var ke *store.KeyError
-					if errors.As(err, &ke) || errors.Is(err, store.ErrWrongKey) || errors.Is(err, store.ErrCorrupt) {
+					if errors.As(err, &ke) || errors.Is(err, store.ErrWrongKey) || errors.Is(err, store.ErrCorrupt) || errors.Is(err, store.ErrNewerFormat) {
 						return err // the store itself is unusable: say so once
 					}
 					s.Error = err.Error()
