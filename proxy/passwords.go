@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
+	"errors"
 	"net"
 	"net/netip"
 	"runtime"
@@ -165,10 +166,15 @@ const (
 	maxPenaltySources = 10_000
 )
 
-// penalties slows down repeated wrong passwords (and unknown users) from one source: the answer to
-// a source's first failure is held back delay, each further one twice as long as the one before, up
-// to max. A source that gets a password right, or has not failed for penaltyForget, starts again.
-// Only failures wait: a right password is answered at once, and other sources are not affected.
+// penalties slows down repeated wrong passwords (and unknown users, and malformed user names) from
+// one source, before the work: a login from a source that has failed waits for the check in flight
+// from that source, if any, and then until delay after the source's last failure — twice as long
+// for each further failure, up to max — before its password is checked. A source so has at most one
+// argon2id derivation under way, and at most one every max, however many connections it opens: a
+// guesser cannot take the CPUs' turns from other sources' logins. As in Dovecot's auth_penalty,
+// the delay comes before the check, and a source without failures is neither delayed nor held to
+// one check at a time. A source that gets a password right, or has not failed for penaltyForget,
+// starts again.
 type penalties struct {
 	delay, max time.Duration // delay < 0: no delay
 	mu         sync.Mutex
@@ -180,6 +186,7 @@ type penalty struct {
 	source   string
 	failures int
 	last     time.Time
+	turn     chan struct{} // holds a value while one of the source's logins is checked; made on first use
 }
 
 func newPenalties(delay, maxDelay time.Duration) *penalties {
@@ -220,14 +227,119 @@ func (p *penalties) failed(source string, now time.Time) time.Duration {
 	}
 	e.failures++
 	e.last = now
+	return p.delayFor(e.failures)
+}
+
+// delayFor is how long a source with n failures waits after its last one.
+func (p *penalties) delayFor(n int) time.Duration {
 	d := p.delay
-	for i := 1; i < e.failures && d < p.max; i++ {
+	for i := 1; i < n && d < p.max; i++ {
 		d *= 2
 	}
 	return min(d, p.max)
 }
 
-// succeeded forgets source's failures: whoever is there knows a password.
+// errSessionClosed is what awaiting a turn returns when the session closed first.
+var errSessionClosed = errors.New("the session closed")
+
+// turn is a login's permission to have its password checked; done must be called once the
+// outcome is recorded (failed or succeeded), so that the source's next login takes its turn.
+type turn struct {
+	p      *penalties
+	source string
+	held   chan struct{} // nil: the source had no failures, nothing to give back
+}
+
+// await waits until source may have a password checked: at once if it has no failures; otherwise
+// for its turn and then until its delay after its last failure has passed. err is ctx's, or
+// errSessionClosed, if that ended first.
+func (p *penalties) await(ctx context.Context, closed <-chan struct{}, source string) (*turn, error) {
+	t := &turn{p: p, source: source}
+	p.mu.Lock()
+	var slot chan struct{}
+	if el := p.sources[source]; el != nil && time.Since(el.Value.(*penalty).last) <= penaltyForget {
+		e := el.Value.(*penalty)
+		if e.turn == nil { // most sources of a flood from ever new addresses never come back
+			e.turn = make(chan struct{}, 1)
+		}
+		slot = e.turn
+	}
+	p.mu.Unlock()
+	if slot == nil {
+		return t, nil
+	}
+	select {
+	case slot <- struct{}{}:
+		t.held = slot
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-closed:
+		return nil, errSessionClosed
+	}
+	if err := wait(ctx, closed, p.wait(source, time.Now())); err != nil {
+		t.done()
+		return nil, err
+	}
+	return t, nil
+}
+
+// wait is how long source must still wait at now: its delay after its last failure, if it has any.
+func (p *penalties) wait(source string, now time.Time) time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	el := p.sources[source]
+	if el == nil {
+		return 0 // it got a password right meanwhile
+	}
+	e := el.Value.(*penalty)
+	if now.Sub(e.last) > penaltyForget {
+		return 0
+	}
+	return p.delayFor(e.failures) - now.Sub(e.last)
+}
+
+// wait waits for d, or until ctx ends or closed is closed.
+func wait(ctx context.Context, closed <-chan struct{}, d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-closed:
+		return errSessionClosed
+	}
+}
+
+// failed records that the login's check failed and returns how long the source's next login
+// will wait.
+func (t *turn) failed(now time.Time) time.Duration {
+	defer t.done()
+	return t.p.failed(t.source, now)
+}
+
+// succeeded forgets the source's failures and gives the turn back.
+func (t *turn) succeeded() {
+	defer t.done()
+	t.p.succeeded(t.source)
+}
+
+func (t *turn) done() {
+	if t.held != nil {
+		<-t.held
+		t.held = nil
+	}
+}
+
+// succeeded forgets source's failures: whoever is there knows a password. This is a deliberate
+// trade-off, as in Dovecot: a person behind the same address as a guesser (a NAT) is not kept
+// waiting for ever once they log in; the price is that a guesser who knows one password of this
+// proxy can reset its own delay between guesses — fail2ban on the refusals' log lines, which
+// a success does not erase, is the defence against that.
 func (p *penalties) succeeded(source string) {
 	p.mu.Lock()
 	if el := p.sources[source]; el != nil {

@@ -15,3 +15,13 @@ func HoldPasswordChecks(s *Server) (release func()) {
 		}
 	}
 }
+
+// HookDerivations makes every argon2id derivation of s call hook with the password it checks
+// before it begins, and what hook returns once it is done. Call it before s checks any password.
+func HookDerivations(s *Server, hook func(password string) (done func())) {
+	derive := s.verifier.derive
+	s.verifier.derive = func(hash, password string) ([]byte, []byte, error) {
+		defer hook(password)()
+		return derive(hash, password)
+	}
+}

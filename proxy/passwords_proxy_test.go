@@ -2,12 +2,15 @@ package proxy_test
 
 import (
 	"bufio"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -56,44 +59,49 @@ func (c *client) timedAttempt(user, password string) (string, time.Duration) {
 	return got, time.Since(start)
 }
 
-// TestFailureDelay: wrong passwords from one source address are answered ever later (the delay
-// doubles with each failure); a right password from that address is answered without the delay,
-// and a wrong one from another address waits only its own first delay. The log line of every
-// refusal names its source for fail2ban. Timer-based delays never end early, so the lower bounds are
-// exact; the upper bounds are the next delay the source would have had, far above a login's cost.
+// TestFailureDelay: after a failure, a source's next password check waits — the delay doubling
+// with each failure — before it begins; the source's first failure is not delayed, nor is another
+// address's; a right password from a penalised source is checked after the delay and starts the
+// source again. The log line of every refusal names its source for fail2ban. A check's failure is
+// recorded after its login was sent, so "answered no sooner than the delay after the previous
+// attempt was sent" is an exact lower bound (timers never end early); the upper bounds are a
+// delay the source would have had, far above a login's cost.
 func TestFailureDelay(t *testing.T) {
 	const base = 100 * time.Millisecond
 	l := newLab(t, labOptions{proxy: proxy.Options{FailureDelay: base, FailureDelayMax: time.Minute}})
-	want := base
-	for range 2 { // three failures per connection, then it is closed
+	var want time.Duration // how long after the previous attempt the next one may be checked
+	var prev time.Time     // when the previous attempt was sent
+	for range 2 {          // three failures per connection, then it is closed
 		c := l.dialFrom(t, "imap", "127.0.0.1")
 		for range 3 {
-			got, took := c.timedAttempt(aliceUser, "wrong")
+			sent := time.Now()
+			got := c.attempt("imap", aliceUser, "wrong")
 			c.check(got, refusedLine["imap"])
-			if took < want {
-				t.Fatalf("a refusal delayed by %v answered after %v", want, took)
+			if after := time.Since(prev); want > 0 && after < want {
+				t.Fatalf("a check delayed by %v after the previous failure was answered %v after the previous attempt", want, after)
 			}
-			want *= 2
+			prev = sent
+			want = max(base, 2*want)
 		}
 	}
-	// 127.0.0.1's next failure would wait want (6.4 s).
+	// 127.0.0.1's next check would wait want (3.2 s) after its last failure.
 	c := l.dialFrom(t, "imap", "127.0.0.2")
 	got, took := c.timedAttempt(aliceUser, "wrong")
 	c.check(got, refusedLine["imap"])
-	if took < base || took >= want {
-		t.Fatalf("another source's first failure took %v, want its own first delay (≥ %v), not 127.0.0.1's (%v)", took, base, want)
+	if took >= want {
+		t.Fatalf("another source's first failure took %v: it waited like 127.0.0.1 (%v)", took, want)
 	}
 	l.waitLog(`msg="login refused"`, "source=127.0.0.2 outcome=bad_password user="+aliceUser)
 	c = l.dialFrom(t, "imap", "127.0.0.1")
-	got, took = c.timedAttempt(aliceUser, alicePassword)
-	c.check(got, "a OK")
-	if took >= want {
-		t.Fatalf("a right password from a source with six failures took %v: it was held back like a failure (%v)", took, want)
-	}
-	// Knowing a password starts the source again.
+	c.check(c.attempt("imap", aliceUser, alicePassword), "a OK")
+	// Knowing a password starts the source again: its first failure is not delayed, its second
+	// waits the first delay, not the eighth (12.8 s).
 	c = l.dialFrom(t, "imap", "127.0.0.1")
-	if _, took = c.timedAttempt("nobody@fabrikam.test", "wrong"); took < base || took >= want {
-		t.Fatalf("the first failure after a success took %v, want the first delay (≥ %v, < %v)", took, base, want)
+	c.check(c.attempt("imap", "nobody@fabrikam.test", "wrong"), refusedLine["imap"])
+	sent := time.Now()
+	c.check(c.attempt("imap", "nobody@fabrikam.test", "wrong"), refusedLine["imap"])
+	if after := time.Since(sent); after < base || after >= want {
+		t.Fatalf("the second failure after a success took %v, want the first delay (≥ %v, < %v)", after, base, want)
 	}
 	l.waitLog(`msg="login refused"`, "source=127.0.0.1 outcome=unknown_user user=nobody@fabrikam.test")
 }
@@ -141,4 +149,85 @@ func TestFail2banFilter(t *testing.T) {
 	if found < 4 {
 		t.Fatalf("the fail2ban filter finds %d refusals of 127.0.0.2, want 4; logs:\n%s", found, l.logs.String())
 	}
+}
+
+// TestPenalisedSourceChecksOneAtATime: a source that has failed before and opens many connections
+// at once, each with another wrong password, has at most one password check (argon2id derivation)
+// in flight; its other logins wait for their turn instead of taking every CPU's turn. Meanwhile a
+// right password from another source is checked and answered while the penalised source's check
+// is still held. Derivations of wrong passwords are held until the test lets them go, one at a
+// time, so the order is the test's, not the machine's.
+func TestPenalisedSourceChecksOneAtATime(t *testing.T) {
+	if runtime.GOMAXPROCS(0) < 2 {
+		// One CPU's turn is held by the penalised source's check; the other source needs another.
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	}
+	// The guesses wait for their turn while the test holds them: no login deadline may pass meanwhile
+	// (on the old code, the other source was answered "busy" at its deadline).
+	l := newLab(t, labOptions{proxy: proxy.Options{LoginTimeout: waitTimeout / 2}})
+	var inflight, most atomic.Int64
+	started := make(chan string, 64)
+	release, stop := make(chan struct{}), make(chan struct{})
+	t.Cleanup(func() { close(stop) }) // before the lab's: a failed test leaves no check held
+	proxy.HookDerivations(l.srv, func(password string) func() {
+		if !strings.HasPrefix(password, "guess-") {
+			return func() {}
+		}
+		n := inflight.Add(1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		started <- password
+		select {
+		case <-release:
+		case <-stop:
+		}
+		return func() { inflight.Add(-1) }
+	})
+
+	// 127.0.0.1 fails once: from now on it is a penalised source.
+	c := l.dialFrom(t, "imap", "127.0.0.1")
+	c.check(c.attempt("imap", aliceUser, "wrong"), refusedLine["imap"])
+
+	const n = 8
+	guessers := make([]*client, n)
+	for i := range guessers {
+		guessers[i] = l.dialFrom(t, "imap", "127.0.0.1")
+		guessers[i].send(fmt.Sprintf("a LOGIN %q %q", aliceUser, fmt.Sprintf("guess-%d", i)))
+	}
+	receive(t, started)
+
+	other := l.dialFrom(t, "imap", "127.0.0.2")
+	other.check(other.attempt("imap", aliceUser, alicePassword), "a OK")
+
+	// The right password was answered while the first guess's check is still held: the guesser
+	// did not keep it waiting. Now let the guesses through, one at a time.
+	release <- struct{}{}
+	for range n - 1 {
+		receive(t, started)
+		release <- struct{}{}
+	}
+	for i, g := range guessers {
+		if got := g.until("a "); got != refusedLine["imap"] {
+			t.Fatalf("guess %d answered %q, want %q", i, got, refusedLine["imap"])
+		}
+	}
+	if m := most.Load(); m > 1 {
+		t.Fatalf("a penalised source had %d password checks in flight at once, want at most 1", m)
+	}
+	if d := proxy.PasswordDerivations(l.srv); d != n+2 {
+		t.Fatalf("%d derivations for %d guesses, one wrong and one right password, want %d", d, n, n+2)
+	}
+}
+
+// receive returns the next value from ch, failing the test if none comes within waitTimeout.
+func receive[T any](t *testing.T, ch <-chan T) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(waitTimeout):
+		t.Fatal("nothing happened within", waitTimeout)
+	}
+	var zero T
+	return zero
 }

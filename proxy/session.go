@@ -260,14 +260,20 @@ func (e *loginError) Error() string { return e.msg }
 // the upstream connection is ready to splice and ok is the server's success text.
 func (s *session) login(user, password string, up upstreamProtocol) (conn *upstreamConn, ok string, err error) {
 	m := s.srv.Metrics
+	// A source that has failed waits here, before any check: see penalties.
+	src, key := sourceOf(s.conn.RemoteAddr())
+	turn, werr := s.srv.verifier.penalties.await(s.ctx, s.closed, key)
+	if werr != nil {
+		// Not a refusal: no password was checked, so the program is told to try again, and nothing
+		// is counted against the source (a person behind a guesser's address may have it right).
+		m.login(s.cfg.Protocol, string(outcomeTimeout))
+		s.log.Warn("login failed: the login timeout passed while the login waited for its source's failure delay", "source", src, "outcome", outcomeTimeout, "login_timeout", s.srv.opts.LoginTimeout)
+		return nil, "", &loginError{outcome: outcomeTimeout, temporary: true, msg: msgBusy}
+	}
 	if why := badUserName(user); why != "" {
 		// Refused on its syntax alone, before the password check: such a name could carry SASL fields
 		// of its own upstream. The program is told, and its source slowed down, as for a wrong password.
-		m.login(s.cfg.Protocol, string(outcomeBadUserName))
-		src, key := sourceOf(s.conn.RemoteAddr())
-		delay := s.srv.verifier.penalties.failed(key, time.Now())
-		s.log.Warn("login refused", "source", src, "outcome", outcomeBadUserName, "user", quotedUserName(user), "reason", why, "delay", delay)
-		s.pause(delay)
+		s.refuse(turn, src, outcomeBadUserName, quotedUserName(user), why)
 		return nil, "", &loginError{outcome: outcomeBadUserName, msg: msgBadUserName}
 	}
 	log := s.log.With("user", user)
@@ -276,9 +282,10 @@ func (s *session) login(user, password string, up upstreamProtocol) (conn *upstr
 	good, verr := s.srv.verifier.verify(s.ctx, hash, password)
 	if verr != nil {
 		// Still queued for a password check at the login deadline: a flood of logins.
+		turn.done()
 		m.login(s.cfg.Protocol, string(outcomeTimeout))
 		log.Warn("login failed: the login timeout passed while the password check waited for its turn", "outcome", outcomeTimeout, "login_timeout", s.srv.opts.LoginTimeout)
-		return nil, "", &loginError{outcome: outcomeTimeout, temporary: true, msg: "The proxy is busy; try again."}
+		return nil, "", &loginError{outcome: outcomeTimeout, temporary: true, msg: msgBusy}
 	}
 	if !good {
 		o := outcomeBadPassword
@@ -286,20 +293,14 @@ func (s *session) login(user, password string, up upstreamProtocol) (conn *upstr
 		if !known {
 			o, reason = outcomeUnknownUser, "unknown user: add it under [proxy.users] (or its domain under [proxy.domains])"
 		}
-		m.login(s.cfg.Protocol, string(o))
 		if f, ok := catalog.SharedMailboxSyntax(user); ok && !known {
 			reason = f.Cause + ": " + f.Fix
 		}
-		// source comes before every attribute a program chooses, for fail2ban (docs/proxy.md).
-		src, key := sourceOf(s.conn.RemoteAddr())
-		delay := s.srv.verifier.penalties.failed(key, time.Now())
-		s.log.Warn("login refused", "source", src, "outcome", o, "user", user, "reason", reason, "delay", delay)
-		s.pause(delay)
+		s.refuse(turn, src, o, user, reason)
 		// The program is told the same in both cases, so that user names cannot be probed.
 		return nil, "", &loginError{outcome: o, msg: "Authentication failed: wrong user name or password."}
 	}
-	_, key := sourceOf(s.conn.RemoteAddr())
-	s.srv.verifier.penalties.succeeded(key)
+	turn.succeeded()
 	log = log.With("account", account)
 	a, aerr := s.set.accounts.Account(account)
 	if aerr != nil {
@@ -378,19 +379,16 @@ func (s *session) login(user, password string, up upstreamProtocol) (conn *upstr
 	return uc, ok, nil
 }
 
-// pause holds a refusal back for d (repeated failures from one source: penalties), but not past the
-// login deadline nor the session's close.
-func (s *session) pause(d time.Duration) {
-	if d <= 0 {
-		return
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-s.ctx.Done():
-	case <-s.closed:
-	}
+// msgBusy is the answer to a login whose deadline passed before its password could be checked.
+const msgBusy = "The proxy is busy; try again."
+
+// refuse counts and logs a refused login (outcome o) and records the failure against its source,
+// whose next login waits the delay logged here. The source comes before every attribute a program
+// chooses, for fail2ban (docs/proxy.md).
+func (s *session) refuse(t *turn, src string, o outcome, user, reason string) {
+	s.srv.Metrics.login(s.cfg.Protocol, string(o))
+	delay := t.failed(time.Now())
+	s.log.Warn("login refused", "source", src, "outcome", o, "user", user, "reason", reason, "delay", delay)
 }
 
 // reply is how a protocol answers a login: its success line from the server's, its refusal line,
