@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -175,7 +176,9 @@ func (s *session) closeOverLimit(e *limitError) {
 		_ = cw.CloseWrite()
 	}
 	if _, err := io.CopyN(io.Discard, s.r, int64(s.in.session)); err == nil {
-		time.Sleep(time.Until(deadline)) // still sending: stop reading, leave time to read the line
+		// Still sending: stop reading, leave time to read the line — but not past the session's
+		// close (a shutdown past its drain deadline, the login deadline).
+		_ = wait(context.Background(), s.closed, time.Until(deadline))
 	}
 }
 
