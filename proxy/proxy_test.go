@@ -414,11 +414,13 @@ func TestUpstreamWithoutSTARTTLS(t *testing.T) {
 	l.waitLog("outcome=upstream_unavailable", "does not offer STARTTLS")
 }
 
-// TestLimits: a command line longer than MaxLine before login, a program that never logs in, and a
-// spliced session idle for IdleTimeout are all closed. (The idle session has a lab of its own: its
-// login must not race a short login timeout on a loaded machine.)
+// TestLimits: a command line longer than MaxLine and a literal over it before login are each
+// answered with their error line and closed; a program that never logs in, and a spliced session
+// idle for IdleTimeout are closed. (The bounds and the idle session have labs of their own, without
+// a short login timeout: on a loaded machine it could close them first, and the test would pass
+// without the bounds.)
 func TestLimits(t *testing.T) {
-	l := newLab(t, labOptions{proxy: proxy.Options{MaxLine: 1024, LoginTimeout: 500 * time.Millisecond}})
+	l := newLab(t, labOptions{proxy: proxy.Options{MaxLine: 1024}})
 	c := l.dial(t, "imap", config.LocalTLSNone)
 	c.send("a LOGIN " + strings.Repeat("x", 2000) + " y")
 	if !c.closed() {
@@ -428,10 +430,12 @@ func TestLimits(t *testing.T) {
 
 	c = l.dial(t, "imap", config.LocalTLSNone)
 	c.send("a LOGIN {100000}")
+	c.check(c.line(), "* BAD Literal too large before login (at most 1024 bytes)")
 	if !c.closed() {
-		t.Fatal("a 100 KB literal before login was accepted")
+		t.Fatal("a 100 KB literal before login was answered but the connection stayed open")
 	}
 
+	l = newLab(t, labOptions{proxy: proxy.Options{LoginTimeout: 500 * time.Millisecond}})
 	c = l.dial(t, "pop", config.LocalTLSNone)
 	if !c.closed() {
 		t.Fatal("a connection that never logs in outlived LoginTimeout")
