@@ -62,9 +62,10 @@ type Options struct {
 	MaxLine int // default 8 KiB
 	// Hostname is what the SMTP greeting names. Default "mailoauth-proxy".
 	Hostname string
-	// FailureDelay holds back the answer to a source address's first wrong password (or unknown
-	// user); each further failure from that address waits twice as long, up to FailureDelayMax (see
-	// penalties). Defaults 2 s and 15 s; a negative FailureDelay turns the delay off.
+	// FailureDelay is how long after a source address's first wrong password (or unknown user) its
+	// next login waits before its password is checked; after each further failure twice as long, up
+	// to FailureDelayMax, one check at a time (see penalties). Defaults 2 s and 15 s; a negative
+	// FailureDelay turns the delay off.
 	FailureDelay, FailureDelayMax time.Duration
 }
 
