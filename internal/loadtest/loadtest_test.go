@@ -88,8 +88,8 @@ func TestLoad(t *testing.T) {
 // right kind, not errors of the run.
 func TestLoadFailuresAreCounted(t *testing.T) {
 	ctx := context.Background()
-	// Three wrong passwords from 127.0.0.1 at once: the proxy's failure delay would hold the last
-	// refusal back 8 s.
+	// Three wrong passwords from 127.0.0.1 at once: the proxy's failure delay would hold the third
+	// check back 4 s after the second failure.
 	lab, err := loadtest.StartLab(ctx, loadtest.LabOptions{Dir: t.TempDir(), Proxy: proxy.Options{FailureDelay: time.Millisecond}})
 	if err != nil {
 		t.Fatal(err)
