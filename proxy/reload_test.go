@@ -157,14 +157,7 @@ func TestReloadFailureChangesNothing(t *testing.T) {
 // session goes on), moves one to another address, gives one a new certificate on the same socket,
 // and turns a fixed address from IMAP to POP3; listeners it leaves alone keep their sockets.
 func TestReloadAppliesEverything(t *testing.T) {
-	l := newLab(t, labOptions{})
-	fixed := freeAddr(t)
-	first := *l.cfg.Proxy
-	first.Listeners = append(append([]config.Listener(nil), l.cfg.Proxy.Listeners...),
-		config.Listener{Protocol: "imap", Listen: fixed, LocalTLS: config.LocalTLSNone})
-	if err := l.srv.Reload(&first, l.mgr); err != nil {
-		t.Fatal(err)
-	}
+	l, fixed, first := labWithFixedIMAP(t)
 	dialAt(t, "imap", fixed)
 
 	// Two plain IMAP listeners now, so ask by the whole key.
@@ -228,14 +221,7 @@ func TestReloadAppliesEverything(t *testing.T) {
 // (127.0.0.1:P to 0.0.0.0:P) cannot bind while the old socket holds the port; the reload changes
 // nothing and its error says that the proxy's own listener holds the port and what to do.
 func TestReloadSamePortOtherSpelling(t *testing.T) {
-	l := newLab(t, labOptions{})
-	fixed := freeAddr(t)
-	first := *l.cfg.Proxy
-	first.Listeners = append(append([]config.Listener(nil), l.cfg.Proxy.Listeners...),
-		config.Listener{Protocol: "imap", Listen: fixed, LocalTLS: config.LocalTLSNone})
-	if err := l.srv.Reload(&first, l.mgr); err != nil {
-		t.Fatal(err)
-	}
+	l, fixed, first := labWithFixedIMAP(t)
 	_, port, _ := net.SplitHostPort(fixed)
 	next := first
 	next.Listeners = append([]config.Listener(nil), first.Listeners...)
@@ -245,4 +231,19 @@ func TestReloadSamePortOtherSpelling(t *testing.T) {
 		t.Fatalf("moving a listener to 0.0.0.0 on its own port: %v, want an error naming the proxy's own listener", err)
 	}
 	dialAt(t, "imap", fixed)
+}
+
+// labWithFixedIMAP is a lab to which a reload has added a plain IMAP listener on a fixed free address;
+// first is the configuration that reload applied.
+func labWithFixedIMAP(t *testing.T) (l *lab, fixed string, first config.Proxy) {
+	t.Helper()
+	l = newLab(t, labOptions{})
+	fixed = freeAddr(t)
+	first = *l.cfg.Proxy
+	first.Listeners = append(append([]config.Listener(nil), l.cfg.Proxy.Listeners...),
+		config.Listener{Protocol: "imap", Listen: fixed, LocalTLS: config.LocalTLSNone})
+	if err := l.srv.Reload(&first, l.mgr); err != nil {
+		t.Fatal(err)
+	}
+	return l, fixed, first
 }
