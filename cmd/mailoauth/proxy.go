@@ -33,8 +33,9 @@ func (a *app) proxyCommand() *cobra.Command {
 local user's password against its argon2id hash, and logs in upstream with XOAUTH2 (or OAUTHBEARER)
 using the mapped account's token; then copies the session untouched.
 
-Signals: SIGHUP reloads the configuration (new users and listeners; open sessions are kept);
-SIGTERM or SIGINT stop accepting and let sessions finish for --drain, then close them.
+Signals: SIGHUP reloads the configuration, all or nothing (new users and listeners; open sessions
+are kept; if anything fails, nothing changes and the log says what); SIGTERM or SIGINT stop
+accepting and let sessions finish for --drain, then close them, /healthz answering 503 meanwhile.
 --check validates the configuration (listeners, certificates, users, accounts) and exits.
 Logs go to stderr at --log-level (info by default for the proxy), never with a password or token.`,
 		Args: args(cobra.NoArgs),
