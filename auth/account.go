@@ -204,12 +204,11 @@ func (a *Account) Token(ctx context.Context, r Resource) (*Token, error) {
 		return t, nil
 	}
 	gen := a.generation()
-	stored := a.storedToken(ctx, r) // one read of the store: served when fresh, else a fallback
-	if a.fresh(stored) {
-		a.rememberIf(stored, gen)
-		return stored, nil
+	if t := a.freshStored(ctx, r); t != nil {
+		a.rememberIf(t, gen)
+		return t, nil
 	}
-	stale := a.staleToken(stored, r)
+	stale := a.staleToken(ctx, r)
 	wctx := ctx
 	if stale != nil {
 		var cancel context.CancelFunc
@@ -223,7 +222,7 @@ func (a *Account) Token(ctx context.Context, r Resource) (*Token, error) {
 		gen := a.generation()
 		t, err := a.refreshLocked(fctx, func() (*Token, error) {
 			// Another process may have refreshed while this one waited for the lock.
-			if t := a.storedToken(fctx, r); a.fresh(t) {
+			if t := a.freshStored(fctx, r); t != nil {
 				return t, nil
 			}
 			return retryTransient(fctx, func() (*Token, error) { return a.acquireSilent(fctx, r) })
@@ -299,7 +298,7 @@ func (a *Account) hotToken(r Resource) *Token {
 		return nil
 	}
 	now := a.opts.Now()
-	if a.fresh(t) || t.RefreshErr != nil && now.Before(a.staleUntil[r]) && now.Before(t.ExpiresOn) {
+	if now.Add(Margin).Before(t.ExpiresOn) || t.RefreshErr != nil && now.Before(a.staleUntil[r]) && now.Before(t.ExpiresOn) {
 		return t
 	}
 	return nil
