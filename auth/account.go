@@ -204,11 +204,12 @@ func (a *Account) Token(ctx context.Context, r Resource) (*Token, error) {
 		return t, nil
 	}
 	gen := a.generation()
-	if t := a.freshStored(ctx, r); t != nil {
-		a.rememberIf(t, gen)
-		return t, nil
+	stored := a.storedToken(ctx, r) // one read of the store: served when fresh, else a fallback
+	if a.fresh(stored) {
+		a.rememberIf(stored, gen)
+		return stored, nil
 	}
-	stale := a.staleToken(ctx, r)
+	stale := a.staleToken(stored, r)
 	wctx := ctx
 	if stale != nil {
 		var cancel context.CancelFunc
@@ -222,7 +223,7 @@ func (a *Account) Token(ctx context.Context, r Resource) (*Token, error) {
 		gen := a.generation()
 		t, err := a.refreshLocked(fctx, func() (*Token, error) {
 			// Another process may have refreshed while this one waited for the lock.
-			if t := a.freshStored(fctx, r); t != nil {
+			if t := a.storedToken(fctx, r); a.fresh(t) {
 				return t, nil
 			}
 			return retryTransient(fctx, func() (*Token, error) { return a.acquireSilent(fctx, r) })
@@ -298,7 +299,7 @@ func (a *Account) hotToken(r Resource) *Token {
 		return nil
 	}
 	now := a.opts.Now()
-	if now.Add(Margin).Before(t.ExpiresOn) || t.RefreshErr != nil && now.Before(a.staleUntil[r]) && now.Before(t.ExpiresOn) {
+	if a.fresh(t) || t.RefreshErr != nil && now.Before(a.staleUntil[r]) && now.Before(t.ExpiresOn) {
 		return t
 	}
 	return nil

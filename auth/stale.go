@@ -23,15 +23,16 @@ const (
 	staleRetry = 30 * time.Second
 )
 
-// staleToken is the account's last token for r when it is inside the refresh margin but not expired:
-// the one in memory, else the one in the store (a new process). nil when there is none.
-func (a *Account) staleToken(ctx context.Context, r Resource) *Token {
+// staleToken is the account's last token for r that has not expired, to serve if its refresh fails:
+// the one in memory, else stored (what the store holds: a new process has nothing in memory). nil
+// when there is none.
+func (a *Account) staleToken(stored *Token, r Resource) *Token {
 	now := a.opts.Now()
 	a.mu.Lock()
 	t := a.hot[r]
 	a.mu.Unlock()
 	if t == nil || !now.Before(t.ExpiresOn) {
-		t = a.storedToken(ctx, r)
+		t = stored
 	}
 	if t == nil || !now.Before(t.ExpiresOn) {
 		return nil
@@ -39,13 +40,10 @@ func (a *Account) staleToken(ctx context.Context, r Resource) *Token {
 	return t
 }
 
-// freshStored is the token the store holds for r when it is outside the refresh margin (another
-// process, or this one before a restart, got it): served as it is, with no lock and no request.
-func (a *Account) freshStored(ctx context.Context, r Resource) *Token {
-	if t := a.storedToken(ctx, r); t != nil && a.opts.Now().Add(Margin).Before(t.ExpiresOn) {
-		return t
-	}
-	return nil
+// fresh reports whether t is outside the refresh margin: a stored token that is (another process, or
+// this one before a restart, got it) is served as it is, with no lock and no request.
+func (a *Account) fresh(t *Token) bool {
+	return t != nil && a.opts.Now().Add(Margin).Before(t.ExpiresOn)
 }
 
 // storedToken reads MSAL's cache as stored for the access token of r: the account's, for all of r's
