@@ -36,6 +36,8 @@ type Account struct {
 	// staleUntil: a token served after a failed refresh (RefreshErr set) is served from the hot path
 	// until then without a new attempt (staleRetry).
 	staleUntil map[Resource]time.Time
+	// hotUntil: a token just put on the hot path is served until then even inside the margin (hotFor).
+	hotUntil map[Resource]time.Time
 	// gen counts Refresh and forget calls: a silent acquisition that started before one of them must
 	// not put its (older, possibly refused) token back on the hot path.
 	gen uint64
@@ -60,7 +62,7 @@ func newAccount(acc *config.Account, opts Options) (*Account, error) {
 		return nil, err
 	}
 	hc := httpClient(roots, opts.Transport, opts.HTTPTimeout)
-	a := &Account{cfg: acc, cloud: cl, opts: opts, roots: roots, hot: map[Resource]*Token{}, staleUntil: map[Resource]time.Time{}}
+	a := &Account{cfg: acc, cloud: cl, opts: opts, roots: roots, hot: map[Resource]*Token{}, staleUntil: map[Resource]time.Time{}, hotUntil: map[Resource]time.Time{}}
 	a.cache = &storeCache{st: opts.Store, key: storeKey(acc.Name), authority: strings.ToLower(authority), clientID: acc.ClientID}
 	// Instance discovery asks login.microsoftonline.com about the authority; for an authority of our
 	// own (the emulator) there is nobody to ask.
@@ -299,16 +301,25 @@ func (a *Account) hotToken(r Resource) *Token {
 		return nil
 	}
 	now := a.opts.Now()
-	if a.fresh(t) || t.RefreshErr != nil && now.Before(a.staleUntil[r]) && now.Before(t.ExpiresOn) {
+	if a.fresh(t) || now.Before(a.hotUntil[r]) || t.RefreshErr != nil && now.Before(a.staleUntil[r]) && now.Before(t.ExpiresOn) {
 		return t
 	}
 	return nil
+}
+
+// hotFor is how long a token just obtained is served from memory even inside the refresh margin:
+// half its lifetime. A token issued for less than Margin (identity providers other than Entra
+// issue 5-minute tokens) would otherwise be refreshed again by every caller that missed its flight.
+func (a *Account) hotFor(t *Token) time.Time {
+	now := a.opts.Now()
+	return now.Add(t.ExpiresOn.Sub(now) / 2)
 }
 
 // remember puts a token on the hot path.
 func (a *Account) remember(t *Token) {
 	a.mu.Lock()
 	a.hot[t.Resource] = t
+	a.hotUntil[t.Resource] = a.hotFor(t)
 	a.mu.Unlock()
 }
 
@@ -323,6 +334,7 @@ func (a *Account) rememberIf(t *Token, gen uint64) {
 	a.mu.Lock()
 	if a.gen == gen {
 		a.hot[t.Resource] = t
+		a.hotUntil[t.Resource] = a.hotFor(t)
 	}
 	a.mu.Unlock()
 }
@@ -330,6 +342,7 @@ func (a *Account) rememberIf(t *Token, gen uint64) {
 func (a *Account) forget() {
 	a.mu.Lock()
 	a.hot = map[Resource]*Token{}
+	a.hotUntil = map[Resource]time.Time{}
 	a.gen++
 	a.mu.Unlock()
 }
@@ -513,6 +526,7 @@ func (a *Account) Refresh(ctx context.Context, r Resource) (*Token, error) {
 	a.mu.Lock()
 	refused := a.hot[r]
 	delete(a.hot, r)
+	delete(a.hotUntil, r)
 	a.gen++
 	a.mu.Unlock()
 	if refused != nil {

@@ -131,6 +131,7 @@ func (a *Account) serveStale(t *Token, err error, gen uint64) *Token {
 	s.RefreshErr = err
 	if a.gen == gen {
 		a.hot[s.Resource] = &s
+		delete(a.hotUntil, s.Resource) // served as stale, for staleRetry only
 		a.staleUntil[s.Resource] = now.Add(staleRetry)
 	}
 	a.mu.Unlock()

@@ -17,7 +17,7 @@ import (
 func TestServeStaleKeepsFreshToken(t *testing.T) {
 	now := time.Now()
 	a := &Account{cfg: &config.Account{Name: "x"}, opts: Options{Now: func() time.Time { return now }, Log: slog.New(slog.NewTextHandler(io.Discard, nil))},
-		hot: map[Resource]*Token{}, staleUntil: map[Resource]time.Time{}}
+		hot: map[Resource]*Token{}, staleUntil: map[Resource]time.Time{}, hotUntil: map[Resource]time.Time{}}
 	old := &Token{AccessToken: "old", ExpiresOn: now.Add(4 * time.Minute), Resource: Exchange}
 	fresh := &Token{AccessToken: "fresh", ExpiresOn: now.Add(time.Hour), Resource: Exchange}
 	gen := a.generation()    // the waiter starts
