@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/mailoauth/mailoauth/auth"
-	"github.com/mailoauth/mailoauth/emulator/world"
+	"github.com/mailoauth/mailoauth/internal/emulator/world"
 )
 
 // BenchmarkCachedToken is the hot path: a valid token served from memory. Method and figures:

@@ -19,7 +19,7 @@ import (
 	"time"
 
 	"github.com/mailoauth/mailoauth/auth"
-	"github.com/mailoauth/mailoauth/emulator/world"
+	"github.com/mailoauth/mailoauth/internal/emulator/world"
 	"github.com/mailoauth/mailoauth/store"
 )
 

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/mailoauth/mailoauth/auth"
-	"github.com/mailoauth/mailoauth/emulator/world"
+	"github.com/mailoauth/mailoauth/internal/emulator/world"
 	"github.com/mailoauth/mailoauth/internal/storetest"
 )
 

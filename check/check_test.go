@@ -14,8 +14,8 @@ import (
 	"github.com/mailoauth/mailoauth/auth"
 	"github.com/mailoauth/mailoauth/check"
 	"github.com/mailoauth/mailoauth/config"
-	"github.com/mailoauth/mailoauth/emulator"
-	"github.com/mailoauth/mailoauth/emulator/world"
+	"github.com/mailoauth/mailoauth/internal/emulator"
+	"github.com/mailoauth/mailoauth/internal/emulator/world"
 )
 
 // setup starts an emulator over w (nil: the default world) and returns a manager over the config it

@@ -9,9 +9,9 @@ import (
 	"github.com/mailoauth/mailoauth/auth"
 	"github.com/mailoauth/mailoauth/check"
 	"github.com/mailoauth/mailoauth/config"
-	"github.com/mailoauth/mailoauth/emulator"
-	"github.com/mailoauth/mailoauth/emulator/emulatortest"
-	"github.com/mailoauth/mailoauth/emulator/world"
+	"github.com/mailoauth/mailoauth/internal/emulator"
+	"github.com/mailoauth/mailoauth/internal/emulator/emulatortest"
+	"github.com/mailoauth/mailoauth/internal/emulator/world"
 )
 
 // TestScenarioRefusals runs check against the accounts of the documented scenario files

@@ -27,9 +27,9 @@ import (
 	"github.com/mailoauth/mailoauth/config"
 	"github.com/mailoauth/mailoauth/doctor"
 	"github.com/mailoauth/mailoauth/doctor/catalog"
-	"github.com/mailoauth/mailoauth/emulator"
-	"github.com/mailoauth/mailoauth/emulator/emulatortest"
-	"github.com/mailoauth/mailoauth/emulator/world"
+	"github.com/mailoauth/mailoauth/internal/emulator"
+	"github.com/mailoauth/mailoauth/internal/emulator/emulatortest"
+	"github.com/mailoauth/mailoauth/internal/emulator/world"
 	"github.com/mailoauth/mailoauth/graph"
 	"github.com/mailoauth/mailoauth/imap"
 )
@@ -94,7 +94,7 @@ func TestFindings(t *testing.T) {
 	t.Setenv("DOCTOR_TEST_PW", "alice-password")
 	scenario := func(name string) func(t *testing.T) *world.World {
 		return func(t *testing.T) *world.World {
-			w, err := world.LoadScenario(filepath.Join("..", "emulator", "world", "testdata", name+".toml"))
+			w, err := world.LoadScenario(filepath.Join("..", "internal", "emulator", "world", "testdata", name+".toml"))
 			if err != nil {
 				t.Fatal(err)
 			}

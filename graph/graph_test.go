@@ -24,9 +24,9 @@ import (
 
 	"github.com/mailoauth/mailoauth/auth"
 	"github.com/mailoauth/mailoauth/config"
-	"github.com/mailoauth/mailoauth/emulator"
-	"github.com/mailoauth/mailoauth/emulator/exchange/mailstore"
-	"github.com/mailoauth/mailoauth/emulator/world"
+	"github.com/mailoauth/mailoauth/internal/emulator"
+	"github.com/mailoauth/mailoauth/internal/emulator/exchange/mailstore"
+	"github.com/mailoauth/mailoauth/internal/emulator/world"
 	"github.com/mailoauth/mailoauth/graph"
 )
 

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/mailoauth/mailoauth/auth"
-	"github.com/mailoauth/mailoauth/internal/dial"
+	"github.com/mailoauth/mailoauth/dial"
 	"github.com/mailoauth/mailoauth/internal/fakeserver"
 )
 

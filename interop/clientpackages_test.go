@@ -9,7 +9,7 @@ import (
 
 	"github.com/mailoauth/mailoauth/auth"
 	"github.com/mailoauth/mailoauth/imap"
-	"github.com/mailoauth/mailoauth/internal/dial"
+	"github.com/mailoauth/mailoauth/dial"
 	"github.com/mailoauth/mailoauth/sasl"
 	"github.com/mailoauth/mailoauth/smtp"
 )

@@ -17,7 +17,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/mailoauth/mailoauth/auth"
-	"github.com/mailoauth/mailoauth/internal/dial"
+	"github.com/mailoauth/mailoauth/dial"
 	"github.com/mailoauth/mailoauth/pop3"
 	"github.com/mailoauth/mailoauth/sasl"
 )

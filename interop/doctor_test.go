@@ -9,9 +9,9 @@ import (
 	"github.com/mailoauth/mailoauth/auth"
 	"github.com/mailoauth/mailoauth/config"
 	"github.com/mailoauth/mailoauth/doctor"
-	"github.com/mailoauth/mailoauth/emulator/world"
+	"github.com/mailoauth/mailoauth/internal/emulator/world"
 	"github.com/mailoauth/mailoauth/imap"
-	"github.com/mailoauth/mailoauth/internal/dial"
+	"github.com/mailoauth/mailoauth/dial"
 )
 
 // TestDoctorExplainsDovecotRefusals: Dovecot refuses a bad token with its own plain words ("NO

@@ -10,9 +10,9 @@ import (
 	"time"
 
 	"github.com/mailoauth/mailoauth/auth"
-	"github.com/mailoauth/mailoauth/emulator/world"
+	"github.com/mailoauth/mailoauth/internal/emulator/world"
 	"github.com/mailoauth/mailoauth/imap"
-	"github.com/mailoauth/mailoauth/internal/dial"
+	"github.com/mailoauth/mailoauth/dial"
 	"github.com/mailoauth/mailoauth/mail"
 	"github.com/mailoauth/mailoauth/sasl"
 	"github.com/mailoauth/mailoauth/smtp"

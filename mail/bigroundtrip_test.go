@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/mailoauth/mailoauth/emulator/world"
+	"github.com/mailoauth/mailoauth/internal/emulator/world"
 	"github.com/mailoauth/mailoauth/graph"
 	"github.com/mailoauth/mailoauth/imap"
 	"github.com/mailoauth/mailoauth/mail"

@@ -28,7 +28,7 @@ import (
 	"time"
 
 	"github.com/mailoauth/mailoauth/config"
-	"github.com/mailoauth/mailoauth/emulator/exchange/mailstore"
+	"github.com/mailoauth/mailoauth/internal/emulator/exchange/mailstore"
 	"github.com/mailoauth/mailoauth/internal/testpki"
 	"github.com/mailoauth/mailoauth/proxy"
 )

@@ -17,7 +17,7 @@ import (
 
 	"github.com/mailoauth/mailoauth/auth"
 	"github.com/mailoauth/mailoauth/config"
-	"github.com/mailoauth/mailoauth/emulator/world"
+	"github.com/mailoauth/mailoauth/internal/emulator/world"
 	"github.com/mailoauth/mailoauth/internal/passhash"
 	"github.com/mailoauth/mailoauth/internal/testpki"
 	"github.com/mailoauth/mailoauth/proxy"
@@ -294,7 +294,7 @@ func TestLocalRefusals(t *testing.T) {
 // principal), the program gets a protocol-correct refusal with the cause, and the log has the
 // server's words and the doctor's finding: its code, the cause and the fix with the app's id.
 func TestUpstreamRefusal(t *testing.T) {
-	w, err := world.LoadScenario(filepath.Join("..", "emulator", "world", "testdata", "no-service-principal.toml"))
+	w, err := world.LoadScenario(filepath.Join("..", "internal", "emulator", "world", "testdata", "no-service-principal.toml"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,7 +17,7 @@ import (
 	"github.com/mailoauth/mailoauth/auth"
 	"github.com/mailoauth/mailoauth/config"
 	"github.com/mailoauth/mailoauth/doctor/catalog"
-	"github.com/mailoauth/mailoauth/internal/dial"
+	"github.com/mailoauth/mailoauth/dial"
 )
 
 // session is one program's connection, from accept to close.

@@ -8,7 +8,7 @@ import (
 
 	"github.com/mailoauth/mailoauth/auth"
 	"github.com/mailoauth/mailoauth/config"
-	"github.com/mailoauth/mailoauth/emulator/world"
+	"github.com/mailoauth/mailoauth/internal/emulator/world"
 	"github.com/mailoauth/mailoauth/internal/storetest"
 	"github.com/mailoauth/mailoauth/store"
 )

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/mailoauth/mailoauth/config"
-	"github.com/mailoauth/mailoauth/internal/dial"
+	"github.com/mailoauth/mailoauth/dial"
 	"github.com/mailoauth/mailoauth/sasl"
 	"github.com/mailoauth/mailoauth/trace"
 )

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mailoauth/mailoauth/internal/dial"
+	"github.com/mailoauth/mailoauth/dial"
 )
 
 // endlessConn is a server that sends prefix once and then body over and over, up to hardCap bytes

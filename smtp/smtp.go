@@ -20,7 +20,7 @@ import (
 
 	"github.com/mailoauth/mailoauth/auth"
 	"github.com/mailoauth/mailoauth/config"
-	"github.com/mailoauth/mailoauth/internal/dial"
+	"github.com/mailoauth/mailoauth/dial"
 	"github.com/mailoauth/mailoauth/mailerr"
 	"github.com/mailoauth/mailoauth/sasl"
 	"github.com/mailoauth/mailoauth/trace"

@@ -12,8 +12,8 @@ import (
 
 	"github.com/mailoauth/mailoauth/check"
 	"github.com/mailoauth/mailoauth/config"
-	"github.com/mailoauth/mailoauth/emulator"
-	"github.com/mailoauth/mailoauth/emulator/world"
+	"github.com/mailoauth/mailoauth/internal/emulator"
+	"github.com/mailoauth/mailoauth/internal/emulator/world"
 )
 
 func TestCheckCommand(t *testing.T) {

@@ -12,8 +12,8 @@ import (
 
 	"github.com/mailoauth/mailoauth/config"
 	"github.com/mailoauth/mailoauth/doctor"
-	"github.com/mailoauth/mailoauth/emulator"
-	"github.com/mailoauth/mailoauth/emulator/world"
+	"github.com/mailoauth/mailoauth/internal/emulator"
+	"github.com/mailoauth/mailoauth/internal/emulator/world"
 )
 
 // withAccounts writes a copy of the emulator's config with extra accounts, each a copy of `daemon`

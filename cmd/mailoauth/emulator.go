@@ -8,8 +8,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/mailoauth/mailoauth/emulator"
-	"github.com/mailoauth/mailoauth/emulator/world"
+	"github.com/mailoauth/mailoauth/internal/emulator"
+	"github.com/mailoauth/mailoauth/internal/emulator/world"
 )
 
 func (a *app) emulatorCommand() *cobra.Command {

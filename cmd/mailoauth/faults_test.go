@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mailoauth/mailoauth/emulator"
-	"github.com/mailoauth/mailoauth/emulator/world"
+	"github.com/mailoauth/mailoauth/internal/emulator"
+	"github.com/mailoauth/mailoauth/internal/emulator/world"
 )
 
 // faultCLI starts an emulator with w, logs alice-device in, and returns a runner of the CLI, the

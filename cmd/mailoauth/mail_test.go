@@ -12,8 +12,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mailoauth/mailoauth/emulator"
-	"github.com/mailoauth/mailoauth/emulator/world"
+	"github.com/mailoauth/mailoauth/internal/emulator"
+	"github.com/mailoauth/mailoauth/internal/emulator/world"
 )
 
 // runCLIStdin runs the CLI with stdin.

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mailoauth/mailoauth/emulator"
-	"github.com/mailoauth/mailoauth/emulator/world"
+	"github.com/mailoauth/mailoauth/internal/emulator"
+	"github.com/mailoauth/mailoauth/internal/emulator/world"
 )
 
 // TestStrictRotationManyProcesses (issue 13, item 6): twenty `mailoauth token` processes at once, for

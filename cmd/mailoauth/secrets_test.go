@@ -26,8 +26,8 @@ import (
 	"github.com/pelletier/go-toml/v2"
 
 	"github.com/mailoauth/mailoauth/config"
-	"github.com/mailoauth/mailoauth/emulator"
-	"github.com/mailoauth/mailoauth/emulator/world"
+	"github.com/mailoauth/mailoauth/internal/emulator"
+	"github.com/mailoauth/mailoauth/internal/emulator/world"
 	"github.com/mailoauth/mailoauth/internal/loadtest"
 )
 

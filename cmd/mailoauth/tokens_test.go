@@ -13,9 +13,9 @@ import (
 	"github.com/pelletier/go-toml/v2"
 
 	"github.com/mailoauth/mailoauth/config"
-	"github.com/mailoauth/mailoauth/emulator"
-	"github.com/mailoauth/mailoauth/emulator/emulatortest"
-	"github.com/mailoauth/mailoauth/emulator/world"
+	"github.com/mailoauth/mailoauth/internal/emulator"
+	"github.com/mailoauth/mailoauth/internal/emulator/emulatortest"
+	"github.com/mailoauth/mailoauth/internal/emulator/world"
 )
 
 // startEmulator runs an in-process emulator and returns the path of the config it wrote.

@@ -8,7 +8,7 @@ import (
 
 	"github.com/mailoauth/mailoauth/config"
 	"github.com/mailoauth/mailoauth/graph"
-	"github.com/mailoauth/mailoauth/internal/dial"
+	"github.com/mailoauth/mailoauth/dial"
 	"github.com/mailoauth/mailoauth/mailerr"
 	"github.com/mailoauth/mailoauth/pop3"
 )

@@ -12,7 +12,7 @@ import (
 
 	"github.com/mailoauth/mailoauth/auth"
 	"github.com/mailoauth/mailoauth/config"
-	"github.com/mailoauth/mailoauth/emulator"
+	"github.com/mailoauth/mailoauth/internal/emulator"
 	"github.com/mailoauth/mailoauth/proxy"
 )
 

@@ -1,0 +1,352 @@
+// Package emulator is a local Microsoft 365: the identity platform (package identity), Exchange
+// Online's IMAP, POP3 and SMTP (package exchange) and Microsoft Graph mail (package graph), all
+// answering from one World (package world). It serves the tests, `mailoauth demo`, and users who
+// develop an integration offline.
+//
+// Start runs it in-process; `mailoauth emulator` runs the same engine as a command. It listens on
+// loopback unless told otherwise, over TLS from a CA it generates, and it must never be mistaken for a
+// real service: every certificate and token it makes is valid only against its own CA and keys.
+package emulator
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"software.sslmate.com/src/go-pkcs12"
+
+	"github.com/mailoauth/mailoauth/internal/emulator/exchange"
+	"github.com/mailoauth/mailoauth/internal/emulator/exchange/mailstore"
+	"github.com/mailoauth/mailoauth/internal/emulator/graph"
+	"github.com/mailoauth/mailoauth/internal/emulator/identity"
+	"github.com/mailoauth/mailoauth/internal/emulator/world"
+	"github.com/mailoauth/mailoauth/internal/passhash"
+)
+
+// Options configure an emulator.
+type Options struct {
+	// Listen is the host (IP or name) to listen on; default 127.0.0.1.
+	Listen string
+	// World is the organisation to emulate; nil means world.Default().
+	World *world.World
+	// AutoApprove signs this user in and consents at once for interactive and device-code logins.
+	AutoApprove string
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Log receives the emulator's logs (no secrets); nil discards them.
+	Log *slog.Logger
+}
+
+// AppCredentials are the credentials the emulator generated for a confidential app.
+type AppCredentials struct {
+	Secret      string
+	CertPEM     []byte // certificate and PKCS#8 private key
+	PFX         []byte // the same, as a password-protected PKCS#12 file
+	PFXPassword string
+	Cert        *x509.Certificate
+}
+
+// Emulator is a running emulator.
+type Emulator struct {
+	World    *world.World
+	Identity *identity.Server
+	// Credentials holds, by app name, what was generated for each confidential app the World gave no
+	// secret and no certificate, or the first secret the World gave it.
+	Credentials map[string]*AppCredentials
+	// Exchange is Exchange Online's IMAP, POP3 and SMTP servers; Store holds the mailboxes they serve.
+	Exchange *exchange.Servers
+	Store    *mailstore.Store
+	// MailAddrs are the host:port addresses of the mail servers — "imap" (implicit TLS, as :993),
+	// "imap-starttls" (STARTTLS, as :143), "pop" (implicit TLS, as :995), "smtp" (STARTTLS, as
+	// submission :587) — and the Graph base URL ("graph"); the written config points at them.
+	MailAddrs map[string]string
+	// Graph is Microsoft Graph mail, served at MailAddrs["graph"] over the same Store.
+	Graph *graph.Server
+	// ProxyAddrs are free loopback addresses ("imap", "pop", "smtp") reserved for the [proxy]
+	// listeners of the written config; `mailoauth proxy` binds them, the emulator does not.
+	ProxyAddrs map[string]string
+
+	ca       *ca
+	host     string
+	identity string // https://host:port
+	srv      *http.Server
+	ln       net.Listener
+	done     chan struct{}
+	once     sync.Once
+
+	proxyHash string // of ProxyPassword, for the written [proxy] section
+
+	graphSrv  *http.Server
+	graphDone chan struct{}
+}
+
+// Start generates keys and certificates, builds the World, and serves the identity platform until ctx
+// ends or Close is called.
+func Start(ctx context.Context, opts Options) (*Emulator, error) {
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	log := opts.Log
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	host := opts.Listen
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	w := opts.World
+	if w == nil {
+		w = world.Default()
+	}
+	if err := w.Resolve(world.NewID); err != nil {
+		return nil, fmt.Errorf("emulator: %w", err)
+	}
+	e := &Emulator{World: w, Credentials: map[string]*AppCredentials{}, host: host, done: make(chan struct{})}
+	var err error
+	if e.ca, err = newCA(now()); err != nil {
+		return nil, err
+	}
+	if err := e.generateCredentials(now()); err != nil {
+		return nil, err
+	}
+	signKey, signCert, err := selfSigned("mailoauth emulator token signing", now(), 5*365*24*time.Hour)
+	if err != nil {
+		return nil, err
+	}
+	tlsCert, err := e.ca.serverCert(now(), host)
+	if err != nil {
+		return nil, err
+	}
+	client := &http.Client{Timeout: 10 * time.Second}
+	if e.Identity, err = identity.New(identity.Config{
+		World: w, Key: signKey, Cert: signCert, AutoApprove: opts.AutoApprove, Now: opts.Now, Log: log, Client: client,
+	}); err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return nil, fmt.Errorf("emulator: listen on %s: %w", host, err)
+	}
+	e.ln = ln
+	e.identity = "https://" + net.JoinHostPort(host, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
+	e.Store = mailstore.New(now)
+	if e.Exchange, err = exchange.Start(exchange.Config{
+		World: w, Store: e.Store, Keys: e.Identity, Host: host, Now: now, Log: log,
+		TLS: &tls.Config{Certificates: []tls.Certificate{tlsCert}, MinVersion: tls.VersionTLS12},
+	}); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("emulator: %w", err)
+	}
+	// Reserved once Exchange's listeners are bound, so that none of them can be handed the same port.
+	if e.MailAddrs, err = reservePorts(host); err != nil {
+		ln.Close()
+		e.Exchange.Close()
+		return nil, err
+	}
+	e.ProxyAddrs = map[string]string{}
+	for _, p := range []string{"imap", "pop", "smtp"} {
+		e.ProxyAddrs[p] = e.MailAddrs["proxy-"+p]
+		delete(e.MailAddrs, "proxy-"+p)
+	}
+	if e.proxyHash, err = passhash.Hash(ProxyPassword); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	for k, v := range e.Exchange.Addrs() {
+		e.MailAddrs[k] = v
+	}
+	if err := e.startGraph(host, tlsCert, now, log); err != nil {
+		ln.Close()
+		e.Exchange.Close()
+		return nil, err
+	}
+	e.srv = &http.Server{
+		Handler:           e.Identity.Handler(),
+		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{tlsCert}, MinVersion: tls.VersionTLS12},
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	go func() {
+		defer close(e.done)
+		if err := e.srv.ServeTLS(ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("emulator: identity server stopped", "err", err)
+		}
+	}()
+	go func() {
+		select {
+		case <-ctx.Done():
+			e.Close()
+		case <-e.done:
+		}
+	}()
+	log.Info("emulator: identity platform listening", "url", e.identity)
+	return e, nil
+}
+
+// generateCredentials gives every confidential app without credentials a client secret and a
+// certificate (PEM and PFX), as an admin would create them in the portal.
+func (e *Emulator) generateCredentials(now time.Time) error {
+	for _, app := range e.World.Apps {
+		if app.Public {
+			continue
+		}
+		if len(app.Secrets) > 0 || len(app.Certificates) > 0 {
+			// The world brought its own credentials (an expired secret, say): write the first secret
+			// out so accounts can use it, and generate nothing.
+			if len(app.Secrets) > 0 {
+				e.Credentials[app.Name] = &AppCredentials{Secret: app.Secrets[0].Value}
+			}
+			continue
+		}
+		key, cert, err := selfSigned(app.DisplayName, now, 365*24*time.Hour)
+		if err != nil {
+			return err
+		}
+		pass := randomString(18)
+		pfx, err := pkcs12.Modern.Encode(key, cert, nil, pass)
+		if err != nil {
+			return fmt.Errorf("emulator: PFX for %s: %w", app.Name, err)
+		}
+		c := &AppCredentials{Secret: clientSecret(), CertPEM: certKeyPEM(cert, key), PFX: pfx, PFXPassword: pass, Cert: cert}
+		app.Secrets = append(app.Secrets, world.Secret{Value: c.Secret, Expires: now.Add(2 * 365 * 24 * time.Hour)})
+		app.Certificates = append(app.Certificates, cert)
+		e.Credentials[app.Name] = c
+	}
+	return nil
+}
+
+// reservePorts picks free ports for the servers that later parts of the emulator serve (Graph).
+func reservePorts(host string) (map[string]string, error) {
+	addrs := map[string]string{}
+	// All stay open until every port is chosen: a port closed at once can be handed out again by
+	// the next Listen, and two listeners would share it.
+	var held []net.Listener
+	defer func() {
+		for _, l := range held {
+			l.Close()
+		}
+	}()
+	for _, p := range []string{"graph", "proxy-imap", "proxy-pop", "proxy-smtp"} {
+		l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+		if err != nil {
+			return nil, fmt.Errorf("emulator: reserve a port on %s: %w", host, err)
+		}
+		held = append(held, l)
+		addrs[p] = l.Addr().String()
+	}
+	addrs["graph"] = "https://" + addrs["graph"] + "/v1.0"
+	return addrs, nil
+}
+
+// startGraph serves Graph mail on the reserved graph port (or, if it was taken meanwhile, a free one,
+// updating MailAddrs["graph"]).
+func (e *Emulator) startGraph(host string, cert tls.Certificate, now func() time.Time, log *slog.Logger) error {
+	e.Graph = graph.New(graph.Config{World: e.World, Store: e.Store, Authorizer: e.Exchange.Authorizer,
+		MessageIDHost: e.Exchange.ServerName(), Now: now, Log: log})
+	hostport := strings.TrimSuffix(strings.TrimPrefix(e.MailAddrs["graph"], "https://"), "/v1.0")
+	gl, err := net.Listen("tcp", hostport)
+	if err != nil {
+		if gl, err = net.Listen("tcp", net.JoinHostPort(host, "0")); err != nil {
+			return fmt.Errorf("emulator: listen for Graph on %s: %w", host, err)
+		}
+		e.MailAddrs["graph"] = "https://" + gl.Addr().String() + "/v1.0"
+	}
+	e.graphSrv = &http.Server{
+		Handler:           e.Graph.Handler(),
+		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       5 * time.Minute, // upload chunks
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	e.graphDone = make(chan struct{})
+	go func() {
+		defer close(e.graphDone)
+		if err := e.graphSrv.ServeTLS(gl, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("emulator: Graph server stopped", "err", err)
+		}
+	}()
+	log.Info("emulator: Graph mail listening", "url", e.MailAddrs["graph"])
+	return nil
+}
+
+// Authority is the identity platform's base URL, without a tenant (config key authority).
+func (e *Emulator) Authority() string { return e.identity }
+
+// TenantAuthority is the authority URL for a tenant, as MSAL takes it.
+func (e *Emulator) TenantAuthority(tenant string) string { return e.identity + "/" + tenant }
+
+// CAPEM is the PEM of the CA that signs the emulator's TLS certificates.
+func (e *Emulator) CAPEM() []byte { return e.ca.pem }
+
+// CAPool is a pool holding only the emulator's CA.
+func (e *Emulator) CAPool() *x509.CertPool {
+	p := x509.NewCertPool()
+	p.AddCert(e.ca.cert)
+	return p
+}
+
+// HTTPClient is a client that trusts the emulator's CA and nothing else.
+func (e *Emulator) HTTPClient() *http.Client {
+	return &http.Client{
+		Timeout:   30 * time.Second,
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: e.CAPool(), MinVersion: tls.VersionTLS12}},
+	}
+}
+
+// Close stops the emulator and waits for its server to finish.
+func (e *Emulator) Close() error {
+	var err error
+	e.once.Do(func() {
+		// Requests under way get a moment to finish; then connections are closed. Waiting longer buys
+		// nothing: an HTTP/2 client keeps its idle connection open, and net/http then waits a second
+		// per connection after its GOAWAY, which made every test's emulator slow to stop.
+		ctx, cancel := context.WithTimeout(context.Background(), 250*time.Millisecond)
+		defer cancel()
+		errs := make(chan error, 2)
+		for _, srv := range []*http.Server{e.srv, e.graphSrv} {
+			go func() {
+				err := srv.Shutdown(ctx)
+				if errors.Is(err, context.DeadlineExceeded) {
+					err = srv.Close()
+				}
+				errs <- err
+			}()
+		}
+		err = errors.Join(<-errs, <-errs)
+		<-e.done
+		<-e.graphDone
+		e.Exchange.Close()
+	})
+	return err
+}
+
+// Done is closed when the emulator has stopped.
+func (e *Emulator) Done() <-chan struct{} { return e.done }
+
+func randomString(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// clientSecret looks like an Entra client secret value: three characters, "8Q~", then 34 more.
+func clientSecret() string {
+	s := randomString(30)
+	return s[:3] + "8Q~" + s[3:37]
+}

@@ -1,0 +1,598 @@
+package graph
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/mailoauth/mailoauth/internal/emulator/exchange/mailstore"
+)
+
+// ---- folders -----------------------------------------------------------------------------------
+
+// wellKnown are Graph's well-known folder names and the store's folders they name.
+var wellKnown = map[string]string{
+	"inbox": mailstore.Inbox, "drafts": mailstore.Drafts, "sentitems": mailstore.SentItems,
+	"deleteditems": mailstore.DeletedItems, "junkemail": mailstore.JunkEmail, "archive": mailstore.Archive,
+}
+
+const folderIDPrefix = "AQMk"
+
+// folderID is a folder's Graph id: opaque, stable for its name.
+func folderID(name string) string {
+	return folderIDPrefix + base64.RawURLEncoding.EncodeToString([]byte(name))
+}
+
+// displayName is how Graph names a store folder (IMAP's INBOX is Graph's Inbox).
+func folderDisplayName(name string) string {
+	if name == mailstore.Inbox {
+		return "Inbox"
+	}
+	if i := strings.LastIndexByte(name, mailstore.Delim); i >= 0 {
+		return name[i+1:]
+	}
+	return name
+}
+
+// lookupFolder finds a folder of the mailbox by well-known name or id.
+func (s *Server) lookupFolder(box, ref string) (string, *gerr) {
+	m := s.st.Ensure(box)
+	if name, ok := wellKnown[strings.ToLower(ref)]; ok {
+		return name, nil
+	}
+	rest, ok := strings.CutPrefix(ref, folderIDPrefix)
+	if !ok {
+		return "", errMalformedID
+	}
+	b, err := base64.RawURLEncoding.DecodeString(rest)
+	if err != nil {
+		return "", errMalformedID
+	}
+	if f := m.Folder(string(b)); f != nil {
+		return f.Name(), nil
+	}
+	return "", errNotFound
+}
+
+type folderOut struct {
+	ID               string `json:"id"`
+	DisplayName      string `json:"displayName"`
+	ParentFolderID   string `json:"parentFolderId"`
+	ChildFolderCount int    `json:"childFolderCount"`
+	UnreadItemCount  int    `json:"unreadItemCount"`
+	TotalItemCount   int    `json:"totalItemCount"`
+	SizeInBytes      int    `json:"sizeInBytes"`
+	IsHidden         bool   `json:"isHidden"`
+}
+
+func (s *Server) folderJSON(box, name string, all []string) folderOut {
+	msgs := s.messagesIn(box, name)
+	f := folderOut{ID: folderID(name), DisplayName: folderDisplayName(name), ParentFolderID: folderID("")}
+	if i := strings.LastIndexByte(name, mailstore.Delim); i >= 0 {
+		f.ParentFolderID = folderID(name[:i])
+	}
+	for _, m := range msgs {
+		f.TotalItemCount++
+		f.SizeInBytes += m.Size()
+		if !m.HasFlag(mailstore.FlagSeen) {
+			f.UnreadItemCount++
+		}
+	}
+	for _, o := range all {
+		if strings.HasPrefix(o, name+string(mailstore.Delim)) && !strings.ContainsRune(o[len(name)+1:], mailstore.Delim) {
+			f.ChildFolderCount++
+		}
+	}
+	return f
+}
+
+func (s *Server) context(r *http.Request, what string) string {
+	return "https://" + r.Host + "/v1.0/$metadata#" + what
+}
+
+// listFolders: GET mailFolders — the top-level folders.
+func (s *Server) listFolders(w http.ResponseWriter, r *http.Request, c *call) *gerr {
+	all := s.st.Ensure(c.mailbox).Folders()
+	out := []folderOut{}
+	for _, name := range all {
+		if !strings.ContainsRune(name, mailstore.Delim) {
+			out = append(out, s.folderJSON(c.mailbox, name, all))
+		}
+	}
+	writeJSON(w, 200, map[string]any{"@odata.context": s.context(r, "users('"+url.PathEscape(c.mailbox)+"')/mailFolders"), "value": out})
+	return nil
+}
+
+// getFolder: GET mailFolders/{id}.
+func (s *Server) getFolder(w http.ResponseWriter, r *http.Request, c *call) *gerr {
+	name, e := s.lookupFolder(c.mailbox, c.segs[1])
+	if e != nil {
+		return e
+	}
+	writeJSON(w, 200, s.folderJSON(c.mailbox, name, s.st.Ensure(c.mailbox).Folders()))
+	return nil
+}
+
+// createFolder: POST mailFolders {"displayName": ...}.
+func (s *Server) createFolder(w http.ResponseWriter, r *http.Request, c *call) *gerr {
+	var in struct {
+		DisplayName string `json:"displayName"`
+	}
+	if e := readJSON(r, &in); e != nil {
+		return e
+	}
+	name := strings.TrimSpace(in.DisplayName)
+	if name == "" || strings.ContainsRune(name, mailstore.Delim) || strings.EqualFold(name, "inbox") {
+		if strings.EqualFold(name, "inbox") {
+			return errf(409, "ErrorFolderExists", "A folder with the specified name already exists.")
+		}
+		return errf(400, "ErrorInvalidRequest", "The folder name is invalid (empty, or containing '/', which the emulator reserves for its hierarchy).")
+	}
+	m := s.st.Ensure(c.mailbox)
+	if _, err := m.CreateFolder(name); err != nil {
+		if errors.Is(err, mailstore.ErrFolderExists) {
+			return errf(409, "ErrorFolderExists", "A folder with the specified name already exists.")
+		}
+		return errf(400, "ErrorInvalidRequest", "The folder name is invalid.")
+	}
+	writeJSON(w, 201, s.folderJSON(c.mailbox, name, m.Folders()))
+	return nil
+}
+
+// ---- messages ----------------------------------------------------------------------------------
+
+// messagesIn lists a folder's messages ("" = every folder), the Graph drafts included.
+func (s *Server) messagesIn(box, folder string) []mailstore.Message {
+	var out []mailstore.Message
+	m := s.st.Ensure(box)
+	for _, name := range m.Folders() {
+		if folder != "" && name != folder {
+			continue
+		}
+		list, _ := s.st.List(box, name)
+		out = append(out, list...)
+	}
+	if folder == "" || folder == mailstore.Drafts {
+		out = append(out, s.draftMessages(box)...)
+	}
+	return out
+}
+
+// find returns a message of the mailbox (stored or a Graph draft).
+func (s *Server) find(box, id string) (mailstore.Message, *gerr) {
+	if msg, ok := s.draftMessage(box, id); ok {
+		return msg, nil
+	}
+	msg, err := s.st.Find(box, id)
+	if err != nil {
+		if !strings.HasPrefix(id, "AAMk") {
+			return msg, errMalformedID
+		}
+		return msg, errNotFound
+	}
+	return msg, nil
+}
+
+const timeFormat = "2006-01-02T15:04:05Z"
+
+// messageJSON is a message as Graph shows it.
+func (s *Server) messageJSON(msg mailstore.Message) map[string]any {
+	p := parseMIME(msg.Data)
+	recv := msg.Received.UTC().Format(timeFormat)
+	sent := recv
+	if !p.date.IsZero() {
+		sent = p.date.UTC().Format(timeFormat)
+	}
+	isDraft := msg.HasFlag(mailstore.FlagDraft)
+	out := map[string]any{
+		"@odata.etag":                `W/"` + base64.StdEncoding.EncodeToString([]byte(strconv.FormatInt(msg.Received.UnixNano(), 36))) + `"`,
+		"id":                         msg.ID,
+		"createdDateTime":            recv,
+		"lastModifiedDateTime":       recv,
+		"receivedDateTime":           recv,
+		"sentDateTime":               sent,
+		"hasAttachments":             len(p.attachments) > 0 && slices.ContainsFunc(p.attachments, func(a Attachment) bool { return !a.IsInline }),
+		"internetMessageId":          p.messageID,
+		"subject":                    p.subject,
+		"bodyPreview":                preview(p.text),
+		"importance":                 p.importance,
+		"parentFolderId":             folderID(msg.Folder),
+		"conversationId":             "AAQk" + msg.ID[min(4, len(msg.ID)):],
+		"isDeliveryReceiptRequested": false,
+		"isReadReceiptRequested":     false,
+		"isRead":                     msg.HasFlag(mailstore.FlagSeen),
+		"isDraft":                    isDraft,
+		"webLink":                    "https://outlook.office365.com/owa/?ItemID=" + url.QueryEscape(msg.ID) + "&exvsurl=1&viewmodel=ReadMessageItem",
+		"body":                       p.body,
+		"sender":                     p.sender,
+		"from":                       p.from,
+		"toRecipients":               p.to,
+		"ccRecipients":               p.cc,
+		"bccRecipients":              p.bcc,
+		"replyTo":                    p.reply,
+		"flag":                       map[string]string{"flagStatus": flagStatus(msg)},
+	}
+	if isDraft {
+		delete(out, "receivedDateTime")
+		out["sentDateTime"] = nil
+	}
+	return out
+}
+
+func flagStatus(msg mailstore.Message) string {
+	if msg.HasFlag(mailstore.FlagFlagged) {
+		return "flagged"
+	}
+	return "notFlagged"
+}
+
+// selectFields keeps the $select'ed properties (and id, @odata.etag), case-insensitively.
+func selectFields(m map[string]any, sel []string) map[string]any {
+	if len(sel) == 0 {
+		return m
+	}
+	out := map[string]any{"id": m["id"]}
+	if e, ok := m["@odata.etag"]; ok {
+		out["@odata.etag"] = e
+	}
+	for k, v := range m {
+		for _, s := range sel {
+			if strings.EqualFold(k, s) {
+				out[k] = v
+			}
+		}
+	}
+	return out
+}
+
+// listQuery is a list request's OData options.
+type listQuery struct {
+	top, skip int
+	sel       []string
+	unread    *bool
+	props     []string // extended property ids asked for with $expand=singleValueExtendedProperties(...)
+}
+
+// PidTagMessageSize as a Graph extended property. Graph v1.0 has no size property; clients ask for
+// MAPI's PidTagMessageSize (property tag 0x0E080003, a PT_LONG) with
+// $expand=singleValueExtendedProperties($filter=id eq 'Integer 0x0E08') and each message carries
+// "singleValueExtendedProperties":[{"id":"Integer 0xe08","value":"1234"}]. See Microsoft's docs:
+// https://learn.microsoft.com/graph/api/singlevaluelegacyextendedproperty-get,
+// https://learn.microsoft.com/graph/api/resources/extended-properties-overview and
+// https://learn.microsoft.com/office/client-developer/outlook/mapi/pidtagmessagesize-canonical-property.
+// The emulator serves this one property: the size of the stored MIME bytes (IMAP's RFC822.SIZE).
+const sizePropertyID = "Integer 0xe08" // as Graph writes it back
+
+// normPropID normalizes an extended property id "Type 0xTAG" (type case-insensitive, tag hex) to
+// a comparable form (lower case, tag without leading zeros); ok false if it is not of that form.
+func normPropID(id string) (string, bool) {
+	typ, tag, ok := strings.Cut(strings.TrimSpace(id), " ")
+	tag = strings.TrimSpace(tag)
+	if !ok || typ == "" || len(tag) < 3 || !strings.EqualFold(tag[:2], "0x") {
+		return "", false
+	}
+	n, err := strconv.ParseUint(tag[2:], 16, 16)
+	if err != nil {
+		return "", false
+	}
+	return strings.ToLower(typ) + " 0x" + strconv.FormatUint(n, 16), true
+}
+
+var errExpand = errf(400, "BadRequest", "Parsing OData Select and Expand failed: the emulator supports $expand=singleValueExtendedProperties($filter=id eq '{type} 0x{tag}' [or id eq ...]) only.")
+
+// parseExpand reads $expand=singleValueExtendedProperties($filter=id eq '...' or id eq '...').
+func parseExpand(v string) ([]string, *gerr) {
+	v = strings.TrimSpace(v)
+	const nav = "singlevalueextendedproperties("
+	if len(v) <= len(nav) || !strings.EqualFold(v[:len(nav)], nav) || !strings.HasSuffix(v, ")") {
+		return nil, errExpand
+	}
+	inner := strings.TrimSpace(v[len(nav) : len(v)-1])
+	filter, ok := strings.CutPrefix(inner, "$filter=")
+	if !ok {
+		return nil, errExpand
+	}
+	var ids []string
+	for _, term := range splitFold(filter, " or ") {
+		f := strings.Fields(term)
+		if len(f) < 3 || !strings.EqualFold(f[0], "id") || !strings.EqualFold(f[1], "eq") {
+			return nil, errExpand
+		}
+		lit := strings.TrimSpace(strings.Join(f[2:], " "))
+		if len(lit) < 2 || lit[0] != '\'' || lit[len(lit)-1] != '\'' {
+			return nil, errExpand
+		}
+		id, ok := normPropID(lit[1 : len(lit)-1])
+		if !ok {
+			return nil, errExpand
+		}
+		ids = append(ids, id)
+	}
+	return ids, nil
+}
+
+// splitFold splits s around sep, case-insensitively.
+func splitFold(s, sep string) []string {
+	var out []string
+	for {
+		i := strings.Index(strings.ToLower(s), sep)
+		if i < 0 {
+			return append(out, s)
+		}
+		out = append(out, s[:i])
+		s = s[i+len(sep):]
+	}
+}
+
+// withExtended adds the asked-for extended properties the emulator knows (PidTagMessageSize) to a
+// message's JSON; a message without any of them has no singleValueExtendedProperties, as in Graph.
+func withExtended(m map[string]any, msg mailstore.Message, props []string) map[string]any {
+	var list []map[string]string
+	for _, id := range props {
+		if strings.EqualFold(id, sizePropertyID) {
+			list = append(list, map[string]string{"id": sizePropertyID, "value": strconv.Itoa(msg.Size())})
+		}
+	}
+	if len(list) > 0 {
+		m["singleValueExtendedProperties"] = list
+	}
+	return m
+}
+
+// parseListQuery reads $top, $skip, $select, $filter (isRead eq true|false only) and $expand
+// (singleValueExtendedProperties only).
+func parseListQuery(q url.Values) (listQuery, *gerr) {
+	lq := listQuery{top: 10}
+	if v := q.Get("$expand"); v != "" {
+		props, e := parseExpand(v)
+		if e != nil {
+			return lq, e
+		}
+		lq.props = props
+	}
+	if v := q.Get("$top"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return lq, errf(400, "BadRequest", "Invalid value '"+v+"' for $top query option found. The $top query option requires a non-negative integer value.")
+		}
+		lq.top = min(n, 1000)
+	}
+	if v := q.Get("$skip"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return lq, errf(400, "BadRequest", "Invalid value '"+v+"' for $skip query option found. The $skip query option requires a non-negative integer value.")
+		}
+		lq.skip = n
+	}
+	if v := q.Get("$select"); v != "" {
+		for _, f := range strings.Split(v, ",") {
+			if f = strings.TrimSpace(f); f != "" {
+				lq.sel = append(lq.sel, f)
+			}
+		}
+	}
+	if v := q.Get("$filter"); v != "" {
+		f := strings.Fields(strings.ToLower(v))
+		if len(f) != 3 || f[0] != "isread" || f[1] != "eq" || (f[2] != "true" && f[2] != "false") {
+			return lq, errf(400, "ErrorInvalidUrlQueryFilter", "The query filter contains one or more invalid nodes (the emulator supports $filter=isRead eq true|false).")
+		}
+		b := f[2] == "true"
+		lq.unread = &b
+	}
+	return lq, nil
+}
+
+// listMessages: GET messages and GET mailFolders/{id}/messages, newest first, paged with $skip in
+// @odata.nextLink.
+func (s *Server) listMessages(w http.ResponseWriter, r *http.Request, c *call) *gerr {
+	folder := ""
+	if len(c.segs) == 3 {
+		var e *gerr
+		if folder, e = s.lookupFolder(c.mailbox, c.segs[1]); e != nil {
+			return e
+		}
+	}
+	q := r.URL.Query()
+	lq, e := parseListQuery(q)
+	if e != nil {
+		return e
+	}
+	msgs := s.messagesIn(c.mailbox, folder)
+	if lq.unread != nil {
+		msgs = slices.DeleteFunc(msgs, func(m mailstore.Message) bool { return m.HasFlag(mailstore.FlagSeen) != *lq.unread })
+	}
+	sort.SliceStable(msgs, func(i, j int) bool {
+		if !msgs[i].Received.Equal(msgs[j].Received) {
+			return msgs[i].Received.After(msgs[j].Received)
+		}
+		return msgs[i].UID > msgs[j].UID
+	})
+	page := []map[string]any{}
+	end := min(len(msgs), lq.skip+lq.top)
+	for i := lq.skip; i < end; i++ {
+		page = append(page, withExtended(selectFields(s.messageJSON(msgs[i]), lq.sel), msgs[i], lq.props))
+	}
+	out := map[string]any{"@odata.context": s.context(r, "users('"+url.PathEscape(c.mailbox)+"')/messages"), "value": page}
+	if end < len(msgs) && lq.top > 0 {
+		q.Set("$skip", strconv.Itoa(end))
+		q.Set("$top", strconv.Itoa(lq.top))
+		out["@odata.nextLink"] = "https://" + r.Host + r.URL.Path + "?" + q.Encode()
+	}
+	writeJSON(w, 200, out)
+	return nil
+}
+
+// getMessage: GET messages/{id}.
+func (s *Server) getMessage(w http.ResponseWriter, r *http.Request, c *call) *gerr {
+	msg, e := s.find(c.mailbox, c.segs[1])
+	if e != nil {
+		return e
+	}
+	lq, e := parseListQuery(url.Values{"$select": r.URL.Query()["$select"], "$expand": r.URL.Query()["$expand"]})
+	if e != nil {
+		return e
+	}
+	writeJSON(w, 200, withExtended(selectFields(s.messageJSON(msg), lq.sel), msg, lq.props))
+	return nil
+}
+
+// getMIME: GET messages/{id}/$value — the message's bytes.
+func (s *Server) getMIME(w http.ResponseWriter, r *http.Request, c *call) *gerr {
+	msg, e := s.find(c.mailbox, c.segs[1])
+	if e != nil {
+		return e
+	}
+	w.Header().Set("Content-Type", "text/plain")
+	w.Header().Set("Content-Length", strconv.Itoa(len(msg.Data)))
+	w.WriteHeader(200)
+	_, _ = w.Write(msg.Data)
+	return nil
+}
+
+// patchMessage: PATCH messages/{id} — isRead only.
+func (s *Server) patchMessage(w http.ResponseWriter, r *http.Request, c *call) *gerr {
+	var in struct {
+		IsRead *bool `json:"isRead"`
+	}
+	if e := readJSON(r, &in); e != nil {
+		return e
+	}
+	msg, e := s.find(c.mailbox, c.segs[1])
+	if e != nil {
+		return e
+	}
+	if in.IsRead != nil {
+		if _, draft := s.draftMessage(c.mailbox, msg.ID); draft {
+			return errf(400, "ErrorInvalidRequest", "The emulator does not change the read state of a Graph draft.")
+		}
+		flags := slices.DeleteFunc(slices.Clone(msg.Flags), func(f string) bool { return strings.EqualFold(f, mailstore.FlagSeen) })
+		if *in.IsRead {
+			flags = append(flags, mailstore.FlagSeen)
+		}
+		if err := s.st.SetFlags(c.mailbox, msg.Folder, msg.ID, flags); err != nil {
+			return errNotFound
+		}
+		msg.Flags = flags
+	}
+	writeJSON(w, 200, s.messageJSON(msg))
+	return nil
+}
+
+// deleteMessage: DELETE messages/{id}. Graph moves it to Recoverable Items, out of every folder a
+// client sees; the emulator removes it.
+func (s *Server) deleteMessage(w http.ResponseWriter, r *http.Request, c *call) *gerr {
+	id := c.segs[1]
+	if s.deleteDraft(c.mailbox, id) {
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+	msg, e := s.find(c.mailbox, id)
+	if e != nil {
+		return e
+	}
+	if n, _ := s.st.Delete(c.mailbox, msg.Folder, msg.ID); n == 0 {
+		return errNotFound
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// move: POST messages/{id}/move {"destinationId": ...} → 201 with the moved message (its id kept,
+// as with immutable ids).
+func (s *Server) move(w http.ResponseWriter, r *http.Request, c *call) *gerr {
+	var in struct {
+		DestinationID string `json:"destinationId"`
+	}
+	if e := readJSON(r, &in); e != nil {
+		return e
+	}
+	if in.DestinationID == "" {
+		return errf(400, "ErrorInvalidRequest", "The destinationId parameter is required.")
+	}
+	dest, e := s.lookupFolder(c.mailbox, in.DestinationID)
+	if e != nil {
+		return e
+	}
+	msg, e := s.find(c.mailbox, c.segs[1])
+	if e != nil {
+		return e
+	}
+	if _, draft := s.draftMessage(c.mailbox, msg.ID); draft {
+		return errf(400, "ErrorInvalidRequest", "The emulator keeps Graph drafts in Drafts until they are sent or deleted.")
+	}
+	moved, err := s.st.Move(c.mailbox, msg.Folder, dest, msg.ID)
+	if err != nil {
+		return errNotFound
+	}
+	writeJSON(w, 201, s.messageJSON(moved))
+	return nil
+}
+
+// attachmentID is an attachment's id: the message's id and the attachment's index.
+func attachmentID(msgID string, i int) string {
+	return msgID + "_" + base64.RawURLEncoding.EncodeToString([]byte("att"+strconv.Itoa(i)))
+}
+
+func attachmentsOut(msg mailstore.Message, withBytes bool) []Attachment {
+	p := parseMIME(msg.Data)
+	out := []Attachment{}
+	for i, a := range p.attachments {
+		a.ODataType = "#microsoft.graph.fileAttachment"
+		a.ID = attachmentID(msg.ID, i)
+		a.LastModifiedDateTime = msg.Received.UTC().Format(timeFormat)
+		if !withBytes {
+			a.ContentBytes = nil
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+// listAttachments: GET messages/{id}/attachments (with contentBytes, as Graph returns them).
+func (s *Server) listAttachments(w http.ResponseWriter, r *http.Request, c *call) *gerr {
+	msg, e := s.find(c.mailbox, c.segs[1])
+	if e != nil {
+		return e
+	}
+	writeJSON(w, 200, map[string]any{"@odata.context": s.context(r, "users('"+url.PathEscape(c.mailbox)+"')/messages('"+msg.ID+"')/attachments"),
+		"value": attachmentsOut(msg, true)})
+	return nil
+}
+
+// getAttachment: GET messages/{id}/attachments/{aid}.
+func (s *Server) getAttachment(w http.ResponseWriter, r *http.Request, c *call) *gerr {
+	msg, e := s.find(c.mailbox, c.segs[1])
+	if e != nil {
+		return e
+	}
+	for _, a := range attachmentsOut(msg, true) {
+		if a.ID == c.segs[3] {
+			writeJSON(w, 200, a)
+			return nil
+		}
+	}
+	return errNotFound
+}
+
+func asMaxBytes(err error, target **http.MaxBytesError) bool { return errors.As(err, target) }
+
+// jsonErrText describes a JSON decoding error without echoing the body.
+func jsonErrText(err error) string {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return "invalid JSON at offset " + strconv.FormatInt(se.Offset, 10)
+	case errors.As(err, &te):
+		return "property " + te.Field + " cannot be a " + te.Value
+	case strings.Contains(err.Error(), "base64"):
+		return "an attachment's contentBytes is not base64"
+	}
+	return "invalid JSON"
+}
