@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mailoauth/mailoauth/token"
+
 	"github.com/AzureAD/microsoft-authentication-library-for-go/apps/confidential"
 	"github.com/AzureAD/microsoft-authentication-library-for-go/apps/public"
 	"golang.org/x/sync/singleflight"
@@ -32,12 +34,12 @@ type Account struct {
 
 	flight singleflight.Group
 	mu     sync.Mutex
-	hot    map[Resource]*Token // the in-memory hot path
+	hot    map[token.Resource]*token.Token // the in-memory hot path
 	// staleUntil: a token served after a failed refresh (RefreshErr set) is served from the hot path
 	// until then without a new attempt (staleRetry).
-	staleUntil map[Resource]time.Time
+	staleUntil map[token.Resource]time.Time
 	// hotUntil: a token just put on the hot path is served until then even inside the margin (hotFor).
-	hotUntil map[Resource]time.Time
+	hotUntil map[token.Resource]time.Time
 	// gen counts Refresh and forget calls: a silent acquisition that started before one of them must
 	// not put its (older, possibly refused) token back on the hot path.
 	gen uint64
@@ -62,7 +64,7 @@ func newAccount(acc *config.Account, opts Options) (*Account, error) {
 		return nil, err
 	}
 	hc := httpClient(roots, opts.Transport, opts.HTTPTimeout)
-	a := &Account{cfg: acc, cloud: cl, opts: opts, roots: roots, hot: map[Resource]*Token{}, staleUntil: map[Resource]time.Time{}, hotUntil: map[Resource]time.Time{}}
+	a := &Account{cfg: acc, cloud: cl, opts: opts, roots: roots, hot: map[token.Resource]*token.Token{}, staleUntil: map[token.Resource]time.Time{}, hotUntil: map[token.Resource]time.Time{}}
 	a.cache = &storeCache{st: opts.Store, key: storeKey(acc.Name), authority: strings.ToLower(authority), clientID: acc.ClientID}
 	// Instance discovery asks login.microsoftonline.com about the authority; for an authority of our
 	// own (the emulator) there is nobody to ask.
@@ -142,14 +144,20 @@ func (a *Account) Mechanism() string {
 	return "XOAUTH2"
 }
 
+// OtherMailbox reports whether a delegated account opens a mailbox other than its user's own (its
+// mailbox setting names a shared mailbox).
+func (a *Account) OtherMailbox() bool {
+	return !a.AppOnly() && a.cfg.Mailbox != "" && !strings.EqualFold(a.cfg.Mailbox, a.cfg.Email)
+}
+
 // AppOnly reports whether the account's tokens are app-only (client credentials).
 func (a *Account) AppOnly() bool { return a.cfg.Flow == config.FlowClientCredentials }
 
 // Scopes are what the account asks for a resource: derived from its protocols (SPEC §3) unless the
 // config's scopes override the Exchange ones.
-func (a *Account) Scopes(r Resource) []string {
+func (a *Account) Scopes(r token.Resource) []string {
 	if a.AppOnly() {
-		if r == Graph {
+		if r == token.Graph {
 			return []string{a.cloud.Graph + "/.default"}
 		}
 		if len(a.cfg.Scopes) > 0 {
@@ -157,7 +165,7 @@ func (a *Account) Scopes(r Resource) []string {
 		}
 		return []string{a.cloud.ExchangeApp + "/.default"}
 	}
-	if r == Graph {
+	if r == token.Graph {
 		return []string{a.cloud.Graph + "/Mail.ReadWrite", a.cloud.Graph + "/Mail.Send"}
 	}
 	if len(a.cfg.Scopes) > 0 {
@@ -175,22 +183,22 @@ func (a *Account) Scopes(r Resource) []string {
 		}
 	}
 	if len(s) == 0 { // a Graph-only account still signs in for something
-		return a.Scopes(Graph)
+		return a.Scopes(token.Graph)
 	}
 	return s
 }
 
 // loginResource is what Login signs in for: Exchange unless the account only uses Graph.
-func (a *Account) loginResource() Resource {
+func (a *Account) loginResource() token.Resource {
 	for _, p := range a.cfg.Protocols {
 		if p != config.ProtocolGraph {
-			return Exchange
+			return token.Exchange
 		}
 	}
 	if len(a.cfg.Protocols) == 0 {
-		return Exchange
+		return token.Exchange
 	}
-	return Graph
+	return token.Graph
 }
 
 // Token returns a valid access token for r, from memory, from the store, or by a silent refresh. Any
@@ -201,7 +209,7 @@ func (a *Account) loginResource() Resource {
 // A token inside the refresh margin whose refresh fails transiently is served until it really
 // expires, with RefreshErr saying why (servesStale); the caller waits for that refresh at most
 // waitBudget. A token that has expired, or a refused refresh, makes the call fail.
-func (a *Account) Token(ctx context.Context, r Resource) (*Token, error) {
+func (a *Account) Token(ctx context.Context, r token.Resource) (*token.Token, error) {
 	if t := a.hotToken(r); t != nil {
 		return t, nil
 	}
@@ -218,17 +226,17 @@ func (a *Account) Token(ctx context.Context, r Resource) (*Token, error) {
 		wctx, cancel = context.WithTimeout(ctx, waitBudget(ctx))
 		defer cancel()
 	}
-	t, err := a.inFlight(wctx, string(r), func(fctx context.Context) (*Token, error) {
+	t, err := a.inFlight(wctx, string(r), func(fctx context.Context) (*token.Token, error) {
 		if t := a.hotToken(r); t != nil { // filled while this flight was being set up
 			return t, nil
 		}
 		gen := a.generation()
-		t, err := a.refreshLocked(fctx, func() (*Token, error) {
+		t, err := a.refreshLocked(fctx, func() (*token.Token, error) {
 			// Another process may have refreshed while this one waited for the lock.
 			if t := a.storedToken(fctx, r); a.fresh(t) {
 				return t, nil
 			}
-			return retryTransient(fctx, func() (*Token, error) { return a.acquireSilent(fctx, r) })
+			return retryTransient(fctx, func() (*token.Token, error) { return a.acquireSilent(fctx, r) })
 		})
 		if err != nil {
 			return nil, err
@@ -250,7 +258,7 @@ func (a *Account) Token(ctx context.Context, r Resource) (*Token, error) {
 // The wait is bounded by ctx: the flight's, so a caller's own deadline still ends its wait (inFlight).
 // A Store without Locker runs get at once: the single flight and acquire's retry after a rotation by
 // another process are all it has.
-func (a *Account) refreshLocked(ctx context.Context, get func() (*Token, error)) (*Token, error) {
+func (a *Account) refreshLocked(ctx context.Context, get func() (*token.Token, error)) (*token.Token, error) {
 	l, ok := a.opts.Store.(store.Locker)
 	if !ok {
 		return get()
@@ -271,7 +279,7 @@ func (a *Account) refreshLocked(ctx context.Context, get func() (*Token, error))
 // a context detached from the first caller's — one caller giving up must not fail the others — and
 // bounded to 2 minutes. Each caller gets the result or, when its own context ends first, that: a
 // deadline as a transient *Error (the identity platform did not answer in time), a cancellation as it is.
-func (a *Account) inFlight(ctx context.Context, key string, get func(context.Context) (*Token, error)) (*Token, error) {
+func (a *Account) inFlight(ctx context.Context, key string, get func(context.Context) (*token.Token, error)) (*token.Token, error) {
 	ch := a.flight.DoChan(key, func() (any, error) {
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 		defer cancel()
@@ -282,7 +290,7 @@ func (a *Account) inFlight(ctx context.Context, key string, get func(context.Con
 		if res.Err != nil {
 			return nil, res.Err
 		}
-		return res.Val.(*Token), nil
+		return res.Val.(*token.Token), nil
 	case <-ctx.Done():
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			return nil, &Error{Account: a.cfg.Name, Op: "token", Transient: true, Err: ctx.Err()}
@@ -293,7 +301,7 @@ func (a *Account) inFlight(ctx context.Context, key string, get func(context.Con
 
 // hotToken is the token in memory while it is outside the refresh margin, or, after a failed
 // refresh, while it is valid and staleRetry has not passed.
-func (a *Account) hotToken(r Resource) *Token {
+func (a *Account) hotToken(r token.Resource) *token.Token {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	t := a.hot[r]
@@ -310,13 +318,13 @@ func (a *Account) hotToken(r Resource) *Token {
 // hotFor is how long a token just obtained is served from memory even inside the refresh margin:
 // half its lifetime. A token issued for less than Margin (identity providers other than Entra
 // issue 5-minute tokens) would otherwise be refreshed again by every caller that missed its flight.
-func (a *Account) hotFor(t *Token) time.Time {
+func (a *Account) hotFor(t *token.Token) time.Time {
 	now := a.opts.Now()
 	return now.Add(t.ExpiresOn.Sub(now) / 2)
 }
 
 // remember puts a token on the hot path.
-func (a *Account) remember(t *Token) {
+func (a *Account) remember(t *token.Token) {
 	a.mu.Lock()
 	a.hot[t.Resource] = t
 	a.hotUntil[t.Resource] = a.hotFor(t)
@@ -330,7 +338,7 @@ func (a *Account) generation() uint64 {
 }
 
 // rememberIf puts a token on the hot path unless a Refresh or forget happened since gen was read.
-func (a *Account) rememberIf(t *Token, gen uint64) {
+func (a *Account) rememberIf(t *token.Token, gen uint64) {
 	a.mu.Lock()
 	if a.gen == gen {
 		a.hot[t.Resource] = t
@@ -341,19 +349,19 @@ func (a *Account) rememberIf(t *Token, gen uint64) {
 
 func (a *Account) forget() {
 	a.mu.Lock()
-	a.hot = map[Resource]*Token{}
-	a.hotUntil = map[Resource]time.Time{}
+	a.hot = map[token.Resource]*token.Token{}
+	a.hotUntil = map[token.Resource]time.Time{}
 	a.gen++
 	a.mu.Unlock()
 }
 
-func (a *Account) acquireSilent(ctx context.Context, r Resource) (*Token, error) {
+func (a *Account) acquireSilent(ctx context.Context, r token.Resource) (*token.Token, error) {
 	return a.acquire(ctx, r, false)
 }
 
 // acquire gets a token without a person: from MSAL's cache when it can, else with the refresh token or
 // the client credential. fresh skips MSAL's cached access token (a harmless claims request does that).
-func (a *Account) acquire(ctx context.Context, r Resource, fresh bool) (*Token, error) {
+func (a *Account) acquire(ctx context.Context, r token.Resource, fresh bool) (*token.Token, error) {
 	var before string // the refresh tokens stored before this attempt (app-only accounts have none)
 	if a.cfg.Flow != config.FlowClientCredentials {
 		before = a.cache.refreshPrint(ctx)
@@ -373,7 +381,7 @@ func (a *Account) acquire(ctx context.Context, r Resource, fresh bool) (*Token, 
 	return t, err
 }
 
-func (a *Account) acquireOnce(ctx context.Context, r Resource, fresh bool) (*Token, error) {
+func (a *Account) acquireOnce(ctx context.Context, r token.Resource, fresh bool) (*token.Token, error) {
 	scopes := a.Scopes(r)
 	var confOpts []confidential.AcquireSilentOption
 	var credOpts []confidential.AcquireByCredentialOption
@@ -390,7 +398,7 @@ func (a *Account) acquireOnce(ctx context.Context, r Resource, fresh bool) (*Tok
 		if err != nil {
 			return nil, classify(a.cfg.Name, "client credentials", err)
 		}
-		return &Token{AccessToken: res.AccessToken, ExpiresOn: res.ExpiresOn, Resource: r}, nil
+		return &token.Token{AccessToken: res.AccessToken, ExpiresOn: res.ExpiresOn, Resource: r}, nil
 	case a.conf != nil:
 		e, err := a.cache.load(ctx)
 		if err != nil {
@@ -407,7 +415,7 @@ func (a *Account) acquireOnce(ctx context.Context, r Resource, fresh bool) (*Tok
 		if err != nil {
 			return nil, a.silentFailed(err)
 		}
-		return &Token{AccessToken: res.AccessToken, ExpiresOn: res.ExpiresOn, Resource: r}, nil
+		return &token.Token{AccessToken: res.AccessToken, ExpiresOn: res.ExpiresOn, Resource: r}, nil
 	default:
 		acct, err := a.publicAccount(ctx)
 		if err != nil {
@@ -424,7 +432,7 @@ func (a *Account) acquireOnce(ctx context.Context, r Resource, fresh bool) (*Tok
 		if err != nil {
 			return nil, a.silentFailed(err)
 		}
-		return &Token{AccessToken: res.AccessToken, ExpiresOn: res.ExpiresOn, Resource: r}, nil
+		return &token.Token{AccessToken: res.AccessToken, ExpiresOn: res.ExpiresOn, Resource: r}, nil
 	}
 }
 
@@ -453,9 +461,9 @@ func (a *Account) publicAccount(ctx context.Context) (public.Account, error) {
 // loginRequired says what to do, wrapping ErrLoginRequired (and the refusal that caused it, if any).
 func (a *Account) loginRequired(cause error) error {
 	if cause != nil {
-		return fmt.Errorf("%w for account %s: %w; run: mailoauth login %s", ErrLoginRequired, a.cfg.Name, cause, a.cfg.Name)
+		return fmt.Errorf("%w for account %s: %w; run: mailoauth login %s", token.ErrLoginRequired, a.cfg.Name, cause, a.cfg.Name)
 	}
-	return fmt.Errorf("%w for account %s: no token is held; run: mailoauth login %s", ErrLoginRequired, a.cfg.Name, a.cfg.Name)
+	return fmt.Errorf("%w for account %s: no token is held; run: mailoauth login %s", token.ErrLoginRequired, a.cfg.Name, a.cfg.Name)
 }
 
 // silentFailed separates "the grant is dead, sign in again" from transient trouble, where the refresh
@@ -491,7 +499,7 @@ const (
 	retryBase     = 300 * time.Millisecond
 )
 
-func retryTransient(ctx context.Context, f func() (*Token, error)) (*Token, error) {
+func retryTransient(ctx context.Context, f func() (*token.Token, error)) (*token.Token, error) {
 	var err error
 	for attempt := 0; attempt < retryAttempts; attempt++ {
 		if attempt > 0 {
@@ -503,7 +511,7 @@ func retryTransient(ctx context.Context, f func() (*Token, error)) (*Token, erro
 				return nil, err
 			}
 		}
-		var t *Token
+		var t *token.Token
 		t, err = f()
 		var ae *Error
 		if err == nil || !errors.As(err, &ae) || !ae.Transient {
@@ -522,7 +530,7 @@ const bypassClaims = `{"id_token":{"auth_time":{"essential":true}}}`
 // a token the cache thought valid (revoked, or issued before a permission change). The refused token
 // (the one Token last handed out) is removed from the store too, so that no process serves it again
 // when this refresh fails.
-func (a *Account) Refresh(ctx context.Context, r Resource) (*Token, error) {
+func (a *Account) Refresh(ctx context.Context, r token.Resource) (*token.Token, error) {
 	a.mu.Lock()
 	refused := a.hot[r]
 	delete(a.hot, r)
@@ -534,9 +542,9 @@ func (a *Account) Refresh(ctx context.Context, r Resource) (*Token, error) {
 			return nil, err
 		}
 	}
-	return a.inFlight(ctx, "refresh "+string(r), func(fctx context.Context) (*Token, error) {
-		t, err := a.refreshLocked(fctx, func() (*Token, error) {
-			return retryTransient(fctx, func() (*Token, error) { return a.acquire(fctx, r, true) })
+	return a.inFlight(ctx, "refresh "+string(r), func(fctx context.Context) (*token.Token, error) {
+		t, err := a.refreshLocked(fctx, func() (*token.Token, error) {
+			return retryTransient(fctx, func() (*token.Token, error) { return a.acquire(fctx, r, true) })
 		})
 		if err == nil {
 			a.remember(t)

@@ -23,63 +23,18 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"os"
-	"strings"
 	"sync"
 	"time"
 
-	"golang.org/x/oauth2"
+	"github.com/mailoauth/mailoauth/token"
 
 	"github.com/mailoauth/mailoauth/config"
 	"github.com/mailoauth/mailoauth/store"
 )
-
-// Resource is what a token is for.
-type Resource string
-
-const (
-	Exchange Resource = "exchange" // IMAP, POP3, SMTP
-	Graph    Resource = "graph"
-)
-
-// ParseResource reads a resource name as the CLI's --resource takes it.
-func ParseResource(s string) (Resource, error) {
-	switch Resource(strings.ToLower(s)) {
-	case Exchange:
-		return Exchange, nil
-	case Graph:
-		return Graph, nil
-	}
-	return "", fmt.Errorf("unknown resource %q; use exchange or graph", s)
-}
-
-// Token is an access token and when it expires.
-type Token struct {
-	AccessToken string
-	ExpiresOn   time.Time
-	Resource    Resource
-	// RefreshErr is set on a token served inside its refresh margin because its refresh failed
-	// transiently: a transient *Error (the identity platform is down or slow, or another process's
-	// refresh, which this one waited for, did not finish in time). The token itself is valid until
-	// ExpiresOn. Callers count or report it; nil is the normal case. A refused refresh never comes
-	// back this way: Token fails with ErrLoginRequired.
-	RefreshErr error
-}
-
-// OAuth2 converts the token for golang.org/x/oauth2 users.
-func (t *Token) OAuth2() *oauth2.Token {
-	return &oauth2.Token{AccessToken: t.AccessToken, TokenType: "Bearer", Expiry: t.ExpiresOn}
-}
-
-// TokenSource gives valid access tokens for one account and resource, refreshing silently. It never
-// prompts: when nothing can be refreshed it returns an error wrapping ErrLoginRequired.
-type TokenSource interface {
-	Token(ctx context.Context) (*Token, error)
-}
 
 // DefaultHTTPTimeout bounds each request to the identity platform unless Options.HTTPTimeout is set.
 const DefaultHTTPTimeout = 60 * time.Second
@@ -186,68 +141,15 @@ func httpClient(roots *x509.CertPool, wrap func(http.RoundTripper) http.RoundTri
 }
 
 // TokenSource returns the account's source for a resource.
-func (a *Account) TokenSource(r Resource) TokenSource { return resourceSource{a, r} }
+func (a *Account) TokenSource(r token.Resource) token.Source { return resourceSource{a, r} }
 
 type resourceSource struct {
 	a *Account
-	r Resource
+	r token.Resource
 }
 
-func (s resourceSource) Token(ctx context.Context) (*Token, error) { return s.a.Token(ctx, s.r) }
+func (s resourceSource) Token(ctx context.Context) (*token.Token, error) { return s.a.Token(ctx, s.r) }
 
-func (s resourceSource) Refresh(ctx context.Context) (*Token, error) { return s.a.Refresh(ctx, s.r) }
-
-// Refresher is a TokenSource that can throw its token away and fetch a fresh one. Mail clients use it
-// to retry once when a server refuses a token the cache thought valid.
-type Refresher interface {
-	TokenSource
-	Refresh(ctx context.Context) (*Token, error)
-}
-
-// StaticTokenSource always returns the same token (tests, and tokens obtained elsewhere).
-func StaticTokenSource(t *Token) TokenSource { return staticSource{t} }
-
-type staticSource struct{ t *Token }
-
-func (s staticSource) Token(context.Context) (*Token, error) { return s.t, nil }
-
-// OAuth2 adapts a TokenSource to golang.org/x/oauth2, whose Token takes no context: ctx is used for
-// every call.
-func OAuth2(ctx context.Context, ts TokenSource) oauth2.TokenSource { return oauth2Source{ctx, ts} }
-
-type oauth2Source struct {
-	ctx context.Context
-	ts  TokenSource
-}
-
-func (s oauth2Source) Token() (*oauth2.Token, error) {
-	t, err := s.ts.Token(s.ctx)
-	if err != nil {
-		return nil, err
-	}
-	return t.OAuth2(), nil
-}
-
-// RetryRefused presents the source's token with attempt, and when the server refused it (refused(err))
-// and the source can refresh, presents a fresh one once more: a token the cache thought valid may have
-// been revoked, or issued before a permission was granted. retried says the second try happened (and
-// succeeded, when err is nil). A refresh failure returns the server's refusal, which is the news.
-func RetryRefused(ctx context.Context, ts TokenSource, attempt func(*Token) error, refused func(error) bool) (retried bool, err error) {
-	tok, err := ts.Token(ctx)
-	if err != nil {
-		return false, err
-	}
-	err = attempt(tok)
-	if err == nil || !refused(err) {
-		return false, err
-	}
-	r, ok := ts.(Refresher)
-	if !ok {
-		return false, err
-	}
-	fresh, rerr := r.Refresh(ctx)
-	if rerr != nil {
-		return false, err
-	}
-	return true, attempt(fresh)
+func (s resourceSource) Refresh(ctx context.Context) (*token.Token, error) {
+	return s.a.Refresh(ctx, s.r)
 }

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailoauth/mailoauth/token"
+
 	"github.com/pelletier/go-toml/v2"
 
 	"github.com/mailoauth/mailoauth/auth"
@@ -125,7 +127,7 @@ func claims(t *testing.T, tok string) map[string]any {
 	return m
 }
 
-func token(t *testing.T, m *auth.Manager, account string, r auth.Resource) *auth.Token {
+func getToken(t *testing.T, m *auth.Manager, account string, r token.Resource) *token.Token {
 	t.Helper()
 	a, err := m.Account(account)
 	if err != nil {
@@ -138,7 +140,7 @@ func token(t *testing.T, m *auth.Manager, account string, r auth.Resource) *auth
 	return tok
 }
 
-func login(t *testing.T, m *auth.Manager, account string, o auth.LoginOptions) *auth.Token {
+func login(t *testing.T, m *auth.Manager, account string, o auth.LoginOptions) *token.Token {
 	t.Helper()
 	a, err := m.Account(account)
 	if err != nil {
@@ -157,7 +159,7 @@ func TestClientCredentialsSecretPFXAndGraph(t *testing.T) {
 	})
 	m := e.manager(t, nil)
 	for _, acc := range []string{"daemon", "daemon-cert", "daemon-pem"} {
-		c := claims(t, token(t, m, acc, auth.Exchange).AccessToken)
+		c := claims(t, getToken(t, m, acc, token.Exchange).AccessToken)
 		if c["aud"] != "https://outlook.office365.com" || !strings.Contains(toJSON(c["roles"]), "IMAP.AccessAsApp") || c["upn"] != nil {
 			t.Errorf("%s: app-only Exchange claims %v", acc, c)
 		}
@@ -169,7 +171,7 @@ func TestClientCredentialsSecretPFXAndGraph(t *testing.T) {
 			t.Errorf("%s: appidacr %v, want %s", acc, c["appidacr"], wantACR)
 		}
 	}
-	g := claims(t, token(t, m, "daemon", auth.Graph).AccessToken)
+	g := claims(t, getToken(t, m, "daemon", token.Graph).AccessToken)
 	if g["aud"] != "https://graph.microsoft.com" || !strings.Contains(toJSON(g["roles"]), "Mail.Send") {
 		t.Errorf("graph claims %v", g)
 	}
@@ -191,19 +193,19 @@ func TestDeviceLoginThenSilentAndSharedStore(t *testing.T) {
 		t.Errorf("claims %v", c)
 	}
 	before := e.tokens.Load()
-	if again := token(t, m, "alice-device", auth.Exchange); again.AccessToken != first.AccessToken {
+	if again := getToken(t, m, "alice-device", token.Exchange); again.AccessToken != first.AccessToken {
 		t.Error("second call returned a different token")
 	}
 	// A second process over the same store: the token comes from the store, no request.
 	m2 := e.manager(t, nil)
-	if other := token(t, m2, "alice-device", auth.Exchange); other.AccessToken != first.AccessToken {
+	if other := getToken(t, m2, "alice-device", token.Exchange); other.AccessToken != first.AccessToken {
 		t.Error("a second manager over the same store did not get the stored token")
 	}
 	if n := e.tokens.Load() - before; n != 0 {
 		t.Errorf("%d token requests for a cached token", n)
 	}
 	// Graph from the same sign-in: one refresh-token grant.
-	g := claims(t, token(t, m2, "alice-device", auth.Graph).AccessToken)
+	g := claims(t, getToken(t, m2, "alice-device", token.Graph).AccessToken)
 	if g["aud"] != "https://graph.microsoft.com" || g["upn"] != world.Alice {
 		t.Errorf("graph claims %v", g)
 	}
@@ -287,7 +289,7 @@ func TestPasswordAndRefreshTokenImport(t *testing.T) {
 	})
 	m := e.manager(t, nil)
 	// password: no login needed, the token source signs in itself.
-	if c := claims(t, token(t, m, "alice-ropc", auth.Exchange).AccessToken); c["upn"] != world.Alice {
+	if c := claims(t, getToken(t, m, "alice-ropc", token.Exchange).AccessToken); c["upn"] != world.Alice {
 		t.Errorf("password flow claims %v", c)
 	}
 	// A refresh token obtained elsewhere (here: a plain ROPC call), imported once.
@@ -315,7 +317,7 @@ func TestPasswordAndRefreshTokenImport(t *testing.T) {
 	}
 	// Kept and rotated like any other: a Graph token from it without the file.
 	_ = os.Remove(rtFile)
-	if c := claims(t, token(t, m2, "imported", auth.Graph).AccessToken); c["aud"] != "https://graph.microsoft.com" {
+	if c := claims(t, getToken(t, m2, "imported", token.Graph).AccessToken); c["aud"] != "https://graph.microsoft.com" {
 		t.Errorf("graph after import %v", c)
 	}
 }
@@ -353,7 +355,7 @@ func TestSingleFlightThousandCallers(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, err := a.Token(context.Background(), auth.Exchange); err != nil {
+			if _, err := a.Token(context.Background(), token.Exchange); err != nil {
 				errs <- err
 			}
 		}()
@@ -390,7 +392,7 @@ func TestExpiryInsideMarginRefreshesOnce(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, err := a.Token(context.Background(), auth.Exchange); err != nil {
+			if _, err := a.Token(context.Background(), token.Exchange); err != nil {
 				t.Error(err)
 			}
 		}()
@@ -405,7 +407,7 @@ func TestLoginRequiredAndLogout(t *testing.T) {
 	e := newEnv(t, nil, world.Alice, nil)
 	m := e.manager(t, nil)
 	a, _ := m.Account("alice-device")
-	if _, err := a.Token(context.Background(), auth.Exchange); !errors.Is(err, auth.ErrLoginRequired) || !strings.Contains(err.Error(), "run: mailoauth login alice-device") {
+	if _, err := a.Token(context.Background(), token.Exchange); !errors.Is(err, token.ErrLoginRequired) || !strings.Contains(err.Error(), "run: mailoauth login alice-device") {
 		t.Fatalf("before login: %v", err)
 	}
 	login(t, m, "alice-device", auth.LoginOptions{})
@@ -415,7 +417,7 @@ func TestLoginRequiredAndLogout(t *testing.T) {
 	if err := a.Logout(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.Token(context.Background(), auth.Exchange); !errors.Is(err, auth.ErrLoginRequired) {
+	if _, err := a.Token(context.Background(), token.Exchange); !errors.Is(err, token.ErrLoginRequired) {
 		t.Fatalf("after logout: %v", err)
 	}
 	// Another process sees the logout too.
@@ -447,9 +449,9 @@ func TestExpiredRefreshTokenSaysLogInAgain(t *testing.T) {
 	mu.Lock()
 	now = now.Add(3 * time.Hour) // past the access token and the refresh token's inactivity limit
 	mu.Unlock()
-	_, err = a.Token(context.Background(), auth.Graph)
+	_, err = a.Token(context.Background(), token.Graph)
 	var ae *auth.Error
-	if !errors.Is(err, auth.ErrLoginRequired) || !errors.As(err, &ae) || ae.AADSTS != 700082 || ae.Transient {
+	if !errors.Is(err, token.ErrLoginRequired) || !errors.As(err, &ae) || ae.AADSTS != 700082 || ae.Transient {
 		t.Fatalf("expired refresh token: %v", err)
 	}
 }
@@ -462,12 +464,12 @@ func TestTransientFailureKeepsRefreshToken(t *testing.T) {
 	m := e.manager(t, nil)
 	login(t, m, "alice-device", auth.LoginOptions{})
 	a, _ := m.Account("alice-device")
-	_, err := a.Token(context.Background(), auth.Graph)
+	_, err := a.Token(context.Background(), token.Graph)
 	var ae *auth.Error
-	if !errors.As(err, &ae) || !ae.Transient || errors.Is(err, auth.ErrLoginRequired) {
+	if !errors.As(err, &ae) || !ae.Transient || errors.Is(err, token.ErrLoginRequired) {
 		t.Fatalf("a 503 should be a transient error, not a login: %v", err)
 	}
-	if tok := token(t, m, "alice-device", auth.Graph); claims(t, tok.AccessToken)["aud"] != "https://graph.microsoft.com" {
+	if tok := getToken(t, m, "alice-device", token.Graph); claims(t, tok.AccessToken)["aud"] != "https://graph.microsoft.com" {
 		t.Fatal("the refresh token was not kept through a transient failure")
 	}
 }
@@ -496,7 +498,7 @@ func TestIdentityPlatformDown(t *testing.T) {
 	m := e.manager(t, nil)
 	a, _ := m.Account("daemon")
 	e.emu.Close()
-	_, err := a.Token(context.Background(), auth.Exchange)
+	_, err := a.Token(context.Background(), token.Exchange)
 	var ae *auth.Error
 	if !errors.As(err, &ae) || !ae.Transient || !strings.Contains(err.Error(), "127.0.0.1") {
 		t.Fatalf("emulator down: %v", err)
@@ -552,7 +554,7 @@ func TestAuthCodeWebLibraryAPI(t *testing.T) {
 		t.Error("a code was redeemed twice")
 	}
 	m2 := e.manager(t, nil)
-	if c := claims(t, token(t, m2, "web", auth.Exchange).AccessToken); c["upn"] != world.Alice {
+	if c := claims(t, getToken(t, m2, "web", token.Exchange).AccessToken); c["upn"] != world.Alice {
 		t.Errorf("silent after the code exchange: %v", c)
 	}
 }
@@ -578,7 +580,7 @@ func TestScopesPerCloudAndProtocols(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := strings.Join(a.Scopes(auth.Exchange), " "); got != want {
+		if got := strings.Join(a.Scopes(token.Exchange), " "); got != want {
 			t.Errorf("%s: scopes %q, want %q", name, got, want)
 		}
 	}
@@ -592,19 +594,19 @@ func TestRefreshBypassesTheCache(t *testing.T) {
 		if acc == "alice-device" {
 			login(t, m, acc, auth.LoginOptions{})
 		}
-		first, err := a.Token(context.Background(), auth.Exchange)
+		first, err := a.Token(context.Background(), token.Exchange)
 		if err != nil {
 			t.Fatal(err)
 		}
 		before := e.emu.Identity.Requests("token")
-		fresh, err := a.TokenSource(auth.Exchange).(auth.Refresher).Refresh(context.Background())
+		fresh, err := a.TokenSource(token.Exchange).(token.Refresher).Refresh(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}
 		if fresh.AccessToken == first.AccessToken || e.emu.Identity.Requests("token")-before != 1 {
 			t.Errorf("%s: Refresh did not get a new token with one request", acc)
 		}
-		if again, _ := a.Token(context.Background(), auth.Exchange); again.AccessToken != fresh.AccessToken {
+		if again, _ := a.Token(context.Background(), token.Exchange); again.AccessToken != fresh.AccessToken {
 			t.Errorf("%s: the fresh token did not replace the cached one", acc)
 		}
 	}
@@ -617,7 +619,7 @@ func TestTransientFailureIsRetried(t *testing.T) {
 	m := e.manager(t, nil)
 	a, _ := m.Account("daemon")
 	before := e.emu.Identity.Requests("token")
-	if _, err := a.Token(context.Background(), auth.Exchange); err != nil {
+	if _, err := a.Token(context.Background(), token.Exchange); err != nil {
 		t.Fatalf("one 503 should be retried away: %v", err)
 	}
 	if n := e.emu.Identity.Requests("token") - before; n != 2 {
@@ -635,7 +637,7 @@ func TestRefusedGrantIsNotRetried(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := e.emu.Identity.Requests("token")
-	_, err = a.Token(context.Background(), auth.Exchange)
+	_, err = a.Token(context.Background(), token.Exchange)
 	var ae *auth.Error
 	if !errors.As(err, &ae) || ae.AADSTS != 7000215 || ae.Transient {
 		t.Fatalf("wrong secret: %v", err)

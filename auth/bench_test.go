@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailoauth/mailoauth/token"
+
 	"github.com/mailoauth/mailoauth/auth"
 	"github.com/mailoauth/mailoauth/internal/emulator/world"
 )
@@ -20,13 +22,13 @@ func BenchmarkCachedToken(b *testing.B) {
 		b.Fatal(err)
 	}
 	ctx := context.Background()
-	if _, err := a.Token(ctx, auth.Exchange); err != nil {
+	if _, err := a.Token(ctx, token.Exchange); err != nil {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			if _, err := a.Token(ctx, auth.Exchange); err != nil {
+			if _, err := a.Token(ctx, token.Exchange); err != nil {
 				b.Error(err)
 				return
 			}
@@ -60,7 +62,7 @@ func BenchmarkSingleFlight1000(b *testing.B) {
 			go func() {
 				defer wg.Done()
 				<-start
-				if _, err := a.Token(ctx, auth.Exchange); err != nil {
+				if _, err := a.Token(ctx, token.Exchange); err != nil {
 					b.Error(err)
 				}
 			}()

@@ -16,10 +16,6 @@ import (
 	msalerrors "github.com/AzureAD/microsoft-authentication-library-for-go/apps/errors"
 )
 
-// ErrLoginRequired means the account holds no token that can be used or refreshed without the user:
-// run `mailoauth login ACCOUNT`.
-var ErrLoginRequired = errors.New("login required")
-
 // Error is a refusal or failure from the identity platform, typed so that the doctor and the proxy can
 // explain it. It never holds a token, a secret or a code.
 type Error struct {

@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailoauth/mailoauth/token"
+
 	"github.com/mailoauth/mailoauth/auth"
 	"github.com/mailoauth/mailoauth/internal/emulator/world"
 	"github.com/mailoauth/mailoauth/store"
@@ -123,10 +125,10 @@ func TestIdentityFaultsKeepTheRefreshToken(t *testing.T) {
 
 			// The Exchange token from the login is valid: served without asking, in this process and
 			// in another one over the same store.
-			if got := token(t, m, "alice-device", auth.Exchange); got.AccessToken != exch.AccessToken {
+			if got := getToken(t, m, "alice-device", token.Exchange); got.AccessToken != exch.AccessToken {
 				t.Fatal("the cached Exchange token was not served")
 			}
-			if got := token(t, e.manager(t, nil), "alice-device", auth.Exchange); got.AccessToken != exch.AccessToken {
+			if got := getToken(t, e.manager(t, nil), "alice-device", token.Exchange); got.AccessToken != exch.AccessToken {
 				t.Fatal("the stored Exchange token was not served to a second process")
 			}
 			if n := e.emu.Identity.Requests("token") - before; n != 0 {
@@ -135,9 +137,9 @@ func TestIdentityFaultsKeepTheRefreshToken(t *testing.T) {
 
 			// Graph needs a refresh, during the fault: retried, then a transient failure.
 			start := time.Now()
-			_, err := a.Token(ctx, auth.Graph)
+			_, err := a.Token(ctx, token.Graph)
 			var ae *auth.Error
-			if !errors.As(err, &ae) || !ae.Transient || errors.Is(err, auth.ErrLoginRequired) || ae.InvalidGrant() {
+			if !errors.As(err, &ae) || !ae.Transient || errors.Is(err, token.ErrLoginRequired) || ae.InvalidGrant() {
 				t.Fatalf("during the fault: %v, want a transient error that is not 'log in'", err)
 			}
 			if n := e.emu.Identity.Requests("token") - before; n != 3 {
@@ -161,7 +163,7 @@ func TestIdentityFaultsKeepTheRefreshToken(t *testing.T) {
 
 			// Still during the outage as far as the caller knows: Exchange keeps being served.
 			mid := e.emu.Identity.Requests("token")
-			if got := token(t, m, "alice-device", auth.Exchange); got.AccessToken != exch.AccessToken {
+			if got := getToken(t, m, "alice-device", token.Exchange); got.AccessToken != exch.AccessToken {
 				t.Fatal("the cached Exchange token stopped being served after a failed refresh")
 			}
 			if n := e.emu.Identity.Requests("token") - mid; n != 0 {
@@ -169,7 +171,7 @@ func TestIdentityFaultsKeepTheRefreshToken(t *testing.T) {
 			}
 
 			// The fault is over: the same refresh token gets a Graph token, with one request.
-			g := token(t, m, "alice-device", auth.Graph)
+			g := getToken(t, m, "alice-device", token.Graph)
 			if c := claims(t, g.AccessToken); c["aud"] != "https://graph.microsoft.com" || c["upn"] != world.Alice {
 				t.Fatalf("graph claims after the fault: %v", c)
 			}
@@ -192,7 +194,7 @@ func TestSlowIdentityPlatformWithinTimeout(t *testing.T) {
 	login(t, m, "alice-device", auth.LoginOptions{})
 	before := e.emu.Identity.Requests("token")
 	start := time.Now()
-	g := token(t, m, "alice-device", auth.Graph)
+	g := getToken(t, m, "alice-device", token.Graph)
 	if d := time.Since(start); d < latency {
 		t.Errorf("a slow answer came back in %v, before the %v latency", d, latency)
 	}
@@ -230,9 +232,9 @@ func TestInvalidGrantSaysLogInAgain(t *testing.T) {
 	exch := login(t, m, "alice-device", auth.LoginOptions{})
 	a, _ := m.Account("alice-device")
 	before := e.emu.Identity.Requests("token")
-	_, err := a.Token(context.Background(), auth.Graph)
+	_, err := a.Token(context.Background(), token.Graph)
 	var ae *auth.Error
-	if !errors.Is(err, auth.ErrLoginRequired) || !errors.As(err, &ae) || !ae.InvalidGrant() || ae.Transient || ae.AADSTS != 50173 {
+	if !errors.Is(err, token.ErrLoginRequired) || !errors.As(err, &ae) || !ae.InvalidGrant() || ae.Transient || ae.AADSTS != 50173 {
 		t.Fatalf("revoked refresh token: %v, want ErrLoginRequired from AADSTS50173 invalid_grant", err)
 	}
 	if !strings.Contains(err.Error(), "run: mailoauth login alice-device") {
@@ -246,7 +248,7 @@ func TestInvalidGrantSaysLogInAgain(t *testing.T) {
 		t.Fatalf("%d refresh tokens sent", len(rts))
 	}
 	assertOneSentence(t, err, rts[0], exch.AccessToken)
-	if got := token(t, m, "alice-device", auth.Exchange); got.AccessToken != exch.AccessToken {
+	if got := getToken(t, m, "alice-device", token.Exchange); got.AccessToken != exch.AccessToken {
 		t.Error("the valid Exchange token stopped being served after the refresh token was refused")
 	}
 }
@@ -285,7 +287,7 @@ func TestStrictRotationTwoProcesses(t *testing.T) {
 	e.options = nil
 
 	type result struct {
-		tok *auth.Token
+		tok *token.Token
 		err error
 	}
 	done := make(chan result, 1)
@@ -295,7 +297,7 @@ func TestStrictRotationTwoProcesses(t *testing.T) {
 			done <- result{nil, err}
 			return
 		}
-		tok, err := a.Token(context.Background(), auth.Graph)
+		tok, err := a.Token(context.Background(), token.Graph)
 		done <- result{tok, err}
 	}()
 	<-held // the second process has read the store and is about to send the refresh token
@@ -304,7 +306,7 @@ func TestStrictRotationTwoProcesses(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := e.emu.Identity.Requests("token")
-	if _, err := a.Refresh(context.Background(), auth.Exchange); err != nil {
+	if _, err := a.Refresh(context.Background(), token.Exchange); err != nil {
 		t.Fatal(err)
 	}
 	if e.emu.Identity.Requests("token") == before {
@@ -328,7 +330,7 @@ func TestStrictRotationTwoProcesses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := third.Refresh(context.Background(), auth.Exchange); err != nil {
+	if _, err := third.Refresh(context.Background(), token.Exchange); err != nil {
 		t.Fatalf("a third process refreshing with what is stored: %v", err)
 	}
 }
@@ -351,7 +353,7 @@ func TestRefreshReturnsAtTheCallersDeadline(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	_, err = a.Refresh(ctx, auth.Exchange)
+	_, err = a.Refresh(ctx, token.Exchange)
 	if d := time.Since(start); !errors.Is(err, context.DeadlineExceeded) || d > 2*time.Second {
 		t.Fatalf("Refresh with a 300 ms deadline against a 3 s identity platform: %v after %v", err, d)
 	}

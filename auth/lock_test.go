@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailoauth/mailoauth/token"
+
 	"github.com/mailoauth/mailoauth/auth"
 	"github.com/mailoauth/mailoauth/internal/emulator/world"
 	"github.com/mailoauth/mailoauth/store"
@@ -29,7 +31,7 @@ func TestFreshStoredTokenDoesNotWaitForLock(t *testing.T) {
 	const deadline = 30 * time.Second
 	ctx, cancel := context.WithTimeout(context.Background(), deadline)
 	defer cancel()
-	tok, err := b.Token(ctx, auth.Exchange)
+	tok, err := b.Token(ctx, token.Exchange)
 	if err != nil || ctx.Err() != nil {
 		t.Fatalf("a fresh stored token was not served while another process held the lock: %v (deadline passed: %v)", err, ctx.Err() != nil)
 	}
@@ -53,7 +55,7 @@ func TestStoreWithoutLocker(t *testing.T) {
 	e.options = func(o *auth.Options) { o.Store = st }
 	exch := login(t, e.manager(t, nil), "alice-device", auth.LoginOptions{})
 	a, _ := e.manager(t, nil).Account("alice-device")
-	if tok, err := a.Token(context.Background(), auth.Exchange); err != nil || tok.AccessToken != exch.AccessToken {
+	if tok, err := a.Token(context.Background(), token.Exchange); err != nil || tok.AccessToken != exch.AccessToken {
 		t.Fatalf("the stored token through a Store without Locker: %v", err)
 	}
 	before := e.emu.Identity.Requests("token")
@@ -62,7 +64,7 @@ func TestStoreWithoutLocker(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, err := a.Token(context.Background(), auth.Graph); err != nil {
+			if _, err := a.Token(context.Background(), token.Graph); err != nil {
 				t.Error(err)
 			}
 		}()

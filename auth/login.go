@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/mailoauth/mailoauth/token"
+
 	"github.com/AzureAD/microsoft-authentication-library-for-go/apps/confidential"
 	"github.com/AzureAD/microsoft-authentication-library-for-go/apps/public"
 
@@ -31,11 +33,11 @@ type LoginOptions struct {
 
 // Login signs the account in with its flow and stores what it gets. It is the only part of the package
 // that talks to a person (through Options.Prompt).
-func (a *Account) Login(ctx context.Context, o LoginOptions) (*Token, error) {
+func (a *Account) Login(ctx context.Context, o LoginOptions) (*token.Token, error) {
 	r := a.loginResource()
 	scopes := a.Scopes(r)
 	a.forget()
-	var tok *Token
+	var tok *token.Token
 	var err error
 	switch a.cfg.Flow {
 	case config.FlowInteractive, config.FlowDevice:
@@ -62,7 +64,7 @@ func (a *Account) Login(ctx context.Context, o LoginOptions) (*Token, error) {
 	return tok, nil
 }
 
-func (a *Account) deviceCode(ctx context.Context, r Resource, scopes []string) (*Token, error) {
+func (a *Account) deviceCode(ctx context.Context, r token.Resource, scopes []string) (*token.Token, error) {
 	dc, err := a.pub.AcquireTokenByDeviceCode(ctx, scopes)
 	if err != nil {
 		return nil, classify(a.cfg.Name, "device code", err)
@@ -72,12 +74,12 @@ func (a *Account) deviceCode(ctx context.Context, r Resource, scopes []string) (
 	if err != nil {
 		return nil, classify(a.cfg.Name, "device code", err)
 	}
-	return &Token{AccessToken: res.AccessToken, ExpiresOn: res.ExpiresOn, Resource: r}, nil
+	return &token.Token{AccessToken: res.AccessToken, ExpiresOn: res.ExpiresOn, Resource: r}, nil
 }
 
 // interactive runs the authorization code flow with PKCE and state through MSAL's loopback listener
 // (it accepts one redirect and closes).
-func (a *Account) interactive(ctx context.Context, r Resource, scopes []string, o LoginOptions) (*Token, error) {
+func (a *Account) interactive(ctx context.Context, r token.Resource, scopes []string, o LoginOptions) (*token.Token, error) {
 	redirect := a.cfg.RedirectURI
 	if redirect == "" {
 		redirect = "http://localhost"
@@ -99,11 +101,11 @@ func (a *Account) interactive(ctx context.Context, r Resource, scopes []string, 
 	if err != nil {
 		return nil, classify(a.cfg.Name, "interactive sign-in", err)
 	}
-	return &Token{AccessToken: res.AccessToken, ExpiresOn: res.ExpiresOn, Resource: r}, nil
+	return &token.Token{AccessToken: res.AccessToken, ExpiresOn: res.ExpiresOn, Resource: r}, nil
 }
 
 // password is ROPC: legacy, refused by MFA and by many tenants, kept for migrations (SPEC §3).
-func (a *Account) password(ctx context.Context, r Resource) (*Token, error) {
+func (a *Account) password(ctx context.Context, r token.Resource) (*token.Token, error) {
 	pw, err := secretFrom(a.cfg, "password", "", a.cfg.PasswordEnv, a.cfg.PasswordFile)
 	if err != nil {
 		return nil, err
@@ -113,7 +115,7 @@ func (a *Account) password(ctx context.Context, r Resource) (*Token, error) {
 	if err != nil {
 		return nil, classify(a.cfg.Name, "password sign-in", err)
 	}
-	return &Token{AccessToken: res.AccessToken, ExpiresOn: res.ExpiresOn, Resource: r}, nil
+	return &token.Token{AccessToken: res.AccessToken, ExpiresOn: res.ExpiresOn, Resource: r}, nil
 }
 
 // importMarker stands in for an authorization code: the import transport recognises it.
@@ -125,7 +127,7 @@ type importKey struct{}
 // after which it is refreshed and rotated like any other. MSAL has no API for this (research/msal-go.md),
 // so the redemption goes through MSAL's authorization-code call, whose request the account's transport
 // rewrites into a refresh_token grant: MSAL then parses and caches the answer exactly as its own.
-func (a *Account) importRefreshToken(ctx context.Context, r Resource, scopes []string) (*Token, error) {
+func (a *Account) importRefreshToken(ctx context.Context, r token.Resource, scopes []string) (*token.Token, error) {
 	rt, err := secretFrom(a.cfg, "refresh_token", "", a.cfg.RefreshTokenEnv, a.cfg.RefreshTokenFile)
 	if err != nil {
 		return nil, err
@@ -143,13 +145,13 @@ func (a *Account) importRefreshToken(ctx context.Context, r Resource, scopes []s
 		if err := a.cache.setHomeAccount(ctx, res.Account.HomeAccountID); err != nil {
 			return nil, err
 		}
-		return &Token{AccessToken: res.AccessToken, ExpiresOn: res.ExpiresOn, Resource: r}, nil
+		return &token.Token{AccessToken: res.AccessToken, ExpiresOn: res.ExpiresOn, Resource: r}, nil
 	}
 	res, err := a.pub.AcquireTokenByAuthCode(ctx, importMarker, redirect, scopes)
 	if err != nil {
 		return nil, classify(a.cfg.Name, "refresh token import", err)
 	}
-	return &Token{AccessToken: res.AccessToken, ExpiresOn: res.ExpiresOn, Resource: r}, nil
+	return &token.Token{AccessToken: res.AccessToken, ExpiresOn: res.ExpiresOn, Resource: r}, nil
 }
 
 // importTransport rewrites the one authorization-code request that carries importMarker into a
@@ -207,7 +209,7 @@ func (a *Account) AuthCodeURL(ctx context.Context, state string) (authURL, verif
 }
 
 // ExchangeCode completes a web app's sign-in with the code from its callback.
-func (a *Account) ExchangeCode(ctx context.Context, code, verifier string) (*Token, error) {
+func (a *Account) ExchangeCode(ctx context.Context, code, verifier string) (*token.Token, error) {
 	if a.conf == nil || a.cfg.Flow != config.FlowAuthCodeWeb {
 		return nil, cfgErr(a.cfg, "ExchangeCode is for flow auth_code_web")
 	}
@@ -219,7 +221,7 @@ func (a *Account) ExchangeCode(ctx context.Context, code, verifier string) (*Tok
 	if err := a.cache.setHomeAccount(ctx, res.Account.HomeAccountID); err != nil {
 		return nil, err
 	}
-	t := &Token{AccessToken: res.AccessToken, ExpiresOn: res.ExpiresOn, Resource: r}
+	t := &token.Token{AccessToken: res.AccessToken, ExpiresOn: res.ExpiresOn, Resource: r}
 	a.remember(t)
 	return t, nil
 }

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/mailoauth/mailoauth/token"
 )
 
 // TestRetryBackoffHasJitter: retries of a transient failure wait a random time below the
@@ -23,7 +25,7 @@ func TestRetryBackoffHasJitter(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			var calls []time.Time
-			_, err := retryTransient(context.Background(), func() (*Token, error) {
+			_, err := retryTransient(context.Background(), func() (*token.Token, error) {
 				calls = append(calls, time.Now())
 				return nil, transient
 			})
@@ -64,12 +66,12 @@ func TestRetryBackoffHasJitter(t *testing.T) {
 func TestRetryStopsOnRefusalAndCancel(t *testing.T) {
 	n := 0
 	refused := &Error{Account: "a", Op: "refresh", Code: "invalid_grant"}
-	if _, err := retryTransient(context.Background(), func() (*Token, error) { n++; return nil, refused }); err != refused || n != 1 {
+	if _, err := retryTransient(context.Background(), func() (*token.Token, error) { n++; return nil, refused }); err != refused || n != 1 {
 		t.Fatalf("refused grant: %d attempts, %v", n, err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	n = 0
-	_, err := retryTransient(ctx, func() (*Token, error) {
+	_, err := retryTransient(ctx, func() (*token.Token, error) {
 		n++
 		cancel()
 		return nil, &Error{Transient: true, Err: errors.New("503")}

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mailoauth/mailoauth/token"
+
 	"github.com/mailoauth/mailoauth/config"
 )
 
@@ -26,7 +28,7 @@ const (
 // staleToken is the account's last token for r that has not expired, to serve if its refresh fails:
 // the one in memory, else stored (what the store holds: a new process has nothing in memory). nil
 // when there is none.
-func (a *Account) staleToken(stored *Token, r Resource) *Token {
+func (a *Account) staleToken(stored *token.Token, r token.Resource) *token.Token {
 	now := a.opts.Now()
 	a.mu.Lock()
 	t := a.hot[r]
@@ -42,13 +44,13 @@ func (a *Account) staleToken(stored *Token, r Resource) *Token {
 
 // fresh reports whether t is outside the refresh margin: a stored token that is (another process, or
 // this one before a restart, got it) is served as it is, with no lock and no request.
-func (a *Account) fresh(t *Token) bool {
+func (a *Account) fresh(t *token.Token) bool {
 	return t != nil && a.opts.Now().Add(Margin).Before(t.ExpiresOn)
 }
 
 // storedToken reads MSAL's cache as stored for the access token of r: the account's, for all of r's
 // scopes, the last to expire. It never goes to the network.
-func (a *Account) storedToken(ctx context.Context, r Resource) *Token {
+func (a *Account) storedToken(ctx context.Context, r token.Resource) *token.Token {
 	e, err := a.cache.load(ctx)
 	if err != nil || e == nil {
 		return nil
@@ -69,14 +71,14 @@ func (a *Account) storedToken(ctx context.Context, r Resource) *Token {
 	if !ok {
 		return nil
 	}
-	var best *Token
+	var best *token.Token
 	for _, at := range blob.AccessToken {
 		exp, ok := at.expiry()
 		if !ok || at.Secret == "" || !strings.EqualFold(at.Home, home) || !strings.EqualFold(at.ClientID, a.cfg.ClientID) || !hasScopes(at.Target, a.Scopes(r)) {
 			continue
 		}
 		if best == nil || exp.After(best.ExpiresOn) {
-			best = &Token{AccessToken: at.Secret, ExpiresOn: exp, Resource: r}
+			best = &token.Token{AccessToken: at.Secret, ExpiresOn: exp, Resource: r}
 		}
 	}
 	return best
@@ -120,7 +122,7 @@ func servesStale(err error) bool {
 // attempt for staleRetry (unless a Refresh or forget intervenes: gen). When the flight the caller
 // gave up on succeeded meanwhile, its token (a later one than t) is on the hot path: that one is
 // served and kept.
-func (a *Account) serveStale(t *Token, err error, gen uint64) *Token {
+func (a *Account) serveStale(t *token.Token, err error, gen uint64) *token.Token {
 	now := a.opts.Now()
 	a.mu.Lock()
 	if h := a.hot[t.Resource]; h != nil && h.ExpiresOn.After(t.ExpiresOn) {

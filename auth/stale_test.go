@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailoauth/mailoauth/token"
+
 	"github.com/mailoauth/mailoauth/auth"
 	"github.com/mailoauth/mailoauth/internal/emulator/world"
 	"github.com/mailoauth/mailoauth/internal/storetest"
@@ -34,7 +36,7 @@ func (c *clock) now() time.Time { return time.Now().Add(time.Duration(c.shift.Lo
 
 // outage is alice-device signed in with a manager on c's clock, its stored token aged to expire in
 // left, and then an identity platform that fails every token request as f says.
-func outage(t *testing.T, f world.Fault, httpTimeout time.Duration, c *clock) (*env, *auth.Manager, *auth.Token) {
+func outage(t *testing.T, f world.Fault, httpTimeout time.Duration, c *clock) (*env, *auth.Manager, *token.Token) {
 	t.Helper()
 	w := world.Default()
 	f.Endpoint, f.After = "token", 1
@@ -52,7 +54,7 @@ func outage(t *testing.T, f world.Fault, httpTimeout time.Duration, c *clock) (*
 
 // servedStale checks that tok is the login's token, handed out after a refresh that failed with a
 // transient error (not a "log in" one).
-func servedStale(t *testing.T, tok *auth.Token, err error, want *auth.Token) {
+func servedStale(t *testing.T, tok *token.Token, err error, want *token.Token) {
 	t.Helper()
 	if err != nil {
 		t.Fatalf("a valid cached token inside the refresh margin was not served during the outage: %v", err)
@@ -61,7 +63,7 @@ func servedStale(t *testing.T, tok *auth.Token, err error, want *auth.Token) {
 		t.Fatal("the token served during the outage is not the cached one")
 	}
 	var ae *auth.Error
-	if !errors.As(tok.RefreshErr, &ae) || !ae.Transient || errors.Is(tok.RefreshErr, auth.ErrLoginRequired) {
+	if !errors.As(tok.RefreshErr, &ae) || !ae.Transient || errors.Is(tok.RefreshErr, token.ErrLoginRequired) {
 		t.Fatalf("RefreshErr %v, want the transient failure of the refresh", tok.RefreshErr)
 	}
 }
@@ -86,14 +88,14 @@ func TestOutageServesTokenInsideMargin(t *testing.T) {
 			c.shift.Store(int64(time.Until(exch.ExpiresOn) - left))
 			a, _ := m.Account("alice-device")
 			before := e.emu.Identity.Requests("token")
-			tok, err := a.Token(ctx, auth.Exchange)
+			tok, err := a.Token(ctx, token.Exchange)
 			servedStale(t, tok, err, exch)
 			if n := e.emu.Identity.Requests("token") - before; n != 3 {
 				t.Fatalf("%d token requests, want 3 (the refresh was tried, with its retries)", n)
 			}
 			// Served again without a new attempt for a while: every caller must not wait for the retries.
 			mid := e.emu.Identity.Requests("token")
-			tok, err = a.Token(ctx, auth.Exchange)
+			tok, err = a.Token(ctx, token.Exchange)
 			servedStale(t, tok, err, exch)
 			if n := e.emu.Identity.Requests("token") - mid; n != 0 {
 				t.Fatalf("%d token requests right after a failed refresh, want 0", n)
@@ -102,7 +104,7 @@ func TestOutageServesTokenInsideMargin(t *testing.T) {
 			// A new process (`mailoauth token`) on the real clock: the token comes from the store.
 			c.shift.Store(0)
 			b, _ := e.manager(t, nil).Account("alice-device")
-			tok, err = b.Token(ctx, auth.Exchange)
+			tok, err = b.Token(ctx, token.Exchange)
 			servedStale(t, tok, err, exch)
 			if d := time.Until(tok.ExpiresOn); d > left || d < 0 {
 				t.Fatalf("the stored token served expires in %v", d)
@@ -114,9 +116,9 @@ func TestOutageServesTokenInsideMargin(t *testing.T) {
 				exp time.Time
 			}{{b, tok.ExpiresOn}, {a, exch.ExpiresOn}} {
 				c.shift.Store(int64(time.Until(p.exp) + time.Second))
-				_, err = p.acc.Token(ctx, auth.Exchange)
+				_, err = p.acc.Token(ctx, token.Exchange)
 				var ae *auth.Error
-				if err == nil || !errors.As(err, &ae) || !ae.Transient || errors.Is(err, auth.ErrLoginRequired) {
+				if err == nil || !errors.As(err, &ae) || !ae.Transient || errors.Is(err, token.ErrLoginRequired) {
 					t.Fatalf("expired token during the outage: %v; want the transient failure", err)
 				}
 			}
@@ -135,7 +137,7 @@ func TestHungRefreshServesTokenWithinCallersDeadline(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), deadline)
 	defer cancel()
 	start := time.Now()
-	tok, err := a.Token(ctx, auth.Exchange)
+	tok, err := a.Token(ctx, token.Exchange)
 	servedStale(t, tok, err, exch)
 	if d := time.Since(start); d >= deadline || ctx.Err() != nil {
 		t.Fatalf("served after %v, not before the caller's %v deadline", d, deadline)
@@ -161,8 +163,8 @@ func TestRefusedRefreshInsideMargin(t *testing.T) {
 		}
 		a, _ := proc.Account("alice-device")
 		before := e.emu.Identity.Requests("token")
-		tok, err := a.Token(context.Background(), auth.Exchange)
-		if tok != nil || !errors.Is(err, auth.ErrLoginRequired) || !strings.Contains(err.Error(), "run: mailoauth login alice-device") {
+		tok, err := a.Token(context.Background(), token.Exchange)
+		if tok != nil || !errors.Is(err, token.ErrLoginRequired) || !strings.Contains(err.Error(), "run: mailoauth login alice-device") {
 			t.Fatalf("a refused refresh inside the margin: token served %v, err %v; want ErrLoginRequired saying what to run", tok != nil, err)
 		}
 		if n := e.emu.Identity.Requests("token") - before; n != 1 {
@@ -177,10 +179,10 @@ func TestOutageServesAppTokenInsideMargin(t *testing.T) {
 	w := world.Default()
 	w.Faults = []world.Fault{{Endpoint: "token", After: 1, Status: 503}} // after the first token
 	e := newEnv(t, w, "", nil)
-	first := token(t, e.manager(t, nil), "daemon", auth.Exchange)
+	first := getToken(t, e.manager(t, nil), "daemon", token.Exchange)
 	e.age(t, "daemon", time.Now().Add(left))
 	a, _ := e.manager(t, nil).Account("daemon")
-	tok, err := a.Token(context.Background(), auth.Exchange)
+	tok, err := a.Token(context.Background(), token.Exchange)
 	servedStale(t, tok, err, first)
 }
 
@@ -196,14 +198,14 @@ func TestRefusedTokenNotServedAgain(t *testing.T) {
 	exch := login(t, m, "alice-device", auth.LoginOptions{})
 	ctx := context.Background()
 	a, _ := m.Account("alice-device")
-	if tok, err := a.Token(ctx, auth.Exchange); err != nil || tok.AccessToken != exch.AccessToken {
+	if tok, err := a.Token(ctx, token.Exchange); err != nil || tok.AccessToken != exch.AccessToken {
 		t.Fatalf("the login's token: %v", err)
 	}
-	if _, err := a.Refresh(ctx, auth.Exchange); err == nil {
+	if _, err := a.Refresh(ctx, token.Exchange); err == nil {
 		t.Fatal("a refresh during the outage succeeded")
 	}
 	for i, acc := range []*auth.Account{a, must(e.manager(t, nil).Account("alice-device"))} {
-		tok, err := acc.Token(ctx, auth.Exchange)
+		tok, err := acc.Token(ctx, token.Exchange)
 		if tok != nil && tok.AccessToken == exch.AccessToken {
 			t.Fatalf("process %d: the refused token was served again (RefreshErr %v)", i, tok.RefreshErr)
 		}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"github.com/mailoauth/mailoauth/token"
+
 	"github.com/mailoauth/mailoauth/auth"
 	"github.com/mailoauth/mailoauth/config"
 	"github.com/mailoauth/mailoauth/doctor/catalog"
@@ -22,9 +24,9 @@ func Explain(ctx context.Context, a *auth.Account, protocol string, err error) (
 }
 
 // resourceOf is the resource whose token a protocol uses.
-func resourceOf(protocol string) auth.Resource {
+func resourceOf(protocol string) token.Resource {
 	if protocol == config.ProtocolGraph {
-		return auth.Graph
+		return token.Graph
 	}
-	return auth.Exchange
+	return token.Exchange
 }

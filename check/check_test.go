@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailoauth/mailoauth/token"
+
 	"github.com/pelletier/go-toml/v2"
 
 	"github.com/mailoauth/mailoauth/auth"
@@ -159,7 +161,7 @@ func TestRetryWithFreshToken(t *testing.T) {
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	m := setup(t, nil, clock, nil)
 	a, _ := m.Account("daemon")
-	if _, err := a.Token(context.Background(), auth.Exchange); err != nil {
+	if _, err := a.Token(context.Background(), token.Exchange); err != nil {
 		t.Fatal(err)
 	}
 	mu.Lock()

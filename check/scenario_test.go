@@ -36,7 +36,7 @@ func TestScenarioRefusals(t *testing.T) {
 		{"no-fullaccess", "bob-support", "imap", false, "", "holds no FullAccess on support@contoso.test", "MO-USER-NO-FULLACCESS"},
 	} {
 		t.Run(tc.scenario+"/"+tc.account+"/"+tc.protocol, func(t *testing.T) {
-			w, err := world.LoadScenario(filepath.Join("..", "emulator", "world", "testdata", tc.scenario+".toml"))
+			w, err := world.LoadScenario(filepath.Join("..", "internal", "emulator", "world", "testdata", tc.scenario+".toml"))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -22,6 +22,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mailoauth/mailoauth/token"
+
 	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/golang-jwt/jwt/v5"
 
@@ -29,10 +31,10 @@ import (
 	"github.com/mailoauth/mailoauth/check"
 	"github.com/mailoauth/mailoauth/config"
 	"github.com/mailoauth/mailoauth/doctor"
-	"github.com/mailoauth/mailoauth/internal/emulator"
-	"github.com/mailoauth/mailoauth/internal/emulator/world"
 	"github.com/mailoauth/mailoauth/graph"
 	"github.com/mailoauth/mailoauth/imap"
+	"github.com/mailoauth/mailoauth/internal/emulator"
+	"github.com/mailoauth/mailoauth/internal/emulator/world"
 	"github.com/mailoauth/mailoauth/mail"
 	"github.com/mailoauth/mailoauth/mail/graphmail"
 	"github.com/mailoauth/mailoauth/pop3"
@@ -111,20 +113,20 @@ func Run(ctx context.Context, opts Options) ([]Step, error) {
 	m := auth.New(cfg, auth.Options{Store: st, Prompt: indent{t.out}})
 	steps := []struct {
 		name, account string
-		do            func(*auth.Account) (*auth.Token, error)
+		do            func(*auth.Account) (*token.Token, error)
 	}{
 		{"account daemon: app-only Exchange token, client credentials with a secret", "daemon",
-			func(a *auth.Account) (*auth.Token, error) { return a.Token(ctx, auth.Exchange) }},
+			func(a *auth.Account) (*token.Token, error) { return a.Token(ctx, token.Exchange) }},
 		{"account daemon-cert: the same with a certificate from a password-protected PFX", "daemon-cert",
-			func(a *auth.Account) (*auth.Token, error) { return a.Token(ctx, auth.Exchange) }},
+			func(a *auth.Account) (*token.Token, error) { return a.Token(ctx, token.Exchange) }},
 		{"account daemon: app-only Graph token", "daemon",
-			func(a *auth.Account) (*auth.Token, error) { return a.Token(ctx, auth.Graph) }},
+			func(a *auth.Account) (*token.Token, error) { return a.Token(ctx, token.Graph) }},
 		{"account alice-device: device-code sign-in for IMAP, POP and SMTP (auto-approved)", "alice-device",
-			func(a *auth.Account) (*auth.Token, error) { return a.Login(ctx, auth.LoginOptions{}) }},
+			func(a *auth.Account) (*token.Token, error) { return a.Login(ctx, auth.LoginOptions{}) }},
 		{"account alice-device: Graph token from the same sign-in (refresh token, no prompt)", "alice-device",
-			func(a *auth.Account) (*auth.Token, error) { return a.Token(ctx, auth.Graph) }},
+			func(a *auth.Account) (*token.Token, error) { return a.Token(ctx, token.Graph) }},
 		{"account alice: interactive sign-in (PKCE; the demo plays the browser)", "alice",
-			func(a *auth.Account) (*auth.Token, error) {
+			func(a *auth.Account) (*token.Token, error) {
 				return a.Login(ctx, auth.LoginOptions{OpenURL: func(u string) error {
 					resp, err := emu.HTTPClient().Get(u)
 					if err == nil {
@@ -155,7 +157,7 @@ func Run(ctx context.Context, opts Options) ([]Step, error) {
 		if err != nil {
 			return err
 		}
-		tok, err := acc.Token(ctx, auth.Exchange)
+		tok, err := acc.Token(ctx, token.Exchange)
 		if err != nil {
 			return err
 		}

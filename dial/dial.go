@@ -14,34 +14,50 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/mailoauth/mailoauth/config"
+	"github.com/mailoauth/mailoauth/token"
 	"github.com/mailoauth/mailoauth/trace"
 )
 
-// Mode is how TLS starts on a connection.
+// Mode is how TLS starts on a connection. Its zero value, Auto, follows the port.
 type Mode int
 
 const (
-	Implicit Mode = iota // TLS from the first byte (IMAPS 993, POP3S 995, SMTPS 465)
-	StartTLS             // plain, then the protocol's STARTTLS/STLS (submission 587, IMAP 143)
+	// Auto: by the port (ModeFor): STARTTLS on IMAP 143, POP3 110 and SMTP submission ports other
+	// than 465, implicit TLS everywhere else.
+	Auto     Mode = iota
+	Implicit      // TLS from the first byte (IMAPS 993, POP3S 995, SMTPS 465)
+	StartTLS      // plain, then the protocol's STARTTLS/STLS (submission 587, IMAP 143, POP3 110)
 )
 
 func (m Mode) String() string {
-	if m == StartTLS {
+	switch m {
+	case StartTLS:
 		return "STARTTLS"
+	case Implicit:
+		return "implicit TLS"
 	}
-	return "implicit TLS"
+	return "TLS by port"
 }
 
-// ModeFor is how TLS starts on a port of a protocol (config.ProtocolIMAP, ProtocolPOP, ProtocolSMTP):
-// the registered plain-text ports (IMAP 143, POP3 110) and SMTP's submission ports other than 465 begin
+// For resolves Auto for a protocol (token.IMAP, token.POP or token.SMTP) and an address (host:port):
+// ModeFor its port. Implicit and StartTLS are returned as they are.
+func (m Mode) For(protocol, addr string) Mode {
+	if m != Auto {
+		return m
+	}
+	_, port, _ := net.SplitHostPort(addr)
+	return ModeFor(protocol, port)
+}
+
+// ModeFor is how TLS starts on a port of a protocol (token.IMAP, token.POP, token.SMTP): the
+// registered plain-text ports (IMAP 143, POP3 110) and SMTP's submission ports other than 465 begin
 // in plain text and upgrade with STARTTLS; every other port is implicit TLS (IMAPS 993, POP3S 995,
 // SMTPS 465), as are ports of an unknown protocol.
 func ModeFor(protocol, port string) Mode {
 	switch {
-	case protocol == config.ProtocolIMAP && port == "143",
-		protocol == config.ProtocolPOP && port == "110",
-		protocol == config.ProtocolSMTP && port != "465":
+	case protocol == token.IMAP && port == "143",
+		protocol == token.POP && port == "110",
+		protocol == token.SMTP && port != "465":
 		return StartTLS
 	}
 	return Implicit

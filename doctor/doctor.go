@@ -32,6 +32,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mailoauth/mailoauth/token"
+
 	"github.com/mailoauth/mailoauth/auth"
 	"github.com/mailoauth/mailoauth/check"
 	"github.com/mailoauth/mailoauth/config"
@@ -186,11 +188,11 @@ func walk(ctx context.Context, a *auth.Account, s catalog.Subject, protocol, tid
 	t := rec.Func()
 	defer func() { pr.Steps, pr.OK = rec.Steps, pr.Finding == nil }()
 
-	resource := auth.Exchange
+	resource := token.Exchange
 	if protocol == config.ProtocolGraph {
-		resource = auth.Graph
+		resource = token.Graph
 	}
-	var tok *auth.Token
+	var tok *token.Token
 	if err := t.Do("token", func() (string, error) {
 		var err error
 		tok, err = a.Token(ctx, resource)

@@ -23,15 +23,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailoauth/mailoauth/mailerr"
+	"github.com/mailoauth/mailoauth/token"
+
 	"github.com/mailoauth/mailoauth/auth"
 	"github.com/mailoauth/mailoauth/config"
 	"github.com/mailoauth/mailoauth/doctor"
 	"github.com/mailoauth/mailoauth/doctor/catalog"
+	"github.com/mailoauth/mailoauth/graph"
+	"github.com/mailoauth/mailoauth/imap"
 	"github.com/mailoauth/mailoauth/internal/emulator"
 	"github.com/mailoauth/mailoauth/internal/emulator/emulatortest"
 	"github.com/mailoauth/mailoauth/internal/emulator/world"
-	"github.com/mailoauth/mailoauth/graph"
-	"github.com/mailoauth/mailoauth/imap"
 )
 
 // lab is one emulator and the configuration it wrote, loaded.
@@ -479,7 +482,7 @@ func TestGraphScopeMissing(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	tok, err := a.Token(ctx, auth.Exchange) // the resource the account's scopes name: Graph
+	tok, err := a.Token(ctx, token.Exchange) // the resource the account's scopes name: Graph
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -493,7 +496,7 @@ func TestGraphScopeMissing(t *testing.T) {
 	if f == nil || f.Code != "MO-GRAPH-SCOPE-MISSING" || f.Step != "claims" || !strings.Contains(f.Fix, fix) || !strings.Contains(f.Cause, "User.Read") {
 		t.Errorf("the claims link: %+v", f)
 	}
-	gc := graph.New(a.Server("graph"), auth.StaticTokenSource(tok), &http.Client{Transport: &http.Transport{TLSClientConfig: a.TLSConfig()}}, a.Mailbox(), false)
+	gc := graph.New(a.Server("graph"), token.Static(tok), &http.Client{Transport: &http.Transport{TLSClientConfig: a.TLSConfig()}}, a.Mailbox(), false)
 	_, err = gc.Folders(ctx)
 	var ge *graph.Error
 	if !errors.As(err, &ge) || ge.Status != 403 || ge.Code != "ErrorAccessDenied" {
@@ -529,15 +532,15 @@ func TestExplainRefusal(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	graphTok, err := a.Token(ctx, auth.Graph)
+	graphTok, err := a.Token(ctx, token.Graph)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// A Graph token presented to IMAP.
 	o := imap.ForAccount(a)
-	o.Tokens = auth.StaticTokenSource(graphTok)
+	o.Tokens = token.Static(graphTok)
 	_, err = imap.Dial(ctx, o)
-	var ie *imap.Error
+	var ie *mailerr.Error
 	if !errors.As(err, &ie) || ie.Server == "" {
 		t.Fatalf("a Graph token on IMAP: %v", err)
 	}
@@ -556,7 +559,7 @@ func TestExplainRefusal(t *testing.T) {
 	fmt.Fprintf(conn, "a1 LOGIN alice@contoso.test alice-password\r\n")
 	line, _ := r.ReadString('\n')
 	said := strings.TrimSpace(strings.TrimPrefix(line, "a1 "))
-	exTok, _ := a.Token(ctx, auth.Exchange)
+	exTok, _ := a.Token(ctx, token.Exchange)
 	if f := doctor.ExplainRefusal(a, "imap", said, exTok.AccessToken); f.Code != "MO-BASIC-AUTH" || !strings.Contains(f.Fix, "mailoauth token daemon") {
 		t.Errorf("LOGIN answered %q: %+v", said, f)
 	}

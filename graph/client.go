@@ -6,10 +6,10 @@
 // very large to build (hundreds of generated packages, minutes of compile time and tens of MB of
 // binary) for the dozen calls a mail client needs.
 //
-// Requests carry a token from an auth.TokenSource. The client retries 429 (honouring Retry-After,
+// Requests carry a token from an token.Source. The client retries 429 (honouring Retry-After,
 // seconds possibly fractional, or an HTTP date) and 5xx answers with exponential backoff and jitter,
 // a bounded number of times and never past ctx; on 401 InvalidAuthenticationToken it asks an
-// auth.Refresher for a fresh token once. Failures are *Error with Graph's status, code, message and
+// token.Refresher for a fresh token once. Failures are *Error with Graph's status, code, message and
 // request-id. No token (nor an upload URL's authtoken) is ever logged or put in an error.
 package graph
 
@@ -28,8 +28,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mailoauth/mailoauth/auth"
-	"github.com/mailoauth/mailoauth/config"
+	"github.com/mailoauth/mailoauth/token"
 )
 
 // Client is a Graph mail client for one mailbox. Its fields may be set before first use.
@@ -45,13 +44,13 @@ type Client struct {
 
 	root   string // https://graph.microsoft.com/v1.0
 	prefix string // /me or /users/{mailbox}
-	ts     auth.TokenSource
+	ts     token.Source
 	hc     *http.Client
 }
 
 // New returns a client for the Graph API root base (e.g. https://graph.microsoft.com/v1.0). Delegated
 // clients use /me; app-only ones /users/{mailbox}. httpClient nil means http.DefaultClient.
-func New(base string, ts auth.TokenSource, httpClient *http.Client, mailbox string, appOnly bool) *Client {
+func New(base string, ts token.Source, httpClient *http.Client, mailbox string, appOnly bool) *Client {
 	if httpClient == nil {
 		httpClient = http.DefaultClient
 	}
@@ -62,18 +61,19 @@ func New(base string, ts auth.TokenSource, httpClient *http.Client, mailbox stri
 	return &Client{root: strings.TrimRight(base, "/"), prefix: prefix, ts: ts, hc: httpClient}
 }
 
-// ForAccount returns a client for a configured account: its Graph root, its Graph token source, its
-// CAs, and /users/{mailbox} when app-only — or when a delegated account opens another mailbox.
-func ForAccount(a *auth.Account) *Client {
+// ForAccount returns a client for an account (*auth.Account is a token.Account): its Graph root, its
+// Graph token source, its CAs, and /users/{mailbox} when app-only — or when a delegated account opens
+// another mailbox.
+func ForAccount(a token.Account) *Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = a.TLSConfig()
 	if tr.TLSClientConfig == nil {
 		tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 	}
 	hc := &http.Client{Transport: tr, Timeout: 10 * time.Minute}
-	c := New(a.Server(config.ProtocolGraph), a.TokenSource(auth.Graph), hc, a.Mailbox(), a.AppOnly())
-	if cfg := a.Config(); !a.AppOnly() && cfg.Mailbox != "" && !strings.EqualFold(cfg.Mailbox, cfg.Email) {
-		c.prefix = "/users/" + url.PathEscape(cfg.Mailbox)
+	c := New(a.Server(token.GraphAPI), a.TokenSource(token.Graph), hc, a.Mailbox(), a.AppOnly())
+	if a.OtherMailbox() {
+		c.prefix = "/users/" + url.PathEscape(a.Mailbox())
 	}
 	return c
 }
@@ -239,7 +239,7 @@ func (c *Client) do(ctx context.Context, rq request) (http.Header, []byte, error
 		var wait time.Duration
 		switch {
 		case resp.StatusCode == http.StatusUnauthorized && gerr.Code == "InvalidAuthenticationToken" && !refreshed && !rq.noAuth:
-			r, ok := c.ts.(auth.Refresher)
+			r, ok := c.ts.(token.Refresher)
 			if !ok {
 				return nil, nil, gerr
 			}

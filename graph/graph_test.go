@@ -22,12 +22,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailoauth/mailoauth/token"
+
 	"github.com/mailoauth/mailoauth/auth"
 	"github.com/mailoauth/mailoauth/config"
+	"github.com/mailoauth/mailoauth/graph"
 	"github.com/mailoauth/mailoauth/internal/emulator"
 	"github.com/mailoauth/mailoauth/internal/emulator/exchange/mailstore"
 	"github.com/mailoauth/mailoauth/internal/emulator/world"
-	"github.com/mailoauth/mailoauth/graph"
 )
 
 const (
@@ -142,8 +144,8 @@ func (v *env) appToken(t testing.TB, app, scope string) string {
 		"client_secret": {v.E.Credentials[app].Secret}, "scope": {scope}})
 }
 
-func static(tok string) auth.TokenSource {
-	return auth.StaticTokenSource(&auth.Token{AccessToken: tok, ExpiresOn: time.Now().Add(time.Hour), Resource: auth.Graph})
+func static(tok string) token.Source {
+	return token.Static(&token.Token{AccessToken: tok, ExpiresOn: time.Now().Add(time.Hour), Resource: token.Graph})
 }
 
 // client builds a client from a raw token: delegated (/me) unless mailbox is set (/users/{mailbox}).
@@ -434,16 +436,16 @@ type refresher struct {
 	refreshed int
 }
 
-func (r *refresher) Token(context.Context) (*auth.Token, error) {
+func (r *refresher) Token(context.Context) (*token.Token, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.refreshed == 0 {
-		return &auth.Token{AccessToken: "eyJhbGciOiJSUzI1NiJ9.e30.c2ln", ExpiresOn: time.Now().Add(time.Hour)}, nil
+		return &token.Token{AccessToken: "eyJhbGciOiJSUzI1NiJ9.e30.c2ln", ExpiresOn: time.Now().Add(time.Hour)}, nil
 	}
-	return &auth.Token{AccessToken: r.good, ExpiresOn: time.Now().Add(time.Hour)}, nil
+	return &token.Token{AccessToken: r.good, ExpiresOn: time.Now().Add(time.Hour)}, nil
 }
 
-func (r *refresher) Refresh(ctx context.Context) (*auth.Token, error) {
+func (r *refresher) Refresh(ctx context.Context) (*token.Token, error) {
 	r.mu.Lock()
 	r.refreshed++
 	r.mu.Unlock()

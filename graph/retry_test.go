@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mailoauth/mailoauth/auth"
+	"github.com/mailoauth/mailoauth/token"
 )
 
 func TestRetryAfterParsing(t *testing.T) {
@@ -28,7 +28,7 @@ func TestRetryAfterParsing(t *testing.T) {
 
 func testClient(h http.HandlerFunc) (*Client, *httptest.Server) {
 	srv := httptest.NewTLSServer(h)
-	c := New(srv.URL+"/v1.0", auth.StaticTokenSource(&auth.Token{AccessToken: "secret-token-value"}), srv.Client(), "a@b.c", true)
+	c := New(srv.URL+"/v1.0", token.Static(&token.Token{AccessToken: "secret-token-value"}), srv.Client(), "a@b.c", true)
 	c.BaseDelay = time.Millisecond
 	return c, srv
 }

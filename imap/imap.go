@@ -13,16 +13,15 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"net"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/mailoauth/mailoauth/token"
+
 	goimap "github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
-	"github.com/mailoauth/mailoauth/auth"
-	"github.com/mailoauth/mailoauth/config"
 	"github.com/mailoauth/mailoauth/dial"
 	"github.com/mailoauth/mailoauth/mailerr"
 	"github.com/mailoauth/mailoauth/sasl"
@@ -32,31 +31,25 @@ import (
 // Options describe one connection.
 type Options struct {
 	Addr      string // host:port
-	TLS       dial.Mode
+	TLS       dial.Mode // zero (dial.Auto): by the port
 	TLSConfig *tls.Config // CAs; nil: the system's
 	Username  string      // the SASL user: the mailbox to open
 	Mechanism string      // sasl.XOAuth2 (default) or sasl.OAuthBearer
-	Tokens    auth.TokenSource
+	Tokens    token.Source
 	Trace     trace.Func
 	Timeout   time.Duration // whole dial + authenticate; default 60 s
 }
 
-// ForAccount returns the options for an account's IMAP server: implicit TLS unless the port is 143.
-func ForAccount(a *auth.Account) Options {
-	addr := a.Server(config.ProtocolIMAP)
-	_, port, _ := net.SplitHostPort(addr)
-	mode := dial.ModeFor(config.ProtocolIMAP, port)
-	return Options{Addr: addr, TLS: mode, TLSConfig: a.TLSConfig(), Username: a.Mailbox(), Tokens: a.TokenSource(auth.Exchange), Mechanism: a.Mechanism()}
+// ForAccount returns the options for an account's IMAP server (*auth.Account is a
+// token.Account; so can be a type of the caller's): its address and CAs, its mailbox as the SASL user,
+// its mechanism and its Exchange tokens. TLS is left at dial.Auto, which follows the port.
+func ForAccount(a token.Account) Options {
+	return Options{Addr: a.Server(token.IMAP), TLSConfig: a.TLSConfig(), Username: a.Mailbox(), Tokens: a.TokenSource(token.Exchange), Mechanism: a.Mechanism()}
 }
 
-// Error is a refusal by the server, with its exact words ("IMAP AUTHENTICATE XOAUTH2 refused: server
-// said NO ..."). It is an alias of the one type pop3 and smtp return too, kept so that code that names
-// imap.Error still compiles; tell the protocols apart by its Protocol, not by type.
-type Error = mailerr.Error
-
 // NewError is the IMAP server's refusal of step, with its words when err carries them (ServerText).
-func NewError(step string, err error) *Error {
-	return &Error{Protocol: "IMAP", Step: step, Server: ServerText(err), Err: err}
+func NewError(step string, err error) *mailerr.Error {
+	return &mailerr.Error{Protocol: "IMAP", Step: step, Server: ServerText(err), Err: err}
 }
 
 // Dial connects, secures and authenticates. The returned client is authenticated; close it with
@@ -64,13 +57,14 @@ func NewError(step string, err error) *Error {
 func Dial(ctx context.Context, o Options) (*imapclient.Client, error) {
 	ctx, cancel := context.WithTimeout(ctx, cmp.Or(o.Timeout, dial.DefaultTimeout))
 	defer cancel()
-	conn, tlsCfg, err := dial.Open(ctx, o.Addr, o.TLS, o.TLSConfig, o.Trace)
+	mode := o.TLS.For(token.IMAP, o.Addr)
+	conn, tlsCfg, err := dial.Open(ctx, o.Addr, mode, o.TLSConfig, o.Trace)
 	if err != nil {
 		return nil, err
 	}
 	opts := &imapclient.Options{TLSConfig: tlsCfg}
 	var c *imapclient.Client
-	if o.TLS == dial.StartTLS {
+	if mode == dial.StartTLS {
 		if err := o.Trace.Do("starttls", func() (string, error) {
 			c, err = imapclient.NewStartTLS(conn, opts)
 			if err != nil {
@@ -123,7 +117,7 @@ func Dial(ctx context.Context, o Options) (*imapclient.Client, error) {
 // token source can refresh: a token the cache thought valid may have been revoked, or issued before a
 // permission was granted.
 func authenticate(ctx context.Context, c *imapclient.Client, o Options, mech string) error {
-	attempt := func(tok *auth.Token) error {
+	attempt := func(tok *token.Token) error {
 		cl := sasl.NewClient(mech, o.Username, tok.AccessToken, o.Addr)
 		if err := c.Authenticate(cl); err != nil {
 			e := NewError("AUTHENTICATE "+mech, err)
@@ -133,8 +127,8 @@ func authenticate(ctx context.Context, c *imapclient.Client, o Options, mech str
 		return nil
 	}
 	return o.Trace.Do("authenticate", func() (string, error) {
-		retried, err := auth.RetryRefused(ctx, o.Tokens, attempt, func(err error) bool {
-			var ie *Error
+		retried, err := token.RetryRefused(ctx, o.Tokens, attempt, func(err error) bool {
+			var ie *mailerr.Error
 			return errors.As(err, &ie) && ie.Server != ""
 		})
 		return trace.AuthDetail(mech, o.Username, retried), err

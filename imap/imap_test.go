@@ -5,7 +5,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mailoauth/mailoauth/auth"
+	"github.com/mailoauth/mailoauth/token"
+
 	"github.com/mailoauth/mailoauth/dial"
 	"github.com/mailoauth/mailoauth/internal/fakeserver"
 )
@@ -20,7 +21,7 @@ func TestSTARTTLSRefusedIsAnError(t *testing.T) {
 		return tag + " NO not here\r\n"
 	})
 	_, err := Dial(context.Background(), Options{Addr: addr, TLS: dial.StartTLS, Username: "alice",
-		Tokens: auth.StaticTokenSource(&auth.Token{AccessToken: "secret-token"})})
+		Tokens: token.Static(&token.Token{AccessToken: "secret-token"})})
 	if err == nil || err.Error() != "IMAP STARTTLS refused: server said NO not here" {
 		t.Fatalf("got %v, want a STARTTLS error", err)
 	}

@@ -7,9 +7,11 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/mailoauth/mailoauth/auth"
-	"github.com/mailoauth/mailoauth/imap"
+	"github.com/mailoauth/mailoauth/mailerr"
+	"github.com/mailoauth/mailoauth/token"
+
 	"github.com/mailoauth/mailoauth/dial"
+	"github.com/mailoauth/mailoauth/imap"
 	"github.com/mailoauth/mailoauth/sasl"
 	"github.com/mailoauth/mailoauth/smtp"
 )
@@ -20,7 +22,7 @@ import (
 func TestAccountClients(t *testing.T) {
 	l := need(t, true)
 	ctx := context.Background()
-	good := auth.StaticTokenSource(&auth.Token{AccessToken: l.tok.good})
+	good := token.Static(&token.Token{AccessToken: l.tok.good})
 	for _, mech := range []string{sasl.XOAuth2, sasl.OAuthBearer} {
 		for _, mode := range []struct {
 			name string
@@ -50,7 +52,7 @@ func TestAccountClients(t *testing.T) {
 	// A refused token: the server's words and its error challenge come back in the typed error.
 	_, err := smtp.Dial(ctx, smtp.Options{Addr: hostport(l.ports.Submission), TLS: dial.StartTLS, TLSConfig: l.tlsConfig(),
 		Username: "bob@contoso.test", Tokens: good})
-	var se *smtp.Error
+	var se *mailerr.Error
 	if !errors.As(err, &se) || se.Challenge == nil || len(se.Server) < 3 || se.Server[:3] != "535" {
 		t.Fatalf("alice's token for bob through Postfix: %#v", err)
 	}

@@ -12,11 +12,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mailoauth/mailoauth/mailerr"
+	"github.com/mailoauth/mailoauth/token"
+
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/emersion/go-smtp"
 
-	"github.com/mailoauth/mailoauth/auth"
 	"github.com/mailoauth/mailoauth/dial"
 	"github.com/mailoauth/mailoauth/pop3"
 	"github.com/mailoauth/mailoauth/sasl"
@@ -66,7 +68,7 @@ var transports = []transport{
 		login: func(l *lab, mech, user, token string) login {
 			c, err := dialPOP3(l, mech, user, token)
 			if err != nil {
-				var pe *pop3.Error
+				var pe *mailerr.Error
 				if errors.As(err, &pe) {
 					return login{err: err, challenge: pe.Challenge}
 				}
@@ -81,7 +83,7 @@ var transports = []transport{
 			}}
 		},
 		refusal: func(err error) error {
-			var pe *pop3.Error
+			var pe *mailerr.Error
 			if errors.As(err, &pe) && strings.HasPrefix(pe.Step, "AUTH ") && strings.HasPrefix(pe.Server, "-ERR [AUTH] ") {
 				return nil
 			}
@@ -140,11 +142,11 @@ func imapLogin(c *imapclient.Client, err error, sc *sasl.Client) login {
 }
 
 // dialPOP3 is mailoauth's POP3 client over implicit TLS, with a fixed token.
-func dialPOP3(l *lab, mech, user, token string) (*pop3.Client, error) {
+func dialPOP3(l *lab, mech, user, tok string) (*pop3.Client, error) {
 	return pop3.Dial(context.Background(), pop3.Options{
 		Addr: addr(l.ports.POP3S), TLS: dial.Implicit, TLSConfig: l.tlsConfig(),
 		Username: user, Mechanism: mech, Timeout: ioTimeout,
-		Tokens: auth.StaticTokenSource(&auth.Token{AccessToken: token, ExpiresOn: time.Now().Add(time.Hour)}),
+		Tokens: token.Static(&token.Token{AccessToken: tok, ExpiresOn: time.Now().Add(time.Hour)}),
 	})
 }
 

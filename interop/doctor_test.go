@@ -6,12 +6,15 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mailoauth/mailoauth/mailerr"
+	"github.com/mailoauth/mailoauth/token"
+
 	"github.com/mailoauth/mailoauth/auth"
 	"github.com/mailoauth/mailoauth/config"
-	"github.com/mailoauth/mailoauth/doctor"
-	"github.com/mailoauth/mailoauth/internal/emulator/world"
-	"github.com/mailoauth/mailoauth/imap"
 	"github.com/mailoauth/mailoauth/dial"
+	"github.com/mailoauth/mailoauth/doctor"
+	"github.com/mailoauth/mailoauth/imap"
+	"github.com/mailoauth/mailoauth/internal/emulator/world"
 )
 
 // TestDoctorExplainsDovecotRefusals: Dovecot refuses a bad token with its own plain words ("NO
@@ -41,8 +44,8 @@ func TestDoctorExplainsDovecotRefusals(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := imap.Dial(context.Background(), imap.Options{Addr: hostport(l.ports.IMAPS), TLS: dial.Implicit, TLSConfig: l.tlsConfig(),
-				Username: tc.user, Tokens: auth.StaticTokenSource(&auth.Token{AccessToken: tc.token})})
-			var ie *imap.Error
+				Username: tc.user, Tokens: token.Static(&token.Token{AccessToken: tc.token})})
+			var ie *mailerr.Error
 			if !errors.As(err, &ie) || !strings.HasPrefix(ie.Server, "NO ") {
 				t.Fatalf("Dovecot accepted or answered otherwise: %v", err)
 			}

@@ -9,10 +9,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mailoauth/mailoauth/auth"
-	"github.com/mailoauth/mailoauth/internal/emulator/world"
-	"github.com/mailoauth/mailoauth/imap"
+	"github.com/mailoauth/mailoauth/token"
+
 	"github.com/mailoauth/mailoauth/dial"
+	"github.com/mailoauth/mailoauth/imap"
+	"github.com/mailoauth/mailoauth/internal/emulator/world"
 	"github.com/mailoauth/mailoauth/mail"
 	"github.com/mailoauth/mailoauth/sasl"
 	"github.com/mailoauth/mailoauth/smtp"
@@ -28,7 +29,7 @@ func TestMailoauthSendsAndReadsThroughPostfixAndDovecot(t *testing.T) {
 	l := need(t, true)
 	t.Parallel()
 	ctx := context.Background()
-	good := auth.StaticTokenSource(&auth.Token{AccessToken: l.tok.good, ExpiresOn: time.Now().Add(time.Hour)})
+	good := token.Static(&token.Token{AccessToken: l.tok.good, ExpiresOn: time.Now().Add(time.Hour)})
 
 	const name = "Übersicht — 東京 naïve.pdf"
 	data := make([]byte, 200<<10)

@@ -24,8 +24,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mailoauth/mailoauth/auth"
-	"github.com/mailoauth/mailoauth/config"
+	"github.com/mailoauth/mailoauth/token"
+
 	"github.com/mailoauth/mailoauth/dial"
 	"github.com/mailoauth/mailoauth/mailerr"
 	"github.com/mailoauth/mailoauth/sasl"
@@ -42,32 +42,25 @@ const (
 // Options describe one connection.
 type Options struct {
 	Addr      string
-	TLS       dial.Mode
+	TLS       dial.Mode // zero (dial.Auto): by the port
 	TLSConfig *tls.Config
 	Username  string
 	Mechanism string // sasl.XOAuth2 (default) or sasl.OAuthBearer
-	Tokens    auth.TokenSource
+	Tokens    token.Source
 	Trace     trace.Func
 	Timeout   time.Duration // dial + authenticate; default 60 s
 }
 
-// ForAccount returns the options for an account's POP3 server: implicit TLS unless the port is 110.
-func ForAccount(a *auth.Account) Options {
-	addr := a.Server(config.ProtocolPOP)
-	_, port, _ := net.SplitHostPort(addr)
-	mode := dial.ModeFor(config.ProtocolPOP, port)
-	return Options{Addr: addr, TLS: mode, TLSConfig: a.TLSConfig(), Username: a.Mailbox(), Tokens: a.TokenSource(auth.Exchange), Mechanism: a.Mechanism()}
+// ForAccount returns the options for an account's POP3 server (*auth.Account is a
+// token.Account; so can be a type of the caller's): its address and CAs, its mailbox as the SASL user,
+// its mechanism and its Exchange tokens. TLS is left at dial.Auto, which follows the port.
+func ForAccount(a token.Account) Options {
+	return Options{Addr: a.Server(token.POP), TLSConfig: a.TLSConfig(), Username: a.Mailbox(), Tokens: a.TokenSource(token.Exchange), Mechanism: a.Mechanism()}
 }
 
-// Error is a -ERR from the server, with its exact words in Server and the command (without its
-// arguments) in Step: "POP3 AUTH XOAUTH2 refused: server said -ERR ...". It is an alias of the one type
-// imap and smtp return too, kept so that code that names pop3.Error still compiles; tell the protocols
-// apart by its Protocol, not by type. (Step was called Command before the types became one.)
-type Error = mailerr.Error
-
 // refused is the server's -ERR line to command.
-func refused(command, line string) *Error {
-	return &Error{Protocol: "POP3", Step: command, Server: line}
+func refused(command, line string) *mailerr.Error {
+	return &mailerr.Error{Protocol: "POP3", Step: command, Server: line}
 }
 
 // ErrProtocol is a reply that is not POP3.
@@ -85,7 +78,8 @@ type Client struct {
 func Dial(ctx context.Context, o Options) (*Client, error) {
 	ctx, cancel := context.WithTimeout(ctx, cmp.Or(o.Timeout, dial.DefaultTimeout))
 	defer cancel()
-	conn, tlsCfg, err := dial.Open(ctx, o.Addr, o.TLS, o.TLSConfig, o.Trace)
+	mode := o.TLS.For(token.POP, o.Addr)
+	conn, tlsCfg, err := dial.Open(ctx, o.Addr, mode, o.TLSConfig, o.Trace)
 	if err != nil {
 		return nil, err
 	}
@@ -100,7 +94,7 @@ func Dial(ctx context.Context, o Options) (*Client, error) {
 	}); err != nil {
 		return fail(err)
 	}
-	if o.TLS == dial.StartTLS {
+	if mode == dial.StartTLS {
 		if err := o.Trace.Do("starttls", func() (string, error) {
 			if _, err := c.cmd("STLS"); err != nil {
 				return "", err // a server that will not STLS is an error, never a downgrade
@@ -132,8 +126,8 @@ func Dial(ctx context.Context, o Options) (*Client, error) {
 		return fail(err)
 	}
 	if err := o.Trace.Do("authenticate", func() (string, error) {
-		retried, err := auth.RetryRefused(ctx, o.Tokens, func(t *auth.Token) error { return c.auth(mech, o, t) },
-			func(err error) bool { var pe *Error; return errors.As(err, &pe) })
+		retried, err := token.RetryRefused(ctx, o.Tokens, func(t *token.Token) error { return c.auth(mech, o, t) },
+			func(err error) bool { var pe *mailerr.Error; return errors.As(err, &pe) })
 		return trace.AuthDetail(mech, o.Username, retried), err
 	}); err != nil {
 		return fail(err)
@@ -183,7 +177,7 @@ func ParseReply(line string) (ok, cont bool, text string, err error) {
 	return false, false, "", fmt.Errorf("%w: %.40q", ErrProtocol, line)
 }
 
-// status reads one status line; -ERR becomes *Error naming command.
+// status reads one status line; -ERR becomes *mailerr.Error naming command.
 func (c *Client) status(command string) (string, error) {
 	line, err := c.readLine(maxStatusLine)
 	if err != nil {
@@ -255,7 +249,7 @@ func (c *Client) HasSASL(mech string) bool {
 // auth runs AUTH in two steps, as Exchange requires: "AUTH XOAUTH2", "+ ", then the credentials. An
 // error challenge ("+ <base64 JSON>") is decoded and answered with %x01 (RFC 7628), after which the
 // server's -ERR says why.
-func (c *Client) auth(mech string, o Options, tok *auth.Token) error {
+func (c *Client) auth(mech string, o Options, tok *token.Token) error {
 	cl := sasl.NewClient(mech, o.Username, tok.AccessToken, o.Addr)
 	_, ir, err := cl.Start()
 	if err != nil {

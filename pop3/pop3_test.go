@@ -8,7 +8,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mailoauth/mailoauth/auth"
+	"github.com/mailoauth/mailoauth/mailerr"
+	"github.com/mailoauth/mailoauth/token"
+
 	"github.com/mailoauth/mailoauth/sasl"
 )
 
@@ -62,7 +64,7 @@ func TestTwoStepXOAuth2AndMailbox(t *testing.T) {
 	if err := c.capa(); err != nil || !c.HasSASL("xoauth2") {
 		t.Fatalf("capa: %v %v", err, c.caps)
 	}
-	if err := c.auth(sasl.XOAuth2, Options{Username: "alice@contoso.test"}, &auth.Token{AccessToken: tok}); err != nil {
+	if err := c.auth(sasl.XOAuth2, Options{Username: "alice@contoso.test"}, &token.Token{AccessToken: tok}); err != nil {
 		t.Fatal(err)
 	}
 	if n, size, err := c.Stat(); n != 2 || size != 300 || err != nil {
@@ -91,8 +93,8 @@ func TestErrorChallengeAnsweredAndRefusalKept(t *testing.T) {
 		{"*", "+ " + challenge + "\r\n"},
 		{"AQ==", "-ERR [AUTH] Authentication failed.\r\n"},
 	})
-	err := c.auth(sasl.OAuthBearer, Options{Username: "alice", Addr: "h:995"}, &auth.Token{AccessToken: tok})
-	var pe *Error
+	err := c.auth(sasl.OAuthBearer, Options{Username: "alice", Addr: "h:995"}, &token.Token{AccessToken: tok})
+	var pe *mailerr.Error
 	if !errors.As(err, &pe) || pe.Server != "-ERR [AUTH] Authentication failed." || pe.Challenge == nil || pe.Challenge.Status != "invalid_token" {
 		t.Fatalf("got %#v", err)
 	}
@@ -106,8 +108,8 @@ func TestExchangeRefusalText(t *testing.T) {
 		{"AUTH XOAUTH2", "+ \r\n"},
 		{"*", "-ERR Authentication failure: unknown user name or bad password.\r\n"},
 	})
-	err := c.auth(sasl.XOAuth2, Options{Username: "alice"}, &auth.Token{AccessToken: tok})
-	var pe *Error
+	err := c.auth(sasl.XOAuth2, Options{Username: "alice"}, &token.Token{AccessToken: tok})
+	var pe *mailerr.Error
 	if !errors.As(err, &pe) || pe.Server != "-ERR Authentication failure: unknown user name or bad password." {
 		t.Fatalf("got %v", err)
 	}

@@ -12,7 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/mailoauth/mailoauth/auth"
+	"github.com/mailoauth/mailoauth/token"
 )
 
 // Metrics are the proxy's counters, served in Prometheus' text format (version 0.0.4) by
@@ -66,7 +66,7 @@ func (m *Metrics) login(protocol, outcome string) {
 // tokenFetch counts a token asked of an account's source: "stale" when it is a cached token served
 // because its refresh failed (an identity-platform outage inside the refresh margin, which an operator
 // wants to see before the token really expires).
-func (m *Metrics) tokenFetch(t *auth.Token, err error) {
+func (m *Metrics) tokenFetch(t *token.Token, err error) {
 	outcome := "ok"
 	switch {
 	case err != nil:

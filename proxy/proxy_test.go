@@ -15,7 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mailoauth/mailoauth/auth"
+	"github.com/mailoauth/mailoauth/token"
+
 	"github.com/mailoauth/mailoauth/config"
 	"github.com/mailoauth/mailoauth/internal/emulator/world"
 	"github.com/mailoauth/mailoauth/internal/passhash"
@@ -178,7 +179,7 @@ func TestLoginAndUse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok, err := a.Token(context.Background(), auth.Exchange)
+	tok, err := a.Token(context.Background(), token.Exchange)
 	if err != nil {
 		t.Fatal(err)
 	}

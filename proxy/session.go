@@ -14,10 +14,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/mailoauth/mailoauth/auth"
+	"github.com/mailoauth/mailoauth/token"
+
 	"github.com/mailoauth/mailoauth/config"
-	"github.com/mailoauth/mailoauth/doctor/catalog"
 	"github.com/mailoauth/mailoauth/dial"
+	"github.com/mailoauth/mailoauth/doctor/catalog"
 )
 
 // session is one program's connection, from accept to close.
@@ -319,14 +320,14 @@ func (s *session) login(user, password string, up upstreamProtocol) (conn *upstr
 
 	// The token first: a cached one costs microseconds; a refresh is shared by every session of the
 	// account (auth's single flight) and holds up no other account's sessions.
-	ts := a.TokenSource(auth.Exchange)
+	ts := a.TokenSource(token.Exchange)
 	tok, terr := ts.Token(s.ctx)
 	m.tokenFetch(tok, terr)
 	if terr != nil {
 		m.login(s.cfg.Protocol, string(outcomeToken))
 		log.Error("login failed: no token", "outcome", outcomeToken, "err", s.deadlineErr(terr))
 		msg := "The proxy cannot get a token for this account; see the proxy log."
-		if errors.Is(terr, auth.ErrLoginRequired) {
+		if errors.Is(terr, token.ErrLoginRequired) {
 			msg = "The proxy's account needs a new sign-in (mailoauth login " + a.Name() + ")."
 		}
 		return nil, "", &loginError{outcome: outcomeToken, temporary: true, msg: msg}
@@ -345,8 +346,8 @@ func (s *session) login(user, password string, up upstreamProtocol) (conn *upstr
 	}
 	s.setUpstream(uc.conn)
 	mech := a.Mechanism()
-	var sent *auth.Token
-	retried, aerr2 := auth.RetryRefused(s.ctx, staticThenRefresh{tok, ts}, func(t *auth.Token) error {
+	var sent *token.Token
+	retried, aerr2 := token.RetryRefused(s.ctx, staticThenRefresh{tok, ts}, func(t *token.Token) error {
 		sent = t
 		var e error
 		ok, e = up.authenticate(uc, mech, mailbox, t.AccessToken)
@@ -432,13 +433,13 @@ func (s *session) answerLogin(user, password string, up upstreamProtocol, failur
 
 // staticThenRefresh presents a token already fetched, and refreshes through the account's source.
 type staticThenRefresh struct {
-	t  *auth.Token
-	ts auth.TokenSource
+	t  *token.Token
+	ts token.Source
 }
 
-func (s staticThenRefresh) Token(context.Context) (*auth.Token, error) { return s.t, nil }
-func (s staticThenRefresh) Refresh(ctx context.Context) (*auth.Token, error) {
-	return s.ts.(auth.Refresher).Refresh(ctx)
+func (s staticThenRefresh) Token(context.Context) (*token.Token, error) { return s.t, nil }
+func (s staticThenRefresh) Refresh(ctx context.Context) (*token.Token, error) {
+	return s.ts.(token.Refresher).Refresh(ctx)
 }
 
 func isRefusal(err error) bool {

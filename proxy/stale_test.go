@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailoauth/mailoauth/token"
+
 	"github.com/mailoauth/mailoauth/auth"
 	"github.com/mailoauth/mailoauth/config"
 	"github.com/mailoauth/mailoauth/internal/emulator/world"
@@ -32,7 +34,7 @@ func TestOutageInsideMarginStillLogsIn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok, err := a.TokenSource(auth.Exchange).Token(context.Background())
+	tok, err := a.TokenSource(token.Exchange).Token(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,15 +11,14 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"net"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/mailoauth/mailoauth/token"
+
 	gosmtp "github.com/emersion/go-smtp"
 
-	"github.com/mailoauth/mailoauth/auth"
-	"github.com/mailoauth/mailoauth/config"
 	"github.com/mailoauth/mailoauth/dial"
 	"github.com/mailoauth/mailoauth/mailerr"
 	"github.com/mailoauth/mailoauth/sasl"
@@ -29,33 +28,27 @@ import (
 // Options describe one connection.
 type Options struct {
 	Addr      string
-	TLS       dial.Mode
+	TLS       dial.Mode // zero (dial.Auto): by the port
 	TLSConfig *tls.Config
 	Username  string
 	Mechanism string // sasl.XOAuth2 (default) or sasl.OAuthBearer
-	Tokens    auth.TokenSource
+	Tokens    token.Source
 	Trace     trace.Func
 	Timeout   time.Duration // dial + authenticate; default 60 s
 	// LocalName is sent in EHLO; default "localhost".
 	LocalName string
 }
 
-// ForAccount returns the options for an account's submission server: STARTTLS unless the port is 465.
-func ForAccount(a *auth.Account) Options {
-	addr := a.Server(config.ProtocolSMTP)
-	_, port, _ := net.SplitHostPort(addr)
-	mode := dial.ModeFor(config.ProtocolSMTP, port)
-	return Options{Addr: addr, TLS: mode, TLSConfig: a.TLSConfig(), Username: a.Mailbox(), Tokens: a.TokenSource(auth.Exchange), Mechanism: a.Mechanism()}
+// ForAccount returns the options for an account's submission server (*auth.Account is a
+// token.Account; so can be a type of the caller's): its address and CAs, its mailbox as the SASL user,
+// its mechanism and its Exchange tokens. TLS is left at dial.Auto, which follows the port.
+func ForAccount(a token.Account) Options {
+	return Options{Addr: a.Server(token.SMTP), TLSConfig: a.TLSConfig(), Username: a.Mailbox(), Tokens: a.TokenSource(token.Exchange), Mechanism: a.Mechanism()}
 }
 
-// Error is a refusal by the server with its exact words ("SMTP AUTH XOAUTH2 refused: server said 535
-// 5.7.3 ..."). It is an alias of the one type imap and pop3 return too, kept so that code that names
-// smtp.Error still compiles; tell the protocols apart by its Protocol, not by type.
-type Error = mailerr.Error
-
 // NewError is the SMTP server's refusal of step, with its reply when err carries it (ServerText).
-func NewError(step string, err error) *Error {
-	return &Error{Protocol: "SMTP", Step: step, Server: ServerText(err), Err: err}
+func NewError(step string, err error) *mailerr.Error {
+	return &mailerr.Error{Protocol: "SMTP", Step: step, Server: ServerText(err), Err: err}
 }
 
 // ServerText renders a go-smtp error as the server's reply line.
@@ -77,12 +70,13 @@ func Dial(ctx context.Context, o Options) (*gosmtp.Client, error) {
 	o.LocalName = cmp.Or(o.LocalName, "localhost")
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
-	conn, tlsCfg, err := dial.Open(ctx, o.Addr, o.TLS, o.TLSConfig, o.Trace)
+	mode := o.TLS.For(token.SMTP, o.Addr)
+	conn, tlsCfg, err := dial.Open(ctx, o.Addr, mode, o.TLSConfig, o.Trace)
 	if err != nil {
 		return nil, err
 	}
 	var c *gosmtp.Client
-	if o.TLS == dial.StartTLS {
+	if mode == dial.StartTLS {
 		// go-smtp reads the greeting, says EHLO, refuses a server without STARTTLS, and upgrades.
 		if err := o.Trace.Do("starttls", func() (string, error) {
 			var err error
@@ -130,8 +124,11 @@ func Dial(ctx context.Context, o Options) (*gosmtp.Client, error) {
 		return fail(err)
 	}
 	if err := o.Trace.Do("authenticate", func() (string, error) {
-		retried, err := auth.RetryRefused(ctx, o.Tokens, func(t *auth.Token) error { return authOnce(c, o, mech, t) },
-			func(err error) bool { var se *Error; return errors.As(err, &se) && strings.HasPrefix(se.Server, "535") })
+		retried, err := token.RetryRefused(ctx, o.Tokens, func(t *token.Token) error { return authOnce(c, o, mech, t) },
+			func(err error) bool {
+				var se *mailerr.Error
+				return errors.As(err, &se) && strings.HasPrefix(se.Server, "535")
+			})
 		return trace.AuthDetail(mech, o.Username, retried), err
 	}); err != nil {
 		return fail(err)
@@ -140,7 +137,7 @@ func Dial(ctx context.Context, o Options) (*gosmtp.Client, error) {
 	return c, nil
 }
 
-func authOnce(c *gosmtp.Client, o Options, mech string, tok *auth.Token) error {
+func authOnce(c *gosmtp.Client, o Options, mech string, tok *token.Token) error {
 	cl := sasl.NewClient(mech, o.Username, tok.AccessToken, o.Addr)
 	// Two steps (AUTH XOAUTH2, 334, credentials), as Microsoft documents it: a token does not fit on
 	// the AUTH line of every server (Postfix cuts lines at 2,048 bytes).

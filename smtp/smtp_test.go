@@ -5,7 +5,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mailoauth/mailoauth/auth"
+	"github.com/mailoauth/mailoauth/token"
+
 	"github.com/mailoauth/mailoauth/dial"
 	"github.com/mailoauth/mailoauth/internal/fakeserver"
 )
@@ -22,7 +23,7 @@ func TestNoSTARTTLSIsAnErrorNotADowngrade(t *testing.T) {
 		return "502 no\r\n"
 	})
 	_, err := Dial(context.Background(), Options{Addr: addr, TLS: dial.StartTLS, Username: "alice",
-		Tokens: auth.StaticTokenSource(&auth.Token{AccessToken: "secret-token"})})
+		Tokens: token.Static(&token.Token{AccessToken: "secret-token"})})
 	if err == nil || !strings.HasPrefix(err.Error(), "SMTP STARTTLS refused: ") {
 		t.Fatalf("got %v, want a STARTTLS error", err)
 	}

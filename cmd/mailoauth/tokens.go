@@ -9,6 +9,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/mailoauth/mailoauth/token"
+
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
@@ -109,7 +111,7 @@ prompts: when a sign-in is needed it exits 1 and says to run mailoauth login ACC
 With --json it prints {"access_token", "token_type", "expires_on", "resource"}.`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
-			r, err := auth.ParseResource(resource)
+			r, err := token.ParseResource(resource)
 			if err != nil {
 				return usageError{err}
 			}

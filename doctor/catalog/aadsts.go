@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/mailoauth/mailoauth/token"
+
 	"github.com/mailoauth/mailoauth/auth"
 )
 
@@ -149,7 +151,7 @@ func AADSTS(s Subject, n int, description string) Finding {
 
 // TokenError explains a failure to get a token (auth's errors). ok is false when err is not one.
 func TokenError(s Subject, err error) (Finding, bool) {
-	if errors.Is(err, auth.ErrLoginRequired) {
+	if errors.Is(err, token.ErrLoginRequired) {
 		return Finding{Code: CodeLoginRequired, Step: "token", Cause: "no token is held for account " + s.Account + ", or none can be refreshed",
 			Fix: "sign in: mailoauth login " + s.Account, Docs: DocRefreshTokens}, true
 	}

@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/mailoauth/mailoauth/config"
-	"github.com/mailoauth/mailoauth/graph"
 	"github.com/mailoauth/mailoauth/dial"
+	"github.com/mailoauth/mailoauth/graph"
 	"github.com/mailoauth/mailoauth/mailerr"
 	"github.com/mailoauth/mailoauth/pop3"
 )
@@ -488,7 +488,7 @@ func Graph(s Subject, c *Claims, ge *graph.Error) Finding {
 		return *audience(s, config.ProtocolGraph, c)
 	case ge.Code == "InvalidAuthenticationToken":
 		// The client asked the identity platform for a fresh token and retried before giving up
-		// (graph.Client, auth.Refresher): a token fresh from the account's identity platform was
+		// (graph.Client, token.Refresher): a token fresh from the account's identity platform was
 		// refused, so another sign-in alone rarely helps.
 		return f(CodeGraphToken, "Graph refused the token itself (expired, revoked, not for this tenant, or issued by another cloud's identity platform)",
 			"get a fresh token: mailoauth login "+s.Account+"; if Graph refuses a fresh one too (mailoauth already retried with one), check that the account's graph, cloud and authority name one cloud (this cloud's Graph is "+s.Cloud.Graph+"; another cloud's Graph refuses its tokens), and this machine's clock", DocGraphErrors)
