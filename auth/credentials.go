@@ -53,6 +53,18 @@ func secretFrom(acc *config.Account, what, inline, env, file string) (string, er
 	return "", nil
 }
 
+// passwordOf returns the user's password of the password flow: Account.Password, else the
+// variable PasswordEnv names, else the content of PasswordFile; "" when none is set.
+func passwordOf(acc *config.Account) (string, error) {
+	return secretFrom(acc, "password", string(acc.Password), acc.PasswordEnv, acc.PasswordFile)
+}
+
+// refreshTokenOf returns the refresh token the refresh_token flow imports: Account.RefreshToken,
+// else the variable RefreshTokenEnv names, else the content of RefreshTokenFile; "" when none is set.
+func refreshTokenOf(acc *config.Account) (string, error) {
+	return secretFrom(acc, "refresh_token", string(acc.RefreshToken), acc.RefreshTokenEnv, acc.RefreshTokenFile)
+}
+
 // pathErr keeps only the OS's reason, not the (already named) path.
 func pathErr(err error) string {
 	if pe, ok := err.(*os.PathError); ok {

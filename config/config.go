@@ -22,6 +22,8 @@
 package config
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -136,11 +138,22 @@ type Account struct {
 	CertificatePasswordEnv  string `toml:"certificate_password_env,omitempty"`
 	CertificatePasswordFile string `toml:"certificate_password_file,omitempty"`
 
-	// The refresh token to import (flow = "refresh_token").
+	// Client credentials given as values, by a program rather than a file; each counts as one
+	// client credential, like the keys above. ClientCertificate is a certificate (leaf first, then
+	// its chain) with its private key, which must be a crypto.Signer. PFX is the content of a
+	// PKCS#12 (.pfx/.p12) file and PFXPassword its password.
+	ClientCertificate *tls.Certificate `toml:"-" json:"-"`
+	PFX               SecretBytes      `toml:"-"`
+	PFXPassword       Secret           `toml:"-"`
+
+	// The refresh token to import (flow = "refresh_token"): exactly one of the value, the
+	// variable, the file.
+	RefreshToken     Secret `toml:"-"`
 	RefreshTokenEnv  string `toml:"refresh_token_env,omitempty"`
 	RefreshTokenFile string `toml:"refresh_token_file,omitempty"`
 
-	// The user's password (flow = "password").
+	// The user's password (flow = "password"): exactly one of the value, the variable, the file.
+	Password     Secret `toml:"-"`
 	PasswordEnv  string `toml:"password_env,omitempty"`
 	PasswordFile string `toml:"password_file,omitempty"`
 
@@ -150,6 +163,9 @@ type Account struct {
 	Mailbox     string   `toml:"mailbox,omitempty"`      // the mailbox to open, if not the user's own
 	Authority   string   `toml:"authority,omitempty"`    // identity platform base URL, without tenant
 	CAFile      string   `toml:"ca_file,omitempty"`      // an extra trusted CA (PEM)
+	// RootCAs, when set, is the whole trust of the account's connections (identity platform,
+	// Graph, mail servers), in place of the system's roots and CAFile, which must then be empty.
+	RootCAs *x509.CertPool `toml:"-" json:"-"`
 	RedirectURI string   `toml:"redirect_uri,omitempty"` // auth_code_web (required), interactive (optional)
 	// Mechanism is the SASL mechanism for the mail servers: xoauth2 (default; Exchange Online offers
 	// only this) or oauthbearer (RFC 7628, offered by e.g. Dovecot).
@@ -233,6 +249,22 @@ func (s Secret) MarshalJSON() ([]byte, error) { return json.Marshal(s.String()) 
 
 // LogValue logs a placeholder, never the secret.
 func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }
+
+// SecretBytes is secret binary data given in code, such as a PFX file's content. Its String,
+// GoString, JSON and slog forms are redacted like Secret's.
+type SecretBytes []byte
+
+// String returns a placeholder, never the data.
+func (b SecretBytes) String() string { return Secret(b).String() }
+
+// GoString returns a placeholder, never the data (for %#v).
+func (b SecretBytes) GoString() string { return `config.SecretBytes("` + b.String() + `")` }
+
+// MarshalJSON writes a placeholder, never the data.
+func (b SecretBytes) MarshalJSON() ([]byte, error) { return json.Marshal(b.String()) }
+
+// LogValue logs a placeholder, never the data.
+func (b SecretBytes) LogValue() slog.Value { return slog.StringValue(b.String()) }
 
 // Positions returns where each key of the file is written (nil for a File built in code), for
 // messages about the configuration made after loading.
