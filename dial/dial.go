@@ -1,7 +1,12 @@
-// Package dial connects to mail servers the way every mailoauth client must: resolve, connect, and for
-// implicit TLS the handshake, each step traced; TLS 1.2 at least and certificate verification always
-// on (the caller adds CAs, it cannot turn checking off). STARTTLS is the protocols' business: they
-// call Upgrade after their own command.
+// Package dial opens the connections of mailoauth's mail clients (imap, pop3, smtp and the proxy's
+// upstream): it resolves the host, tries each of its addresses in turn, and for implicit TLS performs
+// the handshake, reporting every step to a trace.Func so that a failed connection says where it
+// failed. Mode, whose zero value follows the port, is how a client's options choose implicit TLS or
+// STARTTLS.
+//
+// It never turns certificate verification off and never accepts less than TLS 1.2: a caller may add
+// CAs through its tls.Config, not skip the check. STARTTLS itself is the protocols' business: they
+// send their own command and then call Upgrade.
 package dial
 
 import (
@@ -10,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,13 +28,17 @@ import (
 type Mode int
 
 const (
-	// Auto: by the port (ModeFor): STARTTLS on IMAP 143, POP3 110 and SMTP submission ports other
+	// Auto follows the port (see ModeFor): STARTTLS on IMAP 143, POP3 110 and SMTP ports other
 	// than 465, implicit TLS everywhere else.
-	Auto     Mode = iota
-	Implicit      // TLS from the first byte (IMAPS 993, POP3S 995, SMTPS 465)
-	StartTLS      // plain, then the protocol's STARTTLS/STLS (submission 587, IMAP 143, POP3 110)
+	Auto Mode = iota
+	// Implicit is TLS from the first byte (IMAPS 993, POP3S 995, SMTPS 465).
+	Implicit
+	// StartTLS is plain text, then the protocol's STARTTLS or STLS (submission 587, IMAP 143,
+	// POP3 110).
+	StartTLS
 )
 
+// String names the mode as a trace or an error shows it.
 func (m Mode) String() string {
 	switch m {
 	case StartTLS:
@@ -63,9 +73,9 @@ func ModeFor(protocol, port string) Mode {
 	return Implicit
 }
 
-// TLSConfig completes a client TLS configuration for addr: server name from the address, TLS 1.2 at
+// tlsConfig completes a client TLS configuration for addr: server name from the address, TLS 1.2 at
 // least, verification on.
-func TLSConfig(base *tls.Config, addr string) *tls.Config {
+func tlsConfig(base *tls.Config, addr string) *tls.Config {
 	c := &tls.Config{}
 	if base != nil {
 		c = base.Clone()
@@ -87,13 +97,18 @@ func TLSConfig(base *tls.Config, addr string) *tls.Config {
 // DefaultTimeout bounds a client's dial and authentication when its options leave the timeout zero.
 const DefaultTimeout = 60 * time.Second
 
-// Open begins a client connection as every mail client does: the TLS configuration completed for addr
-// (TLSConfig, returned for a later STARTTLS), Dial, and the connection's deadline set to ctx's, so that
-// it covers the handshake and authentication. The client clears it once authenticated: the commands
-// after that are its caller's.
+// Open connects to addr (host:port) as every mailoauth client does, and returns the connection with
+// the TLS configuration it completed from base (server name from addr, TLS 1.2 at least,
+// verification on), which a later STARTTLS passes to Upgrade.
+//
+// It resolves the host and tries each of its addresses in turn, each with a share of the time left,
+// until one accepts; unless mode is StartTLS it then performs the TLS handshake (Open does not know
+// the protocol: resolve Auto with Mode.For first). Each step is reported to t ("resolve", one "connect" per address tried, "tls");
+// t may be nil. The connection's deadline is set to ctx's, so that it covers the handshake and the
+// authentication that follows; the caller clears it when its commands begin.
 func Open(ctx context.Context, addr string, mode Mode, base *tls.Config, t trace.Func) (net.Conn, *tls.Config, error) {
-	cfg := TLSConfig(base, addr)
-	conn, err := Dial(ctx, addr, mode, cfg, t)
+	cfg := tlsConfig(base, addr)
+	conn, err := dialAddr(ctx, addr, mode, cfg, t)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -103,44 +118,112 @@ func Open(ctx context.Context, addr string, mode Mode, base *tls.Config, t trace
 	return conn, cfg, nil
 }
 
-// Dial resolves and connects to addr, and for Implicit performs the TLS handshake.
-func Dial(ctx context.Context, addr string, mode Mode, cfg *tls.Config, t trace.Func) (net.Conn, error) {
+// lookup resolves a host; a variable so that this package's tests can resolve a name to addresses
+// of their choosing (there is no portable name with two loopback addresses).
+var lookup = net.DefaultResolver.LookupIPAddr
+
+// attemptTimeout bounds one address's connection attempt when ctx has no deadline; with one, each
+// address gets an even share of the time left, but not less than minAttempt (as net.Dialer does).
+const (
+	attemptTimeout = 30 * time.Second
+	minAttempt     = 2 * time.Second
+)
+
+// dialAddr resolves and connects to addr, and unless mode is StartTLS performs the TLS handshake.
+func dialAddr(ctx context.Context, addr string, mode Mode, cfg *tls.Config, t trace.Func) (net.Conn, error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, fmt.Errorf("address %q is not host:port", addr)
 	}
+	// Resolved here rather than by net.Dialer so that the trace shows what the name resolved to.
 	var ips []net.IPAddr
 	if err := t.Do("resolve", func() (string, error) {
-		ips, err = net.DefaultResolver.LookupIPAddr(ctx, host)
+		ips, err = lookup(ctx, host)
+		if err == nil && len(ips) == 0 {
+			err = errors.New("no addresses")
+		}
 		if err != nil {
 			return "", fmt.Errorf("cannot resolve %s: %w", host, err)
 		}
-		return fmt.Sprintf("%s → %s", host, ips[0].IP), nil
+		list := make([]string, len(ips))
+		for i, ip := range ips {
+			list[i] = ip.String()
+		}
+		return host + " → " + strings.Join(list, ", "), nil
 	}); err != nil {
 		return nil, err
 	}
-	var conn net.Conn
-	if err := t.Do("connect", func() (string, error) {
-		d := net.Dialer{Timeout: 30 * time.Second}
-		var err error
-		conn, err = d.DialContext(ctx, "tcp", net.JoinHostPort(ips[0].IP.String(), port))
-		if err != nil {
-			return "", fmt.Errorf("cannot connect to %s: %w", addr, err)
-		}
-		return conn.RemoteAddr().String(), nil
-	}); err != nil {
+	conn, err := connect(ctx, addr, port, ips, t)
+	if err != nil {
 		return nil, err
 	}
 	if mode == StartTLS {
 		return &greetConn{Conn: conn}, nil
 	}
-	tc, err := Upgrade(ctx, conn, TLSConfig(cfg, addr), t)
+	tc, err := Upgrade(ctx, conn, tlsConfig(cfg, addr), t)
 	if err != nil {
 		conn.Close()
 		return nil, err
 	}
 	return tc, nil
 }
+
+// connect tries each address in order, each attempt traced as "connect", and returns the first
+// connection made. Trying them in turn (not racing them, as RFC 8305 would) keeps the trace and the
+// load on the server simple; a share of the deadline each keeps one black hole from using it all.
+func connect(ctx context.Context, addr, port string, ips []net.IPAddr, t trace.Func) (net.Conn, error) {
+	var tried []string
+	var errs []error
+	for i, ip := range ips {
+		target := net.JoinHostPort(ip.String(), port)
+		var conn net.Conn
+		err := t.Do("connect", func() (string, error) {
+			d := net.Dialer{Timeout: attemptTimeout}
+			if dl, ok := ctx.Deadline(); ok {
+				share := time.Until(dl) / time.Duration(len(ips)-i)
+				d.Timeout = min(max(share, minAttempt), attemptTimeout)
+			}
+			var err error
+			if conn, err = d.DialContext(ctx, "tcp", target); err != nil {
+				return "", fmt.Errorf("cannot connect to %s: %w", target, err)
+			}
+			return conn.RemoteAddr().String(), nil
+		})
+		if err == nil {
+			return conn, nil
+		}
+		tried, errs = append(tried, target), append(errs, err)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	if len(tried) == 1 {
+		return nil, fmt.Errorf("cannot connect to %s: %w", addr, errors.Unwrap(errs[0]))
+	}
+	return nil, &connectError{addr: addr, tried: tried, errs: errs}
+}
+
+// connectError is a failure to connect to any of a host's addresses: each one tried, and why.
+type connectError struct {
+	addr  string
+	tried []string
+	errs  []error // each attempt's, wrapping the *net.OpError
+}
+
+func (e *connectError) Error() string {
+	why := make([]string, len(e.tried))
+	for i, target := range e.tried {
+		reason := errors.Unwrap(e.errs[i])
+		var oe *net.OpError
+		if errors.As(reason, &oe) && oe.Err != nil {
+			reason = oe.Err // "connect: connection refused", without the address again
+		}
+		why[i] = fmt.Sprintf("%s (%v)", target, reason)
+	}
+	return fmt.Sprintf("cannot connect to %s at any of its addresses: %s", e.addr, strings.Join(why, ", "))
+}
+
+func (e *connectError) Unwrap() []error { return e.errs }
 
 // Upgrade performs a TLS handshake on conn (implicit TLS, or after STARTTLS), traced as "tls".
 func Upgrade(ctx context.Context, conn net.Conn, cfg *tls.Config, t trace.Func) (*tls.Conn, error) {
