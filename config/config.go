@@ -157,16 +157,16 @@ type Account struct {
 	PasswordEnv  string `toml:"password_env,omitempty"`
 	PasswordFile string `toml:"password_file,omitempty"`
 
-	Cloud       string   `toml:"cloud,omitempty"`        // one of the Cloud* constants; default global
-	LoginHint   string   `toml:"login_hint,omitempty"`   // pre-fills the sign-in page
-	Scopes      []string `toml:"scopes,omitempty"`       // overrides the scopes derived from Protocols
-	Mailbox     string   `toml:"mailbox,omitempty"`      // the mailbox to open, if not the user's own
-	Authority   string   `toml:"authority,omitempty"`    // identity platform base URL, without tenant
-	CAFile      string   `toml:"ca_file,omitempty"`      // an extra trusted CA (PEM)
+	Cloud     string   `toml:"cloud,omitempty"`      // one of the Cloud* constants; default global
+	LoginHint string   `toml:"login_hint,omitempty"` // pre-fills the sign-in page
+	Scopes    []string `toml:"scopes,omitempty"`     // overrides the scopes derived from Protocols
+	Mailbox   string   `toml:"mailbox,omitempty"`    // the mailbox to open, if not the user's own
+	Authority string   `toml:"authority,omitempty"`  // identity platform base URL, without tenant
+	CAFile    string   `toml:"ca_file,omitempty"`    // an extra trusted CA (PEM)
 	// RootCAs, when set, is the whole trust of the account's connections (identity platform,
 	// Graph, mail servers), in place of the system's roots and CAFile, which must then be empty.
-	RootCAs *x509.CertPool `toml:"-" json:"-"`
-	RedirectURI string   `toml:"redirect_uri,omitempty"` // auth_code_web (required), interactive (optional)
+	RootCAs     *x509.CertPool `toml:"-" json:"-"`
+	RedirectURI string         `toml:"redirect_uri,omitempty"` // auth_code_web (required), interactive (optional)
 	// Mechanism is the SASL mechanism for the mail servers: xoauth2 (default; Exchange Online offers
 	// only this) or oauthbearer (RFC 7628, offered by e.g. Dovecot).
 	Mechanism string `toml:"mechanism,omitempty"`
@@ -176,6 +176,8 @@ type Account struct {
 	POP   string `toml:"pop,omitempty"`   // host:port, implicit TLS
 	SMTP  string `toml:"smtp,omitempty"`  // host:port, STARTTLS
 	Graph string `toml:"graph,omitempty"` // https URL of the Graph API root, e.g. https://graph.microsoft.com/v1.0
+
+	origin
 }
 
 // Proxy configures `mailoauth proxy` (SPEC §7).
@@ -266,10 +268,6 @@ func (b SecretBytes) MarshalJSON() ([]byte, error) { return json.Marshal(b.Strin
 // LogValue logs a placeholder, never the data.
 func (b SecretBytes) LogValue() slog.Value { return slog.StringValue(b.String()) }
 
-// Positions returns where each key of the file is written (nil for a File built in code), for
-// messages about the configuration made after loading.
-func (f *File) Positions() *tomlconf.Positions { return f.pos }
-
 // Names returns the account names, sorted.
 func (f *File) Names() []string {
 	names := make([]string, 0, len(f.Accounts))
@@ -291,12 +289,12 @@ func (f *File) Account(name string) (*Account, error) {
 	}
 	names := f.Names()
 	if len(names) == 0 {
-		return nil, &tomlconf.Error{
+		return nil, &Error{
 			Msg: fmt.Sprintf("no account `%s` in %s, which has no accounts", name, where),
 			Fix: fmt.Sprintf("add an [accounts.%s] table (see docs/config.md)", tomlconf.FormatKey(name)),
 		}
 	}
-	return nil, &tomlconf.Error{
+	return nil, &Error{
 		Msg: fmt.Sprintf("no account `%s` in %s; known accounts: %s", name, where, strings.Join(names, ", ")),
 	}
 }
@@ -333,6 +331,12 @@ func (a *Account) clientCredentials() []string {
 	}
 	if a.Certificate != "" {
 		set = append(set, "certificate")
+	}
+	if a.ClientCertificate != nil {
+		set = append(set, "client_certificate")
+	}
+	if len(a.PFX) > 0 {
+		set = append(set, "pfx")
 	}
 	return set
 }

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strings"
 
 	"github.com/mailoauth/mailoauth/internal/tomlconf"
@@ -30,7 +29,7 @@ func DefaultPath() (string, error) {
 	}
 	home, err := os.UserHomeDir()
 	if err != nil {
-		return "", &tomlconf.Error{
+		return "", &Error{
 			Msg: "cannot find the configuration file: neither $MAILOAUTH_CONFIG, $XDG_CONFIG_HOME nor $HOME is set",
 			Fix: "name the file with --config FILE", Err: err,
 		}
@@ -65,7 +64,7 @@ func Load(path string) (*File, error) {
 		return nil, readError(path, err)
 	}
 	if info.IsDir() {
-		return nil, &tomlconf.Error{Msg: fmt.Sprintf("%s is a directory, not a configuration file", path),
+		return nil, &Error{Msg: fmt.Sprintf("%s is a directory, not a configuration file", path),
 			Fix: "name the file itself, e.g. " + filepath.Join(path, "config.toml")}
 	}
 	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
@@ -73,7 +72,7 @@ func Load(path string) (*File, error) {
 		return nil, readError(path, err)
 	}
 	if len(data) > maxFileSize {
-		return nil, &tomlconf.Error{Msg: fmt.Sprintf("%s is larger than 1 MiB, which no mailoauth configuration is", path),
+		return nil, &Error{Msg: fmt.Sprintf("%s is larger than 1 MiB, which no mailoauth configuration is", path),
 			Fix: "check that --config or $MAILOAUTH_CONFIG names the right file"}
 	}
 	mode := info.Mode().Perm()
@@ -86,7 +85,7 @@ func Load(path string) (*File, error) {
 
 func readError(path string, err error) error {
 	if errors.Is(err, fs.ErrNotExist) {
-		return &tomlconf.Error{
+		return &Error{
 			Msg: "no configuration file at " + path,
 			Fix: "create one (docs/config.md describes it; `mailoauth emulator` writes a working one for its " +
 				"local Microsoft 365), or name another with --config FILE or $MAILOAUTH_CONFIG",
@@ -98,7 +97,7 @@ func readError(path string, err error) error {
 	if errors.As(err, &pe) {
 		reason = pe.Err.Error()
 	}
-	return &tomlconf.Error{Msg: fmt.Sprintf("cannot read configuration file %s: %s", path, reason), Err: err}
+	return &Error{Msg: fmt.Sprintf("cannot read configuration file %s: %s", path, reason), Err: err}
 }
 
 // Parse decodes, completes and validates data, the content of the configuration file at path.
@@ -108,7 +107,7 @@ func Parse(path string, data []byte, mode fs.FileMode) (*File, error) {
 	var f File
 	pos, err := tomlconf.Decode(path, data, &f)
 	if err != nil {
-		return nil, err
+		return nil, publicErrors(err)
 	}
 	f.Path = path
 	f.pos = pos
@@ -119,7 +118,10 @@ func Parse(path string, data []byte, mode fs.FileMode) (*File, error) {
 	v.validate(&f)
 	if len(v.errs) > 0 {
 		v.sort()
-		return nil, v.errs
+		return nil, publicErrors(v.errs)
+	}
+	for _, a := range f.Accounts {
+		a.remember()
 	}
 	return &f, nil
 }
@@ -205,20 +207,8 @@ func (v *validator) defaults(f *File) {
 			f.Accounts[name] = a
 		}
 		a.Name = name
-		at := func(key string) bool { return v.pos.Has("accounts", name, key) }
-		if a.Protocols == nil && !at("protocols") {
-			a.Protocols = slices.Clone(DefaultProtocols)
-		}
-		if a.Cloud == "" && !at("cloud") {
-			a.Cloud = CloudGlobal
-		}
-		if a.Tenant == "" && !at("tenant") {
-			switch a.Flow {
-			case FlowInteractive, FlowDevice, FlowPassword, FlowRefreshToken:
-				// A work or school account of any tenant; the user's tenant is found at sign-in.
-				a.Tenant = TenantOrganizations
-			}
-		}
+		a.fromFile = true
+		v.accountDefaults(name, a)
 	}
 	if f.Proxy != nil {
 		for i := range f.Proxy.Listeners {

@@ -14,8 +14,6 @@ import (
 	"testing"
 
 	"github.com/pelletier/go-toml/v2"
-
-	"github.com/mailoauth/mailoauth/internal/tomlconf"
 )
 
 // write puts a configuration file with the given mode in a fresh directory.
@@ -488,7 +486,7 @@ func TestDocsExamples(t *testing.T) {
 
 func TestParseErrorsAreTomlconfErrors(t *testing.T) {
 	_, err := Parse("config.toml", []byte("[accounts.work]\nflow = \"device\"\n"), 0o600)
-	var errs tomlconf.Errors
+	var errs Errors
 	if !errors.As(err, &errs) {
 		t.Fatalf("%T", err)
 	}

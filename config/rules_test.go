@@ -5,8 +5,6 @@ import (
 	"io/fs"
 	"strings"
 	"testing"
-
-	"github.com/mailoauth/mailoauth/internal/tomlconf"
 )
 
 const (
@@ -227,8 +225,8 @@ func TestRules(t *testing.T) {
 			if err == nil {
 				t.Fatalf("accepted:\n%s\n%+v", c.src, f)
 			}
-			var errs tomlconf.Errors
-			var one *tomlconf.Error
+			var errs Errors
+			var one *Error
 			switch {
 			case errors.As(err, &errs):
 				if len(errs) != 1 {
@@ -237,7 +235,7 @@ func TestRules(t *testing.T) {
 				one = errs[0]
 			case errors.As(err, &one):
 			default:
-				t.Fatalf("%T is not a tomlconf error: %v", err, err)
+				t.Fatalf("%T is not a config error: %v", err, err)
 			}
 			msg := one.Error()
 			for _, w := range c.want {
@@ -266,7 +264,7 @@ func TestRules(t *testing.T) {
 func TestAllErrorsAtOnce(t *testing.T) {
 	src := "[store]\nbackend = \"vault\"\n\n[accounts.work]\nflow = \"passwd\"\nclient_id = \"x\"\nflwo = 1\ncloud = \"mars\"\n"
 	_, err := Parse("config.toml", []byte(src), 0o600)
-	var errs tomlconf.Errors
+	var errs Errors
 	if !errors.As(err, &errs) {
 		t.Fatalf("got %v", err)
 	}

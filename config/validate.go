@@ -1,6 +1,8 @@
 package config
 
 import (
+	"crypto"
+	"crypto/tls"
 	"fmt"
 	"io/fs"
 	"net"
@@ -17,19 +19,57 @@ import (
 	"github.com/mailoauth/mailoauth/internal/tomlconf"
 )
 
-// validator collects every problem of a file, each placed at its line.
+// validator collects every problem of a file, each placed at its line, or of an account built in
+// code (code is set, pos is nil), each naming its Go field.
 type validator struct {
 	pos  *tomlconf.Positions
 	file string
 	mode fs.FileMode
+	code bool
 	errs tomlconf.Errors
 }
 
 func (v *validator) add(e *tomlconf.Error) { v.errs = append(v.errs, e) }
 
-// key reports a problem with the key at path (placed at its table's header when not written).
+// key reports a problem with the key at path (placed at its table's header when not written), or
+// with its Go field for an account built in code. msg and fix may name keys as {key} (see say).
 func (v *validator) key(path []string, msg, fix string) {
+	msg, fix = v.say(msg), v.say(fix)
+	if v.code {
+		v.add(&tomlconf.Error{Field: goField(path[len(path)-1]), Msg: msg, Fix: fix})
+		return
+	}
 	v.add(v.pos.KeyError(path, msg, fix))
+}
+
+// keyRef is a key named in a message, with the backquotes around it if any.
+var keyRef = regexp.MustCompile("`?\\{([a-z_]+)\\}`?")
+
+// say renders the keys a message names as {key}: as the TOML key (keeping its backquotes) for a
+// file, as the Go field ("Account.Flow") for an account built in code.
+func (v *validator) say(s string) string {
+	return keyRef.ReplaceAllStringFunc(s, func(m string) string {
+		if v.code {
+			return goField(keyRef.FindStringSubmatch(m)[1])
+		}
+		return strings.NewReplacer("{", "", "}", "").Replace(m)
+	})
+}
+
+// either returns file's text for a file and code's for an account built in code.
+func (v *validator) either(file, code string) string {
+	if v.code {
+		return code
+	}
+	return file
+}
+
+// show is the package's show, with Go's quotes for an account built in code.
+func (v *validator) show(s string) string {
+	if v.code && showable.MatchString(s) {
+		return " " + strconv.Quote(s)
+	}
+	return show(s)
 }
 
 func (v *validator) sort() {
@@ -124,13 +164,14 @@ func (v *validator) env(path []string, name, example, what string) {
 	if envName.MatchString(name) {
 		return
 	}
-	key := path[len(path)-1]
+	key := "{" + path[len(path)-1] + "}"
 	v.key(path, "`"+key+"` is not the name of an environment variable",
 		fmt.Sprintf("write the name of the variable that holds the %s (letters, digits and _), e.g. %s = %q, never the %s itself",
 			what, key, example, what))
 }
 
-// Rules 3-15: one account.
+// Rules 3-15: one account. Messages write a key as {key}: say renders it as the TOML key for a
+// file and as the Go field for an account built in code.
 func (v *validator) account(name string, a *Account) {
 	table := []string{"accounts", name}
 	at := func(key string) []string { return []string{"accounts", name, key} }
@@ -138,40 +179,44 @@ func (v *validator) account(name string, a *Account) {
 
 	// Rule 3.
 	if !accountName.MatchString(name) {
-		v.add(v.pos.TableError(table, "invalid account name"+show(name),
-			"use letters, digits, '.', '_' and '-', starting with a letter or digit: the name is typed on the command line (mailoauth login NAME)"))
+		const fix = "use letters, digits, '.', '_' and '-', starting with a letter or digit: the name is typed on the command line (mailoauth login NAME)"
+		if v.code {
+			v.key(at("name"), "invalid {name}"+v.show(name), "use letters, digits, '.', '_' and '-', starting with a letter or digit, or leave it empty for a name derived from the account")
+		} else {
+			v.add(v.pos.TableError(table, "invalid account name"+show(name), fix))
+		}
 	}
 
 	// Rule 4.
 	flowOK := oneOf(flows, a.Flow)
 	switch {
 	case a.Flow == "" && !has("flow"):
-		v.key(at("flow"), "missing `flow`", "set flow to one of "+strings.Join(flows, ", "))
+		v.key(at("flow"), "missing `{flow}`", "set {flow} to one of "+strings.Join(flows, ", "))
 	case !flowOK:
-		v.key(at("flow"), "invalid flow"+show(a.Flow), "use one of "+strings.Join(flows, ", "))
+		v.key(at("flow"), "invalid {flow}"+v.show(a.Flow), "use one of "+strings.Join(flows, ", "))
 	}
 
 	// Rule 5.
 	const clientIDFix = "set it to the Application (client) ID from the app registration's Overview page (a GUID such as 00000000-0000-0000-0000-000000000000)"
 	switch {
 	case a.ClientID == "" && !has("client_id"):
-		v.key(at("client_id"), "missing `client_id`", clientIDFix)
+		v.key(at("client_id"), "missing `{client_id}`", clientIDFix)
 	case !guid.MatchString(a.ClientID):
-		v.key(at("client_id"), "`client_id` is not a GUID", clientIDFix)
+		v.key(at("client_id"), "`{client_id}` is not a GUID", clientIDFix)
 	}
 
 	v.tenant(name, a)
 
 	// Rule 7.
 	if has("protocols") && len(a.Protocols) == 0 {
-		v.key(at("protocols"), "`protocols` is empty",
+		v.key(at("protocols"), "`{protocols}` is empty",
 			`list at least one of imap, pop, smtp, graph, or remove the key for the default ["imap", "smtp"]`)
 	}
 	seen := map[string]bool{}
 	for _, p := range a.Protocols {
 		switch {
 		case !oneOf(protocols, p):
-			v.key(at("protocols"), "unknown protocol"+show(p), "use imap, pop, smtp or graph")
+			v.key(at("protocols"), "unknown protocol"+v.show(p), "use imap, pop, smtp or graph")
 		case seen[p]:
 			v.key(at("protocols"), "protocol `"+p+"` is listed twice", "list each protocol once")
 		}
@@ -185,22 +230,24 @@ func (v *validator) account(name string, a *Account) {
 	// Rule 10.
 	for _, k := range []struct{ key, val string }{{"email", a.Email}, {"mailbox", a.Mailbox}, {"login_hint", a.LoginHint}} {
 		if (k.val != "" || has(k.key)) && !plainAddress(k.val) {
-			v.key(at(k.key), "`"+k.key+"`"+show(k.val)+" is not a plain address",
-				"write the address alone, e.g. "+k.key+` = "alice@contoso.com"`)
+			v.key(at(k.key), "`{"+k.key+"}`"+v.show(k.val)+" is not a plain address",
+				"write the address alone, e.g. {"+k.key+`} = "alice@contoso.com"`)
 		}
 	}
 
 	// Rule 11.
 	if !oneOf(clouds, a.Cloud) {
-		v.key(at("cloud"), "unknown cloud"+show(a.Cloud),
+		v.key(at("cloud"), "unknown {cloud}"+v.show(a.Cloud),
 			"use global, usgovernment (GCC High), usgovernmentdod (DoD) or china (21Vianet); GCC (moderate) tenants use global")
 	}
 
 	// The SASL mechanism for IMAP, POP3, SMTP and the proxy's upstream logins.
 	if m := strings.ToLower(a.Mechanism); a.Mechanism != "" || has("mechanism") {
-		if m != "xoauth2" && m != "oauthbearer" {
-			v.key(at("mechanism"), "unknown mechanism"+show(a.Mechanism),
-				"use xoauth2 (Exchange Online's) or oauthbearer (RFC 7628, e.g. Dovecot), or remove the key for xoauth2")
+		if m != MechanismXOAUTH2 && m != MechanismOAUTHBEARER {
+			v.key(at("mechanism"), "unknown {mechanism}"+v.show(a.Mechanism),
+				"use xoauth2 (Exchange Online's) or oauthbearer (RFC 7628, e.g. Dovecot)"+v.either(", or remove the key for xoauth2", ""))
+		} else {
+			a.Mechanism = m
 		}
 	}
 
@@ -221,31 +268,35 @@ func (v *validator) account(name string, a *Account) {
 	} {
 		if k.val != "" || has(k.key) {
 			if problem := checkHostPort(k.val, false); problem != "" {
-				v.key(at(k.key), "`"+k.key+"` "+problem, fmt.Sprintf("write host:port, e.g. %s = %q", k.key, k.example))
+				v.key(at(k.key), "`{"+k.key+"}` "+problem, fmt.Sprintf("write host:port, e.g. {%s} = %q", k.key, k.example))
 			}
 		}
 	}
 	if a.Graph != "" || has("graph") {
 		if problem := checkHTTPS(a.Graph); problem != "" {
-			v.key(at("graph"), "`graph` "+problem, `write the https URL of the Graph API root, e.g. graph = "https://graph.microsoft.com/v1.0"`)
+			v.key(at("graph"), "`{graph}` "+problem, `write the https URL of the Graph API root, e.g. {graph} = "https://graph.microsoft.com/v1.0"`)
 		}
 	}
 	if a.CAFile == "" && has("ca_file") {
-		v.key(at("ca_file"), "`ca_file` is empty", "write the path of a PEM file, or remove the key")
+		v.key(at("ca_file"), "`{ca_file}` is empty", "write the path of a PEM file, or remove the key")
+	}
+	if a.RootCAs != nil && a.CAFile != "" {
+		v.key(at("ca_file"), "{root_cas} and {ca_file} are both set",
+			"keep one: {root_cas} replaces the system's roots, {ca_file} adds to them")
 	}
 
 	// Rule 14.
 	if has("scopes") && len(a.Scopes) == 0 {
-		v.key(at("scopes"), "`scopes` is empty", "remove the key to use the scopes that follow from protocols")
+		v.key(at("scopes"), "`{scopes}` is empty", "remove the key to use the scopes that follow from protocols")
 	}
 	for _, s := range a.Scopes {
 		switch {
 		case strings.TrimSpace(s) == "":
-			v.key(at("scopes"), "`scopes` has an empty entry", "remove the empty string")
+			v.key(at("scopes"), "`{scopes}` has an empty entry", "remove the empty string")
 		case strings.ContainsAny(s, " \t\r\n"):
-			v.key(at("scopes"), "a scope in `scopes` contains a space", "list each scope as its own string")
+			v.key(at("scopes"), "a scope in `{scopes}` contains a space", "list each scope as its own string")
 		case a.Flow == FlowClientCredentials && !strings.HasSuffix(s, "/.default"):
-			v.key(at("scopes"), "scope"+show(s)+" does not end in /.default",
+			v.key(at("scopes"), "scope"+v.show(s)+" does not end in /.default",
 				"the client_credentials flow takes only RESOURCE/.default scopes (Entra answers AADSTS1002012 otherwise), e.g. https://outlook.office365.com/.default")
 		}
 	}
@@ -264,12 +315,12 @@ func (v *validator) account(name string, a *Account) {
 func (v *validator) tenant(name string, a *Account) {
 	path := []string{"accounts", name, "tenant"}
 	has := v.pos.Has(path...)
-	specific := "set tenant to your directory (tenant) ID or a verified domain such as contoso.onmicrosoft.com"
+	specific := "set {tenant} to your directory (tenant) ID or a verified domain such as contoso.onmicrosoft.com"
 	wellKnown := a.Tenant == TenantCommon || a.Tenant == TenantOrganizations || a.Tenant == TenantConsumers
 
 	if a.Tenant == "" && !has {
 		if a.Flow == FlowClientCredentials || a.Flow == FlowAuthCodeWeb {
-			v.key(path, "missing `tenant`", "the "+a.Flow+" flow needs a specific tenant: "+specific)
+			v.key(path, "missing `{tenant}`", "the "+a.Flow+" flow needs a specific tenant: "+specific)
 		}
 		return
 	}
@@ -282,15 +333,15 @@ func (v *validator) tenant(name string, a *Account) {
 		if label(a.Tenant) {
 			fix = "did you mean " + a.Tenant + ".onmicrosoft.com? Otherwise " + fix
 		}
-		v.key(path, "invalid tenant"+show(a.Tenant), fix)
+		v.key(path, "invalid {tenant}"+v.show(a.Tenant), fix)
 		return
 	}
 	switch {
 	case wellKnown && (a.Flow == FlowClientCredentials || a.Flow == FlowAuthCodeWeb):
-		v.key(path, "the "+a.Flow+" flow cannot use tenant = \""+a.Tenant+"\"",
+		v.key(path, "the "+a.Flow+" flow cannot use {tenant} = \""+a.Tenant+"\"",
 			specific+": Entra issues no app-only token from common, organizations or consumers")
 	case a.Flow == FlowPassword && (a.Tenant == TenantCommon || a.Tenant == TenantConsumers):
-		v.key(path, "the password flow cannot use tenant = \""+a.Tenant+"\"",
+		v.key(path, "the password flow cannot use {tenant} = \""+a.Tenant+"\"",
 			`use "organizations" or your own tenant: Entra accepts the password (ROPC) grant for work or school accounts only`)
 	}
 }
@@ -315,31 +366,46 @@ func (v *validator) credentials(name string, a *Account) {
 	if set("certificate_password_file", a.CertificatePasswordFile) {
 		certPass = append(certPass, "certificate_password_file")
 	}
+	if a.PFXPassword != "" {
+		certPass = append(certPass, "pfx_password")
+	}
 
 	switch a.Flow {
 	case FlowInteractive, FlowDevice, FlowPassword:
 		for _, k := range append(creds, certPass...) {
-			v.key(at(k), k+" is set, but the "+a.Flow+" flow is a public client",
+			v.key(at(k), "{"+k+"} is set, but the "+a.Flow+" flow is a public client",
 				"remove it: a public client must not send a secret; Entra answers AADSTS700025")
 		}
 		creds, certPass = nil, nil
 	case FlowClientCredentials, FlowAuthCodeWeb:
 		if len(creds) == 0 {
-			v.key(at("client_secret_file"), "missing client credential",
-				"the "+a.Flow+" flow is a confidential client: set one of client_secret_file, client_secret_env, certificate (or client_secret, in a file only you can read)")
+			v.key(at("client_secret_file"), "missing client credential", "the "+a.Flow+" flow is a confidential client: "+v.either(
+				"set one of client_secret_file, client_secret_env, certificate (or client_secret, in a file only you can read)",
+				"set one of {client_secret}, {client_certificate}, {pfx}, {client_secret_env}, {client_secret_file}, {certificate}"))
 		}
 	}
 	if len(creds) > 1 {
-		v.key(at(v.last(table, creds)), setTogether(creds),
+		v.key(at(v.last(table, creds)), setTogether(braced(creds)),
 			"keep exactly one client credential")
 	}
-	if len(certPass) > 0 && !set("certificate", a.Certificate) {
-		for _, k := range certPass {
-			v.key(at(k), k+" is set without certificate",
-				`remove it, or add certificate = "..." (a PEM or .pfx file)`)
+	if a.ClientCertificate != nil {
+		if problem := certificateProblem(a.ClientCertificate); problem != "" {
+			v.key(at("client_certificate"), "{client_certificate} "+problem,
+				"build it with tls.X509KeyPair or tls.LoadX509KeyPair, or give the PEM file's path in {certificate}")
 		}
-	} else if len(certPass) > 1 {
-		v.key(at(v.last(table, certPass)), "certificate_password_env and certificate_password_file are both set", "keep one")
+	}
+	for _, k := range certPass {
+		switch {
+		case k == "pfx_password" && len(a.PFX) == 0:
+			v.key(at(k), "{pfx_password} is set without {pfx}", "remove it, or set {pfx} to the content of a PKCS#12 (.pfx) file")
+		case k != "pfx_password" && !set("certificate", a.Certificate):
+			v.key(at(k), "{"+k+"} is set without {certificate}",
+				`remove it, or add {certificate} = "..." (a PEM or .pfx file)`)
+		}
+	}
+	if oneOf(certPass, "certificate_password_env") && oneOf(certPass, "certificate_password_file") && set("certificate", a.Certificate) {
+		v.key(at(v.last(table, []string{"certificate_password_env", "certificate_password_file"})),
+			"{certificate_password_env} and {certificate_password_file} are both set", "keep one")
 	}
 
 	// Where the secrets come from: *_env names a variable, *_file a file.
@@ -359,92 +425,113 @@ func (v *validator) credentials(name string, a *Account) {
 		{"password_file", a.PasswordFile},
 	} {
 		if k.val == "" && has(k.key) {
-			v.key(at(k.key), "`"+k.key+"` is empty", "write a path, or remove the key")
+			v.key(at(k.key), "`{"+k.key+"}` is empty", "write a path, or remove the key")
 		}
 	}
 	if a.ClientSecret == "" && has("client_secret") {
-		v.key(at("client_secret"), "`client_secret` is empty", "remove the key, or better use client_secret_file")
+		v.key(at("client_secret"), "`{client_secret}` is empty", "remove the key, or better use client_secret_file")
 	}
 
-	// The refresh token to import.
-	var rt []string
-	for _, k := range []struct{ key, val string }{{"refresh_token_env", a.RefreshTokenEnv}, {"refresh_token_file", a.RefreshTokenFile}} {
-		if set(k.key, k.val) {
-			rt = append(rt, k.key)
-		}
-	}
-	if a.Flow == FlowRefreshToken {
-		switch {
-		case len(rt) == 0:
-			v.key(at("refresh_token_file"), "missing refresh token",
-				"the refresh_token flow imports a refresh token: set refresh_token_file or refresh_token_env to where it is")
-		case len(rt) > 1:
-			v.key(at(v.last(table, rt)), "refresh_token_env and refresh_token_file are both set", "keep one")
-		}
-	} else {
-		for _, k := range rt {
-			v.key(at(k), k+" is only used by the refresh_token flow, and this account's flow is \""+a.Flow+"\"",
-				`remove it, or set flow = "refresh_token"`)
-		}
-	}
+	v.userSecret(table, a, FlowRefreshToken, "refresh token", []secretSource{
+		{"refresh_token", string(a.RefreshToken)}, {"refresh_token_env", a.RefreshTokenEnv}, {"refresh_token_file", a.RefreshTokenFile}},
+		v.either("the refresh_token flow imports a refresh token: set refresh_token_file or refresh_token_env to where it is",
+			"the refresh_token flow imports a refresh token: set {refresh_token}, {refresh_token_env} or {refresh_token_file}"))
 
 	// The user's password (ROPC).
-	var pw []string
-	for _, k := range []struct{ key, val string }{{"password_env", a.PasswordEnv}, {"password_file", a.PasswordFile}} {
-		if set(k.key, k.val) {
-			pw = append(pw, k.key)
-		}
+	if a.Flow == FlowPassword && a.Email == "" && !has("email") {
+		v.key(at("email"), "missing `{email}`", `the password flow signs in as this user: set {email} = "user@domain"`)
 	}
-	if a.Flow == FlowPassword {
-		if a.Email == "" && !has("email") {
-			v.key(at("email"), "missing `email`", `the password flow signs in as this user: set email = "user@domain"`)
-		}
-		switch {
-		case len(pw) == 0:
-			v.key(at("password_file"), "missing password",
-				"the password flow needs the user's password: set password_file or password_env")
-		case len(pw) > 1:
-			v.key(at(v.last(table, pw)), "password_env and password_file are both set", "keep one")
-		}
-	} else {
-		for _, k := range pw {
-			v.key(at(k), k+" is only used by the password flow, and this account's flow is \""+a.Flow+"\"",
-				`remove it, or set flow = "password"`)
-		}
-	}
+	v.userSecret(table, a, FlowPassword, "password", []secretSource{
+		{"password", string(a.Password)}, {"password_env", a.PasswordEnv}, {"password_file", a.PasswordFile}},
+		v.either("the password flow needs the user's password: set password_file or password_env",
+			"the password flow needs the user's password: set {password}, {password_env} or {password_file}"))
 
 	// The redirect URI.
 	switch a.Flow {
 	case FlowAuthCodeWeb:
 		switch {
 		case a.RedirectURI == "" && !has("redirect_uri"):
-			v.key(at("redirect_uri"), "missing `redirect_uri`",
-				`set it to a redirect URI registered for the app (Authentication, platform Web), e.g. redirect_uri = "https://app.example.com/callback"`)
+			v.key(at("redirect_uri"), "missing `{redirect_uri}`",
+				`set it to a redirect URI registered for the app (Authentication, platform Web), e.g. {redirect_uri} = "https://app.example.com/callback"`)
 		case !webRedirect(a.RedirectURI):
-			v.key(at("redirect_uri"), "`redirect_uri` must be an https URL (http only for localhost)",
+			v.key(at("redirect_uri"), "`{redirect_uri}` must be an https URL (http only for localhost)",
 				"write the redirect URI exactly as registered for the app, e.g. https://app.example.com/callback")
 		}
 	case FlowInteractive:
 		if set("redirect_uri", a.RedirectURI) && !loopbackRedirect(a.RedirectURI) {
-			v.key(at("redirect_uri"), "`redirect_uri` of the interactive flow must be http://localhost[:PORT]",
-				"the browser comes back to mailoauth on this machine; register http://localhost for the app (Mobile and desktop applications) and remove the key, or give a fixed port, e.g. http://localhost:8400")
+			v.key(at("redirect_uri"), "`{redirect_uri}` of the interactive flow must be http://localhost[:PORT]",
+				"the browser comes back to mailoauth on this machine; register http://localhost for the app (Mobile and desktop applications) and "+
+					v.either("remove the key", "leave it empty")+", or give a fixed port, e.g. http://localhost:8400")
 		}
 	default:
 		if set("redirect_uri", a.RedirectURI) {
-			v.key(at("redirect_uri"), "redirect_uri is only used by the interactive and auth_code_web flows", "remove it")
+			v.key(at("redirect_uri"), "{redirect_uri} is only used by the interactive and auth_code_web flows", "remove it")
 		}
 	}
 
 	// Rule 9: who is signed in, and which mailbox is opened.
 	if a.Flow == FlowClientCredentials {
 		if a.Mailbox == "" && !has("mailbox") {
-			v.key(at("mailbox"), "missing `mailbox`",
-				`the client_credentials flow signs in no user, so it must be told which mailbox to open: set mailbox = "user@domain"`)
+			v.key(at("mailbox"), "missing `{mailbox}`",
+				`the client_credentials flow signs in no user, so it must be told which mailbox to open: set {mailbox} = "user@domain"`)
 		}
 		if set("login_hint", a.LoginHint) {
-			v.key(at("login_hint"), "login_hint is set, but the client_credentials flow signs in no user", "remove it")
+			v.key(at("login_hint"), "{login_hint} is set, but the client_credentials flow signs in no user", "remove it")
 		}
 	}
+}
+
+// secretSource is one place a user's secret may come from: a value, a variable, a file.
+type secretSource struct{ key, val string }
+
+// userSecret checks the sources of a secret that only flow uses (the refresh token to import, the
+// user's password): with that flow exactly one, with any other none.
+func (v *validator) userSecret(table []string, a *Account, flow, what string, sources []secretSource, missingFix string) {
+	name := table[len(table)-1]
+	at := func(key string) []string { return []string{"accounts", name, key} }
+	var set []string
+	for _, s := range sources {
+		if s.val != "" || v.pos.Has(at(s.key)...) {
+			set = append(set, s.key)
+		}
+	}
+	if a.Flow == flow {
+		switch {
+		case len(set) == 0:
+			v.key(at(sources[len(sources)-1].key), "missing "+what, missingFix)
+		case len(set) > 1:
+			v.key(at(v.last(table, set)), setTogether(braced(set)), "keep one")
+		}
+		return
+	}
+	for _, k := range set {
+		v.key(at(k), "{"+k+"} is only used by the "+flow+" flow, and this account's flow is \""+a.Flow+"\"",
+			`remove it, or set {flow} = "`+flow+`"`)
+	}
+}
+
+// certificateProblem returns what makes a certificate given in code unusable as a client
+// credential, or "". It looks at the certificate's form only, never at the key's material.
+func certificateProblem(c *tls.Certificate) string {
+	switch {
+	case len(c.Certificate) == 0:
+		return "holds no certificate"
+	case c.PrivateKey == nil:
+		return "has no private key"
+	}
+	if _, ok := c.PrivateKey.(crypto.Signer); !ok {
+		return "has a private key that is not a crypto.Signer"
+	}
+	return ""
+}
+
+// braced writes each key as {key}, for say.
+func braced(keys []string) []string {
+	out := make([]string, len(keys))
+	for i, k := range keys {
+		out[i] = "{" + k + "}"
+	}
+	return out
 }
 
 // Rule 16: the proxy.
@@ -708,21 +795,21 @@ func loopback(hostport string) bool {
 // checkAuthority returns what is wrong with an authority URL and how to fix it, or "". The URL is
 // never repeated: it may carry credentials.
 func checkAuthority(s string) (problem, fix string) {
-	const base = `write the identity platform's base URL without the tenant, e.g. authority = "https://login.microsoftonline.com"`
+	const base = `write the identity platform's base URL without the tenant, e.g. {authority} = "https://login.microsoftonline.com"`
 	u, err := url.Parse(s)
 	switch {
 	case err != nil || u.Host == "" || u.Opaque != "":
-		return "`authority` is not a URL", base
+		return "`{authority}` is not a URL", base
 	case u.Scheme == "http":
-		return "`authority` uses http", "use https: MSAL refuses an http authority (the emulator serves https)"
+		return "`{authority}` uses http", "use https: MSAL refuses an http authority (the emulator serves https)"
 	case u.Scheme != "https":
-		return "`authority` is not an https URL", base
+		return "`{authority}` is not an https URL", base
 	case u.User != nil:
-		return "`authority` contains a user name or password", base
+		return "`{authority}` contains a user name or password", base
 	case u.Path != "" && u.Path != "/":
-		return "`authority` has a path", base + "; the tenant goes in tenant ="
+		return "`{authority}` has a path", base + "; the tenant goes in {tenant} ="
 	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
-		return "`authority` has a query or fragment", base
+		return "`{authority}` has a query or fragment", base
 	}
 	return "", ""
 }

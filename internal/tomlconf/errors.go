@@ -14,6 +14,9 @@ type Error struct {
 	Line  int    // 1-based; 0 when unknown
 	Table string // dotted table name ("accounts.work"); "[proxy.listener]" for an array of tables; "" at top level
 	Key   string // the key concerned, unquoted; "" for a table-level problem
+	// Field names the Go field concerned ("Account.Flow") when the value was set in code rather
+	// than read from a file; File, Line, Table and Key are then empty.
+	Field string
 	Msg   string // the problem: "unknown key `flwo`"
 	// Detail adds a clause after the location ("and config.toml can be read by other users").
 	Detail string
@@ -32,6 +35,12 @@ type Error struct {
 //	invalid flow `passwd` in [accounts.work] at config.toml:7: use one of interactive, device, ...
 func (e *Error) Error() string {
 	var b strings.Builder
+	if e.Field != "" && !strings.Contains(e.Msg, e.Field) {
+		// A message about a value set in code names its field, which a message made from a
+		// template with the field's name in it already does.
+		b.WriteString(e.Field)
+		b.WriteString(": ")
+	}
 	if e.Column > 0 && e.Line > 0 {
 		if e.File != "" {
 			b.WriteString(e.File)
