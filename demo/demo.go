@@ -261,6 +261,10 @@ func (t *tour) mail(ctx context.Context, m *auth.Manager, dir string) error {
 	if err := os.WriteFile(path, data, 0o600); err != nil {
 		return err
 	}
+	att, err := mail.AttachFile(path)
+	if err != nil {
+		return err
+	}
 	sum := fingerprint(data)
 	subjects := map[string]string{
 		"SMTP":  "Démo — über SMTP",
@@ -268,7 +272,7 @@ func (t *tour) mail(ctx context.Context, m *auth.Manager, dir string) error {
 	}
 	draft := func(via string) mail.Draft {
 		return mail.Draft{To: []string{world.Bob}, Subject: subjects[via],
-			Text: "Hello Bob,\nthis came over " + via + ", with a file attached.\n", Attachments: []string{path}}
+			Text: "Hello Bob,\nthis came over " + via + ", with a file attached.\n", Attachments: []mail.Attachment{att}}
 	}
 	shown := fmt.Sprintf("attachment %q (%d bytes, sha256 %s)", name, len(data), sum)
 	daemon, err := m.Account("daemon")

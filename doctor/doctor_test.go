@@ -496,7 +496,7 @@ func TestGraphScopeMissing(t *testing.T) {
 	if f == nil || f.Code != "MO-GRAPH-SCOPE-MISSING" || f.Step != "claims" || !strings.Contains(f.Fix, fix) || !strings.Contains(f.Cause, "User.Read") {
 		t.Errorf("the claims link: %+v", f)
 	}
-	gc := graph.New(a.Server("graph"), token.Static(tok), &http.Client{Transport: &http.Transport{TLSClientConfig: a.TLSConfig()}}, a.Mailbox(), false)
+	gc := graph.New(graph.Options{BaseURL: a.Server("graph"), Tokens: token.Static(tok), HTTPClient: &http.Client{Transport: &http.Transport{TLSClientConfig: a.TLSConfig()}}})
 	_, err = gc.Folders(ctx)
 	var ge *graph.Error
 	if !errors.As(err, &ge) || ge.Status != 403 || ge.Code != "ErrorAccessDenied" {

@@ -48,17 +48,40 @@ type Client struct {
 	hc     *http.Client
 }
 
-// New returns a client for the Graph API root base (e.g. https://graph.microsoft.com/v1.0). Delegated
-// clients use /me; app-only ones /users/{mailbox}. httpClient nil means http.DefaultClient.
-func New(base string, ts token.Source, httpClient *http.Client, mailbox string, appOnly bool) *Client {
-	if httpClient == nil {
-		httpClient = http.DefaultClient
+// Options describe a Client.
+type Options struct {
+	// BaseURL is the Graph API root; empty means https://graph.microsoft.com/v1.0 (a national cloud
+	// or a test server has its own).
+	BaseURL string
+	// Tokens gives the bearer tokens, for Graph's resource (token.Graph). If it is also a
+	// token.Refresher, a token that Graph refuses is replaced once.
+	Tokens token.Source
+	// HTTPClient sends the requests; nil means http.DefaultClient.
+	HTTPClient *http.Client
+	// Mailbox is the mailbox to open: empty means the signed-in user's own (/me, delegated tokens
+	// only); an address means /users/{Mailbox}, which app-only tokens need and a delegated user
+	// with access to another mailbox may use.
+	Mailbox string
+}
+
+// defaultBaseURL is the Graph API root of Microsoft's global cloud.
+const defaultBaseURL = "https://graph.microsoft.com/v1.0"
+
+// New returns a client described by o.
+func New(o Options) *Client {
+	hc := o.HTTPClient
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	root := strings.TrimRight(o.BaseURL, "/")
+	if root == "" {
+		root = defaultBaseURL
 	}
 	prefix := "/me"
-	if appOnly {
-		prefix = "/users/" + url.PathEscape(mailbox)
+	if o.Mailbox != "" {
+		prefix = "/users/" + url.PathEscape(o.Mailbox)
 	}
-	return &Client{root: strings.TrimRight(base, "/"), prefix: prefix, ts: ts, hc: httpClient}
+	return &Client{root: root, prefix: prefix, ts: o.Tokens, hc: hc}
 }
 
 // ForAccount returns a client for an account (*auth.Account is a token.Account): its Graph root, its
@@ -70,12 +93,15 @@ func ForAccount(a token.Account) *Client {
 	if tr.TLSClientConfig == nil {
 		tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 	}
-	hc := &http.Client{Transport: tr, Timeout: 10 * time.Minute}
-	c := New(a.Server(token.GraphAPI), a.TokenSource(token.Graph), hc, a.Mailbox(), a.AppOnly())
-	if a.OtherMailbox() {
-		c.prefix = "/users/" + url.PathEscape(a.Mailbox())
+	o := Options{
+		BaseURL:    a.Server(token.GraphAPI),
+		Tokens:     a.TokenSource(token.Graph),
+		HTTPClient: &http.Client{Transport: tr, Timeout: 10 * time.Minute},
 	}
-	return c
+	if a.AppOnly() || a.OtherMailbox() {
+		o.Mailbox = a.Mailbox()
+	}
+	return New(o)
 }
 
 // Error is a failed Graph request.

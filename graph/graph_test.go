@@ -150,7 +150,7 @@ func static(tok string) token.Source {
 
 // client builds a client from a raw token: delegated (/me) unless mailbox is set (/users/{mailbox}).
 func (v *env) client(tok, mailbox string) *graph.Client {
-	return graph.New(v.E.MailAddrs["graph"], static(tok), v.HC, mailbox, mailbox != "")
+	return graph.New(graph.Options{BaseURL: v.E.MailAddrs["graph"], Tokens: static(tok), HTTPClient: v.HC, Mailbox: mailbox})
 }
 
 func random(t testing.TB, n int) []byte {
@@ -455,7 +455,7 @@ func (r *refresher) Refresh(ctx context.Context) (*token.Token, error) {
 func TestRefreshOn401(t *testing.T) {
 	v := shared(t)
 	r := &refresher{good: v.appToken(t, "daemon", "https://graph.microsoft.com/.default")}
-	c := graph.New(v.E.MailAddrs["graph"], r, v.HC, alice, true)
+	c := graph.New(graph.Options{BaseURL: v.E.MailAddrs["graph"], Tokens: r, HTTPClient: v.HC, Mailbox: alice})
 	if _, err := c.Folders(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -585,7 +585,7 @@ func TestSendMIMEAndSize(t *testing.T) {
 	wantGraphErr(t, err, 400, "ErrorInvalidRecipients")
 
 	tr := &corrupt{rt: v.HC.Transport}
-	bad := graph.New(v.E.MailAddrs["graph"], static(v.appToken(t, "daemon", "https://graph.microsoft.com/.default")), &http.Client{Transport: tr}, alice, true)
+	bad := graph.New(graph.Options{BaseURL: v.E.MailAddrs["graph"], Tokens: static(v.appToken(t, "daemon", "https://graph.microsoft.com/.default")), HTTPClient: &http.Client{Transport: tr}, Mailbox: alice})
 	wantGraphErr(t, bad.SendMIME(ctx, []byte(raw)), 400, "ErrorMimeContentInvalidBase64String")
 	if tr.n != 1 {
 		t.Errorf("a 400 was tried %d times", tr.n)

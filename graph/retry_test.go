@@ -28,7 +28,7 @@ func TestRetryAfterParsing(t *testing.T) {
 
 func testClient(h http.HandlerFunc) (*Client, *httptest.Server) {
 	srv := httptest.NewTLSServer(h)
-	c := New(srv.URL+"/v1.0", token.Static(&token.Token{AccessToken: "secret-token-value"}), srv.Client(), "a@b.c", true)
+	c := New(Options{BaseURL: srv.URL + "/v1.0", Tokens: token.Static(&token.Token{AccessToken: "secret-token-value"}), HTTPClient: srv.Client(), Mailbox: "a@b.c"})
 	c.BaseDelay = time.Millisecond
 	return c, srv
 }

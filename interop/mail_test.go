@@ -39,8 +39,12 @@ func TestMailoauthSendsAndReadsThroughPostfixAndDovecot(t *testing.T) {
 		t.Fatal(err)
 	}
 	subject := "mailoauth über Postfix und Dovecot — 件名 " + randomHex(6)
+	att, err := mail.AttachFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
 	raw, err := mail.Build(mail.Draft{From: []string{world.Alice}, To: []string{world.Alice}, Subject: subject,
-		Text: "Sent by mail.SMTPSender through Postfix.\n", Attachments: []string{path}})
+		Text: "Sent by mail.SMTPSender through Postfix.\n", Attachments: []mail.Attachment{att}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -39,11 +39,42 @@ type Summary struct {
 	HasAttachments bool      `json:"has_attachments"`
 }
 
-// Attachment is one attachment, decoded.
+// Attachment is one attachment: of a message read (decoded), or of a Draft to send.
 type Attachment struct {
-	Name        string `json:"name"` // as the message names it (decoded from RFC 2231 / RFC 2047); may be unsafe as a path
+	// Name is the file name the message gives it (decoded from RFC 2231 / RFC 2047). A name read
+	// from a message may be unsafe as a path: SaveAttachments makes it safe.
+	Name string `json:"name"`
+	// ContentType is its media type, e.g. "application/pdf". In a Draft, empty means the type
+	// that Name's extension suggests, else application/octet-stream.
 	ContentType string `json:"content_type"`
 	Data        []byte `json:"-"`
+}
+
+// AttachFile reads the file at path as an attachment named by the file's base name and typed by its
+// extension. A file that cannot be read is a *MissingFileError.
+func AttachFile(path string) (Attachment, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe
+		}
+		return Attachment{}, &MissingFileError{Path: path, Err: err}
+	}
+	name := filepath.Base(path)
+	return Attachment{Name: name, ContentType: Attachment{Name: name}.MediaType(), Data: data}, nil
+}
+
+// MediaType is the media type to send the attachment with: its ContentType, else the type its
+// name's extension suggests, else application/octet-stream.
+func (a Attachment) MediaType() string {
+	if a.ContentType != "" {
+		return a.ContentType
+	}
+	if ct := mime.TypeByExtension(strings.ToLower(filepath.Ext(a.Name))); ct != "" {
+		return ct
+	}
+	return "application/octet-stream"
 }
 
 // Message is a full message: its bytes as stored, and what they say.
@@ -70,7 +101,7 @@ type Draft struct {
 	Subject           string
 	Text              string // the body; HTML instead when HTML is set
 	HTML              bool
-	Attachments       []string // paths of files to attach
+	Attachments       []Attachment // AttachFile reads a file as one
 	Date              time.Time
 }
 
@@ -79,7 +110,7 @@ func (d Draft) Recipients() []string {
 	return append(append(append([]string(nil), d.To...), d.Cc...), d.Bcc...)
 }
 
-// MissingFileError is an attachment that cannot be read.
+// MissingFileError is a file that AttachFile cannot read.
 type MissingFileError struct {
 	Path string
 	Err  error
@@ -91,8 +122,7 @@ func (e *MissingFileError) Error() string {
 func (e *MissingFileError) Unwrap() error { return e.Err }
 
 // Build writes a draft as an RFC 5322 message: headers encoded per RFC 2047 where they are not
-// ASCII, attachments base64 with their names per RFC 2231, text quoted-printable. Every attachment is
-// read first, so a missing file is reported before anything is built.
+// ASCII, attachments base64 with their names per RFC 2231, text quoted-printable.
 func Build(d Draft) ([]byte, error) {
 	if len(d.From) == 0 {
 		return nil, errors.New("a message needs a From address")
@@ -100,25 +130,10 @@ func Build(d Draft) ([]byte, error) {
 	if len(d.To)+len(d.Cc)+len(d.Bcc) == 0 {
 		return nil, errors.New("a message needs at least one recipient")
 	}
-	type file struct {
-		name, ctype string
-		data        []byte
-	}
-	var files []file
-	for _, p := range d.Attachments {
-		data, err := os.ReadFile(p)
-		if err != nil {
-			var pe *os.PathError
-			if errors.As(err, &pe) {
-				err = pe
-			}
-			return nil, &MissingFileError{Path: p, Err: err}
+	for i, a := range d.Attachments {
+		if a.Name == "" {
+			return nil, fmt.Errorf("attachment %d has no Name: give it a file name", i+1)
 		}
-		ctype := mime.TypeByExtension(strings.ToLower(filepath.Ext(p)))
-		if ctype == "" {
-			ctype = "application/octet-stream"
-		}
-		files = append(files, file{filepath.Base(p), ctype, data})
 	}
 
 	var h gomail.Header
@@ -152,7 +167,7 @@ func Build(d Draft) ([]byte, error) {
 	}
 	text := crlf(d.Text)
 	var buf bytes.Buffer
-	if len(files) == 0 {
+	if len(d.Attachments) == 0 {
 		h.SetContentType(bodyType, map[string]string{"charset": "utf-8"})
 		w, err := gomail.CreateSingleInlineWriter(&buf, h)
 		if err != nil {
@@ -182,21 +197,21 @@ func Build(d Draft) ([]byte, error) {
 	if err := w.Close(); err != nil {
 		return nil, err
 	}
-	for _, f := range files {
+	for _, a := range d.Attachments {
 		var ah gomail.AttachmentHeader
 		// Content-Type's name in RFC 2047 for older readers (go-message's encoding, as Outlook writes it);
 		// Content-Disposition's filename in RFC 2231 (the standard's way, through mime.FormatMediaType).
-		ah.SetContentType(f.ctype, map[string]string{"name": f.name})
-		if disp := mime.FormatMediaType("attachment", map[string]string{"filename": f.name}); disp != "" {
+		ah.SetContentType(a.MediaType(), map[string]string{"name": a.Name})
+		if disp := mime.FormatMediaType("attachment", map[string]string{"filename": a.Name}); disp != "" {
 			ah.Set("Content-Disposition", disp)
 		} else {
-			ah.SetFilename(f.name)
+			ah.SetFilename(a.Name)
 		}
 		w, err := mw.CreateAttachment(ah)
 		if err != nil {
 			return nil, err
 		}
-		if _, err := w.Write(f.data); err != nil {
+		if _, err := w.Write(a.Data); err != nil {
 			return nil, err
 		}
 		if err := w.Close(); err != nil {

@@ -24,7 +24,7 @@ func TestBuildParseRoundTrip(t *testing.T) {
 		From: []string{"Alice Smith <alice@contoso.test>"}, To: []string{"bob@contoso.test, carol@contoso.test"},
 		Cc: []string{"dave@contoso.test"}, Bcc: []string{"eve@contoso.test"},
 		Subject: "Rapport trimestriel — Grüße 日本", Text: "Bonjour,\nvoici le rapport.\n",
-		Attachments: []string{bigPath, smallPath},
+		Attachments: attachFiles(t, bigPath, smallPath),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -71,8 +71,59 @@ func TestBuildParseRoundTrip(t *testing.T) {
 	}
 }
 
-func TestBuildMissingAttachment(t *testing.T) {
-	_, err := Build(Draft{From: []string{"a@x.test"}, To: []string{"b@x.test"}, Attachments: []string{"/nonexistent/report.pdf"}})
+// attachFiles reads files as attachments, as the CLI's --attach does.
+func attachFiles(t testing.TB, paths ...string) []Attachment {
+	t.Helper()
+	var out []Attachment
+	for _, p := range paths {
+		a, err := AttachFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+// TestBuildInMemoryAttachments: attachments given as bytes, with a content type or with the one their
+// name suggests, read back with their names, types and bytes; one without a name is refused.
+func TestBuildInMemoryAttachments(t *testing.T) {
+	csv := []byte("when,what\r\n2026-12-06,report\r\n")
+	pdf := []byte("%PDF-1.7 not really\x00\xff")
+	raw, err := Build(Draft{From: []string{"alice@contoso.test"}, To: []string{"bob@contoso.test"}, Subject: "in memory", Text: "see attached",
+		Attachments: []Attachment{
+			{Name: "report.csv", ContentType: "text/csv", Data: csv},
+			{Name: "scan.pdf", Data: pdf},
+			{Name: "blob", Data: []byte{1, 2, 3}},
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []struct {
+		name, ctype string
+		data        []byte
+	}{{"report.csv", "text/csv", csv}, {"scan.pdf", "application/pdf", pdf}, {"blob", "application/octet-stream", []byte{1, 2, 3}}}
+	if len(m.Attachments) != len(want) {
+		t.Fatalf("%d attachments read back, want %d", len(m.Attachments), len(want))
+	}
+	for i, w := range want {
+		a := m.Attachments[i]
+		if a.Name != w.name || !strings.HasPrefix(a.ContentType, w.ctype) || !bytes.Equal(a.Data, w.data) {
+			t.Errorf("attachment %d: %q %s %q; want %q %s %q", i, a.Name, a.ContentType, a.Data, w.name, w.ctype, w.data)
+		}
+	}
+	_, err = Build(Draft{From: []string{"a@x.test"}, To: []string{"b@x.test"}, Attachments: []Attachment{{Data: csv}}})
+	if err == nil || !strings.Contains(err.Error(), "no Name") {
+		t.Errorf("an attachment without a name: %v", err)
+	}
+}
+
+func TestAttachMissingFile(t *testing.T) {
+	_, err := AttachFile("/nonexistent/report.pdf")
 	var me *MissingFileError
 	if !errors.As(err, &me) || me.Path != "/nonexistent/report.pdf" || !strings.Contains(err.Error(), "/nonexistent/report.pdf") {
 		t.Fatalf("got %v", err)

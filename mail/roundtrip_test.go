@@ -62,9 +62,13 @@ func TestRoundTripSMTPToIMAPAndPOP3(t *testing.T) {
 	rand.Read(big)
 	bigPath := filepath.Join(dir, "Jahresbericht Grüße 日本.pdf")
 	os.WriteFile(bigPath, big, 0o600)
+	att, err := mail.AttachFile(bigPath)
+	if err != nil {
+		t.Fatal(err)
+	}
 	raw, err := mail.Build(mail.Draft{
 		From: []string{daemon.Mailbox()}, To: []string{world.Bob}, Bcc: []string{"someone@external.test"},
-		Subject: "Résumé — 日本語の件名", Text: "Hello Bob,\nthe report.\n", Attachments: []string{bigPath},
+		Subject: "Résumé — 日本語の件名", Text: "Hello Bob,\nthe report.\n", Attachments: []mail.Attachment{att},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -63,6 +63,7 @@ func (a *app) sendCommand() *cobra.Command {
 		d        mail.Draft
 		body     string
 		bodyFile string
+		attach   []string
 		via      = viaSMTP
 	)
 	cmd := &cobra.Command{
@@ -102,6 +103,13 @@ and file names are encoded (RFC 2047, RFC 2231). --json prints {"account", "via"
 			default:
 				return usagef("no body: give --body TEXT or --body-file FILE")
 			}
+			for _, p := range attach { // every file read before anything connects
+				at, err := mail.AttachFile(p)
+				if err != nil {
+					return usageError{fmt.Errorf("%w; nothing was sent", err)}
+				}
+				d.Attachments = append(d.Attachments, at)
+			}
 			acc, err := a.account(argv[0], true)
 			if err != nil {
 				return err
@@ -110,21 +118,13 @@ and file names are encoded (RFC 2047, RFC 2231). --json prints {"account", "via"
 				c := graph.ForAccount(acc)
 				c.Progress = a.progress("Uploading")
 				if err := explained(cmd.Context(), acc, via, graphmail.Send(cmd.Context(), c, d)); err != nil {
-					var mf *mail.MissingFileError
-					if errors.As(err, &mf) {
-						return usageError{fmt.Errorf("%w; nothing was sent", err)}
-					}
 					return err
 				}
 				return a.reportSent(argv[0], via, mail.Envelope{From: acc.Mailbox(), To: d.Recipients()}, 0)
 			}
 			d.From = []string{acc.Mailbox()}
-			raw, err := mail.Build(d) // reads every attachment before anything connects
+			raw, err := mail.Build(d)
 			if err != nil {
-				var mf *mail.MissingFileError
-				if errors.As(err, &mf) {
-					return usageError{fmt.Errorf("%w; nothing was sent", err)}
-				}
 				return usageError{err}
 			}
 			env := mail.Envelope{From: acc.Mailbox(), To: d.Recipients()}
@@ -142,7 +142,7 @@ and file names are encoded (RFC 2047, RFC 2231). --json prints {"account", "via"
 	f.StringVar(&body, "body", "", "the body text")
 	f.StringVar(&bodyFile, "body-file", "", "read the body from this file (- for standard input)")
 	f.BoolVar(&d.HTML, "html", false, "the body is HTML")
-	f.StringArrayVar(&d.Attachments, "attach", nil, "attach this file (repeatable)")
+	f.StringArrayVar(&attach, "attach", nil, "attach this file (repeatable)")
 	f.StringVar(&via, "via", via, "smtp or graph")
 	return cmd
 }

@@ -9,12 +9,8 @@ package graphmail
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"mime"
 	netmail "net/mail"
-	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/mailoauth/mailoauth/graph"
@@ -154,7 +150,7 @@ func (r *Reader) Delete(ctx context.Context, id string) error {
 func (r *Reader) Close() error { return nil }
 
 // Send sends a draft through Graph's sendMail (large attachments through upload sessions, as the
-// Graph client decides). Every attachment is read before anything is sent.
+// Graph client decides).
 func Send(ctx context.Context, c *graph.Client, d mail.Draft) error {
 	m := &graph.Message{Subject: d.Subject, Body: d.Text, HTML: d.HTML}
 	for _, l := range []struct {
@@ -169,20 +165,8 @@ func Send(ctx context.Context, c *graph.Client, d mail.Draft) error {
 			*l.out = append(*l.out, graph.Address{Name: a.Name, Address: a.Address})
 		}
 	}
-	for _, p := range d.Attachments {
-		data, err := os.ReadFile(p)
-		if err != nil {
-			var pe *os.PathError
-			if errors.As(err, &pe) {
-				err = pe
-			}
-			return &mail.MissingFileError{Path: p, Err: err}
-		}
-		ct := mime.TypeByExtension(strings.ToLower(filepath.Ext(p)))
-		if ct == "" {
-			ct = "application/octet-stream"
-		}
-		m.Attachments = append(m.Attachments, graph.Attachment{Name: filepath.Base(p), ContentType: ct, Size: len(data), Content: data})
+	for _, a := range d.Attachments {
+		m.Attachments = append(m.Attachments, graph.Attachment{Name: a.Name, ContentType: a.MediaType(), Size: len(a.Data), Content: a.Data})
 	}
 	return c.SendMail(ctx, m)
 }
