@@ -1,11 +1,16 @@
 // Package emulator is a local Microsoft 365: the identity platform (package identity), Exchange
 // Online's IMAP, POP3 and SMTP (package exchange) and Microsoft Graph mail (package graph), all
-// answering from one World (package world). It serves the tests, `mailoauth demo`, and users who
-// develop an integration offline.
+// answering from one World (package world), over TLS from a CA it generates at each start.
 //
-// Start runs it in-process; `mailoauth emulator` runs the same engine as a command. It listens on
-// loopback unless told otherwise, over TLS from a CA it generates, and it must never be mistaken for a
-// real service: every certificate and token it makes is valid only against its own CA and keys.
+// It is internal: package mailoauthtest is its public face, for the tests and examples of programs
+// that use the library; `mailoauth emulator` and `mailoauth demo` run it as a command (WriteData
+// writes the CA, the apps' credentials and a mailoauth.toml pointing at it); the module's own tests
+// start it through internal/emulator/emulatortest. Of the library it uses only config (to describe
+// its accounts) and sasl (to read logins), never auth, token or the mail clients, which it serves.
+//
+// It listens on loopback unless told otherwise and must never be mistaken for a real service:
+// every certificate and token it makes is valid only against its own CA and keys, and mail stays in
+// memory.
 package emulator
 
 import (

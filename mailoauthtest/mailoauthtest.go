@@ -1,0 +1,218 @@
+// Package mailoauthtest runs a local Microsoft 365 in-process for the tests and examples of programs
+// that use Microsoft 365 mail: the identity platform (device code, authorization code, client
+// credentials, refresh), Exchange Online's IMAP, POP3 and SMTP, and Microsoft Graph mail, all over
+// TLS on loopback and all answering from one organisation — the default one (tenant contoso.test with
+// alice, bob and the apps "desktop" and "daemon"), one built in Go (World), or one described in a
+// TOML scenario. It is to Microsoft 365 mail what net/http/httptest is to HTTP.
+//
+// A Server hands out ready-to-use accounts (config.Account values pointing at its listeners and
+// trusting its CA, with their client secrets), drives sign-ins without a browser (ApproveDevice,
+// SignIn, Options.AutoApprove) and shows what mailboxes hold (Messages, Deliver).
+//
+// It must never stand in for a real service: its CA, certificates and tokens are generated at each
+// start and are valid only against that Server, and it keeps mail in memory only.
+//
+//	func TestSend(t *testing.T) {
+//		srv := mailoauthtest.NewServer(t, mailoauthtest.Options{})
+//		acc, err := auth.New(srv.Config(), auth.Options{}).Account("daemon")
+//		// ... send with smtp.Dial(ctx, smtp.ForAccount(acc)) ...
+//		msgs, err := srv.Messages("bob@contoso.test")
+//	}
+package mailoauthtest
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mailoauth/mailoauth/config"
+	"github.com/mailoauth/mailoauth/internal/emulator"
+	"github.com/mailoauth/mailoauth/internal/emulator/world"
+)
+
+// Options configure a Server. The zero value is the default organisation.
+type Options struct {
+	// World is an organisation built in Go; nil (with no scenario) is the default organisation.
+	World *World
+	// Scenario is the text of a TOML scenario (docs/scenarios.md), for what World does not model:
+	// several tenants, shared mailboxes, disabled protocols, token lifetimes, faults.
+	Scenario string
+	// ScenarioFile is the path of a TOML scenario. At most one of World, Scenario and ScenarioFile.
+	ScenarioFile string
+	// AutoApprove is the address of a user who signs in and consents at once to every device-code
+	// and authorization-code login, with no call to ApproveDevice or SignIn.
+	AutoApprove string
+	// Now is the Server's clock (token lifetimes, expiry); nil is time.Now.
+	Now func() time.Time
+}
+
+// Server is a running local Microsoft 365. Its methods are safe for concurrent use.
+type Server struct {
+	e    *emulator.Emulator
+	dir  string       // ca.pem and the certificate files the accounts name
+	cfg  *config.File // the accounts, loaded from dir
+	once sync.Once
+	stop chan struct{}
+}
+
+// Start starts a Server on loopback. It runs until Close is called or ctx ends.
+func Start(ctx context.Context, opts Options) (*Server, error) {
+	w, err := opts.world()
+	if err != nil {
+		return nil, err
+	}
+	// The emulator gets its own context: Close (here or when ctx ends) also removes the files.
+	e, err := emulator.Start(context.Background(), emulator.Options{World: w, AutoApprove: opts.AutoApprove, Now: opts.Now})
+	if err != nil {
+		return nil, fmt.Errorf("mailoauthtest: %w", err)
+	}
+	s := &Server{e: e, stop: make(chan struct{})}
+	if err := s.load(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	go func() {
+		select {
+		case <-ctx.Done():
+			s.Close()
+		case <-s.stop:
+		}
+	}()
+	return s, nil
+}
+
+// NewServer starts a Server for a test and closes it when the test ends; it fails the test if the
+// Server cannot start (opts names an invalid world, say).
+func NewServer(tb testing.TB, opts Options) *Server {
+	tb.Helper()
+	s, err := Start(context.Background(), opts)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(s.Close)
+	return s
+}
+
+func (o Options) world() (*world.World, error) {
+	n := 0
+	for _, set := range []bool{o.World != nil, o.Scenario != "", o.ScenarioFile != ""} {
+		if set {
+			n++
+		}
+	}
+	if n > 1 {
+		return nil, errors.New("mailoauthtest: Options set more than one of World, Scenario and ScenarioFile: keep one")
+	}
+	switch {
+	case o.World != nil:
+		return o.World.build()
+	case o.Scenario != "":
+		return world.ParseScenario("Options.Scenario", []byte(o.Scenario))
+	case o.ScenarioFile != "":
+		return world.LoadScenario(o.ScenarioFile)
+	}
+	return nil, nil // the emulator's default world
+}
+
+// load writes the emulator's data into a private directory and loads the accounts it describes,
+// with the same validation as a configuration file; client secrets then become values.
+func (s *Server) load() error {
+	dir, err := os.MkdirTemp("", "mailoauthtest-")
+	if err != nil {
+		return fmt.Errorf("mailoauthtest: %w", err)
+	}
+	s.dir = dir
+	if err := s.e.WriteData(dir); err != nil {
+		return fmt.Errorf("mailoauthtest: %w", err)
+	}
+	if s.cfg, err = config.Load(filepath.Join(dir, emulator.ConfigName)); err != nil {
+		return fmt.Errorf("mailoauthtest: the accounts of this world do not load: %w", err)
+	}
+	for _, a := range s.cfg.Accounts {
+		if a.ClientSecretFile == "" {
+			continue
+		}
+		for app, c := range s.e.Credentials {
+			if filepath.Base(a.ClientSecretFile) == app+"-secret.txt" {
+				a.ClientSecret, a.ClientSecretFile = config.Secret(c.Secret), ""
+			}
+		}
+	}
+	s.cfg.Store, s.cfg.Proxy, s.cfg.Path = config.Store{}, nil, ""
+	return nil
+}
+
+// Close stops every listener of the Server and removes the files it wrote. It may be called more
+// than once.
+func (s *Server) Close() {
+	s.once.Do(func() {
+		close(s.stop)
+		s.e.Close()
+		if s.dir != "" {
+			os.RemoveAll(s.dir)
+		}
+	})
+}
+
+// Config is a configuration holding every account of the Server's world, by name, as Account
+// returns them: pass it to auth.New. It is a new copy at each call.
+func (s *Server) Config() *config.File {
+	f := &config.File{Accounts: map[string]*config.Account{}}
+	for name, a := range s.cfg.Accounts {
+		f.Accounts[name] = clone(a)
+	}
+	return f
+}
+
+// Account is a ready-to-use account of the Server's world: its authority, tenant, client id and
+// flow, its client secret (as a value) for a confidential app, the Server's CA as the only extra
+// trust, and the Server's IMAP, POP, SMTP and Graph addresses. It is nil if the world has no account
+// of that name. The default world's are "alice" (interactive), "alice-device" (device code),
+// "daemon" and "daemon-bob" (client credentials with a secret, opening alice's and bob's mailbox)
+// and "daemon-cert" (client credentials with a certificate). Each call returns a new copy, which the
+// caller may change (Email, Mailbox, Protocols...).
+func (s *Server) Account(name string) *config.Account {
+	a := s.cfg.Accounts[name]
+	if a == nil {
+		return nil
+	}
+	return clone(a)
+}
+
+func clone(a *config.Account) *config.Account {
+	c := *a
+	c.Protocols = append([]string(nil), a.Protocols...)
+	c.Scopes = append([]string(nil), a.Scopes...)
+	return &c
+}
+
+// TLSConfig trusts the Server's CA and nothing else: for a client of its servers that takes no
+// account (a plain go-imap or net/http client).
+func (s *Server) TLSConfig() *tls.Config {
+	return &tls.Config{RootCAs: s.e.CAPool(), MinVersion: tls.VersionTLS12}
+}
+
+// CAPEM is the PEM of the CA that signs the Server's certificates, for a program under test that
+// reads its trust from a file.
+func (s *Server) CAPEM() []byte { return append([]byte(nil), s.e.CAPEM()...) }
+
+// Authority is the identity platform's base URL, without a tenant (config.Account.Authority).
+func (s *Server) Authority() string { return s.e.Authority() }
+
+// IMAP is the host:port of the IMAP server (implicit TLS, as Exchange Online's port 993).
+func (s *Server) IMAP() string { return s.e.MailAddrs["imap"] }
+
+// POP is the host:port of the POP3 server (implicit TLS, as port 995).
+func (s *Server) POP() string { return s.e.MailAddrs["pop"] }
+
+// SMTP is the host:port of the SMTP submission server (STARTTLS, as port 587).
+func (s *Server) SMTP() string { return s.e.MailAddrs["smtp"] }
+
+// GraphURL is the base URL of Microsoft Graph, as https://graph.microsoft.com/v1.0.
+func (s *Server) GraphURL() string { return s.e.MailAddrs["graph"] }
