@@ -1,6 +1,12 @@
 package auth
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/mailoauth/mailoauth/config"
+)
 
 // Cloud is one Microsoft cloud's hosts: where to sign in, which resource URIs scopes name, and where
 // the mail servers are.
@@ -17,21 +23,11 @@ type Cloud struct {
 	IMAP, POP, SMTP   string // host:port
 }
 
-// Clouds, by the names config's `cloud =` takes. Hosts come from Microsoft's documentation, as
-// collected with sources in research/exchange-wire.md §5:
-//   - global: "Authenticate an IMAP, POP or SMTP connection using OAuth" (learn.microsoft.com/exchange/
-//     client-developer/legacy-protocols/how-to-authenticate-an-imap-pop-smtp-application-by-using-oauth)
-//     and "POP3 and IMAP4 settings" for outlook.office365.com:993/995 and smtp.office365.com:587;
-//   - authorities and Graph hosts: Graph "National cloud deployments" (learn.microsoft.com/graph/deployments);
-//   - GCC High and DoD mail hosts: "Office 365 U.S. Government GCC High endpoints" and "… DoD endpoints"
-//     (learn.microsoft.com/microsoft-365/enterprise/microsoft-365-u-s-government-gcc-high-endpoints,
-//     …-dod-endpoints): outlook.office365.us and outlook-dod.office365.us, TCP 587/993/995;
-//   - China: "Office 365 operated by 21Vianet endpoints" (*.partner.outlook.cn, TCP 587/993/995;
-//     login.partner.microsoftonline.cn / login.chinacloudapi.cn).
-//
-// The delegated Exchange scope prefix for the national clouds is not in any Microsoft document found;
-// the values here are the ones used in practice (EmailEngine's documentation) and are unconfirmed.
-var Clouds = map[string]Cloud{
+// clouds, by the names Account.Cloud takes. The hosts are those Microsoft documents for each cloud
+// (the IMAP, POP and SMTP endpoints of Exchange Online and its national deployments, and Graph's
+// national cloud deployments). The delegated Exchange scope prefix of the national clouds is not
+// documented by Microsoft; the values here are the ones used in practice.
+var clouds = map[string]Cloud{
 	"global": {
 		Name: "global", Authority: "https://login.microsoftonline.com",
 		ExchangeDelegated: "https://outlook.office.com", ExchangeApp: "https://outlook.office365.com",
@@ -58,14 +54,25 @@ var Clouds = map[string]Cloud{
 	},
 }
 
-// LookupCloud returns a cloud by name; "" is global.
+// LookupCloud returns a copy of the named cloud's hosts; "" is global. The names are
+// CloudNames(), the config.Cloud* constants.
 func LookupCloud(name string) (Cloud, error) {
 	if name == "" {
-		name = "global"
+		name = config.CloudGlobal
 	}
-	c, ok := Clouds[name]
+	c, ok := clouds[name]
 	if !ok {
-		return Cloud{}, fmt.Errorf("unknown cloud %q; use global, usgovernment, usgovernmentdod or china", name)
+		return Cloud{}, fmt.Errorf("unknown cloud %q; use one of %s", name, strings.Join(CloudNames(), ", "))
 	}
 	return c, nil
+}
+
+// CloudNames returns the names LookupCloud knows, sorted.
+func CloudNames() []string {
+	names := make([]string, 0, len(clouds))
+	for n := range clouds {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
 }

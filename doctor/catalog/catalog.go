@@ -44,8 +44,8 @@ func oneLine(s string) string {
 }
 
 // Microsoft's documentation the findings rely on. Each fact a finding states about Microsoft's
-// behaviour comes from one of these pages (or, for the servers' exact words, from the transcripts
-// collected in research/exchange-wire.md).
+// behaviour comes from one of these pages (or, for the servers' exact words, from transcripts of
+// their answers).
 const (
 	// App registration, scopes (https://outlook.office.com/IMAP.AccessAsUser.All, ...), application
 	// permissions (IMAP.AccessAsApp, POP.AccessAsApp, SMTP.SendAsApp), the scope
@@ -124,7 +124,7 @@ func For(a *auth.Account) Subject {
 func ForConfig(c *config.Account) Subject {
 	cl, err := auth.LookupCloud(c.Cloud)
 	if err != nil {
-		cl = auth.Clouds["global"]
+		cl, _ = auth.LookupCloud(config.CloudGlobal)
 	}
 	s := Subject{
 		Account: c.Name, ClientID: c.ClientID, Tenant: c.Tenant, Email: c.Email,

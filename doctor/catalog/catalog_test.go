@@ -23,7 +23,15 @@ func jwt(t testing.TB, claims map[string]any) string {
 }
 
 var subject = Subject{Account: "work", ClientID: "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d", Tenant: "contoso.com", Email: "alice@contoso.com",
-	Mailbox: "alice@contoso.com", Flow: "interactive", Authority: "https://login.microsoftonline.com", Cloud: auth.Clouds["global"]}
+	Mailbox: "alice@contoso.com", Flow: "interactive", Authority: "https://login.microsoftonline.com", Cloud: globalCloud()}
+
+func globalCloud() auth.Cloud {
+	c, err := auth.LookupCloud("global")
+	if err != nil {
+		panic(err)
+	}
+	return c
+}
 
 // The findings that need no server: what the claims say, and the servers' words alone.
 func TestRefusalsFromWordsAndClaims(t *testing.T) {
