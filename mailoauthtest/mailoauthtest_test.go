@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
@@ -159,6 +161,8 @@ func TestGoWorldErrors(t *testing.T) {
 		{mailoauthtest.World{Users: []mailoauthtest.User{{Address: "c@x.test"}}, Apps: []mailoauthtest.App{{Name: "a", ClientID: "nope"}}}, "World.Apps[0].ClientID"},
 		{mailoauthtest.World{Users: []mailoauthtest.User{{Address: "c@x.test"}}, Apps: []mailoauthtest.App{{Name: "a", Permissions: []string{"IMAP.AccessAsApp"}}}}, "World.Apps[0].Permissions"},
 		{mailoauthtest.World{Users: []mailoauthtest.User{{Address: "c@x.test"}}, Apps: []mailoauthtest.App{{Name: "a", Mailbox: "d@x.test"}}}, "World.Apps[0].Mailbox"},
+		{mailoauthtest.World{Users: []mailoauthtest.User{{Address: "c@x.test"}}, Apps: []mailoauthtest.App{{Name: "a", Flow: config.FlowInteractive, RedirectURI: "https://x.test/cb"}}}, "World.Apps[0].RedirectURI"},
+		{mailoauthtest.World{Users: []mailoauthtest.User{{Address: "c@x.test"}}, Apps: []mailoauthtest.App{{Name: "a", RedirectURI: "http://localhost"}}}, "World.Apps[0].RedirectURI"},
 	} {
 		_, err := mailoauthtest.Start(context.Background(), mailoauthtest.Options{World: &c.w})
 		if err == nil || !strings.Contains(err.Error(), c.want) {
@@ -352,5 +356,56 @@ func TestCloseStopsListeners(t *testing.T) {
 		} else if !errors.Is(err, syscall.ECONNREFUSED) {
 			t.Errorf("%s after Close: %v, want connection refused", addr, err)
 		}
+	}
+}
+
+// An interactive login (MSAL's loopback listener, form_post) is driven by SignIn as its OpenURL.
+func TestSignInInteractive(t *testing.T) {
+	ctx := testContext(t)
+	srv := mailoauthtest.NewServer(t, mailoauthtest.Options{})
+	a := account(t, srv.Account("alice"), auth.Options{})
+	opened := 0
+	_, err := a.Login(ctx, auth.LoginOptions{OpenURL: func(u string) error {
+		opened++
+		_, err := srv.SignIn(ctx, u, "alice@contoso.test", "alice-password")
+		return err
+	}})
+	if err != nil || opened != 1 {
+		t.Fatalf("login: %v (the URL was opened %d times)", err, opened)
+	}
+	send(t, ctx, a, "bob@contoso.test", "after an interactive login")
+	if got := subjects(t, srv, "bob@contoso.test", mailoauthtest.Inbox); len(got) != 1 {
+		t.Fatalf("bob's INBOX: %q", got)
+	}
+}
+
+// With AutoApprove, a device-code login completes with nobody approving it.
+func TestAutoApprove(t *testing.T) {
+	ctx := testContext(t)
+	srv := mailoauthtest.NewServer(t, mailoauthtest.Options{AutoApprove: "bob@contoso.test"})
+	acc := srv.Account("alice-device")
+	acc.Email = "bob@contoso.test"
+	a := account(t, acc, auth.Options{})
+	if _, err := a.Login(ctx, auth.LoginOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	send(t, ctx, a, "alice@contoso.test", "auto-approved")
+	if got := subjects(t, srv, "bob@contoso.test", "Sent Items"); len(got) != 1 || got[0] != "auto-approved" {
+		t.Fatalf("bob's Sent Items: %q", got)
+	}
+}
+
+// A scenario file is read from its path; a missing one is an error.
+func TestScenarioFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "world.toml")
+	if err := os.WriteFile(path, []byte(scenario), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv := mailoauthtest.NewServer(t, mailoauthtest.Options{ScenarioFile: path})
+	if srv.Account("robot") == nil {
+		t.Fatalf("no account robot; accounts: %v", srv.Config().Names())
+	}
+	if _, err := mailoauthtest.Start(context.Background(), mailoauthtest.Options{ScenarioFile: path + ".missing"}); err == nil {
+		t.Fatal("a missing scenario file was accepted")
 	}
 }

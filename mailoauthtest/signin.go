@@ -25,10 +25,16 @@ func (s *Server) ApproveDevice(userCode, user string) error {
 // SignIn opens authURL — an authorization URL of this Server, as auth's AuthCodeURL or an
 // interactive login makes it — signs user in with password on the sign-in page and consents, as a
 // browser would, and returns where the page sends the browser back: the app's redirect URI with
-// code and state (or error and error_description, which the app is to handle) in its query or, for
-// response_mode=fragment, its fragment; a form_post answer comes back as its fields in the query.
-// The redirect is not followed: the caller hands the code to its app. A sign-in the page refuses
-// (unknown user, wrong password, an app the world does not have) is an error.
+// code and state (or error and error_description, for the app to handle) in its query, or in its
+// fragment for response_mode=fragment. That redirect is not followed: the caller hands the code to
+// its app. A form_post answer (what an interactive login asks for) is posted to the redirect URI as
+// the page's script would, so that the login's loopback listener gets its code; the URL returned
+// then carries the posted fields in its query. An interactive login is thus driven with
+//
+//	auth.LoginOptions{OpenURL: func(u string) error { _, err := srv.SignIn(ctx, u, user, password); return err }}
+//
+// A sign-in the page refuses (unknown user, wrong password, an app the world does not have) is an
+// error.
 func (s *Server) SignIn(ctx context.Context, authURL, user, password string) (*url.URL, error) {
 	u, err := url.Parse(authURL)
 	if err != nil || u.Scheme+"://"+u.Host != s.Authority() {
@@ -65,15 +71,27 @@ func (s *Server) SignIn(ctx context.Context, authURL, user, password string) (*u
 		return nil, fmt.Errorf("mailoauthtest: %s was not signed in: %s", user, html.UnescapeString(string(m[1])))
 	}
 	if post, err := signInForm(resp.body); err == nil && !post.fields.Has("txn") {
-		// response_mode=form_post: the page posts code and state to the redirect URI.
-		to, err := url.Parse(post.action)
-		if err != nil {
-			return nil, fmt.Errorf("mailoauthtest: the form_post answer has an invalid action: %w", err)
-		}
-		to.RawQuery = post.fields.Encode()
-		return to, nil
+		return s.formPost(ctx, c, post)
 	}
 	return nil, fmt.Errorf("mailoauthtest: the sign-in page answered %d without a redirect", resp.status)
+}
+
+// formPost does what the form_post page's script does in a browser: post code and state to the
+// redirect URI.
+func (s *Server) formPost(ctx context.Context, c *http.Client, post htmlForm) (*url.URL, error) {
+	to, err := url.Parse(post.action)
+	if err != nil || (to.Scheme != "http" && to.Scheme != "https") {
+		return nil, errors.New("mailoauthtest: the form_post answer's redirect URI is not an http(s) URL")
+	}
+	resp, err := s.post(ctx, c, to.String(), post.fields)
+	if err != nil {
+		return nil, err
+	}
+	if resp.status >= 400 {
+		return nil, fmt.Errorf("mailoauthtest: the redirect URI answered %d to the posted code", resp.status)
+	}
+	to.RawQuery = post.fields.Encode()
+	return to, nil
 }
 
 // browser is an HTTP client that trusts the Server and, as a test's stand-in for a browser, stops at
@@ -115,12 +133,12 @@ func do(c *http.Client, req *http.Request) (*page, error) {
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return nil, fmt.Errorf("mailoauthtest: sign-in page: %w", err)
+		return nil, fmt.Errorf("mailoauthtest: %s %s%s: %w", req.Method, req.URL.Host, req.URL.Path, err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
-		return nil, fmt.Errorf("mailoauthtest: sign-in page: %w", err)
+		return nil, fmt.Errorf("mailoauthtest: %s %s%s: %w", req.Method, req.URL.Host, req.URL.Path, err)
 	}
 	return &page{status: resp.StatusCode, location: resp.Header.Get("Location"), body: body}, nil
 }

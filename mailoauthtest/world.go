@@ -3,7 +3,9 @@ package mailoauthtest
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/mail"
+	"net/url"
 	"regexp"
 	"strings"
 
@@ -149,6 +151,9 @@ func (a App) build(i int, w *World, t *world.Tenant) (*world.App, world.AccountS
 		if flow != config.FlowInteractive && flow != config.FlowAuthCodeWeb {
 			return nil, world.AccountSpec{}, fmt.Errorf("mailoauthtest: %s is set, but only the interactive and auth_code_web flows redirect: remove it", field("RedirectURI"))
 		}
+		if u, err := url.Parse(a.RedirectURI); flow == config.FlowInteractive && (err != nil || u.Scheme != "http" || !loopback(u.Hostname())) {
+			return nil, world.AccountSpec{}, fmt.Errorf("mailoauthtest: %s of an interactive app must be http://localhost[:PORT][/PATH] (the login listens on loopback)", field("RedirectURI"))
+		}
 		app.RedirectURIs = []string{a.RedirectURI}
 	}
 	perms := a.Permissions
@@ -184,6 +189,11 @@ func fullPermission(p string) string {
 		return world.ExchangeResource + "/" + p
 	}
 	return world.GraphResource + "/" + p
+}
+
+func loopback(host string) bool {
+	ip := net.ParseIP(host)
+	return strings.EqualFold(host, "localhost") || ip != nil && ip.IsLoopback()
 }
 
 func containsFold(list []string, s string) bool {

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/pelletier/go-toml/v2"
 
@@ -125,6 +126,12 @@ func (e *Emulator) Config() (*config.File, error) {
 			a.PasswordFile = spec.Name + "-password.txt"
 		}
 		if spec.Flow == "auth_code_web" && len(app.RedirectURIs) > 0 {
+			a.RedirectURI = app.RedirectURIs[0]
+		}
+		// An interactive account listens on http://localhost (any port) unless its app registered
+		// another loopback URI first.
+		if spec.Flow == "interactive" && len(app.RedirectURIs) > 0 && app.RedirectURIs[0] != "http://localhost" &&
+			strings.HasPrefix(app.RedirectURIs[0], "http://") {
 			a.RedirectURI = app.RedirectURIs[0]
 		}
 		f.Accounts[spec.Name] = a
