@@ -44,13 +44,15 @@ func (a *Account) Check() error {
 	}
 	v := &validator{code: true}
 	v.accountDefaults(a.Name, a)
-	if a.Name == "" {
-		a.Name = derivedName(a)
+	name := a.Name
+	if name == "" {
+		name = derivedName(a)
 	}
-	v.account(a.Name, a)
+	v.account(name, a)
 	if len(v.errs) > 0 {
 		return publicErrors(v.errs)
 	}
+	a.Name = name
 	a.remember()
 	return nil
 }
@@ -61,7 +63,7 @@ func (a *Account) Check() error {
 func (v *validator) accountDefaults(name string, a *Account) {
 	has := func(key string) bool { return v.pos.Has("accounts", name, key) }
 	if len(a.Protocols) == 0 && !has("protocols") {
-		a.Protocols = slices.Clone(DefaultProtocols)
+		a.Protocols = DefaultProtocols()
 	}
 	if a.Cloud == "" && !has("cloud") {
 		a.Cloud = CloudGlobal

@@ -1,24 +1,34 @@
-// Package config is mailoauth's configuration model (SPEC §4): the TOML file's types, their
-// defaults, their validation, and loading a file from its default or given path.
+// Package config describes mailoauth accounts, the token store and the proxy, with their defaults
+// and their validation. An Account says which app registration signs in whom, with which flow, for
+// which protocols, and where its credentials are. It can be built in Go and completed by
+// Account.Check, or read from a TOML file by Load: both apply the same defaults and the same rules
+// (one implementation), and TOML is one way to fill the struct. Credentials are given as values
+// (ClientSecret, ClientCertificate, PFX, RefreshToken, Password, RootCAs — fields a file cannot set)
+// or as the name of an environment variable or a file holding them.
 //
-// Loading is strict and reports every problem at once, as a tomlconf.Errors whose entries each name
-// the table, the key, the line and the fix. Problems of form (syntax, unknown keys, wrong types,
-// keys written twice) come first, all together; once there are none, the rules of docs/config.md
-// are checked, all of them: checking them on a file that does not yet say what the user meant
-// would only add noise (a misspelt `flwo` would also be reported as a missing `flow`). Errors from
-// this package implement ConfigError() bool, which the CLI maps to exit status 2.
+// Errors report every problem at once, as Errors of *Error, and implement ConfigError() bool (the
+// CLI maps it to exit status 2). For an account built in code each names the Go field
+// ("invalid Account.Flow \"devic\": use one of ..."); for a file, the table, the key, the line and
+// the fix ("invalid flow `devic` in [accounts.work] at config.toml:7: use one of ..."). Loading a
+// file is strict: problems of form (syntax, unknown keys, wrong types, keys written twice) come
+// first, all together; once there are none, the rules are checked, all of them (a misspelt `flwo`
+// is not also reported as a missing `flow`). Error is this package's own type, with the same fields
+// as the internal decoder's, so that callers can name it (errors.As) while the decoder stays
+// private; File.Path names the file, and each Error its line.
 //
 // Paths: in path-valued keys (store.path, passphrase_file, key_file, client_secret_file,
 // certificate, certificate_password_file, refresh_token_file, password_file, ca_file, tls_cert,
 // tls_key) a leading "~/" is the user's home directory, and a relative path is relative to the
 // directory of the configuration file, not to the working directory: a cron job and a shell then
 // read the same files, and a configuration directory can be moved or mounted as a whole. Load
-// stores such paths absolute.
+// stores such paths absolute. docs/config.md describes the file.
 //
 // This package must never read the contents of a secret (a client secret file, a certificate,
-// a refresh token, a password, a passphrase): it checks only where secrets are to be found. It must
-// never put a secret's value, or the value of a key that may hold one by mistake (client_id,
-// *_env, *_file, URLs), into an error message or a log. It never opens a network connection.
+// a refresh token, a password, a passphrase, or a value given in code): it checks only where
+// secrets are to be found and that values have the right form. It must never put a secret's
+// value, or the value of a key that may hold one by mistake (client_id, *_env, *_file, URLs), into
+// an error message or a log; the secret types (Secret, SecretBytes) print redacted. It never opens
+// a network connection.
 package config
 
 import (
@@ -35,7 +45,7 @@ import (
 	"github.com/mailoauth/mailoauth/internal/tomlconf"
 )
 
-// Flows (SPEC §3).
+// Flows: how an account obtains its tokens.
 const (
 	FlowInteractive       = "interactive"        // public: browser, authorization code + PKCE
 	FlowDevice            = "device"             // public: device code, for headless machines
@@ -53,7 +63,7 @@ const (
 	ProtocolGraph = "graph"
 )
 
-// Clouds (national clouds have their own hosts; see SPEC §3).
+// Clouds: Microsoft's global cloud and the national clouds, which have their own hosts.
 const (
 	CloudGlobal          = "global"
 	CloudUSGovernment    = "usgovernment"    // GCC High
@@ -61,13 +71,13 @@ const (
 	CloudChina           = "china"           // operated by 21Vianet
 )
 
-// Token store backends (SPEC §8).
+// Token store backends.
 const (
 	BackendFile    = "file"
 	BackendKeyring = "keyring"
 )
 
-// Local TLS modes of a proxy listener (SPEC §7).
+// Local TLS modes of a proxy listener.
 const (
 	LocalTLSNone     = "none"
 	LocalTLSImplicit = "implicit"
@@ -88,8 +98,8 @@ var (
 	localTLS  = []string{LocalTLSNone, LocalTLSImplicit, LocalTLSStartTLS}
 )
 
-// DefaultProtocols is what an account is used for when it does not say.
-var DefaultProtocols = []string{ProtocolIMAP, ProtocolSMTP}
+// DefaultProtocols returns what an account is used for when it does not say: imap and smtp.
+func DefaultProtocols() []string { return []string{ProtocolIMAP, ProtocolSMTP} }
 
 // File is a whole configuration file. It can be marshalled with go-toml
 // (toml.Marshal(config.File{...})) and the result loads back to the same value.
@@ -104,7 +114,7 @@ type File struct {
 	pos *tomlconf.Positions
 }
 
-// Store configures the token store (SPEC §8).
+// Store configures the token store.
 type Store struct {
 	// Backend is "file" (default: one encrypted file) or "keyring" (the OS keyring).
 	Backend string `toml:"backend,omitempty"`
@@ -117,10 +127,15 @@ type Store struct {
 	KeyFile        string `toml:"key_file,omitempty"`        // file holding a raw key (containers)
 }
 
-// Account is one [accounts.NAME] table: which identity platform application signs in whom, with
-// which flow, for which protocols.
+// Account is one account: which identity platform application signs in whom, with which flow, for
+// which protocols, with which credentials. Build it in Go and call Check, or read it from an
+// [accounts.NAME] table with Load; the comments give each field's TOML key where it has one.
+//
+// Printing an Account (%v, %#v, JSON, slog) never shows a secret: the secret fields are redacted,
+// ClientCertificate and RootCAs are left out of JSON, and the other fields hold no secret.
 type Account struct {
-	// Name is the table's name (accounts.NAME), filled in by Load.
+	// Name is the table's name (accounts.NAME), filled in by Load; for an account built in code,
+	// Check derives one when it is empty. It keys the account's tokens in the store.
 	Name string `toml:"-"`
 
 	Email     string   `toml:"email,omitempty"`     // the user's address (and SASL user name)
@@ -129,8 +144,9 @@ type Account struct {
 	Flow      string   `toml:"flow,omitempty"`      // one of the Flow* constants
 	Protocols []string `toml:"protocols,omitempty"` // subset of imap, pop, smtp, graph
 
-	// Client credential of a confidential client: exactly one of the secret's three sources or
-	// a certificate. ClientSecret is written inline and is refused in a file others can read.
+	// Client credential of a confidential client: exactly one of the secret's three sources, a
+	// certificate file, or the values below. ClientSecret is a value in code; written inline in a
+	// file, it is refused when others can read the file.
 	ClientSecret            Secret `toml:"client_secret,omitempty"`
 	ClientSecretEnv         string `toml:"client_secret_env,omitempty"`
 	ClientSecretFile        string `toml:"client_secret_file,omitempty"`
@@ -180,7 +196,7 @@ type Account struct {
 	origin
 }
 
-// Proxy configures `mailoauth proxy` (SPEC §7).
+// Proxy configures `mailoauth proxy`.
 type Proxy struct {
 	Listeners []Listener `toml:"listener,omitempty"`
 	// Users maps the user name a local program sends to an account and the hash of the password

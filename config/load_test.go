@@ -140,7 +140,7 @@ listen = "127.0.0.1:1993"
 	}
 	// Defaults must not be shared between accounts.
 	f.Accounts["i"].Protocols[0] = "pop"
-	if f.Accounts["d"].Protocols[0] != "imap" || DefaultProtocols[0] != "imap" {
+	if f.Accounts["d"].Protocols[0] != "imap" || DefaultProtocols()[0] != "imap" {
 		t.Error("default protocols are shared")
 	}
 }

@@ -123,7 +123,7 @@ func Run(ctx context.Context, cfg *config.File, m *auth.Manager, name string, o 
 		protocols = acc.Protocols
 	}
 	if len(protocols) == 0 {
-		protocols = config.DefaultProtocols
+		protocols = config.DefaultProtocols()
 	}
 	rep := Report{Account: name}
 	var rec trace.Recorder

@@ -35,7 +35,7 @@ func Setup(acc *config.Account) Checklist {
 	s := catalog.ForConfig(acc)
 	protocols := acc.Protocols
 	if len(protocols) == 0 {
-		protocols = config.DefaultProtocols
+		protocols = config.DefaultProtocols()
 	}
 	mail := slices.DeleteFunc(slices.Clone(protocols), func(p string) bool { return p == config.ProtocolGraph })
 	graph := slices.Contains(protocols, config.ProtocolGraph)

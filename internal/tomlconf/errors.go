@@ -35,9 +35,9 @@ type Error struct {
 //	invalid flow `passwd` in [accounts.work] at config.toml:7: use one of interactive, device, ...
 func (e *Error) Error() string {
 	var b strings.Builder
-	if e.Field != "" && !strings.Contains(e.Msg, e.Field) {
-		// A message about a value set in code names its field, which a message made from a
-		// template with the field's name in it already does.
+	if e.Field != "" && !strings.Contains(e.Msg+e.Fix, e.Field) {
+		// A message about a value set in code names its field, which one made from a template
+		// with the field's name in it already does.
 		b.WriteString(e.Field)
 		b.WriteString(": ")
 	}
