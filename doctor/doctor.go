@@ -1,5 +1,5 @@
 // Package doctor walks the chain an account's mail depends on and stops at the first broken link,
-// naming it and the one fix that is needed (SPEC §9):
+// naming it and the one fix that is needed:
 //
 //	config → tenant discovery → token → the token's claims vs the protocol → resolve → connect → TLS →
 //	capabilities → authenticate → the first mailbox command

@@ -27,7 +27,8 @@ type Item struct {
 	Commands []string `json:"commands,omitempty"`
 }
 
-// Setup returns the registration checklist of an account (SPEC §9). Facts per Microsoft's pages
+// Setup returns the registration checklist of an account: what the app registration, the tenant and
+// the mailbox need for the account's flow and protocols. Facts per Microsoft's pages
 // cited by the catalogue: DocOAuth (permissions, scopes, service principal, mailbox permission),
 // DocFlows and DocRedirect (platforms, redirect URIs, public client flows), DocAdminConsent,
 // DocIMAPPOP and DocSMTPAuth (the mailbox's switches).

@@ -1,14 +1,15 @@
 // Package graph is a small Microsoft Graph mail client (v1.0): send mail (with attachments of any
 // size up to 150 MB, large ones through upload sessions), list, read, move and delete messages, list
-// and create folders — for /me (delegated tokens) or /users/{mailbox} (app-only tokens).
+// and create folders — for /me (delegated tokens) or /users/{mailbox} (app-only tokens). New makes a
+// client from Options; ForAccount from a token.Account.
 //
 // It is written on net/http with typed structs on purpose: msgraph-sdk-go covers all of Graph and is
 // very large to build (hundreds of generated packages, minutes of compile time and tens of MB of
 // binary) for the dozen calls a mail client needs.
 //
-// Requests carry a token from an token.Source. The client retries 429 (honouring Retry-After,
+// Requests carry a token from a token.Source. The client retries 429 (honouring Retry-After,
 // seconds possibly fractional, or an HTTP date) and 5xx answers with exponential backoff and jitter,
-// a bounded number of times and never past ctx; on 401 InvalidAuthenticationToken it asks an
+// a bounded number of times and never past ctx; on 401 InvalidAuthenticationToken it asks a
 // token.Refresher for a fresh token once. Failures are *Error with Graph's status, code, message and
 // request-id. No token (nor an upload URL's authtoken) is ever logged or put in an error.
 package graph

@@ -590,7 +590,7 @@ func TestSendMIMEAndSize(t *testing.T) {
 	if tr.n != 1 {
 		t.Errorf("a 400 was tried %d times", tr.n)
 	}
-	if err := c.SendMIME(ctx, bytes.Repeat([]byte("x"), graph.MaxMIMERequest)); err == nil || !strings.Contains(err.Error(), "too large") {
+	if err := c.SendMIME(ctx, bytes.Repeat([]byte("x"), 4<<20)); err == nil || !strings.Contains(err.Error(), "too large") {
 		t.Errorf("oversized: %v", err)
 	}
 }

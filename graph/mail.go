@@ -218,25 +218,25 @@ func (w wireMessage) message() *Message {
 
 // ---- sending -----------------------------------------------------------------------------------
 
-// LargeAttachment is the size from which an attachment goes through an upload session (Graph: 3 MB).
-const LargeAttachment = 3 << 20
+// largeAttachment is the size from which an attachment goes through an upload session (Graph: 3 MB).
+const largeAttachment = 3 << 20
 
 // inlineBudget is the total size of attachments sendMail carries inline (its request must stay under
 // Graph's 4 MB once base64-encoded).
 const inlineBudget = 2<<20 + 512<<10
 
-// UploadChunk is the size of an upload session's chunks (Graph: less than 4 MB each).
-const UploadChunk = 3 << 20
+// uploadChunk is the size of an upload session's chunks (Graph: less than 4 MB each).
+const uploadChunk = 3 << 20
 
 // SendMail sends m from the mailbox. Small attachments travel inline in one sendMail request; when
-// an attachment reaches LargeAttachment (or they all exceed what one request may carry) it creates a
+// an attachment reaches 3 MB (or they all exceed what one request may carry) it creates a
 // draft, adds the small attachments, uploads the large ones through upload sessions, and sends the
 // draft. A draft left by a failure is deleted (best effort).
 func (c *Client) SendMail(ctx context.Context, m *Message) error {
 	total, large := 0, false
 	for _, a := range m.Attachments {
 		total += len(a.Content)
-		large = large || len(a.Content) >= LargeAttachment
+		large = large || len(a.Content) >= largeAttachment
 	}
 	if !large && total <= inlineBudget {
 		w := m.wire(true)
@@ -264,9 +264,9 @@ func (c *Client) SendMail(ctx context.Context, m *Message) error {
 	return nil
 }
 
-// MaxMIMERequest is the largest sendMail request in MIME format: Graph's 4 MB request limit, which the
+// maxMIMERequest is the largest sendMail request in MIME format: Graph's 4 MB request limit, which the
 // base64 encoding of the message must fit (a message of about 3 MB).
-const MaxMIMERequest = 4 << 20
+const maxMIMERequest = 4 << 20
 
 // SendMIME sends a ready-made RFC 5322 message (raw, CRLF line ends) from the mailbox through
 // sendMail in MIME format: the message base64-encoded, Content-Type text/plain (Microsoft's
@@ -280,8 +280,8 @@ func (c *Client) SendMIME(ctx context.Context, raw []byte) error {
 	}
 	body := make([]byte, base64.StdEncoding.EncodedLen(len(raw)))
 	base64.StdEncoding.Encode(body, raw)
-	if len(body) > MaxMIMERequest {
-		return fmt.Errorf("graph: the message is %d bytes, too large for sendMail in MIME format (Graph takes at most %d bytes once base64-encoded, a message of about 3 MB)", len(raw), MaxMIMERequest)
+	if len(body) > maxMIMERequest {
+		return fmt.Errorf("graph: the message is %d bytes, too large for sendMail in MIME format (Graph takes at most %d bytes once base64-encoded, a message of about 3 MB)", len(raw), maxMIMERequest)
 	}
 	_, _, err := c.do(ctx, request{method: "POST", url: c.root + c.prefix + "/sendMail", body: body, contentType: "text/plain"})
 	return err
@@ -290,12 +290,12 @@ func (c *Client) SendMIME(ctx context.Context, raw []byte) error {
 func (c *Client) fillDraft(ctx context.Context, id string, atts []Attachment) error {
 	var total, sent int64
 	for _, a := range atts {
-		if len(a.Content) >= LargeAttachment {
+		if len(a.Content) >= largeAttachment {
 			total += int64(len(a.Content))
 		}
 	}
 	for _, a := range atts {
-		if len(a.Content) < LargeAttachment {
+		if len(a.Content) < largeAttachment {
 			if err := c.call(ctx, "POST", "/messages/"+url.PathEscape(id)+"/attachments", attachmentToWire(a), nil); err != nil {
 				return err
 			}
@@ -329,7 +329,7 @@ func (c *Client) upload(ctx context.Context, id string, a Attachment, sent *int6
 	}
 	n := len(a.Content)
 	for start := 0; start < n; {
-		end := min(start+UploadChunk, n)
+		end := min(start+uploadChunk, n)
 		_, body, err := c.do(ctx, request{method: "PUT", url: sess.UploadURL, body: a.Content[start:end], noAuth: true,
 			contentType: "application/octet-stream",
 			header:      map[string]string{"Content-Range": "bytes " + strconv.Itoa(start) + "-" + strconv.Itoa(end-1) + "/" + strconv.Itoa(n)}})

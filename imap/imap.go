@@ -1,10 +1,14 @@
-// Package imap opens authenticated IMAP connections for an account: dial, TLS (implicit or STARTTLS,
-// verification on, a server that will not STARTTLS is an error, never a downgrade), capabilities,
-// AUTHENTICATE with the account's token over XOAUTH2 or OAUTHBEARER, and a retry with a fresh token
-// when the server refuses one the cache thought valid. It is built on emersion/go-imap/v2's imapclient;
-// what the caller gets is that client, authenticated.
+// Package imap opens authenticated IMAP connections with OAuth 2.0 access tokens: dial, TLS (implicit
+// or STARTTLS), capabilities, AUTHENTICATE over XOAUTH2 or OAUTHBEARER, and one retry with a fresh
+// token when the server refuses one that looked valid. What Dial returns is emersion/go-imap/v2's
+// *imapclient.Client, authenticated: everything after login is go-imap's.
 //
-// It must never send a token before TLS is up, nor put one in an error or a trace.
+// Options take any token.Source (one of package auth's accounts, or an x/oauth2 token source through
+// token.FromOAuth2); ForAccount fills them from a token.Account. A failure is a *mailerr.Error naming
+// the step and carrying the server's words.
+//
+// It must never send a token before TLS is up, never let a server that drops STARTTLS downgrade the
+// connection to plain text, and never put a token in an error or a trace.
 package imap
 
 import (
@@ -30,14 +34,24 @@ import (
 
 // Options describe one connection.
 type Options struct {
-	Addr      string // host:port
-	TLS       dial.Mode // zero (dial.Auto): by the port
-	TLSConfig *tls.Config // CAs; nil: the system's
-	Username  string      // the SASL user: the mailbox to open
-	Mechanism string      // sasl.XOAuth2 (default) or sasl.OAuthBearer
-	Tokens    token.Source
-	Trace     trace.Func
-	Timeout   time.Duration // whole dial + authenticate; default 60 s
+	// Addr is the server's host:port, e.g. "outlook.office365.com:993".
+	Addr string
+	// TLS is how TLS starts; the zero value, dial.Auto, follows the port (STARTTLS on 143, implicit TLS otherwise).
+	TLS dial.Mode
+	// TLSConfig adds CAs or a client certificate; nil means the system's roots. Verification is
+	// always on.
+	TLSConfig *tls.Config
+	// Username is the SASL user: the address of the mailbox to open.
+	Username string
+	// Mechanism is sasl.XOAuth2 (the default, what Exchange Online takes) or sasl.OAuthBearer.
+	Mechanism string
+	// Tokens gives the access tokens, for Exchange's resource (token.Exchange) when the server is
+	// Exchange Online. If it is also a token.Refresher, a token the server refuses is replaced once.
+	Tokens token.Source
+	// Trace, if set, is told each step of the connection as it ends.
+	Trace trace.Func
+	// Timeout bounds dialling and authenticating together; zero means dial.DefaultTimeout.
+	Timeout time.Duration
 }
 
 // ForAccount returns the options for an account's IMAP server (*auth.Account is a
@@ -47,9 +61,10 @@ func ForAccount(a token.Account) Options {
 	return Options{Addr: a.Server(token.IMAP), TLSConfig: a.TLSConfig(), Username: a.Mailbox(), Tokens: a.TokenSource(token.Exchange), Mechanism: a.Mechanism()}
 }
 
-// NewError is the IMAP server's refusal of step, with its words when err carries them (ServerText).
+// NewError describes the failure of a step of an IMAP session (a command such as "SELECT INBOX") as
+// a *mailerr.Error, with the server's own words ("NO ...") when err is go-imap's error for its reply.
 func NewError(step string, err error) *mailerr.Error {
-	return &mailerr.Error{Protocol: "IMAP", Step: step, Server: ServerText(err), Err: err}
+	return &mailerr.Error{Protocol: "IMAP", Step: step, Server: serverText(err), Err: err}
 }
 
 // Dial connects, secures and authenticates. The returned client is authenticated; close it with
@@ -135,8 +150,8 @@ func authenticate(ctx context.Context, c *imapclient.Client, o Options, mech str
 	})
 }
 
-// ServerText is the server's own words from a go-imap error: "NO AUTHENTICATE failed.".
-func ServerText(err error) string {
+// serverText is the server's own words from a go-imap error: "NO AUTHENTICATE failed.".
+func serverText(err error) string {
 	var ie *goimap.Error
 	if errors.As(err, &ie) {
 		return strings.TrimSpace(string(ie.Type) + " " + ie.Text)

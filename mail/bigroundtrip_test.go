@@ -6,9 +6,9 @@ import (
 	"crypto/rand"
 	"testing"
 
-	"github.com/mailoauth/mailoauth/internal/emulator/world"
 	"github.com/mailoauth/mailoauth/graph"
 	"github.com/mailoauth/mailoauth/imap"
+	"github.com/mailoauth/mailoauth/internal/emulator/world"
 	"github.com/mailoauth/mailoauth/mail"
 	"github.com/mailoauth/mailoauth/mail/graphmail"
 	"github.com/mailoauth/mailoauth/pop3"

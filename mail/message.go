@@ -1,11 +1,12 @@
-// Package mail is the mail model shared by mailoauth's transports, and the IMAP, POP3 and SMTP
-// transports themselves: a message summary (what a listing shows) and a full message (the RFC 5322
-// bytes and their parsed parts); Build and Parse on emersion/go-message, never MIME by hand; the
-// Reader and Sender interfaces that the CLI drives whatever the protocol; and SaveAttachments, which
-// writes attachments to a directory without ever overwriting a file or leaving the directory.
+// Package mail builds, sends and reads messages whatever the protocol. Build writes a Draft (text or
+// HTML, attachments given as bytes or read from files with AttachFile) as an RFC 5322 message and
+// Parse reads one back, both on emersion/go-message, never MIME by hand. SMTPSender submits a
+// message over an authenticated go-smtp client; IMAPReader and POPReader implement Reader, listing
+// and fetching as Summary and Message values; SaveAttachments writes attachments to a directory
+// without ever overwriting a file or leaving the directory.
 //
-// The Graph transport lives with the Graph client and implements the same interfaces; this package
-// must not import it (the Graph client may use this model).
+// Package mail/graphmail does the same over Microsoft Graph. This package must not import it nor the
+// Graph client, so that a program that mails over IMAP or SMTP does not build Graph's.
 package mail
 
 import (
@@ -14,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"mime"
 	"os"
 	"path/filepath"
@@ -51,15 +53,16 @@ type Attachment struct {
 }
 
 // AttachFile reads the file at path as an attachment named by the file's base name and typed by its
-// extension. A file that cannot be read is a *MissingFileError.
+// extension. The error for a file that cannot be read names it and wraps the reason
+// (errors.Is(err, fs.ErrNotExist) tells a missing file).
 func AttachFile(path string) (Attachment, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		var pe *os.PathError
+		var pe *fs.PathError
 		if errors.As(err, &pe) {
-			err = pe
+			err = pe.Err // the path is said once, here
 		}
-		return Attachment{}, &MissingFileError{Path: path, Err: err}
+		return Attachment{}, fmt.Errorf("cannot attach %s: %w", path, err)
 	}
 	name := filepath.Base(path)
 	return Attachment{Name: name, ContentType: Attachment{Name: name}.MediaType(), Data: data}, nil
@@ -109,17 +112,6 @@ type Draft struct {
 func (d Draft) Recipients() []string {
 	return append(append(append([]string(nil), d.To...), d.Cc...), d.Bcc...)
 }
-
-// MissingFileError is a file that AttachFile cannot read.
-type MissingFileError struct {
-	Path string
-	Err  error
-}
-
-func (e *MissingFileError) Error() string {
-	return fmt.Sprintf("cannot attach %s: %v", e.Path, errors.Unwrap(e.Err))
-}
-func (e *MissingFileError) Unwrap() error { return e.Err }
 
 // Build writes a draft as an RFC 5322 message: headers encoded per RFC 2047 where they are not
 // ASCII, attachments base64 with their names per RFC 2231, text quoted-printable.
@@ -248,10 +240,10 @@ func ParseAddresses(list []string) ([]*gomail.Address, error) {
 	return out, nil
 }
 
-// ParseHeader reads only a message's header (what POP3's TOP n 0 returns) into a summary. A header
+// parseHeader reads only a message's header (what POP3's TOP n 0 returns) into a summary. A header
 // cannot tell whether there are attachments: HasAttachments is guessed from a multipart/mixed
 // top-level type, which is how messages with attachments are built.
-func ParseHeader(raw []byte) (Summary, error) {
+func parseHeader(raw []byte) (Summary, error) {
 	var s Summary
 	h, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(raw)))
 	if err != nil {

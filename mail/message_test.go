@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -124,8 +125,7 @@ func TestBuildInMemoryAttachments(t *testing.T) {
 
 func TestAttachMissingFile(t *testing.T) {
 	_, err := AttachFile("/nonexistent/report.pdf")
-	var me *MissingFileError
-	if !errors.As(err, &me) || me.Path != "/nonexistent/report.pdf" || !strings.Contains(err.Error(), "/nonexistent/report.pdf") {
+	if !errors.Is(err, fs.ErrNotExist) || err.Error() != "cannot attach /nonexistent/report.pdf: no such file or directory" {
 		t.Fatalf("got %v", err)
 	}
 	if _, err := Build(Draft{From: []string{"a@x.test"}, To: []string{"not an address"}}); err == nil {
@@ -145,11 +145,11 @@ func TestSafeName(t *testing.T) {
 		"Grüße 日本.txt":        "Grüße 日本.txt",
 		"dir/":                "attachment",
 	} {
-		if got := SafeName(in); got != want {
-			t.Errorf("SafeName(%q) = %q, want %q", in, got, want)
+		if got := safeName(in); got != want {
+			t.Errorf("safeName(%q) = %q, want %q", in, got, want)
 		}
 	}
-	if n := SafeName(strings.Repeat("é", 300)); len(n) > maxNameBytes || !strings.HasPrefix(n, "é") || strings.ContainsRune(n, '\uFFFD') {
+	if n := safeName(strings.Repeat("é", 300)); len(n) > maxNameBytes || !strings.HasPrefix(n, "é") || strings.ContainsRune(n, '\uFFFD') {
 		t.Errorf("long name cut badly: %d bytes", len(n))
 	}
 }
@@ -235,7 +235,7 @@ func FuzzParse(f *testing.F) {
 			t.Fatal("raw not kept")
 		}
 		for _, a := range m.Attachments {
-			n := SafeName(a.Name)
+			n := safeName(a.Name)
 			if n == "" || strings.ContainsAny(n, `/\`) || n == ".." || n == "." || !filepath.IsLocal(n) {
 				t.Fatalf("unsafe name %q from %q", n, a.Name)
 			}
@@ -244,11 +244,11 @@ func FuzzParse(f *testing.F) {
 }
 
 func TestParseHeaderGuessesAttachments(t *testing.T) {
-	s, err := ParseHeader([]byte("From: Alice <alice@contoso.test>\r\nSubject: =?utf-8?q?R=C3=A9sum=C3=A9?=\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n"))
+	s, err := parseHeader([]byte("From: Alice <alice@contoso.test>\r\nSubject: =?utf-8?q?R=C3=A9sum=C3=A9?=\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n"))
 	if err != nil || s.Subject != "Résumé" || s.From != "Alice <alice@contoso.test>" && s.From != "alice@contoso.test" || !s.HasAttachments {
 		t.Fatalf("%+v %v", s, err)
 	}
-	if s, _ := ParseHeader([]byte("Subject: plain\r\nContent-Type: text/plain\r\n\r\n")); s.HasAttachments {
+	if s, _ := parseHeader([]byte("Subject: plain\r\nContent-Type: text/plain\r\n\r\n")); s.HasAttachments {
 		t.Fatal("a text/plain message guessed to have attachments")
 	}
 }

@@ -89,7 +89,7 @@ func (r *POPReader) List(ctx context.Context, folder string, limit int, unseen b
 			if err != nil {
 				return nil, err
 			}
-			if h, err := ParseHeader(head); err == nil {
+			if h, err := parseHeader(head); err == nil {
 				h.ID, h.Folder, h.Size, h.Unread = s.ID, s.Folder, s.Size, true
 				s = h
 			}

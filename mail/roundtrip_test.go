@@ -11,10 +11,10 @@ import (
 	"testing"
 
 	"github.com/mailoauth/mailoauth/auth"
+	"github.com/mailoauth/mailoauth/imap"
 	"github.com/mailoauth/mailoauth/internal/emulator"
 	"github.com/mailoauth/mailoauth/internal/emulator/emulatortest"
 	"github.com/mailoauth/mailoauth/internal/emulator/world"
-	"github.com/mailoauth/mailoauth/imap"
 	"github.com/mailoauth/mailoauth/mail"
 	"github.com/mailoauth/mailoauth/pop3"
 	"github.com/mailoauth/mailoauth/smtp"

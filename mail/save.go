@@ -14,11 +14,11 @@ import (
 // maxNameBytes keeps saved names inside every common file system's 255-byte limit, with room for " (NN)".
 const maxNameBytes = 200
 
-// SafeName turns an attachment's name into a plain file name: path components (either slash) and
+// safeName turns an attachment's name into a plain file name: path components (either slash) and
 // "." / ".." are dropped, control characters removed, leading dots and spaces trimmed (no hidden files),
 // the length bounded on a character boundary; non-ASCII letters are kept. An empty result becomes
 // "attachment".
-func SafeName(name string) string {
+func safeName(name string) string {
 	name = strings.ReplaceAll(name, "\\", "/")
 	if i := strings.LastIndexByte(name, '/'); i >= 0 {
 		name = name[i+1:]
@@ -41,8 +41,8 @@ func SafeName(name string) string {
 	return name
 }
 
-// SaveAttachments writes every attachment of msg into dir under its SafeName, never overwriting a
-// file: a name already taken becomes "name (1).ext", "name (2).ext" and so on. Files are created
+// SaveAttachments writes every attachment of msg into dir under a plain file name made from its Name
+// (no directories, no leading dot, no control characters), never overwriting a file: a name already taken becomes "name (1).ext", "name (2).ext" and so on. Files are created
 // through an os.Root on dir, so neither a name nor a symbolic link in dir can make them land outside
 // it. Files are private (0600): they come from someone else's mail. It returns the paths written.
 func SaveAttachments(msg *Message, dir string) ([]string, error) {
@@ -53,7 +53,7 @@ func SaveAttachments(msg *Message, dir string) ([]string, error) {
 	defer root.Close()
 	var saved []string
 	for i, a := range msg.Attachments {
-		name, err := saveOne(root, SafeName(a.Name), a.Data)
+		name, err := saveOne(root, safeName(a.Name), a.Data)
 		if err != nil {
 			return saved, fmt.Errorf("cannot save attachment %d (%q) in %s: %w", i+1, a.Name, dir, err)
 		}

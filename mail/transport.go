@@ -31,11 +31,6 @@ type Envelope struct {
 	To   []string
 }
 
-// Sender sends RFC 5322 messages.
-type Sender interface {
-	Send(ctx context.Context, env Envelope, raw []byte) error
-}
-
 // Progress is told how many bytes of a transfer are done, and of how many (0: unknown).
 type Progress func(done, total int64)
 

@@ -1,11 +1,14 @@
-// Package pop3 is a POP3 client (RFC 1939, CAPA and STLS from RFC 2449 and 2595, AUTH from RFC 5034)
-// that authenticates with an account's OAuth token over XOAUTH2 as Exchange Online requires it: the
-// two-step AUTH (command, "+ ", then the credentials; Exchange refuses an initial response on the
-// command line). It is written by hand on net/textproto because no maintained Go POP3 module is served
-// by the module proxy (research/msal-go.md).
+// Package pop3 is a POP3 client (RFC 1939; CAPA and STLS from RFC 2449 and 2595; AUTH from RFC 5034)
+// that authenticates with an OAuth 2.0 access token over XOAUTH2 or OAUTHBEARER, as Exchange Online
+// requires it: the two-step AUTH (command, "+ ", then the credentials; Exchange refuses an initial
+// response on the command line). Dial connects, secures and authenticates; the Client lists,
+// retrieves and deletes messages. It is written on net/textproto, as no maintained Go POP3 client
+// exists to build on.
 //
-// Replies are bounded (512 octets for status lines per RFC 1939, 1 MiB for message lines) so a hostile
-// server cannot make it grow without limit. It must never put a token in an error or a trace.
+// Options take any token.Source; ForAccount fills them from a token.Account. A refusal is a
+// *mailerr.Error with the server's -ERR line. Replies are bounded (512 octets for status lines per
+// RFC 1939, 1 MiB for message lines), so a hostile server cannot make it grow without limit. It must
+// never send a token before TLS is up, nor put one in an error or a trace.
 package pop3
 
 import (
@@ -41,14 +44,24 @@ const (
 
 // Options describe one connection.
 type Options struct {
-	Addr      string
-	TLS       dial.Mode // zero (dial.Auto): by the port
+	// Addr is the server's host:port, e.g. "outlook.office365.com:995".
+	Addr string
+	// TLS is how TLS starts; the zero value, dial.Auto, follows the port (STARTTLS on 110, implicit TLS otherwise).
+	TLS dial.Mode
+	// TLSConfig adds CAs or a client certificate; nil means the system's roots. Verification is
+	// always on.
 	TLSConfig *tls.Config
-	Username  string
-	Mechanism string // sasl.XOAuth2 (default) or sasl.OAuthBearer
-	Tokens    token.Source
-	Trace     trace.Func
-	Timeout   time.Duration // dial + authenticate; default 60 s
+	// Username is the SASL user: the address of the mailbox to open.
+	Username string
+	// Mechanism is sasl.XOAuth2 (the default, what Exchange Online takes) or sasl.OAuthBearer.
+	Mechanism string
+	// Tokens gives the access tokens, for Exchange's resource (token.Exchange) when the server is
+	// Exchange Online. If it is also a token.Refresher, a token the server refuses is replaced once.
+	Tokens token.Source
+	// Trace, if set, is told each step of the connection as it ends.
+	Trace trace.Func
+	// Timeout bounds dialling and authenticating together; zero means dial.DefaultTimeout.
+	Timeout time.Duration
 }
 
 // ForAccount returns the options for an account's POP3 server (*auth.Account is a
@@ -163,9 +176,9 @@ func (c *Client) readLine(max int) (string, error) {
 	return strings.TrimRight(string(line), "\r\n"), nil
 }
 
-// ParseReply splits a status line into its verdict and text: "+OK text" → true, "text"; "-ERR text" →
+// parseReply splits a status line into its verdict and text: "+OK text" → true, "text"; "-ERR text" →
 // false, "text"; "+ data" (a SASL continuation) → true with cont set.
-func ParseReply(line string) (ok, cont bool, text string, err error) {
+func parseReply(line string) (ok, cont bool, text string, err error) {
 	switch {
 	case line == "+OK" || strings.HasPrefix(line, "+OK "):
 		return true, false, strings.TrimPrefix(strings.TrimPrefix(line, "+OK"), " "), nil
@@ -183,7 +196,7 @@ func (c *Client) status(command string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	ok, _, text, err := ParseReply(line)
+	ok, _, text, err := parseReply(line)
 	if err != nil {
 		return "", err
 	}
@@ -264,7 +277,7 @@ func (c *Client) auth(mech string, o Options, tok *token.Token) error {
 		if err != nil {
 			return err
 		}
-		ok, cont, text, err := ParseReply(line)
+		ok, cont, text, err := parseReply(line)
 		switch {
 		case err != nil:
 			return err

@@ -134,7 +134,7 @@ func FuzzParseReply(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, line string) {
-		ok, cont, text, err := ParseReply(line)
+		ok, cont, text, err := parseReply(line)
 		if err == nil && !strings.HasPrefix(line, "+") && !strings.HasPrefix(line, "-ERR") {
 			t.Fatalf("accepted %q", line)
 		}

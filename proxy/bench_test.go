@@ -1,6 +1,6 @@
 package proxy_test
 
-// The proxy's benchmarks of SPEC §10 (issue 6): FETCH throughput through the proxy against the same
+// The proxy's benchmarks (issue 6): FETCH throughput through the proxy against the same
 // fetch made directly, login latency added by the proxy, and 2,000 sessions held at once. They print
 // ratios and figures; they never fail on speed. Method and latest figures: docs/benchmarks.md.
 //

@@ -12,7 +12,7 @@ import (
 
 // What a program may send before login is bounded, so that a connection that has not logged in —
 // on a starttls listener possibly anyone on the network — costs a small, fixed amount of memory
-// and reading whatever it sends (SPEC §10: ≤ 64 KiB per unauthenticated connection). All bounds
+// and reading whatever it sends (at most 64 KiB per unauthenticated connection). All bounds
 // follow from Options.MaxLine (8 KiB by default):
 //
 //   - a line: MaxLine bytes (a command line, a SASL response, an IMAP line between literals);

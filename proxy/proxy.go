@@ -1,19 +1,19 @@
 // Package proxy lets programs that only know a user name and a password use Exchange Online (or any
-// XOAUTH2/OAUTHBEARER server) through OAuth 2.0 (SPEC §7). It listens locally for IMAP, POP3 and
+// XOAUTH2/OAUTHBEARER server) through OAuth 2.0. It listens locally for IMAP, POP3 and
 // SMTP; answers the program's greeting, capabilities, STARTTLS and login itself; checks the local
 // password against an argon2id hash; maps the user to an account; authenticates upstream with that
 // account's token; and from then on copies bytes both ways untouched.
 //
 // It is hand-written because no maintained library does this: go-imap's and go-smtp's servers own
 // the connection after login and would re-encode every command, while a proxy must pass the
-// session through byte for byte (and fast: SPEC §10 asks ≥ 0.9× direct throughput).
+// session through byte for byte, and at close to the throughput of a direct connection.
 //
 // What it must never do: log or answer with a token or a password; connect upstream without
 // verifying the certificate or fall back to clear text when STARTTLS disappears; accept a login
 // before the password is checked; let one account's token fetch hold up another's; drop a refresh
 // token (that is auth's promise, which the proxy relies on by only ever asking auth for tokens).
 //
-// Choices where the issue is silent (written here and in docs/proxy.md):
+// Choices (also in docs/proxy.md):
 //   - Upstream TLS mode follows the port, as the clients do: IMAP 143, POP3 110 → STARTTLS; SMTP 465
 //     → implicit TLS; otherwise IMAP/POP3 implicit and SMTP STARTTLS.
 //   - The SASL user sent upstream is the account's mailbox for [proxy.users] entries, and the name the

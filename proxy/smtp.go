@@ -79,7 +79,6 @@ func (s *session) smtp() error {
 				user, password, err = s.loginMechanism(ir)
 			default:
 				err = s.writeLine("504 5.5.4 Unsupported mechanism; use PLAIN or LOGIN")
-				break
 			}
 			attempt = err == nil && (strings.EqualFold(mech, "PLAIN") || strings.EqualFold(mech, "LOGIN"))
 			switch {

@@ -289,7 +289,7 @@ func (popUp) open(u *upstreamConn, mode dial.Mode) error {
 }
 
 // authenticate uses the two-step AUTH, which Exchange Online's POP3 requires (it does not take an
-// initial response: research/exchange-wire.md §2).
+// initial response).
 func (popUp) authenticate(u *upstreamConn, mech, user, token string) (string, error) {
 	c := sasl.NewClient(mech, user, token, u.addr).TwoStep()
 	_, _, _ = c.Start()

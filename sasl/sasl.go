@@ -6,7 +6,7 @@
 // The client decodes a server's error challenge (RFC 7628 §3.2.2), keeps it for the caller (status,
 // scope: the reason the server gives) and answers it with the single %x01 byte RFC 7628 prescribes —
 // also for XOAUTH2, where go-imap v2 would otherwise send an empty response as "=", which Dovecot
-// rejects as invalid base64, hiding the real refusal (research/msal-go.md).
+// rejects as invalid base64, hiding the real refusal.
 //
 // The encoders refuse what would make a message ambiguous — a control character in a user name (XOAUTH2
 // and OAUTHBEARER separate fields with %x01), a token or host that is not printable ASCII — so that no

@@ -1,8 +1,15 @@
-// Package smtp opens authenticated SMTP submission connections for an account on emersion/go-smtp:
-// STARTTLS (submission, 587) or implicit TLS (465), the server's EHLO capabilities, AUTH with the
-// account's token over XOAUTH2 or OAUTHBEARER, and one retry with a fresh token when the server
-// refuses a token the cache thought valid. A server that will not STARTTLS is an error, never a
-// downgrade; no token is sent before TLS. It must never put a token in an error or a trace.
+// Package smtp opens authenticated SMTP submission connections with OAuth 2.0 access tokens: STARTTLS
+// (587) or implicit TLS (465), the server's EHLO capabilities, AUTH over XOAUTH2 or OAUTHBEARER, and
+// one retry with a fresh token when the server refuses one that looked valid. What Dial returns is
+// emersion/go-smtp's *smtp.Client, authenticated, ready for Mail, Rcpt and Data (or package mail's
+// SMTPSender).
+//
+// Options take any token.Source (one of package auth's accounts, or an x/oauth2 token source through
+// token.FromOAuth2); ForAccount fills them from a token.Account. A failure is a *mailerr.Error naming
+// the step and carrying the server's reply.
+//
+// It must never send a token before TLS is up, never let a server that drops STARTTLS downgrade the
+// connection to plain text, and never put a token in an error or a trace.
 package smtp
 
 import (
@@ -27,15 +34,25 @@ import (
 
 // Options describe one connection.
 type Options struct {
-	Addr      string
-	TLS       dial.Mode // zero (dial.Auto): by the port
+	// Addr is the server's host:port, e.g. "smtp.office365.com:587".
+	Addr string
+	// TLS is how TLS starts; the zero value, dial.Auto, follows the port (implicit TLS on 465, STARTTLS otherwise).
+	TLS dial.Mode
+	// TLSConfig adds CAs or a client certificate; nil means the system's roots. Verification is
+	// always on.
 	TLSConfig *tls.Config
-	Username  string
-	Mechanism string // sasl.XOAuth2 (default) or sasl.OAuthBearer
-	Tokens    token.Source
-	Trace     trace.Func
-	Timeout   time.Duration // dial + authenticate; default 60 s
-	// LocalName is sent in EHLO; default "localhost".
+	// Username is the SASL user: the address of the mailbox to open.
+	Username string
+	// Mechanism is sasl.XOAuth2 (the default, what Exchange Online takes) or sasl.OAuthBearer.
+	Mechanism string
+	// Tokens gives the access tokens, for Exchange's resource (token.Exchange) when the server is
+	// Exchange Online. If it is also a token.Refresher, a token the server refuses is replaced once.
+	Tokens token.Source
+	// Trace, if set, is told each step of the connection as it ends.
+	Trace trace.Func
+	// Timeout bounds dialling and authenticating together; zero means dial.DefaultTimeout.
+	Timeout time.Duration
+	// LocalName is sent in EHLO; empty means "localhost".
 	LocalName string
 }
 

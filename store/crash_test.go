@@ -23,7 +23,7 @@ import (
 	"github.com/mailoauth/mailoauth/config"
 )
 
-// The crash test (issue 8, SPEC §8): writer processes rotate "refresh tokens" in one file store while
+// The crash test (issue 8): writer processes rotate "refresh tokens" in one file store while
 // the test SIGKILLs them at random moments, many of them inside the locked write (after the read,
 // in the temporary file's write, between fsync and rename), and restarts them. After every kill a
 // fresh instance opens the store as a new process would and checks that it decrypts and that no

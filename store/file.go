@@ -148,8 +148,8 @@ func parseHeader(data []byte) (*header, int, error) {
 	return h, n, nil
 }
 
-// derived caches argon2id results for the life of the process: SPEC §8 wants the key derived once per
-// process, not per use (argon2id at these settings costs ~100 ms and 64 MiB).
+// derived caches argon2id results for the life of the process: the key is derived once per process,
+// not per use (argon2id at these settings costs ~100 ms and 64 MiB).
 var derived sync.Map // sha256(passphrase|salt|params) -> key
 
 func (f *File) key(h *header) ([]byte, error) {

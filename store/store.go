@@ -1,5 +1,6 @@
 // Package store keeps what mailoauth must remember between runs — each account's MSAL token cache,
-// refresh tokens included — so that a proxy, a cron job and a `token` call can share it (SPEC §8).
+// refresh tokens included — so that several processes (a proxy, a cron job, a `token` call) can
+// share it, each seeing the refresh token another one rotated.
 //
 // The file backend is one file encrypted with XChaCha20-Poly1305 under a key derived from a
 // passphrase with argon2id (once per process) or read from a key file; writes are atomic (temp file,

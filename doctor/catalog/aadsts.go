@@ -14,7 +14,7 @@ import (
 
 // advice is what the catalogue says about one AADSTS code: the cause in mailoauth's words and the fix
 // for the account. Meanings follow Microsoft's "Microsoft Entra authentication and authorization error
-// codes" (DocAADSTS); the observed texts are in research/exchange-wire.md §6.
+// codes" (DocAADSTS), checked against the texts Entra ID returns.
 type advice struct {
 	cause string
 	fix   func(s Subject) string

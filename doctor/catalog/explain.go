@@ -18,8 +18,7 @@ import (
 const ClockSkewAllowed = 5 * time.Minute
 
 // Exchange Online's and Microsoft Graph's audiences: resource URIs of every cloud (with or without a
-// trailing slash, v1 resources keeping it) and their first-party app ids (DocClaims, DocOAuth;
-// research/exchange-wire.md §5, §7).
+// trailing slash, v1 resources keeping it) and their first-party app ids (DocClaims, DocOAuth).
 var (
 	exchangeAudience = []string{"outlook.office.com", "outlook.office365.com", "outlook.office365.us", "outlook-dod.office365.us", "partner.outlook.cn", "00000002-0000-0ff1-ce00-000000000000"}
 	graphAudience    = []string{"graph.microsoft.com", "graph.microsoft.us", "dod-graph.microsoft.us", "microsoftgraph.chinacloudapi.cn", "00000003-0000-0000-c000-000000000000"}
@@ -217,7 +216,7 @@ func refusal(s Subject, protocol, said string, c *Claims, now time.Time) Finding
 		return smtpAuthDisabled(s, strings.Contains(low, "for the tenant"))
 	case strings.Contains(low, "basic authentication is disabled"), strings.Contains(low, "login failed"), strings.Contains(low, "logon failure"):
 		// Exchange Online: LOGIN gets "NO LOGIN failed.", AUTH LOGIN with a password "535 5.7.139
-		// Authentication unsuccessful, basic authentication is disabled." (research/exchange-wire.md §1, §3).
+		// Authentication unsuccessful, basic authentication is disabled." (as observed).
 		return Finding{Code: CodeBasicAuth, Cause: "a password was sent (basic authentication) and Exchange Online accepts only OAuth for " + protocolName(protocol),
 			Fix: "have the program use XOAUTH2 with `mailoauth token " + s.Account + "` as its password command, or put it behind `mailoauth proxy`", Docs: DocBasicAuth}
 	case strings.Contains(low, "authenticated but not connected"):
@@ -245,7 +244,7 @@ func refusal(s Subject, protocol, said string, c *Claims, now time.Time) Finding
 		if protocol == config.ProtocolIMAP {
 			// Exchange's IMAP refuses AUTHENTICATE itself for an app without a service principal, and
 			// defers mailbox-level refusals (FullAccess, IMAP disabled) to the next command
-			// (email-oauth2-proxy#77; research/exchange-wire.md §1).
+			// (as observed, and reported in email-oauth2-proxy#77).
 			return noServicePrincipal(s, c)
 		}
 		return Finding{Code: CodeAppExchange,
@@ -255,7 +254,7 @@ func refusal(s Subject, protocol, said string, c *Claims, now time.Time) Finding
 	}
 	if protocol == config.ProtocolPOP {
 		// Exchange answers the same "-ERR Authentication failure" for a mailbox with POP disabled
-		// (research/exchange-wire.md §2: unconfirmed, the likeliest reading).
+		// (unconfirmed: the likeliest reading of what it answers).
 		return protocolDisabled(s, protocol)
 	}
 	return Finding{Code: CodeRefused,
@@ -339,8 +338,8 @@ func protocolDisabled(s Subject, protocol string) Finding {
 		Fix: "in Exchange Online PowerShell: " + protocolEnable(s, protocol) + " (it takes effect after replication, up to about 30 minutes)", Docs: DocIMAPPOP}
 }
 
-// notConnected: Exchange accepted AUTHENTICATE and refuses every command after it (research/exchange-wire.md
-// §1): the token and the app are fine, the mailbox cannot be opened.
+// notConnected: Exchange accepted AUTHENTICATE and refuses every command after it ("User is
+// authenticated but not connected"): the token and the app are fine, the mailbox cannot be opened.
 func notConnected(s Subject, protocol string, c *Claims) Finding {
 	switch {
 	case c != nil && !c.AppOnly && c.UPN != "" && !strings.EqualFold(c.UPN, s.Mailbox):
@@ -474,7 +473,7 @@ func greetingFailed(err error) bool {
 	return false
 }
 
-// Graph explains Graph's refusals (codes per DocGraphErrors; bodies in research/exchange-wire.md §4).
+// Graph explains Graph's refusals (codes per DocGraphErrors).
 func Graph(s Subject, c *Claims, ge *graph.Error) Finding {
 	aud := ""
 	if c != nil {
