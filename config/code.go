@@ -156,12 +156,15 @@ func goField(key string) string {
 	return key
 }
 
-// snake writes a Go name in snake case, an initialism as one word: PFXPassword is pfx_password.
+// snake writes a Go name in snake case, an initialism (and its plural) as one word: PFXPassword is
+// pfx_password, RootCAs root_cas.
 func snake(name string) string {
 	var b strings.Builder
 	rs := []rune(name)
+	upper := func(i int) bool { return i >= len(rs) || unicode.IsUpper(rs[i]) }
 	for i, r := range rs {
-		if unicode.IsUpper(r) && i > 0 && (unicode.IsLower(rs[i-1]) || i+1 < len(rs) && unicode.IsLower(rs[i+1])) {
+		plural := i+1 < len(rs) && rs[i+1] == 's' && upper(i+2)
+		if unicode.IsUpper(r) && i > 0 && (!upper(i-1) || !upper(i+1) && !plural) {
 			b.WriteByte('_')
 		}
 		b.WriteRune(unicode.ToLower(r))

@@ -2,6 +2,7 @@ package config
 
 import (
 	"crypto"
+	"crypto/rsa"
 	"crypto/tls"
 	"fmt"
 	"io/fs"
@@ -151,7 +152,7 @@ func (v *validator) last(table []string, keys []string) string {
 	best, line := keys[len(keys)-1], -1
 	for _, k := range keys {
 		path := append(append([]string{}, table...), k)
-		if l := v.pos.Line(path...); l > line {
+		if l := v.pos.Line(path...); l >= line {
 			best, line = k, l
 		}
 	}
@@ -388,7 +389,7 @@ func (v *validator) credentials(name string, a *Account) {
 		v.key(at(v.last(table, creds)), setTogether(braced(creds)),
 			"keep exactly one client credential")
 	}
-	if a.ClientCertificate != nil {
+	if oneOf(creds, "client_certificate") {
 		if problem := certificateProblem(a.ClientCertificate); problem != "" {
 			v.key(at("client_certificate"), "{client_certificate} "+problem,
 				"build it with tls.X509KeyPair or tls.LoadX509KeyPair, or give the PEM file's path in {certificate}")
@@ -519,8 +520,12 @@ func certificateProblem(c *tls.Certificate) string {
 	case c.PrivateKey == nil:
 		return "has no private key"
 	}
-	if _, ok := c.PrivateKey.(crypto.Signer); !ok {
+	signer, ok := c.PrivateKey.(crypto.Signer)
+	if !ok {
 		return "has a private key that is not a crypto.Signer"
+	}
+	if _, ok := signer.Public().(*rsa.PublicKey); !ok {
+		return "has a key that is not RSA, and Entra accepts only RSA client certificates"
 	}
 	return ""
 }
