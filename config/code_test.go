@@ -302,7 +302,9 @@ func TestCheckCertificateKey(t *testing.T) {
 	a := base
 	a.ClientCertificate = &tls.Certificate{Certificate: [][]byte{{1}}, PrivateKey: ec}
 	es := checkErrors(t, &a)
-	if !slices.ContainsFunc(es, func(e *Error) bool { return strings.Contains(e.Error(), "Account.ClientCertificate has a key that is not RSA") }) {
+	if !slices.ContainsFunc(es, func(e *Error) bool {
+		return strings.Contains(e.Error(), "Account.ClientCertificate has a key that is not RSA")
+	}) {
 		t.Errorf("ECDSA key: %v", es)
 	}
 	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
