@@ -25,9 +25,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -54,11 +51,8 @@ type Options struct {
 
 // Server is a running local Microsoft 365. Its methods are safe for concurrent use.
 type Server struct {
-	e    *emulator.Emulator
-	dir  string       // ca.pem and the certificate files the accounts name
-	cfg  *config.File // the accounts, loaded from dir
-	once sync.Once
-	stop chan struct{}
+	e        *emulator.Emulator
+	accounts map[string]*config.Account // checked; copies are handed out
 }
 
 // Start starts a Server on loopback. It runs until Close is called or ctx ends.
@@ -67,23 +61,15 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The emulator gets its own context: Close (here or when ctx ends) also removes the files.
-	e, err := emulator.Start(context.Background(), emulator.Options{World: w, AutoApprove: opts.AutoApprove, Now: opts.Now})
+	e, err := emulator.Start(ctx, emulator.Options{World: w, AutoApprove: opts.AutoApprove, Now: opts.Now})
 	if err != nil {
 		return nil, fmt.Errorf("mailoauthtest: %w", err)
 	}
-	s := &Server{e: e, stop: make(chan struct{})}
-	if err := s.load(); err != nil {
-		s.Close()
-		return nil, err
+	s := &Server{e: e}
+	if s.accounts, err = e.Accounts(); err != nil {
+		e.Close()
+		return nil, fmt.Errorf("mailoauthtest: %w", err)
 	}
-	go func() {
-		select {
-		case <-ctx.Done():
-			s.Close()
-		case <-s.stop:
-		}
-	}()
 	return s, nil
 }
 
@@ -120,65 +106,29 @@ func (o Options) world() (*world.World, error) {
 	return nil, nil // the emulator's default world
 }
 
-// load writes the emulator's data into a private directory and loads the accounts it describes,
-// with the same validation as a configuration file; client secrets then become values.
-func (s *Server) load() error {
-	dir, err := os.MkdirTemp("", "mailoauthtest-")
-	if err != nil {
-		return fmt.Errorf("mailoauthtest: %w", err)
-	}
-	s.dir = dir
-	if err := s.e.WriteData(dir); err != nil {
-		return fmt.Errorf("mailoauthtest: %w", err)
-	}
-	if s.cfg, err = config.Load(filepath.Join(dir, emulator.ConfigName)); err != nil {
-		return fmt.Errorf("mailoauthtest: the accounts of this world do not load: %w", err)
-	}
-	for _, a := range s.cfg.Accounts {
-		if a.ClientSecretFile == "" {
-			continue
-		}
-		for app, c := range s.e.Credentials {
-			if filepath.Base(a.ClientSecretFile) == app+"-secret.txt" {
-				a.ClientSecret, a.ClientSecretFile = config.Secret(c.Secret), ""
-			}
-		}
-	}
-	s.cfg.Store, s.cfg.Proxy, s.cfg.Path = config.Store{}, nil, ""
-	return nil
-}
-
-// Close stops every listener of the Server and removes the files it wrote. It may be called more
-// than once.
-func (s *Server) Close() {
-	s.once.Do(func() {
-		close(s.stop)
-		s.e.Close()
-		if s.dir != "" {
-			os.RemoveAll(s.dir)
-		}
-	})
-}
+// Close stops every listener of the Server. It may be called more than once.
+func (s *Server) Close() { s.e.Close() }
 
 // Config is a configuration holding every account of the Server's world, by name, as Account
 // returns them: pass it to auth.New. It is a new copy at each call.
 func (s *Server) Config() *config.File {
 	f := &config.File{Accounts: map[string]*config.Account{}}
-	for name, a := range s.cfg.Accounts {
+	for name, a := range s.accounts {
 		f.Accounts[name] = clone(a)
 	}
 	return f
 }
 
 // Account is a ready-to-use account of the Server's world: its authority, tenant, client id and
-// flow, its client secret (as a value) for a confidential app, the Server's CA as the only extra
-// trust, and the Server's IMAP, POP, SMTP and Graph addresses. It is nil if the world has no account
+// flow, its credential as a value (ClientSecret, or PFX or ClientCertificate), RootCAs holding
+// only the Server's CA, and the Server's IMAP, POP, SMTP and Graph addresses; checked
+// (config.Account.Check). It is nil if the world has no account
 // of that name. The default world's are "alice" (interactive), "alice-device" (device code),
 // "daemon" and "daemon-bob" (client credentials with a secret, opening alice's and bob's mailbox)
 // and "daemon-cert" (client credentials with a certificate). Each call returns a new copy, which the
 // caller may change (Email, Mailbox, Protocols...).
 func (s *Server) Account(name string) *config.Account {
-	a := s.cfg.Accounts[name]
+	a := s.accounts[name]
 	if a == nil {
 		return nil
 	}

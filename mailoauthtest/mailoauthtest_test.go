@@ -109,9 +109,13 @@ func TestDefaultWorldSendAndRead(t *testing.T) {
 			t.Errorf("the default world has no account %q", name)
 		}
 	}
-	daemon := srv.Account("daemon")
-	if daemon.ClientSecret == "" || daemon.ClientSecretFile != "" {
-		t.Errorf("the daemon's secret is not a value: ClientSecret set %v, ClientSecretFile %q", daemon.ClientSecret != "", daemon.ClientSecretFile)
+	daemon, cert := srv.Account("daemon"), srv.Account("daemon-cert")
+	if daemon.ClientSecret == "" || daemon.ClientSecretFile != "" || len(cert.PFX) == 0 || cert.Certificate != "" {
+		t.Errorf("the credentials are not values: ClientSecret set %v, ClientSecretFile %q, PFX set %v, Certificate %q",
+			daemon.ClientSecret != "", daemon.ClientSecretFile, len(cert.PFX) > 0, cert.Certificate)
+	}
+	if daemon.RootCAs == nil || daemon.CAFile != "" {
+		t.Errorf("the account's trust: RootCAs set %v, CAFile %q", daemon.RootCAs != nil, daemon.CAFile)
 	}
 	send(t, ctx, account(t, daemon, auth.Options{}), "bob@contoso.test", "default world")
 	if got := inboxSubjects(t, ctx, account(t, srv.Account("daemon-bob"), auth.Options{})); len(got) != 1 || got[0] != "default world" {
@@ -120,7 +124,7 @@ func TestDefaultWorldSendAndRead(t *testing.T) {
 	if got := subjects(t, srv, "bob@contoso.test", mailoauthtest.Inbox); len(got) != 1 || got[0] != "default world" {
 		t.Fatalf("Messages(bob) INBOX: %q", got)
 	}
-	// The certificate account works as well (its PFX is a file the Server wrote).
+	// The certificate account works as well (its PFX is a value).
 	if got := inboxSubjects(t, ctx, account(t, srv.Account("daemon-cert"), auth.Options{})); len(got) != 0 {
 		t.Fatalf("alice's INBOX: %q, want it empty", got)
 	}

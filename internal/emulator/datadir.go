@@ -1,6 +1,7 @@
 package emulator
 
 import (
+	"crypto/tls"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/mailoauth/mailoauth/config"
 	"github.com/mailoauth/mailoauth/internal/atomicfile"
+	"github.com/mailoauth/mailoauth/internal/emulator/world"
 )
 
 // ConfigName is the config file WriteData writes.
@@ -91,53 +93,107 @@ func (e *Emulator) Config() (*config.File, error) {
 		Accounts: map[string]*config.Account{},
 	}
 	for _, spec := range e.World.Accounts {
-		app := e.World.App(spec.App)
-		if app == nil {
-			return nil, fmt.Errorf("emulator: account %s names app %q, which does not exist", spec.Name, spec.App)
+		a, app, err := e.account(spec)
+		if err != nil {
+			return nil, err
 		}
-		t := e.World.Tenant(app.Tenant)
-		a := &config.Account{
-			Email: spec.Email, Tenant: t.Domains[0], ClientID: app.ClientID, Flow: spec.Flow,
-			Protocols: spec.Protocols, Mailbox: spec.Mailbox,
-			Authority: e.Authority(), CAFile: "ca.pem",
-			IMAP: e.MailAddrs["imap"], POP: e.MailAddrs["pop"], SMTP: e.MailAddrs["smtp"], Graph: e.MailAddrs["graph"],
-		}
-		if len(a.Protocols) == 0 {
-			a.Protocols = []string{"imap", "pop", "smtp", "graph"}
-		}
-		if len(t.Domains) == 0 {
-			a.Tenant = t.ID
-		}
-		if !app.Public && slices.Contains([]string{"client_credentials", "auth_code_web", "refresh_token"}, spec.Flow) {
-			c := e.Credentials[app.Name]
-			if c == nil {
-				return nil, fmt.Errorf("emulator: account %s needs a credential of app %s, and the emulator generated none (the scenario gave it its own)", spec.Name, app.Name)
-			}
-			switch spec.Credential {
-			case "pfx":
-				a.Certificate, a.CertificatePasswordFile = app.Name+"-cert.pfx", app.Name+"-cert.pfx-password.txt"
-			case "pem":
-				a.Certificate = app.Name + "-cert.pem"
-			default:
-				a.ClientSecretFile = app.Name + "-secret.txt"
-			}
+		a.CAFile = "ca.pem"
+		switch {
+		case app == nil: // a public client
+		case spec.Credential == "pfx":
+			a.Certificate, a.CertificatePasswordFile = app.Name+"-cert.pfx", app.Name+"-cert.pfx-password.txt"
+		case spec.Credential == "pem":
+			a.Certificate = app.Name + "-cert.pem"
+		default:
+			a.ClientSecretFile = app.Name + "-secret.txt"
 		}
 		if spec.Flow == "password" {
 			a.PasswordFile = spec.Name + "-password.txt"
-		}
-		if spec.Flow == "auth_code_web" && len(app.RedirectURIs) > 0 {
-			a.RedirectURI = app.RedirectURIs[0]
-		}
-		// An interactive account listens on http://localhost (any port) unless its app registered
-		// another loopback URI first.
-		if spec.Flow == "interactive" && len(app.RedirectURIs) > 0 && app.RedirectURIs[0] != "http://localhost" &&
-			strings.HasPrefix(app.RedirectURIs[0], "http://") {
-			a.RedirectURI = app.RedirectURIs[0]
 		}
 		f.Accounts[spec.Name] = a
 	}
 	f.Proxy = e.proxyConfig(f)
 	return f, nil
+}
+
+// Accounts are the World's accounts as Config describes them, with every credential and the trust
+// given as values (config.Account.ClientSecret, PFX, ClientCertificate, Password, RootCAs) instead
+// of files, and checked (config.Account.Check): what a program in the same process uses.
+func (e *Emulator) Accounts() (map[string]*config.Account, error) {
+	out := map[string]*config.Account{}
+	for _, spec := range e.World.Accounts {
+		a, app, err := e.account(spec)
+		if err != nil {
+			return nil, err
+		}
+		a.Name, a.RootCAs = spec.Name, e.CAPool()
+		if app != nil {
+			c := e.Credentials[app.Name]
+			if spec.Credential != "" && spec.Credential != "secret" && c.Cert == nil {
+				return nil, fmt.Errorf("emulator: account %s needs a certificate of app %s, and the emulator generated none (the scenario gave the app its own credentials)", spec.Name, app.Name)
+			}
+			switch spec.Credential {
+			case "pfx":
+				a.PFX, a.PFXPassword = config.SecretBytes(c.PFX), config.Secret(c.PFXPassword)
+			case "pem":
+				cert, err := tls.X509KeyPair(c.CertPEM, c.CertPEM)
+				if err != nil {
+					return nil, fmt.Errorf("emulator: the certificate of app %s: %w", app.Name, err)
+				}
+				a.ClientCertificate = &cert
+			default:
+				a.ClientSecret = config.Secret(c.Secret)
+			}
+		}
+		if spec.Flow == "password" {
+			if t := e.World.TenantForUPN(spec.Email); t != nil && t.User(spec.Email) != nil {
+				a.Password = config.Secret(t.User(spec.Email).Password)
+			}
+		}
+		if err := a.Check(); err != nil {
+			return nil, fmt.Errorf("emulator: account %s: %w", spec.Name, err)
+		}
+		out[spec.Name] = a
+	}
+	return out, nil
+}
+
+// account is spec's account pointing at the emulator, without credentials or trust; app is the
+// confidential app whose credential it needs, nil for a public client.
+func (e *Emulator) account(spec world.AccountSpec) (*config.Account, *world.App, error) {
+	app := e.World.App(spec.App)
+	if app == nil {
+		return nil, nil, fmt.Errorf("emulator: account %s names app %q, which does not exist", spec.Name, spec.App)
+	}
+	t := e.World.Tenant(app.Tenant)
+	a := &config.Account{
+		Email: spec.Email, ClientID: app.ClientID, Flow: spec.Flow,
+		Protocols: spec.Protocols, Mailbox: spec.Mailbox, Authority: e.Authority(),
+		IMAP: e.MailAddrs["imap"], POP: e.MailAddrs["pop"], SMTP: e.MailAddrs["smtp"], Graph: e.MailAddrs["graph"],
+	}
+	if len(a.Protocols) == 0 {
+		a.Protocols = []string{"imap", "pop", "smtp", "graph"}
+	}
+	a.Tenant = t.ID
+	if len(t.Domains) > 0 {
+		a.Tenant = t.Domains[0]
+	}
+	if spec.Flow == "auth_code_web" && len(app.RedirectURIs) > 0 {
+		a.RedirectURI = app.RedirectURIs[0]
+	}
+	// An interactive account listens on http://localhost (any port) unless its app registered
+	// another loopback URI first.
+	if spec.Flow == "interactive" && len(app.RedirectURIs) > 0 && app.RedirectURIs[0] != "http://localhost" &&
+		strings.HasPrefix(app.RedirectURIs[0], "http://") {
+		a.RedirectURI = app.RedirectURIs[0]
+	}
+	if app.Public || !slices.Contains([]string{"client_credentials", "auth_code_web", "refresh_token"}, spec.Flow) {
+		return a, nil, nil
+	}
+	if e.Credentials[app.Name] == nil {
+		return nil, nil, fmt.Errorf("emulator: account %s needs a credential of app %s, and the emulator generated none (the scenario gave it its own)", spec.Name, app.Name)
+	}
+	return a, app, nil
 }
 
 // The [proxy] section of the written config (SPEC §6): plain loopback listeners for IMAP, POP3 and
