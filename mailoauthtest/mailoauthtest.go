@@ -43,9 +43,13 @@ type Options struct {
 	// ScenarioFile is the path of a TOML scenario. At most one of World, Scenario and ScenarioFile.
 	ScenarioFile string
 	// AutoApprove is the address of a user who signs in and consents at once to every device-code
-	// and authorization-code login, with no call to ApproveDevice or SignIn.
+	// and authorization-code login, with no call to ApproveDevice or SignIn. For a loopback redirect
+	// URI (an interactive login) the Server delivers the code itself, so fetching the authorization
+	// URL finishes the login.
 	AutoApprove string
-	// Now is the Server's clock (token lifetimes, expiry); nil is time.Now.
+	// Now is the Server's clock (token lifetimes and expiry, codes, received times); nil is
+	// time.Now. A test advances it to expire tokens. Its certificates are valid from an hour before
+	// Now at start, so keep that no later than the real time plus an hour.
 	Now func() time.Time
 }
 

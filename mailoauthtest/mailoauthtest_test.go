@@ -317,15 +317,17 @@ func TestSignInWebApp(t *testing.T) {
 // Deliver seeds a mailbox that IMAP then reads; Messages sees it too.
 func TestDeliver(t *testing.T) {
 	ctx := testContext(t)
-	srv := mailoauthtest.NewServer(t, mailoauthtest.Options{})
+	now := time.Now().Add(-time.Minute).Truncate(time.Second)
+	srv := mailoauthtest.NewServer(t, mailoauthtest.Options{Now: func() time.Time { return now }})
 	if err := srv.Deliver("alice@contoso.test", []byte("From: x@example.test\r\nSubject: =?utf-8?q?caf=C3=A9?=\r\n\r\nbody\r\n")); err != nil {
 		t.Fatal(err)
 	}
 	if got := inboxSubjects(t, ctx, account(t, srv.Account("daemon"), auth.Options{})); len(got) != 1 || got[0] != "café" {
 		t.Fatalf("alice's INBOX: %q", got)
 	}
-	if got := subjects(t, srv, "alice@contoso.test", mailoauthtest.Inbox); len(got) != 1 || got[0] != "café" {
-		t.Fatalf("Messages: %q", got)
+	msgs, err := srv.Messages("alice@contoso.test")
+	if err != nil || len(msgs) != 1 || msgs[0].Subject != "café" || msgs[0].Folder != mailoauthtest.Inbox || !msgs[0].Received.Equal(now) {
+		t.Fatalf("Messages: %v %+v, want one in INBOX received at the Server's clock's %v", err, msgs, now)
 	}
 	if err := srv.Deliver("nobody@contoso.test", []byte("Subject: x\r\n\r\n")); err == nil {
 		t.Fatal("delivered to a mailbox the world does not have")
