@@ -26,11 +26,14 @@ import (
 // ConfigError is a problem with an account's configuration found when using it (a secret file that
 // cannot be read, a certificate that does not load): the CLI exits 2 for it.
 type ConfigError struct {
-	Account string
-	Msg     string
+	Account string // the account's Name
+	Msg     string // what is wrong and how to fix it, naming the setting as its user wrote it
 }
 
-func (e *ConfigError) Error() string     { return "account " + e.Account + ": " + e.Msg }
+// Error returns "account NAME: " and the message.
+func (e *ConfigError) Error() string { return "account " + e.Account + ": " + e.Msg }
+
+// ConfigError marks the error as a configuration problem: the CLI exits with status 2 for it.
 func (e *ConfigError) ConfigError() bool { return true }
 
 // cfgErr reports a problem with acc. Messages name its settings with acc.KeyName, so that the user

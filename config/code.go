@@ -7,12 +7,6 @@ import (
 	"unicode"
 )
 
-// SASL mechanisms an account may use with the mail servers.
-const (
-	MechanismXOAUTH2     = "xoauth2"     // Exchange Online's, and the default
-	MechanismOAUTHBEARER = "oauthbearer" // RFC 7628, offered by e.g. Dovecot
-)
-
 // origin records where an Account came from and that it passed its checks.
 type origin struct {
 	// fromFile: the account was read by Load or Parse; messages name its TOML keys.

@@ -63,6 +63,12 @@ const (
 	ProtocolGraph = "graph"
 )
 
+// SASL mechanisms an account may use with the mail servers.
+const (
+	MechanismXOAUTH2     = "xoauth2"     // Exchange Online's, and the default
+	MechanismOAUTHBEARER = "oauthbearer" // RFC 7628, offered by e.g. Dovecot
+)
+
 // Clouds: Microsoft's global cloud and the national clouds, which have their own hosts.
 const (
 	CloudGlobal          = "global"
@@ -129,7 +135,8 @@ type Store struct {
 
 // Account is one account: which identity platform application signs in whom, with which flow, for
 // which protocols, with which credentials. Build it in Go and call Check, or read it from an
-// [accounts.NAME] table with Load; the comments give each field's TOML key where it has one.
+// [accounts.NAME] table with Load; a field's toml tag is its key in the file, and the fields
+// tagged "-" can be set only in code.
 //
 // Printing an Account (%v, %#v, JSON, slog) never shows a secret: the secret fields are redacted,
 // ClientCertificate and RootCAs are left out of JSON, and the other fields hold no secret.
@@ -156,8 +163,10 @@ type Account struct {
 
 	// Client credentials given as values, by a program rather than a file; each counts as one
 	// client credential, like the keys above. ClientCertificate is a certificate (leaf first, then
-	// its chain) with its private key, which must be a crypto.Signer. PFX is the content of a
-	// PKCS#12 (.pfx/.p12) file and PFXPassword its password.
+	// its chain, as tls.X509KeyPair returns it) with an RSA private key (Entra accepts no other);
+	// a key other than an *rsa.PrivateKey, such as one held in an HSM or a cloud KMS, only needs to
+	// be a crypto.Signer. PFX is the content of a PKCS#12 (.pfx/.p12) file and PFXPassword its
+	// password.
 	ClientCertificate *tls.Certificate `toml:"-" json:"-"`
 	PFX               SecretBytes      `toml:"-"`
 	PFXPassword       Secret           `toml:"-"`
@@ -183,8 +192,8 @@ type Account struct {
 	// Graph, mail servers), in place of the system's roots and CAFile, which must then be empty.
 	RootCAs     *x509.CertPool `toml:"-" json:"-"`
 	RedirectURI string         `toml:"redirect_uri,omitempty"` // auth_code_web (required), interactive (optional)
-	// Mechanism is the SASL mechanism for the mail servers: xoauth2 (default; Exchange Online offers
-	// only this) or oauthbearer (RFC 7628, offered by e.g. Dovecot).
+	// Mechanism is the SASL mechanism for the mail servers, one of the Mechanism* constants:
+	// xoauth2 (default; Exchange Online offers only this) or oauthbearer (RFC 7628, e.g. Dovecot).
 	Mechanism string `toml:"mechanism,omitempty"`
 
 	// Server overrides; the defaults come from Cloud.
