@@ -5,14 +5,15 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/mailoauth/mailoauth/token"
 
+	"github.com/AzureAD/microsoft-authentication-library-for-go/apps/cache"
 	"github.com/AzureAD/microsoft-authentication-library-for-go/apps/confidential"
 	"github.com/AzureAD/microsoft-authentication-library-for-go/apps/public"
 	"golang.org/x/sync/singleflight"
@@ -21,28 +22,67 @@ import (
 	"github.com/mailoauth/mailoauth/store"
 )
 
-// Account is one configured account with its MSAL client.
+// Account is one app registration with its flow: the application's own tokens (client
+// credentials), or the tokens of any number of users signed in through it (delegated flows). Its
+// Token and TokenSource serve the account's one user (see Token); ForUser serves any of them.
 type Account struct {
 	cfg   *config.Account
 	cloud Cloud
 	opts  Options
-	cache *storeCache
 	roots *x509.CertPool
 
-	pub  *public.Client       // public flows
-	conf *confidential.Client // confidential flows
+	authority string // base URL + tenant, as MSAL is given it
+	hc        *http.Client
+	discovery bool
+	cred      *confidential.Credential // confidential flows
+
+	// app holds the application's own tokens (client credentials) under storeKey; signIn makes the
+	// delegated sign-ins and files each user's tokens under userKey; users are the signed-in users'
+	// clients, built on first use, one each so that no user's cache is ever another's.
+	app    *client
+	signIn *client
 
 	flight singleflight.Group
 	mu     sync.Mutex
-	hot    map[token.Resource]*token.Token // the in-memory hot path
+	users  map[string]*client
+	hot    map[slot]*token.Token // the in-memory hot path
 	// staleUntil: a token served after a failed refresh (RefreshErr set) is served from the hot path
 	// until then without a new attempt (staleRetry).
-	staleUntil map[token.Resource]time.Time
+	staleUntil map[slot]time.Time
 	// hotUntil: a token just put on the hot path is served until then even inside the margin (hotFor).
-	hotUntil map[token.Resource]time.Time
-	// gen counts Refresh and forget calls: a silent acquisition that started before one of them must
-	// not put its (older, possibly refused) token back on the hot path.
-	gen uint64
+	hotUntil map[slot]time.Time
+	// gen counts Refresh and forget calls per user: a silent acquisition that started before one of
+	// them must not put its (older, possibly refused) token back on the hot path.
+	gen map[string]uint64
+	// defHome is the home account id of the account's one user (Token), once found.
+	defHome  string
+	migrated bool
+}
+
+// slot is what the hot path, the single flight and the stale fallback are keyed by: a user (""
+// for the application's own tokens) and a resource.
+type slot struct {
+	home string
+	r    token.Resource
+}
+
+func (s slot) String() string { return s.home + " " + string(s.r) }
+
+// client is one MSAL client over one cache in the store (none for signIn, which routes by user).
+type client struct {
+	pub   *public.Client
+	conf  *confidential.Client
+	cache *storeCache
+}
+
+// NewAccount builds an account described in Go (or read from a file by package config): it
+// checks acc and fills in its defaults (config.Account.Check), then prepares its MSAL client.
+// Nothing goes to the network until a token is asked for. opts.Store nil keeps tokens in memory.
+func NewAccount(acc *config.Account, opts Options) (*Account, error) {
+	if err := acc.Check(); err != nil {
+		return nil, err
+	}
+	return newAccount(acc, opts.withDefaults())
 }
 
 func newAccount(acc *config.Account, opts Options) (*Account, error) {
@@ -58,51 +98,92 @@ func newAccount(acc *config.Account, opts Options) (*Account, error) {
 	if tenant == "" {
 		tenant = config.TenantOrganizations
 	}
-	authority := base + "/" + tenant
 	roots, err := rootCAs(acc)
 	if err != nil {
 		return nil, err
 	}
-	hc := httpClient(roots, opts.Transport, opts.HTTPTimeout)
-	a := &Account{cfg: acc, cloud: cl, opts: opts, roots: roots, hot: map[token.Resource]*token.Token{}, staleUntil: map[token.Resource]time.Time{}, hotUntil: map[token.Resource]time.Time{}}
-	a.cache = &storeCache{st: opts.Store, key: storeKey(acc.Name), authority: strings.ToLower(authority), clientID: acc.ClientID}
-	// Instance discovery asks login.microsoftonline.com about the authority; for an authority of our
-	// own (the emulator) there is nobody to ask.
-	discovery := acc.Authority == ""
+	a := &Account{cfg: acc, cloud: cl, opts: opts, roots: roots, authority: base + "/" + tenant,
+		hc: httpClient(roots, opts.Transport, opts.HTTPTimeout),
+		// Instance discovery asks login.microsoftonline.com about the authority; for an authority
+		// of our own (the emulator) there is nobody to ask.
+		discovery: acc.Authority == "",
+		users:     map[string]*client{}, hot: map[slot]*token.Token{}, staleUntil: map[slot]time.Time{},
+		hotUntil: map[slot]time.Time{}, gen: map[string]uint64{}}
 	if usesConfidential(acc) {
 		cred, err := credential(acc)
 		if err != nil {
 			return nil, err
 		}
-		c, err := confidential.New(authority, acc.ClientID, cred, confidential.WithHTTPClient(hc),
-			confidential.WithInstanceDiscovery(discovery), confidential.WithCache(a.cache))
-		if err != nil {
-			return nil, cfgErr(acc, "%v", err)
-		}
-		a.conf = &c
+		a.cred = &cred
+	}
+	if a.AppOnly() {
+		a.app, err = a.newClient(a.storeCache(storeKey(acc.Name)))
 	} else {
-		c, err := public.New(acc.ClientID, public.WithAuthority(authority), public.WithHTTPClient(hc),
-			public.WithInstanceDiscovery(discovery), public.WithCache(a.cache))
-		if err != nil {
-			return nil, cfgErr(acc, "%v", err)
-		}
-		a.pub = &c
+		a.signIn, err = a.newClient(&signInCache{st: opts.Store, account: acc.Name, authority: a.cacheAuthority(), clientID: acc.ClientID})
+	}
+	if err != nil {
+		return nil, err
 	}
 	return a, nil
 }
 
-// usesConfidential: client_credentials and auth_code_web always; refresh_token when it has a secret.
+func (a *Account) cacheAuthority() string { return strings.ToLower(a.authority) }
+
+func (a *Account) storeCache(key string) *storeCache {
+	return &storeCache{st: a.opts.Store, key: key, authority: a.cacheAuthority(), clientID: a.cfg.ClientID}
+}
+
+// newClient makes an MSAL client of the account's kind over c.
+func (a *Account) newClient(c cache.ExportReplace) (*client, error) {
+	sc, _ := c.(*storeCache)
+	if a.cred != nil {
+		cc, err := confidential.New(a.authority, a.cfg.ClientID, *a.cred, confidential.WithHTTPClient(a.hc),
+			confidential.WithInstanceDiscovery(a.discovery), confidential.WithCache(c))
+		if err != nil {
+			return nil, cfgErr(a.cfg, "%v", err)
+		}
+		return &client{conf: &cc, cache: sc}, nil
+	}
+	pc, err := public.New(a.cfg.ClientID, public.WithAuthority(a.authority), public.WithHTTPClient(a.hc),
+		public.WithInstanceDiscovery(a.discovery), public.WithCache(c))
+	if err != nil {
+		return nil, cfgErr(a.cfg, "%v", err)
+	}
+	return &client{pub: &pc, cache: sc}, nil
+}
+
+// client is the MSAL client of a slot: the application's, or its user's.
+func (a *Account) client(home string) (*client, error) {
+	if home == "" {
+		return a.app, nil
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if c := a.users[home]; c != nil {
+		return c, nil
+	}
+	c, err := a.newClient(a.storeCache(userKey(a.cfg.Name, home)))
+	if err != nil {
+		return nil, err
+	}
+	a.users[home] = c
+	return c, nil
+}
+
+// usesConfidential: client_credentials and auth_code_web always; refresh_token when it has a
+// client credential.
 func usesConfidential(acc *config.Account) bool {
 	switch acc.Flow {
 	case config.FlowClientCredentials, config.FlowAuthCodeWeb:
 		return true
 	case config.FlowRefreshToken:
-		return acc.ClientSecret != "" || acc.ClientSecretEnv != "" || acc.ClientSecretFile != "" || acc.Certificate != ""
+		return !acc.Public() ||
+			acc.ClientCertificate != nil || len(acc.PFX) > 0
 	}
 	return false
 }
 
-// Name is the account's name in the configuration.
+// Name is the account's name.
 func (a *Account) Name() string { return a.cfg.Name }
 
 // Config is the account's configuration.
@@ -111,13 +192,14 @@ func (a *Account) Config() *config.Account { return a.cfg }
 // Cloud is the account's cloud.
 func (a *Account) Cloud() Cloud { return a.cloud }
 
-// TLSConfig is for the account's mail connections: the system's CAs plus ca_file, TLS 1.2 at least.
+// TLSConfig is for the account's mail connections: the system's CAs plus the account's CAFile (or
+// its RootCAs alone), TLS 1.2 at least.
 func (a *Account) TLSConfig() *tls.Config {
 	return &tls.Config{RootCAs: a.roots, MinVersion: tls.VersionTLS12}
 }
 
 // Server is the host:port (or, for graph, the API root URL) of a protocol for the account: the
-// config's override, else its cloud's (SPEC §3).
+// configuration's override, else its cloud's.
 func (a *Account) Server(protocol string) string {
 	switch protocol {
 	case config.ProtocolIMAP:
@@ -132,7 +214,7 @@ func (a *Account) Server(protocol string) string {
 	return ""
 }
 
-// Mailbox is the mailbox the account opens, and so the SASL user: mailbox if set, else email.
+// Mailbox is the mailbox the account opens, and so the SASL user: Mailbox if set, else Email.
 func (a *Account) Mailbox() string { return firstNonEmpty(a.cfg.Mailbox, a.cfg.Email) }
 
 // Mechanism is the SASL mechanism the account's mail servers are sent: "XOAUTH2" unless the
@@ -145,7 +227,7 @@ func (a *Account) Mechanism() string {
 }
 
 // OtherMailbox reports whether a delegated account opens a mailbox other than its user's own (its
-// mailbox setting names a shared mailbox).
+// Mailbox names a shared mailbox).
 func (a *Account) OtherMailbox() bool {
 	return !a.AppOnly() && a.cfg.Mailbox != "" && !strings.EqualFold(a.cfg.Mailbox, a.cfg.Email)
 }
@@ -153,8 +235,8 @@ func (a *Account) OtherMailbox() bool {
 // AppOnly reports whether the account's tokens are app-only (client credentials).
 func (a *Account) AppOnly() bool { return a.cfg.Flow == config.FlowClientCredentials }
 
-// Scopes are what the account asks for a resource: derived from its protocols (SPEC §3) unless the
-// config's scopes override the Exchange ones.
+// Scopes are what the account asks for a resource: derived from its protocols unless its Scopes
+// override the Exchange ones.
 func (a *Account) Scopes(r token.Resource) []string {
 	if a.AppOnly() {
 		if r == token.Graph {
@@ -201,56 +283,149 @@ func (a *Account) loginResource() token.Resource {
 	return token.Graph
 }
 
-// Token returns a valid access token for r, from memory, from the store, or by a silent refresh. Any
-// number of concurrent callers cause at most one request to the identity platform, and processes
-// sharing the store one between them (refreshLocked). A token the store holds outside the refresh
-// margin is served without waiting for anything: the lock is for refreshing only.
+// Token returns a valid access token for r of the account's one user — the signed-in user whose
+// username is the account's LoginHint or Email, else the only one — or, for client credentials, the
+// application's. An account serving several users gives each its own with ForUser.
+//
+// It comes from memory, from the store, or by a silent refresh. Any number of concurrent callers
+// cause at most one request to the identity platform, and processes sharing the store one between
+// them (refreshLocked). A token the store holds outside the refresh margin is served without
+// waiting for anything: the lock is for refreshing only.
 //
 // A token inside the refresh margin whose refresh fails transiently is served until it really
 // expires, with RefreshErr saying why (servesStale); the caller waits for that refresh at most
-// waitBudget. A token that has expired, or a refused refresh, makes the call fail.
+// waitBudget. A token that has expired, or a refused refresh, makes the call fail with a
+// *LoginRequiredError.
 func (a *Account) Token(ctx context.Context, r token.Resource) (*token.Token, error) {
-	if t := a.hotToken(r); t != nil {
+	return a.ownToken(ctx, r, a.token)
+}
+
+// Refresh throws away the access token for r of the account's one user (as Token) and gets a new
+// one from the identity platform, bypassing every cache: for a server that refused a token the
+// cache thought valid (revoked, or issued before a permission change). The refused token (the one
+// Token last handed out) is removed from the store too, so that no process serves it again when
+// this refresh fails.
+func (a *Account) Refresh(ctx context.Context, r token.Resource) (*token.Token, error) {
+	return a.ownToken(ctx, r, a.refresh)
+}
+
+// ownToken runs get for the account's one user (or the application). A user remembered from an
+// earlier call whose tokens are gone (another process signed someone else in) is looked up again.
+func (a *Account) ownToken(ctx context.Context, r token.Resource, get func(context.Context, slot) (*token.Token, error)) (*token.Token, error) {
+	if a.AppOnly() {
+		return get(ctx, slot{"", r})
+	}
+	a.mu.Lock()
+	home := a.defHome
+	a.mu.Unlock()
+	var first error
+	if home != "" {
+		t, err := get(ctx, slot{home, r})
+		var lr *LoginRequiredError
+		if err == nil || !errors.As(err, &lr) || lr.Err != nil {
+			return t, err
+		}
+		first = err
+		a.mu.Lock()
+		if a.defHome == home {
+			a.defHome = ""
+		}
+		a.mu.Unlock()
+	}
+	u, err := a.ownUser(ctx)
+	if errors.Is(err, token.ErrLoginRequired) && a.cfg.Flow == config.FlowPassword {
+		// ROPC needs no person: a password account signs in whenever it holds nothing.
+		return a.inFlight(ctx, "password", func(fctx context.Context) (*token.Token, error) {
+			si, err := a.passwordSignIn(fctx, r)
+			if err != nil {
+				return nil, err
+			}
+			return si.Token, nil
+		})
+	}
+	if err != nil {
+		return nil, err
+	}
+	if u.HomeAccountID == home {
+		return nil, first // the same user, still without tokens
+	}
+	a.mu.Lock()
+	a.defHome = u.HomeAccountID
+	a.mu.Unlock()
+	return get(ctx, slot{u.HomeAccountID, r})
+}
+
+// token is Token for one slot.
+func (a *Account) token(ctx context.Context, s slot) (*token.Token, error) {
+	if t := a.hotToken(s); t != nil {
 		return t, nil
 	}
-	gen := a.generation()
-	stored := a.storedToken(ctx, r) // one read of the store: served when fresh, else a fallback
+	gen := a.generation(s.home)
+	stored := a.storedToken(ctx, s) // one read of the store: served when fresh, else a fallback
 	if a.fresh(stored) {
-		a.rememberIf(stored, gen)
+		a.rememberIf(s, stored, gen)
 		return stored, nil
 	}
-	stale := a.staleToken(stored, r)
+	stale := a.staleToken(stored, s)
 	wctx := ctx
 	if stale != nil {
 		var cancel context.CancelFunc
 		wctx, cancel = context.WithTimeout(ctx, waitBudget(ctx))
 		defer cancel()
 	}
-	t, err := a.inFlight(wctx, string(r), func(fctx context.Context) (*token.Token, error) {
-		if t := a.hotToken(r); t != nil { // filled while this flight was being set up
+	t, err := a.inFlight(wctx, s.String(), func(fctx context.Context) (*token.Token, error) {
+		if t := a.hotToken(s); t != nil { // filled while this flight was being set up
 			return t, nil
 		}
-		gen := a.generation()
-		t, err := a.refreshLocked(fctx, func() (*token.Token, error) {
+		gen := a.generation(s.home)
+		t, err := a.refreshLocked(fctx, s, func() (*token.Token, error) {
 			// Another process may have refreshed while this one waited for the lock.
-			if t := a.storedToken(fctx, r); a.fresh(t) {
+			if t := a.storedToken(fctx, s); a.fresh(t) {
 				return t, nil
 			}
-			return retryTransient(fctx, func() (*token.Token, error) { return a.acquireSilent(fctx, r) })
+			return retryTransient(fctx, func() (*token.Token, error) { return a.acquire(fctx, s, false) })
 		})
 		if err != nil {
 			return nil, err
 		}
-		a.rememberIf(t, gen)
+		a.rememberIf(s, t, gen)
 		return t, nil
 	})
 	if err != nil && stale != nil && ctx.Err() == nil && servesStale(err) {
-		return a.serveStale(stale, err, gen), nil
+		return a.serveStale(s, stale, err, gen), nil
 	}
 	return t, err
 }
 
-// refreshLocked runs get holding the account's lock in the store (store.Locker), so that the
+// refresh is Refresh for one slot.
+func (a *Account) refresh(ctx context.Context, s slot) (*token.Token, error) {
+	a.mu.Lock()
+	refused := a.hot[s]
+	delete(a.hot, s)
+	delete(a.hotUntil, s)
+	a.gen[s.home]++
+	a.mu.Unlock()
+	c, err := a.client(s.home)
+	if err != nil {
+		return nil, err
+	}
+	if refused != nil {
+		if err := c.cache.dropAccessToken(ctx, refused.AccessToken); err != nil {
+			return nil, err
+		}
+	}
+	return a.inFlight(ctx, "refresh "+s.String(), func(fctx context.Context) (*token.Token, error) {
+		t, err := a.refreshLocked(fctx, s, func() (*token.Token, error) {
+			return retryTransient(fctx, func() (*token.Token, error) { return a.acquire(fctx, s, true) })
+		})
+		if err == nil {
+			a.remember(s, t)
+		}
+		return t, err
+	})
+}
+
+// refreshLocked runs get holding the slot's lock in the store (store.Locker), so that the
 // processes sharing the store refresh one at a time: the first asks the identity platform, the
 // others, when their turn comes, find its tokens in the store and ask nothing. Under an identity
 // platform that revokes a redeemed refresh token (Entra does not; others do, and the emulator's strict
@@ -258,12 +433,16 @@ func (a *Account) Token(ctx context.Context, r token.Resource) (*token.Token, er
 // The wait is bounded by ctx: the flight's, so a caller's own deadline still ends its wait (inFlight).
 // A Store without Locker runs get at once: the single flight and acquire's retry after a rotation by
 // another process are all it has.
-func (a *Account) refreshLocked(ctx context.Context, get func() (*token.Token, error)) (*token.Token, error) {
+func (a *Account) refreshLocked(ctx context.Context, s slot, get func() (*token.Token, error)) (*token.Token, error) {
 	l, ok := a.opts.Store.(store.Locker)
 	if !ok {
 		return get()
 	}
-	release, err := l.Lock(ctx, a.cache.key)
+	key := storeKey(a.cfg.Name)
+	if s.home != "" {
+		key = userKey(a.cfg.Name, s.home)
+	}
+	release, err := l.Lock(ctx, key)
 	if err != nil {
 		if ctx.Err() != nil {
 			// Another process holds the lock for as long as its identity platform does not answer.
@@ -299,17 +478,17 @@ func (a *Account) inFlight(ctx context.Context, key string, get func(context.Con
 	}
 }
 
-// hotToken is the token in memory while it is outside the refresh margin, or, after a failed
-// refresh, while it is valid and staleRetry has not passed.
-func (a *Account) hotToken(r token.Resource) *token.Token {
+// hotToken is the slot's token in memory while it is outside the refresh margin, or, after a
+// failed refresh, while it is valid and staleRetry has not passed.
+func (a *Account) hotToken(s slot) *token.Token {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	t := a.hot[r]
+	t := a.hot[s]
 	if t == nil {
 		return nil
 	}
 	now := a.opts.Now()
-	if a.fresh(t) || now.Before(a.hotUntil[r]) || t.RefreshErr != nil && now.Before(a.staleUntil[r]) && now.Before(t.ExpiresOn) {
+	if a.fresh(t) || now.Before(a.hotUntil[s]) || t.RefreshErr != nil && now.Before(a.staleUntil[s]) && now.Before(t.ExpiresOn) {
 		return t
 	}
 	return nil
@@ -324,65 +503,72 @@ func (a *Account) hotFor(t *token.Token) time.Time {
 }
 
 // remember puts a token on the hot path.
-func (a *Account) remember(t *token.Token) {
+func (a *Account) remember(s slot, t *token.Token) {
 	a.mu.Lock()
-	a.hot[t.Resource] = t
-	a.hotUntil[t.Resource] = a.hotFor(t)
+	a.hot[s] = t
+	a.hotUntil[s] = a.hotFor(t)
 	a.mu.Unlock()
 }
 
-func (a *Account) generation() uint64 {
+func (a *Account) generation(home string) uint64 {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.gen
+	return a.gen[home]
 }
 
-// rememberIf puts a token on the hot path unless a Refresh or forget happened since gen was read.
-func (a *Account) rememberIf(t *token.Token, gen uint64) {
+// rememberIf puts a token on the hot path unless a Refresh or forget of its user happened since
+// gen was read.
+func (a *Account) rememberIf(s slot, t *token.Token, gen uint64) {
 	a.mu.Lock()
-	if a.gen == gen {
-		a.hot[t.Resource] = t
-		a.hotUntil[t.Resource] = a.hotFor(t)
+	if a.gen[s.home] == gen {
+		a.hot[s] = t
+		a.hotUntil[s] = a.hotFor(t)
 	}
 	a.mu.Unlock()
 }
 
-func (a *Account) forget() {
+// forget drops a user's tokens (home "" the application's) from memory.
+func (a *Account) forget(home string) {
 	a.mu.Lock()
-	a.hot = map[token.Resource]*token.Token{}
-	a.hotUntil = map[token.Resource]time.Time{}
-	a.gen++
-	a.mu.Unlock()
-}
-
-func (a *Account) acquireSilent(ctx context.Context, r token.Resource) (*token.Token, error) {
-	return a.acquire(ctx, r, false)
+	defer a.mu.Unlock()
+	for s := range a.hot {
+		if s.home == home {
+			delete(a.hot, s)
+			delete(a.hotUntil, s)
+			delete(a.staleUntil, s)
+		}
+	}
+	a.gen[home]++
 }
 
 // acquire gets a token without a person: from MSAL's cache when it can, else with the refresh token or
 // the client credential. fresh skips MSAL's cached access token (a harmless claims request does that).
-func (a *Account) acquire(ctx context.Context, r token.Resource, fresh bool) (*token.Token, error) {
-	var before string // the refresh tokens stored before this attempt (app-only accounts have none)
-	if a.cfg.Flow != config.FlowClientCredentials {
-		before = a.cache.refreshPrint(ctx)
+func (a *Account) acquire(ctx context.Context, s slot, fresh bool) (*token.Token, error) {
+	c, err := a.client(s.home)
+	if err != nil {
+		return nil, err
 	}
-	t, err := a.acquireOnce(ctx, r, fresh)
+	var before string // the refresh tokens stored before this attempt (app-only accounts have none)
+	if s.home != "" {
+		before = c.cache.refreshPrint(ctx)
+	}
+	t, err := a.acquireOnce(ctx, c, s, fresh)
 	var ae *Error
 	if err != nil && errors.As(err, &ae) && ae.InvalidGrant() && before != "" {
-		if after := a.cache.refreshPrint(ctx); after == "" || after == before {
+		if after := c.cache.refreshPrint(ctx); after == "" || after == before {
 			return t, err
 		}
 		// Another process redeemed the same refresh token a moment earlier and stored its successor;
 		// an identity platform that revokes redeemed refresh tokens refused ours. The successor is
 		// good: use it rather than ask for a sign-in.
 		a.opts.Log.Debug("refresh token was rotated by another process; retrying with the stored one", "account", a.cfg.Name)
-		return a.acquireOnce(ctx, r, fresh)
+		return a.acquireOnce(ctx, c, s, fresh)
 	}
 	return t, err
 }
 
-func (a *Account) acquireOnce(ctx context.Context, r token.Resource, fresh bool) (*token.Token, error) {
-	scopes := a.Scopes(r)
+func (a *Account) acquireOnce(ctx context.Context, c *client, s slot, fresh bool) (*token.Token, error) {
+	scopes := a.Scopes(s.r)
 	var confOpts []confidential.AcquireSilentOption
 	var credOpts []confidential.AcquireByCredentialOption
 	var pubOpts []public.AcquireSilentOption
@@ -392,108 +578,78 @@ func (a *Account) acquireOnce(ctx context.Context, r token.Resource, fresh bool)
 		pubOpts = append(pubOpts, public.WithClaims(bypassClaims))
 	}
 	switch {
-	case a.cfg.Flow == config.FlowClientCredentials:
+	case s.home == "":
 		// AcquireTokenByCredential answers from the cache when it can.
-		res, err := a.conf.AcquireTokenByCredential(ctx, scopes, credOpts...)
+		res, err := c.conf.AcquireTokenByCredential(ctx, scopes, credOpts...)
 		if err != nil {
 			return nil, classify(a.cfg.Name, "client credentials", err)
 		}
-		return &token.Token{AccessToken: res.AccessToken, ExpiresOn: res.ExpiresOn, Resource: r}, nil
-	case a.conf != nil:
-		e, err := a.cache.load(ctx)
-		if err != nil {
-			return nil, err
-		}
-		if e == nil || e.HomeAccountID == "" {
-			return nil, a.loginRequired(nil)
-		}
-		acct, err := a.conf.Account(ctx, e.HomeAccountID)
+		return &token.Token{AccessToken: res.AccessToken, ExpiresOn: res.ExpiresOn, Resource: s.r}, nil
+	case c.conf != nil:
+		acct, err := c.conf.Account(ctx, s.home)
 		if err != nil || acct.IsZero() {
-			return nil, a.loginRequired(err)
+			return nil, a.loginRequired(s.home, err)
 		}
-		res, err := a.conf.AcquireTokenSilent(ctx, scopes, append(confOpts, confidential.WithSilentAccount(acct))...)
+		res, err := c.conf.AcquireTokenSilent(ctx, scopes, append(confOpts, confidential.WithSilentAccount(acct))...)
 		if err != nil {
-			return nil, a.silentFailed(err)
+			return nil, a.silentFailed(s.home, err)
 		}
-		return &token.Token{AccessToken: res.AccessToken, ExpiresOn: res.ExpiresOn, Resource: r}, nil
+		return &token.Token{AccessToken: res.AccessToken, ExpiresOn: res.ExpiresOn, Resource: s.r}, nil
 	default:
-		acct, err := a.publicAccount(ctx)
+		accts, err := c.pub.Accounts(ctx)
 		if err != nil {
-			return nil, err
+			return nil, classify(a.cfg.Name, "read the token cache", err)
+		}
+		var acct public.Account
+		for _, ac := range accts {
+			if strings.EqualFold(ac.HomeAccountID, s.home) {
+				acct = ac
+			}
 		}
 		if acct.IsZero() {
-			if a.cfg.Flow == config.FlowPassword {
-				// ROPC needs no person: a password account signs in whenever it has nothing cached.
-				return a.password(ctx, r)
-			}
-			return nil, a.loginRequired(nil)
+			return nil, a.loginRequired(s.home, nil)
 		}
-		res, err := a.pub.AcquireTokenSilent(ctx, scopes, append(pubOpts, public.WithSilentAccount(acct))...)
+		res, err := c.pub.AcquireTokenSilent(ctx, scopes, append(pubOpts, public.WithSilentAccount(acct))...)
 		if err != nil {
-			return nil, a.silentFailed(err)
+			return nil, a.silentFailed(s.home, err)
 		}
-		return &token.Token{AccessToken: res.AccessToken, ExpiresOn: res.ExpiresOn, Resource: r}, nil
+		return &token.Token{AccessToken: res.AccessToken, ExpiresOn: res.ExpiresOn, Resource: s.r}, nil
 	}
-}
-
-// publicAccount picks the cached account: the one whose username is the configured email or
-// login_hint, else the only one.
-func (a *Account) publicAccount(ctx context.Context) (public.Account, error) {
-	accts, err := a.pub.Accounts(ctx)
-	if err != nil {
-		return public.Account{}, classify(a.cfg.Name, "read the token cache", err)
-	}
-	want := a.cfg.Email
-	if a.cfg.LoginHint != "" {
-		want = a.cfg.LoginHint
-	}
-	for _, ac := range accts {
-		if want != "" && strings.EqualFold(ac.PreferredUsername, want) {
-			return ac, nil
-		}
-	}
-	if len(accts) == 1 {
-		return accts[0], nil
-	}
-	return public.Account{}, nil
-}
-
-// loginRequired says what to do, wrapping ErrLoginRequired (and the refusal that caused it, if any).
-func (a *Account) loginRequired(cause error) error {
-	if cause != nil {
-		return fmt.Errorf("%w for account %s: %w; run: mailoauth login %s", token.ErrLoginRequired, a.cfg.Name, cause, a.cfg.Name)
-	}
-	return fmt.Errorf("%w for account %s: no token is held; run: mailoauth login %s", token.ErrLoginRequired, a.cfg.Name, a.cfg.Name)
 }
 
 // silentFailed separates "the grant is dead, sign in again" from transient trouble, where the refresh
 // token is kept and the caller may retry.
-func (a *Account) silentFailed(err error) error {
+func (a *Account) silentFailed(user string, err error) error {
 	err = classify(a.cfg.Name, "refresh", err)
 	var e *Error
 	if errors.As(err, &e) && e.InvalidGrant() {
-		return a.loginRequired(err)
+		return a.loginRequired(user, err)
 	}
 	return err
 }
 
-// Held reports what the store holds for the account.
+// Held reports what the store holds for the account's one user (as Token), or the application.
 func (a *Account) Held(ctx context.Context) (Held, error) {
-	e, err := a.cache.load(ctx)
+	key := storeKey(a.cfg.Name)
+	if !a.AppOnly() {
+		u, err := a.ownUser(ctx)
+		if errors.Is(err, token.ErrLoginRequired) {
+			return Held{}, nil
+		}
+		if err != nil {
+			return Held{}, err
+		}
+		key = userKey(a.cfg.Name, u.HomeAccountID)
+	}
+	e, err := a.storeCache(key).load(ctx)
 	if err != nil {
 		return Held{}, err
 	}
 	return parseHeld(e), nil
 }
 
-// Logout forgets the account's tokens, in the store and in memory.
-func (a *Account) Logout(ctx context.Context) error {
-	a.forget()
-	return a.opts.Store.Update(ctx, a.cache.key, func([]byte) ([]byte, error) { return nil, nil })
-}
-
-// Retries of transient identity-platform failures (5xx, 429, timeouts, dropped connections): SPEC
-// §11 wants them retried with backoff and jitter; a refused grant is never retried.
+// Retries of transient identity-platform failures (5xx, 429, timeouts, dropped connections): retried
+// with backoff and jitter; a refused grant is never retried.
 const (
 	retryAttempts = 3
 	retryBase     = 300 * time.Millisecond
@@ -524,31 +680,3 @@ func retryTransient(ctx context.Context, f func() (*token.Token, error)) (*token
 // bypassClaims asks for the ID token's auth_time: a harmless OIDC claims request whose only effect is
 // that MSAL skips its cached access token and asks the identity platform again.
 const bypassClaims = `{"id_token":{"auth_time":{"essential":true}}}`
-
-// Refresh throws away the account's access token for r and gets a new one from the identity platform
-// (with the refresh token or the client credential), bypassing every cache: for a server that refused
-// a token the cache thought valid (revoked, or issued before a permission change). The refused token
-// (the one Token last handed out) is removed from the store too, so that no process serves it again
-// when this refresh fails.
-func (a *Account) Refresh(ctx context.Context, r token.Resource) (*token.Token, error) {
-	a.mu.Lock()
-	refused := a.hot[r]
-	delete(a.hot, r)
-	delete(a.hotUntil, r)
-	a.gen++
-	a.mu.Unlock()
-	if refused != nil {
-		if err := a.cache.dropAccessToken(ctx, refused.AccessToken); err != nil {
-			return nil, err
-		}
-	}
-	return a.inFlight(ctx, "refresh "+string(r), func(fctx context.Context) (*token.Token, error) {
-		t, err := a.refreshLocked(fctx, func() (*token.Token, error) {
-			return retryTransient(fctx, func() (*token.Token, error) { return a.acquire(fctx, r, true) })
-		})
-		if err == nil {
-			a.remember(t)
-		}
-		return t, err
-	})
-}

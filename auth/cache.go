@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -24,7 +25,12 @@ type entry struct {
 	MSAL          json.RawMessage `json:"msal,omitempty"`
 }
 
+// storeKey is the store entry of an account's application tokens (and, written by earlier
+// versions, of its one user).
 func storeKey(account string) string { return "account/" + account }
+
+// userKey is the store entry of one user of an account.
+func userKey(account, home string) string { return "account/" + account + "/user/" + home }
 
 // storeCache is MSAL's cache persistence (cache.ExportReplace) over the token store: MSAL calls
 // Replace before it looks in its cache and Export after it changed it.
@@ -42,11 +48,16 @@ func (c *storeCache) load(ctx context.Context) (*entry, error) {
 	if err != nil || raw == nil {
 		return nil, err
 	}
+	return c.parse(raw), nil
+}
+
+// parse reads a stored entry; nil for another configuration's tokens, which are ignored.
+func (c *storeCache) parse(raw []byte) *entry {
 	var e entry
 	if json.Unmarshal(raw, &e) != nil || !strings.EqualFold(e.Authority, c.authority) || !strings.EqualFold(e.ClientID, c.clientID) {
-		return nil, nil // another configuration's tokens: ignore them
+		return nil
 	}
-	return &e, nil
+	return &e
 }
 
 func (c *storeCache) Replace(ctx context.Context, u cache.Unmarshaler, _ cache.ReplaceHints) error {
@@ -100,6 +111,98 @@ func (c *storeCache) Export(ctx context.Context, m cache.Marshaler, _ cache.Expo
 	})
 }
 
+// signInCache is the cache of the client that signs users in: it starts each sign-in from the
+// user's entry when MSAL names the user (PartitionKey: confidential clients), else from nothing,
+// and files what the sign-in got under the entry of the user it names, or of the one user the
+// blob holds (public clients sign in with an empty cache, so it holds exactly the new user). MSAL
+// serialises a client's Replace, write and Export for a sign-in under its own lock.
+type signInCache struct {
+	st        store.Store
+	account   string
+	authority string
+	clientID  string
+}
+
+func (c *signInCache) user(home string) *storeCache {
+	return &storeCache{st: c.st, key: userKey(c.account, home), authority: c.authority, clientID: c.clientID}
+}
+
+func (c *signInCache) Replace(ctx context.Context, u cache.Unmarshaler, h cache.ReplaceHints) error {
+	if h.PartitionKey != "" {
+		return c.user(h.PartitionKey).Replace(ctx, u, h)
+	}
+	return u.Unmarshal([]byte("{}"))
+}
+
+func (c *signInCache) Export(ctx context.Context, m cache.Marshaler, h cache.ExportHints) error {
+	home := h.PartitionKey
+	if home == "" {
+		data, err := m.Marshal()
+		if err != nil {
+			return err
+		}
+		homes := splitByHome(data)
+		if len(homes) != 1 {
+			return fmt.Errorf("the sign-in left %d users in the token cache, want 1", len(homes))
+		}
+		for k := range homes {
+			home = k
+		}
+	}
+	return c.user(home).Export(ctx, m, cache.ExportHints{PartitionKey: home})
+}
+
+// splitByHome splits MSAL's cache blob by user: each item that names a home account goes to that
+// user's blob, and items that name none (app metadata) to every user's. The application's own
+// tokens (an empty home account) are left out.
+func splitByHome(msal []byte) map[string]json.RawMessage {
+	var blob map[string]map[string]json.RawMessage
+	if json.Unmarshal(msal, &blob) != nil {
+		return nil
+	}
+	parts := map[string]map[string]map[string]json.RawMessage{}
+	type item struct {
+		section, key string
+		raw          json.RawMessage
+	}
+	var shared []item
+	for section, items := range blob {
+		for k, raw := range items {
+			var it struct {
+				Home *string `json:"home_account_id"`
+			}
+			_ = json.Unmarshal(raw, &it)
+			if it.Home == nil {
+				shared = append(shared, item{section, k, raw})
+				continue
+			}
+			if *it.Home == "" {
+				continue
+			}
+			p := parts[*it.Home]
+			if p == nil {
+				p = map[string]map[string]json.RawMessage{}
+				parts[*it.Home] = p
+			}
+			if p[section] == nil {
+				p[section] = map[string]json.RawMessage{}
+			}
+			p[section][k] = raw
+		}
+	}
+	out := map[string]json.RawMessage{}
+	for home, p := range parts {
+		for _, it := range shared {
+			if p[it.section] == nil {
+				p[it.section] = map[string]json.RawMessage{}
+			}
+			p[it.section][it.key] = it.raw
+		}
+		out[home], _ = json.Marshal(p)
+	}
+	return out
+}
+
 // errUnchanged ends an Update that has nothing to write.
 var errUnchanged = errors.New("unchanged")
 
@@ -139,18 +242,6 @@ func (c *storeCache) dropAccessToken(ctx context.Context, secret string) error {
 	return err
 }
 
-// setHomeAccount records the signed-in account (confidential clients cannot list theirs).
-func (c *storeCache) setHomeAccount(ctx context.Context, id string) error {
-	return c.st.Update(ctx, c.key, func(old []byte) ([]byte, error) {
-		e := entry{Authority: c.authority, ClientID: c.clientID}
-		if old != nil {
-			_ = json.Unmarshal(old, &e)
-		}
-		e.HomeAccountID = id
-		return json.Marshal(e)
-	})
-}
-
 // Held describes what the store holds for an account, without any token.
 type Held struct {
 	RefreshToken bool        `json:"refresh_token"`
@@ -171,6 +262,7 @@ type msalBlob struct {
 	AccessToken  map[string]cachedAccessToken `json:"AccessToken"`
 	RefreshToken map[string]json.RawMessage   `json:"RefreshToken"`
 	Account      map[string]struct {
+		Home     string `json:"home_account_id"`
 		Username string `json:"username"`
 	} `json:"Account"`
 }

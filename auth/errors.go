@@ -14,6 +14,9 @@ import (
 	"strings"
 
 	msalerrors "github.com/AzureAD/microsoft-authentication-library-for-go/apps/errors"
+
+	"github.com/mailoauth/mailoauth/config"
+	"github.com/mailoauth/mailoauth/token"
 )
 
 // Error is a refusal or failure from the identity platform, typed so that the doctor and the proxy can
@@ -66,6 +69,44 @@ func (e *Error) Unwrap() error { return e.Err }
 // again. Transient failures never are.
 func (e *Error) InvalidGrant() bool {
 	return !e.Transient && (e.Code == "invalid_grant" || e.Code == "interaction_required")
+}
+
+// LoginRequiredError means an account holds no token for a user that can be used or refreshed
+// without the user: nobody signed in, the user was removed, or the identity platform refused the
+// refresh token (Err says how). The user must sign in again — with Account.Login, or for a web app
+// (flow auth_code_web) with AuthCodeURL and ExchangeCode. It wraps token.ErrLoginRequired (test with
+// errors.Is) and Err.
+type LoginRequiredError struct {
+	Account string
+	// HomeAccountID is the user's (User.HomeAccountID); "" when the account holds no user at all.
+	HomeAccountID string
+	// Err is the identity platform's refusal (an *Error), or nil when no token was held.
+	Err error
+	web bool
+}
+
+func (e *LoginRequiredError) Error() string {
+	how := "sign in with Account.Login"
+	if e.web {
+		how = "sign the user in with Account.AuthCodeURL and ExchangeCode"
+	}
+	if e.Err != nil {
+		return fmt.Sprintf("%v; %v: %s again", token.ErrLoginRequired, e.Err, how)
+	}
+	return fmt.Sprintf("account %s: %v: no token is held; %s", e.Account, token.ErrLoginRequired, how)
+}
+
+// Unwrap returns token.ErrLoginRequired and Err.
+func (e *LoginRequiredError) Unwrap() []error {
+	if e.Err == nil {
+		return []error{token.ErrLoginRequired}
+	}
+	return []error{token.ErrLoginRequired, e.Err}
+}
+
+// loginRequired says a user must sign in, wrapping the refusal that caused it, if any.
+func (a *Account) loginRequired(home string, cause error) error {
+	return &LoginRequiredError{Account: a.cfg.Name, HomeAccountID: home, Err: cause, web: a.cfg.Flow == config.FlowAuthCodeWeb}
 }
 
 var (

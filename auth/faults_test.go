@@ -237,8 +237,8 @@ func TestInvalidGrantSaysLogInAgain(t *testing.T) {
 	if !errors.Is(err, token.ErrLoginRequired) || !errors.As(err, &ae) || !ae.InvalidGrant() || ae.Transient || ae.AADSTS != 50173 {
 		t.Fatalf("revoked refresh token: %v, want ErrLoginRequired from AADSTS50173 invalid_grant", err)
 	}
-	if !strings.Contains(err.Error(), "run: mailoauth login alice-device") {
-		t.Errorf("error does not say what to run: %q", err)
+	if !saysSignIn(err) {
+		t.Errorf("error does not say how to sign in again (and only in Go's words): %q", err)
 	}
 	if n := e.emu.Identity.Requests("token") - before; n != 1 {
 		t.Fatalf("a refused grant was sent %d times, want 1 (never retried)", n)

@@ -19,8 +19,14 @@ import (
 // for the lock, no RefreshErr.
 func TestFreshStoredTokenDoesNotWaitForLock(t *testing.T) {
 	e := newEnv(t, world.Default(), world.Alice, nil)
-	exch := login(t, e.manager(t, nil), "alice-device", auth.LoginOptions{})
-	release, err := e.store(t).Lock(context.Background(), "account/alice-device") // the other process's
+	first, _ := e.manager(t, nil).Account("alice-device")
+	si, err := first.Login(context.Background(), auth.LoginOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	exch := si.Token
+	// The other process's lock: refreshes of a user's tokens take the lock of the user's entry.
+	release, err := e.store(t).Lock(context.Background(), "account/alice-device/user/"+si.User.HomeAccountID)
 	if err != nil {
 		t.Fatal(err)
 	}

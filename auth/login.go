@@ -6,12 +6,15 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/mailoauth/mailoauth/token"
 
@@ -25,61 +28,110 @@ import (
 type LoginOptions struct {
 	// Device uses the device-code flow for an interactive account.
 	Device bool
-	// NoBrowser prints the sign-in URL on the Prompt writer instead of opening a browser, then waits.
+	// DeviceCode receives the code of a device-code sign-in, to show to the user, before Login
+	// waits for them to enter it. Without it the code's Message goes to Options.Prompt; with
+	// neither, a device-code Login fails at once rather than wait for a code nobody saw.
+	DeviceCode func(DeviceCode)
+	// NoBrowser writes the sign-in URL to Options.Prompt instead of opening a browser, then waits.
 	NoBrowser bool
 	// OpenURL opens the sign-in URL; nil means the system browser (MSAL's opener).
 	OpenURL func(url string) error
 }
 
-// Login signs the account in with its flow and stores what it gets. It is the only part of the package
-// that talks to a person (through Options.Prompt).
-func (a *Account) Login(ctx context.Context, o LoginOptions) (*token.Token, error) {
+// DeviceCode is what a device-code sign-in shows the user: go to VerificationURI on any device
+// and enter UserCode before ExpiresOn. Message says all that in the identity platform's words.
+type DeviceCode struct {
+	UserCode        string
+	VerificationURI string
+	ExpiresOn       time.Time
+	Message         string
+}
+
+// SignIn is the result of a sign-in: who signed in, and their first token.
+type SignIn struct {
+	// User is who signed in; zero for an app-only account (client credentials).
+	User User
+	// Token is for the account's first resource: Exchange, unless its protocols are Graph only.
+	Token *token.Token
+}
+
+// Login signs a user in with the account's flow and stores their tokens under their own entry;
+// the users signed in before keep theirs. It is the only part of the package that talks to a
+// person (through LoginOptions.DeviceCode, OpenURL or Options.Prompt). A client-credentials account
+// gets the application's token. A web app (flow auth_code_web) signs users in with AuthCodeURL and
+// ExchangeCode instead.
+func (a *Account) Login(ctx context.Context, o LoginOptions) (*SignIn, error) {
 	r := a.loginResource()
 	scopes := a.Scopes(r)
-	a.forget()
-	var tok *token.Token
+	var si *SignIn
 	var err error
 	switch a.cfg.Flow {
 	case config.FlowInteractive, config.FlowDevice:
 		if a.cfg.Flow == config.FlowDevice || o.Device {
-			tok, err = a.deviceCode(ctx, r, scopes)
+			si, err = a.deviceCode(ctx, r, scopes, o)
 		} else {
-			tok, err = a.interactive(ctx, r, scopes, o)
+			si, err = a.interactive(ctx, r, scopes, o)
 		}
 	case config.FlowClientCredentials:
-		tok, err = a.acquireSilent(ctx, r)
+		a.forget("")
+		var t *token.Token
+		if t, err = a.acquire(ctx, slot{"", r}, false); err == nil {
+			a.remember(slot{"", r}, t)
+			si = &SignIn{Token: t}
+		}
 	case config.FlowPassword:
-		tok, err = a.password(ctx, r)
+		si, err = a.passwordSignIn(ctx, r)
 	case config.FlowRefreshToken:
-		tok, err = a.importRefreshToken(ctx, r, scopes)
+		si, err = a.importRefreshToken(ctx, r, scopes)
 	case config.FlowAuthCodeWeb:
-		return nil, cfgErr(a.cfg, "flow auth_code_web signs users in through your web application: use auth.Account.AuthCodeURL and ExchangeCode from its callback")
+		return nil, cfgErr(a.cfg, "flow auth_code_web signs users in through your web application: use Account.AuthCodeURL and ExchangeCode from its callback")
 	default:
 		return nil, cfgErr(a.cfg, "unknown flow %q", a.cfg.Flow)
 	}
 	if err != nil {
 		return nil, err
 	}
-	a.remember(tok)
-	return tok, nil
+	return si, nil
 }
 
-func (a *Account) deviceCode(ctx context.Context, r token.Resource, scopes []string) (*token.Token, error) {
-	dc, err := a.pub.AcquireTokenByDeviceCode(ctx, scopes)
+// signedIn records a user's sign-in: what the memory held of them goes, their new token stays.
+func (a *Account) signedIn(r token.Resource, res public.AuthResult) (*SignIn, error) {
+	u := newUser(res.Account.HomeAccountID, res.Account.PreferredUsername)
+	if u.HomeAccountID == "" {
+		return nil, &Error{Account: a.cfg.Name, Op: "sign-in", Err: errors.New("the identity platform did not say who signed in (no client_info)")}
+	}
+	t := &token.Token{AccessToken: res.AccessToken, ExpiresOn: res.ExpiresOn, Resource: r}
+	a.forget(u.HomeAccountID)
+	a.remember(slot{u.HomeAccountID, r}, t)
+	a.mu.Lock()
+	a.defHome = "" // the account's one user is looked up again: it may be this one now
+	a.mu.Unlock()
+	return &SignIn{User: u, Token: t}, nil
+}
+
+func (a *Account) deviceCode(ctx context.Context, r token.Resource, scopes []string, o LoginOptions) (*SignIn, error) {
+	show := o.DeviceCode
+	if show == nil && a.opts.Prompt != nil {
+		show = func(dc DeviceCode) { fmt.Fprintln(a.opts.Prompt, dc.Message) }
+	}
+	if show == nil {
+		return nil, cfgErr(a.cfg, "a device-code sign-in needs LoginOptions.DeviceCode or Options.Prompt to show the user the code: set one")
+	}
+	dc, err := a.signIn.pub.AcquireTokenByDeviceCode(ctx, scopes)
 	if err != nil {
 		return nil, classify(a.cfg.Name, "device code", err)
 	}
-	fmt.Fprintln(a.opts.Prompt, dc.Result.Message)
+	show(DeviceCode{UserCode: dc.Result.UserCode, VerificationURI: dc.Result.VerificationURL, ExpiresOn: dc.Result.ExpiresOn, Message: dc.Result.Message})
 	res, err := dc.AuthenticationResult(ctx) // polls until approved, refused, expired or ctx ends
 	if err != nil {
 		return nil, classify(a.cfg.Name, "device code", err)
 	}
-	return &token.Token{AccessToken: res.AccessToken, ExpiresOn: res.ExpiresOn, Resource: r}, nil
+	return a.signedIn(r, res)
 }
 
 // interactive runs the authorization code flow with PKCE and state through MSAL's loopback listener
 // (it accepts one redirect and closes).
-func (a *Account) interactive(ctx context.Context, r token.Resource, scopes []string, o LoginOptions) (*token.Token, error) {
+func (a *Account) interactive(ctx context.Context, r token.Resource, scopes []string, o LoginOptions) (*SignIn, error) {
 	redirect := a.cfg.RedirectURI
 	if redirect == "" {
 		redirect = "http://localhost"
@@ -92,30 +144,33 @@ func (a *Account) interactive(ctx context.Context, r token.Resource, scopes []st
 	case o.OpenURL != nil:
 		opts = append(opts, public.WithOpenURL(o.OpenURL))
 	case o.NoBrowser:
+		if a.opts.Prompt == nil {
+			return nil, cfgErr(a.cfg, "LoginOptions.NoBrowser writes the sign-in URL to Options.Prompt, which is not set: set it, or use LoginOptions.OpenURL")
+		}
 		opts = append(opts, public.WithOpenURL(func(u string) error {
 			fmt.Fprintf(a.opts.Prompt, "To sign in, open this URL in a browser:\n%s\n", u)
 			return nil
 		}))
 	}
-	res, err := a.pub.AcquireTokenInteractive(ctx, scopes, opts...)
+	res, err := a.signIn.pub.AcquireTokenInteractive(ctx, scopes, opts...)
 	if err != nil {
 		return nil, classify(a.cfg.Name, "interactive sign-in", err)
 	}
-	return &token.Token{AccessToken: res.AccessToken, ExpiresOn: res.ExpiresOn, Resource: r}, nil
+	return a.signedIn(r, res)
 }
 
-// password is ROPC: legacy, refused by MFA and by many tenants, kept for migrations (SPEC §3).
-func (a *Account) password(ctx context.Context, r token.Resource) (*token.Token, error) {
-	pw, err := secretFrom(a.cfg, "password", "", a.cfg.PasswordEnv, a.cfg.PasswordFile)
+// passwordSignIn is ROPC: legacy, refused by MFA and by many tenants, kept for migrations.
+func (a *Account) passwordSignIn(ctx context.Context, r token.Resource) (*SignIn, error) {
+	pw, err := passwordOf(a.cfg)
 	if err != nil {
 		return nil, err
 	}
 	a.opts.Log.Warn("account uses the password (ROPC) flow: it fails for users with MFA and in tenants that block it; prefer device or interactive", "account", a.cfg.Name)
-	res, err := a.pub.AcquireTokenByUsernamePassword(ctx, a.Scopes(r), a.cfg.Email, pw)
+	res, err := a.signIn.pub.AcquireTokenByUsernamePassword(ctx, a.Scopes(r), a.cfg.Email, pw)
 	if err != nil {
 		return nil, classify(a.cfg.Name, "password sign-in", err)
 	}
-	return &token.Token{AccessToken: res.AccessToken, ExpiresOn: res.ExpiresOn, Resource: r}, nil
+	return a.signedIn(r, res)
 }
 
 // importMarker stands in for an authorization code: the import transport recognises it.
@@ -124,34 +179,29 @@ const importMarker = "mailoauth-refresh-token-import"
 type importKey struct{}
 
 // importRefreshToken redeems a refresh token obtained elsewhere, once, and lets MSAL cache the result,
-// after which it is refreshed and rotated like any other. MSAL has no API for this (research/msal-go.md),
-// so the redemption goes through MSAL's authorization-code call, whose request the account's transport
+// after which it is refreshed and rotated like any other. MSAL has no API for this, so the
+// redemption goes through MSAL's authorization-code call, whose request the account's transport
 // rewrites into a refresh_token grant: MSAL then parses and caches the answer exactly as its own.
-func (a *Account) importRefreshToken(ctx context.Context, r token.Resource, scopes []string) (*token.Token, error) {
-	rt, err := secretFrom(a.cfg, "refresh_token", "", a.cfg.RefreshTokenEnv, a.cfg.RefreshTokenFile)
+func (a *Account) importRefreshToken(ctx context.Context, r token.Resource, scopes []string) (*SignIn, error) {
+	rt, err := refreshTokenOf(a.cfg)
 	if err != nil {
 		return nil, err
 	}
 	if rt == "" {
-		return nil, cfgErr(a.cfg, "flow refresh_token needs refresh_token_file or refresh_token_env")
+		return nil, cfgErr(a.cfg, "flow refresh_token needs the refresh token to import: set RefreshToken, RefreshTokenEnv or RefreshTokenFile")
 	}
 	ctx = context.WithValue(ctx, importKey{}, rt)
 	redirect := firstNonEmpty(a.cfg.RedirectURI, "http://localhost")
-	if a.conf != nil {
-		res, err := a.conf.AcquireTokenByAuthCode(ctx, importMarker, redirect, scopes)
-		if err != nil {
-			return nil, classify(a.cfg.Name, "refresh token import", err)
-		}
-		if err := a.cache.setHomeAccount(ctx, res.Account.HomeAccountID); err != nil {
-			return nil, err
-		}
-		return &token.Token{AccessToken: res.AccessToken, ExpiresOn: res.ExpiresOn, Resource: r}, nil
+	var res public.AuthResult
+	if c := a.signIn; c.conf != nil {
+		res, err = c.conf.AcquireTokenByAuthCode(ctx, importMarker, redirect, scopes)
+	} else {
+		res, err = c.pub.AcquireTokenByAuthCode(ctx, importMarker, redirect, scopes)
 	}
-	res, err := a.pub.AcquireTokenByAuthCode(ctx, importMarker, redirect, scopes)
 	if err != nil {
 		return nil, classify(a.cfg.Name, "refresh token import", err)
 	}
-	return &token.Token{AccessToken: res.AccessToken, ExpiresOn: res.ExpiresOn, Resource: r}, nil
+	return a.signedIn(r, res)
 }
 
 // importTransport rewrites the one authorization-code request that carries importMarker into a
@@ -187,43 +237,82 @@ func (t *importTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return t.base.RoundTrip(r2)
 }
 
+// AuthCodeOptions tune one web sign-in (flow auth_code_web). Give ExchangeCode the same options
+// as AuthCodeURL: the redirect URI is sent again when the code is redeemed.
+type AuthCodeOptions struct {
+	// LoginHint pre-fills the sign-in page with a username; "" uses the account's LoginHint, if any.
+	LoginHint string
+	// Prompt is the OpenID Connect prompt: "login" (ask for credentials again), "select_account",
+	// "consent", "none" or "create"; "" lets the identity platform choose.
+	Prompt string
+	// RedirectURI is where the browser returns with the code; "" is the account's RedirectURI. It
+	// must be registered with the app.
+	RedirectURI string
+	// Scopes are consented to in addition to the account's (incremental consent), e.g.
+	// "https://outlook.office.com/SMTP.Send"; the code is redeemed for the account's own scopes.
+	Scopes []string
+}
+
+var prompts = []string{"login", "select_account", "consent", "none", "create"}
+
 // AuthCodeURL starts a web app's sign-in (flow auth_code_web): the URL to send the user's browser to,
-// with state and a PKCE challenge; keep the verifier for ExchangeCode.
-func (a *Account) AuthCodeURL(ctx context.Context, state string) (authURL, verifier string, err error) {
-	if a.conf == nil || a.cfg.Flow != config.FlowAuthCodeWeb {
-		return "", "", cfgErr(a.cfg, "AuthCodeURL is for flow auth_code_web")
+// with state and a PKCE challenge. Keep the verifier (server-side, with state) for ExchangeCode.
+func (a *Account) AuthCodeURL(ctx context.Context, state string, o AuthCodeOptions) (authURL, verifier string, err error) {
+	if a.cfg.Flow != config.FlowAuthCodeWeb {
+		return "", "", cfgErr(a.cfg, "AuthCodeURL is for flow auth_code_web, not %s", a.cfg.Flow)
+	}
+	if o.Prompt != "" && !slices.Contains(prompts, o.Prompt) {
+		return "", "", cfgErr(a.cfg, "AuthCodeOptions.Prompt %q is not one of %s", o.Prompt, strings.Join(prompts, ", "))
 	}
 	b := make([]byte, 32)
 	_, _ = rand.Read(b)
 	verifier = base64.RawURLEncoding.EncodeToString(b)
 	sum := sha256.Sum256([]byte(verifier))
 	challenge := base64.RawURLEncoding.EncodeToString(sum[:])
-	u, err := a.conf.AuthCodeURL(ctx, a.cfg.ClientID, a.cfg.RedirectURI, a.Scopes(a.loginResource()),
-		confidential.WithLoginHint(firstNonEmpty(a.cfg.LoginHint, a.cfg.Email)))
+	var opts []confidential.AuthCodeURLOption
+	if hint := firstNonEmpty(o.LoginHint, a.cfg.LoginHint); hint != "" {
+		opts = append(opts, confidential.WithLoginHint(hint))
+	}
+	u, err := a.signIn.conf.AuthCodeURL(ctx, a.cfg.ClientID, a.redirect(o), a.webScopes(o), opts...)
 	if err != nil {
 		return "", "", classify(a.cfg.Name, "authorization URL", err)
 	}
-	// MSAL's AuthCodeURL has no PKCE or state option: append them (research/msal-go.md).
+	// MSAL's AuthCodeURL has no PKCE or state option, and its prompt type is internal: append them.
 	q := url.Values{"state": {state}, "code_challenge": {challenge}, "code_challenge_method": {"S256"}}
+	if o.Prompt != "" {
+		q.Set("prompt", o.Prompt)
+	}
 	return u + "&" + q.Encode(), verifier, nil
 }
 
-// ExchangeCode completes a web app's sign-in with the code from its callback.
-func (a *Account) ExchangeCode(ctx context.Context, code, verifier string) (*token.Token, error) {
-	if a.conf == nil || a.cfg.Flow != config.FlowAuthCodeWeb {
-		return nil, cfgErr(a.cfg, "ExchangeCode is for flow auth_code_web")
+// ExchangeCode completes a web app's sign-in with the code from its callback and the verifier
+// AuthCodeURL returned, and stores the user's tokens under their own entry. o must be the options
+// given to AuthCodeURL.
+func (a *Account) ExchangeCode(ctx context.Context, code, verifier string, o AuthCodeOptions) (*SignIn, error) {
+	if a.cfg.Flow != config.FlowAuthCodeWeb {
+		return nil, cfgErr(a.cfg, "ExchangeCode is for flow auth_code_web, not %s", a.cfg.Flow)
 	}
 	r := a.loginResource()
-	res, err := a.conf.AcquireTokenByAuthCode(ctx, code, a.cfg.RedirectURI, a.Scopes(r), confidential.WithChallenge(verifier))
+	res, err := a.signIn.conf.AcquireTokenByAuthCode(ctx, code, a.redirect(o), a.Scopes(r), confidential.WithChallenge(verifier))
 	if err != nil {
 		return nil, classify(a.cfg.Name, "authorization code", err)
 	}
-	if err := a.cache.setHomeAccount(ctx, res.Account.HomeAccountID); err != nil {
-		return nil, err
+	return a.signedIn(r, res)
+}
+
+func (a *Account) redirect(o AuthCodeOptions) string {
+	return firstNonEmpty(o.RedirectURI, a.cfg.RedirectURI)
+}
+
+// webScopes are the account's sign-in scopes and the extra ones of o.
+func (a *Account) webScopes(o AuthCodeOptions) []string {
+	s := a.Scopes(a.loginResource())
+	for _, x := range o.Scopes {
+		if !slices.ContainsFunc(s, func(y string) bool { return strings.EqualFold(x, y) }) {
+			s = append(s, x)
+		}
 	}
-	t := &token.Token{AccessToken: res.AccessToken, ExpiresOn: res.ExpiresOn, Resource: r}
-	a.remember(t)
-	return t, nil
+	return s
 }
 
 func firstNonEmpty(s ...string) string {

@@ -7,11 +7,9 @@ import (
 	"time"
 
 	"github.com/mailoauth/mailoauth/token"
-
-	"github.com/mailoauth/mailoauth/config"
 )
 
-// An outage of the identity platform must not start hurting Margin early (issue 13): a token inside
+// An outage of the identity platform must not start hurting Margin early: a token inside
 // its refresh margin is refreshed, but when that fails transiently the token is served until it
 // really expires. A refused refresh is not an outage: it fails the call (servesStale). These bound
 // how long a caller waits for such a refresh, and how often it is tried.
@@ -25,13 +23,13 @@ const (
 	staleRetry = 30 * time.Second
 )
 
-// staleToken is the account's last token for r that has not expired, to serve if its refresh fails:
-// the one in memory, else stored (what the store holds: a new process has nothing in memory). nil
+// staleToken is the slot's last token that has not expired, to serve if its refresh fails: the
+// one in memory, else stored (what the store holds: a new process has nothing in memory). nil
 // when there is none.
-func (a *Account) staleToken(stored *token.Token, r token.Resource) *token.Token {
+func (a *Account) staleToken(stored *token.Token, s slot) *token.Token {
 	now := a.opts.Now()
 	a.mu.Lock()
-	t := a.hot[r]
+	t := a.hot[s]
 	a.mu.Unlock()
 	if t == nil || !now.Before(t.ExpiresOn) {
 		t = stored
@@ -48,24 +46,17 @@ func (a *Account) fresh(t *token.Token) bool {
 	return t != nil && a.opts.Now().Add(Margin).Before(t.ExpiresOn)
 }
 
-// storedToken reads MSAL's cache as stored for the access token of r: the account's, for all of r's
-// scopes, the last to expire. It never goes to the network.
-func (a *Account) storedToken(ctx context.Context, r token.Resource) *token.Token {
-	e, err := a.cache.load(ctx)
+// storedToken reads MSAL's cache as stored for the slot's access token: its user's (none for the
+// application's own), for all of the resource's scopes, the last to expire. It never goes to the
+// network.
+func (a *Account) storedToken(ctx context.Context, s slot) *token.Token {
+	key := storeKey(a.cfg.Name)
+	if s.home != "" {
+		key = userKey(a.cfg.Name, s.home)
+	}
+	e, err := a.storeCache(key).load(ctx)
 	if err != nil || e == nil {
 		return nil
-	}
-	home := "" // an app's own tokens belong to no account
-	switch {
-	case a.cfg.Flow == config.FlowClientCredentials:
-	case a.conf != nil:
-		home = e.HomeAccountID
-	default:
-		acct, err := a.publicAccount(ctx)
-		if err != nil || acct.IsZero() {
-			return nil
-		}
-		home = acct.HomeAccountID
 	}
 	blob, ok := parseBlob(e)
 	if !ok {
@@ -74,11 +65,11 @@ func (a *Account) storedToken(ctx context.Context, r token.Resource) *token.Toke
 	var best *token.Token
 	for _, at := range blob.AccessToken {
 		exp, ok := at.expiry()
-		if !ok || at.Secret == "" || !strings.EqualFold(at.Home, home) || !strings.EqualFold(at.ClientID, a.cfg.ClientID) || !hasScopes(at.Target, a.Scopes(r)) {
+		if !ok || at.Secret == "" || !strings.EqualFold(at.Home, s.home) || !strings.EqualFold(at.ClientID, a.cfg.ClientID) || !hasScopes(at.Target, a.Scopes(s.r)) {
 			continue
 		}
 		if best == nil || exp.After(best.ExpiresOn) {
-			best = &token.Token{AccessToken: at.Secret, ExpiresOn: exp, Resource: r}
+			best = &token.Token{AccessToken: at.Secret, ExpiresOn: exp, Resource: s.r}
 		}
 	}
 	return best
@@ -122,19 +113,19 @@ func servesStale(err error) bool {
 // attempt for staleRetry (unless a Refresh or forget intervenes: gen). When the flight the caller
 // gave up on succeeded meanwhile, its token (a later one than t) is on the hot path: that one is
 // served and kept.
-func (a *Account) serveStale(t *token.Token, err error, gen uint64) *token.Token {
+func (a *Account) serveStale(sl slot, t *token.Token, err error, gen uint64) *token.Token {
 	now := a.opts.Now()
 	a.mu.Lock()
-	if h := a.hot[t.Resource]; h != nil && h.ExpiresOn.After(t.ExpiresOn) {
+	if h := a.hot[sl]; h != nil && h.ExpiresOn.After(t.ExpiresOn) {
 		a.mu.Unlock()
 		return h
 	}
 	s := *t
 	s.RefreshErr = err
-	if a.gen == gen {
-		a.hot[s.Resource] = &s
-		delete(a.hotUntil, s.Resource) // served as stale, for staleRetry only
-		a.staleUntil[s.Resource] = now.Add(staleRetry)
+	if a.gen[sl.home] == gen {
+		a.hot[sl] = &s
+		delete(a.hotUntil, sl) // served as stale, for staleRetry only
+		a.staleUntil[sl] = now.Add(staleRetry)
 	}
 	a.mu.Unlock()
 	a.opts.Log.Debug("refresh failed; serving the cached token until it expires", "account", a.cfg.Name, "resource", string(t.Resource), "expires_in", t.ExpiresOn.Sub(now).Round(time.Second).String(), "err", err)

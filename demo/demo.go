@@ -122,18 +122,18 @@ func Run(ctx context.Context, opts Options) ([]Step, error) {
 		{"account daemon: app-only Graph token", "daemon",
 			func(a *auth.Account) (*token.Token, error) { return a.Token(ctx, token.Graph) }},
 		{"account alice-device: device-code sign-in for IMAP, POP and SMTP (auto-approved)", "alice-device",
-			func(a *auth.Account) (*token.Token, error) { return a.Login(ctx, auth.LoginOptions{}) }},
+			func(a *auth.Account) (*token.Token, error) { return signedIn(a.Login(ctx, auth.LoginOptions{})) }},
 		{"account alice-device: Graph token from the same sign-in (refresh token, no prompt)", "alice-device",
 			func(a *auth.Account) (*token.Token, error) { return a.Token(ctx, token.Graph) }},
 		{"account alice: interactive sign-in (PKCE; the demo plays the browser)", "alice",
 			func(a *auth.Account) (*token.Token, error) {
-				return a.Login(ctx, auth.LoginOptions{OpenURL: func(u string) error {
+				return signedIn(a.Login(ctx, auth.LoginOptions{OpenURL: func(u string) error {
 					resp, err := emu.HTTPClient().Get(u)
 					if err == nil {
 						resp.Body.Close()
 					}
 					return err
-				}})
+				}}))
 			}},
 	}
 	for _, sp := range steps {
@@ -446,3 +446,11 @@ func (i indent) Write(p []byte) (int, error) {
 
 // MarshalSteps is the --json form of a tour.
 func MarshalSteps(steps []Step) ([]byte, error) { return json.MarshalIndent(steps, "", "  ") }
+
+// signedIn is the token of a sign-in.
+func signedIn(si *auth.SignIn, err error) (*token.Token, error) {
+	if err != nil {
+		return nil, err
+	}
+	return si.Token, nil
+}

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/mailoauth/mailoauth/auth"
 	"github.com/spf13/cobra"
 )
 
@@ -73,8 +74,17 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err == nil {
 		return exitOK
 	}
-	fmt.Fprintln(stderr, "mailoauth: "+oneLine(err))
+	fmt.Fprintln(stderr, "mailoauth: "+oneLine(err)+loginAdvice(err))
 	return exitCode(err)
+}
+
+// loginAdvice is what to run when err says an account needs a sign-in: the library speaks of Go.
+func loginAdvice(err error) string {
+	var lr *auth.LoginRequiredError
+	if errors.As(err, &lr) && lr.Account != "" {
+		return "; run: mailoauth login " + lr.Account
+	}
+	return ""
 }
 
 // exitCode maps an error to SPEC §5's exit codes.

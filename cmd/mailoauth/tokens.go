@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -78,17 +79,20 @@ client_credentials, the imported refresh token for refresh_token. Tokens go to t
 			if err != nil {
 				return err
 			}
-			tok, err := acc.Login(cmd.Context(), o)
+			si, err := acc.Login(cmd.Context(), o)
 			if err != nil {
 				return err
 			}
-			held, _ := acc.Held(cmd.Context())
+			if err := keepOnlyUser(cmd.Context(), acc, si.User); err != nil {
+				return err
+			}
+			tok := si.Token
 			if a.jsonOut {
 				return json.NewEncoder(a.stdout).Encode(map[string]any{
-					"account": argv[0], "username": held.Username, "resource": tok.Resource, "expires_on": tok.ExpiresOn.UTC(),
+					"account": argv[0], "username": si.User.Username, "resource": tok.Resource, "expires_on": tok.ExpiresOn.UTC(),
 				})
 			}
-			who := held.Username
+			who := si.User.Username
 			if who == "" {
 				who = acc.Config().Mailbox + " (app-only)"
 			}
@@ -99,6 +103,26 @@ client_credentials, the imported refresh token for refresh_token. Tokens go to t
 	cmd.Flags().BoolVar(&o.Device, "device", false, "use the device-code flow (sign in on another device)")
 	cmd.Flags().BoolVar(&o.NoBrowser, "no-browser", false, "print the sign-in URL on stderr instead of opening a browser, then wait")
 	return cmd
+}
+
+// keepOnlyUser makes u the account's one user: a CLI account stands for one person, so signing
+// someone in replaces whoever was signed in before.
+func keepOnlyUser(ctx context.Context, acc *auth.Account, u auth.User) error {
+	if u.HomeAccountID == "" {
+		return nil
+	}
+	users, err := acc.Users(ctx)
+	if err != nil {
+		return err
+	}
+	for _, other := range users {
+		if other.HomeAccountID != u.HomeAccountID {
+			if err := acc.RemoveUser(ctx, other.HomeAccountID); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func (a *app) tokenCommand() *cobra.Command {
