@@ -98,14 +98,21 @@ type Folder struct {
 	Unread int    `json:"unread"`
 }
 
-// Draft is a message to build.
+// Draft is a message to write with Build (or to send with graphmail.Send).
 type Draft struct {
-	From, To, Cc, Bcc []string // Bcc is never written into the message; it is for the envelope
-	Subject           string
-	Text              string // the body; HTML instead when HTML is set
-	HTML              bool
-	Attachments       []Attachment // AttachFile reads a file as one
-	Date              time.Time
+	// From, To and Cc take addresses as a user types them: "bob@x", "Bob <bob@x>", comma lists.
+	From, To, Cc []string
+	// Bcc recipients get the message without appearing in it: Build never writes them; they are
+	// for the envelope (Recipients).
+	Bcc     []string
+	Subject string
+	// Text is the body: plain text, or HTML when HTML is set.
+	Text string
+	HTML bool
+	// Attachments follow the body in order; AttachFile reads a file as one.
+	Attachments []Attachment
+	// Date is the Date header; zero means the time Build runs.
+	Date time.Time
 }
 
 // Recipients are every envelope recipient of a draft: To, Cc and Bcc.

@@ -8,8 +8,8 @@ import "github.com/mailoauth/mailoauth/sasl"
 
 // Error is a refusal by a mail server, with its exact words ("IMAP AUTHENTICATE XOAUTH2 refused:
 // server said NO AUTHENTICATE failed.", "POP3 AUTH XOAUTH2 refused: server said -ERR ...", "SMTP
-// STARTTLS refused: ..."), or a step that failed before the server said anything. Tell the protocols
-// apart by Protocol, not by type: imap.Error, pop3.Error and smtp.Error are all this type.
+// STARTTLS refused: ..."), or a step that failed before the server said anything. The imap, pop3 and
+// smtp clients all return it (errors.As finds it); Protocol tells them apart.
 type Error struct {
 	Protocol string // "IMAP", "POP3", "SMTP"
 	Step     string // the command or step: "STARTTLS", "greeting", "AUTHENTICATE XOAUTH2", "AUTH XOAUTH2", "MAIL FROM", ...

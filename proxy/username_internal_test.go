@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/mailoauth/mailoauth/config"
+	"github.com/mailoauth/mailoauth/internal/saslserver"
 	"github.com/mailoauth/mailoauth/sasl"
 )
 
@@ -147,7 +148,7 @@ func checkXOAuth2(t *testing.T, msg []byte, user, token string) {
 	if n := bytes.Count(msg, []byte{0x01}); n != 3 {
 		t.Fatalf("%q has %d separators, want 3 (user, auth, end)", msg, n)
 	}
-	c, err := sasl.ParseXOAuth2(msg)
+	c, err := saslserver.ParseXOAuth2(msg)
 	if err != nil || c.Username != user || c.Token != token {
 		t.Fatalf("%q parsed as %q, %q (%v); sent %q", msg, c.Username, c.Token, err, user)
 	}

@@ -1,10 +1,13 @@
-package sasl
+package sasl_test
 
 import (
 	"bytes"
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/mailoauth/mailoauth/internal/saslserver"
+	"github.com/mailoauth/mailoauth/sasl"
 )
 
 // must is for messages a test builds from well-formed input.
@@ -28,41 +31,41 @@ func TestEncodersRefuseAmbiguousInput(t *testing.T) {
 		port        int
 		want        string
 	}{
-		{"no user", XOAuth2, "", tok, "", 0, "needs a user name"},
-		{"^A in user", XOAuth2, "x\x01user=alice@contoso.test\x01z=@contoso.onmicrosoft.com", tok, "", 0, `control character ('\x01')`},
-		{"CRLF in user", XOAuth2, "bob@contoso.test\r\nA2 SELECT INBOX", tok, "", 0, `control character ('\r')`},
-		{"NUL in user", XOAuth2, "bob\x00", tok, "", 0, `control character ('\x00')`},
-		{"DEL in user", XOAuth2, "bob\x7f", tok, "", 0, `control character ('\x7f')`},
-		{"user not UTF-8", XOAuth2, "b\xffob@contoso.test", tok, "", 0, "not valid UTF-8"},
-		{"no token", XOAuth2, "bob", "", "", 0, "token is empty"},
-		{"^A in token", XOAuth2, "bob", tok + "\x01user=alice", "", 0, "not printable ASCII"},
-		{"space in token", XOAuth2, "bob", tok + " x", "", 0, "not printable ASCII"},
-		{"LF in token", XOAuth2, "bob", tok + "\n", "", 0, "not printable ASCII"},
-		{"non-ASCII token", XOAuth2, "bob", tok + "é", "", 0, "not printable ASCII"},
-		{"too long", XOAuth2, "bob", long, "", 0, "longer than 64 KiB"},
-		{"^A in authzid", OAuthBearer, "x\x01auth=Bearer forged", tok, "", 0, `control character ('\x01')`},
-		{"authzid not UTF-8", OAuthBearer, "\xc3", tok, "", 0, "not valid UTF-8"},
-		{"bearer no token", OAuthBearer, "bob", "", "", 0, "token is empty"},
-		{"^A in bearer token", OAuthBearer, "", tok + "\x01", "", 0, "not printable ASCII"},
-		{"^A in host", OAuthBearer, "", tok, "imap.example\x01auth=Bearer forged", 993, "host must be printable ASCII"},
-		{"space in host", OAuthBearer, "", tok, "imap example", 993, "host must be printable ASCII"},
-		{"negative port", OAuthBearer, "", tok, "imap.example", -1, "port must be between"},
-		{"port too high", OAuthBearer, "", tok, "imap.example", 65536, "port must be between"},
-		{"bearer too long", OAuthBearer, "", long, "", 0, "longer than 64 KiB"},
+		{"no user", sasl.XOAuth2, "", tok, "", 0, "needs a user name"},
+		{"^A in user", sasl.XOAuth2, "x\x01user=alice@contoso.test\x01z=@contoso.onmicrosoft.com", tok, "", 0, `control character ('\x01')`},
+		{"CRLF in user", sasl.XOAuth2, "bob@contoso.test\r\nA2 SELECT INBOX", tok, "", 0, `control character ('\r')`},
+		{"NUL in user", sasl.XOAuth2, "bob\x00", tok, "", 0, `control character ('\x00')`},
+		{"DEL in user", sasl.XOAuth2, "bob\x7f", tok, "", 0, `control character ('\x7f')`},
+		{"user not UTF-8", sasl.XOAuth2, "b\xffob@contoso.test", tok, "", 0, "not valid UTF-8"},
+		{"no token", sasl.XOAuth2, "bob", "", "", 0, "token is empty"},
+		{"^A in token", sasl.XOAuth2, "bob", tok + "\x01user=alice", "", 0, "not printable ASCII"},
+		{"space in token", sasl.XOAuth2, "bob", tok + " x", "", 0, "not printable ASCII"},
+		{"LF in token", sasl.XOAuth2, "bob", tok + "\n", "", 0, "not printable ASCII"},
+		{"non-ASCII token", sasl.XOAuth2, "bob", tok + "é", "", 0, "not printable ASCII"},
+		{"too long", sasl.XOAuth2, "bob", long, "", 0, "longer than 64 KiB"},
+		{"^A in authzid", sasl.OAuthBearer, "x\x01auth=Bearer forged", tok, "", 0, `control character ('\x01')`},
+		{"authzid not UTF-8", sasl.OAuthBearer, "\xc3", tok, "", 0, "not valid UTF-8"},
+		{"bearer no token", sasl.OAuthBearer, "bob", "", "", 0, "token is empty"},
+		{"^A in bearer token", sasl.OAuthBearer, "", tok + "\x01", "", 0, "not printable ASCII"},
+		{"^A in host", sasl.OAuthBearer, "", tok, "imap.example\x01auth=Bearer forged", 993, "host must be printable ASCII"},
+		{"space in host", sasl.OAuthBearer, "", tok, "imap example", 993, "host must be printable ASCII"},
+		{"negative port", sasl.OAuthBearer, "", tok, "imap.example", -1, "port must be between"},
+		{"port too high", sasl.OAuthBearer, "", tok, "imap.example", 65536, "port must be between"},
+		{"bearer too long", sasl.OAuthBearer, "", long, "", 0, "longer than 64 KiB"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			client := func() *Client {
-				if tc.mech == XOAuth2 {
-					return NewXOAuth2Client(tc.user, tc.token)
+			client := func() *sasl.Client {
+				if tc.mech == sasl.XOAuth2 {
+					return sasl.NewXOAuth2Client(tc.user, tc.token)
 				}
-				return NewOAuthBearerClient(tc.user, tc.token, tc.host, tc.port)
+				return sasl.NewOAuthBearerClient(tc.user, tc.token, tc.host, tc.port)
 			}
 			check := func(how string, msg []byte, err error) {
 				t.Helper()
 				if err == nil {
 					t.Fatalf("%s built %q", how, msg)
 				}
-				if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
+				if !errors.Is(err, sasl.ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
 					t.Errorf("%s: %v, want ErrInvalid saying %q", how, err, tc.want)
 				}
 				if strings.Contains(err.Error(), tok) {
@@ -77,11 +80,11 @@ func TestEncodersRefuseAmbiguousInput(t *testing.T) {
 			}
 			resp, err := two.Next([]byte{})
 			check("two-step Next", resp, err)
-			if tc.mech == XOAuth2 {
-				msg, err := EncodeXOAuth2(tc.user, tc.token)
+			if tc.mech == sasl.XOAuth2 {
+				msg, err := sasl.EncodeXOAuth2(tc.user, tc.token)
 				check("EncodeXOAuth2", msg, err)
 			} else {
-				msg, err := EncodeOAuthBearer(tc.user, tc.token, tc.host, tc.port)
+				msg, err := sasl.EncodeOAuthBearer(tc.user, tc.token, tc.host, tc.port)
 				check("EncodeOAuthBearer", msg, err)
 			}
 		})
@@ -92,18 +95,18 @@ func TestEncodersRefuseAmbiguousInput(t *testing.T) {
 // catch-all passes on (quoted local parts, non-ASCII letters) and an authzid with "," and "=".
 func TestEncodersTakeWhatServersDo(t *testing.T) {
 	for _, user := range []string{"alice@contoso.test", `"bob smith"@contoso.test`, "josé@contoso.test", "o'neil+x=y@contoso.test"} {
-		msg, err := EncodeXOAuth2(user, tok)
+		msg, err := sasl.EncodeXOAuth2(user, tok)
 		if err != nil {
 			t.Fatalf("EncodeXOAuth2(%q): %v", user, err)
 		}
-		if c, err := ParseXOAuth2(msg); err != nil || c.Username != user || c.Token != tok {
+		if c, err := saslserver.ParseXOAuth2(msg); err != nil || c.Username != user || c.Token != tok {
 			t.Fatalf("round trip of %q: %+v %v", user, c, err)
 		}
-		msg, err = EncodeOAuthBearer(user, tok, "[::1]", 993)
+		msg, err = sasl.EncodeOAuthBearer(user, tok, "[::1]", 993)
 		if err != nil {
 			t.Fatalf("EncodeOAuthBearer(%q): %v", user, err)
 		}
-		if c, err := ParseOAuthBearer(msg); err != nil || c.Username != user || c.Token != tok || c.Host != "[::1]" || c.Port != 993 {
+		if c, err := saslserver.ParseOAuthBearer(msg); err != nil || c.Username != user || c.Token != tok || c.Host != "[::1]" || c.Port != 993 {
 			t.Fatalf("round trip of %q: %+v %v", user, c, err)
 		}
 	}
@@ -120,12 +123,12 @@ func TestGS2EscapesEveryCommaAndEquals(t *testing.T) {
 		"plain@x.ex": "n,a=plain@x.ex,",
 		"":           "n,,",
 	} {
-		msg := must(EncodeOAuthBearer(user, tok, "", 0))
+		msg := must(sasl.EncodeOAuthBearer(user, tok, "", 0))
 		gs2, _, _ := bytes.Cut(msg, []byte{0x01})
 		if string(gs2) != header {
 			t.Errorf("authzid %q: gs2 header %q, want %q", user, gs2, header)
 		}
-		if c, err := ParseOAuthBearer(msg); err != nil || c.Username != user {
+		if c, err := saslserver.ParseOAuthBearer(msg); err != nil || c.Username != user {
 			t.Errorf("authzid %q read back as %q (%v)", user, c.Username, err)
 		}
 	}
@@ -139,9 +142,9 @@ func FuzzEncodeXOAuth2(f *testing.F) {
 	f.Add("bob", tok+"\x01user=alice")
 	f.Add("a=b", "c=d")
 	f.Fuzz(func(t *testing.T, user, token string) {
-		msg, err := EncodeXOAuth2(user, token)
+		msg, err := sasl.EncodeXOAuth2(user, token)
 		if err != nil {
-			if !errors.Is(err, ErrInvalid) {
+			if !errors.Is(err, sasl.ErrInvalid) {
 				t.Fatalf("not ErrInvalid: %v", err)
 			}
 			return
@@ -156,7 +159,7 @@ func assertXOAuth2(t *testing.T, msg []byte, user, token string) {
 	if fields := bytes.Split(msg, []byte{0x01}); len(fields) != 4 {
 		t.Fatalf("%q has %d fields, want user and auth", msg, len(fields)-2)
 	}
-	c, err := ParseXOAuth2(msg)
+	c, err := saslserver.ParseXOAuth2(msg)
 	if err != nil || c.Username != user || c.Token != token {
 		t.Fatalf("%q parsed as %q, %q (%v); encoded from %q, %q", msg, c.Username, c.Token, err, user, token)
 	}
@@ -168,14 +171,14 @@ func FuzzEncodeOAuthBearer(f *testing.F) {
 	f.Add("a,b=c", tok, "h\x01auth=Bearer x", 0)
 	f.Add("=2C", "t", "", -5)
 	f.Fuzz(func(t *testing.T, user, token, host string, port int) {
-		msg, err := EncodeOAuthBearer(user, token, host, port)
+		msg, err := sasl.EncodeOAuthBearer(user, token, host, port)
 		if err != nil {
-			if !errors.Is(err, ErrInvalid) {
+			if !errors.Is(err, sasl.ErrInvalid) {
 				t.Fatalf("not ErrInvalid: %v", err)
 			}
 			return
 		}
-		c, err := ParseOAuthBearer(msg)
+		c, err := saslserver.ParseOAuthBearer(msg)
 		if err != nil || c.Username != user || c.Token != token || c.Host != host || c.Port != port {
 			t.Fatalf("%q parsed as %+v (%v); encoded from %q %q %q %d", msg, c, err, user, token, host, port)
 		}

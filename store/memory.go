@@ -16,12 +16,14 @@ type Memory struct {
 // NewMemory returns an empty in-memory store.
 func NewMemory() *Memory { return &Memory{m: map[string][]byte{}} }
 
+// Load implements Store: a copy of the entry, or nil.
 func (s *Memory) Load(_ context.Context, key string) ([]byte, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]byte(nil), s.m[key]...), nil
 }
 
+// Update implements Store: fn runs with the store locked, so updates of one process never interleave.
 func (s *Memory) Update(_ context.Context, key string, fn func(old []byte) ([]byte, error)) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -42,6 +44,7 @@ func (s *Memory) Update(_ context.Context, key string, fn func(old []byte) ([]by
 	return nil
 }
 
+// Keys implements Store, sorted.
 func (s *Memory) Keys(context.Context) ([]string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -15,7 +15,9 @@ import (
 // error (exit 2).
 type KeyError struct{ msg string }
 
-func (e *KeyError) Error() string     { return e.msg }
+func (e *KeyError) Error() string { return e.msg }
+
+// ConfigError marks the error as the configuration's (the CLI exits 2 for it).
 func (e *KeyError) ConfigError() bool { return true }
 func (e *KeyError) Unwrap() error     { return ErrNoKey }
 

@@ -1,6 +1,7 @@
 // Package trace records the steps of a mail connection — resolve, connect, TLS, capabilities,
 // authentication, the first mailbox command — with their durations and outcomes. The imap, pop3 and
-// smtp clients report into it; `mailoauth check` and the doctor print what it holds. It holds no
+// smtp clients report into the Func their Options.Trace holds (a Recorder's, or a program's own), so
+// that a failed connection shows the step it failed at; `mailoauth check` and the doctor print it. It holds no
 // protocol logic and must never record a token or a password (details are server replies and
 // summaries).
 package trace

@@ -107,9 +107,13 @@ func (c *Claims) Summary(now time.Time) string {
 	return strings.Join(parts, ", ")
 }
 
-// HasScope and HasRole compare without regard to case, as Exchange does.
+// HasScope says whether the token carries delegated scope s, compared without regard to case as
+// Exchange does.
 func (c *Claims) HasScope(s string) bool { return containsFold(c.Scopes, s) }
-func (c *Claims) HasRole(r string) bool  { return containsFold(c.Roles, r) }
+
+// HasRole says whether the token carries application role r, compared without regard to case as
+// Exchange does.
+func (c *Claims) HasRole(r string) bool { return containsFold(c.Roles, r) }
 
 func audClaim(v any) string {
 	switch a := v.(type) {

@@ -3,7 +3,7 @@ package exchange
 import (
 	"encoding/base64"
 
-	"github.com/mailoauth/mailoauth/sasl"
+	"github.com/mailoauth/mailoauth/internal/saslserver"
 )
 
 // decodeSASL decodes a base64 SASL response line ("=" is an empty response, RFC 4959).
@@ -16,17 +16,17 @@ func decodeSASL(line []byte) ([]byte, bool) {
 }
 
 // xoauth2 checks an XOAUTH2 initial response (decoded) for protocol p with the Authorizer, through
-// the sasl package's server: a message that does not parse is MalformedSASL.
+// package saslserver: a message that does not parse is MalformedSASL.
 func (s *Servers) xoauth2(p Protocol, msg []byte) Decision {
 	var d Decision
 	decided := false
-	srv := sasl.NewXOAuth2Server(func(c sasl.Credentials) error {
+	srv := saslserver.NewXOAuth2Server(func(c saslserver.Credentials) error {
 		d, decided = s.Authorizer.Authorize(p, c.Username, c.Token), true
 		if d.OK() || d.Deferred {
 			return nil
 		}
 		return d
-	}, sasl.ServerOptions{})
+	}, saslserver.ServerOptions{})
 	if msg == nil {
 		msg = []byte{}
 	}
