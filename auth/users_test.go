@@ -321,3 +321,48 @@ func TestDeviceLoginWithNobodyToShowTheCode(t *testing.T) {
 		t.Errorf("%d device-code requests for a login that cannot show the code", n)
 	}
 }
+
+// TestStoreOfEarlierVersionKeepsWorking: a store written before accounts held many users keeps one
+// entry per account ("account/NAME", the user's tokens in it). The account's user is served from
+// it without a sign-in or a request, listed by Users, and from then on kept in the user's own entry.
+func TestStoreOfEarlierVersionKeepsWorking(t *testing.T) {
+	e := newEnv(t, nil, world.Alice, nil)
+	ctx := context.Background()
+	first, _ := e.manager(t, nil).Account("alice-device")
+	si, err := first.Login(ctx, auth.LoginOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The layout of the earlier version: the same entry, under the account's key alone.
+	st := e.store(t)
+	userKey := "account/alice-device/user/" + si.User.HomeAccountID
+	raw, err := st.Load(ctx, userKey)
+	if err != nil || raw == nil {
+		t.Fatalf("no entry %s after a login: %v", userKey, err)
+	}
+	put := func(key string, v []byte) {
+		if err := st.Update(ctx, key, func([]byte) ([]byte, error) { return v, nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("account/alice-device", raw)
+	put(userKey, nil)
+
+	a, _ := e.manager(t, nil).Account("alice-device") // a process of this version
+	before := e.emu.Identity.Requests("token")
+	if tok := getTokenOf(t, a, token.Exchange); tok.AccessToken != si.Token.AccessToken {
+		t.Error("the token stored by the earlier version was not served")
+	}
+	if n := e.emu.Identity.Requests("token") - before; n != 0 {
+		t.Errorf("%d token requests for a token the earlier version stored", n)
+	}
+	if users, err := a.Users(ctx); err != nil || len(users) != 1 || users[0] != si.User {
+		t.Errorf("users of the earlier version's store: %+v, %v; want alice", users, err)
+	}
+	if old, _ := st.Load(ctx, "account/alice-device"); old != nil {
+		t.Error("the earlier version's entry is still there after its user was moved")
+	}
+	if c := claims(t, getTokenOf(t, a, token.Graph).AccessToken); c["upn"] != world.Alice {
+		t.Errorf("a refresh with the earlier version's refresh token gave %v's token", c["upn"])
+	}
+}
