@@ -102,6 +102,7 @@ func subjects(t *testing.T, srv *mailoauthtest.Server, mailbox, folder string) [
 // The default world's daemon sends to bob over SMTP; bob's mailbox holds it, over IMAP (daemon-bob)
 // and in Messages.
 func TestDefaultWorldSendAndRead(t *testing.T) {
+	t.Parallel()
 	ctx := testContext(t)
 	srv := mailoauthtest.NewServer(t, mailoauthtest.Options{})
 	for _, name := range []string{"alice", "alice-device", "daemon", "daemon-bob", "daemon-cert"} {
@@ -133,6 +134,7 @@ func TestDefaultWorldSendAndRead(t *testing.T) {
 // A world built in Go with one user and one app: the app's account sends to its user over SMTP and
 // reads it back over IMAP.
 func TestGoWorld(t *testing.T) {
+	t.Parallel()
 	ctx := testContext(t)
 	srv := mailoauthtest.NewServer(t, mailoauthtest.Options{World: &mailoauthtest.World{
 		Users: []mailoauthtest.User{{Address: "carol@fabrikam.test"}},
@@ -154,6 +156,7 @@ func TestGoWorld(t *testing.T) {
 
 // A Go world's mistakes name the field.
 func TestGoWorldErrors(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		w    mailoauthtest.World
 		want string
@@ -180,6 +183,7 @@ func TestGoWorldErrors(t *testing.T) {
 
 // A Go world's permissions are what its tokens carry: an app granted only SMTP cannot read over IMAP.
 func TestGoWorldPermissions(t *testing.T) {
+	t.Parallel()
 	ctx := testContext(t)
 	srv := mailoauthtest.NewServer(t, mailoauthtest.Options{World: &mailoauthtest.World{
 		Users: []mailoauthtest.User{{Address: "carol@fabrikam.test"}},
@@ -212,6 +216,7 @@ full_access = ["dave@northwind.test"]
 
 // A scenario given as TOML text: its derived account (named after the app) works end to end.
 func TestScenarioText(t *testing.T) {
+	t.Parallel()
 	ctx := testContext(t)
 	srv := mailoauthtest.NewServer(t, mailoauthtest.Options{Scenario: scenario})
 	acc := srv.Account("robot")
@@ -240,6 +245,7 @@ func (p promptPipe) Write(b []byte) (int, error) {
 
 // A device-code login is approved with ApproveDevice; afterwards tokens are silent.
 func TestApproveDevice(t *testing.T) {
+	t.Parallel()
 	ctx := testContext(t)
 	srv := mailoauthtest.NewServer(t, mailoauthtest.Options{})
 	prompt := make(promptPipe, 1)
@@ -277,6 +283,7 @@ func TestApproveDevice(t *testing.T) {
 // SignIn drives a web app's authorization-code login: the code it returns is exchanged for alice's
 // tokens; a wrong password is an error and no redirect.
 func TestSignInWebApp(t *testing.T) {
+	t.Parallel()
 	ctx := testContext(t)
 	srv := mailoauthtest.NewServer(t, mailoauthtest.Options{World: &mailoauthtest.World{
 		Users: []mailoauthtest.User{{Address: "alice@contoso.test"}, {Address: "bob@contoso.test", Password: "b0b"}},
@@ -316,6 +323,7 @@ func TestSignInWebApp(t *testing.T) {
 
 // Deliver seeds a mailbox that IMAP then reads; Messages sees it too.
 func TestDeliver(t *testing.T) {
+	t.Parallel()
 	ctx := testContext(t)
 	now := time.Now().Add(-time.Minute).Truncate(time.Second)
 	srv := mailoauthtest.NewServer(t, mailoauthtest.Options{Now: func() time.Time { return now }})
@@ -339,6 +347,7 @@ func TestDeliver(t *testing.T) {
 
 // Close stops every listener: connections are then refused.
 func TestCloseStopsListeners(t *testing.T) {
+	t.Parallel()
 	srv, err := mailoauthtest.Start(context.Background(), mailoauthtest.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -367,6 +376,7 @@ func TestCloseStopsListeners(t *testing.T) {
 
 // An interactive login (MSAL's loopback listener, form_post) is driven by SignIn as its OpenURL.
 func TestSignInInteractive(t *testing.T) {
+	t.Parallel()
 	ctx := testContext(t)
 	srv := mailoauthtest.NewServer(t, mailoauthtest.Options{})
 	a := account(t, srv.Account("alice"), auth.Options{})
@@ -387,6 +397,7 @@ func TestSignInInteractive(t *testing.T) {
 
 // With AutoApprove, a device-code login completes with nobody approving it.
 func TestAutoApprove(t *testing.T) {
+	t.Parallel()
 	ctx := testContext(t)
 	srv := mailoauthtest.NewServer(t, mailoauthtest.Options{AutoApprove: "bob@contoso.test"})
 	acc := srv.Account("alice-device")
@@ -403,6 +414,7 @@ func TestAutoApprove(t *testing.T) {
 
 // A scenario file is read from its path; a missing one is an error.
 func TestScenarioFile(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "world.toml")
 	if err := os.WriteFile(path, []byte(scenario), 0o600); err != nil {
 		t.Fatal(err)
