@@ -16,6 +16,7 @@ import (
 
 	"github.com/mailoauth/mailoauth/auth"
 	"github.com/mailoauth/mailoauth/config"
+	"github.com/mailoauth/mailoauth/graph"
 	imapc "github.com/mailoauth/mailoauth/imap"
 	"github.com/mailoauth/mailoauth/mailoauthtest"
 	smtpc "github.com/mailoauth/mailoauth/smtp"
@@ -425,5 +426,27 @@ func TestScenarioFile(t *testing.T) {
 	}
 	if _, err := mailoauthtest.Start(context.Background(), mailoauthtest.Options{ScenarioFile: path + ".missing"}); err == nil {
 		t.Fatal("a missing scenario file was accepted")
+	}
+}
+
+// Graph answers at GraphURL over the same mailboxes: a delivered message is listed there, and one
+// sent through Graph arrives in the recipient's INBOX.
+func TestGraph(t *testing.T) {
+	t.Parallel()
+	ctx := testContext(t)
+	srv := mailoauthtest.NewServer(t, mailoauthtest.Options{})
+	if err := srv.Deliver("alice@contoso.test", []byte("Subject: seeded\r\n\r\nbody\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	g := graph.ForAccount(account(t, srv.Account("daemon"), auth.Options{}))
+	msgs, err := g.ListMessages(ctx, "inbox", graph.ListOptions{})
+	if err != nil || len(msgs) != 1 || msgs[0].Subject != "seeded" {
+		t.Fatalf("alice's inbox over Graph: %v %+v", err, msgs)
+	}
+	if err := g.SendMail(ctx, &graph.Message{Subject: "over Graph", To: []graph.Address{{Address: "bob@contoso.test"}}, Body: "hi"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := subjects(t, srv, "bob@contoso.test", mailoauthtest.Inbox); len(got) != 1 || got[0] != "over Graph" {
+		t.Fatalf("bob's INBOX: %q", got)
 	}
 }
