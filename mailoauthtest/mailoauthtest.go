@@ -57,6 +57,8 @@ type Options struct {
 type Server struct {
 	e        *emulator.Emulator
 	accounts map[string]*config.Account // checked; copies are handed out
+
+	autoApprove bool
 }
 
 // Start starts a Server on loopback. It runs until Close is called or ctx ends.
@@ -69,7 +71,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mailoauthtest: %w", err)
 	}
-	s := &Server{e: e}
+	s := &Server{e: e, autoApprove: opts.AutoApprove != ""}
 	if s.accounts, err = e.Accounts(); err != nil {
 		e.Close()
 		return nil, fmt.Errorf("mailoauthtest: %w", err)

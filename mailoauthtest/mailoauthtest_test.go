@@ -411,6 +411,9 @@ func TestAutoApprove(t *testing.T) {
 	if got := subjects(t, srv, "bob@contoso.test", "Sent Items"); len(got) != 1 || got[0] != "auto-approved" {
 		t.Fatalf("bob's Sent Items: %q", got)
 	}
+	if _, err := srv.SignIn(ctx, srv.Authority()+"/contoso/oauth2/v2.0/authorize", "alice@contoso.test", "alice-password"); err == nil {
+		t.Fatal("SignIn signed alice in on a Server that signs bob in itself")
+	}
 }
 
 // A scenario file is read from its path; a missing one is an error.

@@ -10,14 +10,20 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+
+	"github.com/mailoauth/mailoauth/internal/emulator/identity"
 )
 
 // ApproveDevice signs user in on the device-code page for userCode and consents, as the person in
 // front of a browser would: the device-code login polling for it then gets its tokens. userCode is
 // the code the login shows (auth's device-code message); user is an address of the world.
 func (s *Server) ApproveDevice(userCode, user string) error {
-	if err := s.e.Identity.ApproveDevice(userCode, user); err != nil {
-		return fmt.Errorf("mailoauthtest: approve the device code for %s: %w", user, err)
+	err := s.e.Identity.ApproveDevice(userCode, user)
+	if errors.Is(err, identity.ErrUnknownUserCode) {
+		return errors.New("mailoauthtest: ApproveDevice: no device-code login is waiting for that user code (it was never shown, has been used, or has expired)")
+	}
+	if err != nil {
+		return fmt.Errorf("mailoauthtest: %s cannot approve the device code: %w", user, err)
 	}
 	return nil
 }
@@ -34,12 +40,15 @@ func (s *Server) ApproveDevice(userCode, user string) error {
 //	auth.LoginOptions{OpenURL: func(u string) error { _, err := srv.SignIn(ctx, u, user, password); return err }}
 //
 // A sign-in the page refuses (unknown user, wrong password, an app the world does not have) is an
-// error.
+// error. With Options.AutoApprove set the Server signs its user in itself, and SignIn is refused.
 func (s *Server) SignIn(ctx context.Context, authURL, user, password string) (*url.URL, error) {
 	u, err := url.Parse(authURL)
 	if err != nil || u.Scheme+"://"+u.Host != s.Authority() {
 		// A password goes nowhere but to this Server.
 		return nil, errors.New("mailoauthtest: SignIn takes an authorization URL of this Server (one starting with its Authority)")
+	}
+	if s.autoApprove {
+		return nil, errors.New("mailoauthtest: SignIn is for a Server without Options.AutoApprove, which signs its user in itself: fetch the authorization URL instead")
 	}
 	c := s.browser()
 	resp, err := s.get(ctx, c, authURL)
