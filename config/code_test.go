@@ -332,3 +332,16 @@ func TestFileErrorsArePublic(t *testing.T) {
 		t.Fatalf("missing file: %T", err)
 	}
 }
+
+// TestFileInCode: an account of a File built in code is named by its key, as Load names it, and
+// not by a derived name that would key its tokens elsewhere in the store.
+func TestFileInCode(t *testing.T) {
+	f := &File{Accounts: map[string]*Account{"work": {Flow: FlowDevice, ClientID: appID}}}
+	a, err := f.Account("work")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Check(); err != nil || a.Name != "work" {
+		t.Fatalf("name %q, %v", a.Name, err)
+	}
+}

@@ -303,9 +303,13 @@ func (f *File) Names() []string {
 	return names
 }
 
-// Account returns the named account, or a configuration error listing the accounts there are.
+// Account returns the named account, or a configuration error listing the accounts there are. An
+// account of a File built in code that has no Name takes name, as Load would have given it.
 func (f *File) Account(name string) (*Account, error) {
 	if a := f.Accounts[name]; a != nil {
+		if a.Name == "" {
+			a.Name = name
+		}
 		return a, nil
 	}
 	where := "the configuration"
