@@ -115,8 +115,9 @@ func (a *Account) unchanged() bool {
 
 // KeyName returns how messages name the account's setting whose TOML key is tomlKey: the key
 // itself for an account read from a file ("client_secret_file"), the Go field for one built in
-// code ("Account.ClientSecretFile"). Code that reports problems found while using an account (a
-// file that cannot be read) uses it so that the user is told what they wrote.
+// code ("Account.ClientSecretFile"). A field that a file cannot set is named by its Go name in
+// snake case ("pfx_password" for PFXPassword). Code that reports problems found while using an
+// account (a file that cannot be read) uses it so that the user is told what they wrote.
 func (a *Account) KeyName(tomlKey string) string {
 	if a.fromFile {
 		return tomlKey
