@@ -295,7 +295,7 @@ func (t *tour) mail(ctx context.Context, m *auth.Manager, dir string) error {
 			return err
 		}
 		defer c.Close()
-		if err := mail.NewSMTPSender(c).Send(ctx, mail.Envelope{From: daemon.Mailbox(), To: []string{world.Bob}}, raw); err != nil {
+		if err := (&mail.SMTPSender{C: c}).Send(ctx, mail.Envelope{From: daemon.Mailbox(), To: []string{world.Bob}}, raw); err != nil {
 			return err
 		}
 		_ = c.Quit()
@@ -322,14 +322,14 @@ func (t *tour) mail(ctx context.Context, m *auth.Manager, dir string) error {
 			if err != nil {
 				return nil, err
 			}
-			return mail.NewIMAPReader(c), nil
+			return &mail.IMAPReader{C: c}, nil
 		}},
 		{"POP3", func() (mail.Reader, error) {
 			c, err := pop3.Dial(ctx, pop3.ForAccount(bob))
 			if err != nil {
 				return nil, err
 			}
-			return mail.NewPOPReader(c), nil
+			return &mail.POPReader{C: c}, nil
 		}},
 		{"Graph", func() (mail.Reader, error) { return &graphmail.Reader{C: graph.ForAccount(bob)}, nil }},
 	}

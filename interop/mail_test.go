@@ -105,7 +105,7 @@ func TestMailoauthSendsAndReadsThroughPostfixAndDovecot(t *testing.T) {
 	if err != nil {
 		t.Fatalf("imap.Dial: %v", err)
 	}
-	ir := mail.NewIMAPReader(ic)
+	ir := &mail.IMAPReader{C: ic}
 	defer ir.Close()
 	check("IMAP", ir)
 
@@ -113,7 +113,7 @@ func TestMailoauthSendsAndReadsThroughPostfixAndDovecot(t *testing.T) {
 	if err != nil {
 		t.Fatalf("POP3 (app-only): %v", err)
 	}
-	pr := mail.NewPOPReader(pc)
+	pr := &mail.POPReader{C: pc}
 	defer pr.Close()
 	check("POP3", pr)
 }

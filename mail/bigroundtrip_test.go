@@ -72,14 +72,14 @@ func TestRoundTripEveryPairBigAttachment(t *testing.T) {
 			if err != nil {
 				return nil, err
 			}
-			return mail.NewIMAPReader(c), nil
+			return &mail.IMAPReader{C: c}, nil
 		}},
 		{"POP3", func() (mail.Reader, error) {
 			c, err := pop3.Dial(ctx, pop3.ForAccount(bob))
 			if err != nil {
 				return nil, err
 			}
-			return mail.NewPOPReader(c), nil
+			return &mail.POPReader{C: c}, nil
 		}},
 		{"Graph", func() (mail.Reader, error) { return &graphmail.Reader{C: graph.ForAccount(bob)}, nil }},
 	}

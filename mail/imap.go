@@ -19,17 +19,14 @@ import (
 // IMAPReader reads a mailbox over an authenticated go-imap v2 client (imap.Dial).
 //
 // Its ids are "UIDVALIDITY.UID.FOLDER" with the folder in unpadded base64url: stable as long as the
-// folder's UIDVALIDITY is, self-contained (Move and Delete need no --folder), and safe in a shell.
+// folder's UIDVALIDITY is, self-contained (Move and Delete need no folder), and safe in a shell.
 // A bare UID is accepted too, in the folder Get is given (or the inbox), without the UIDVALIDITY check.
 // Get fetches BODY.PEEK[]: reading a message does not mark it read. Delete sets \Deleted and expunges
 // that one message (UID EXPUNGE): it is gone, not moved to Deleted Items.
 type IMAPReader struct {
-	C        *imapclient.Client
-	Progress Progress // for Get; nil: none
+	C        *imapclient.Client // authenticated (imap.Dial)
+	Progress Progress           // for Get; nil: none
 }
-
-// NewIMAPReader wraps an authenticated client.
-func NewIMAPReader(c *imapclient.Client) *IMAPReader { return &IMAPReader{C: c} }
 
 type imapID struct {
 	validity uint32 // 0: not checked

@@ -9,17 +9,14 @@ import (
 )
 
 // POPReader reads the inbox over an authenticated POP3 session (pop3.Dial). Its ids are the server's
-// UIDLs. POP3 knows one folder and no read state: other folders, --unseen and Move are ErrNotSupported.
-// Listing downloads each listed message (the pop3 client has no TOP), so keep the limit small.
-// Delete marks the message; Close (QUIT) commits it, as POP3 does.
+// UIDLs. POP3 knows one folder and no read state: other folders, unseen and Move are ErrNotSupported.
+// Listing reads each listed message's header with TOP where the server offers it, else downloads the
+// message, so keep the limit small. Delete marks the message; Close (QUIT) commits it, as POP3 does.
 type POPReader struct {
-	C        *pop3.Client
-	Progress Progress // for Get; POP3 has no streaming, so it is told once the message is in
+	C        *pop3.Client // authenticated (pop3.Dial)
+	Progress Progress     // for Get; POP3 has no streaming, so it is told once the message is in
 	list     []pop3.Message
 }
-
-// NewPOPReader wraps an authenticated session.
-func NewPOPReader(c *pop3.Client) *POPReader { return &POPReader{C: c} }
 
 func inboxOnly(folder string) error {
 	if folder != "" && !strings.EqualFold(folder, "INBOX") {
@@ -70,7 +67,7 @@ func (r *POPReader) List(ctx context.Context, folder string, limit int, unseen b
 		return nil, err
 	}
 	if unseen {
-		return nil, fmt.Errorf("--unseen: POP3 keeps no read state: %w", ErrNotSupported)
+		return nil, fmt.Errorf("POP3 keeps no read state, so it cannot list unread messages only: %w", ErrNotSupported)
 	}
 	msgs, err := r.messages()
 	if err != nil {

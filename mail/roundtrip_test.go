@@ -139,7 +139,7 @@ func TestRoundTripSMTPToIMAPAndPOP3(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pr := mail.NewPOPReader(pc)
+	pr := &mail.POPReader{C: pc}
 	plist, err := pr.List(ctx, "", 0, false)
 	if err != nil || len(plist) != 1 || plist[0].Subject != s.Subject || !plist[0].HasAttachments {
 		t.Fatalf("POP3 list: %v %+v", err, plist)
@@ -176,7 +176,7 @@ func TestRecipientRefusedSendsNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ic.Close()
-	if list, err := mail.NewIMAPReader(ic).List(ctx, "", 0, false); err != nil || len(list) != 0 {
+	if list, err := (&mail.IMAPReader{C: ic}).List(ctx, "", 0, false); err != nil || len(list) != 0 {
 		t.Fatalf("bob got a message after a refused recipient: %v %d", err, len(list))
 	}
 }

@@ -18,9 +18,6 @@ type SMTPSender struct {
 	Progress Progress // for DATA; nil: none
 }
 
-// NewSMTPSender wraps an authenticated client.
-func NewSMTPSender(c *gosmtp.Client) *SMTPSender { return &SMTPSender{C: c} }
-
 // RecipientError is a recipient the server refused; nothing was sent.
 type RecipientError struct {
 	Recipient string

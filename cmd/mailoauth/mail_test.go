@@ -414,7 +414,7 @@ func TestSendmailOverGraph(t *testing.T) {
 	if code, _, errs := cli("To: bob@contoso.test\r\nSubject: to bob\r\n\r\nx\r\n", "sendmail", "--account", "daemon", "--via", "graph", world.Bob, "support@contoso.test"); code != exitOK {
 		t.Fatalf("sendmail --via graph RCPT: %d %q", code, errs)
 	}
-	if code, _, errs := cli("To: support@contoso.test\r\nSubject: not to bob\r\n\r\nx\r\n", "sendmail", "--account", "daemon", "--via", "graph", world.Bob); code != exitFailure || !strings.Contains(errs, "support@contoso.test") || !strings.Contains(errs, "nothing was sent") {
+	if code, _, errs := cli("To: support@contoso.test\r\nSubject: not to bob\r\n\r\nx\r\n", "sendmail", "--account", "daemon", "--via", "graph", world.Bob); code != exitFailure || !strings.Contains(errs, "support@contoso.test") || !strings.Contains(errs, "nothing was sent") || !strings.Contains(errs, "use -t") {
 		t.Errorf("sendmail --via graph, To not a recipient: %d %q", code, errs)
 	}
 	if code, _, errs := cli("Subject: nobody\r\n\r\nx\r\n", "sendmail", "-t", "--account", "daemon", "--via", "graph"); code != exitFailure || !strings.Contains(errs, "no To, Cc or Bcc") {

@@ -29,7 +29,11 @@ func (a *app) sendRaw(ctx context.Context, acc *auth.Account, via string, env ma
 	case viaGraph:
 		// Graph takes the recipients from the message's headers: graphmail.SendMIME adds the
 		// envelope's others as Bcc (which Graph removes).
-		return graphmail.SendMIME(ctx, graph.ForAccount(acc), raw, env.To)
+		err := graphmail.SendMIME(ctx, graph.ForAccount(acc), raw, env.To)
+		if errors.Is(err, graphmail.ErrNotRecipient) {
+			return fmt.Errorf("%w (use -t, or --via smtp)", err)
+		}
+		return err
 	case viaSMTP:
 	default:
 		return usagef("--via %q: use smtp or graph", via)

@@ -9,6 +9,7 @@ package graphmail
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	netmail "net/mail"
 	"strings"
@@ -171,6 +172,18 @@ func Send(ctx context.Context, c *graph.Client, d mail.Draft) error {
 	return c.SendMail(ctx, m)
 }
 
+// ErrNotRecipient is what SendMIME's error matches (errors.Is) when the message's To or Cc header
+// names an address that is not among its recipients: Graph would deliver to it, so nothing is sent.
+var ErrNotRecipient = errors.New("a To or Cc address of the message is not a recipient")
+
+type notRecipientError struct{ addr, header string }
+
+func (e *notRecipientError) Error() string {
+	return fmt.Sprintf("over Graph the message also goes to %s, named in its %s header but not a recipient; nothing was sent", e.addr, e.header)
+}
+
+func (e *notRecipientError) Is(target error) bool { return target == ErrNotRecipient }
+
 // SendMIME submits a ready-made RFC 5322 message (sendmail's, from mail.Prepare) to rcpts through
 // Graph's sendMail in MIME format. Graph delivers to the message's To, Cc and Bcc headers, not to an
 // envelope: recipients of rcpts the To and Cc headers do not name are added in a Bcc header (which
@@ -197,7 +210,7 @@ func SendMIME(ctx context.Context, c *graph.Client, raw []byte, rcpts []string) 
 		for _, a := range list {
 			addr := strings.ToLower(a.Address)
 			if !want[addr] {
-				return fmt.Errorf("over Graph the message also goes to %s, named in its %s header but not a recipient; use -t or --via smtp; nothing was sent", a.Address, k)
+				return &notRecipientError{addr: a.Address, header: k}
 			}
 			named[addr] = true
 		}
