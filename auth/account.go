@@ -288,14 +288,14 @@ func (a *Account) loginResource() token.Resource {
 // application's. An account serving several users gives each its own with ForUser.
 //
 // It comes from memory, from the store, or by a silent refresh. Any number of concurrent callers
-// cause at most one request to the identity platform, and processes sharing the store one between
-// them (refreshLocked). A token the store holds outside the refresh margin is served without
-// waiting for anything: the lock is for refreshing only.
+// cause at most one request to the identity platform, and processes sharing a store.Locker store
+// one between them. A token the store holds outside the refresh margin is served without waiting
+// for anything: the lock is for refreshing only.
 //
 // A token inside the refresh margin whose refresh fails transiently is served until it really
-// expires, with RefreshErr saying why (servesStale); the caller waits for that refresh at most
-// waitBudget. A token that has expired, or a refused refresh, makes the call fail with a
-// *LoginRequiredError.
+// expires, with RefreshErr saying why; the caller waits for that refresh at most 10 seconds (and
+// half of what its ctx has left). A token that has expired, or a refused refresh, makes the call
+// fail with a *LoginRequiredError.
 func (a *Account) Token(ctx context.Context, r token.Resource) (*token.Token, error) {
 	return a.ownToken(ctx, r, a.token)
 }

@@ -85,13 +85,14 @@ type LoginRequiredError struct {
 	web bool
 }
 
+// Error says what happened and how to sign in, in the package's terms.
 func (e *LoginRequiredError) Error() string {
 	how := "sign in with Account.Login"
 	if e.web {
 		how = "sign the user in with Account.AuthCodeURL and ExchangeCode"
 	}
 	if e.Err != nil {
-		return fmt.Sprintf("%v; %v: %s again", token.ErrLoginRequired, e.Err, how)
+		return fmt.Sprintf("%v; %v: %s again", e.Err, token.ErrLoginRequired, how)
 	}
 	return fmt.Sprintf("account %s: %v: no token is held; %s", e.Account, token.ErrLoginRequired, how)
 }
