@@ -219,7 +219,7 @@ func (v *validator) account(name string, a *Account) {
 		case !oneOf(protocols, p):
 			v.key(at("protocols"), "unknown protocol"+v.show(p), "use imap, pop, smtp or graph")
 		case seen[p]:
-			v.key(at("protocols"), "protocol `"+p+"` is listed twice", "list each protocol once")
+			v.key(at("protocols"), "protocol"+v.show(p)+" is listed twice", "list each protocol once")
 		}
 		seen[p] = true
 	}
@@ -255,6 +255,9 @@ func (v *validator) account(name string, a *Account) {
 	// Rule 12.
 	if a.Authority != "" || has("authority") {
 		if problem, fix := checkAuthority(a.Authority); problem != "" {
+			if v.code {
+				fix = strings.TrimSuffix(fix, " =") // "the tenant goes in Account.Tenant", not "… Account.Tenant ="
+			}
 			v.key(at("authority"), problem, fix)
 		} else {
 			a.Authority = strings.TrimSuffix(a.Authority, "/")
