@@ -23,7 +23,7 @@ func Example() {
 	}
 	defer srv.Close()
 
-	daemon, err := auth.New(srv.Config(), auth.Options{}).Account("daemon")
+	daemon, err := auth.NewAccount(srv.Account("daemon"), auth.Options{})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -61,7 +61,7 @@ func Example_world() {
 
 	acc := srv.Account("mailer")
 	fmt.Println(acc.Flow, acc.Mailbox)
-	mailer, err := auth.New(srv.Config(), auth.Options{}).Account("mailer")
+	mailer, err := auth.NewAccount(acc, auth.Options{})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -14,7 +14,7 @@
 //
 //	func TestSend(t *testing.T) {
 //		srv := mailoauthtest.NewServer(t, mailoauthtest.Options{})
-//		acc, err := auth.New(srv.Config(), auth.Options{}).Account("daemon")
+//		acc, err := auth.NewAccount(srv.Account("daemon"), auth.Options{})
 //		// ... send with smtp.Dial(ctx, smtp.ForAccount(acc)) ...
 //		msgs, err := srv.Messages("bob@contoso.test")
 //	}
@@ -145,6 +145,7 @@ func clone(a *config.Account) *config.Account {
 	c := *a
 	c.Protocols = append([]string(nil), a.Protocols...)
 	c.Scopes = append([]string(nil), a.Scopes...)
+	c.PFX = append(config.SecretBytes(nil), a.PFX...)
 	return &c
 }
 

@@ -6,7 +6,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -29,7 +28,7 @@ func account(t *testing.T, acc *config.Account, opts auth.Options) *auth.Account
 	if acc == nil {
 		t.Fatal("the Server has no such account")
 	}
-	a, err := auth.New(&config.File{Accounts: map[string]*config.Account{acc.Name: acc}}, opts).Account(acc.Name)
+	a, err := auth.NewAccount(acc, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,6 +154,27 @@ func TestGoWorld(t *testing.T) {
 	}
 }
 
+// A Go world's password (ROPC) app signs its user in with the password the World gave, as a value.
+func TestGoWorldPassword(t *testing.T) {
+	t.Parallel()
+	ctx := testContext(t)
+	srv := mailoauthtest.NewServer(t, mailoauthtest.Options{World: &mailoauthtest.World{
+		Users: []mailoauthtest.User{{Address: "erin@fabrikam.test", Password: "s3cret"}},
+		Apps:  []mailoauthtest.App{{Name: "legacy", Flow: config.FlowPassword}},
+	}})
+	acc := srv.Account("legacy")
+	if string(acc.Password) != "s3cret" || acc.Email != "erin@fabrikam.test" {
+		t.Fatalf("account legacy: password set %v, email %q", acc.Password != "", acc.Email)
+	}
+	a := account(t, acc, auth.Options{})
+	if _, err := a.Login(ctx, auth.LoginOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := inboxSubjects(t, ctx, a); len(got) != 0 {
+		t.Fatalf("erin's INBOX: %q", got)
+	}
+}
+
 // A Go world's mistakes name the field.
 func TestGoWorldErrors(t *testing.T) {
 	t.Parallel()
@@ -234,42 +254,28 @@ func TestScenarioText(t *testing.T) {
 	}
 }
 
-var userCodeRE = regexp.MustCompile(`enter the code (\S+) `)
-
-// promptPipe hands the device-code message auth prints to the test.
-type promptPipe chan string
-
-func (p promptPipe) Write(b []byte) (int, error) {
-	p <- string(b)
-	return len(b), nil
-}
-
 // A device-code login is approved with ApproveDevice; afterwards tokens are silent.
 func TestApproveDevice(t *testing.T) {
 	t.Parallel()
 	ctx := testContext(t)
 	srv := mailoauthtest.NewServer(t, mailoauthtest.Options{})
-	prompt := make(promptPipe, 1)
-	a := account(t, srv.Account("alice-device"), auth.Options{Prompt: prompt})
+	a := account(t, srv.Account("alice-device"), auth.Options{})
+	codes := make(chan auth.DeviceCode, 1)
 	done := make(chan error, 1)
 	go func() {
-		_, err := a.Login(ctx, auth.LoginOptions{})
+		_, err := a.Login(ctx, auth.LoginOptions{DeviceCode: func(dc auth.DeviceCode) { codes <- dc }})
 		done <- err
 	}()
-	var msg string
+	var dc auth.DeviceCode
 	select {
-	case msg = <-prompt:
+	case dc = <-codes:
 	case err := <-done:
 		t.Fatalf("the login ended before showing a code: %v", err)
-	}
-	m := userCodeRE.FindStringSubmatch(msg)
-	if m == nil {
-		t.Fatalf("no user code in %q", msg)
 	}
 	if err := srv.ApproveDevice("WRONGCODE", "alice@contoso.test"); err == nil {
 		t.Fatal("an unknown user code was approved")
 	}
-	if err := srv.ApproveDevice(m[1], "alice@contoso.test"); err != nil {
+	if err := srv.ApproveDevice(dc.UserCode, "alice@contoso.test"); err != nil {
 		t.Fatal(err)
 	}
 	if err := <-done; err != nil {
@@ -291,12 +297,11 @@ func TestSignInWebApp(t *testing.T) {
 		Apps:  []mailoauthtest.App{{Name: "web", Flow: config.FlowAuthCodeWeb, RedirectURI: "https://app.contoso.test/callback"}},
 	}})
 	acc := srv.Account("web")
-	if acc.RedirectURI != "https://app.contoso.test/callback" || acc.ClientSecret == "" {
-		t.Fatalf("account web: redirect %q, secret set %v", acc.RedirectURI, acc.ClientSecret != "")
+	if acc.RedirectURI != "https://app.contoso.test/callback" || acc.ClientSecret == "" || acc.Email != "" {
+		t.Fatalf("account web: redirect %q, secret set %v, email %q", acc.RedirectURI, acc.ClientSecret != "", acc.Email)
 	}
-	acc.Email = "bob@contoso.test"
 	a := account(t, acc, auth.Options{})
-	authURL, verifier, err := a.AuthCodeURL(ctx, "st4te")
+	authURL, verifier, err := a.AuthCodeURL(ctx, "st4te", auth.AuthCodeOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -310,10 +315,14 @@ func TestSignInWebApp(t *testing.T) {
 	if back.Host != "app.contoso.test" || back.Path != "/callback" || back.Query().Get("state") != "st4te" || back.Query().Get("code") == "" {
 		t.Fatalf("redirect %s://%s%s with state %q, code set %v", back.Scheme, back.Host, back.Path, back.Query().Get("state"), back.Query().Get("code") != "")
 	}
-	if _, err := a.ExchangeCode(ctx, back.Query().Get("code"), verifier); err != nil {
+	in, err := a.ExchangeCode(ctx, back.Query().Get("code"), verifier, auth.AuthCodeOptions{})
+	if err != nil {
 		t.Fatal(err)
 	}
-	send(t, ctx, a, "alice@contoso.test", "from bob's web session")
+	if in.User.Username != "bob@contoso.test" {
+		t.Fatalf("signed in %q, want bob", in.User.Username)
+	}
+	send(t, ctx, a.ForUser(in.User), "alice@contoso.test", "from bob's web session")
 	if got := subjects(t, srv, "alice@contoso.test", mailoauthtest.Inbox); len(got) != 1 {
 		t.Fatalf("alice's INBOX: %q", got)
 	}
@@ -404,7 +413,7 @@ func TestAutoApprove(t *testing.T) {
 	acc := srv.Account("alice-device")
 	acc.Email = "bob@contoso.test"
 	a := account(t, acc, auth.Options{})
-	if _, err := a.Login(ctx, auth.LoginOptions{}); err != nil {
+	if _, err := a.Login(ctx, auth.LoginOptions{DeviceCode: func(auth.DeviceCode) {}}); err != nil {
 		t.Fatal(err)
 	}
 	send(t, ctx, a, "alice@contoso.test", "auto-approved")

@@ -51,9 +51,10 @@ type App struct {
 	// empty is http://localhost (any port) for interactive and http://localhost/callback for
 	// auth_code_web.
 	RedirectURI string
-	// Mailbox is the address its account opens: for client credentials, a user whose mailbox the
-	// app was granted (all of the World's are); for a delegated flow, the signed-in user. Empty is
-	// the World's first user.
+	// Mailbox is its account's user: for client credentials, the mailbox it opens (the app is
+	// granted all of the World's); for the device, interactive and password flows, the user who
+	// signs in (config.Account.Email). Empty is the World's first user. An auth_code_web account
+	// serves whoever signs in and has none unless it is set.
 	Mailbox string
 }
 
@@ -133,6 +134,7 @@ func (a App) build(i int, w *World, t *world.Tenant) (*world.App, world.AccountS
 		defaults = append(append(defaults, world.ExchangeDelegated...), world.GraphMailDelegated...)
 	case config.FlowAuthCodeWeb:
 		app.Consented, acc.Credential = true, "secret"
+		acc.Email = a.Mailbox
 		app.RedirectURIs = []string{"http://localhost/callback"}
 		defaults = append(append(defaults, world.ExchangeDelegated...), world.GraphMailDelegated...)
 	case config.FlowClientCredentials:
