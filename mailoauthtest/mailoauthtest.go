@@ -6,7 +6,7 @@
 // TOML scenario. It is to Microsoft 365 mail what net/http/httptest is to HTTP.
 //
 // A Server hands out ready-to-use accounts (config.Account values pointing at its listeners and
-// trusting its CA, with their client secrets), drives sign-ins without a browser (ApproveDevice,
+// trusting its CA, with their credentials as values), drives sign-ins without a browser (ApproveDevice,
 // SignIn, Options.AutoApprove) and shows what mailboxes hold (Messages, Deliver).
 //
 // It must never stand in for a real service: its CA, certificates and tokens are generated at each
@@ -115,24 +115,14 @@ func (o Options) world() (*world.World, error) {
 // Close stops every listener of the Server. It may be called more than once.
 func (s *Server) Close() { s.e.Close() }
 
-// Config is a configuration holding every account of the Server's world, by name, as Account
-// returns them: pass it to auth.New. It is a new copy at each call.
-func (s *Server) Config() *config.File {
-	f := &config.File{Accounts: map[string]*config.Account{}}
-	for name, a := range s.accounts {
-		f.Accounts[name] = clone(a)
-	}
-	return f
-}
-
-// Account is a ready-to-use account of the Server's world: its authority, tenant, client id and
-// flow, its credential as a value (ClientSecret, or PFX or ClientCertificate), RootCAs holding
-// only the Server's CA, and the Server's IMAP, POP, SMTP and Graph addresses; checked
-// (config.Account.Check). It is nil if the world has no account
-// of that name. The default world's are "alice" (interactive), "alice-device" (device code),
-// "daemon" and "daemon-bob" (client credentials with a secret, opening alice's and bob's mailbox)
-// and "daemon-cert" (client credentials with a certificate). Each call returns a new copy, which the
-// caller may change (Email, Mailbox, Protocols...).
+// Account is a ready-to-use account of the Server's world, checked (config.Account.Check): its
+// authority, tenant, client id and flow, its credential as a value (ClientSecret, PFX or
+// ClientCertificate), RootCAs holding only the Server's CA, and the Server's IMAP, POP, SMTP and
+// Graph addresses. It is nil if the world has no account of that name. The default world's are
+// "alice" (interactive), "alice-device" (device code), "daemon" and "daemon-bob" (client
+// credentials with a secret, opening alice's and bob's mailbox) and "daemon-cert" (client
+// credentials with a certificate). Each call returns a new copy, which the caller may change
+// (Email, Mailbox, Protocols...).
 func (s *Server) Account(name string) *config.Account {
 	a := s.accounts[name]
 	if a == nil {
@@ -154,10 +144,6 @@ func clone(a *config.Account) *config.Account {
 func (s *Server) TLSConfig() *tls.Config {
 	return &tls.Config{RootCAs: s.e.CAPool(), MinVersion: tls.VersionTLS12}
 }
-
-// CAPEM is the PEM of the CA that signs the Server's certificates, for a program under test that
-// reads its trust from a file.
-func (s *Server) CAPEM() []byte { return append([]byte(nil), s.e.CAPEM()...) }
 
 // Authority is the identity platform's base URL, without a tenant (config.Account.Authority).
 func (s *Server) Authority() string { return s.e.Authority() }

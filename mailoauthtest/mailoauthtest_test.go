@@ -242,7 +242,7 @@ func TestScenarioText(t *testing.T) {
 	srv := mailoauthtest.NewServer(t, mailoauthtest.Options{Scenario: scenario})
 	acc := srv.Account("robot")
 	if acc == nil {
-		t.Fatalf("no account robot; accounts: %v", srv.Config().Names())
+		t.Fatal("the scenario's app robot has no account of its name")
 	}
 	a := account(t, acc, auth.Options{})
 	send(t, ctx, a, "dave@northwind.test", "from a scenario")
@@ -434,7 +434,7 @@ func TestScenarioFile(t *testing.T) {
 	}
 	srv := mailoauthtest.NewServer(t, mailoauthtest.Options{ScenarioFile: path})
 	if srv.Account("robot") == nil {
-		t.Fatalf("no account robot; accounts: %v", srv.Config().Names())
+		t.Fatal("the scenario's app robot has no account of its name")
 	}
 	if _, err := mailoauthtest.Start(context.Background(), mailoauthtest.Options{ScenarioFile: path + ".missing"}); err == nil {
 		t.Fatal("a missing scenario file was accepted")
