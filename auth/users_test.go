@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -364,5 +365,38 @@ func TestStoreOfEarlierVersionKeepsWorking(t *testing.T) {
 	}
 	if c := claims(t, getTokenOf(t, a, token.Graph).AccessToken); c["upn"] != world.Alice {
 		t.Errorf("a refresh with the earlier version's refresh token gave %v's token", c["upn"])
+	}
+}
+
+// TestUsersRefreshConcurrently: many callers at once for two users' Graph tokens, in a process
+// that holds none: one refresh per user, and every caller gets their own user's token.
+func TestUsersRefreshConcurrently(t *testing.T) {
+	e := webEnv(t)
+	app := e.webAccount(t)
+	signIns := []*auth.SignIn{
+		e.webSignIn(t, app, world.Alice, "alice-password", auth.AuthCodeOptions{}),
+		e.webSignIn(t, app, world.Bob, "bob-password", auth.AuthCodeOptions{}),
+	}
+	restarted := e.webAccount(t)
+	before := e.emu.Identity.Requests("token")
+	var wg sync.WaitGroup
+	for i := range 200 {
+		u := signIns[i%2].User
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tok, err := restarted.ForUser(u).TokenSource(token.Graph).Token(context.Background())
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if upn := claims(t, tok.AccessToken)["upn"]; upn != u.Username {
+				t.Errorf("%s got %v's Graph token", u.Username, upn)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := e.emu.Identity.Requests("token") - before; n != 2 {
+		t.Errorf("%d token requests for two users' Graph tokens, want 2 (one each)", n)
 	}
 }
