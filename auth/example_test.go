@@ -41,8 +41,7 @@ func ExampleAccount_ExchangeCode() {
 		Tenant:       tenant,
 		ClientID:     clientID,
 		ClientSecret: secret,
-		RedirectURI:  "https://mail.contoso.test/callback",
-		Protocols:    []string{config.ProtocolIMAP},
+		RedirectURI:  "https://mail.contoso.test/callback", // registered with the app
 		// The emulator's: its identity platform, CA and IMAP server. Omit for Microsoft 365.
 		Authority: reg.Authority, RootCAs: reg.RootCAs, IMAP: reg.IMAP,
 	}, auth.Options{})

@@ -83,11 +83,10 @@ func Example() {
 	}
 
 	acc := &config.Account{
-		Flow:      config.FlowDevice,
-		Tenant:    tenant,
-		ClientID:  clientID,
-		Email:     "alice@contoso.test",
-		Protocols: []string{config.ProtocolIMAP},
+		Flow:     config.FlowDevice,
+		Tenant:   tenant,
+		ClientID: clientID,
+		Email:    "alice@contoso.test", // Protocols: IMAP and SMTP by default
 		// The emulator's: its identity platform, CA and IMAP server. Omit for Microsoft 365.
 		Authority: reg.Authority, RootCAs: reg.RootCAs, IMAP: reg.IMAP,
 	}
