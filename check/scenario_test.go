@@ -54,7 +54,7 @@ func TestScenarioRefusals(t *testing.T) {
 			}
 			if f := a.Config().Flow; f == config.FlowInteractive || f == config.FlowDevice {
 				browser := e.HTTPClient()
-				if _, err := a.Login(context.Background(), auth.LoginOptions{Device: true, OpenURL: func(u string) error {
+				if _, err := a.Login(context.Background(), auth.LoginOptions{Device: true, DeviceCode: func(auth.DeviceCode) {} /* the emulator approves it */, OpenURL: func(u string) error {
 					r, err := browser.Get(u)
 					if err == nil {
 						r.Body.Close()
