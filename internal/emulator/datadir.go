@@ -13,6 +13,7 @@ import (
 	"github.com/mailoauth/mailoauth/config"
 	"github.com/mailoauth/mailoauth/internal/atomicfile"
 	"github.com/mailoauth/mailoauth/internal/emulator/world"
+	"github.com/mailoauth/mailoauth/internal/passhash"
 )
 
 // ConfigName is the config file WriteData writes.
@@ -112,7 +113,10 @@ func (e *Emulator) Config() (*config.File, error) {
 		}
 		f.Accounts[spec.Name] = a
 	}
-	f.Proxy = e.proxyConfig(f)
+	var err error
+	if f.Proxy, err = e.proxyConfig(f); err != nil {
+		return nil, err
+	}
 	return f, nil
 }
 
@@ -205,17 +209,21 @@ const (
 	ProxyPassword = "proxy-password"
 )
 
-func (e *Emulator) proxyConfig(f *config.File) *config.Proxy {
+func (e *Emulator) proxyConfig(f *config.File) (*config.Proxy, error) {
 	acc := f.Accounts[ProxyAccount]
 	if acc == nil {
-		return nil
+		return nil, nil
 	}
 	user := acc.Mailbox
 	if user == "" {
 		user = acc.Email
 	}
-	if user == "" || e.proxyHash == "" {
-		return nil
+	if user == "" {
+		return nil, nil
+	}
+	e.proxyHashOnce.Do(func() { e.proxyHash, e.proxyHashErr = passhash.Hash(ProxyPassword) })
+	if e.proxyHashErr != nil {
+		return nil, fmt.Errorf("emulator: hash the proxy password: %w", e.proxyHashErr)
 	}
 	p := &config.Proxy{Users: map[string]*config.ProxyUser{
 		user: {Account: ProxyAccount, PasswordHash: e.proxyHash},
@@ -223,5 +231,5 @@ func (e *Emulator) proxyConfig(f *config.File) *config.Proxy {
 	for _, proto := range []string{config.ProtocolIMAP, config.ProtocolPOP, config.ProtocolSMTP} {
 		p.Listeners = append(p.Listeners, config.Listener{Protocol: proto, Listen: e.ProxyAddrs[proto], LocalTLS: config.LocalTLSNone})
 	}
-	return p
+	return p, nil
 }

@@ -37,7 +37,6 @@ import (
 	"github.com/mailoauth/mailoauth/internal/emulator/graph"
 	"github.com/mailoauth/mailoauth/internal/emulator/identity"
 	"github.com/mailoauth/mailoauth/internal/emulator/world"
-	"github.com/mailoauth/mailoauth/internal/passhash"
 )
 
 // Options configure an emulator.
@@ -91,7 +90,11 @@ type Emulator struct {
 	done     chan struct{}
 	once     sync.Once
 
-	proxyHash string // of ProxyPassword, for the written [proxy] section
+	// proxyHash is ProxyPassword's hash for the written [proxy] section, made on first use: argon2id
+	// costs a fifth of a second and 64 MiB, which a Server that writes no config never spends.
+	proxyHash     string
+	proxyHashErr  error
+	proxyHashOnce sync.Once
 
 	graphSrv  *http.Server
 	graphDone chan struct{}
@@ -165,10 +168,6 @@ func Start(ctx context.Context, opts Options) (*Emulator, error) {
 	for _, p := range []string{"imap", "pop", "smtp"} {
 		e.ProxyAddrs[p] = e.MailAddrs["proxy-"+p]
 		delete(e.MailAddrs, "proxy-"+p)
-	}
-	if e.proxyHash, err = passhash.Hash(ProxyPassword); err != nil {
-		ln.Close()
-		return nil, err
 	}
 	for k, v := range e.Exchange.Addrs() {
 		e.MailAddrs[k] = v
