@@ -16,7 +16,8 @@ import (
 
 // ApproveDevice signs user in on the device-code page for userCode and consents, as the person in
 // front of a browser would: the device-code login polling for it then gets its tokens. userCode is
-// the code the login shows (auth's device-code message); user is an address of the world.
+// the code the login shows (the UserCode of the auth.DeviceCode that auth.LoginOptions.DeviceCode
+// receives); user is an address of the world.
 func (s *Server) ApproveDevice(userCode, user string) error {
 	err := s.e.Identity.ApproveDevice(userCode, user)
 	if errors.Is(err, identity.ErrUnknownUserCode) {
