@@ -1,6 +1,6 @@
 package auth_test
 
-// Identity-platform faults (issue 8, SPEC §11) against a delegated account holding a refresh token:
+// Identity-platform faults against a delegated account holding a refresh token:
 // while the token endpoint fails (5xx, a hung answer, a dropped connection) a cached access token
 // keeps being served without a request, the refresh is retried a bounded number of times and then
 // fails as a transient *auth.Error in one sentence, the refresh token is kept, and after the fault
