@@ -166,6 +166,7 @@ func (a *Account) passwordSignIn(ctx context.Context, r token.Resource) (*SignIn
 		return nil, err
 	}
 	a.opts.Log.Warn("account uses the password (ROPC) flow: it fails for users with MFA and in tenants that block it; prefer device or interactive", "account", a.cfg.Name)
+	//lint:ignore SA1019 ROPC is deprecated, and kept for migrations with the warning above.
 	res, err := a.signIn.pub.AcquireTokenByUsernamePassword(ctx, a.Scopes(r), a.cfg.Email, pw)
 	if err != nil {
 		return nil, classify(a.cfg.Name, "password sign-in", err)
