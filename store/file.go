@@ -83,9 +83,6 @@ func OpenFile(path string, src KeySource) (*File, error) {
 // Lock implements Locker.
 func (f *File) Lock(ctx context.Context, key string) (func(), error) { return f.locks.lock(ctx, key) }
 
-// Path is the store's file.
-func (f *File) Path() string { return f.path }
-
 type header struct {
 	kdf     byte
 	time    uint32
