@@ -177,6 +177,7 @@ func BuildMIME(m *MessageIn, from EmailAddress, now time.Time, msgIDHost string,
 		case "html":
 			ct = "text/html"
 		default:
+			//lint:ignore ST1005 Graph's own words for an unknown body content type
 			return nil, fmt.Errorf("Requested value '%s' was not found.", clean(m.Body.ContentType))
 		}
 		content = m.Body.Content

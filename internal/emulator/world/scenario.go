@@ -271,14 +271,6 @@ func localPart(addr string) string {
 	return addr[:at]
 }
 
-func domainOf(addr string) string {
-	at := strings.LastIndexByte(addr, '@')
-	if at < 0 {
-		return ""
-	}
-	return addr[at+1:]
-}
-
 // mailboxRef is a mailbox of the world: a user's or a shared one.
 type mailboxRef struct {
 	tenant *Tenant
@@ -751,7 +743,7 @@ func (p *scenarioParser) appsTables() {
 					}
 					continue
 				}
-				a.Secrets = append(a.Secrets, Secret{Value: s.Value, Expires: s.Expires})
+				a.Secrets = append(a.Secrets, Secret(s))
 			}
 		}
 	}
