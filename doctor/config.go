@@ -19,9 +19,9 @@ import (
 // certificate loads and is valid now. config.Load has already checked the file's form and rules; this
 // looks at what those rules cannot: the contents behind the paths and variables. Values are never
 // put in a finding.
-func checkConfig(acc *config.Account, s catalog.Subject, protocols []string, now time.Time) (*Finding, []Finding) {
-	missing := func(cause, fix string) (*Finding, []Finding) {
-		return &Finding{Code: catalog.CodeConfigMissing, Step: "config", Cause: cause, Fix: fix, Docs: catalog.DocOAuth}, nil
+func checkConfig(acc *config.Account, s catalog.Subject, protocols []string, now time.Time) (*catalog.Finding, []catalog.Finding) {
+	missing := func(cause, fix string) (*catalog.Finding, []catalog.Finding) {
+		return &catalog.Finding{Code: catalog.CodeConfigMissing, Step: "config", Cause: cause, Fix: fix, Docs: catalog.DocOAuth}, nil
 	}
 	if s.Mailbox == "" && slices.ContainsFunc(protocols, func(p string) bool { return p != "" }) {
 		what := "email"
@@ -41,9 +41,9 @@ func checkConfig(acc *config.Account, s catalog.Subject, protocols []string, now
 	if f := checkSecret(acc, "client_secret", acc.ClientSecretEnv, acc.ClientSecretFile); f != nil {
 		return f, nil
 	}
-	var notes []Finding
+	var notes []catalog.Finding
 	if v := readable(acc.ClientSecretEnv, acc.ClientSecretFile); guidRE.MatchString(v) {
-		notes = append(notes, Finding{Code: catalog.CodeConfigSecretID, Step: "config",
+		notes = append(notes, catalog.Finding{Code: catalog.CodeConfigSecretID, Step: "config",
 			Cause: "the client secret has the shape of a GUID: it is probably the secret's ID, not its value (which Entra shows once, when the secret is created)",
 			Fix:   "if the token request fails with AADSTS7000215, create a new secret and copy its Value", Docs: catalog.DocClientSecret})
 	}
@@ -81,9 +81,9 @@ func readable(env, file string) string {
 }
 
 // checkSecret: a secret configured by variable or file can be read and is not empty.
-func checkSecret(acc *config.Account, what, env, file string) *Finding {
-	problem := func(cause, fix string) *Finding {
-		return &Finding{Code: catalog.CodeConfigSecret, Step: "config", Cause: cause, Fix: fix}
+func checkSecret(acc *config.Account, what, env, file string) *catalog.Finding {
+	problem := func(cause, fix string) *catalog.Finding {
+		return &catalog.Finding{Code: catalog.CodeConfigSecret, Step: "config", Cause: cause, Fix: fix}
 	}
 	switch {
 	case env != "":
@@ -113,9 +113,9 @@ func pathErr(err error) string {
 
 // checkCertificate: the certificate file reads, its password opens it, and it is valid now. An
 // expired certificate is refused by Entra (DocCertCredentials) — better said here, with the date.
-func checkCertificate(acc *config.Account, s catalog.Subject, now time.Time) *Finding {
-	bad := func(code, cause, fix string) *Finding {
-		return &Finding{Code: code, Step: "config", Cause: cause, Fix: fix, Docs: catalog.DocCertCredentials}
+func checkCertificate(acc *config.Account, s catalog.Subject, now time.Time) *catalog.Finding {
+	bad := func(code, cause, fix string) *catalog.Finding {
+		return &catalog.Finding{Code: code, Step: "config", Cause: cause, Fix: fix, Docs: catalog.DocCertCredentials}
 	}
 	data, err := os.ReadFile(acc.Certificate)
 	if err != nil {

@@ -8,7 +8,7 @@
 // SMTP, Graph) walks its own chain, and one protocol's broken link does not stop another's. The
 // connection links are package check's (check.Connect): the doctor is the same client, not a second
 // one. Findings come from the one catalogue, package doctor/catalog, which check, the mail commands
-// and the proxy use too; this package re-exports its Finding, and ExplainRefusal gives the
+// and the proxy use too (catalog.Finding), and ExplainRefusal gives the
 // catalogue's answer for one refusal (what the proxy logs, through catalog.Refusal directly).
 //
 // Where Exchange's answer fits several causes (an app-only token accepted by IMAP and then refused
@@ -41,22 +41,21 @@ import (
 	"github.com/mailoauth/mailoauth/trace"
 )
 
-// Finding is a diagnosis of the catalogue: a stable code, the cause in one line, the fix.
-type Finding = catalog.Finding
-
 // ExplainRefusal explains a mail server's refusal of an authentication (or of the first command
 // after it) for an account: said is the server's words ("NO AUTHENTICATE failed.", "535 5.7.139
 // ...", "-ERR Authentication failure: ...", "User is authenticated but not connected."), accessToken
 // the token that was sent — only its claims are read, without verification, and it is never
 // printed. protocol is "imap", "pop" or "smtp".
-func ExplainRefusal(a *auth.Account, protocol string, said string, accessToken string) Finding {
+func ExplainRefusal(a *auth.Account, protocol string, said string, accessToken string) catalog.Finding {
 	c, _ := catalog.ParseClaims(accessToken)
 	return catalog.Refusal(catalog.For(a), protocol, said, c, time.Now())
 }
 
 // SharedMailboxSyntax recognises a user name written in basic authentication's user\shared form,
 // which OAuth refuses (for the proxy, which sees the names legacy programs send).
-func SharedMailboxSyntax(user string) (Finding, bool) { return catalog.SharedMailboxSyntax(user) }
+func SharedMailboxSyntax(user string) (catalog.Finding, bool) {
+	return catalog.SharedMailboxSyntax(user)
+}
 
 // Options tune a run.
 type Options struct {
@@ -73,27 +72,27 @@ type Report struct {
 	// Steps are the links shared by every protocol: config, discovery.
 	Steps []trace.Step `json:"steps"`
 	// Finding is set when a shared link broke; no protocol was tried then.
-	Finding   *Finding         `json:"finding,omitempty"`
-	Notes     []Finding        `json:"notes,omitempty"`
-	Protocols []ProtocolReport `json:"protocols"`
+	Finding   *catalog.Finding  `json:"finding,omitempty"`
+	Notes     []catalog.Finding `json:"notes,omitempty"`
+	Protocols []ProtocolReport  `json:"protocols"`
 }
 
 // ProtocolReport is one protocol's chain, from the token on.
 type ProtocolReport struct {
-	Protocol string       `json:"protocol"`
-	Server   string       `json:"server"`
-	OK       bool         `json:"ok"`
-	Steps    []trace.Step `json:"steps"`
-	Said     string       `json:"server_said,omitempty"`
-	Finding  *Finding     `json:"finding,omitempty"`
-	Notes    []Finding    `json:"notes,omitempty"`
+	Protocol string            `json:"protocol"`
+	Server   string            `json:"server"`
+	OK       bool              `json:"ok"`
+	Steps    []trace.Step      `json:"steps"`
+	Said     string            `json:"server_said,omitempty"`
+	Finding  *catalog.Finding  `json:"finding,omitempty"`
+	Notes    []catalog.Finding `json:"notes,omitempty"`
 }
 
 // Findings are the report's distinct findings, the shared link's first: a wrong client secret breaks
 // every protocol's token link, and is one finding.
-func (r Report) Findings() []Finding {
-	var out []Finding
-	add := func(f *Finding) {
+func (r Report) Findings() []catalog.Finding {
+	var out []catalog.Finding
+	add := func(f *catalog.Finding) {
 		if f != nil && !slices.Contains(out, *f) {
 			out = append(out, *f)
 		}
@@ -128,7 +127,7 @@ func Run(ctx context.Context, cfg *config.File, m *auth.Manager, name string, o 
 	rep := Report{Account: name}
 	var rec trace.Recorder
 	t := rec.Func()
-	fail := func(f *Finding) (Report, error) {
+	fail := func(f *catalog.Finding) (Report, error) {
 		rep.Steps, rep.Finding = rec.Steps, f
 		return rep, nil
 	}
@@ -136,15 +135,15 @@ func Run(ctx context.Context, cfg *config.File, m *auth.Manager, name string, o 
 	// Link 1: the configuration, before anything is built from it.
 	s := catalog.ForConfig(acc)
 	var a *auth.Account
-	var f *Finding
+	var f *catalog.Finding
 	_ = t.Do("config", func() (string, error) {
-		var notes []Finding
+		var notes []catalog.Finding
 		if f, notes = checkConfig(acc, s, protocols, o.Now()); f != nil {
 			return "", errors.New(f.Cause)
 		}
 		rep.Notes = append(rep.Notes, notes...)
 		if a, err = m.Account(name); err != nil {
-			f = &Finding{Code: catalog.CodeConfigAccount, Step: "config", Cause: err.Error(), Fix: "correct the account's configuration (docs/config.md)"}
+			f = &catalog.Finding{Code: catalog.CodeConfigAccount, Step: "config", Cause: err.Error(), Fix: "correct the account's configuration (docs/config.md)"}
 			return "", err
 		}
 		return configSummary(acc, s), nil
@@ -255,7 +254,7 @@ func walk(ctx context.Context, a *auth.Account, s catalog.Subject, protocol, tid
 // probe narrows an uncertain app-only finding by trying another protocol the token's app holds a role
 // for, on the same mailbox (catalog.Probed says what each outcome means). The probe is a step of its
 // own ("probe smtp", ...), its inner steps not recorded.
-func probe(ctx context.Context, a *auth.Account, s catalog.Subject, protocol string, c *catalog.Claims, f Finding, t trace.Func) Finding {
+func probe(ctx context.Context, a *auth.Account, s catalog.Subject, protocol string, c *catalog.Claims, f catalog.Finding, t trace.Func) catalog.Finding {
 	if c == nil || !c.AppOnly {
 		return f
 	}
@@ -289,8 +288,8 @@ func probe(ctx context.Context, a *auth.Account, s catalog.Subject, protocol str
 	return f
 }
 
-func unexplained(step string, err error) Finding {
-	return Finding{Code: catalog.CodeUnexplained, Step: step, Cause: err.Error(),
+func unexplained(step string, err error) catalog.Finding {
+	return catalog.Finding{Code: catalog.CodeUnexplained, Step: step, Cause: err.Error(),
 		Fix: "the catalogue has no advice for this; the step's error above is the server's or the system's own words"}
 }
 
@@ -327,7 +326,7 @@ var tenantInIssuer = regexp.MustCompile(`(?i)/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{
 // discover fetches the tenant's OpenID configuration (DocDiscovery): an unknown tenant is AADSTS90002
 // here, before any credential is sent. It returns the tenant id from the issuer ("" for
 // organizations/common).
-func discover(ctx context.Context, a *auth.Account, s catalog.Subject) (tid, detail string, f *Finding) {
+func discover(ctx context.Context, a *auth.Account, s catalog.Subject) (tid, detail string, f *catalog.Finding) {
 	tenant := firstNonEmpty(a.Config().Tenant, config.TenantOrganizations)
 	u := s.Authority + "/" + url.PathEscape(tenant) + "/v2.0/.well-known/openid-configuration"
 	ctx, cancel := context.WithTimeout(ctx, discoveryTimeout)
@@ -335,7 +334,7 @@ func discover(ctx context.Context, a *auth.Account, s catalog.Subject) (tid, det
 	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: a.TLSConfig(), Proxy: http.ProxyFromEnvironment}}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return "", "", &Finding{Code: catalog.CodeConfigAccount, Step: "discovery", Cause: "the authority " + s.Authority + " does not make a URL: " + err.Error(), Fix: "correct authority or cloud"}
+		return "", "", &catalog.Finding{Code: catalog.CodeConfigAccount, Step: "discovery", Cause: "the authority " + s.Authority + " does not make a URL: " + err.Error(), Fix: "correct authority or cloud"}
 	}
 	resp, err := hc.Do(req)
 	if f := catalog.ClockFromTLS(err); f != nil {
@@ -343,7 +342,7 @@ func discover(ctx context.Context, a *auth.Account, s catalog.Subject) (tid, det
 		return "", "", f
 	}
 	if err != nil {
-		return "", "", &Finding{Code: catalog.CodeIdPUnreachable, Step: "discovery", Cause: "the identity platform at " + s.Authority + " cannot be reached: " + err.Error(),
+		return "", "", &catalog.Finding{Code: catalog.CodeIdPUnreachable, Step: "discovery", Cause: "the identity platform at " + s.Authority + " cannot be reached: " + err.Error(),
 			Fix: "check the network, a proxy or firewall, and the account's authority and cloud", Docs: catalog.DocDiscovery}
 	}
 	defer resp.Body.Close()
@@ -356,7 +355,7 @@ func discover(ctx context.Context, a *auth.Account, s catalog.Subject) (tid, det
 	_ = json.Unmarshal(body, &doc)
 	switch {
 	case resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests:
-		return "", "", &Finding{Code: catalog.CodeIdPTransient, Step: "discovery", Cause: fmt.Sprintf("the identity platform answered HTTP %d", resp.StatusCode),
+		return "", "", &catalog.Finding{Code: catalog.CodeIdPTransient, Step: "discovery", Cause: fmt.Sprintf("the identity platform answered HTTP %d", resp.StatusCode),
 			Fix: "try again later", Docs: catalog.DocDiscovery}
 	case len(doc.Codes) > 0:
 		desc := doc.Description
@@ -367,7 +366,7 @@ func discover(ctx context.Context, a *auth.Account, s catalog.Subject) (tid, det
 		fd.Step = "discovery"
 		return "", "", &fd
 	case resp.StatusCode != http.StatusOK || doc.Issuer == "":
-		return "", "", &Finding{Code: catalog.CodeIdPUnreachable, Step: "discovery", Cause: fmt.Sprintf("%s answered HTTP %d without an OpenID configuration", s.Authority, resp.StatusCode),
+		return "", "", &catalog.Finding{Code: catalog.CodeIdPUnreachable, Step: "discovery", Cause: fmt.Sprintf("%s answered HTTP %d without an OpenID configuration", s.Authority, resp.StatusCode),
 			Fix: "check authority (it is the identity platform's base URL, without the tenant) and cloud", Docs: catalog.DocDiscovery}
 	}
 	if m := tenantInIssuer.FindStringSubmatch(doc.Issuer + "/"); m != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/mailoauth/mailoauth/config"
 	"github.com/mailoauth/mailoauth/doctor"
+	"github.com/mailoauth/mailoauth/doctor/catalog"
 	"github.com/mailoauth/mailoauth/trace"
 )
 
@@ -121,7 +122,7 @@ func printSteps(w io.Writer, indent string, steps []trace.Step) {
 	}
 }
 
-func printFindings(w io.Writer, indent string, f *doctor.Finding, notes []doctor.Finding) {
+func printFindings(w io.Writer, indent string, f *catalog.Finding, notes []catalog.Finding) {
 	for _, n := range notes {
 		fmt.Fprintf(w, "%snote %s: %s\n%s  %s\n", indent, n.Code, n.Cause, indent, n.Fix)
 	}
