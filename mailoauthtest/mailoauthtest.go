@@ -31,6 +31,7 @@ import (
 	"github.com/mailoauth/mailoauth/config"
 	"github.com/mailoauth/mailoauth/internal/emulator"
 	"github.com/mailoauth/mailoauth/internal/emulator/world"
+	"github.com/mailoauth/mailoauth/internal/tomlconf"
 )
 
 // Options configure a Server. The zero value is the default organisation.
@@ -38,7 +39,9 @@ type Options struct {
 	// World is an organisation built in Go; nil (with no scenario) is the default organisation.
 	World *World
 	// Scenario is the text of a TOML scenario (docs/scenarios.md), for what World does not model:
-	// several tenants, shared mailboxes, disabled protocols, token lifetimes, faults.
+	// several tenants, shared mailboxes, disabled protocols, token lifetimes, faults. Start reports
+	// its problems as config.Errors, each naming the line and key, or, for a file it cannot read,
+	// a *config.Error.
 	Scenario string
 	// ScenarioFile is the path of a TOML scenario. At most one of World, Scenario and ScenarioFile.
 	ScenarioFile string
@@ -105,11 +108,30 @@ func (o Options) world() (*world.World, error) {
 	case o.World != nil:
 		return o.World.build()
 	case o.Scenario != "":
-		return world.ParseScenario("Options.Scenario", []byte(o.Scenario))
+		w, err := world.ParseScenario("Options.Scenario", []byte(o.Scenario))
+		return w, configErrors(err)
 	case o.ScenarioFile != "":
-		return world.LoadScenario(o.ScenarioFile)
+		w, err := world.LoadScenario(o.ScenarioFile)
+		return w, configErrors(err)
 	}
 	return nil, nil // the emulator's default world
+}
+
+// configErrors turns a scenario's problems, which the emulator reports in the configuration
+// decoder's internal types, into config's public ones (the same fields), so that a caller can
+// name them with errors.As.
+func configErrors(err error) error {
+	switch e := err.(type) {
+	case *tomlconf.Error:
+		return (*config.Error)(e)
+	case tomlconf.Errors:
+		out := make(config.Errors, len(e))
+		for i, x := range e {
+			out[i] = (*config.Error)(x)
+		}
+		return out
+	}
+	return err
 }
 
 // Close stops every listener of the Server. It may be called more than once.

@@ -38,10 +38,12 @@ func (s *Server) ApproveDevice(userCode, user string) error {
 // the page's script would, so that the login's loopback listener gets its code; the URL returned
 // then carries the posted fields in its query. An interactive login is thus driven with
 //
-//	auth.LoginOptions{OpenURL: func(u string) error { _, err := srv.SignIn(ctx, u, user, password); return err }}
+//	auth.LoginOptions{OpenURL: func(u string) error { _, err := srv.SignIn(ctx, u, user, ""); return err }}
 //
-// A sign-in the page refuses (unknown user, wrong password, an app the world does not have) is an
-// error. With Options.AutoApprove set the Server signs its user in itself, and SignIn is refused.
+// password "" is the world's password for user (World, the default world or the scenario give
+// it). A sign-in the page refuses (unknown user, wrong password, an app the world does not have)
+// is an error. With Options.AutoApprove set the Server signs its user in itself, and SignIn is
+// refused.
 func (s *Server) SignIn(ctx context.Context, authURL, user, password string) (*url.URL, error) {
 	u, err := url.Parse(authURL)
 	if err != nil || u.Scheme+"://"+u.Host != s.Authority() {
@@ -62,6 +64,9 @@ func (s *Server) SignIn(ctx context.Context, authURL, user, password string) (*u
 	form, err := signInForm(resp.body)
 	if err != nil {
 		return nil, err
+	}
+	if password == "" {
+		password = s.password(user)
 	}
 	form.fields.Set("username", user)
 	form.fields.Set("password", password)
@@ -84,6 +89,17 @@ func (s *Server) SignIn(ctx context.Context, authURL, user, password string) (*u
 		return s.formPost(ctx, c, post)
 	}
 	return nil, fmt.Errorf("mailoauthtest: the sign-in page answered %d without a redirect", resp.status)
+}
+
+// password is the world's password for user; "" for a user the world does not have, whom the page
+// then refuses.
+func (s *Server) password(user string) string {
+	if t := s.e.World.TenantForUPN(user); t != nil {
+		if u := t.User(user); u != nil {
+			return u.Password
+		}
+	}
+	return ""
 }
 
 // formPost does what the form_post page's script does in a browser: post code and state to the

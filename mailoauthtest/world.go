@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/mailoauth/mailoauth/config"
 	"github.com/mailoauth/mailoauth/internal/emulator/world"
@@ -16,10 +17,15 @@ import (
 // World is an organisation built in Go: one tenant, whose domains are those of its users'
 // addresses, with its users and its app registrations. Each app has one account of the same name,
 // which Server.Account returns. What it does not model (several tenants, shared mailboxes, disabled
-// protocols, token lifetimes, injected faults) a TOML scenario does (Options.Scenario).
+// protocols, lifetimes other than the access token's, injected faults) a TOML scenario does
+// (Options.Scenario).
 type World struct {
 	Users []User // at least one
 	Apps  []App
+	// TokenLifetime is how long the access tokens it issues are valid, in whole seconds; zero is an
+	// hour, as Entra's. A lifetime shorter than the client's refresh margin (auth's is 5 minutes)
+	// makes every token request after the first a silent refresh with the refresh token.
+	TokenLifetime time.Duration
 }
 
 // User is a member of the tenant with a mailbox.
@@ -67,6 +73,12 @@ func (w *World) build() (*world.World, error) {
 	}
 	t := &world.Tenant{}
 	out := &world.World{Tenants: []*world.Tenant{t}, Tokens: world.DefaultLifetimes()}
+	if w.TokenLifetime != 0 {
+		if w.TokenLifetime < time.Second || w.TokenLifetime%time.Second != 0 {
+			return nil, fmt.Errorf("mailoauthtest: World.TokenLifetime %v is not a whole number of seconds of at least one: the identity platform announces it in seconds", w.TokenLifetime)
+		}
+		out.Tokens.AccessToken = w.TokenLifetime
+	}
 	seen := map[string]bool{}
 	for i, u := range w.Users {
 		addr, err := mail.ParseAddress(u.Address)
