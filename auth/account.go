@@ -38,13 +38,14 @@ type Account struct {
 
 	// app holds the application's own tokens (client credentials) under storeKey; signIn makes the
 	// delegated sign-ins and files each user's tokens under userKey; users are the signed-in users'
-	// clients, built on first use, one each so that no user's cache is ever another's.
+	// clients, built on first use, one each so that no user's cache is ever another's, and at most
+	// maxUserClients of them.
 	app    *client
 	signIn *client
 
 	flight singleflight.Group
 	mu     sync.Mutex
-	users  map[string]*client
+	users  userClients
 	hot    map[slot]*token.Token // the in-memory hot path
 	// staleUntil: a token served after a failed refresh (RefreshErr set) is served from the hot path
 	// until then without a new attempt (staleRetry).
@@ -54,8 +55,13 @@ type Account struct {
 	// gen counts Refresh and forget calls per user: a silent acquisition that started before one of
 	// them must not put its (older, possibly refused) token back on the hot path.
 	gen map[string]uint64
-	// defHome is the home account id of the account's one user (Token), once found.
-	defHome  string
+	// swept is when the hot path was last rid of expired tokens (sweepEvery).
+	swept time.Time
+	// own is the account's one user (Token, Mailbox), once found; zero until then and after a
+	// sign-in or a removal that may change who it is. ownGen counts those changes: a lookup that
+	// started before one must not remember its (possibly outdated) answer.
+	own      User
+	ownGen   uint64
 	migrated bool
 }
 
@@ -107,8 +113,9 @@ func newAccount(acc *config.Account, opts Options) (*Account, error) {
 		// Instance discovery asks login.microsoftonline.com about the authority; for an authority
 		// of our own (the emulator) there is nobody to ask.
 		discovery: acc.Authority == "",
-		users:     map[string]*client{}, hot: map[slot]*token.Token{}, staleUntil: map[slot]time.Time{},
+		users:     newUserClients(maxUserClients), hot: map[slot]*token.Token{}, staleUntil: map[slot]time.Time{},
 		hotUntil: map[slot]time.Time{}, gen: map[string]uint64{}}
+	a.hc.Transport = &metadataCache{base: a.hc.Transport, m: map[string]cachedAnswer{}}
 	if usesConfidential(acc) {
 		cred, err := credential(acc)
 		if err != nil {
@@ -159,14 +166,14 @@ func (a *Account) client(home string) (*client, error) {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if c := a.users[home]; c != nil {
+	if c := a.users.get(home); c != nil {
 		return c, nil
 	}
 	c, err := a.newClient(a.storeCache(userKey(a.cfg.Name, home)))
 	if err != nil {
 		return nil, err
 	}
-	a.users[home] = c
+	a.users.add(home, c)
 	return c, nil
 }
 
@@ -214,8 +221,28 @@ func (a *Account) Server(protocol string) string {
 	return ""
 }
 
-// Mailbox is the mailbox the account opens, and so the SASL user: Mailbox if set, else Email.
-func (a *Account) Mailbox() string { return firstNonEmpty(a.cfg.Mailbox, a.cfg.Email) }
+// Mailbox is the mailbox the account opens, and so the SASL user: Mailbox if set, else Email, else
+// the username of the account's one signed-in user as Token picks it ("" while there is none, or
+// several and neither LoginHint nor Email names one). That user is read from the store once and
+// remembered until a sign-in or RemoveUser may change who it is.
+func (a *Account) Mailbox() string {
+	if m := firstNonEmpty(a.cfg.Mailbox, a.cfg.Email); m != "" || a.AppOnly() {
+		return m
+	}
+	own, gen := a.ownCached()
+	if own.HomeAccountID == "" {
+		// Mailbox has no context: the store read is bounded as a wait for a refresh is.
+		ctx, cancel := context.WithTimeout(context.Background(), staleWait)
+		defer cancel()
+		u, err := a.ownUser(ctx)
+		if err != nil {
+			return ""
+		}
+		a.setOwn(u, gen)
+		own = u
+	}
+	return own.Username
+}
 
 // Mechanism is the SASL mechanism the account's mail servers are sent: "XOAUTH2" unless the
 // configuration asks for "OAUTHBEARER".
@@ -315,9 +342,8 @@ func (a *Account) ownToken(ctx context.Context, r token.Resource, get func(conte
 	if a.AppOnly() {
 		return get(ctx, slot{"", r})
 	}
-	a.mu.Lock()
-	home := a.defHome
-	a.mu.Unlock()
+	own, gen := a.ownCached()
+	home := own.HomeAccountID
 	var first error
 	if home != "" {
 		t, err := get(ctx, slot{home, r})
@@ -326,11 +352,8 @@ func (a *Account) ownToken(ctx context.Context, r token.Resource, get func(conte
 			return t, err
 		}
 		first = err
-		a.mu.Lock()
-		if a.defHome == home {
-			a.defHome = ""
-		}
-		a.mu.Unlock()
+		a.forgetOwn(home)
+		_, gen = a.ownCached()
 	}
 	u, err := a.ownUser(ctx)
 	if errors.Is(err, token.ErrLoginRequired) && a.cfg.Flow == config.FlowPassword {
@@ -349,10 +372,36 @@ func (a *Account) ownToken(ctx context.Context, r token.Resource, get func(conte
 	if u.HomeAccountID == home {
 		return nil, first // the same user, still without tokens
 	}
-	a.mu.Lock()
-	a.defHome = u.HomeAccountID
-	a.mu.Unlock()
+	a.setOwn(u, gen)
 	return get(ctx, slot{u.HomeAccountID, r})
+}
+
+// ownCached is the account's one user as last found (zero if not known) and the generation to
+// give setOwn with what a lookup finds.
+func (a *Account) ownCached() (User, uint64) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.own, a.ownGen
+}
+
+// setOwn remembers u as the account's one user, unless a sign-in or removal happened since gen.
+func (a *Account) setOwn(u User, gen uint64) {
+	a.mu.Lock()
+	if a.ownGen == gen {
+		a.own = u
+	}
+	a.mu.Unlock()
+}
+
+// forgetOwn forgets the account's one user, if it is home ("": whoever it is), so that the next
+// Token or Mailbox looks it up again.
+func (a *Account) forgetOwn(home string) {
+	a.mu.Lock()
+	if home == "" || a.own.HomeAccountID == home {
+		a.own = User{}
+		a.ownGen++
+	}
+	a.mu.Unlock()
 }
 
 // token is Token for one slot.
@@ -505,9 +554,28 @@ func (a *Account) hotFor(t *token.Token) time.Time {
 // remember puts a token on the hot path.
 func (a *Account) remember(s slot, t *token.Token) {
 	a.mu.Lock()
+	a.putLocked(s, t)
+	a.mu.Unlock()
+}
+
+// sweepEvery is how often the hot path is rid of expired tokens, so that what it holds follows
+// the users served within a token's lifetime rather than every user ever served.
+const sweepEvery = 10 * time.Minute
+
+func (a *Account) putLocked(s slot, t *token.Token) {
+	now := a.opts.Now()
+	if now.Sub(a.swept) >= sweepEvery {
+		for k, old := range a.hot {
+			if !now.Before(old.ExpiresOn) {
+				delete(a.hot, k)
+				delete(a.hotUntil, k)
+				delete(a.staleUntil, k)
+			}
+		}
+		a.swept = now
+	}
 	a.hot[s] = t
 	a.hotUntil[s] = a.hotFor(t)
-	a.mu.Unlock()
 }
 
 func (a *Account) generation(home string) uint64 {
@@ -521,8 +589,7 @@ func (a *Account) generation(home string) uint64 {
 func (a *Account) rememberIf(s slot, t *token.Token, gen uint64) {
 	a.mu.Lock()
 	if a.gen[s.home] == gen {
-		a.hot[s] = t
-		a.hotUntil[s] = a.hotFor(t)
+		a.putLocked(s, t)
 	}
 	a.mu.Unlock()
 }

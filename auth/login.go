@@ -103,9 +103,13 @@ func (a *Account) signedIn(r token.Resource, res public.AuthResult) (*SignIn, er
 	t := &token.Token{AccessToken: res.AccessToken, ExpiresOn: res.ExpiresOn, Resource: r}
 	a.forget(u.HomeAccountID)
 	a.remember(slot{u.HomeAccountID, r}, t)
-	a.mu.Lock()
-	a.defHome = "" // the account's one user is looked up again: it may be this one now
-	a.mu.Unlock()
+	if want := firstNonEmpty(a.cfg.LoginHint, a.cfg.Email); want != "" && strings.EqualFold(u.Username, want) {
+		a.forgetOwn("")
+		_, gen := a.ownCached()
+		a.setOwn(u, gen) // the user the account names: its one user, whoever else is signed in
+	} else {
+		a.forgetOwn("") // looked up again: it may be this one now, or nobody among several
+	}
 	return &SignIn{User: u, Token: t}, nil
 }
 

@@ -193,11 +193,9 @@ func (a *Account) RemoveUser(ctx context.Context, homeAccountID string) error {
 // dropUser forgets a user in memory: tokens, client, and as the account's one user.
 func (a *Account) dropUser(home string) {
 	a.forget(home)
+	a.forgetOwn(home)
 	a.mu.Lock()
-	delete(a.users, home)
-	if a.defHome == home {
-		a.defHome = ""
-	}
+	a.users.remove(home)
 	a.mu.Unlock()
 }
 

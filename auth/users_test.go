@@ -17,6 +17,7 @@ import (
 	"github.com/mailoauth/mailoauth/config"
 	"github.com/mailoauth/mailoauth/imap"
 	"github.com/mailoauth/mailoauth/internal/emulator/world"
+	"github.com/mailoauth/mailoauth/store"
 	"github.com/mailoauth/mailoauth/token"
 )
 
@@ -27,13 +28,16 @@ const (
 
 // webEnv is the emulator with the daemon app registered as a web app (two redirect URIs, delegated
 // Exchange and Graph permissions), nobody signed in automatically, and webAccount building the
-// account in Go over the env's file store.
-func webEnv(t *testing.T) *env {
+// account in Go over the env's file store. change, if given, changes the world first.
+func webEnv(t testing.TB, change ...func(*world.World)) *env {
 	t.Helper()
 	w := world.Default()
 	w.Apps[1].RedirectURIs = []string{webCallback, webOther}
 	w.Apps[1].Delegated = append(append([]string{}, world.ExchangeDelegated...), world.GraphMailDelegated...)
 	w.Apps[1].Consented = true
+	for _, f := range change {
+		f(w)
+	}
 	return newEnv(t, w, "", nil)
 }
 
@@ -41,14 +45,20 @@ func webEnv(t *testing.T) *env {
 // Each call is a new process's view of the same store.
 func (e *env) webAccount(t *testing.T) *auth.Account {
 	t.Helper()
+	return webAccountOver(t, e, e.store(t), nil)
+}
+
+// webAccountOver is the web app's account over st; now, if set, is its clock.
+func webAccountOver(tb testing.TB, e *env, st store.Store, now func() time.Time) *auth.Account {
+	tb.Helper()
 	a, err := auth.NewAccount(&config.Account{
 		Name: "web", Flow: config.FlowAuthCodeWeb, Tenant: "contoso.test", ClientID: world.DaemonClientID,
 		ClientSecretFile: filepath.Join(e.dir, "daemon-secret.txt"), RedirectURI: webCallback,
 		Protocols: []string{"imap"}, Authority: e.emu.Authority(), CAFile: filepath.Join(e.dir, "ca.pem"),
 		IMAP: e.cfg.Accounts["alice-device"].IMAP,
-	}, auth.Options{Store: e.store(t)})
+	}, auth.Options{Store: st, Now: now})
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	return a
 }
@@ -61,7 +71,7 @@ var (
 // browserSignIn is a person at a browser: it opens authURL, signs in as user on the emulator's page
 // and returns where the identity platform sent the browser back (the web app's callback, which is
 // not fetched).
-func (e *env) browserSignIn(t *testing.T, authURL, user, password string) *url.URL {
+func (e *env) browserSignIn(t testing.TB, authURL, user, password string) *url.URL {
 	t.Helper()
 	browser := e.emu.HTTPClient()
 	browser.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
@@ -90,7 +100,7 @@ func (e *env) browserSignIn(t *testing.T, authURL, user, password string) *url.U
 }
 
 // webSignIn signs user in through a's AuthCodeURL, the browser and ExchangeCode.
-func (e *env) webSignIn(t *testing.T, a *auth.Account, user, password string, o auth.AuthCodeOptions) *auth.SignIn {
+func (e *env) webSignIn(t testing.TB, a *auth.Account, user, password string, o auth.AuthCodeOptions) *auth.SignIn {
 	t.Helper()
 	ctx := context.Background()
 	u, verifier, err := a.AuthCodeURL(ctx, "state-"+user, o)
