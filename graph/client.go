@@ -54,7 +54,7 @@ type Options struct {
 	// BaseURL is the Graph API root; empty means https://graph.microsoft.com/v1.0 (a national cloud
 	// or a test server has its own).
 	BaseURL string
-	// Tokens gives the bearer tokens, for Graph's resource (token.Graph). If it is also a
+	// Tokens (required) gives the bearer tokens, for Graph's resource (token.Graph). If it is also a
 	// token.Refresher, a token that Graph refuses is replaced once.
 	Tokens token.Source
 	// HTTPClient sends the requests; nil means http.DefaultClient.
@@ -235,7 +235,7 @@ func (c *Client) do(ctx context.Context, rq request) (http.Header, []byte, error
 			req.Header.Set(k, v)
 		}
 		if !rq.noAuth {
-			tok, err := c.ts.Token(ctx)
+			tok, err := c.token(ctx)
 			if err != nil {
 				return nil, nil, err
 			}
@@ -295,6 +295,22 @@ func (c *Client) do(ctx context.Context, rq request) (http.Header, []byte, error
 			return nil, nil, fmt.Errorf("%w (the deadline came while waiting %v to retry: %w)", gerr, wait.Round(time.Millisecond), err)
 		}
 	}
+}
+
+// token is the bearer token of a request; a client without a source, or a source that returns no
+// token and no error, is a programming error reported as one rather than a nil dereference.
+func (c *Client) token(ctx context.Context) (*token.Token, error) {
+	if c.ts == nil {
+		return nil, errors.New("graph.Options.Tokens is nil: set it to a token.Source, such as token.Static(tok) or an account's TokenSource(token.Graph)")
+	}
+	tok, err := c.ts.Token(ctx)
+	switch {
+	case err != nil:
+		return nil, err
+	case tok == nil || tok.AccessToken == "":
+		return nil, errors.New("graph: the token source returned no access token and no error: a token.Source must return one of them")
+	}
+	return tok, nil
 }
 
 // call sends JSON (in, if not nil) to a path under the mailbox and decodes the answer into out.

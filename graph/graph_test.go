@@ -610,3 +610,21 @@ func TestSendMIMERetried(t *testing.T) {
 		t.Errorf("%d messages delivered, want 1", len(list))
 	}
 }
+
+// TestNoTokenIsAnError: a client without a token source, or with one that returns neither a token
+// nor an error, fails its calls with an error saying so — not a nil dereference — and sends Graph
+// nothing.
+func TestNoTokenIsAnError(t *testing.T) {
+	v := shared(t)
+	for name, o := range map[string]graph.Options{
+		"no Tokens":      {},
+		"no token given": {Tokens: token.Static(nil)},
+	} {
+		o.BaseURL, o.HTTPClient, o.Mailbox = v.E.MailAddrs["graph"], v.HC, alice
+		_, err := graph.New(o).Folders(context.Background())
+		var ge *graph.Error
+		if err == nil || errors.As(err, &ge) || !strings.Contains(err.Error(), "Tokens is nil") && !strings.Contains(err.Error(), "no access token") {
+			t.Errorf("%s: %v, want an error about the token source, before any request", name, err)
+		}
+	}
+}

@@ -55,7 +55,7 @@ type Options struct {
 	Username string
 	// Mechanism is sasl.XOAuth2 (the default, what Exchange Online takes) or sasl.OAuthBearer.
 	Mechanism string
-	// Tokens gives the access tokens, for Exchange's resource (token.Exchange) when the server is
+	// Tokens (required) gives the access tokens, for Exchange's resource (token.Exchange) when the server is
 	// Exchange Online. If it is also a token.Refresher, a token the server refuses is replaced once.
 	Tokens token.Source
 	// Trace, if set, is told each step of the connection as it ends.
@@ -89,6 +89,9 @@ type Client struct {
 
 // Dial connects, secures and authenticates.
 func Dial(ctx context.Context, o Options) (*Client, error) {
+	if o.Tokens == nil {
+		return nil, errors.New("pop3.Options.Tokens is nil: set it to a token.Source, such as token.Static(tok) or an account's TokenSource(token.Exchange)")
+	}
 	ctx, cancel := context.WithTimeout(ctx, cmp.Or(o.Timeout, dial.DefaultTimeout))
 	defer cancel()
 	mode := o.TLS.For(token.POP, o.Addr)

@@ -2,6 +2,7 @@ package pop3
 
 import (
 	"bufio"
+	"context"
 	"encoding/base64"
 	"errors"
 	"net"
@@ -12,6 +13,7 @@ import (
 	"github.com/mailoauth/mailoauth/token"
 
 	"github.com/mailoauth/mailoauth/sasl"
+	"github.com/mailoauth/mailoauth/trace"
 )
 
 // script plays a POP3 server: for each expected client line, the reply to send.
@@ -177,5 +179,18 @@ func TestBlankLineInListing(t *testing.T) {
 	msgs, err := c.List()
 	if err != nil || len(msgs) != 2 {
 		t.Fatalf("%+v %v", msgs, err)
+	}
+}
+
+// TestNilTokensIsAnError: options without a token source are an error naming the field, returned
+// before anything is resolved or dialled, not a panic after connecting.
+func TestNilTokensIsAnError(t *testing.T) {
+	var rec trace.Recorder
+	_, err := Dial(context.Background(), Options{Addr: "127.0.0.1:1", Username: "alice", Trace: rec.Func()})
+	if err == nil || !strings.HasPrefix(err.Error(), "pop3.Options.Tokens is nil: ") {
+		t.Fatalf("got %v, want an error naming pop3.Options.Tokens", err)
+	}
+	if len(rec.Steps) != 0 {
+		t.Errorf("steps were taken before the error: %+v", rec.Steps)
 	}
 }

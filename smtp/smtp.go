@@ -45,7 +45,7 @@ type Options struct {
 	Username string
 	// Mechanism is sasl.XOAuth2 (the default, what Exchange Online takes) or sasl.OAuthBearer.
 	Mechanism string
-	// Tokens gives the access tokens, for Exchange's resource (token.Exchange) when the server is
+	// Tokens (required) gives the access tokens, for Exchange's resource (token.Exchange) when the server is
 	// Exchange Online. If it is also a token.Refresher, a token the server refuses is replaced once.
 	Tokens token.Source
 	// Trace, if set, is told each step of the connection as it ends.
@@ -83,6 +83,9 @@ func ServerText(err error) string {
 
 // Dial connects, secures and authenticates.
 func Dial(ctx context.Context, o Options) (*gosmtp.Client, error) {
+	if o.Tokens == nil {
+		return nil, errors.New("smtp.Options.Tokens is nil: set it to a token.Source, such as token.Static(tok) or an account's TokenSource(token.Exchange)")
+	}
 	o.Timeout = cmp.Or(o.Timeout, dial.DefaultTimeout)
 	o.LocalName = cmp.Or(o.LocalName, "localhost")
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)

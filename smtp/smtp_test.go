@@ -9,6 +9,7 @@ import (
 
 	"github.com/mailoauth/mailoauth/dial"
 	"github.com/mailoauth/mailoauth/internal/fakeserver"
+	"github.com/mailoauth/mailoauth/trace"
 )
 
 // A server that does not offer STARTTLS gets no token: the client stops with an error.
@@ -29,5 +30,18 @@ func TestNoSTARTTLSIsAnErrorNotADowngrade(t *testing.T) {
 	}
 	if lines := <-seen; strings.Contains(lines, "AUTH") || strings.Contains(lines, "secret-token") {
 		t.Fatalf("the client sent credentials over plain text: %s", lines)
+	}
+}
+
+// TestNilTokensIsAnError: options without a token source are an error naming the field, returned
+// before anything is resolved or dialled, not a panic after connecting.
+func TestNilTokensIsAnError(t *testing.T) {
+	var rec trace.Recorder
+	_, err := Dial(context.Background(), Options{Addr: "127.0.0.1:1", Username: "alice", Trace: rec.Func()})
+	if err == nil || !strings.HasPrefix(err.Error(), "smtp.Options.Tokens is nil: ") {
+		t.Fatalf("got %v, want an error naming smtp.Options.Tokens", err)
+	}
+	if len(rec.Steps) != 0 {
+		t.Errorf("steps were taken before the error: %+v", rec.Steps)
 	}
 }

@@ -11,10 +11,13 @@
 package token
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -42,6 +45,11 @@ func ParseResource(s string) (Resource, error) {
 }
 
 // Token is an access token and when it expires.
+//
+// Printing or logging a Token never shows the access token: its String, GoString and Format (every
+// fmt verb, %v, %+v and %#v included), its slog form (LogValue) and its JSON show the resource, the
+// expiry and "[redacted]" in its place. Read AccessToken itself where the token is really needed;
+// to keep a token, copy the field into a type of your own, as its JSON form cannot be read back.
 type Token struct {
 	AccessToken string
 	ExpiresOn   time.Time
@@ -51,6 +59,74 @@ type Token struct {
 	// ExpiresOn. Callers count or report it; nil is the normal case. A refused refresh never comes
 	// back this way: the Source fails with an error wrapping ErrLoginRequired.
 	RefreshErr error
+}
+
+// redacted stands in for an access token wherever a Token is printed.
+const redacted = "[redacted]"
+
+// shown is the access token as printing shows it: "[redacted]", or "" when there is none.
+func (t Token) shown() string {
+	if t.AccessToken == "" {
+		return ""
+	}
+	return redacted
+}
+
+// String describes the token without its access token: "exchange token expiring 2026-01-02T15:04:05Z
+// (access token [redacted])".
+func (t Token) String() string {
+	s := fmt.Sprintf("%s token expiring %s (access token %s)", cmp.Or(string(t.Resource), "unknown resource"), t.ExpiresOn.UTC().Format(time.RFC3339), cmp.Or(t.shown(), "empty"))
+	if t.RefreshErr != nil {
+		s += "; served stale: " + t.RefreshErr.Error()
+	}
+	return s
+}
+
+// GoString is the %#v form, with the access token redacted.
+func (t Token) GoString() string {
+	return fmt.Sprintf("token.Token{AccessToken:%q, ExpiresOn:%#v, Resource:%q, RefreshErr:%#v}", t.shown(), t.ExpiresOn, t.Resource, t.RefreshErr)
+}
+
+// Format makes every fmt verb use String (and %#v GoString), so that no verb — %d or %x included —
+// prints the fields one by one and the access token with them.
+func (t Token) Format(f fmt.State, verb rune) {
+	if verb == 'v' && f.Flag('#') {
+		fmt.Fprint(f, t.GoString())
+		return
+	}
+	if verb != 'q' && verb != 'x' && verb != 'X' {
+		verb = 's'
+	}
+	fmt.Fprintf(f, fmt.FormatString(f, verb), t.String())
+}
+
+// LogValue is the token's slog form: its resource and expiry, the access token redacted.
+func (t Token) LogValue() slog.Value {
+	attrs := []slog.Attr{
+		slog.String("resource", string(t.Resource)),
+		slog.Time("expires_on", t.ExpiresOn),
+		slog.String("access_token", t.shown()),
+	}
+	if t.RefreshErr != nil {
+		attrs = append(attrs, slog.String("refresh_error", t.RefreshErr.Error()))
+	}
+	return slog.GroupValue(attrs...)
+}
+
+// MarshalJSON writes the resource and expiry, and "[redacted]" for the access token: a Token in a
+// JSON log or API answer does not give the token away. A program that must hand the token on (as
+// `mailoauth token --json` does) writes AccessToken into its own structure.
+func (t Token) MarshalJSON() ([]byte, error) {
+	v := struct {
+		AccessToken  string    `json:"access_token"`
+		ExpiresOn    time.Time `json:"expires_on"`
+		Resource     Resource  `json:"resource"`
+		RefreshError string    `json:"refresh_error,omitempty"`
+	}{AccessToken: t.shown(), ExpiresOn: t.ExpiresOn, Resource: t.Resource}
+	if t.RefreshErr != nil {
+		v.RefreshError = t.RefreshErr.Error()
+	}
+	return json.Marshal(v)
 }
 
 // OAuth2 converts the token for golang.org/x/oauth2 users.
@@ -129,8 +205,14 @@ func (f fromOAuth2) Token(ctx context.Context) (*Token, error) {
 // been revoked, or issued before a permission was granted. retried says the second try happened (and
 // succeeded, when err is nil). A refresh failure returns the server's refusal, which is the news.
 func RetryRefused(ctx context.Context, s Source, attempt func(*Token) error, refused func(error) bool) (retried bool, err error) {
+	if s == nil {
+		return false, errors.New("the token source is nil: give a token.Source, such as token.Static or an account's TokenSource")
+	}
 	tok, err := s.Token(ctx)
 	if err != nil {
+		return false, err
+	}
+	if err := usable(tok); err != nil {
 		return false, err
 	}
 	err = attempt(tok)
@@ -145,7 +227,22 @@ func RetryRefused(ctx context.Context, s Source, attempt func(*Token) error, ref
 	if rerr != nil {
 		return false, err
 	}
+	if uerr := usable(fresh); uerr != nil {
+		return false, uerr
+	}
 	return true, attempt(fresh)
+}
+
+// usable refuses what a Source must never return without an error: no token, or one with no access
+// token (a server would only refuse it, and say less about why).
+func usable(t *Token) error {
+	switch {
+	case t == nil:
+		return errors.New("the token source returned neither a token nor an error: a Source must return one of them")
+	case t.AccessToken == "":
+		return errors.New("the token source returned a token with an empty AccessToken: a Source must return a token or an error")
+	}
+	return nil
 }
 
 // Protocol names an account's servers take (Account.Server).
