@@ -636,11 +636,9 @@ func (a *Account) acquire(ctx context.Context, s slot, fresh bool) (*token.Token
 
 func (a *Account) acquireOnce(ctx context.Context, c *client, s slot, fresh bool) (*token.Token, error) {
 	scopes := a.Scopes(s.r)
-	var confOpts []confidential.AcquireSilentOption
 	var credOpts []confidential.AcquireByCredentialOption
 	var pubOpts []public.AcquireSilentOption
 	if fresh {
-		confOpts = append(confOpts, confidential.WithClaims(bypassClaims))
 		credOpts = append(credOpts, confidential.WithClaims(bypassClaims))
 		pubOpts = append(pubOpts, public.WithClaims(bypassClaims))
 	}
@@ -657,7 +655,16 @@ func (a *Account) acquireOnce(ctx context.Context, c *client, s slot, fresh bool
 		if err != nil || acct.IsZero() {
 			return nil, a.loginRequired(s.home, err)
 		}
-		res, err := c.conf.AcquireTokenSilent(ctx, scopes, append(confOpts, confidential.WithSilentAccount(acct))...)
+		if fresh {
+			// A confidential client's silent request takes no claims: MSAL skips no cached token
+			// then, so the user's tokens for these scopes leave the store first.
+			if err := c.cache.dropAccessTokens(ctx, func(at cachedAccessToken) bool {
+				return strings.EqualFold(at.Home, s.home) && hasScopes(at.Target, scopes)
+			}); err != nil {
+				return nil, err
+			}
+		}
+		res, err := c.conf.AcquireTokenSilent(ctx, scopes, confidential.WithSilentAccount(acct))
 		if err != nil {
 			return nil, a.silentFailed(s.home, err)
 		}

@@ -210,6 +210,12 @@ var errUnchanged = errors.New("unchanged")
 // MSAL's cache as it is: a server refused that token, so no process may serve it again, not even
 // during an outage when its refresh fails.
 func (c *storeCache) dropAccessToken(ctx context.Context, secret string) error {
+	return c.dropAccessTokens(ctx, func(at cachedAccessToken) bool { return at.Secret == secret })
+}
+
+// dropAccessTokens removes from the store the access tokens drop says to, keeping the rest of MSAL's
+// cache as it is.
+func (c *storeCache) dropAccessTokens(ctx context.Context, drop func(cachedAccessToken) bool) error {
 	err := c.st.Update(ctx, c.key, func(old []byte) ([]byte, error) {
 		var e map[string]json.RawMessage
 		var blob map[string]json.RawMessage
@@ -220,7 +226,7 @@ func (c *storeCache) dropAccessToken(ctx context.Context, secret string) error {
 		n := len(ats)
 		for k, raw := range ats {
 			var at cachedAccessToken
-			if json.Unmarshal(raw, &at) == nil && at.Secret == secret {
+			if json.Unmarshal(raw, &at) == nil && drop(at) {
 				delete(ats, k)
 			}
 		}
