@@ -9,6 +9,7 @@ import (
 	"log"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/mailoauth/mailoauth/auth"
 	"github.com/mailoauth/mailoauth/config"
@@ -55,10 +56,15 @@ func checkMail(ctx context.Context, acc *config.Account, tokenFile, keyFile stri
 
 // A delegated IMAP client signs its user in once with a device code; every later run is silent:
 // the token comes from the store, or from a refresh with the stored refresh token. A local
-// Microsoft 365 (mailoauthtest) stands in for the real one, where alice approves the code at once.
+// Microsoft 365 (mailoauthtest) stands in for the real one, where alice approves the code at once
+// and access tokens live a minute, inside the refresh margin: the second run refreshes.
 func Example() {
 	ctx := context.Background()
-	srv, err := mailoauthtest.Start(ctx, mailoauthtest.Options{AutoApprove: "alice@contoso.test"})
+	srv, err := mailoauthtest.Start(ctx, mailoauthtest.Options{AutoApprove: "alice@contoso.test", World: &mailoauthtest.World{
+		Users:         []mailoauthtest.User{{Address: "alice@contoso.test"}},
+		Apps:          []mailoauthtest.App{{Name: "mail-client", Flow: config.FlowDevice}},
+		TokenLifetime: time.Minute,
+	}})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -68,7 +74,7 @@ func Example() {
 	}
 	// In a real program: tenant and client id from your app registration (a public client), a key
 	// file of 32 random bytes, and os.Stderr for the terminal.
-	reg := srv.Account("alice-device")
+	reg := srv.Account("mail-client")
 	tenant, clientID := reg.Tenant, reg.ClientID
 	dir, err := os.MkdirTemp("", "example")
 	if err != nil {
