@@ -39,9 +39,9 @@ type Options struct {
 	// World is an organisation built in Go; nil (with no scenario) is the default organisation.
 	World *World
 	// Scenario is the text of a TOML scenario (docs/scenarios.md), for what World does not model:
-	// several tenants, shared mailboxes, disabled protocols, token lifetimes, faults. Start reports
-	// its problems as config.Errors, each naming the line and key, or, for a file it cannot read,
-	// a *config.Error.
+	// several tenants, shared mailboxes, disabled protocols, lifetimes other than the access
+	// token's, faults. Start reports its problems as config.Errors, each naming the line and key,
+	// or, for a file it cannot read, a *config.Error.
 	Scenario string
 	// ScenarioFile is the path of a TOML scenario. At most one of World, Scenario and ScenarioFile.
 	ScenarioFile string
