@@ -46,8 +46,11 @@ type Report struct {
 	Results []Result `json:"protocols"`
 }
 
-// Protocols is what "all" means.
-var Protocols = []string{config.ProtocolIMAP, config.ProtocolPOP, config.ProtocolSMTP, config.ProtocolGraph}
+// Protocols is what "all" means: every protocol a check can walk, in the order Run reports them. Each
+// call returns a new slice, which the caller may change.
+func Protocols() []string {
+	return []string{config.ProtocolIMAP, config.ProtocolPOP, config.ProtocolSMTP, config.ProtocolGraph}
+}
 
 // Run checks the protocols in order; each runs even if another failed.
 func Run(ctx context.Context, a *auth.Account, protocols []string) Report {

@@ -64,7 +64,7 @@ func run(t *testing.T, m *auth.Manager, account string, protocols ...string) che
 		t.Fatal(err)
 	}
 	if len(protocols) == 0 {
-		protocols = check.Protocols
+		protocols = check.Protocols()
 	}
 	return check.Run(context.Background(), a, protocols)
 }
@@ -167,7 +167,7 @@ func TestRetryWithFreshToken(t *testing.T) {
 	mu.Lock()
 	now = now.Add(2 * time.Hour) // the cached token has expired for the server, not for the client
 	mu.Unlock()
-	for _, p := range check.Protocols {
+	for _, p := range check.Protocols() {
 		rep := check.Run(context.Background(), a, []string{p})
 		if !rep.OK {
 			t.Fatalf("%s: %+v", p, rep.Results[0])
@@ -178,7 +178,7 @@ func TestRetryWithFreshToken(t *testing.T) {
 				auth = s.Detail
 			}
 		}
-		if p == check.Protocols[0] && !strings.Contains(auth, "fresh") {
+		if p == check.Protocols()[0] && !strings.Contains(auth, "fresh") {
 			t.Errorf("%s: authenticate step %q does not say it retried with a fresh token", p, auth)
 		}
 	}

@@ -166,7 +166,7 @@ func Run(ctx context.Context, opts Options) ([]Step, error) {
 	}); err != nil {
 		return t.steps, err
 	}
-	for _, p := range check.Protocols {
+	for _, p := range check.Protocols() {
 		if err := t.step("account daemon: check "+strings.ToUpper(p)+" as a mail client would (connect, TLS, authenticate, open the mailbox)", func(s *Step) error {
 			acc, err := m.Account("daemon")
 			if err != nil {

@@ -59,7 +59,7 @@ func SharedMailboxSyntax(user string) (catalog.Finding, bool) {
 
 // Options tune a run.
 type Options struct {
-	// Protocols to walk; empty: the account's protocols.
+	// Protocols to walk; empty: the account's protocols. check.Protocols() is all of them.
 	Protocols []string
 	// Now is this machine's clock (the clock-skew and certificate checks); nil is time.Now.
 	Now func() time.Time
@@ -103,9 +103,6 @@ func (r Report) Findings() []catalog.Finding {
 	}
 	return out
 }
-
-// Protocols is what "all" means.
-var Protocols = check.Protocols
 
 // Run walks the chain for the account name of cfg, whose accounts m builds. The error is for an
 // account cfg does not have; every problem found on the way is a finding in the report.

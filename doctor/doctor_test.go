@@ -27,6 +27,7 @@ import (
 	"github.com/mailoauth/mailoauth/token"
 
 	"github.com/mailoauth/mailoauth/auth"
+	"github.com/mailoauth/mailoauth/check"
 	"github.com/mailoauth/mailoauth/config"
 	"github.com/mailoauth/mailoauth/doctor"
 	"github.com/mailoauth/mailoauth/doctor/catalog"
@@ -512,7 +513,7 @@ func TestGraphScopeMissing(t *testing.T) {
 func TestHealthy(t *testing.T) {
 	l := start(t, nil, nil)
 	for _, account := range []string{"daemon", "daemon-cert", "daemon-bob"} {
-		rep := l.run(t, account, doctor.Protocols...)
+		rep := l.run(t, account, check.Protocols()...)
 		if !rep.OK || len(rep.Findings()) != 0 || len(rep.Protocols) != 4 {
 			t.Fatalf("%s: %+v", account, rep)
 		}

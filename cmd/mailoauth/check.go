@@ -38,7 +38,7 @@ step lists the folders (HTTPS: resolve, connect and TLS happen inside that reque
 			switch protocol {
 			case "":
 				for _, p := range acc.Config().Protocols {
-					if slices.Contains(check.Protocols, p) {
+					if slices.Contains(check.Protocols(), p) {
 						protocols = append(protocols, p)
 					}
 				}
@@ -46,7 +46,7 @@ step lists the folders (HTTPS: resolve, connect and TLS happen inside that reque
 					return usagef("account %s lists no protocols; pass --protocol", argv[0])
 				}
 			case "all":
-				protocols = check.Protocols
+				protocols = check.Protocols()
 			case config.ProtocolIMAP, config.ProtocolPOP, config.ProtocolSMTP, config.ProtocolGraph:
 				protocols = []string{protocol}
 			default:

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/mailoauth/mailoauth/check"
 	"github.com/mailoauth/mailoauth/config"
 	"github.com/mailoauth/mailoauth/doctor"
 	"github.com/mailoauth/mailoauth/doctor/catalog"
@@ -80,8 +81,8 @@ func doctorProtocols(p string) ([]string, error) {
 	case p == "":
 		return nil, nil
 	case p == "all":
-		return doctor.Protocols, nil
-	case slices.Contains(doctor.Protocols, p):
+		return check.Protocols(), nil
+	case slices.Contains(check.Protocols(), p):
 		return []string{p}, nil
 	}
 	return nil, usagef("--protocol %q: use imap, pop, smtp, graph or all", p)

@@ -226,9 +226,9 @@ func protocolName(p string) string {
 	return p
 }
 
-// Codes lists every finding code with its one-line meaning; docs/doctor.md documents each and a test
-// keeps the two in step.
-var Codes = map[string]string{
+// codes lists every finding code with its one-line meaning; docs/doctor.md documents each and a test
+// keeps the two in step (AllCodes is the public list).
+var codes = map[string]string{
 	// Configuration (the doctor's first link).
 	CodeConfigMissing:     "a key the account's flow needs is not set",
 	CodeConfigSecret:      "the client secret (or another secret) cannot be read",
@@ -345,10 +345,11 @@ const (
 	CodeGraphUnexpected = "MO-GRAPH-REFUSED"
 )
 
-// AllCodes is every code, sorted: Codes' keys and one MO-AADSTSn per AADSTS number with advice.
+// AllCodes is every code, sorted: the Code constants and one MO-AADSTSn per AADSTS number with
+// advice.
 func AllCodes() []string {
 	var out []string
-	for c := range Codes {
+	for c := range codes {
 		out = append(out, c)
 	}
 	for n := range aadsts {
