@@ -1,8 +1,8 @@
 // Package dial opens the connections of mailoauth's mail clients (imap, pop3, smtp and the proxy's
-// upstream): it resolves the host, tries each of its addresses in turn, and for implicit TLS performs
-// the handshake, reporting every step to a trace.Func so that a failed connection says where it
-// failed. Mode, whose zero value follows the port, is how a client's options choose implicit TLS or
-// STARTTLS.
+// upstream): it resolves the host, races its addresses as RFC 8305 (Happy Eyeballs) does, and for
+// implicit TLS performs the handshake, reporting every step to a trace.Func so that a failed
+// connection says where it failed. Mode, whose zero value follows the port, is how a client's options
+// choose implicit TLS or STARTTLS.
 //
 // It never turns certificate verification off and never accepts less than TLS 1.2: a caller may add
 // CAs through its tls.Config, not skip the check. STARTTLS itself is the protocols' business: they
@@ -97,18 +97,34 @@ func tlsConfig(base *tls.Config, addr string) *tls.Config {
 // DefaultTimeout bounds a client's dial and authentication when its options leave the timeout zero.
 const DefaultTimeout = 60 * time.Second
 
+// Options describe how Open connects. The zero value is implicit TLS with the system's CAs and no
+// trace.
+type Options struct {
+	// Mode is how TLS starts. Open does not know the protocol, so it takes Auto as Implicit: resolve
+	// Auto with Mode.For first. With StartTLS, Open returns the plain connection and the protocol
+	// upgrades it later with Upgrade.
+	Mode Mode
+	// TLSConfig adds CAs or a client certificate; nil means the system's roots. Open completes a
+	// copy (server name from the address, TLS 1.2 at least, verification on).
+	TLSConfig *tls.Config
+	// Trace, if set, is told each step as it ends: "resolve", one "connect" per address tried, and
+	// "tls" unless Mode is StartTLS. It is called from Open's goroutine only, never after Open returns.
+	Trace trace.Func
+}
+
 // Open connects to addr (host:port) as every mailoauth client does, and returns the connection with
-// the TLS configuration it completed from base (server name from addr, TLS 1.2 at least,
-// verification on), which a later STARTTLS passes to Upgrade.
+// the TLS configuration it completed from o.TLSConfig, which a later STARTTLS passes to Upgrade.
 //
-// It resolves the host and tries each of its addresses in turn, each with a share of the time left,
-// until one accepts; unless mode is StartTLS it then performs the TLS handshake (Open does not know
-// the protocol: resolve Auto with Mode.For first). Each step is reported to t ("resolve", one "connect" per address tried, "tls");
-// t may be nil. The connection's deadline is set to ctx's, so that it covers the handshake and the
-// authentication that follows; the caller clears it when its commands begin.
-func Open(ctx context.Context, addr string, mode Mode, base *tls.Config, t trace.Func) (net.Conn, *tls.Config, error) {
-	cfg := tlsConfig(base, addr)
-	conn, err := dialAddr(ctx, addr, mode, cfg, t)
+// It resolves the host and races its addresses as RFC 8305 (Happy Eyeballs) does: IPv6 and IPv4
+// addresses alternate, and each attempt that has neither failed nor connected within 250 ms is
+// joined by the next one, so that a family that does not work (IPv6 that black-holes, say) costs a
+// quarter of a second rather than a timeout per address. The first connection made wins and the
+// others are abandoned and closed. Unless o.Mode is StartTLS it then performs the TLS handshake. The
+// connection's deadline is set to ctx's, so that it covers the handshake and the authentication that
+// follows; the caller clears it when its commands begin.
+func Open(ctx context.Context, addr string, o Options) (net.Conn, *tls.Config, error) {
+	cfg := tlsConfig(o.TLSConfig, addr)
+	conn, err := dialAddr(ctx, addr, o.Mode, cfg, o.Trace)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -118,16 +134,23 @@ func Open(ctx context.Context, addr string, mode Mode, base *tls.Config, t trace
 	return conn, cfg, nil
 }
 
-// lookup resolves a host; a variable so that this package's tests can resolve a name to addresses
-// of their choosing (there is no portable name with two loopback addresses).
-var lookup = net.DefaultResolver.LookupIPAddr
-
-// attemptTimeout bounds one address's connection attempt when ctx has no deadline; with one, each
-// address gets an even share of the time left, but not less than minAttempt (as net.Dialer does).
-const (
-	attemptTimeout = 30 * time.Second
-	minAttempt     = 2 * time.Second
+// lookup resolves a host, and dialTCP makes one connection attempt; variables so that this package's
+// tests can resolve a name to addresses of their choosing and make some of them refuse or never
+// answer (there is no portable name with two loopback addresses, nor a portable black hole).
+var (
+	lookup  = net.DefaultResolver.LookupIPAddr
+	dialTCP = func(ctx context.Context, target string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "tcp", target)
+	}
 )
+
+// attemptDelay is how long an attempt runs alone before the next address is tried alongside it: RFC
+// 8305's recommended Connection Attempt Delay (net.Dialer's dual-stack fallback waits 300 ms). A
+// variable for this package's tests. attemptTimeout bounds one attempt when ctx has no deadline.
+var attemptDelay = 250 * time.Millisecond
+
+const attemptTimeout = 30 * time.Second
 
 // dialAddr resolves and connects to addr, and unless mode is StartTLS performs the TLS handshake.
 func dialAddr(ctx context.Context, addr string, mode Mode, cfg *tls.Config, t trace.Func) (net.Conn, error) {
@@ -135,7 +158,8 @@ func dialAddr(ctx context.Context, addr string, mode Mode, cfg *tls.Config, t tr
 	if err != nil {
 		return nil, fmt.Errorf("address %q is not host:port", addr)
 	}
-	// Resolved here rather than by net.Dialer so that the trace shows what the name resolved to.
+	// Resolved here rather than by net.Dialer so that the trace shows what the name resolved to and
+	// each address tried.
 	var ips []net.IPAddr
 	if err := t.Do("resolve", func() (string, error) {
 		ips, err = lookup(ctx, host)
@@ -153,7 +177,7 @@ func dialAddr(ctx context.Context, addr string, mode Mode, cfg *tls.Config, t tr
 	}); err != nil {
 		return nil, err
 	}
-	conn, err := connect(ctx, addr, port, ips, t)
+	conn, err := connect(ctx, addr, port, interleave(ips), t)
 	if err != nil {
 		return nil, err
 	}
@@ -168,39 +192,120 @@ func dialAddr(ctx context.Context, addr string, mode Mode, cfg *tls.Config, t tr
 	return tc, nil
 }
 
-// connect tries each address in order, each attempt traced as "connect", and returns the first
-// connection made. Trying them in turn (not racing them, as RFC 8305 would) keeps the trace and the
-// load on the server simple; a share of the deadline each keeps one black hole from using it all.
-func connect(ctx context.Context, addr, port string, ips []net.IPAddr, t trace.Func) (net.Conn, error) {
-	var tried []string
-	var errs []error
-	for i, ip := range ips {
-		target := net.JoinHostPort(ip.String(), port)
-		var conn net.Conn
-		err := t.Do("connect", func() (string, error) {
-			d := net.Dialer{Timeout: attemptTimeout}
-			if dl, ok := ctx.Deadline(); ok {
-				share := time.Until(dl) / time.Duration(len(ips)-i)
-				d.Timeout = min(max(share, minAttempt), attemptTimeout)
-			}
-			var err error
-			if conn, err = d.DialContext(ctx, "tcp", target); err != nil {
-				return "", fmt.Errorf("cannot connect to %s: %w", target, err)
-			}
-			return conn.RemoteAddr().String(), nil
-		})
-		if err == nil {
-			return conn, nil
-		}
-		tried, errs = append(tried, target), append(errs, err)
-		if ctx.Err() != nil {
-			break
+// interleave orders addresses as RFC 8305 §4 does: the families alternate, starting with the family
+// of the resolver's first answer, each family keeping the resolver's order.
+func interleave(ips []net.IPAddr) []net.IPAddr {
+	var first, other []net.IPAddr
+	firstIs4 := ips[0].IP.To4() != nil
+	for _, ip := range ips {
+		if (ip.IP.To4() != nil) == firstIs4 {
+			first = append(first, ip)
+		} else {
+			other = append(other, ip)
 		}
 	}
-	if len(tried) == 1 {
+	out := make([]net.IPAddr, 0, len(ips))
+	for i := range max(len(first), len(other)) {
+		if i < len(first) {
+			out = append(out, first[i])
+		}
+		if i < len(other) {
+			out = append(out, other[i])
+		}
+	}
+	return out
+}
+
+// attempt is the outcome of one connection attempt.
+type attempt struct {
+	i    int // which address
+	conn net.Conn
+	err  error
+	took time.Duration
+}
+
+// connect races the addresses in order (see Open): it starts the next attempt when the last one
+// started fails, or has run attemptDelay without an answer, and returns the first connection made.
+// It waits for every attempt it started, closing the connections that lost, so that no attempt
+// outlives it and each one is traced as a "connect" step.
+func connect(ctx context.Context, addr, port string, ips []net.IPAddr, t trace.Func) (net.Conn, error) {
+	targets := make([]string, len(ips))
+	for i, ip := range ips {
+		targets[i] = net.JoinHostPort(ip.String(), port)
+	}
+	actx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	results := make(chan attempt, len(ips))
+	delay := time.NewTimer(attemptDelay)
+	defer delay.Stop()
+	started, pending := 0, 0
+	launch := func() {
+		i := started
+		started, pending = started+1, pending+1
+		delay.Reset(attemptDelay)
+		go func() {
+			c, stop := actx, func() {}
+			if _, ok := ctx.Deadline(); !ok {
+				c, stop = context.WithTimeout(actx, attemptTimeout)
+			}
+			defer stop()
+			begun := time.Now()
+			conn, err := dialTCP(c, targets[i])
+			results <- attempt{i: i, conn: conn, err: err, took: time.Since(begun)}
+		}()
+	}
+	var won net.Conn
+	winner := -1
+	errs := make([]error, len(ips))
+	launch()
+	for pending > 0 {
+		more := winner < 0 && started < len(ips) && ctx.Err() == nil
+		select {
+		case r := <-results:
+			pending--
+			if r.err == nil && winner < 0 {
+				won, winner = r.conn, r.i
+				cancel() // the others are abandoned
+			} else if r.err == nil {
+				r.conn.Close()
+				r.err = fmt.Errorf("closed the connection to %s: %s connected first", targets[r.i], targets[winner])
+			} else if winner >= 0 {
+				r.err = fmt.Errorf("gave up on %s: %s connected first", targets[r.i], targets[winner])
+			} else {
+				r.err = fmt.Errorf("cannot connect to %s: %w", targets[r.i], r.err)
+				errs[r.i] = r.err
+				if more {
+					launch() // a failure starts the next attempt at once
+				}
+			}
+			traceConnect(t, r)
+		case <-delay.C:
+			if more {
+				launch()
+			}
+		}
+	}
+	if won != nil {
+		return won, nil
+	}
+	if started == 1 {
 		return nil, fmt.Errorf("cannot connect to %s: %w", addr, errors.Unwrap(errs[0]))
 	}
-	return nil, &connectError{addr: addr, tried: tried, errs: errs}
+	return nil, &connectError{addr: addr, tried: targets[:started], errs: errs[:started]}
+}
+
+// traceConnect reports one attempt as a "connect" step.
+func traceConnect(t trace.Func, r attempt) {
+	if t == nil {
+		return
+	}
+	s := trace.Step{Name: "connect", Duration: r.took, OK: r.err == nil}
+	if r.err != nil {
+		s.Error = r.err.Error()
+	} else {
+		s.Detail = r.conn.RemoteAddr().String()
+	}
+	t(s)
 }
 
 // connectError is a failure to connect to any of a host's addresses: each one tried, and why.

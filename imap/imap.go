@@ -76,7 +76,7 @@ func Dial(ctx context.Context, o Options) (*imapclient.Client, error) {
 	ctx, cancel := context.WithTimeout(ctx, cmp.Or(o.Timeout, dial.DefaultTimeout))
 	defer cancel()
 	mode := o.TLS.For(token.IMAP, o.Addr)
-	conn, tlsCfg, err := dial.Open(ctx, o.Addr, mode, o.TLSConfig, o.Trace)
+	conn, tlsCfg, err := dial.Open(ctx, o.Addr, dial.Options{Mode: mode, TLSConfig: o.TLSConfig, Trace: o.Trace})
 	if err != nil {
 		return nil, err
 	}

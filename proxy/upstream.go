@@ -112,7 +112,7 @@ func dialUpstream(ctx context.Context, p upstreamProtocol, addr string, tlsCfg *
 		return nil, fmt.Errorf("upstream %q is not host:port", addr)
 	}
 	mode := dial.ModeFor(p.protocol(), port)
-	conn, cfg, err := dial.Open(ctx, addr, mode, tlsCfg, trace.Func(nil))
+	conn, cfg, err := dial.Open(ctx, addr, dial.Options{Mode: mode, TLSConfig: tlsCfg})
 	if err != nil {
 		return nil, err
 	}

@@ -91,7 +91,7 @@ func Dial(ctx context.Context, o Options) (*gosmtp.Client, error) {
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
 	mode := o.TLS.For(token.SMTP, o.Addr)
-	conn, tlsCfg, err := dial.Open(ctx, o.Addr, mode, o.TLSConfig, o.Trace)
+	conn, tlsCfg, err := dial.Open(ctx, o.Addr, dial.Options{Mode: mode, TLSConfig: o.TLSConfig, Trace: o.Trace})
 	if err != nil {
 		return nil, err
 	}
