@@ -124,7 +124,9 @@ func newAccount(acc *config.Account, opts Options) (*Account, error) {
 		a.cred = &cred
 	}
 	if a.AppOnly() {
-		a.app, err = a.newClient(a.storeCache(storeKey(acc.Name)))
+		app := a.storeCache(storeKey(acc.Name))
+		app.create = true // the application's tokens need no sign-in: the first acquisition stores them
+		a.app, err = a.newClient(app)
 	} else {
 		a.signIn, err = a.newClient(&signInCache{st: opts.Store, account: acc.Name, authority: a.cacheAuthority(), clientID: acc.ClientID})
 	}
@@ -483,15 +485,7 @@ func (a *Account) refresh(ctx context.Context, s slot) (*token.Token, error) {
 // A Store without Locker runs get at once: the single flight and acquire's retry after a rotation by
 // another process are all it has.
 func (a *Account) refreshLocked(ctx context.Context, s slot, get func() (*token.Token, error)) (*token.Token, error) {
-	l, ok := a.opts.Store.(store.Locker)
-	if !ok {
-		return get()
-	}
-	key := storeKey(a.cfg.Name)
-	if s.home != "" {
-		key = userKey(a.cfg.Name, s.home)
-	}
-	release, err := l.Lock(ctx, key)
+	release, err := a.lockStore(ctx, a.slotKey(s))
 	if err != nil {
 		if ctx.Err() != nil {
 			// Another process holds the lock for as long as its identity platform does not answer.
@@ -501,6 +495,24 @@ func (a *Account) refreshLocked(ctx context.Context, s slot, get func() (*token.
 	}
 	defer release()
 	return get()
+}
+
+// lockStore takes the store's lock named key (store.Locker); a store without Locker has none to
+// take, and release does nothing.
+func (a *Account) lockStore(ctx context.Context, key string) (release func(), err error) {
+	l, ok := a.opts.Store.(store.Locker)
+	if !ok {
+		return func() {}, nil
+	}
+	return l.Lock(ctx, key)
+}
+
+// slotKey is the store entry holding a slot's tokens.
+func (a *Account) slotKey(s slot) string {
+	if s.home == "" {
+		return storeKey(a.cfg.Name)
+	}
+	return userKey(a.cfg.Name, s.home)
 }
 
 // inFlight runs get once for all the callers asking for key at the same time (single flight), under
@@ -694,6 +706,9 @@ func (a *Account) acquireOnce(ctx context.Context, c *client, s slot, fresh bool
 // silentFailed separates "the grant is dead, sign in again" from transient trouble, where the refresh
 // token is kept and the caller may retry.
 func (a *Account) silentFailed(user string, err error) error {
+	if errors.Is(err, errEntryGone) {
+		return a.loginRequired(user, nil)
+	}
 	err = classify(a.cfg.Name, "refresh", err)
 	var e *Error
 	if errors.As(err, &e) && e.InvalidGrant() {

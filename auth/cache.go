@@ -39,6 +39,11 @@ type storeCache struct {
 	key       string
 	authority string
 	clientID  string
+	// create lets Export write an entry the store does not hold: a sign-in's (signInCache) and the
+	// application's own. A user's silent refresh never may: its entry gone means the user was
+	// removed (RemoveUser, Logout, another process) while it ran, and writing it back would sign
+	// the user in again.
+	create bool
 }
 
 var _ cache.ExportReplace = (*storeCache)(nil)
@@ -102,14 +107,21 @@ func (c *storeCache) Export(ctx context.Context, m cache.Marshaler, _ cache.Expo
 	}
 	return c.st.Update(ctx, c.key, func(old []byte) ([]byte, error) {
 		var e entry
-		if old != nil && json.Unmarshal(old, &e) == nil && strings.EqualFold(e.Authority, c.authority) && strings.EqualFold(e.ClientID, c.clientID) {
+		switch {
+		case old != nil && json.Unmarshal(old, &e) == nil && strings.EqualFold(e.Authority, c.authority) && strings.EqualFold(e.ClientID, c.clientID):
 			e.MSAL = data
-		} else {
+		case c.create:
 			e = entry{Authority: c.authority, ClientID: c.clientID, MSAL: data}
+		default:
+			return nil, errEntryGone
 		}
 		return json.Marshal(e)
 	})
 }
+
+// errEntryGone is what a user's silent refresh gets from MSAL when the user's entry left the store
+// while it ran: the user was removed, and the refresh's tokens are not kept.
+var errEntryGone = errors.New("the user's tokens were removed from the store during the refresh")
 
 // signInCache is the cache of the client that signs users in: it starts each sign-in from the
 // user's entry when MSAL names the user (PartitionKey: confidential clients), else from nothing,
@@ -124,7 +136,7 @@ type signInCache struct {
 }
 
 func (c *signInCache) user(home string) *storeCache {
-	return &storeCache{st: c.st, key: userKey(c.account, home), authority: c.authority, clientID: c.clientID}
+	return &storeCache{st: c.st, key: userKey(c.account, home), authority: c.authority, clientID: c.clientID, create: true}
 }
 
 func (c *signInCache) Replace(ctx context.Context, u cache.Unmarshaler, h cache.ReplaceHints) error {

@@ -50,11 +50,7 @@ func (a *Account) fresh(t *token.Token) bool {
 // application's own), for all of the resource's scopes, the last to expire. It never goes to the
 // network.
 func (a *Account) storedToken(ctx context.Context, s slot) *token.Token {
-	key := storeKey(a.cfg.Name)
-	if s.home != "" {
-		key = userKey(a.cfg.Name, s.home)
-	}
-	e, err := a.storeCache(key).load(ctx)
+	e, err := a.storeCache(a.slotKey(s)).load(ctx)
 	if err != nil || e == nil {
 		return nil
 	}

@@ -181,13 +181,32 @@ func (a *Account) ownUser(ctx context.Context) (User, error) {
 }
 
 // RemoveUser forgets a user's tokens, in the store and in memory. Removing a user the store does
-// not hold is not an error.
+// not hold is not an error. A refresh of the user already running, in this process or another
+// sharing a store.Locker store, ends before the tokens go; one running over a store without
+// Locker finds them gone and keeps nothing: the user stays signed out either way.
 func (a *Account) RemoveUser(ctx context.Context, homeAccountID string) error {
 	if err := a.migrate(ctx); err != nil {
 		return err
 	}
-	a.dropUser(homeAccountID)
-	return a.opts.Store.Update(ctx, userKey(a.cfg.Name, homeAccountID), func([]byte) ([]byte, error) { return nil, nil })
+	return a.removeEntry(ctx, userKey(a.cfg.Name, homeAccountID), homeAccountID)
+}
+
+// removeEntry deletes an entry of the store holding its lock, which a refresh holds while it runs,
+// then forgets its tokens in memory (home "" for the application's): afterwards, so that a token
+// read from the entry before it went is not remembered.
+func (a *Account) removeEntry(ctx context.Context, key, home string) error {
+	release, err := a.lockStore(ctx, key)
+	if err != nil {
+		return err
+	}
+	defer release()
+	err = a.opts.Store.Update(ctx, key, func([]byte) ([]byte, error) { return nil, nil })
+	if home != "" {
+		a.dropUser(home)
+	} else {
+		a.forget("")
+	}
+	return err
 }
 
 // dropUser forgets a user in memory: tokens, client, and as the account's one user.
@@ -211,8 +230,7 @@ func (a *Account) Logout(ctx context.Context) error {
 			return err
 		}
 	}
-	a.forget("")
-	return a.opts.Store.Update(ctx, storeKey(a.cfg.Name), func([]byte) ([]byte, error) { return nil, nil })
+	return a.removeEntry(ctx, storeKey(a.cfg.Name), "")
 }
 
 // migrate moves what an earlier version stored for a delegated account — one entry under

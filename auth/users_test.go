@@ -51,12 +51,18 @@ func (e *env) webAccount(t *testing.T) *auth.Account {
 // webAccountOver is the web app's account over st; now, if set, is its clock.
 func webAccountOver(tb testing.TB, e *env, st store.Store, now func() time.Time) *auth.Account {
 	tb.Helper()
+	return webAccountWith(tb, e, auth.Options{Store: st, Now: now})
+}
+
+// webAccountWith is the web app's account with opts.
+func webAccountWith(tb testing.TB, e *env, opts auth.Options) *auth.Account {
+	tb.Helper()
 	a, err := auth.NewAccount(&config.Account{
 		Name: "web", Flow: config.FlowAuthCodeWeb, Tenant: "contoso.test", ClientID: world.DaemonClientID,
 		ClientSecretFile: filepath.Join(e.dir, "daemon-secret.txt"), RedirectURI: webCallback,
 		Protocols: []string{"imap"}, Authority: e.emu.Authority(), CAFile: filepath.Join(e.dir, "ca.pem"),
 		IMAP: e.cfg.Accounts["alice-device"].IMAP,
-	}, auth.Options{Store: st, Now: now})
+	}, opts)
 	if err != nil {
 		tb.Fatal(err)
 	}
