@@ -2,7 +2,6 @@ package check
 
 import (
 	"context"
-	"time"
 
 	"github.com/mailoauth/mailoauth/token"
 
@@ -20,7 +19,7 @@ func Explain(ctx context.Context, a *auth.Account, protocol string, err error) (
 	if tok, terr := a.Token(ctx, resourceOf(protocol)); terr == nil {
 		claims, _ = catalog.ParseClaims(tok.AccessToken)
 	}
-	return catalog.Explain(catalog.For(a), protocol, a.Server(protocol), claims, err, time.Now())
+	return catalog.Explain(catalog.For(a), catalog.Failure{Protocol: protocol, Addr: a.Server(protocol), Claims: claims, Err: err})
 }
 
 // resourceOf is the resource whose token a protocol uses.

@@ -88,7 +88,7 @@ func one(ctx context.Context, a *auth.Account, protocol string) Result {
 	r.Steps, r.OK, r.Err = rec.Steps, err == nil, err
 	if err != nil {
 		r.Said = catalog.ServerSaid(err)
-		if f, ok := catalog.Explain(catalog.For(a), protocol, r.Server, claims, err, time.Now()); ok {
+		if f, ok := catalog.Explain(catalog.For(a), catalog.Failure{Protocol: protocol, Addr: r.Server, Claims: claims, Err: err}); ok {
 			r.Finding, r.Cause = &f, f.String()
 		}
 	}

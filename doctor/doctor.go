@@ -230,7 +230,7 @@ func walk(ctx context.Context, a *auth.Account, s catalog.Subject, protocol, tid
 		return pr
 	}
 	pr.Said = catalog.ServerSaid(err)
-	f, ok := catalog.Explain(s, protocol, pr.Server, claims, err, now())
+	f, ok := catalog.Explain(s, catalog.Failure{Protocol: protocol, Addr: pr.Server, Claims: claims, Err: err, Now: now()})
 	if !ok {
 		f = unexplained(lastStep(rec.Steps), err)
 	}
@@ -280,7 +280,7 @@ func probe(ctx context.Context, a *auth.Account, s catalog.Subject, protocol str
 			}
 			return protocolLabel(other) + " answered: " + firstNonEmpty(said, err.Error()), nil
 		})
-		return catalog.Probed(s, protocol, other, c, f, outcome)
+		return catalog.Probed(s, f, catalog.Probe{Protocol: protocol, Other: other, Outcome: outcome, Claims: c})
 	}
 	return f
 }

@@ -503,7 +503,7 @@ func TestGraphScopeMissing(t *testing.T) {
 	if !errors.As(err, &ge) || ge.Status != 403 || ge.Code != "ErrorAccessDenied" {
 		t.Fatalf("Graph's answer: %v", err)
 	}
-	g, ok := catalog.Explain(s, "graph", a.Server("graph"), claims, err, time.Now())
+	g, ok := catalog.Explain(s, catalog.Failure{Protocol: "graph", Addr: a.Server("graph"), Claims: claims, Err: err})
 	if !ok || g.Code != "MO-GRAPH-SCOPE-MISSING" || g.Step != "mailbox" || !strings.Contains(g.Fix, fix) {
 		t.Errorf("Graph's refusal explained: %+v", g)
 	}

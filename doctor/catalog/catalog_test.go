@@ -12,6 +12,7 @@ import (
 
 	"github.com/mailoauth/mailoauth/auth"
 	"github.com/mailoauth/mailoauth/graph"
+	"github.com/mailoauth/mailoauth/mailerr"
 )
 
 func jwt(t testing.TB, claims map[string]any) string {
@@ -180,7 +181,47 @@ func TestTimeouts(t *testing.T) {
 	if _, ok := TokenError(subject, handshake); ok {
 		t.Error("a mail server's timeout taken for the identity platform's")
 	}
-	if f, ok := Explain(subject, "imap", "127.0.0.1:993", nil, handshake, time.Now()); !ok || f.Code != CodeTimeout {
+	if f, ok := Explain(subject, Failure{Protocol: "imap", Addr: "127.0.0.1:993", Err: handshake}); !ok || f.Code != CodeTimeout {
 		t.Errorf("handshake deadline: %+v %v", f, ok)
+	}
+}
+
+// TestExplainTakesAFailure: Explain reads a Failure, whose zero Now is this machine's clock (an
+// expired token is judged by it), and Probed narrows a finding with a Probe, the service principal's
+// object id in the fix coming from its Claims.
+func TestExplainTakesAFailure(t *testing.T) {
+	now := time.Now()
+	c, err := ParseClaims(jwt(t, map[string]any{"aud": "https://outlook.office.com", "scp": "IMAP.AccessAsUser.All", "upn": "alice@contoso.com",
+		"iat": float64(now.Add(-2 * time.Hour).Unix()), "exp": float64(now.Add(-time.Hour).Unix())}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := &mailerr.Error{Protocol: "IMAP", Step: "AUTHENTICATE XOAUTH2", Server: "NO AUTHENTICATE failed."}
+	x := Failure{Protocol: "imap", Addr: "outlook.office365.com:993", Claims: c, Err: refused}
+	if f, ok := Explain(subject, x); !ok || f.Code != CodeTokenExpired {
+		t.Errorf("a token expired an hour ago, judged now: %+v %v, want %s", f, ok, CodeTokenExpired)
+	}
+	x.Now = now.Add(-90 * time.Minute)
+	if f, ok := Explain(subject, x); !ok || f.Code == CodeTokenExpired {
+		t.Errorf("the same token judged before it expired: %+v %v, want another finding", f, ok)
+	}
+	if _, ok := Explain(subject, Failure{Protocol: "imap"}); ok {
+		t.Error("Explain of no error found something")
+	}
+
+	app, err := ParseClaims(jwt(t, map[string]any{"aud": "https://outlook.office365.com", "roles": []any{"IMAP.AccessAsApp", "SMTP.SendAsApp"},
+		"oid": "5b1c0d2e-aaaa-bbbb-cccc-000000000001", "idtyp": "app"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	uncertain := Finding{Code: CodeNotConnected}
+	if f := Probed(subject, uncertain, Probe{Protocol: "imap", Other: "smtp", Outcome: ProbeOpened, Claims: app}); f.Code != CodeIMAPDisabled {
+		t.Errorf("SMTP opened the mailbox IMAP could not: %+v, want %s", f, CodeIMAPDisabled)
+	}
+	if f := Probed(subject, uncertain, Probe{Protocol: "imap", Other: "smtp", Outcome: ProbeRefused, Claims: app}); f.Code != CodeAppNoAccess || !strings.Contains(f.Fix, "5b1c0d2e-aaaa-bbbb-cccc-000000000001") {
+		t.Errorf("SMTP refused too: %+v, want %s naming the service principal", f, CodeAppNoAccess)
+	}
+	if f := Probed(subject, uncertain, Probe{Protocol: "imap", Other: "smtp", Outcome: ProbeInconclusive, Claims: app}); f != uncertain {
+		t.Errorf("an inconclusive probe changed the finding: %+v", f)
 	}
 }

@@ -369,8 +369,21 @@ const (
 	ProbeRefused                          // refused at authentication
 )
 
-// Probed refines an uncertain app-only finding for protocol with the outcome of a probe over
-// probeProtocol. Exchange checks the service principal at authentication on every protocol, FullAccess
+// Probe is what trying another protocol on the same mailbox, with the same app-only token, showed:
+// what Probed narrows an uncertain finding with.
+type Probe struct {
+	// Protocol is the protocol the uncertain finding is about ("imap", "pop" or "smtp").
+	Protocol string
+	// Other is the protocol tried instead.
+	Other string
+	// Outcome is what Other did.
+	Outcome ProbeOutcome
+	// Claims are the token's (nil when it is not a JWT); the narrowed finding's fix names its app.
+	Claims *Claims
+}
+
+// Probed refines an uncertain app-only finding f about p.Protocol with what a probe over p.Other
+// showed. Exchange checks the service principal at authentication on every protocol, FullAccess
 // on every protocol (IMAP only after AUTHENTICATE), and the IMAP and POP switches only for their own
 // protocol; so:
 //   - IMAP "not connected" (FullAccess, or IMAP disabled): SMTP or POP opening the mailbox means IMAP
@@ -378,7 +391,8 @@ const (
 //   - POP or SMTP refused (service principal, FullAccess, or POP disabled): IMAP refusing AUTHENTICATE
 //     means no service principal; IMAP "not connected" after an SMTP refusal means no FullAccess; IMAP
 //     opening the mailbox after a POP refusal means POP is disabled.
-func Probed(s Subject, protocol, probeProtocol string, c *Claims, f Finding, o ProbeOutcome) Finding {
+func Probed(s Subject, f Finding, p Probe) Finding {
+	protocol, probeProtocol, c, o := p.Protocol, p.Other, p.Claims, p.Outcome
 	switch {
 	case f.Code == CodeNotConnected && o == ProbeOpened:
 		return protocolDisabled(s, protocol)
@@ -538,13 +552,33 @@ func authRefused(err error) bool {
 	return errors.As(err, &me) && strings.HasPrefix(me.Step, "AUTH")
 }
 
+// Failure is a failed protocol operation for an account, as Explain takes it.
+type Failure struct {
+	// Protocol is the protocol that failed: "imap", "pop", "smtp" or "graph".
+	Protocol string
+	// Addr is the server's host:port as configured, which a connection finding names.
+	Addr string
+	// Claims are those of the token in use; nil when unknown or not a JWT.
+	Claims *Claims
+	// Err is the failure: getting the token, connecting, authenticating, the first mailbox command
+	// or a Graph request.
+	Err error
+	// Now is this machine's clock, which a token's expiry is judged by; the zero value means
+	// time.Now().
+	Now time.Time
+}
+
 // Explain explains any failure of a protocol operation for an account — getting the token,
 // connecting, authenticating, the first mailbox command, a Graph request — from the error and the
-// claims of the token in use (nil if unknown or not a JWT). ok is false when the catalogue knows
-// nothing useful (the server's words are then the news).
-func Explain(s Subject, protocol, addr string, c *Claims, err error, now time.Time) (Finding, bool) {
+// claims of the token in use. ok is false when the catalogue knows nothing useful (the server's words
+// are then the news), and when x.Err is nil.
+func Explain(s Subject, x Failure) (Finding, bool) {
+	protocol, addr, c, err, now := x.Protocol, x.Addr, x.Claims, x.Err, x.Now
 	if err == nil {
 		return Finding{}, false
+	}
+	if now.IsZero() {
+		now = time.Now()
 	}
 	if f, ok := TokenError(s, err); ok {
 		return f, true
