@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/mailoauth/mailoauth/store"
 	"github.com/mailoauth/mailoauth/token"
 )
 
@@ -119,28 +120,54 @@ func (a *Account) Users(ctx context.Context) ([]User, error) {
 	if err := a.migrate(ctx); err != nil {
 		return nil, err
 	}
-	keys, err := a.opts.Store.Keys(ctx)
+	entries, err := a.userEntries(ctx)
 	if err != nil {
 		return nil, err
 	}
 	prefix := userKey(a.cfg.Name, "")
 	var users []User
-	for _, k := range keys {
-		home, ok := strings.CutPrefix(k, prefix)
-		if !ok || home == "" {
-			continue
-		}
-		e, err := a.storeCache(k).load(ctx)
-		if err != nil {
-			return nil, err
-		}
-		if e == nil { // another app's tokens, left from an earlier configuration
+	for k, raw := range entries {
+		home := strings.TrimPrefix(k, prefix)
+		e := a.storeCache(k).parse(raw)
+		if home == "" || e == nil { // e nil: another app's tokens, left from an earlier configuration
 			continue
 		}
 		users = append(users, entryUser(e, home))
 	}
-	sort.Slice(users, func(i, j int) bool { return users[i].Username < users[j].Username })
+	sort.Slice(users, func(i, j int) bool {
+		if users[i].Username != users[j].Username {
+			return users[i].Username < users[j].Username
+		}
+		return users[i].HomeAccountID < users[j].HomeAccountID
+	})
 	return users, nil
+}
+
+// userEntries reads the store's entries of the account's users: at once when the store is a
+// store.Lister, else one Load per key (a store of the caller's own without Lister).
+func (a *Account) userEntries(ctx context.Context) (map[string][]byte, error) {
+	prefix := userKey(a.cfg.Name, "")
+	if l, ok := a.opts.Store.(store.Lister); ok {
+		return l.Entries(ctx, prefix)
+	}
+	keys, err := a.opts.Store.Keys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	entries := map[string][]byte{}
+	for _, k := range keys {
+		if !strings.HasPrefix(k, prefix) {
+			continue
+		}
+		raw, err := a.opts.Store.Load(ctx, k)
+		if err != nil {
+			return nil, err
+		}
+		if raw != nil {
+			entries[k] = raw
+		}
+	}
+	return entries, nil
 }
 
 // entryUser reads who a user's entry belongs to from MSAL's cache blob.

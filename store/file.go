@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -338,6 +339,26 @@ func (f *File) Load(ctx context.Context, key string) ([]byte, error) {
 		return nil, err
 	}
 	return entries[key], nil
+}
+
+// Entries implements Lister: one read of the file.
+func (f *File) Entries(ctx context.Context, prefix string) (map[string][]byte, error) {
+	entries, err := f.readLocked(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return withPrefix(entries, prefix), nil
+}
+
+// withPrefix is the entries whose keys start with prefix.
+func withPrefix(entries map[string][]byte, prefix string) map[string][]byte {
+	out := map[string][]byte{}
+	for k, v := range entries {
+		if strings.HasPrefix(k, prefix) {
+			out[k] = v
+		}
+	}
+	return out
 }
 
 // Keys implements Store.

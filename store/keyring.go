@@ -157,6 +157,31 @@ func (k *Keyring) Keys(ctx context.Context) (keys []string, err error) {
 	return keys, err
 }
 
+// Entries implements Lister: the index and the entries under prefix, read under one lock.
+func (k *Keyring) Entries(ctx context.Context, prefix string) (map[string][]byte, error) {
+	out := map[string][]byte{}
+	err := k.locked(ctx, false, func() error {
+		idx, err := k.get(keyringIndex)
+		if err != nil {
+			return err
+		}
+		for _, key := range strings.Split(string(idx), "\n") {
+			if key == "" || !strings.HasPrefix(key, prefix) {
+				continue
+			}
+			v, err := k.get(key)
+			if err != nil {
+				return err
+			}
+			if v != nil {
+				out[key] = v
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
 // Update implements Store.
 func (k *Keyring) Update(ctx context.Context, key string, fn func([]byte) ([]byte, error)) error {
 	return k.locked(ctx, true, func() error {

@@ -20,6 +20,9 @@ var (
 	_ Locker = (*File)(nil)
 	_ Locker = (*Keyring)(nil)
 	_ Locker = (*Memory)(nil)
+	_ Lister = (*File)(nil)
+	_ Lister = (*Keyring)(nil)
+	_ Lister = (*Memory)(nil)
 )
 
 type keyLocks struct {

@@ -56,5 +56,16 @@ func (s *Memory) Keys(context.Context) ([]string, error) {
 	return keys, nil
 }
 
+// Entries implements Lister: copies of the entries under prefix.
+func (s *Memory) Entries(_ context.Context, prefix string) (map[string][]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := withPrefix(s.m, prefix)
+	for k, v := range out {
+		out[k] = append([]byte(nil), v...)
+	}
+	return out, nil
+}
+
 // Lock implements Locker.
 func (s *Memory) Lock(ctx context.Context, key string) (func(), error) { return s.locks.lock(ctx, key) }

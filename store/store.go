@@ -18,6 +18,9 @@
 // backend, which no other process sees, has the slot only. A process that dies holding the lock
 // releases it (the kernel drops its advisory locks).
 //
+// Lister, another optional interface, reads the entries under a prefix at once; File, Keyring and
+// Memory implement it.
+//
 // It must never write a token or a key in clear to disk, never log an entry's content, and never
 // overwrite a store it could not decrypt.
 package store
@@ -47,6 +50,15 @@ type Locker interface {
 	// so its holder uses them freely. auth holds an account's lock while it refreshes the account's
 	// tokens, so that N processes make one refresh and the others read its result.
 	Lock(ctx context.Context, key string) (release func(), err error)
+}
+
+// Lister is what a Store implements, optionally, to read the entries under a prefix at once: auth
+// lists an account's users with one read of the store instead of one per user, which for the file
+// backend (each read decrypts the whole file) would make listing N users cost N² work.
+type Lister interface {
+	// Entries returns the entries whose keys start with prefix (an empty map when there are none),
+	// read together under one lock.
+	Entries(ctx context.Context, prefix string) (map[string][]byte, error)
 }
 
 // Errors a caller can act on. Their messages say what to do.
