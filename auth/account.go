@@ -412,7 +412,12 @@ func (a *Account) token(ctx context.Context, s slot) (*token.Token, error) {
 		return t, nil
 	}
 	gen := a.generation(s.home)
-	stored := a.storedToken(ctx, s) // one read of the store: served when fresh, else a fallback
+	stored, held := a.storedEntryToken(ctx, s) // one read of the store: served when fresh, else a fallback
+	if !held && s.home != "" {
+		// Nobody to refresh (an unknown or removed user): said before the flight and the lock,
+		// which would otherwise be taken for every id a caller makes up.
+		return nil, a.loginRequired(s.home, nil)
+	}
 	if a.fresh(stored) {
 		a.rememberIf(s, stored, gen)
 		return stored, nil
@@ -456,6 +461,11 @@ func (a *Account) refresh(ctx context.Context, s slot) (*token.Token, error) {
 	delete(a.hotUntil, s)
 	a.gen[s.home]++
 	a.mu.Unlock()
+	if s.home != "" {
+		if _, held := a.storedEntryToken(ctx, s); !held {
+			return nil, a.loginRequired(s.home, nil)
+		}
+	}
 	c, err := a.client(s.home)
 	if err != nil {
 		return nil, err

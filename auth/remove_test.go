@@ -3,7 +3,9 @@ package auth_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 
@@ -123,5 +125,47 @@ func TestRemovedUserStaysRemoved(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestUnknownUsersLeaveNothing: a thousand token requests (Token and Refresh) for users the store
+// does not hold — made up, or removed — each say sign in, ask the identity platform nothing, and
+// leave no file beside the store (no lock file per id).
+func TestUnknownUsersLeaveNothing(t *testing.T) {
+	e := webEnv(t)
+	ctx := context.Background()
+	app := e.webAccount(t)
+	alice := e.webSignIn(t, app, world.Alice, "alice-password", auth.AuthCodeOptions{}).User
+	if err := app.RemoveUser(ctx, alice.HomeAccountID); err != nil {
+		t.Fatal(err)
+	}
+	before, err := os.ReadDir(e.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	requests := e.emu.Identity.Requests("token")
+	for i := range 1000 {
+		u := auth.User{HomeAccountID: fmt.Sprintf("%08d-0000-4000-8000-000000000000.%s", i, alice.TenantID)}
+		if i == 0 {
+			u = alice
+		}
+		src := app.ForUser(u).TokenSource(token.Graph).(token.Refresher)
+		get := src.Token
+		if i%2 == 1 {
+			get = src.Refresh
+		}
+		if _, err := get(ctx); !errors.Is(err, token.ErrLoginRequired) {
+			t.Fatalf("the token of a user the store does not hold: %v, want ErrLoginRequired", err)
+		}
+	}
+	if n := e.emu.Identity.Requests("token") - requests; n != 0 {
+		t.Errorf("%d token requests for users the store does not hold", n)
+	}
+	after, err := os.ReadDir(e.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(after) != len(before) {
+		t.Errorf("%d files in the store's directory after asking for unknown users' tokens, %d before", len(after), len(before))
 	}
 }

@@ -50,13 +50,20 @@ func (a *Account) fresh(t *token.Token) bool {
 // application's own), for all of the resource's scopes, the last to expire. It never goes to the
 // network.
 func (a *Account) storedToken(ctx context.Context, s slot) *token.Token {
+	t, _ := a.storedEntryToken(ctx, s)
+	return t
+}
+
+// storedEntryToken is storedToken, and whether the store holds the slot's entry (true too when
+// it could not be read: the caller finds out why when it reads it again).
+func (a *Account) storedEntryToken(ctx context.Context, s slot) (*token.Token, bool) {
 	e, err := a.storeCache(a.slotKey(s)).load(ctx)
 	if err != nil || e == nil {
-		return nil
+		return nil, err != nil
 	}
 	blob, ok := parseBlob(e)
 	if !ok {
-		return nil
+		return nil, true
 	}
 	var best *token.Token
 	for _, at := range blob.AccessToken {
@@ -68,7 +75,7 @@ func (a *Account) storedToken(ctx context.Context, s slot) *token.Token {
 			best = &token.Token{AccessToken: at.Secret, ExpiresOn: exp, Resource: s.r}
 		}
 	}
-	return best
+	return best, true
 }
 
 // hasScopes: every scope wanted is in target (space-separated, case-insensitive), as MSAL matches.

@@ -3,7 +3,7 @@ package store
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
+	"encoding/binary"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,10 +12,6 @@ import (
 	"github.com/gofrs/flock"
 )
 
-// keyLocks implement Locker: a one-slot channel per key serialises this process's goroutines
-// (waiting with a context, which a mutex cannot), and, when base is set, an advisory lock on a file
-// per key serialises processes. The files are never removed: removing a lock file while another
-// process waits on it would let two holders in.
 var (
 	_ Locker = (*File)(nil)
 	_ Locker = (*Keyring)(nil)
@@ -25,24 +21,36 @@ var (
 	_ Lister = (*Memory)(nil)
 )
 
-type keyLocks struct {
-	base string // lock files are base + ".lock-" + a digest of the key; "" locks within the process only
+// lockBuckets is how many locks the keys of a store share.
+const lockBuckets = 64
 
-	mu    sync.Mutex
-	slots map[string]chan struct{}
+// keyLocks implement Locker. Keys share a fixed set of locks (lockBuckets), each a one-slot channel
+// that serialises this process's goroutines (waiting with a context, which a mutex cannot) and, when
+// base is set, an advisory lock on a file that serialises processes. A lock per key would leave a file
+// per key ever locked — every user a web app ever served — and one cannot be removed safely: a process
+// waiting on a removed file would get its lock while a newcomer locks a new file under the same name.
+// The cost of sharing is that a key's holder now and then waits for another key's.
+type keyLocks struct {
+	base string // lock files are base + ".lock-" + the bucket in hex; "" locks within the process only
+
+	once  sync.Once
+	slots [lockBuckets]chan struct{}
+}
+
+// bucket is the lock a key shares.
+func bucket(key string) int {
+	sum := sha256.Sum256([]byte(key))
+	return int(binary.BigEndian.Uint64(sum[:8]) % lockBuckets)
 }
 
 func (l *keyLocks) lock(ctx context.Context, key string) (release func(), err error) {
-	l.mu.Lock()
-	if l.slots == nil {
-		l.slots = map[string]chan struct{}{}
-	}
-	slot := l.slots[key]
-	if slot == nil {
-		slot = make(chan struct{}, 1)
-		l.slots[key] = slot
-	}
-	l.mu.Unlock()
+	l.once.Do(func() {
+		for i := range l.slots {
+			l.slots[i] = make(chan struct{}, 1)
+		}
+	})
+	b := bucket(key)
+	slot := l.slots[b]
 	select {
 	case slot <- struct{}{}:
 	case <-ctx.Done():
@@ -51,8 +59,7 @@ func (l *keyLocks) lock(ctx context.Context, key string) (release func(), err er
 	if l.base == "" {
 		return func() { <-slot }, nil
 	}
-	sum := sha256.Sum256([]byte(key))
-	fl := flock.New(l.base + ".lock-" + hex.EncodeToString(sum[:8]))
+	fl := flock.New(fmt.Sprintf("%s.lock-%02x", l.base, b))
 	if err := os.MkdirAll(filepath.Dir(fl.Path()), 0o700); err != nil {
 		<-slot
 		return nil, fmt.Errorf("create the token store's directory: %w", err)

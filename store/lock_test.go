@@ -3,7 +3,9 @@ package store
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -44,7 +46,7 @@ func TestLockExcludesUntilReleased(t *testing.T) {
 			if _, err := pair[1].Lock(short, "account/x"); !errors.Is(err, context.DeadlineExceeded) {
 				t.Fatalf("a second holder got in, or failed otherwise: %v", err)
 			}
-			other, err := pair[1].Lock(ctx, "account/y")
+			other, err := pair[1].Lock(ctx, "account/y") // not x's lock: bucket 40, x's is 57
 			if err != nil {
 				t.Fatalf("another key was held up: %v", err)
 			}
@@ -64,5 +66,27 @@ func TestLockExcludesUntilReleased(t *testing.T) {
 				t.Fatalf("after the release: %v", err)
 			}
 		})
+	}
+}
+
+// TestLockFilesStayFew: locking a thousand keys (users a web app served, or asked about) leaves at
+// most 64 lock files beside the store, not one per key.
+func TestLockFilesStayFew(t *testing.T) {
+	dir := t.TempDir()
+	f, _ := OpenFile(filepath.Join(dir, "tokens"), rawKey())
+	ctx := context.Background()
+	for i := range 1000 {
+		release, err := f.Lock(ctx, "account/web/user/"+strconv.Itoa(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		release()
+	}
+	files, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) > 64 {
+		t.Errorf("%d files beside the store after locking 1000 keys, want at most %d", len(files), 64)
 	}
 }

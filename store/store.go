@@ -12,10 +12,11 @@
 // a longer operation than one Update (auth holds an account's while it refreshes its tokens). File,
 // Keyring and Memory implement it; a library user's own Store need not (auth then refreshes without a
 // lock across processes, and a process sharing that store may redeem a refresh token another just
-// redeemed — harmless with Entra, which does not revoke it). The file and keyring backends take
-// an advisory lock on a file beside the store path (path + ".lock-" + a digest of the key), which
-// serialises processes, after a per-key slot that serialises the process's goroutines; the memory
-// backend, which no other process sees, has the slot only. A process that dies holding the lock
+// redeemed — harmless with Entra, which does not revoke it). The keys share 64 locks, so that the
+// lock files stay few however many keys are locked. The file and keyring backends take an advisory
+// lock on a file beside the store path (path + ".lock-" + the lock's number), which serialises
+// processes, after a slot that serialises the process's goroutines; the memory backend, which no
+// other process sees, has the slot only. A process that dies holding the lock
 // releases it (the kernel drops its advisory locks).
 //
 // Lister, another optional interface, reads the entries under a prefix at once; File, Keyring and
@@ -48,7 +49,9 @@ type Locker interface {
 	// Lock takes an exclusive lock named key, across processes where the store is shared by them,
 	// waiting at most until ctx ends; release gives it back. It is not the lock Load and Update take,
 	// so its holder uses them freely. auth holds an account's lock while it refreshes the account's
-	// tokens, so that N processes make one refresh and the others read its result.
+	// tokens, so that N processes make one refresh and the others read its result. Different keys
+	// may share a lock (a store keeps its locks few): hold one at a time, as a second may be the
+	// one already held.
 	Lock(ctx context.Context, key string) (release func(), err error)
 }
 
