@@ -7,6 +7,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -83,12 +84,31 @@ type client struct {
 
 // NewAccount builds an account described in Go (or read from a file by package config): it
 // checks acc and fills in its defaults (config.Account.Check), then prepares its MSAL client.
-// Nothing goes to the network until a token is asked for. opts.Store nil keeps tokens in memory.
+// The account keeps a copy of acc: changing acc afterwards changes nothing. Nothing goes to the
+// network until a token is asked for. opts.Store nil keeps tokens in memory.
 func NewAccount(acc *config.Account, opts Options) (*Account, error) {
 	if err := acc.Check(); err != nil {
 		return nil, err
 	}
-	return newAccount(acc, opts.withDefaults())
+	return newAccount(copyConfig(acc), opts.withDefaults())
+}
+
+// copyConfig copies acc deeply enough that no change to the original (or to the copy) reaches the
+// other: its slices, certificate and pool are copied too.
+func copyConfig(acc *config.Account) *config.Account {
+	c := *acc
+	c.Protocols = slices.Clone(acc.Protocols)
+	c.Scopes = slices.Clone(acc.Scopes)
+	c.PFX = slices.Clone(acc.PFX)
+	if acc.ClientCertificate != nil {
+		cert := *acc.ClientCertificate
+		cert.Certificate = slices.Clone(cert.Certificate)
+		c.ClientCertificate = &cert
+	}
+	if acc.RootCAs != nil {
+		c.RootCAs = acc.RootCAs.Clone()
+	}
+	return &c
 }
 
 func newAccount(acc *config.Account, opts Options) (*Account, error) {
@@ -195,8 +215,9 @@ func usesConfidential(acc *config.Account) bool {
 // Name is the account's name.
 func (a *Account) Name() string { return a.cfg.Name }
 
-// Config is the account's configuration.
-func (a *Account) Config() *config.Account { return a.cfg }
+// Config is a copy of the account's configuration, defaults filled in; changing it changes
+// nothing in the account.
+func (a *Account) Config() *config.Account { return copyConfig(a.cfg) }
 
 // Cloud is the account's cloud.
 func (a *Account) Cloud() Cloud { return a.cloud }

@@ -182,3 +182,28 @@ func TestCloudsAreCopies(t *testing.T) {
 		t.Errorf("unknown cloud: %v", err)
 	}
 }
+
+// TestAccountKeepsItsOwnConfig: NewAccount keeps a copy of the configuration it was given, and
+// Config returns a copy: a caller changing either afterwards (reusing the struct for the next
+// account, say) changes nothing in the live account.
+func TestAccountKeepsItsOwnConfig(t *testing.T) {
+	acc := &config.Account{Name: "shared", Flow: config.FlowDevice, Tenant: "contoso.com", ClientID: "00000000-0000-4000-8000-0000000000aa",
+		Email: "alice@contoso.com", Mailbox: "shared@contoso.com", Protocols: []string{"imap"}, IMAP: "imap.contoso.test:993"}
+	a, err := auth.NewAccount(acc, auth.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(when string) {
+		t.Helper()
+		scopes := strings.Join(a.Scopes(token.Exchange), " ")
+		if a.Mailbox() != "shared@contoso.com" || a.Server("imap") != "imap.contoso.test:993" || a.Name() != "shared" ||
+			!strings.Contains(scopes, "IMAP.AccessAsUser.All") || strings.Contains(scopes, "POP") || a.Config().ClientID != acc.ClientID {
+			t.Errorf("%s: mailbox %q, IMAP server %q, name %q, scopes %q: the account changed", when, a.Mailbox(), a.Server("imap"), a.Name(), scopes)
+		}
+	}
+	acc.Mailbox, acc.IMAP, acc.Name, acc.Protocols[0] = "other@contoso.com", "evil.test:993", "other", "pop"
+	check("after the caller changed its config.Account")
+	cfg := a.Config()
+	cfg.Mailbox, cfg.IMAP, cfg.Protocols[0] = "other@contoso.com", "evil.test:993", "pop"
+	check("after the caller changed what Config returned")
+}
