@@ -19,6 +19,11 @@ import (
 	"github.com/mailoauth/mailoauth/token"
 )
 
+// ErrSeveralUsers is wrapped by the error of Account.Token, Refresh and Held when the account holds
+// several users' tokens and neither its LoginHint nor its Email names one of them: the account has
+// no one user to serve, and the caller picks one with Account.ForUser. Test with errors.Is.
+var ErrSeveralUsers = errors.New("use Account.ForUser to pick one")
+
 // Error is a refusal or failure from the identity platform, typed so that the doctor and the proxy can
 // explain it. It never holds a token, a secret or a code.
 type Error struct {

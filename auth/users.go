@@ -204,7 +204,7 @@ func (a *Account) ownUser(ctx context.Context) (User, error) {
 	case 1:
 		return users[0], nil
 	}
-	return User{}, fmt.Errorf("account %s holds the tokens of %d users and neither its LoginHint nor its Email names one of them: use Account.ForUser to pick one", a.cfg.Name, len(users))
+	return User{}, fmt.Errorf("account %s holds the tokens of %d users and neither its LoginHint nor its Email names one of them: %w", a.cfg.Name, len(users), ErrSeveralUsers)
 }
 
 // RemoveUser forgets a user's tokens, in the store and in memory. Removing a user the store does

@@ -202,9 +202,14 @@ func TestWebAppTwoUsersAcrossRestart(t *testing.T) {
 		}
 		_ = c.Close()
 	}
-	// The account's one-user Token does not pick one of two users.
-	if _, err := restarted.Token(ctx, token.Exchange); err == nil || !strings.Contains(err.Error(), "ForUser") {
-		t.Errorf("Token on an account holding two users: %v, want an error pointing to ForUser", err)
+	// The account's one-user Token (and Refresh) does not pick one of two users, and says so with
+	// an error the caller can test.
+	if _, err := restarted.Token(ctx, token.Exchange); !errors.Is(err, auth.ErrSeveralUsers) || !strings.Contains(err.Error(), "ForUser") ||
+		errors.Is(err, token.ErrLoginRequired) {
+		t.Errorf("Token on an account holding two users: %v, want ErrSeveralUsers pointing to ForUser", err)
+	}
+	if _, err := restarted.Refresh(ctx, token.Exchange); !errors.Is(err, auth.ErrSeveralUsers) {
+		t.Errorf("Refresh on an account holding two users: %v, want ErrSeveralUsers", err)
 	}
 
 	// bob is removed: his source says he must sign in, in Go's words; alice is unaffected, here and
