@@ -60,8 +60,6 @@ func (u *userClients) remove(home string) {
 	}
 }
 
-func (u *userClients) len() int { return u.order.Len() }
-
 // metadataCache keeps the identity platform's answers about the authority — its OpenID
 // configuration and instance discovery — for all the MSAL clients of an account. MSAL caches them
 // per client, so each user's client, and each rebuilt one, would otherwise ask again before its

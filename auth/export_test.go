@@ -4,7 +4,7 @@ package auth
 func UserClients(a *Account) int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.users.len()
+	return a.users.order.Len()
 }
 
 // SetUserClientLimit changes how many users' MSAL clients a keeps (tests only).
