@@ -28,12 +28,14 @@ func TestDoctorExplainsDovecotRefusals(t *testing.T) {
 		t.Fatal(err)
 	}
 	base := f.Accounts["alice"]
-	acc := &config.Account{Name: "alice", Email: world.Alice, Tenant: base.Tenant, ClientID: base.ClientID, Flow: config.FlowInteractive,
-		Authority: base.Authority, Protocols: []string{"imap"}}
-	cfg := &config.File{Accounts: map[string]*config.Account{"alice": acc}}
-	a, err := auth.New(cfg, auth.Options{}).Account("alice")
-	if err != nil {
-		t.Fatal(err)
+	// The proxy's view: its account opens the mailbox the program asked for.
+	accountFor := func(t *testing.T, mailbox string) *auth.Account {
+		a, err := auth.NewAccount(&config.Account{Name: "alice", Email: world.Alice, Mailbox: mailbox, Tenant: base.Tenant,
+			ClientID: base.ClientID, Flow: config.FlowInteractive, Authority: base.Authority, Protocols: []string{"imap"}}, auth.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
 	}
 	for _, tc := range []struct {
 		name, user, token, code, fix string
@@ -49,9 +51,7 @@ func TestDoctorExplainsDovecotRefusals(t *testing.T) {
 			if !errors.As(err, &ie) || !strings.HasPrefix(ie.Server, "NO ") {
 				t.Fatalf("Dovecot accepted or answered otherwise: %v", err)
 			}
-			// The proxy's view: its account is the mailbox the program asked for.
-			acc.Mailbox = tc.user
-			fd := doctor.ExplainRefusal(a, "imap", ie.Server, tc.token)
+			fd := doctor.ExplainRefusal(accountFor(t, tc.user), "imap", ie.Server, tc.token)
 			if fd.Code != tc.code || !strings.Contains(fd.Fix, tc.fix) {
 				t.Fatalf("Dovecot said %q; finding %+v, want %s naming %q", ie.Server, fd, tc.code, tc.fix)
 			}
