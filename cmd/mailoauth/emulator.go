@@ -75,6 +75,10 @@ func defaultEmulatorDir() (string, error) {
 
 // printEmulator says where everything is. It prints no secret: the credentials are in files.
 func (a *app) printEmulator(e *emulator.Emulator, data string) {
+	// Absolute, so that the paths work when pasted into a shell in another directory.
+	if abs, err := filepath.Abs(data); err == nil {
+		data = abs
+	}
 	cfg := filepath.Join(data, emulator.ConfigName)
 	var tenants []map[string]any
 	for _, t := range e.World.Tenants {
@@ -83,7 +87,8 @@ func (a *app) printEmulator(e *emulator.Emulator, data string) {
 	if a.jsonOut {
 		_ = json.NewEncoder(a.stdout).Encode(map[string]any{
 			"authority": e.Authority(), "ca_file": filepath.Join(data, "ca.pem"), "config": cfg,
-			"data": data, "tenants": tenants, "mail": e.MailAddrs,
+			"data": data, "tenants": tenants, "mail": e.MailAddrs, "graph": e.MailAddrs["graph"],
+			"proxy": e.ProxyAddrs,
 		})
 		return
 	}
@@ -93,6 +98,12 @@ func (a *app) printEmulator(e *emulator.Emulator, data string) {
 	fmt.Fprintf(a.stdout, "  IMAP               %s (implicit TLS), %s (STARTTLS)\n", e.MailAddrs["imap"], e.MailAddrs["imap-starttls"])
 	fmt.Fprintf(a.stdout, "  POP3               %s (implicit TLS)\n", e.MailAddrs["pop"])
 	fmt.Fprintf(a.stdout, "  SMTP submission    %s (STARTTLS)\n", e.MailAddrs["smtp"])
+	fmt.Fprintf(a.stdout, "  Graph              %s\n", e.MailAddrs["graph"])
+	// The emulator does not serve these: `mailoauth proxy` binds them, and the README's proxy
+	// walk-through reads them from here.
+	fmt.Fprintf(a.stdout, "  proxy IMAP         %s (plain; served by: mailoauth proxy --config %s)\n", e.ProxyAddrs["imap"], cfg)
+	fmt.Fprintf(a.stdout, "  proxy POP3         %s (plain)\n", e.ProxyAddrs["pop"])
+	fmt.Fprintf(a.stdout, "  proxy SMTP         %s (plain)\n", e.ProxyAddrs["smtp"])
 	fmt.Fprintf(a.stdout, "  CA certificate     %s\n", filepath.Join(data, "ca.pem"))
 	fmt.Fprintf(a.stdout, "  config             %s\n", cfg)
 	fmt.Fprintf(a.stdout, "  accounts           ")

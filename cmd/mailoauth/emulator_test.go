@@ -1,0 +1,67 @@
+package main
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mailoauth/mailoauth/config"
+)
+
+// TestEmulatorBannerNamesGraphAndProxyPorts: the start-up banner gives every address a user needs
+// — Graph's URL and the ports the written [proxy] section listens on — as absolute, pasteable
+// values that agree with the config the emulator wrote.
+func TestEmulatorBannerNamesGraphAndProxyPorts(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	var out, errb syncBuffer
+	go func() {
+		done <- run(ctx, []string{"emulator", "--data", dir}, strings.NewReader(""), &out, &errb)
+	}()
+	defer func() {
+		cancel()
+		if code := <-done; code != exitOK {
+			t.Errorf("emulator exited %d after cancel; stderr %s", code, errb.String())
+		}
+	}()
+	// The "try" line is the banner's last.
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(out.String(), "  try "); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no banner; stdout %q stderr %q", out.String(), errb.String())
+		}
+	}
+	banner := out.String()
+	cfgPath := filepath.Join(dir, "mailoauth.toml")
+	f, err := config.Load(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	field := func(label string) string {
+		t.Helper()
+		for _, l := range strings.Split(banner, "\n") {
+			if rest, ok := strings.CutPrefix(l, "  "+label+" "); ok {
+				return strings.Fields(rest)[0]
+			}
+		}
+		t.Fatalf("banner has no %q line:\n%s", label, banner)
+		return ""
+	}
+	if got, want := field("Graph"), f.Accounts["daemon"].Graph; want == "" || got != want {
+		t.Errorf("banner's Graph %q, config's %q", got, want)
+	}
+	if f.Proxy == nil || len(f.Proxy.Listeners) != 3 {
+		t.Fatalf("written config has no three proxy listeners: %+v", f.Proxy)
+	}
+	labels := map[string]string{"imap": "proxy IMAP", "pop": "proxy POP3", "smtp": "proxy SMTP"}
+	for _, l := range f.Proxy.Listeners {
+		if got := field(labels[l.Protocol]); got != l.Listen {
+			t.Errorf("banner's %s %q, config's listener %q", labels[l.Protocol], got, l.Listen)
+		}
+	}
+	if got := field("config"); got != cfgPath {
+		t.Errorf("banner's config %q, want the absolute %q", got, cfgPath)
+	}
+}
