@@ -31,7 +31,8 @@ type origin struct {
 //
 // Check is idempotent: for an account that Load, Parse or an earlier Check accepted and that has
 // not changed since, it returns nil at once. It never reads a secret (a file, a variable) and never
-// opens a network connection: a missing file or variable is found when the account is used. Like
+// opens a network connection: a missing file or variable is found when the account is used. It
+// does look at the mode of the secret files that exist, and refuses one that other users can read. Like
 // any change to the account, it must not run while another goroutine uses the account.
 func (a *Account) Check() error {
 	if a.checked != nil && a.unchanged() {

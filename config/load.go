@@ -102,7 +102,9 @@ func readError(path string, err error) error {
 
 // Parse decodes, completes and validates data, the content of the configuration file at path.
 // path names the file in messages and is the base of relative paths in path-valued keys; mode is
-// the file's permission bits, which decide whether an inline client_secret is acceptable.
+// the file's permission bits, which decide whether an inline client_secret is acceptable. The
+// files that hold secrets (client_secret_file, certificate, passphrase_file, ...) are refused when
+// they exist and other users can read them; Parse looks at their mode, never at their content.
 func Parse(path string, data []byte, mode fs.FileMode) (*File, error) {
 	var f File
 	pos, err := tomlconf.Decode(path, data, &f)

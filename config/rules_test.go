@@ -170,7 +170,7 @@ func TestRules(t *testing.T) {
 
 		// Rule 15: inline secrets.
 		{name: "inline secret readable by others", src: strings.Replace(daemon, "client_secret_file = \"secret.txt\"", "client_secret = \"s3cr3t~value\"", 1), mode: 0o644, line: 5, key: "client_secret",
-			want: []string{"client_secret is written inline in [accounts.daemon] at config.toml:5, and config.toml can be read by other users (mode 0644): move the secret to client_secret_file or client_secret_env, or run chmod 600 config.toml"}},
+			want: []string{"client_secret is written inline in [accounts.daemon] at config.toml:5, and config.toml can be read by other users (mode 0644): move the secret to client_secret_file (a file only you can read) or client_secret_env, or run chmod 600 config.toml"}},
 		{name: "inline secret readable by group", src: strings.Replace(daemon, "client_secret_file = \"secret.txt\"", "client_secret = \"s3cr3t~value\"", 1), mode: 0o640, line: 5, key: "client_secret",
 			want: []string{"(mode 0640)"}},
 

@@ -10,8 +10,10 @@ import (
 	"net/mail"
 	"net/netip"
 	"net/url"
+	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -85,6 +87,8 @@ var (
 	pathSegment = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
 	// What show() is willing to repeat in a message.
 	showable = regexp.MustCompile(`^[A-Za-z0-9._@+:\[\]-]{1,64}$`)
+	// What a POSIX shell reads as one word without quotes.
+	shellSafe = regexp.MustCompile(`^[A-Za-z0-9._/@%+=:,-]+$`)
 )
 
 // show quotes a value for a message if it looks like the short token it should be (a flow name,
@@ -144,6 +148,36 @@ func (v *validator) store(s *Store) {
 			v.key(at(k.key), "`"+k.key+"` is empty", "write a path, or remove the key")
 		}
 	}
+	v.secretFile(at("passphrase_file"), s.PassphraseFile)
+	v.secretFile(at("key_file"), s.KeyFile)
+}
+
+// secretFile refuses a file holding a secret that other users can read, as Rule 15 refuses a
+// secret written inline in a configuration they can read. It looks only at the file's mode
+// (os.Stat), never at its content. A file that cannot be found or examined is left to be reported
+// when the secret is read, as before; the path, which names an existing file, is then safe to
+// repeat in the message (it is not a secret pasted into the wrong key).
+func (v *validator) secretFile(path []string, name string) {
+	if name == "" || runtime.GOOS == "windows" {
+		// Windows has no Unix permission bits: access is by ACL, and Stat reports 0666 for any
+		// writable file, so the mode says nothing about who can read it.
+		return
+	}
+	info, err := os.Stat(name)
+	if err != nil || !info.Mode().IsRegular() || info.Mode().Perm()&0o077 == 0 {
+		return
+	}
+	key := "{" + path[len(path)-1] + "}"
+	v.key(path, "the file in `"+key+"` can be read by other users", "run chmod 600 "+shellQuote(name))
+	v.errs[len(v.errs)-1].Detail = fmt.Sprintf("and %s has mode %04o", name, info.Mode().Perm())
+}
+
+// shellQuote quotes p for a POSIX shell when it needs it, so that a suggested command can be pasted.
+func shellQuote(p string) string {
+	if shellSafe.MatchString(p) {
+		return p
+	}
+	return "'" + strings.ReplaceAll(p, "'", `'\''`) + "'"
 }
 
 // last returns the key of keys written last in the table at prefix, where a "both set" problem is
@@ -309,7 +343,7 @@ func (v *validator) account(name string, a *Account) {
 	if a.ClientSecret != "" && v.mode&0o077 != 0 {
 		base := filepath.Base(v.file)
 		e := v.pos.KeyError(at("client_secret"), "client_secret is written inline",
-			"move the secret to client_secret_file or client_secret_env, or run chmod 600 "+v.file)
+			"move the secret to client_secret_file (a file only you can read) or client_secret_env, or run chmod 600 "+shellQuote(v.file))
 		e.Detail = fmt.Sprintf("and %s can be read by other users (mode %04o)", base, v.mode.Perm())
 		v.add(e)
 	}
@@ -431,6 +465,8 @@ func (v *validator) credentials(name string, a *Account) {
 		if k.val == "" && has(k.key) {
 			v.key(at(k.key), "`{"+k.key+"}` is empty", "write a path, or remove the key")
 		}
+		// The certificate is a secret too: its PEM holds the private key, its PKCS#12 the same.
+		v.secretFile(at(k.key), k.val)
 	}
 	if a.ClientSecret == "" && has("client_secret") {
 		v.key(at("client_secret"), "`{client_secret}` is empty", "remove the key, or better use client_secret_file")
