@@ -39,7 +39,7 @@ func (id imapID) String() string {
 }
 
 func parseIMAPID(s, folder string) (imapID, error) {
-	bad := fmt.Errorf("%q is not an IMAP message id (list the folder with `mail list` to get them)", s)
+	bad := &badIDError{fmt.Sprintf("%q is not an IMAP message id (list the folder with `mail list` to get them)", s)}
 	parts := strings.Split(s, ".")
 	switch len(parts) {
 	case 1:

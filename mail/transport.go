@@ -40,6 +40,16 @@ var ErrNotSupported = errors.New("not supported by this protocol")
 // ErrNotFound is an id that names no message (any more).
 var ErrNotFound = errors.New("no such message")
 
+// ErrBadID is an id that is not in the transport's form at all: a mistake in the caller's input,
+// told apart from ErrNotFound because no server was asked.
+var ErrBadID = errors.New("not a message id")
+
+// badIDError says which id was malformed and how, and matches ErrBadID.
+type badIDError struct{ msg string }
+
+func (e *badIDError) Error() string        { return e.msg }
+func (e *badIDError) Is(target error) bool { return target == ErrBadID }
+
 // progressWriter reports what passes through it.
 type progressWriter struct {
 	w     io.Writer

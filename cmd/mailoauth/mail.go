@@ -94,8 +94,8 @@ func explained(ctx context.Context, acc *auth.Account, via string, err error) er
 		return nil
 	}
 	var ue usageError
-	if errors.As(err, &ue) {
-		return err
+	if errors.As(err, &ue) || isLocal(err) {
+		return err // found here, not refused by a server: nothing to explain
 	}
 	// The --via names are the protocol names (imap, pop, graph). The finding comes from the one
 	// catalogue (doctor/catalog), as in check, doctor and the proxy.

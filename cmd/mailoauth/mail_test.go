@@ -230,7 +230,7 @@ func TestMailBadInput(t *testing.T) {
 
 	for _, bad := range []string{"", "this is not a message\n", "\nonly a body\n", "From: alice@contoso.test\nTo: <<<broken\n\nx\n"} {
 		code, out, errs := cli(bad, "sendmail", "-t", "--account", "daemon")
-		if code != exitFailure || out != "" || !strings.Contains(errs, "not an RFC 5322 message") || !strings.Contains(errs, "nothing was sent") {
+		if code != exitUsage || out != "" || !strings.Contains(errs, "not an RFC 5322 message") || !strings.Contains(errs, "nothing was sent") {
 			t.Errorf("sendmail with %q: %d %q %q", bad, code, out, errs)
 		}
 		oneSentence("malformed sendmail input", errs)
@@ -293,7 +293,7 @@ func TestMailBadInput(t *testing.T) {
 			oneSentence(strings.Join(args, " "), errs)
 		}
 	}
-	if code, _, errs := cli("x", "sendmail", "--account", "daemon", "--via", "graph", world.Bob); code != exitFailure || !strings.Contains(errs, "not an RFC 5322 message") {
+	if code, _, errs := cli("x", "sendmail", "--account", "daemon", "--via", "graph", world.Bob); code != exitUsage || !strings.Contains(errs, "not an RFC 5322 message") {
 		t.Errorf("sendmail --via graph with a malformed message: %d %q", code, errs)
 	}
 }
@@ -414,10 +414,10 @@ func TestSendmailOverGraph(t *testing.T) {
 	if code, _, errs := cli("To: bob@contoso.test\r\nSubject: to bob\r\n\r\nx\r\n", "sendmail", "--account", "daemon", "--via", "graph", world.Bob, "support@contoso.test"); code != exitOK {
 		t.Fatalf("sendmail --via graph RCPT: %d %q", code, errs)
 	}
-	if code, _, errs := cli("To: support@contoso.test\r\nSubject: not to bob\r\n\r\nx\r\n", "sendmail", "--account", "daemon", "--via", "graph", world.Bob); code != exitFailure || !strings.Contains(errs, "support@contoso.test") || !strings.Contains(errs, "nothing was sent") || !strings.Contains(errs, "use -t") {
+	if code, _, errs := cli("To: support@contoso.test\r\nSubject: not to bob\r\n\r\nx\r\n", "sendmail", "--account", "daemon", "--via", "graph", world.Bob); code != exitUsage || !strings.Contains(errs, "support@contoso.test") || !strings.Contains(errs, "nothing was sent") || !strings.Contains(errs, "use -t") {
 		t.Errorf("sendmail --via graph, To not a recipient: %d %q", code, errs)
 	}
-	if code, _, errs := cli("Subject: nobody\r\n\r\nx\r\n", "sendmail", "-t", "--account", "daemon", "--via", "graph"); code != exitFailure || !strings.Contains(errs, "no To, Cc or Bcc") {
+	if code, _, errs := cli("Subject: nobody\r\n\r\nx\r\n", "sendmail", "-t", "--account", "daemon", "--via", "graph"); code != exitUsage || !strings.Contains(errs, "no To, Cc or Bcc") {
 		t.Errorf("sendmail --via graph without recipients: %d %q", code, errs)
 	}
 	code, out, _ = cli("", "--json", "mail", "list", "daemon-bob", "--via", "imap")

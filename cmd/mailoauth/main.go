@@ -15,6 +15,8 @@ import (
 	"syscall"
 
 	"github.com/mailoauth/mailoauth/auth"
+	"github.com/mailoauth/mailoauth/mail"
+	"github.com/mailoauth/mailoauth/store"
 	"github.com/spf13/cobra"
 )
 
@@ -87,16 +89,30 @@ func loginAdvice(err error) string {
 	return ""
 }
 
-// exitCode maps an error to SPEC §5's exit codes.
+// exitCode maps an error to the README's exit codes: 2 for every problem found locally before any
+// network call (usage, configuration, a token store the key does not open, input that is not what
+// the command takes), 1 for refusals and unreachable servers.
 func exitCode(err error) int {
 	var ue usageError
 	var ce configError
 	switch {
-	case errors.As(err, &ue), errors.As(err, &ce):
+	case errors.As(err, &ue), errors.As(err, &ce), isLocal(err):
 		return exitUsage
 	default:
 		return exitFailure
 	}
+}
+
+// localErrors are the library's sentinels for problems found on this machine, without a server's say.
+var localErrors = []error{store.ErrWrongKey, store.ErrCorrupt, store.ErrNewerFormat, mail.ErrBadID, mail.ErrMalformed, mail.ErrNotSupported}
+
+func isLocal(err error) bool {
+	for _, l := range localErrors {
+		if errors.Is(err, l) {
+			return true
+		}
+	}
+	return false
 }
 
 // configError is implemented by errors that come from reading or validating configuration.
@@ -127,10 +143,19 @@ func (a *app) rootCommand() *cobra.Command {
 		}
 		return nil
 	})
-	root.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
+	var showVersion bool
+	root.Flags().BoolVar(&showVersion, "version", false, "print the version (as `mailoauth version`)")
+	root.RunE = func(cmd *cobra.Command, _ []string) error {
+		if showVersion {
+			return a.printVersion()
+		}
+		return cmd.Help()
+	}
 	root.AddCommand(a.emulatorCommand(), a.demoCommand(), a.loginCommand(), a.tokenCommand(), a.accountsCommand(), a.logoutCommand(), a.checkCommand(), a.sendCommand(), a.sendmailCommand(), a.mailCommand())
 	root.AddCommand(a.proxyCommand())
 	root.AddCommand(a.doctorCommand(), a.setupCommand())
+	root.AddCommand(a.versionCommand())
+	a.addCompletions(root)
 	return root
 }
 

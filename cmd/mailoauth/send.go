@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	netmail "net/mail"
 	"os"
 	"strings"
 
@@ -31,7 +32,7 @@ func (a *app) sendRaw(ctx context.Context, acc *auth.Account, via string, env ma
 		// envelope's others as Bcc (which Graph removes).
 		err := graphmail.SendMIME(ctx, graph.ForAccount(acc), raw, env.To)
 		if errors.Is(err, graphmail.ErrNotRecipient) {
-			return fmt.Errorf("%w (use -t, or --via smtp)", err)
+			return usageError{fmt.Errorf("%w (use -t, or --via smtp)", err)}
 		}
 		return err
 	case viaSMTP:
@@ -86,6 +87,11 @@ and file names are encoded (RFC 2047, RFC 2231). --json prints {"account", "via"
 			}
 			if len(d.To)+len(d.Cc)+len(d.Bcc) == 0 {
 				return usagef("no recipient: give --to (or --cc, --bcc)")
+			}
+			for _, r := range d.Recipients() {
+				if _, err := netmail.ParseAddressList(r); err != nil {
+					return usagef("recipient %q is not an email address; give one like bob@contoso.com, or \"Bob <bob@contoso.com>\"", r)
+				}
 			}
 			switch {
 			case cmd.Flags().Changed("body") && bodyFile != "":
@@ -183,7 +189,7 @@ It prints nothing on success (with --json: {"account", "via", "from", "recipient
 delivers to the message's To, Cc and Bcc, so the other recipients are added as Bcc, which Graph
 removes; without -t, a To or Cc address that is not a recipient is refused. Graph may add header
 fields, and keeps a copy in Sent Items.
-A message that is not RFC 5322 is refused with exit 1, and nothing is sent.`,
+A message that is not RFC 5322, or has no recipient, is refused with exit 2, and nothing is sent.`,
 		Args: args(cobra.ArbitraryArgs),
 		RunE: func(cmd *cobra.Command, rcpts []string) error {
 			if !extract && len(rcpts) == 0 {
@@ -207,7 +213,7 @@ A message that is not RFC 5322 is refused with exit 1, and nothing is sent.`,
 				return fmt.Errorf("cannot read the message on standard input: %w", err)
 			}
 			if len(raw) > maxSubmission {
-				return fmt.Errorf("the message on standard input is larger than %d bytes, the most Exchange Online accepts", maxSubmission)
+				return usagef("the message on standard input is larger than %d bytes, the most Exchange Online accepts", maxSubmission)
 			}
 			sender := from
 			if sender == "" {
@@ -215,10 +221,10 @@ A message that is not RFC 5322 is refused with exit 1, and nothing is sent.`,
 			}
 			out, env, err := mail.Prepare(raw, mail.Submission{From: sender, ExtractRecipients: extract, Recipients: rcpts})
 			if err != nil {
-				return fmt.Errorf("the message on standard input is %w; nothing was sent", err)
+				return usageError{fmt.Errorf("the message on standard input is %w; nothing was sent", err)}
 			}
 			if len(env.To) == 0 {
-				return errors.New("the message on standard input has no To, Cc or Bcc recipient and none was given; nothing was sent")
+				return usagef("the message on standard input has no To, Cc or Bcc recipient and none was given; nothing was sent")
 			}
 			if err := a.sendRaw(cmd.Context(), acc, via, env, out); err != nil {
 				return err

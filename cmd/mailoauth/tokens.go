@@ -30,7 +30,12 @@ func (a *app) loadConfig() (*config.File, error) {
 		}
 		path = p
 	}
-	return config.Load(path)
+	cfg, err := config.Load(path)
+	if err == nil && len(cfg.Accounts) == 0 {
+		// Every command names or lists accounts: an empty file is a configuration mistake (exit 2).
+		return nil, &config.Error{File: path, Msg: "no accounts are configured; add an [accounts.NAME] table (see docs/config.md)"}
+	}
+	return cfg, err
 }
 
 // manager opens the store and the accounts. interactive allows a passphrase prompt on a terminal;
