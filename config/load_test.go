@@ -382,7 +382,12 @@ func TestAccountLookup(t *testing.T) {
 		t.Fatalf("Account(work) = %v, %v", a, err)
 	}
 	_, err = f.Account("wrok")
-	if err == nil || err.Error() != "no account `wrok` in config.toml; known accounts: daemon, work" {
+	if err == nil || err.Error() != "no account `wrok` in config.toml; did you mean \"work\"? Known accounts: daemon, work" {
+		t.Errorf("got %v", err)
+	}
+	// A name close to none is not guessed at.
+	_, err = f.Account("personal")
+	if err == nil || err.Error() != "no account `personal` in config.toml; known accounts: daemon, work" {
 		t.Errorf("got %v", err)
 	}
 	var ce interface{ ConfigError() bool }

@@ -652,27 +652,42 @@ func suggest(t reflect.Type, key string, tables bool, show func(string) string) 
 	if t.Kind() != reflect.Struct {
 		return "remove it"
 	}
-	best, bestDist := "", 3
-	var names []string
+	var raw, names []string
 	for _, f := range fieldsOf(t) {
 		if tables && !isTableType(f.Type) && !isTableList(f.Type) {
 			continue
 		}
+		raw = append(raw, f.name)
 		names = append(names, show(f.name))
-		if strings.EqualFold(f.name, key) {
-			return "did you mean " + show(f.name) + "? Keys are case-sensitive"
-		}
-		if d := distance(strings.ToLower(key), f.name); d < bestDist && d <= len(f.name)/3+1 {
-			best, bestDist = f.name, d
-		}
 	}
-	if best != "" {
+	if best := Nearest(key, raw); best != "" {
+		if strings.EqualFold(best, key) {
+			return "did you mean " + show(best) + "? Keys are case-sensitive"
+		}
 		return "did you mean " + show(best) + "?"
 	}
 	if len(names) == 0 {
 		return "remove it"
 	}
 	return "remove it, or use one of " + strings.Join(names, ", ")
+}
+
+// Nearest returns the candidate that word is most likely a typo of, or "" when none is close: a
+// candidate equal but for case wins, else the one fewest edits away, if those edits are few for
+// its length. Unknown config keys and account names are suggested with it.
+func Nearest(word string, candidates []string) string {
+	for _, c := range candidates {
+		if strings.EqualFold(c, word) {
+			return c
+		}
+	}
+	best, bestDist := "", 3
+	for _, c := range candidates {
+		if d := distance(strings.ToLower(word), strings.ToLower(c)); d < bestDist && d <= len(c)/3+1 {
+			best, bestDist = c, d
+		}
+	}
+	return best
 }
 
 // distance is the Damerau-Levenshtein (optimal string alignment) distance, which counts a swap of
