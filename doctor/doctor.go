@@ -1,10 +1,10 @@
 // Package doctor walks the chain an account's mail depends on and stops at the first broken link,
 // naming it and the one fix that is needed:
 //
-//	config → tenant discovery → token → the token's claims vs the protocol → resolve → connect → TLS →
-//	capabilities → authenticate → the first mailbox command
+//	config → token store → tenant discovery → token → the token's claims vs the protocol → resolve →
+//	connect → TLS → capabilities → authenticate → the first mailbox command
 //
-// The first two links are shared by every protocol; from the token on, each protocol (IMAP, POP3,
+// The first three links are shared by every protocol; from the token on, each protocol (IMAP, POP3,
 // SMTP, Graph) walks its own chain, and one protocol's broken link does not stop another's. The
 // connection links are package check's (check.Connect): the doctor is the same client, not a second
 // one. Findings come from the one catalogue, package doctor/catalog, which check, the mail commands
@@ -69,7 +69,7 @@ type Options struct {
 type Report struct {
 	Account string `json:"account"`
 	OK      bool   `json:"ok"`
-	// Steps are the links shared by every protocol: config, discovery.
+	// Steps are the links shared by every protocol: config, store, discovery.
 	Steps []trace.Step `json:"steps"`
 	// Finding is set when a shared link broke; no protocol was tried then.
 	Finding   *catalog.Finding  `json:"finding,omitempty"`
@@ -150,7 +150,21 @@ func Run(ctx context.Context, cfg *config.File, m *auth.Manager, name string, o 
 	}
 	s = catalog.For(a)
 
-	// Link 2: the tenant, as the identity platform knows it.
+	// Link 2: the token store opens. A passphrase that does not open it is found here, once, rather
+	// than as every protocol's token link failing.
+	_ = t.Do("store", func() (string, error) {
+		h, err := a.Held(ctx)
+		if sf, ok := catalog.Store(err); ok {
+			f = &sf
+			return "", err
+		}
+		return heldSummary(h, err), nil
+	})
+	if f != nil {
+		return fail(f)
+	}
+
+	// Link 3: the tenant, as the identity platform knows it.
 	var tid string
 	_ = t.Do("discovery", func() (string, error) {
 		var detail string
@@ -170,6 +184,20 @@ func Run(ctx context.Context, cfg *config.File, m *auth.Manager, name string, o 
 		rep.Protocols = append(rep.Protocols, pr)
 	}
 	return rep, nil
+}
+
+// heldSummary is the store link's detail: what the store holds for the account. An error that is not
+// the store's (several users' tokens, say) is the token link's to explain.
+func heldSummary(h auth.Held, err error) string {
+	switch {
+	case err != nil:
+		return "opens"
+	case h.RefreshToken:
+		return fmt.Sprintf("opens; holds a refresh token and %d access tokens", len(h.AccessTokens))
+	case len(h.AccessTokens) > 0:
+		return fmt.Sprintf("opens; holds %d access tokens", len(h.AccessTokens))
+	}
+	return "opens; holds no token for the account"
 }
 
 // walkTimeout bounds one protocol's chain, as check's does.

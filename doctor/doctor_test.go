@@ -517,7 +517,7 @@ func TestHealthy(t *testing.T) {
 		if !rep.OK || len(rep.Findings()) != 0 || len(rep.Protocols) != 4 {
 			t.Fatalf("%s: %+v", account, rep)
 		}
-		if rep.Steps[0].Name != "config" || rep.Steps[1].Name != "discovery" || !strings.Contains(rep.Steps[1].Detail, world.Default().Tenants[0].ID) {
+		if rep.Steps[0].Name != "config" || rep.Steps[1].Name != "store" || rep.Steps[2].Name != "discovery" || !strings.Contains(rep.Steps[2].Detail, world.Default().Tenants[0].ID) {
 			t.Errorf("%s: shared links %+v", account, rep.Steps)
 		}
 	}

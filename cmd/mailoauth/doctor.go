@@ -23,7 +23,7 @@ func (a *app) doctorCommand() *cobra.Command {
 		Use:   "doctor ACCOUNT",
 		Short: "Walk the chain from the configuration to the mailbox and name the one fix that is needed",
 		Long: `Walk the chain an account's mail depends on, stopping at the first broken link: config (the
-keys the flow needs, secrets readable, certificate loads and is valid) → tenant discovery → token (AADSTS
+keys the flow needs, secrets readable, certificate loads and is valid) → the token store opens → tenant discovery → token (AADSTS
 codes explained) → the token's claims against the protocol (audience, scp or roles, user, tenant, clock)
 → resolve → connect → TLS → capabilities → authenticate → the first mailbox command. Each protocol walks
 its own chain after the shared links. A broken link is a finding: a stable code, the cause and the fix,
@@ -67,7 +67,11 @@ token store that cannot be opened, or a usage error.`,
 				for _, f := range rep.Findings() {
 					codes = append(codes, f.Code)
 				}
-				return fmt.Errorf("doctor: account %s: %s", argv[0], strings.Join(codes, ", "))
+				err := fmt.Errorf("doctor: account %s: %s", argv[0], strings.Join(codes, ", "))
+				if rep.Finding != nil && rep.Finding.Step == "store" {
+					return usageError{err} // the doctor could not start: docs/doctor.md's exit 2
+				}
+				return err
 			}
 			return nil
 		},

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -55,5 +56,36 @@ func TestLocalProblemsExitTwo(t *testing.T) {
 		if code != exitUsage || !strings.Contains(errs, "the passphrase or key does not open this token store") || strings.Count(errs, "\n") != 1 {
 			t.Errorf("wrong passphrase, %v: exit %d %q %q", args, code, out, errs)
 		}
+	}
+}
+
+// TestDoctorStoreFinding: a passphrase that does not open the token store is the doctor's own store
+// finding, printed once (not an AADSTS finding per protocol), and exit 2 as docs/doctor.md promises.
+func TestDoctorStoreFinding(t *testing.T) {
+	_, cfg := startEmulator(t, emulator.Options{})
+	ctx := context.Background()
+	if code, _, errs := runCLI(t, ctx, "--config", cfg, "token", "daemon"); code != exitOK {
+		t.Fatalf("token daemon: %d %q", code, errs)
+	}
+	if err := os.WriteFile(filepath.Join(filepath.Dir(cfg), "store-passphrase.txt"), []byte("not the passphrase\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := runCLI(t, ctx, "--config", cfg, "doctor", "daemon", "--protocol", "all")
+	if code != exitUsage || strings.Count(out, "finding ") != 1 || !strings.Contains(out, "finding MO-STORE-KEY:") ||
+		!strings.Contains(out, "✗ store") || !strings.Contains(out, "the passphrase or key does not open this token store") ||
+		strings.Contains(out+errs, "AADSTS") || strings.Contains(out, "discovery") {
+		t.Errorf("doctor with a wrong passphrase: exit %d\n%s\n%s", code, out, errs)
+	}
+	code, out, _ = runCLI(t, ctx, "--config", cfg, "--json", "doctor", "daemon")
+	var rep struct {
+		Finding struct{ Code, Step string }
+		Steps   []struct {
+			Step  string
+			Error string
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || code != exitUsage || rep.Finding.Code != "MO-STORE-KEY" || rep.Finding.Step != "store" ||
+		len(rep.Steps) != 2 || !strings.Contains(rep.Steps[1].Error, "the passphrase or key does not open this token store") {
+		t.Errorf("doctor --json with a wrong passphrase: exit %d %v\n%s", code, err, out)
 	}
 }

@@ -155,6 +155,10 @@ func TokenError(s Subject, err error) (Finding, bool) {
 		return Finding{Code: CodeLoginRequired, Step: "token", Cause: "no token is held for account " + s.Account + ", or none can be refreshed",
 			Fix: "sign in: mailoauth login " + s.Account, Docs: DocRefreshTokens}, true
 	}
+	if f, ok := Store(err); ok {
+		f.Step = "token"
+		return f, true
+	}
 	var ae *auth.Error
 	if !errors.As(err, &ae) {
 		return Finding{}, false // a deadline that is not auth's comes from elsewhere: Connection's business

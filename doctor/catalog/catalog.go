@@ -237,6 +237,8 @@ var codes = map[string]string{
 	CodeConfigCertExpired: "the certificate has expired or is not valid yet",
 	CodeConfigPFXPassword: "the PFX password is wrong",
 	CodeConfigAccount:     "the account cannot be set up from its configuration",
+	CodeStoreKey:          "the passphrase or key does not open this token store",
+	CodeStoreDamaged:      "the token store was damaged, or written by a newer mailoauth",
 	CodeSharedSyntax:      "a shared mailbox written in basic authentication's user\\shared syntax",
 	// Identity platform.
 	CodeIdPUnreachable: "the identity platform cannot be reached",
@@ -295,6 +297,8 @@ const (
 	CodeConfigCertExpired = "MO-CFG-CERT-EXPIRED"
 	CodeConfigPFXPassword = "MO-CFG-PFX-PASSWORD"
 	CodeConfigAccount     = "MO-CFG-ACCOUNT"
+	CodeStoreKey          = "MO-STORE-KEY"
+	CodeStoreDamaged      = "MO-STORE-DAMAGED"
 	CodeSharedSyntax      = "MO-SHARED-SYNTAX"
 
 	CodeTenantUnknown  = "MO-AADSTS90002"
