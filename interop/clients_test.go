@@ -1,3 +1,5 @@
+//go:build unix
+
 package interop
 
 // The clients the tests drive the servers with: mailoauth's own SASL mechanisms (package sasl) inside

@@ -1,3 +1,5 @@
+//go:build unix
+
 package interop
 
 // The harness: one emulator, one Dovecot and one Postfix per test run (TestMain), in a temp dir with

@@ -1,3 +1,5 @@
+//go:build unix
+
 package interop
 
 // The proxy (package proxy) in front of real Dovecot and Postfix: password-only programs log in to

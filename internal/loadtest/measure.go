@@ -7,18 +7,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
-
-// CPUTime is the CPU time (user + system) this process has used (getrusage).
-func CPUTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
 
 // GoMemory is the Go memory in use after a collection: live heap objects plus goroutine stacks. The
 // collection also returns free pages to the system, so that an RSS read just after is what is in use.
