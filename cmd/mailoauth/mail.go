@@ -208,7 +208,8 @@ func (a *app) mailListCommand() *cobra.Command {
 		Short: "List the newest messages of a folder",
 		Long: `List the newest messages of a folder (default the inbox), newest first.
 --json prints an array of {"id", "folder", "subject", "from", "to", "date", "size", "unread",
-"has_attachments"}; id is valid for mail get, move and delete with the same --via.
+"has_attachments"} ("unread" left out over POP3); id is valid for mail get, move and delete with the
+same --via.
 Over POP3 there is one folder and no read state (--folder other than INBOX and --unseen are refused),
 and listing downloads each listed message, since POP3 summaries need the headers.`,
 		Args: args(cobra.ExactArgs(1)),
@@ -225,21 +226,13 @@ and listing downloads each listed message, since POP3 summaries need the headers
 					return err
 				}
 				if a.jsonOut {
-					for i := range list {
-						if list[i].To == nil {
-							list[i].To = []string{}
-						}
-					}
-					if list == nil {
-						list = []mail.Summary{}
-					}
-					return json.NewEncoder(a.stdout).Encode(list)
+					return json.NewEncoder(a.stdout).Encode(listJSON(list, via != viaPOP))
 				}
 				w := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
 				fmt.Fprintln(w, "ID\tDATE\tFROM\tSUBJECT\tSIZE\t")
 				for _, s := range list {
 					mark := ""
-					if s.Unread {
+					if s.Unread && via != viaPOP {
 						mark = "unread"
 					}
 					if s.HasAttachments {
@@ -256,6 +249,28 @@ and listing downloads each listed message, since POP3 summaries need the headers
 	cmd.Flags().IntVar(&limit, "limit", 50, "at most this many messages, the newest; 0 for all")
 	cmd.Flags().BoolVar(&unseen, "unseen", false, "only unread messages")
 	return cmd
+}
+
+// listedMessage is one message of `mail list --json`: a mail.Summary whose unread is left out where the
+// protocol has no read state (POP3), rather than claimed.
+type listedMessage struct {
+	mail.Summary
+	Unread *bool `json:"unread,omitempty"`
+}
+
+// listJSON is list as `mail list --json` prints it: [] rather than null, and to as [] too.
+func listJSON(list []mail.Summary, readState bool) []listedMessage {
+	out := make([]listedMessage, len(list))
+	for i, s := range list {
+		if s.To == nil {
+			s.To = []string{}
+		}
+		out[i].Summary = s
+		if readState {
+			out[i].Unread = &out[i].Summary.Unread
+		}
+	}
+	return out
 }
 
 func clip(s string, n int) string {

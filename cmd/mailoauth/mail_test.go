@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -56,8 +57,12 @@ func TestSendAndReadMail(t *testing.T) {
 		if err := json.Unmarshal([]byte(out), &raw); err != nil {
 			t.Fatalf("mail list --json is not a JSON array: %q", out)
 		}
+		keys := []string{"id", "subject", "from", "date", "size", "to", "unread", "has_attachments"}
+		if slices.Contains(args, "pop") {
+			keys = slices.DeleteFunc(keys, func(k string) bool { return k == "unread" }) // POP3 has no read state
+		}
 		for _, o := range raw {
-			for _, k := range []string{"id", "subject", "from", "date", "size", "to", "unread", "has_attachments"} {
+			for _, k := range keys {
 				if _, ok := o[k]; !ok {
 					t.Errorf("mail list --json: no %q in %v", k, o)
 				}
@@ -98,6 +103,16 @@ func TestSendAndReadMail(t *testing.T) {
 	popMsgs := list("--via", "pop")
 	if len(popMsgs) != 2 || popMsgs[1].Subject != subject || popMsgs[0].Subject != "cron output" {
 		t.Fatalf("mail list --via pop: %+v", popMsgs)
+	}
+	// POP3 has no read state: the list does not claim one (IMAP's does say it).
+	if _, out, _ := cli("", "--json", "mail", "list", "daemon-bob", "--via", "pop"); strings.Contains(out, `"unread"`) {
+		t.Errorf("mail list --via pop --json claims a read state: %s", out)
+	}
+	if _, out, _ := cli("", "mail", "list", "daemon-bob", "--via", "pop"); strings.Contains(out, "unread") {
+		t.Errorf("mail list --via pop claims a read state: %s", out)
+	}
+	if _, out, _ := cli("", "--json", "mail", "list", "daemon-bob"); !strings.Contains(out, `"unread":true`) {
+		t.Errorf("mail list --json over IMAP lacks unread: %s", out)
 	}
 
 	// The raw message is the same over IMAP and POP3; the sendmail one lost its Bcc.

@@ -97,11 +97,13 @@ client_credentials, the imported refresh token for refresh_token. Tokens go to t
 					"account": argv[0], "username": si.User.Username, "resource": tok.Resource, "expires_on": tok.ExpiresOn.UTC(),
 				})
 			}
-			who := si.User.Username
-			if who == "" {
-				who = acc.Config().Mailbox + " (app-only)"
+			until := tok.ExpiresOn.Local().Format(time.DateTime)
+			if acc.AppOnly() {
+				// Nobody signs in with client credentials: say what was done instead.
+				fmt.Fprintf(a.stdout, "Account %s is app-only (client credentials): nobody signs in. Got its %s token for mailbox %s, valid until %s; mailoauth gets a new one when needed.\n", argv[0], tok.Resource, acc.Mailbox(), until)
+				return nil
 			}
-			fmt.Fprintf(a.stdout, "Signed in: account %s as %s; %s token valid until %s.\n", argv[0], who, tok.Resource, tok.ExpiresOn.Local().Format(time.DateTime))
+			fmt.Fprintf(a.stdout, "Signed in: account %s as %s; %s token valid until %s.\n", argv[0], si.User.Username, tok.Resource, until)
 			return nil
 		},
 	}
@@ -180,7 +182,13 @@ func (a *app) accountsCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "accounts",
 		Short: "List the configured accounts and the tokens held for each",
-		Args:  args(cobra.NoArgs),
+		Long: `List the configured accounts and what the token store holds for each; no token is printed.
+--json prints an array (in name order) of {"name", "flow", "user", "mailbox", "refresh_token",
+"access_tokens", "error"}: user (the signed-in user, else the configured email), mailbox and error are
+left out when empty; refresh_token is false for app-only accounts; access_tokens is an array (never
+null) of {"resource", "scopes", "expires_on"}; error says why one account's tokens cannot be read.
+A token store that cannot be opened is an error for the whole command (exit 2).`,
+		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			m, err := a.manager(true)
 			if err != nil {
@@ -195,7 +203,8 @@ func (a *app) accountsCommand() *cobra.Command {
 				if err == nil {
 					var h auth.Held
 					if h, err = acc.Held(cmd.Context()); err == nil {
-						s.RefreshToken, s.Tokens = h.RefreshToken, h.AccessTokens
+						s.RefreshToken = h.RefreshToken
+						s.Tokens = append(s.Tokens, h.AccessTokens...) // [] rather than null in --json
 						if h.Username != "" {
 							s.User = h.Username
 						}
@@ -265,11 +274,20 @@ func (a *app) logoutCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			h, err := acc.Held(cmd.Context())
+			if err != nil && !errors.Is(err, auth.ErrSeveralUsers) {
+				return err
+			}
+			held := err != nil || h.RefreshToken || len(h.AccessTokens) > 0
 			if err := acc.Logout(cmd.Context()); err != nil {
 				return err
 			}
-			if !a.jsonOut {
+			switch {
+			case a.jsonOut:
+			case held:
 				fmt.Fprintf(a.stdout, "Forgot the tokens of account %s.\n", argv[0])
+			default:
+				fmt.Fprintf(a.stdout, "Account %s held no tokens; nothing to forget.\n", argv[0])
 			}
 			return nil
 		},

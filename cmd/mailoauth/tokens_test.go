@@ -89,12 +89,28 @@ func TestTokenLoginAccountsLogout(t *testing.T) {
 	if strings.Contains(out, first[:30]) {
 		t.Error("accounts --json printed a token")
 	}
+	// An account holding nothing lists its access tokens as [], not null.
+	var raw []map[string]any
+	_ = json.Unmarshal([]byte(out), &raw)
+	for _, o := range raw {
+		if o["name"] == "alice" && o["access_tokens"] == nil {
+			t.Errorf(`accounts --json: alice's access_tokens is not []: %v`, o)
+		}
+	}
 	if code, out, _ := cli("accounts"); code != exitOK || !strings.Contains(out, "alice-device") || !strings.Contains(out, "valid until") {
 		t.Errorf("accounts: %d %q", code, out)
 	}
 
 	if code, out, _ := cli("logout", "alice-device"); code != exitOK || !strings.Contains(out, "Forgot") {
 		t.Fatalf("logout: %d %q", code, out)
+	}
+	if code, out, _ := cli("logout", "alice"); code != exitOK || out != "Account alice held no tokens; nothing to forget.\n" {
+		t.Errorf("logout of an account holding nothing: %d %q", code, out)
+	}
+	// Nobody signs in to an app-only account: login says what it did instead.
+	if code, out, _ := cli("login", "daemon"); code != exitOK || strings.Contains(out, "Signed in") ||
+		!strings.Contains(out, "app-only (client credentials): nobody signs in") || !strings.Contains(out, "for mailbox "+world.Alice) {
+		t.Errorf("login of an app-only account: %d %q", code, out)
 	}
 	if code, _, errs := cli("token", "alice-device"); code != exitFailure || !strings.Contains(errs, "mailoauth login alice-device") {
 		t.Fatalf("token after logout: %d %q", code, errs)
