@@ -25,10 +25,12 @@
 //
 // This package must never read the contents of a secret (a client secret file, a certificate,
 // a refresh token, a password, a passphrase, or a value given in code): it checks only where
-// secrets are to be found and that values have the right form. It must never put a secret's
-// value, or the value of a key that may hold one by mistake (client_id, *_env, *_file, URLs), into
-// an error message or a log; the secret types (Secret, SecretBytes) print redacted. It never opens
-// a network connection.
+// secrets are to be found, that values have the right form, and that a file holding a secret is
+// not readable by other users (by its mode, from os.Stat; Windows has no such mode). It must never
+// put a secret's value, or the value of a key that may hold one by mistake (client_id, *_env,
+// *_file, URLs), into an error message or a log; the secret types (Secret, SecretBytes) print
+// redacted. The one exception is the path of an existing secret file that others can read, which
+// the refusal names so that its chmod can be pasted. It never opens a network connection.
 package config
 
 import (
