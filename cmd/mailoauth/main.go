@@ -20,7 +20,7 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// Exit codes (SPEC §5).
+// Exit codes, as the README's "Exit codes" section promises.
 const (
 	exitOK      = 0 // success
 	exitFailure = 1 // the operation failed: refused login, unreachable server, ...
@@ -144,7 +144,7 @@ func (a *app) rootCommand() *cobra.Command {
 		return nil
 	})
 	var showVersion bool
-	root.Flags().BoolVar(&showVersion, "version", false, "print the version (as `mailoauth version`)")
+	root.Flags().BoolVar(&showVersion, "version", false, "print the version (as mailoauth version does)")
 	root.RunE = func(cmd *cobra.Command, _ []string) error {
 		if showVersion {
 			return a.printVersion()
