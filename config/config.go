@@ -115,6 +115,7 @@ type File struct {
 	Store    Store               `toml:"store,omitempty"`
 	Accounts map[string]*Account `toml:"accounts,omitempty"`
 	Proxy    *Proxy              `toml:"proxy,omitempty"`
+	Console  *Console            `toml:"console,omitempty"`
 
 	// Path is the file this configuration was loaded from, as given to Load; messages name it.
 	Path string `toml:"-"`
@@ -232,6 +233,32 @@ func (p *Proxy) Timeouts() (login, idle, maxSession time.Duration) {
 	}
 	return parse(p.LoginTimeout), parse(p.IdleTimeout), parse(p.MaxSession)
 }
+
+// Console configures the web console: `mailoauth console` serves it on Listen, and `mailoauth proxy`
+// on its [proxy] admin address when this section is present.
+type Console struct {
+	// Listen is the host:port of `mailoauth console`; default DefaultConsoleListen.
+	Listen string `toml:"listen,omitempty"`
+	// Auth is how a person logs in: ConsoleAuthPassword (default: the admin password, checked against
+	// PasswordHash) or ConsoleAuthNone, which only a loopback address may use.
+	Auth string `toml:"auth,omitempty"`
+	// PasswordHash is the argon2id hash of the admin password ($argon2id$..., from `mailoauth proxy
+	// hash-password`).
+	PasswordHash string `toml:"password_hash,omitempty"`
+	// TLSCert and TLSKey are a PEM certificate chain and its key; an address that is not loopback
+	// needs them (the console's password and session cookie would cross the network in clear).
+	TLSCert string `toml:"tls_cert,omitempty"`
+	TLSKey  string `toml:"tls_key,omitempty"`
+}
+
+// The console's ways to log in ([console] auth).
+const (
+	ConsoleAuthPassword = "password"
+	ConsoleAuthNone     = "none"
+)
+
+// DefaultConsoleListen is where `mailoauth console` listens when [console] listen is not set.
+const DefaultConsoleListen = "127.0.0.1:8090"
 
 // Listener is one [[proxy.listener]].
 type Listener struct {

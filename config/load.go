@@ -168,6 +168,10 @@ func (v *validator) resolvePaths(f *File) {
 			resolve(&l.TLSKey, at("tls_key")...)
 		}
 	}
+	if f.Console != nil {
+		resolve(&f.Console.TLSCert, "console", "tls_cert")
+		resolve(&f.Console.TLSKey, "console", "tls_key")
+	}
 }
 
 // resolvePath returns p made absolute, or why it cannot be.
@@ -218,6 +222,14 @@ func (v *validator) defaults(f *File) {
 			if l.LocalTLS == "" && !v.pos.Has("proxy", "listener", fmt.Sprint(i), "local_tls") {
 				l.LocalTLS = LocalTLSNone
 			}
+		}
+	}
+	if c := f.Console; c != nil {
+		if c.Listen == "" && !v.pos.Has("console", "listen") {
+			c.Listen = DefaultConsoleListen
+		}
+		if c.Auth == "" && !v.pos.Has("console", "auth") {
+			c.Auth = ConsoleAuthPassword
 		}
 	}
 }

@@ -109,6 +109,9 @@ func (v *validator) validate(f *File) {
 	if f.Proxy != nil {
 		v.proxy(f, f.Proxy)
 	}
+	if f.Console != nil {
+		v.console(f, f.Console)
+	}
 }
 
 // Rule 2: the token store.
