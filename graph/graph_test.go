@@ -135,12 +135,12 @@ func (v *env) token(t testing.TB, form url.Values) string {
 }
 
 func (v *env) userToken(t testing.TB, upn, password, scope string) string {
-	return v.token(t, url.Values{"grant_type": {"password"}, "client_id": {v.E.World.App("desktop").ClientID},
+	return v.token(t, url.Values{"grant_type": {"password"}, "client_id": {v.E.World().App("desktop").ClientID},
 		"username": {upn}, "password": {password}, "scope": {scope}})
 }
 
 func (v *env) appToken(t testing.TB, app, scope string) string {
-	return v.token(t, url.Values{"grant_type": {"client_credentials"}, "client_id": {v.E.World.App(app).ClientID},
+	return v.token(t, url.Values{"grant_type": {"client_credentials"}, "client_id": {v.E.World().App(app).ClientID},
 		"client_secret": {v.E.Credentials[app].Secret}, "scope": {scope}})
 }
 

@@ -396,7 +396,7 @@ type appPassdb struct {
 
 // writeDovecot writes Dovecot's config, the emulator's key and the TLS files, all owned by Dovecot's user.
 func (l *lab) writeDovecot(certPEM, keyPEM []byte) error {
-	w := l.emu.World
+	w := l.emu.World()
 	tenant := w.Tenant(world.DefaultTenantName)
 	var apps []appPassdb
 	for _, sp := range tenant.ServicePrincipals {

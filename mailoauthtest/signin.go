@@ -94,7 +94,7 @@ func (s *Server) SignIn(ctx context.Context, authURL, user, password string) (*u
 // password is the world's password for user; "" for a user the world does not have, whom the page
 // then refuses.
 func (s *Server) password(user string) string {
-	if t := s.e.World.TenantForUPN(user); t != nil {
+	if t := s.e.World().TenantForUPN(user); t != nil {
 		if u := t.User(user); u != nil {
 			return u.Password
 		}

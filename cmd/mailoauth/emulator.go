@@ -81,7 +81,7 @@ func (a *app) printEmulator(e *emulator.Emulator, data string) {
 	}
 	cfg := filepath.Join(data, emulator.ConfigName)
 	var tenants []map[string]any
-	for _, t := range e.World.Tenants {
+	for _, t := range e.World().Tenants {
 		tenants = append(tenants, map[string]any{"name": t.Name, "id": t.ID, "domains": t.Domains})
 	}
 	if a.jsonOut {
@@ -93,8 +93,8 @@ func (a *app) printEmulator(e *emulator.Emulator, data string) {
 		return
 	}
 	fmt.Fprintf(a.stdout, "mailoauth emulator running (Ctrl-C to stop)\n")
-	fmt.Fprintf(a.stdout, "  identity platform  %s  (authority; tenant paths /%s, /%s, /organizations)\n", e.Authority(), e.World.Tenants[0].Name, e.World.Tenants[0].ID)
-	fmt.Fprintf(a.stdout, "  discovery          %s/%s/v2.0/.well-known/openid-configuration\n", e.Authority(), e.World.Tenants[0].Name)
+	fmt.Fprintf(a.stdout, "  identity platform  %s  (authority; tenant paths /%s, /%s, /organizations)\n", e.Authority(), e.World().Tenants[0].Name, e.World().Tenants[0].ID)
+	fmt.Fprintf(a.stdout, "  discovery          %s/%s/v2.0/.well-known/openid-configuration\n", e.Authority(), e.World().Tenants[0].Name)
 	fmt.Fprintf(a.stdout, "  IMAP               %s (implicit TLS), %s (STARTTLS)\n", e.MailAddrs["imap"], e.MailAddrs["imap-starttls"])
 	fmt.Fprintf(a.stdout, "  POP3               %s (implicit TLS)\n", e.MailAddrs["pop"])
 	fmt.Fprintf(a.stdout, "  SMTP submission    %s (STARTTLS)\n", e.MailAddrs["smtp"])
@@ -107,11 +107,11 @@ func (a *app) printEmulator(e *emulator.Emulator, data string) {
 	fmt.Fprintf(a.stdout, "  CA certificate     %s\n", filepath.Join(data, "ca.pem"))
 	fmt.Fprintf(a.stdout, "  config             %s\n", cfg)
 	fmt.Fprintf(a.stdout, "  accounts           ")
-	for i, acc := range e.World.Accounts {
+	for i, acc := range e.World().Accounts {
 		if i > 0 {
 			fmt.Fprint(a.stdout, ", ")
 		}
 		fmt.Fprint(a.stdout, acc.Name)
 	}
-	fmt.Fprintf(a.stdout, "\n  try                curl --cacert %s %s/%s/v2.0/.well-known/openid-configuration\n", filepath.Join(data, "ca.pem"), e.Authority(), e.World.Tenants[0].Name)
+	fmt.Fprintf(a.stdout, "\n  try                curl --cacert %s %s/%s/v2.0/.well-known/openid-configuration\n", filepath.Join(data, "ca.pem"), e.Authority(), e.World().Tenants[0].Name)
 }

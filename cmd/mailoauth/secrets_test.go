@@ -44,7 +44,7 @@ func TestNoSecretInOutput(t *testing.T) {
 	debug := &slog.HandlerOptions{Level: slog.LevelDebug}
 	e, basePath := startEmulator(t, emulator.Options{AutoApprove: world.Alice, Log: slog.New(slog.NewTextHandler(&emuLog, debug))})
 	dir := filepath.Dir(basePath)
-	alicePassword := e.World.TenantForUPN(world.Alice).User(world.Alice).Password
+	alicePassword := e.World().TenantForUPN(world.Alice).User(world.Alice).Password
 
 	// A refresh token obtained elsewhere (another tool's password grant), for the import flow.
 	importedRT := passwordGrantRefreshToken(t, e, alicePassword)
@@ -168,7 +168,7 @@ func TestNoSecretInOutput(t *testing.T) {
 		t.Fatal(err)
 	}
 	secrets[strings.TrimSpace(string(pass))] = "store passphrase"
-	for _, tn := range e.World.Tenants {
+	for _, tn := range e.World().Tenants {
 		for _, u := range tn.Users {
 			if u.Password != "" {
 				secrets[u.Password] = u.UPN + "'s password"

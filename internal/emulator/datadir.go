@@ -64,11 +64,11 @@ func (e *Emulator) WriteData(dir string) error {
 		return err
 	}
 	// Password (ROPC) accounts read the emulated user's password from a file, as a user's would.
-	for _, spec := range e.World.Accounts {
+	for _, spec := range e.World().Accounts {
 		if spec.Flow != "password" {
 			continue
 		}
-		if t := e.World.TenantForUPN(spec.Email); t != nil && t.User(spec.Email) != nil {
+		if t := e.World().TenantForUPN(spec.Email); t != nil && t.User(spec.Email) != nil {
 			if err := write(spec.Name+"-password.txt", []byte(t.User(spec.Email).Password+"\n"), 0o600); err != nil {
 				return err
 			}
@@ -93,7 +93,7 @@ func (e *Emulator) Config() (*config.File, error) {
 		Store:    config.Store{Backend: "file", Path: "tokens", PassphraseFile: "store-passphrase.txt"},
 		Accounts: map[string]*config.Account{},
 	}
-	for _, spec := range e.World.Accounts {
+	for _, spec := range e.World().Accounts {
 		a, app, err := e.account(spec)
 		if err != nil {
 			return nil, err
@@ -125,7 +125,7 @@ func (e *Emulator) Config() (*config.File, error) {
 // of files, and checked (config.Account.Check): what a program in the same process uses.
 func (e *Emulator) Accounts() (map[string]*config.Account, error) {
 	out := map[string]*config.Account{}
-	for _, spec := range e.World.Accounts {
+	for _, spec := range e.World().Accounts {
 		a, app, err := e.account(spec)
 		if err != nil {
 			return nil, err
@@ -150,7 +150,7 @@ func (e *Emulator) Accounts() (map[string]*config.Account, error) {
 			}
 		}
 		if spec.Flow == "password" {
-			if t := e.World.TenantForUPN(spec.Email); t != nil && t.User(spec.Email) != nil {
+			if t := e.World().TenantForUPN(spec.Email); t != nil && t.User(spec.Email) != nil {
 				a.Password = config.Secret(t.User(spec.Email).Password)
 			}
 		}
@@ -165,11 +165,11 @@ func (e *Emulator) Accounts() (map[string]*config.Account, error) {
 // account is spec's account pointing at the emulator, without credentials or trust; app is the
 // confidential app whose credential it needs, nil for a public client.
 func (e *Emulator) account(spec world.AccountSpec) (*config.Account, *world.App, error) {
-	app := e.World.App(spec.App)
+	app := e.World().App(spec.App)
 	if app == nil {
 		return nil, nil, fmt.Errorf("emulator: account %s names app %q, which does not exist", spec.Name, spec.App)
 	}
-	t := e.World.Tenant(app.Tenant)
+	t := e.World().Tenant(app.Tenant)
 	a := &config.Account{
 		Email: spec.Email, ClientID: app.ClientID, Flow: spec.Flow,
 		Protocols: spec.Protocols, Mailbox: spec.Mailbox, Authority: e.Authority(),

@@ -64,7 +64,9 @@ type AppCredentials struct {
 
 // Emulator is a running emulator.
 type Emulator struct {
-	World    *world.World
+	// Live is the organisation the servers answer from; World returns it as it is now, and Live.Update
+	// changes it while they run.
+	Live     *world.Live
 	Identity *identity.Server
 	// Credentials holds, by app name, what was generated for each confidential app the World gave no
 	// secret and no certificate, or the first secret the World gave it.
@@ -122,14 +124,15 @@ func Start(ctx context.Context, opts Options) (*Emulator, error) {
 	if err := w.Resolve(world.NewID); err != nil {
 		return nil, fmt.Errorf("emulator: %w", err)
 	}
-	e := &Emulator{World: w, Credentials: map[string]*AppCredentials{}, host: host, done: make(chan struct{})}
+	e := &Emulator{Credentials: map[string]*AppCredentials{}, host: host, done: make(chan struct{})}
 	var err error
 	if e.ca, err = newCA(now()); err != nil {
 		return nil, err
 	}
-	if err := e.generateCredentials(now()); err != nil {
+	if err := e.generateCredentials(w, now()); err != nil {
 		return nil, err
 	}
+	e.Live = world.NewLive(w, nil)
 	signKey, signCert, err := selfSigned("mailoauth emulator token signing", now(), 5*365*24*time.Hour)
 	if err != nil {
 		return nil, err
@@ -140,7 +143,7 @@ func Start(ctx context.Context, opts Options) (*Emulator, error) {
 	}
 	client := &http.Client{Timeout: 10 * time.Second}
 	if e.Identity, err = identity.New(identity.Config{
-		World: w, Key: signKey, Cert: signCert, AutoApprove: opts.AutoApprove, Now: opts.Now, Log: log, Client: client,
+		World: e.Live, Key: signKey, Cert: signCert, AutoApprove: opts.AutoApprove, Now: opts.Now, Log: log, Client: client,
 	}); err != nil {
 		return nil, err
 	}
@@ -152,7 +155,7 @@ func Start(ctx context.Context, opts Options) (*Emulator, error) {
 	e.identity = "https://" + net.JoinHostPort(host, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
 	e.Store = mailstore.New(now)
 	if e.Exchange, err = exchange.Start(exchange.Config{
-		World: w, Store: e.Store, Keys: e.Identity, Host: host, Now: now, Log: log,
+		World: e.Live, Store: e.Store, Keys: e.Identity, Host: host, Now: now, Log: log,
 		TLS: &tls.Config{Certificates: []tls.Certificate{tlsCert}, MinVersion: tls.VersionTLS12},
 	}); err != nil {
 		ln.Close()
@@ -204,8 +207,8 @@ func Start(ctx context.Context, opts Options) (*Emulator, error) {
 
 // generateCredentials gives every confidential app without credentials a client secret and a
 // certificate (PEM and PFX), as an admin would create them in the portal.
-func (e *Emulator) generateCredentials(now time.Time) error {
-	for _, app := range e.World.Apps {
+func (e *Emulator) generateCredentials(w *world.World, now time.Time) error {
+	for _, app := range w.Apps {
 		if app.Public {
 			continue
 		}
@@ -260,7 +263,7 @@ func reservePorts(host string) (map[string]string, error) {
 // startGraph serves Graph mail on the reserved graph port (or, if it was taken meanwhile, a free one,
 // updating MailAddrs["graph"]).
 func (e *Emulator) startGraph(host string, cert tls.Certificate, now func() time.Time, log *slog.Logger) error {
-	e.Graph = graph.New(graph.Config{World: e.World, Store: e.Store, Authorizer: e.Exchange.Authorizer,
+	e.Graph = graph.New(graph.Config{World: e.Live, Store: e.Store, Authorizer: e.Exchange.Authorizer,
 		MessageIDHost: e.Exchange.ServerName(), Now: now, Log: log})
 	hostport := strings.TrimSuffix(strings.TrimPrefix(e.MailAddrs["graph"], "https://"), "/v1.0")
 	gl, err := net.Listen("tcp", hostport)
@@ -288,6 +291,10 @@ func (e *Emulator) startGraph(host string, cert tls.Certificate, now func() time
 	log.Info("emulator: Graph mail listening", "url", e.MailAddrs["graph"])
 	return nil
 }
+
+// World returns the organisation as it is now. The caller must not modify it: change it with
+// Live.Update.
+func (e *Emulator) World() *world.World { return e.Live.Load() }
 
 // Authority is the identity platform's base URL, without a tenant (config key authority).
 func (e *Emulator) Authority() string { return e.identity }

@@ -331,7 +331,7 @@ func (v *env) secretForm(app, scope string) url.Values {
 	}
 }
 
-func (v *env) clientID(app string) string { return v.E.World.App(app).ClientID }
+func (v *env) clientID(app string) string { return v.E.World().App(app).ClientID }
 
 func ropcForm(clientID, user, password, scope string) url.Values {
 	return url.Values{
@@ -795,14 +795,14 @@ func (v *env) autoCode(t testing.TB, lb *loopback, clientID, mode, challenge str
 	return code
 }
 
-func (v *env) userOID(upn string) string { return v.E.World.TenantForUPN(upn).User(upn).ObjectID }
+func (v *env) userOID(upn string) string { return v.E.World().TenantForUPN(upn).User(upn).ObjectID }
 
 // ---- token checks and flows shared by the test files ---------------------------------------
 
 // wantAppToken checks the claims of an app-only token of the daemon (or another app) in contoso.
 func wantAppToken(t *testing.T, v *env, c jwt.MapClaims, app, aud, appidacr string) {
 	t.Helper()
-	contoso := v.E.World.Tenant("contoso")
+	contoso := v.E.World().Tenant("contoso")
 	wantClaim(t, c, "aud", aud)
 	wantClaim(t, c, "appid", v.clientID(app))
 	wantClaim(t, c, "appidacr", appidacr)
@@ -819,7 +819,7 @@ func wantAppToken(t *testing.T, v *env, c jwt.MapClaims, app, aud, appidacr stri
 // wantUserToken checks a delegated token for upn through the desktop app.
 func wantUserToken(t *testing.T, v *env, c jwt.MapClaims, upn, aud, scp, clientID string) {
 	t.Helper()
-	tid := v.E.World.TenantForUPN(upn).ID
+	tid := v.E.World().TenantForUPN(upn).ID
 	wantClaim(t, c, "aud", aud)
 	wantClaim(t, c, "upn", upn)
 	wantClaim(t, c, "unique_name", upn)
@@ -856,8 +856,8 @@ func deviceCode(t *testing.T, v *env, tenant, clientID string) (userCode, device
 	if verificationURI != v.E.Authority()+"/devicelogin" {
 		t.Errorf("verification_uri = %q", verificationURI)
 	}
-	if m["expires_in"] != v.E.World.Tokens.DeviceCode.Seconds() || m["interval"] != v.E.World.Tokens.DevicePollInterval.Seconds() {
-		t.Errorf("expires_in %v, interval %v: want %v and %v", m["expires_in"], m["interval"], v.E.World.Tokens.DeviceCode.Seconds(), v.E.World.Tokens.DevicePollInterval.Seconds())
+	if m["expires_in"] != v.E.World().Tokens.DeviceCode.Seconds() || m["interval"] != v.E.World().Tokens.DevicePollInterval.Seconds() {
+		t.Errorf("expires_in %v, interval %v: want %v and %v", m["expires_in"], m["interval"], v.E.World().Tokens.DeviceCode.Seconds(), v.E.World().Tokens.DevicePollInterval.Seconds())
 	}
 	if msg := str(m, "message"); !strings.Contains(msg, userCode) || !strings.Contains(msg, verificationURI) {
 		t.Errorf("message %q does not tell the user the code and the page", msg)

@@ -563,7 +563,7 @@ func TestAuthCodeExpired(t *testing.T) {
 	lb := startLoopback(t)
 	verifier, challenge := pkce()
 	code := v.autoCode(t, lb, world.DesktopClientID, "form_post", challenge, nil)
-	clk.Advance(v.E.World.Tokens.AuthorizationCode + time.Second)
+	clk.Advance(v.E.World().Tokens.AuthorizationCode + time.Second)
 	wantAAD(t, v.token(t, "contoso", codeForm(world.DesktopClientID, code, lb.URI, verifier)), 400, "invalid_grant", 70008)
 }
 
@@ -725,7 +725,7 @@ func TestRefreshTokenInactivity(t *testing.T) {
 	clk := newClock()
 	v := start(t, nil, "", clk)
 	desktop := world.DesktopClientID
-	idle := v.E.World.Tokens.RefreshTokenInactivity
+	idle := v.E.World().Tokens.RefreshTokenInactivity
 	rt1 := str(v.mustToken(t, "contoso", ropcForm(desktop, world.Alice, "alice-password", userScopes)), "refresh_token")
 	clk.Advance(idle - time.Hour) // used just in time
 	rt2 := str(v.mustToken(t, "contoso", refreshForm(desktop, rt1, userScopes)), "refresh_token")
@@ -853,7 +853,7 @@ func TestDeviceCodeExpired(t *testing.T) {
 	clk := newClock()
 	v := start(t, nil, "", clk)
 	uc, dc, page := deviceCode(t, v, "contoso", world.DesktopClientID)
-	clk.Advance(v.E.World.Tokens.DeviceCode + time.Second)
+	clk.Advance(v.E.World().Tokens.DeviceCode + time.Second)
 	wantAAD(t, v.token(t, "contoso", deviceForm(world.DesktopClientID, dc)), 400, "expired_token", 70020)
 	r := v.postForm(t, page, url.Values{"otc": {uc}, "username": {world.Alice}, "password": {"alice-password"}, "action": {"accept"}})
 	if r.Status != http.StatusOK || !strings.Contains(string(r.Body), `id="error"`) {

@@ -295,7 +295,7 @@ func wantMSALUser(t *testing.T, v *env, res public.AuthResult, upn, aud string) 
 		scp = "Mail.ReadWrite"
 	}
 	wantUserToken(t, v, v.verify(t, res.AccessToken), upn, aud, scp, world.DesktopClientID)
-	tid := v.E.World.TenantForUPN(upn).ID
+	tid := v.E.World().TenantForUPN(upn).ID
 	if res.Account.PreferredUsername != upn || res.Account.HomeAccountID != v.userOID(upn)+"."+tid {
 		t.Errorf("MSAL account %+v: want %s with home account id %s.%s", res.Account, upn, v.userOID(upn), tid)
 	}

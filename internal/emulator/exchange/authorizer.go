@@ -202,7 +202,7 @@ type Keys interface {
 
 // Authorizer decides, as Exchange Online does, whether a bearer token opens a mailbox.
 type Authorizer struct {
-	w    *world.World
+	live *world.Live
 	keys Keys
 	now  func() time.Time
 	log  *slog.Logger
@@ -213,14 +213,14 @@ const ClockSkew = 5 * time.Minute
 
 // NewAuthorizer returns an Authorizer over a resolved World. now nil means time.Now; log nil
 // discards.
-func NewAuthorizer(w *world.World, keys Keys, now func() time.Time, log *slog.Logger) *Authorizer {
+func NewAuthorizer(w *world.Live, keys Keys, now func() time.Time, log *slog.Logger) *Authorizer {
 	if now == nil {
 		now = time.Now
 	}
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	return &Authorizer{w: w, keys: keys, now: now, log: log}
+	return &Authorizer{live: w, keys: keys, now: now, log: log}
 }
 
 // exchangeAudiences are the audiences Exchange Online accepts: its resource URIs with or without a
@@ -265,8 +265,9 @@ func (a *Authorizer) Verify(raw string) (*Token, Reason, string) {
 	str := func(k string) string { s, _ := claims[k].(string); return s }
 	tid := str("tid")
 	var t *world.Tenant
+	w := a.live.Load() // one World for the whole decision
 	if tid != "" {
-		for _, tt := range a.w.Tenants {
+		for _, tt := range w.Tenants {
 			if strings.EqualFold(tt.ID, tid) {
 				t = tt
 			}
@@ -297,7 +298,7 @@ func (a *Authorizer) Verify(raw string) (*Token, Reason, string) {
 	}
 	tok.AppOnly = len(tok.Scopes) == 0 && tok.UPN == ""
 	if tok.AppID != "" {
-		tok.App = a.w.AppIn(t, tok.AppID)
+		tok.App = w.AppIn(t, tok.AppID)
 	}
 	if !tok.AppOnly && tok.UPN != "" {
 		tok.User = t.User(tok.UPN)

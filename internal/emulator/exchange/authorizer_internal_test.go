@@ -37,7 +37,7 @@ func newTestAuthorizer(t *testing.T) (*Authorizer, testKeys, *bytes.Buffer) {
 	}
 	k := testKeys{key: key, kid: "test-kid"}
 	logs := &bytes.Buffer{}
-	a := NewAuthorizer(w, k, func() time.Time { return now0 }, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	a := NewAuthorizer(world.NewLive(w, nil), k, func() time.Time { return now0 }, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	return a, k, logs
 }
 

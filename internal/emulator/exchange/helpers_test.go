@@ -210,7 +210,7 @@ func (v *env) userToken(t testing.TB, upn, scope string) string {
 		app, tenant = "partner", "fabrikam.test"
 	}
 	return v.tokenRequest(t, tenant, url.Values{
-		"grant_type": {"password"}, "client_id": {v.E.World.App(app).ClientID},
+		"grant_type": {"password"}, "client_id": {v.E.World().App(app).ClientID},
 		"username": {upn}, "password": {passwords[upn]}, "scope": {scope},
 	})
 }
@@ -219,7 +219,7 @@ func (v *env) userToken(t testing.TB, upn, scope string) string {
 func (v *env) appToken(t testing.TB, app, scope string) string {
 	t.Helper()
 	return v.tokenRequest(t, "contoso.test", url.Values{
-		"grant_type": {"client_credentials"}, "client_id": {v.E.World.App(app).ClientID},
+		"grant_type": {"client_credentials"}, "client_id": {v.E.World().App(app).ClientID},
 		"client_secret": {v.E.Credentials[app].Secret}, "scope": {scope},
 	})
 }

@@ -17,7 +17,7 @@ import (
 
 // Config configures the mail servers.
 type Config struct {
-	World *world.World // resolved
+	World *world.Live // read at each command
 	// Store holds the mailboxes; nil makes a new one. Every mailbox of the World is created in it.
 	Store *mailstore.Store
 	// Keys verify tokens: the identity server (PublicKey, KeyID).
@@ -43,7 +43,7 @@ type Servers struct {
 	Authorizer *Authorizer
 	Store      *mailstore.Store
 
-	w     *world.World
+	live  *world.Live
 	tls   *tls.Config
 	now   func() time.Time
 	log   *slog.Logger
@@ -75,7 +75,7 @@ func Start(cfg Config) (*Servers, error) {
 	if cfg.Store == nil {
 		cfg.Store = mailstore.New(cfg.Now)
 	}
-	for _, t := range cfg.World.Tenants {
+	for _, t := range cfg.World.Load().Tenants {
 		for _, u := range t.Users {
 			cfg.Store.Ensure(u.UPN)
 		}
@@ -90,7 +90,7 @@ func Start(cfg Config) (*Servers, error) {
 	s := &Servers{
 		Authorizer: NewAuthorizer(cfg.World, cfg.Keys, cfg.Now, cfg.Log),
 		Store:      cfg.Store,
-		w:          cfg.World, tls: tlsCfg, now: cfg.Now, log: cfg.Log,
+		live:       cfg.World, tls: tlsCfg, now: cfg.Now, log: cfg.Log,
 		front: newFrontEnd(), addrs: map[string]string{}, conns: map[net.Conn]struct{}{},
 	}
 	s.imap = newIMAPBackend(s)

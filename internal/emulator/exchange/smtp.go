@@ -364,7 +364,7 @@ func (sc *smtpConn) rcpt(arg string) bool {
 	if len(sc.rcpts) >= smtpMaxRecipients {
 		return sc.reply(smtpTooManyRcpts)
 	}
-	if kind, _ := ResolveRecipient(sc.s.w, addr); kind == NotFound {
+	if kind, _ := ResolveRecipient(sc.s.live.Load(), addr); kind == NotFound {
 		return sc.reply(smtpRecipientNF)
 	}
 	sc.rcpts = append(sc.rcpts, addr)
@@ -486,7 +486,7 @@ func (sc *smtpConn) submit(msg []byte) bool {
 				"1.44866:00000000[EndDiagnosticData] [Hostname=%s]", d.Principal(), addr, strings.ToUpper(sc.s.front.FQDN())))
 		}
 	}
-	delivered := Deliver(sc.s.w, sc.s.Store, d.Mailbox, sc.rcpts, msg)
+	delivered := Deliver(sc.s.live.Load(), sc.s.Store, d.Mailbox, sc.rcpts, msg)
 	sc.s.log.Debug("exchange: message submitted", "protocol", "SMTP", "from", d.Mailbox, "recipients", len(sc.rcpts),
 		"delivered", len(delivered), "size", len(msg))
 	id := messageID(msg)

@@ -30,7 +30,7 @@ import (
 
 // Config configures the Graph server.
 type Config struct {
-	World      *world.World // resolved
+	World      *world.Live // read at each request
 	Store      *mailstore.Store
 	Authorizer *exchange.Authorizer // its Verify checks the tokens
 	// MessageIDHost is the right-hand side of the Message-IDs of sent mail (Exchange's server FQDN).
@@ -56,17 +56,17 @@ const (
 
 // Server serves Graph mail. Handler gives its http.Handler.
 type Server struct {
-	cfg Config
-	w   *world.World
-	st  *mailstore.Store
-	az  *exchange.Authorizer
-	now func() time.Time
-	log *slog.Logger
+	cfg  Config
+	live *world.Live
+	st   *mailstore.Store
+	az   *exchange.Authorizer
+	now  func() time.Time
+	log  *slog.Logger
 
 	mu       sync.Mutex
 	drafts   map[string]*draft   // by id
 	sessions map[string]*session // by authtoken
-	faultHit []int
+	faultHit map[string]int      // requests seen per fault, by Fault.ID
 	requests int64
 }
 
@@ -84,8 +84,8 @@ func New(cfg Config) *Server {
 	if cfg.MessageIDHost == "" {
 		cfg.MessageIDHost = "emulator.prod.outlook.com"
 	}
-	return &Server{cfg: cfg, w: cfg.World, st: cfg.Store, az: cfg.Authorizer, now: cfg.Now, log: cfg.Log,
-		drafts: map[string]*draft{}, sessions: map[string]*session{}, faultHit: make([]int, len(cfg.World.Faults))}
+	return &Server{cfg: cfg, live: cfg.World, st: cfg.Store, az: cfg.Authorizer, now: cfg.Now, log: cfg.Log,
+		drafts: map[string]*draft{}, sessions: map[string]*session{}, faultHit: map[string]int{}}
 }
 
 // Requests is how many requests the server has received, faulted ones included.
@@ -163,6 +163,9 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_, _ = w.Write(b)
 }
 
+// world is the World as it is now (the control API may change it between requests).
+func (s *Server) world() *world.World { return s.live.Load() }
+
 // ---- faults ------------------------------------------------------------------------------------
 
 // activeFault is the World's fault for endpoint "graph" (or "*") that applies to this request.
@@ -170,13 +173,14 @@ func (s *Server) activeFault() *world.Fault {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.requests++
-	for i := range s.w.Faults {
-		f := &s.w.Faults[i]
+	w := s.world()
+	for i := range w.Faults {
+		f := &w.Faults[i]
 		if f.Endpoint != "graph" && f.Endpoint != "*" {
 			continue
 		}
-		s.faultHit[i]++
-		n := s.faultHit[i]
+		s.faultHit[f.ID]++
+		n := s.faultHit[f.ID]
 		if n > f.After && (f.Times == 0 || n <= f.After+f.Times) {
 			return f
 		}
@@ -511,7 +515,7 @@ func containsFold(list []string, s string) bool {
 
 // displayName of a mailbox address in the World ("" if none).
 func (s *Server) displayName(addr string) string {
-	t := s.w.TenantForUPN(addr)
+	t := s.world().TenantForUPN(addr)
 	if t == nil {
 		return ""
 	}

@@ -48,7 +48,7 @@ func startWorld(t *testing.T, w *world.World) *env {
 func (v *env) appToken(t *testing.T) string {
 	t.Helper()
 	resp, err := v.HC.PostForm(v.E.Authority()+"/contoso.test/oauth2/v2.0/token", url.Values{"grant_type": {"client_credentials"},
-		"client_id": {v.E.World.App("daemon").ClientID}, "client_secret": {v.E.Credentials["daemon"].Secret}, "scope": {"https://graph.microsoft.com/.default"}})
+		"client_id": {v.E.World().App("daemon").ClientID}, "client_secret": {v.E.Credentials["daemon"].Secret}, "scope": {"https://graph.microsoft.com/.default"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +67,7 @@ func (v *env) appToken(t *testing.T) string {
 func (v *env) userToken(t *testing.T) string {
 	t.Helper()
 	resp, err := v.HC.PostForm(v.E.Authority()+"/contoso.test/oauth2/v2.0/token", url.Values{"grant_type": {"password"},
-		"client_id": {v.E.World.App("desktop").ClientID}, "username": {"alice@contoso.test"}, "password": {"alice-password"},
+		"client_id": {v.E.World().App("desktop").ClientID}, "username": {"alice@contoso.test"}, "password": {"alice-password"},
 		"scope": {"https://graph.microsoft.com/Mail.ReadWrite"}})
 	if err != nil {
 		t.Fatal(err)

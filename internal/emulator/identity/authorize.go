@@ -229,7 +229,7 @@ func (s *Server) newCode(p *pendingLogin, si signIn) string {
 	s.mu.Lock()
 	s.codes[code] = &authCode{
 		signIn: si, q: p.q, redirectURI: p.redirectURI, challenge: p.challenge, method: p.method,
-		nonce: p.nonce, expires: s.now().Add(s.w.Tokens.AuthorizationCode),
+		nonce: p.nonce, expires: s.now().Add(s.world().Tokens.AuthorizationCode),
 	}
 	s.mu.Unlock()
 	return code

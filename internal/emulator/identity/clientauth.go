@@ -129,7 +129,7 @@ func (s *Server) assertionAudienceOK(r *http.Request, t *world.Tenant, aud any) 
 			if strings.EqualFold(m[1], r.PathValue("tenant")) {
 				return true
 			}
-		} else if s.w.Tenant(m[1]) == t {
+		} else if s.world().Tenant(m[1]) == t {
 			return true
 		}
 	}

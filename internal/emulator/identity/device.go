@@ -74,7 +74,7 @@ func (s *Server) deviceCode(w http.ResponseWriter, r *http.Request) {
 	}
 	g := &deviceGrant{
 		tenant: t, seg: r.PathValue("tenant"), app: app, q: q, userCode: newUserCode(), deviceCode: s.mint(randomToken("DAQABAAEAAA", 96)),
-		expires: s.now().Add(s.w.Tokens.DeviceCode),
+		expires: s.now().Add(s.world().Tokens.DeviceCode),
 	}
 	s.mu.Lock()
 	s.devices[g.deviceCode] = g
@@ -90,8 +90,8 @@ func (s *Server) deviceCode(w http.ResponseWriter, r *http.Request) {
 		"user_code":        g.userCode,
 		"device_code":      g.deviceCode,
 		"verification_uri": verify,
-		"expires_in":       int(s.w.Tokens.DeviceCode.Seconds()),
-		"interval":         int(s.w.Tokens.DevicePollInterval.Seconds()),
+		"expires_in":       int(s.world().Tokens.DeviceCode.Seconds()),
+		"interval":         int(s.world().Tokens.DevicePollInterval.Seconds()),
 		"message":          fmt.Sprintf("To sign in, use a web browser to open the page %s and enter the code %s to authenticate.", verify, g.userCode),
 	})
 }
@@ -206,7 +206,7 @@ func (s *Server) grantDevice(r *http.Request, t *world.Tenant, clientID string) 
 		s.mu.Unlock()
 		return nil, errBadDeviceCode()
 	}
-	tooFast := s.w.Tokens.SlowDownBelow > 0 && !g.lastPoll.IsZero() && now.Sub(g.lastPoll) < s.w.Tokens.SlowDownBelow
+	tooFast := s.world().Tokens.SlowDownBelow > 0 && !g.lastPoll.IsZero() && now.Sub(g.lastPoll) < s.world().Tokens.SlowDownBelow
 	g.lastPoll = now
 	state, si := g.state, g.signIn
 	expired := now.After(g.expires)

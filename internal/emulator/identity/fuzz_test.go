@@ -40,7 +40,7 @@ func fuzzServer(f *testing.F) *identity.Server {
 	if err := w.Resolve(world.NewID); err != nil {
 		f.Fatal(err)
 	}
-	s, err := identity.New(identity.Config{World: w, Key: key, Cert: cert, AutoApprove: world.Alice})
+	s, err := identity.New(identity.Config{World: world.NewLive(w, nil), Key: key, Cert: cert, AutoApprove: world.Alice})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -87,7 +87,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 // multi-tenant (Entra: AADSTS50194) and the user's home tenant is used.
 func (s *Server) app(r *http.Request, t *world.Tenant, clientID string) (*world.App, *aadError) {
 	if t == nil {
-		a := s.w.App(clientID)
+		a := s.world().App(clientID)
 		if a == nil || !strings.EqualFold(a.ClientID, clientID) {
 			return nil, errUnknownApp(clientID, r.PathValue("tenant"))
 		}
@@ -96,7 +96,7 @@ func (s *Server) app(r *http.Request, t *world.Tenant, clientID string) (*world.
 		}
 		return a, nil
 	}
-	a := s.w.AppIn(t, clientID)
+	a := s.world().AppIn(t, clientID)
 	if a == nil {
 		return nil, errUnknownApp(clientID, r.PathValue("tenant"))
 	}
@@ -154,20 +154,20 @@ func (s *Server) grantClientCredentials(r *http.Request, t *world.Tenant, multi 
 	now := s.now()
 	return map[string]any{
 		"token_type":     "Bearer",
-		"expires_in":     int(s.w.Tokens.AccessToken.Seconds()),
-		"ext_expires_in": int(s.w.Tokens.AccessToken.Seconds()),
+		"expires_in":     int(s.world().Tokens.AccessToken.Seconds()),
+		"ext_expires_in": int(s.world().Tokens.AccessToken.Seconds()),
 		"access_token":   s.appAccessToken(t, app, aud, roles, acr, now),
 	}, nil
 }
 
 // signInUser checks that upn may sign in to app through tenant t (nil: the user's home tenant).
 func (s *Server) signInUser(seg string, t *world.Tenant, app *world.App, upn string) (*world.Tenant, *world.User, *aadError) {
-	home := s.w.TenantForUPN(upn)
+	home := s.world().TenantForUPN(upn)
 	if t == nil {
 		if home == nil {
 			return nil, nil, errUserUnknown(seg)
 		}
-		if s.w.AppIn(home, app.ClientID) == nil {
+		if s.world().AppIn(home, app.ClientID) == nil {
 			return nil, nil, errUnknownApp(app.ClientID, home.Name)
 		}
 		t = home
@@ -305,14 +305,14 @@ func (s *Server) grantRefresh(r *http.Request, t *world.Tenant, clientID string)
 	if g == nil || !strings.EqualFold(g.app.ClientID, clientID) || (t != nil && t != g.tenant) {
 		return nil, errMalformed()
 	}
-	if redeemed && s.w.Tokens.RevokeRotatedRefreshTokens {
+	if redeemed && s.world().Tokens.RevokeRotatedRefreshTokens {
 		return nil, aad(400, "invalid_grant", 70000, "", "Provided grant is invalid or malformed. The refresh token was already redeemed and rotated.")
 	}
 	if !g.user.RevokedBefore.IsZero() && g.authTime.Before(g.user.RevokedBefore) {
 		return nil, errRefreshRevoked(g.authTime, g.user.RevokedBefore)
 	}
-	if now.Sub(g.lastUsed) > s.w.Tokens.RefreshTokenInactivity {
-		return nil, errRefreshExpired(g.authTime, s.w.Tokens.RefreshTokenInactivity)
+	if now.Sub(g.lastUsed) > s.world().Tokens.RefreshTokenInactivity {
+		return nil, errRefreshExpired(g.authTime, s.world().Tokens.RefreshTokenInactivity)
 	}
 	acr, e := s.authenticateClient(r, g.tenant, g.app, g.app.HasPublicFlows())
 	if e != nil {
@@ -390,8 +390,8 @@ func (s *Server) issueUser(r *http.Request, si signIn, q scopeRequest, acr, nonc
 	resp := map[string]any{
 		"token_type":     "Bearer",
 		"scope":          strings.Join(granted, " "),
-		"expires_in":     int(s.w.Tokens.AccessToken.Seconds()),
-		"ext_expires_in": int(s.w.Tokens.AccessToken.Seconds()),
+		"expires_in":     int(s.world().Tokens.AccessToken.Seconds()),
+		"ext_expires_in": int(s.world().Tokens.AccessToken.Seconds()),
 		"access_token":   s.userAccessToken(si.tenant, si.app, si.user, q, scp, acr, now, si.amr),
 	}
 	if q.has("offline_access") {

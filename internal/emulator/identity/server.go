@@ -31,7 +31,8 @@ const maxBody = 64 << 10
 
 // Config configures a Server.
 type Config struct {
-	World *world.World
+	// World is the organisation, read at each request so that runtime changes apply at once.
+	World *world.Live
 	// Key signs tokens; Cert is its self-signed certificate, published in the JWKS (x5c, x5t).
 	Key  *rsa.PrivateKey
 	Cert *x509.Certificate
@@ -48,7 +49,7 @@ type Config struct {
 // Server is the identity platform. Its state (codes, refresh tokens, device codes, consents) lives in
 // memory for the life of the process.
 type Server struct {
-	w       *world.World
+	live    *world.Live
 	key     *rsa.PrivateKey
 	cert    *x509.Certificate
 	kid     string
@@ -65,12 +66,15 @@ type Server struct {
 	userCode map[string]*deviceGrant // by user_code
 	pending  map[string]*pendingLogin
 	consents map[string]map[string]bool // user oid + client id -> granted permissions
-	faultHit []int                      // requests seen per fault
+	faultHit map[string]int             // requests seen per fault, by Fault.ID
 	counts   map[string]int64           // requests per endpoint, for tests and benchmarks
 
 	mintMu sync.Mutex
 	minted []string // every token and code issued, for Minted
 }
+
+// world is the World as it is now; a request reads it once where its answer must be consistent.
+func (s *Server) world() *world.World { return s.live.Load() }
 
 // New builds a Server over a resolved World.
 func New(cfg Config) (*Server, error) {
@@ -78,12 +82,12 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("identity: World, Key and Cert are required")
 	}
 	s := &Server{
-		w: cfg.World, key: cfg.Key, cert: cfg.Cert, kid: thumbprintSHA1(cfg.Cert),
+		live: cfg.World, key: cfg.Key, cert: cfg.Cert, kid: thumbprintSHA1(cfg.Cert),
 		now: cfg.Now, log: cfg.Log, client: cfg.Client, autoUPN: cfg.AutoApprove,
 		codes: map[string]*authCode{}, refresh: map[string]*refreshGrant{},
 		devices: map[string]*deviceGrant{}, userCode: map[string]*deviceGrant{},
 		pending: map[string]*pendingLogin{}, consents: map[string]map[string]bool{},
-		faultHit: make([]int, len(cfg.World.Faults)), counts: map[string]int64{},
+		faultHit: map[string]int{}, counts: map[string]int64{},
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -94,7 +98,7 @@ func New(cfg Config) (*Server, error) {
 	if s.client == nil {
 		s.client = &http.Client{Timeout: 10 * time.Second}
 	}
-	if cfg.AutoApprove != "" && cfg.World.TenantForUPN(cfg.AutoApprove) == nil {
+	if cfg.AutoApprove != "" && cfg.World.Load().TenantForUPN(cfg.AutoApprove) == nil {
 		return nil, fmt.Errorf("identity: --auto-approve %s: no tenant owns that user's domain", cfg.AutoApprove)
 	}
 	m := http.NewServeMux()
@@ -154,7 +158,7 @@ func (s *Server) tenantRef(r *http.Request) (t *world.Tenant, multi bool, e *aad
 	case "common", "organizations":
 		return nil, true, nil
 	}
-	if t := s.w.Tenant(ref); t != nil {
+	if t := s.world().Tenant(ref); t != nil {
 		return t, false, nil
 	}
 	return nil, false, errUnknownTenant("invalid_request", ref)
@@ -216,7 +220,7 @@ func (s *Server) instanceDiscovery(w http.ResponseWriter, r *http.Request) {
 func (s *Server) userRealm(w http.ResponseWriter, r *http.Request) {
 	upn := r.PathValue("user")
 	body := map[string]any{"ver": "1.0", "account_type": "Unknown", "cloud_instance_name": r.Host, "cloud_audience_urn": "urn:federation:MicrosoftOnline"}
-	if t := s.w.TenantForUPN(upn); t != nil {
+	if t := s.world().TenantForUPN(upn); t != nil {
 		body["account_type"] = "Managed"
 		body["domain_name"] = upn[strings.LastIndexByte(upn, '@')+1:]
 	}
@@ -270,13 +274,14 @@ func (s *Server) fault(endpoint string, h http.HandlerFunc) http.HandlerFunc {
 func (s *Server) activeFault(endpoint string) *world.Fault {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for i := range s.w.Faults {
-		f := &s.w.Faults[i]
+	w := s.world()
+	for i := range w.Faults {
+		f := &w.Faults[i]
 		if f.Endpoint != endpoint && f.Endpoint != "*" {
 			continue
 		}
-		s.faultHit[i]++
-		n := s.faultHit[i]
+		s.faultHit[f.ID]++
+		n := s.faultHit[f.ID]
 		if n > f.After && (f.Times == 0 || n <= f.After+f.Times) {
 			return f
 		}

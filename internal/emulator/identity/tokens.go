@@ -134,7 +134,7 @@ func (s *Server) claimsBase(t *world.Tenant, app *world.App, aud string, appidac
 		"iss":             Issuer(t.ID),
 		"iat":             now.Unix(),
 		"nbf":             now.Unix(),
-		"exp":             now.Add(s.w.Tokens.AccessToken).Unix(),
+		"exp":             now.Add(s.world().Tokens.AccessToken).Unix(),
 		"app_displayname": app.DisplayName,
 		"appid":           app.ClientID,
 		"appidacr":        appidacr,

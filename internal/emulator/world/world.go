@@ -194,6 +194,9 @@ func DefaultLifetimes() Lifetimes {
 
 // Fault is an injected failure of one endpoint.
 type Fault struct {
+	// ID names the fault so that its request count survives other changes of the World (Resolve gives
+	// one to a fault that has none).
+	ID string
 	// Endpoint names what fails: "token", "devicecode", "authorize", "discovery", "keys" or "*".
 	Endpoint string
 	Latency  time.Duration // added before answering (or failing)
@@ -365,6 +368,11 @@ func (w *World) Resolve(newID func() string) error {
 			if (t.Name == a.Tenant || a.MultiTenant) && t.EnterpriseApps[a.ClientID] == "" {
 				t.EnterpriseApps[a.ClientID] = newID()
 			}
+		}
+	}
+	for i := range w.Faults {
+		if w.Faults[i].ID == "" {
+			w.Faults[i].ID = newID()
 		}
 	}
 	// Unset lifetimes take Entra's defaults one by one, so a world that sets only some keeps the rest.
