@@ -172,8 +172,20 @@ func (s *Server) AdminHandler() http.Handler {
 // ServeAdmin serves AdminHandler on ln in the background until Shutdown has ended the last session:
 // while the proxy drains, a load balancer's health check gets 503 "draining" (and /metrics shows
 // the drain) instead of a refused connection.
-func (s *Server) ServeAdmin(ln net.Listener) {
-	hs := &http.Server{Handler: s.AdminHandler(), ReadHeaderTimeout: 10 * time.Second}
+func (s *Server) ServeAdmin(ln net.Listener) { s.ServeAdminWith(ln, nil) }
+
+// ServeAdminWith is ServeAdmin with more to serve on the admin address: other handles every path but
+// /healthz and /metrics (the web console mounts itself this way). A nil other is ServeAdmin.
+func (s *Server) ServeAdminWith(ln net.Listener, other http.Handler) {
+	h := s.AdminHandler()
+	if other != nil {
+		mux := http.NewServeMux()
+		mux.Handle("/healthz", h)
+		mux.Handle("/metrics", h)
+		mux.Handle("/", other)
+		h = mux
+	}
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	s.mu.Lock()
 	if s.adminStopped {
 		s.mu.Unlock()

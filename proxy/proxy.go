@@ -118,6 +118,8 @@ type Server struct {
 	// admin are the admin endpoints ServeAdmin started; Shutdown stops them last.
 	admin        []*http.Server
 	adminStopped bool
+	// refusals are the latest refused logins, for Snapshot.
+	refusals refusals
 }
 
 // upstreamTLSConfig is the account's TLS configuration with the account's session cache.

@@ -326,6 +326,7 @@ func (s *session) login(user, password string, up upstreamProtocol) (conn *upstr
 	if terr != nil {
 		m.login(s.cfg.Protocol, string(outcomeToken))
 		log.Error("login failed: no token", "outcome", outcomeToken, "err", s.deadlineErr(terr))
+		s.refusedToken(user, a, terr)
 		msg := "The proxy cannot get a token for this account; see the proxy log."
 		if errors.Is(terr, token.ErrLoginRequired) {
 			msg = "The proxy's account needs a new sign-in (mailoauth login " + a.Name() + ")."
@@ -369,6 +370,7 @@ func (s *session) login(user, password string, up upstreamProtocol) (conn *upstr
 			attrs := []any{"outcome", outcomeRefused, "server_said", oneLine(r.said), "finding", f.Code, "cause", f.Cause, "fix", f.Fix}
 			msg := "The mail server refused the account's token: " + f.Cause + " (" + f.Code + ")"
 			log.Error("login failed: upstream refused the token", attrs...)
+			s.refused(user, a.Name(), outcomeRefused, f.Code, f.Cause+" "+f.Fix)
 			return nil, "", &loginError{outcome: outcomeRefused, msg: oneLine(msg)}
 		}
 		m.login(s.cfg.Protocol, string(outcomeUnavailable))
@@ -390,6 +392,7 @@ func (s *session) refuse(t *turn, src string, o outcome, user, reason string) {
 	s.srv.Metrics.login(s.cfg.Protocol, string(o))
 	delay := t.failed(time.Now())
 	s.log.Warn("login refused", "source", src, "outcome", o, "user", user, "reason", reason, "delay", delay)
+	s.refused(user, "", o, "", reason)
 }
 
 // reply is how a protocol answers a login: its success line from the server's, its refusal line,
