@@ -32,6 +32,7 @@ import (
 
 	"software.sslmate.com/src/go-pkcs12"
 
+	"github.com/mailoauth/mailoauth/internal/emulator/events"
 	"github.com/mailoauth/mailoauth/internal/emulator/exchange"
 	"github.com/mailoauth/mailoauth/internal/emulator/exchange/mailstore"
 	"github.com/mailoauth/mailoauth/internal/emulator/graph"
@@ -78,6 +79,8 @@ type Emulator struct {
 	// "imap-starttls" (STARTTLS, as :143), "pop" (implicit TLS, as :995), "smtp" (STARTTLS, as
 	// submission :587) — and the Graph base URL ("graph"); the written config points at them.
 	MailAddrs map[string]string
+	// Events is the event log every server adds to.
+	Events *events.Log
 	// Graph is Microsoft Graph mail, served at MailAddrs["graph"] over the same Store.
 	Graph *graph.Server
 	// ProxyAddrs are free loopback addresses ("imap", "pop", "smtp") reserved for the [proxy]
@@ -133,6 +136,7 @@ func Start(ctx context.Context, opts Options) (*Emulator, error) {
 		return nil, err
 	}
 	e.Live = world.NewLive(w, nil)
+	e.Events = events.New(0, now)
 	signKey, signCert, err := selfSigned("mailoauth emulator token signing", now(), 5*365*24*time.Hour)
 	if err != nil {
 		return nil, err
@@ -143,7 +147,7 @@ func Start(ctx context.Context, opts Options) (*Emulator, error) {
 	}
 	client := &http.Client{Timeout: 10 * time.Second}
 	if e.Identity, err = identity.New(identity.Config{
-		World: e.Live, Key: signKey, Cert: signCert, AutoApprove: opts.AutoApprove, Now: opts.Now, Log: log, Client: client,
+		World: e.Live, Events: e.Events, Key: signKey, Cert: signCert, AutoApprove: opts.AutoApprove, Now: opts.Now, Log: log, Client: client,
 	}); err != nil {
 		return nil, err
 	}
@@ -155,7 +159,7 @@ func Start(ctx context.Context, opts Options) (*Emulator, error) {
 	e.identity = "https://" + net.JoinHostPort(host, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
 	e.Store = mailstore.New(now)
 	if e.Exchange, err = exchange.Start(exchange.Config{
-		World: e.Live, Store: e.Store, Keys: e.Identity, Host: host, Now: now, Log: log,
+		World: e.Live, Events: e.Events, Store: e.Store, Keys: e.Identity, Host: host, Now: now, Log: log,
 		TLS: &tls.Config{Certificates: []tls.Certificate{tlsCert}, MinVersion: tls.VersionTLS12},
 	}); err != nil {
 		ln.Close()
@@ -263,7 +267,7 @@ func reservePorts(host string) (map[string]string, error) {
 // startGraph serves Graph mail on the reserved graph port (or, if it was taken meanwhile, a free one,
 // updating MailAddrs["graph"]).
 func (e *Emulator) startGraph(host string, cert tls.Certificate, now func() time.Time, log *slog.Logger) error {
-	e.Graph = graph.New(graph.Config{World: e.Live, Store: e.Store, Authorizer: e.Exchange.Authorizer,
+	e.Graph = graph.New(graph.Config{World: e.Live, Events: e.Events, Store: e.Store, Authorizer: e.Exchange.Authorizer,
 		MessageIDHost: e.Exchange.ServerName(), Now: now, Log: log})
 	hostport := strings.TrimSuffix(strings.TrimPrefix(e.MailAddrs["graph"], "https://"), "/v1.0")
 	gl, err := net.Listen("tcp", hostport)

@@ -22,6 +22,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/mailoauth/mailoauth/internal/emulator/events"
 	"github.com/mailoauth/mailoauth/internal/emulator/identity"
 	"github.com/mailoauth/mailoauth/internal/emulator/world"
 )
@@ -202,10 +203,11 @@ type Keys interface {
 
 // Authorizer decides, as Exchange Online does, whether a bearer token opens a mailbox.
 type Authorizer struct {
-	live *world.Live
-	keys Keys
-	now  func() time.Time
-	log  *slog.Logger
+	live   *world.Live
+	events *events.Log
+	keys   Keys
+	now    func() time.Time
+	log    *slog.Logger
 }
 
 // ClockSkew is the leeway on exp and nbf (Microsoft.IdentityModel's default).
@@ -429,10 +431,21 @@ func (a *Authorizer) logDecision(d Decision) {
 	if d.Token != nil {
 		attrs = append(attrs, "tenant", d.Token.Tenant.Name, "appid", d.Token.AppID, "app_only", d.Token.AppOnly)
 	}
+	ev := events.Event{Kind: events.AuthRefused, Protocol: d.Protocol.String(), User: d.Username, Mailbox: d.Mailbox,
+		Code: d.Reason.String(), Reason: d.Detail}
+	if d.Token != nil {
+		ev.ClientID = d.Token.AppID
+		if d.Token.App != nil {
+			ev.App = d.Token.App.Name
+		}
+	}
 	if d.OK() {
+		ev.Kind, ev.Code = events.AuthAccepted, ""
+		a.events.Add(ev)
 		a.log.Debug("exchange: access granted", attrs...)
 		return
 	}
+	a.events.Add(ev)
 	if d.Deferred {
 		attrs = append(attrs, "deferred", true)
 	}

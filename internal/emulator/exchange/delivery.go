@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mailoauth/mailoauth/internal/emulator/events"
 	"github.com/mailoauth/mailoauth/internal/emulator/exchange/mailstore"
 	"github.com/mailoauth/mailoauth/internal/emulator/world"
 )
@@ -43,8 +44,8 @@ func ResolveRecipient(w *world.World, addr string) (Recipient, string) {
 // sentItems names a mailbox, a copy (marked \Seen) into its Sent Items. The bytes are stored as
 // given: Exchange would add Received and X-MS-Exchange-* headers; the emulator keeps the message
 // byte-identical so that tests can compare what was sent with what is read. External recipients
-// are dropped. It returns the mailboxes delivered to.
-func Deliver(w *world.World, st *mailstore.Store, sentItems string, rcpts []string, data []byte) []string {
+// are dropped. Each delivery is recorded in ev. It returns the mailboxes delivered to.
+func Deliver(w *world.World, st *mailstore.Store, ev *events.Log, sentItems string, rcpts []string, data []byte) []string {
 	var delivered []string
 	seen := map[string]bool{}
 	for _, r := range rcpts {
@@ -56,6 +57,7 @@ func Deliver(w *world.World, st *mailstore.Store, sentItems string, rcpts []stri
 		st.Ensure(box)
 		if _, err := st.Append(box, mailstore.Inbox, data, nil, time.Time{}); err == nil {
 			delivered = append(delivered, box)
+			ev.Add(events.Event{Kind: events.MessageDelivered, Mailbox: box, Size: len(data)})
 		}
 	}
 	if sentItems != "" {

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mailoauth/mailoauth/internal/emulator/events"
 	"github.com/mailoauth/mailoauth/internal/emulator/exchange/mailstore"
 	"github.com/mailoauth/mailoauth/internal/emulator/world"
 )
@@ -18,6 +19,8 @@ import (
 // Config configures the mail servers.
 type Config struct {
 	World *world.Live // read at each command
+	// Events records every login accepted or refused and every message delivered (nil: none).
+	Events *events.Log
 	// Store holds the mailboxes; nil makes a new one. Every mailbox of the World is created in it.
 	Store *mailstore.Store
 	// Keys verify tokens: the identity server (PublicKey, KeyID).
@@ -93,6 +96,7 @@ func Start(cfg Config) (*Servers, error) {
 		live:       cfg.World, tls: tlsCfg, now: cfg.Now, log: cfg.Log,
 		front: newFrontEnd(), addrs: map[string]string{}, conns: map[net.Conn]struct{}{},
 	}
+	s.Authorizer.events = cfg.Events
 	s.imap = newIMAPBackend(s)
 	for _, l := range []struct {
 		name     string

@@ -486,7 +486,7 @@ func (sc *smtpConn) submit(msg []byte) bool {
 				"1.44866:00000000[EndDiagnosticData] [Hostname=%s]", d.Principal(), addr, strings.ToUpper(sc.s.front.FQDN())))
 		}
 	}
-	delivered := Deliver(sc.s.live.Load(), sc.s.Store, d.Mailbox, sc.rcpts, msg)
+	delivered := Deliver(sc.s.live.Load(), sc.s.Store, sc.s.Authorizer.events, d.Mailbox, sc.rcpts, msg)
 	sc.s.log.Debug("exchange: message submitted", "protocol", "SMTP", "from", d.Mailbox, "recipients", len(sc.rcpts),
 		"delivered", len(delivered), "size", len(msg))
 	id := messageID(msg)

@@ -166,7 +166,7 @@ func (s *Server) submit(w http.ResponseWriter, c *call, m *MessageIn, from Email
 	if draftID != "" && !s.deleteDraft(c.mailbox, draftID) {
 		return errNotFound // sent meanwhile
 	}
-	delivered := exchange.Deliver(s.world(), s.st, sent, b.Recipients, b.Data)
+	delivered := exchange.Deliver(s.world(), s.st, s.cfg.Events, sent, b.Recipients, b.Data)
 	s.log.Info("graph: message sent", "mailbox", c.mailbox, "recipients", len(b.Recipients), "delivered", len(delivered), "size", len(b.Data))
 	w.WriteHeader(http.StatusAccepted)
 	return nil
@@ -221,7 +221,7 @@ func (s *Server) sendMIME(w http.ResponseWriter, r *http.Request, c *call) *gerr
 		}
 	}
 	data = stripHeader(data, "Bcc")
-	delivered := exchange.Deliver(s.world(), s.st, c.mailbox, rcpts, data)
+	delivered := exchange.Deliver(s.world(), s.st, s.cfg.Events, c.mailbox, rcpts, data)
 	s.log.Info("graph: MIME message sent", "mailbox", c.mailbox, "recipients", len(rcpts), "delivered", len(delivered), "size", len(data))
 	w.WriteHeader(http.StatusAccepted)
 	return nil

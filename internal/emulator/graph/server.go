@@ -23,6 +23,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mailoauth/mailoauth/internal/emulator/events"
 	"github.com/mailoauth/mailoauth/internal/emulator/exchange"
 	"github.com/mailoauth/mailoauth/internal/emulator/exchange/mailstore"
 	"github.com/mailoauth/mailoauth/internal/emulator/world"
@@ -30,7 +31,9 @@ import (
 
 // Config configures the Graph server.
 type Config struct {
-	World      *world.Live // read at each request
+	World *world.Live // read at each request
+	// Events records every request's authentication, accepted or refused, and every delivery (nil: none).
+	Events     *events.Log
 	Store      *mailstore.Store
 	Authorizer *exchange.Authorizer // its Verify checks the tokens
 	// MessageIDHost is the right-hand side of the Message-IDs of sent mail (Exchange's server FQDN).
@@ -321,6 +324,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c, e := s.authorize(r, rt, need)
+	s.authEvent(c, e)
 	if e != nil {
 		if e.status == http.StatusUnauthorized {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", client_id="`+world.GraphAppID+`"`)
@@ -411,6 +415,27 @@ func hasAny(have, want []string) bool {
 		}
 	}
 	return false
+}
+
+// authEvent records an authorization's outcome: Graph's error code when refused.
+func (s *Server) authEvent(c *call, e *gerr) {
+	ev := events.Event{Kind: events.AuthAccepted, Protocol: "graph"}
+	if e != nil {
+		ev.Kind, ev.Code, ev.Reason = events.AuthRefused, e.code, e.message
+	}
+	if c != nil {
+		ev.Mailbox = c.mailbox
+		if c.tok != nil {
+			ev.ClientID = c.tok.AppID
+			if c.tok.App != nil {
+				ev.App = c.tok.App.Name
+			}
+			if c.tok.User != nil {
+				ev.User = c.tok.User.UPN
+			}
+		}
+	}
+	s.cfg.Events.Add(ev)
 }
 
 // authorize checks the bearer token and the caller's right to the mailbox the route names.

@@ -4,10 +4,12 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
 
+	"github.com/mailoauth/mailoauth/internal/emulator/events"
 	"github.com/mailoauth/mailoauth/internal/emulator/world"
 )
 
@@ -76,11 +78,28 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	}
 	if e != nil {
 		s.log.Info("identity: token refused", "grant", grant, "client_id", clientID, "aadsts", e.aadsts)
+		s.tokenEvent(events.TokenRefused, r, grant, clientID, e)
 		s.writeAAD(w, r, e)
 		return
 	}
 	s.log.Info("identity: token issued", "grant", grant, "client_id", clientID)
+	s.tokenEvent(events.TokenIssued, r, grant, clientID, nil)
 	writeJSON(w, http.StatusOK, resp)
+}
+
+// tokenEvent records a token request's outcome in the event log: the app by name when the World knows
+// it, the user when the request names one (the password grant), and for a refusal its AADSTS code and
+// description (which never quote a secret).
+func (s *Server) tokenEvent(kind events.Kind, r *http.Request, grant, clientID string, e *aadError) {
+	ev := events.Event{Kind: kind, Protocol: "identity", Grant: grant, ClientID: clientID, User: r.PostForm.Get("username")}
+	if a := s.world().App(clientID); a != nil && strings.EqualFold(a.ClientID, clientID) {
+		ev.App = a.Name
+	}
+	if e != nil {
+		ev.Code = fmt.Sprintf("AADSTS%d", e.aadsts)
+		ev.Reason = e.desc
+	}
+	s.events.Add(ev)
 }
 
 // app resolves the client of a request. t is nil on /common and /organizations, where the app must be

@@ -22,6 +22,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mailoauth/mailoauth/internal/emulator/events"
 	"github.com/mailoauth/mailoauth/internal/emulator/world"
 )
 
@@ -41,6 +42,8 @@ type Config struct {
 	// Now is the clock (tests move it to expire tokens); nil means time.Now.
 	Now func() time.Time
 	Log *slog.Logger
+	// Events records every token issued or refused (nil: none).
+	Events *events.Log
 	// Client makes the server-side redirect of an auto-approved interactive login to a loopback
 	// redirect URI (nil: a plain client with a timeout).
 	Client *http.Client
@@ -50,6 +53,7 @@ type Config struct {
 // memory for the life of the process.
 type Server struct {
 	live    *world.Live
+	events  *events.Log
 	key     *rsa.PrivateKey
 	cert    *x509.Certificate
 	kid     string
@@ -82,7 +86,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("identity: World, Key and Cert are required")
 	}
 	s := &Server{
-		live: cfg.World, key: cfg.Key, cert: cfg.Cert, kid: thumbprintSHA1(cfg.Cert),
+		live: cfg.World, events: cfg.Events, key: cfg.Key, cert: cfg.Cert, kid: thumbprintSHA1(cfg.Cert),
 		now: cfg.Now, log: cfg.Log, client: cfg.Client, autoUPN: cfg.AutoApprove,
 		codes: map[string]*authCode{}, refresh: map[string]*refreshGrant{},
 		devices: map[string]*deviceGrant{}, userCode: map[string]*deviceGrant{},
