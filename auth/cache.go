@@ -272,6 +272,9 @@ type HeldToken struct {
 	Resource  string    `json:"resource"`
 	Scopes    string    `json:"scopes"`
 	ExpiresOn time.Time `json:"expires_on"`
+	// ObtainedAt is when it was fetched (MSAL's cached_at): the last sign-in or refresh for it. It is
+	// left out of JSON, whose form `mailoauth accounts --json` documents.
+	ObtainedAt time.Time `json:"-"`
 }
 
 // msalBlob is what auth reads of MSAL's cache blob (the unified cache schema shared by the MSAL
@@ -292,6 +295,7 @@ type cachedAccessToken struct {
 	Secret    string `json:"secret"`
 	Target    string `json:"target"` // its scopes, space-separated
 	ExpiresOn string `json:"expires_on"`
+	CachedAt  string `json:"cached_at"`
 }
 
 // expiry is when the token expires; false when the cache says nothing readable.
@@ -329,7 +333,11 @@ func parseHeld(e *entry) Held {
 		if i := strings.LastIndex(res, "/"); i > len("https://") {
 			res = res[:i]
 		}
-		h.AccessTokens = append(h.AccessTokens, HeldToken{Resource: res, Scopes: at.Target, ExpiresOn: exp})
+		ht := HeldToken{Resource: res, Scopes: at.Target, ExpiresOn: exp}
+		if sec, err := strconv.ParseInt(at.CachedAt, 10, 64); err == nil {
+			ht.ObtainedAt = time.Unix(sec, 0)
+		}
+		h.AccessTokens = append(h.AccessTokens, ht)
 	}
 	return h
 }

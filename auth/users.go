@@ -207,6 +207,16 @@ func (a *Account) ownUser(ctx context.Context) (User, error) {
 	return User{}, fmt.Errorf("account %s holds the tokens of %d users and neither its LoginHint nor its Email names one of them: %w", a.cfg.Name, len(users), ErrSeveralUsers)
 }
 
+// Held describes what the store holds for this user, without any token (Account.Held for an
+// account with several users).
+func (ua *UserAccount) Held(ctx context.Context) (Held, error) {
+	e, err := ua.a.storeCache(userKey(ua.a.cfg.Name, ua.u.HomeAccountID)).load(ctx)
+	if err != nil {
+		return Held{}, err
+	}
+	return parseHeld(e), nil
+}
+
 // RemoveUser forgets a user's tokens, in the store and in memory. Removing a user the store does
 // not hold is not an error. A refresh of the user already running, in this process or another
 // sharing a store.Locker store, ends before the tokens go; one running over a store without
