@@ -53,6 +53,7 @@ step lists the folders (HTTPS: resolve, connect and TLS happen inside that reque
 				return usagef("--protocol %q: use imap, pop, smtp, graph or all", protocol)
 			}
 			rep := check.Run(cmd.Context(), acc, protocols)
+			a.adviseCheck(&rep)
 			if a.jsonOut {
 				if err := json.NewEncoder(a.stdout).Encode(rep); err != nil {
 					return err

@@ -55,6 +55,7 @@ token store that cannot be opened, or a usage error.`,
 			if err != nil {
 				return err
 			}
+			a.adviseDoctor(&rep)
 			if a.jsonOut {
 				if err := json.NewEncoder(a.stdout).Encode(rep); err != nil {
 					return err

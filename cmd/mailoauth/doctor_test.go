@@ -117,7 +117,7 @@ func TestDoctorDoneWhen(t *testing.T) {
 		}
 	}
 	// Nobody signs in to an app-only account: "Try it" gets a token instead.
-	if strings.Contains(out, "mailoauth login daemon") || !strings.Contains(out, "mailoauth token daemon") {
+	if strings.Contains(out, " login daemon") || !strings.Contains(out, "mailoauth --config "+cfg+" token daemon") {
 		t.Errorf("setup daemon suggests a login for an app-only account, or no token command:\n%s", out)
 	}
 	code, out, _ = runCLI(t, ctx, "--config", cfg, "--json", "setup", "alice")

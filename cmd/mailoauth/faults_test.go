@@ -73,7 +73,7 @@ func TestTokenDuringIdentityFaults(t *testing.T) {
 				t.Fatalf("graph token during the fault: exit %d, stdout %q, stderr %q", code, out, errs)
 			}
 			oneSentence(t, errs, exch)
-			if !strings.Contains(errs, tc.says) || strings.Contains(errs, "mailoauth login") {
+			if !strings.Contains(errs, tc.says) || strings.Contains(errs, " login alice-device") {
 				t.Errorf("stderr %q should say %q and not ask for a login", errs, tc.says)
 			}
 			if n := e.Identity.Requests("token") - before; n != 3 {
@@ -138,7 +138,7 @@ func TestTokenInvalidGrantSaysLogIn(t *testing.T) {
 		t.Fatalf("revoked refresh token: exit %d, stdout %q", code, out)
 	}
 	oneSentence(t, errs, exch)
-	if !strings.Contains(errs, "AADSTS50173") || !strings.HasSuffix(strings.TrimSpace(errs), "run: mailoauth login alice-device") {
+	if !strings.Contains(errs, "AADSTS50173") || !strings.HasSuffix(strings.TrimSpace(errs), " login alice-device") || !saysLogin(errs, "alice-device") {
 		t.Errorf("stderr %q should give the refusal and end with what to run", errs)
 	}
 	if n := e.Identity.Requests("token") - before; n != 1 {

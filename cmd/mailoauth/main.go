@@ -43,6 +43,7 @@ type app struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 	log            *slog.Logger
+	root           *cobra.Command // for advise, which tells commands from words
 }
 
 // usageError marks an error as the caller's mistake (exit 2) rather than a failed operation (exit 1).
@@ -76,15 +77,15 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err == nil {
 		return exitOK
 	}
-	fmt.Fprintln(stderr, "mailoauth: "+oneLine(err)+loginAdvice(err))
+	fmt.Fprintln(stderr, "mailoauth: "+a.advise(oneLine(err))+a.loginAdvice(err))
 	return exitCode(err)
 }
 
 // loginAdvice is what to run when err says an account needs a sign-in: the library speaks of Go.
-func loginAdvice(err error) string {
+func (a *app) loginAdvice(err error) string {
 	var lr *auth.LoginRequiredError
 	if errors.As(err, &lr) && lr.Account != "" {
-		return "; run: mailoauth login " + lr.Account
+		return "; run: " + a.suggest("login", lr.Account)
 	}
 	return ""
 }
@@ -156,6 +157,7 @@ func (a *app) rootCommand() *cobra.Command {
 	root.AddCommand(a.doctorCommand(), a.setupCommand())
 	root.AddCommand(a.versionCommand())
 	a.addCompletions(root)
+	a.root = root
 	return root
 }
 

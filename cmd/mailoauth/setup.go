@@ -30,6 +30,7 @@ in docs/doctor.md.`,
 				return err
 			}
 			cl := doctor.Setup(acc)
+			a.adviseSetup(&cl)
 			if a.jsonOut {
 				return json.NewEncoder(a.stdout).Encode(cl)
 			}

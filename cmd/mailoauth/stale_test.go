@@ -48,7 +48,7 @@ func TestTokenFailsWhenRefreshRefusedInsideMargin(t *testing.T) {
 	if code == exitOK || out != "" {
 		t.Fatalf("token after a refused refresh, inside the margin: exit %d, a token printed: %v", code, out != "")
 	}
-	if !strings.Contains(errs, "run: mailoauth login alice-device") || strings.Contains(errs, "eyJ") {
+	if !saysLogin(errs, "alice-device") || strings.Contains(errs, "eyJ") {
 		t.Fatalf("stderr %q; want the error saying to log in again", errs)
 	}
 }

@@ -50,7 +50,7 @@ func TestTokenLoginAccountsLogout(t *testing.T) {
 	}
 
 	code, _, errs := cli("token", "alice-device")
-	if code != exitFailure || !strings.Contains(errs, "run: mailoauth login alice-device") {
+	if code != exitFailure || !strings.Contains(errs, "run: mailoauth --config "+cfg+" login alice-device") {
 		t.Fatalf("token before login: exit %d, %q", code, errs)
 	}
 	code, out, errs := cli("login", "alice-device")
@@ -112,7 +112,7 @@ func TestTokenLoginAccountsLogout(t *testing.T) {
 		!strings.Contains(out, "app-only (client credentials): nobody signs in") || !strings.Contains(out, "for mailbox "+world.Alice) {
 		t.Errorf("login of an app-only account: %d %q", code, out)
 	}
-	if code, _, errs := cli("token", "alice-device"); code != exitFailure || !strings.Contains(errs, "mailoauth login alice-device") {
+	if code, _, errs := cli("token", "alice-device"); code != exitFailure || !saysLogin(errs, "alice-device") {
 		t.Fatalf("token after logout: %d %q", code, errs)
 	}
 }
@@ -207,7 +207,7 @@ func TestBadInput(t *testing.T) {
 	now = now.Add(2 * time.Hour)
 	mu.Unlock()
 	code, _, errs := cli("token", "alice-device")
-	if code != exitFailure || !strings.Contains(errs, "AADSTS700082") || !strings.Contains(errs, "run: mailoauth login alice-device") {
+	if code != exitFailure || !strings.Contains(errs, "AADSTS700082") || !saysLogin(errs, "alice-device") {
 		t.Errorf("expired refresh token: exit %d, %q", code, errs)
 	}
 
