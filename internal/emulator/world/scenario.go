@@ -173,6 +173,7 @@ type appTable struct {
 	Application            []string      `toml:"application"`
 	Consented              *bool         `toml:"consented"`
 	AdminConsented         *bool         `toml:"admin_consented"`
+	NoEnterpriseApp        bool          `toml:"no_enterprise_app"`
 	Secrets                []secretTable `toml:"secrets"`
 }
 
@@ -727,6 +728,7 @@ func (p *scenarioParser) appsTables() {
 		if at.AdminConsented != nil {
 			a.AdminConsented = *at.AdminConsented
 		}
+		a.NoEnterpriseApp = at.NoEnterpriseApp
 
 		p.appSecrets[name] = len(at.Secrets) > 0
 		if at.Public && len(at.Secrets) > 0 {

@@ -157,6 +157,11 @@ type App struct {
 	Consented bool
 	// AdminConsented: application permissions granted. Without it client-credentials tokens carry no roles.
 	AdminConsented bool
+	// NoEnterpriseApp: the registration has no service principal (enterprise application) in Entra in
+	// any tenant, as when it was deleted or the app was created through an API that does not add one.
+	// Entra has refused such apps every token since 31 March 2026 (AADSTS7000229). Not to be confused
+	// with Tenant.ServicePrincipals, Exchange's registrations.
+	NoEnterpriseApp bool
 }
 
 // Secret is a client secret and its expiry (zero: never).
@@ -365,7 +370,7 @@ func (w *World) Resolve(newID func() string) error {
 		}
 		a.Tenant = w.Tenant(a.Tenant).Name
 		for _, t := range w.Tenants {
-			if (t.Name == a.Tenant || a.MultiTenant) && t.EnterpriseApps[a.ClientID] == "" {
+			if (t.Name == a.Tenant || a.MultiTenant) && t.EnterpriseApps[a.ClientID] == "" && !a.NoEnterpriseApp {
 				t.EnterpriseApps[a.ClientID] = newID()
 			}
 		}
