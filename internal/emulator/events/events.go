@@ -54,6 +54,7 @@ type Log struct {
 	ring    []Event // ring[(seq-1) % cap]
 	next    uint64  // Seq of the next event
 	changed chan struct{}
+	waiting int // readers blocked in Wait since the last Add, for tests of long polls
 }
 
 // New returns a Log keeping the last capacity events (0: DefaultCapacity); now nil means time.Now.
@@ -79,14 +80,23 @@ func (l *Log) Add(e Event) {
 	l.next++
 	close(l.changed)
 	l.changed = make(chan struct{})
+	l.waiting = 0
 	l.mu.Unlock()
 }
 
 // Since returns the events with Seq > after that match (nil: all), oldest first, at most limit of
 // them (0: no limit). Events that fell out of the ring are gone; Last tells where the log is.
 func (l *Log) Since(after uint64, match func(Event) bool, limit int) []Event {
+	evs, _ := l.Read(after, match, limit)
+	return evs
+}
+
+// Read is Since that also returns the cursor to pass as after next time: the Seq of the last event
+// returned when limit cut the answer short, else the newest Seq it looked at (so events that did
+// not match are not looked at again, and none added meanwhile is skipped).
+func (l *Log) Read(after uint64, match func(Event) bool, limit int) (evs []Event, cursor uint64) {
 	if l == nil {
-		return nil
+		return nil, after
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -97,17 +107,17 @@ func (l *Log) Since(after uint64, match func(Event) bool, limit int) []Event {
 	if after+1 > first {
 		first = after + 1
 	}
-	var out []Event
+	cursor = max(after, l.next-1)
 	for seq := first; seq < l.next; seq++ {
 		e := l.ring[(seq-1)%uint64(len(l.ring))]
 		if match == nil || match(e) {
-			out = append(out, e)
-			if limit > 0 && len(out) == limit {
-				break
+			evs = append(evs, e)
+			if limit > 0 && len(evs) == limit {
+				return evs, seq
 			}
 		}
 	}
-	return out
+	return evs, cursor
 }
 
 // Last returns the Seq of the newest event (0 when none was added).
@@ -132,10 +142,16 @@ func (l *Log) Wait(ctx context.Context, after uint64) bool {
 			return true
 		}
 		ch := l.changed
+		l.waiting++
 		l.mu.Unlock()
 		select {
 		case <-ch:
 		case <-ctx.Done():
+			l.mu.Lock()
+			if ch == l.changed {
+				l.waiting--
+			}
+			l.mu.Unlock()
 			return false
 		}
 	}
