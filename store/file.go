@@ -3,10 +3,8 @@ package store
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,10 +17,10 @@ import (
 	"time"
 
 	"github.com/gofrs/flock"
-	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/chacha20poly1305"
 
 	"github.com/mailoauth/mailoauth/internal/atomicfile"
+	"github.com/mailoauth/mailoauth/store/internal/seal"
 )
 
 // KeySource supplies the file backend's key material: either a passphrase (stretched with argon2id)
@@ -34,14 +32,6 @@ type KeySource struct {
 	Key func() ([]byte, error)
 }
 
-// Argon2id parameters for new stores: RFC 9106's second recommended option (64 MiB, 3 passes,
-// 4 lanes). They are written in each file's header, so they can be raised without breaking old files.
-const (
-	argonTime    = 3
-	argonMemory  = 64 * 1024
-	argonThreads = 4
-)
-
 // The file starts with a header: magic, key derivation and its parameters, salt, key check, nonce
 // and (from version 2 on) a SHA-256 of all of that. The checksum needs no key, so a damaged header is
 // told apart from a wrong passphrase: without it a flipped bit in the salt or the key check reads as
@@ -49,12 +39,8 @@ const (
 const (
 	magicV1    = "MOSTORE1"
 	magic      = "MOSTORE2"
-	kdfArgon2  = 1
-	kdfRawKey  = 2
-	saltLen    = 16
-	checkLen   = 16
 	sumLen     = sha256.Size
-	headerLen1 = len(magicV1) + 1 + 4 + 4 + 1 + saltLen + checkLen + chacha20poly1305.NonceSizeX
+	headerLen1 = len(magicV1) + seal.ParamsLen + seal.NonceLen
 	headerLen  = headerLen1 + sumLen
 	lockSuffix = ".lock"
 )
@@ -62,15 +48,11 @@ const (
 // File is the encrypted file backend.
 type File struct {
 	path string
-	src  KeySource
+	keys *seal.Keys
 	lock *flock.Flock
 
 	mu    sync.Mutex // serialises this process's use of the lock (flock is per process, not per goroutine)
 	locks keyLocks   // Lock's
-
-	passOnce sync.Once
-	pass     []byte
-	passErr  error
 }
 
 // OpenFile returns the file backend at path. The file and its directory are created on first write.
@@ -78,32 +60,23 @@ func OpenFile(path string, src KeySource) (*File, error) {
 	if (src.Passphrase == nil) == (src.Key == nil) {
 		return nil, errors.New("store: exactly one of KeySource.Passphrase and KeySource.Key must be set")
 	}
-	return &File{path: path, src: src, lock: flock.New(path + lockSuffix), locks: keyLocks{base: path}}, nil
+	return &File{path: path, keys: &seal.Keys{Passphrase: src.Passphrase, Key: src.Key}, lock: flock.New(path + lockSuffix), locks: keyLocks{base: path}}, nil
 }
 
 // Lock implements Locker.
 func (f *File) Lock(ctx context.Context, key string) (func(), error) { return f.locks.lock(ctx, key) }
 
+// header is the file's header: the key parameters and the nonce of the one ciphertext.
 type header struct {
-	kdf     byte
-	time    uint32
-	memory  uint32
-	threads uint8
-	salt    []byte
-	check   []byte
-	nonce   []byte
+	seal.Params
+	nonce []byte
 }
 
 // marshal writes a version 2 header, its checksum last.
 func (h *header) marshal() []byte {
 	var b bytes.Buffer
 	b.WriteString(magic)
-	b.WriteByte(h.kdf)
-	_ = binary.Write(&b, binary.BigEndian, h.time)
-	_ = binary.Write(&b, binary.BigEndian, h.memory)
-	b.WriteByte(h.threads)
-	b.Write(h.salt)
-	b.Write(h.check)
+	b.Write(h.Params.Marshal())
 	b.Write(h.nonce)
 	sum := sha256.Sum256(b.Bytes())
 	b.Write(sum[:])
@@ -130,75 +103,12 @@ func parseHeader(data []byte) (*header, int, error) {
 	default:
 		return nil, 0, fmt.Errorf("%w: it does not start with a mailoauth store header", ErrCorrupt)
 	}
-	p := data[len(magic):]
-	h := &header{kdf: p[0], time: binary.BigEndian.Uint32(p[1:5]), memory: binary.BigEndian.Uint32(p[5:9]), threads: p[9]}
-	p = p[10:]
-	h.salt, p = p[:saltLen], p[saltLen:]
-	h.check, p = p[:checkLen], p[checkLen:]
-	h.nonce = p[:chacha20poly1305.NonceSizeX]
-	if h.kdf != kdfArgon2 && h.kdf != kdfRawKey {
-		return nil, 0, fmt.Errorf("%w: unknown key derivation %d", ErrCorrupt, h.kdf)
-	}
-	// Bounds keep a tampered header from making argon2 allocate without limit.
-	if h.kdf == kdfArgon2 && (h.time == 0 || h.time > 64 || h.memory < 8*1024 || h.memory > 4*1024*1024 || h.threads == 0) {
-		return nil, 0, fmt.Errorf("%w: implausible key-derivation parameters", ErrCorrupt)
-	}
-	return h, n, nil
-}
-
-// derived caches argon2id results for the life of the process: the key is derived once per process,
-// not per use (argon2id at these settings costs ~100 ms and 64 MiB).
-var derived sync.Map // sha256(passphrase|salt|params) -> key
-
-func (f *File) key(h *header) ([]byte, error) {
-	if h.kdf == kdfRawKey {
-		if f.src.Key == nil {
-			return nil, fmt.Errorf("%w: this store was made with a key file; configure key_file", ErrWrongKey)
-		}
-		k, err := f.src.Key()
-		if err != nil {
-			return nil, err
-		}
-		if len(k) != chacha20poly1305.KeySize {
-			return nil, fmt.Errorf("store: the key file must hold %d bytes (or their hex or base64), it holds %d", chacha20poly1305.KeySize, len(k))
-		}
-		return k, nil
-	}
-	if f.src.Passphrase == nil {
-		return nil, fmt.Errorf("%w: this store was made with a passphrase; configure passphrase_env or passphrase_file", ErrWrongKey)
-	}
-	pass, err := f.passphrase()
+	p, err := seal.ParseParams(data[len(magic):])
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	id := sha256.New()
-	id.Write(pass)
-	id.Write(h.salt)
-	_ = binary.Write(id, binary.BigEndian, []uint32{h.time, h.memory, uint32(h.threads)})
-	cacheKey := string(id.Sum(nil))
-	if k, ok := derived.Load(cacheKey); ok {
-		return k.([]byte), nil
-	}
-	k := argon2.IDKey(pass, h.salt, h.time, h.memory, h.threads, chacha20poly1305.KeySize)
-	derived.Store(cacheKey, k)
-	return k, nil
-}
-
-// passphrase asks the KeySource once: a prompt on a terminal happens at most once per process.
-func (f *File) passphrase() ([]byte, error) {
-	f.passOnce.Do(func() {
-		f.pass, f.passErr = f.src.Passphrase()
-		if f.passErr == nil && len(f.pass) == 0 {
-			f.passErr = fmt.Errorf("%w: the passphrase is empty", ErrNoKey)
-		}
-	})
-	return f.pass, f.passErr
-}
-
-func keyCheck(key []byte) []byte {
-	m := hmac.New(sha256.New, key)
-	m.Write([]byte("mailoauth token store key check"))
-	return m.Sum(nil)[:checkLen]
+	h := &header{Params: p, nonce: data[len(magic)+seal.ParamsLen : len(magic)+seal.ParamsLen+seal.NonceLen]}
+	return h, n, nil
 }
 
 // read decrypts the file; a missing file is an empty store and no header (reading it needs no key:
@@ -218,12 +128,12 @@ func (f *File) read() (map[string][]byte, *header, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("open token store %s: %w: restore it from a backup or remove it and log in again", f.path, err)
 	}
-	key, err := f.key(h)
+	key, err := f.keys.Open(h.Params)
+	if err == ErrWrongKey { // the key check failed (not: a key of the other kind, which says so)
+		return nil, nil, fmt.Errorf("open token store %s: %w: check the passphrase (or key file) it was created with, or remove the file and log in again", f.path, ErrWrongKey)
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("open token store %s: %w", f.path, err)
-	}
-	if !hmac.Equal(keyCheck(key), h.check) {
-		return nil, nil, fmt.Errorf("open token store %s: %w: check the passphrase (or key file) it was created with, or remove the file and log in again", f.path, ErrWrongKey)
 	}
 	aead, _ := chacha20poly1305.NewX(key)
 	plain, err := aead.Open(nil, h.nonce, data[n:], data[:n])
@@ -243,24 +153,16 @@ func (f *File) read() (map[string][]byte, *header, error) {
 }
 
 func (f *File) newHeader() (*header, error) {
-	h := &header{kdf: kdfArgon2, time: argonTime, memory: argonMemory, threads: argonThreads, salt: make([]byte, saltLen)}
-	if f.src.Key != nil {
-		h = &header{kdf: kdfRawKey, salt: make([]byte, saltLen)}
-	}
-	if _, err := rand.Read(h.salt); err != nil {
-		return nil, err
-	}
-	key, err := f.key(h)
+	p, _, err := f.keys.New()
 	if err != nil {
 		return nil, fmt.Errorf("create token store %s: %w", f.path, err)
 	}
-	h.check = keyCheck(key)
-	return h, nil
+	return &header{Params: p}, nil
 }
 
 // write replaces the file with entries; the caller holds the exclusive lock.
 func (f *File) write(entries map[string][]byte, h *header) error {
-	key, err := f.key(h)
+	key, err := f.keys.Derive(h.Params)
 	if err != nil {
 		return err
 	}
@@ -293,8 +195,8 @@ func (f *File) ensureDir() error {
 // lockCtx takes the advisory lock, shared or exclusive, giving up when ctx ends. A passphrase is asked
 // for first: a person typing at a prompt must not hold the lock that a cron job's `token` waits on.
 func (f *File) lockCtx(ctx context.Context, exclusive bool) error {
-	if _, err := os.Stat(f.path); f.src.Passphrase != nil && (exclusive || err == nil) {
-		if _, err := f.passphrase(); err != nil {
+	if _, err := os.Stat(f.path); f.keys.Passphrase != nil && (exclusive || err == nil) {
+		if _, err := f.keys.Pass(); err != nil {
 			return err
 		}
 	}

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/mailoauth/mailoauth/store/internal/seal"
 )
 
 func passphrase(p string) KeySource {
@@ -94,7 +96,7 @@ func TestFileTamperedIsCorrupt(t *testing.T) {
 		"flipped ciphertext byte": func(b []byte) []byte { b[len(b)-3] ^= 1; return b },
 		"truncated":               func(b []byte) []byte { return b[:len(b)/2] },
 		"not a store":             func([]byte) []byte { return []byte("hello") },
-		"huge argon2 memory":      func(b []byte) []byte { b[8] = kdfArgon2; b[13] = 0xff; return b },
+		"huge argon2 memory":      func(b []byte) []byte { b[8] = seal.KDFArgon2; b[13] = 0xff; return b },
 	} {
 		t.Run(name, func(t *testing.T) {
 			if err := os.WriteFile(path, mutate(bytes.Clone(raw)), 0o600); err != nil {

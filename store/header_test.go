@@ -114,7 +114,7 @@ func writeV1(t *testing.T, f *File, entries map[string][]byte) {
 	}
 	h.nonce = make([]byte, chacha20poly1305.NonceSizeX)
 	_, _ = rand.Read(h.nonce)
-	key, err := f.key(h)
+	key, err := f.keys.Derive(h.Params)
 	if err != nil {
 		t.Fatal(err)
 	}

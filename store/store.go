@@ -28,7 +28,8 @@ package store
 
 import (
 	"context"
-	"errors"
+
+	"github.com/mailoauth/mailoauth/store/internal/seal"
 )
 
 // Store holds named entries, one per account. Implementations are safe for concurrent use by
@@ -67,11 +68,11 @@ type Lister interface {
 // Errors a caller can act on. Their messages say what to do.
 var (
 	// ErrWrongKey: the passphrase or key file does not open this store.
-	ErrWrongKey = errors.New("the passphrase or key does not open this token store")
+	ErrWrongKey = seal.ErrWrongKey
 	// ErrCorrupt: the file was changed or damaged after it was written.
-	ErrCorrupt = errors.New("the token store was modified or damaged after it was written")
+	ErrCorrupt = seal.ErrCorrupt
 	// ErrNewerFormat: the file was written by a newer mailoauth, in a format this one does not know.
-	ErrNewerFormat = errors.New("the token store was written by a newer mailoauth")
+	ErrNewerFormat = seal.ErrNewerFormat
 	// ErrNoKey: the store needs a passphrase and none can be had without a prompt.
-	ErrNoKey = errors.New("the token store needs a passphrase and none is configured")
+	ErrNoKey = seal.ErrNoKey
 )
