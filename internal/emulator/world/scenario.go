@@ -120,6 +120,7 @@ type tenantTable struct {
 	DisplayName       string         `toml:"display_name"`
 	Domains           []string       `toml:"domains"`
 	SMTPAuthDisabled  bool           `toml:"smtp_auth_disabled"`
+	SMTPBasicAuth     string         `toml:"smtp_basic_auth"`
 	Users             []userTable    `toml:"users"`
 	SharedMailboxes   []sharedTable  `toml:"shared_mailboxes"`
 	ServicePrincipals []servicePrTab `toml:"exchange_service_principals"`
@@ -192,12 +193,16 @@ type accountTable struct {
 }
 
 type faultTable struct {
-	Endpoint string `toml:"endpoint"`
-	Status   int    `toml:"status"`
-	Latency  string `toml:"latency"`
-	Drop     bool   `toml:"drop"`
-	After    int    `toml:"after"`
-	Times    int    `toml:"times"`
+	Endpoint        string  `toml:"endpoint"`
+	Status          int     `toml:"status"`
+	Latency         string  `toml:"latency"`
+	Drop            bool    `toml:"drop"`
+	After           int     `toml:"after"`
+	Times           int     `toml:"times"`
+	Reply           string  `toml:"reply"`
+	DisconnectAfter int     `toml:"disconnect_after"`
+	Probability     float64 `toml:"probability"`
+	Seed            int64   `toml:"seed"`
 }
 
 // Values the format accepts.
@@ -205,7 +210,7 @@ var (
 	scenarioFlows       = []string{"interactive", "device", "client_credentials", "password", "refresh_token", "auth_code_web"}
 	scenarioCredentials = []string{"secret", "pfx", "pem"}
 	scenarioProtocols   = []string{"imap", "pop", "smtp", "graph"}
-	faultEndpoints      = []string{"token", "devicecode", "authorize", "discovery", "keys", "graph", "*"}
+	faultEndpoints      = []string{"token", "devicecode", "authorize", "discovery", "keys", "graph", "*", "imap", "pop", "smtp"}
 	reservedTenantNames = []string{"common", "organizations", "consumers"}
 )
 
@@ -501,6 +506,14 @@ func (p *scenarioParser) tenants() {
 		}
 		names[strings.ToLower(name)] = line
 		t := &Tenant{Name: name, DisplayName: tt.DisplayName, SMTPAuthDisabled: tt.SMTPAuthDisabled}
+		switch tt.SMTPBasicAuth {
+		case "", "disabled":
+		case "retired":
+			t.SMTPBasicAuthRetired = true
+		default:
+			p.key(join(path, "smtp_basic_auth"), "invalid smtp_basic_auth"+show(tt.SMTPBasicAuth),
+				`use "disabled" (535 5.7.139, Exchange Online before December 2026) or "retired" (550 5.7.30)`)
+		}
 		if p.has(join(path, "id")...) {
 			switch id := tt.ID; {
 			case !guidRE.MatchString(id):
@@ -1130,13 +1143,15 @@ func (p *scenarioParser) faults() {
 	for i, ft := range p.f.Faults {
 		path := []string{"faults", strconv.Itoa(i)}
 		k := func(key string) []string { return join(path, key) }
-		f := Fault{Endpoint: ft.Endpoint, Status: ft.Status, Drop: ft.Drop, After: ft.After, Times: ft.Times}
+		f := Fault{Endpoint: ft.Endpoint, Status: ft.Status, Drop: ft.Drop, After: ft.After, Times: ft.Times,
+			Reply: ft.Reply, DisconnectAfter: ft.DisconnectAfter, Probability: ft.Probability, Seed: ft.Seed}
 		switch {
 		case ft.Endpoint == "" && !p.has(k("endpoint")...):
 			p.key(k("endpoint"), "missing `endpoint`", "name what fails: one of "+quoteList(faultEndpoints))
 		case !oneOf(faultEndpoints, ft.Endpoint):
 			p.key(k("endpoint"), "invalid endpoint"+show(ft.Endpoint), "use one of "+quoteList(faultEndpoints))
 		}
+		mail := f.IsMail()
 		if p.has(k("status")...) && (ft.Status < 400 || ft.Status > 599) {
 			p.key(k("status"), fmt.Sprintf("status %d is not an HTTP error status", ft.Status), "use 400-599 (e.g. 503 or 429), or remove the key")
 		}
@@ -1149,12 +1164,42 @@ func (p *scenarioParser) faults() {
 		if ft.Times < 0 {
 			p.key(k("times"), "`times` is negative", "write how many requests to fail (0: every one after `after`)")
 		}
+		if p.has(k("probability")...) && (ft.Probability <= 0 || ft.Probability > 1) {
+			p.key(k("probability"), "`probability` is not in (0, 1]", "write the chance that a counted request fails, e.g. 0.5, or remove the key for every one")
+		}
+		p.mailFault(path, ft, mail)
 		switch {
 		case ft.Drop && p.has(k("status")...):
 			p.key(k("drop"), "drop and status are both set", "keep one: a dropped connection carries no status")
-		case !ft.Drop && !p.has(k("status")...) && !p.has(k("latency")...):
-			p.table(path, "the fault does nothing", "set at least one of status, latency, drop")
+		case !ft.Drop && !p.has(k("status")...) && !p.has(k("latency")...) && ft.Reply == "" && ft.DisconnectAfter == 0:
+			p.table(path, "the fault does nothing", "set at least one of status, latency, drop (mail servers: reply, latency, drop, disconnect_after)")
 		}
 		p.w.Faults = append(p.w.Faults, f)
+	}
+}
+
+// mailFault checks the keys that belong to the mail servers' faults, or to the HTTP endpoints'.
+func (p *scenarioParser) mailFault(path []string, ft faultTable, mail bool) {
+	k := func(key string) []string { return join(path, key) }
+	if !mail {
+		for _, key := range []string{"reply", "disconnect_after", "probability", "seed"} {
+			if p.has(k(key)...) {
+				p.key(k(key), "`"+key+"` applies to the mail servers only", `set endpoint = "imap", "pop" or "smtp", or remove the key`)
+			}
+		}
+		return
+	}
+	if p.has(k("status")...) {
+		p.key(k("status"), "a mail server answers no HTTP status", "write the line it should answer as `reply`, e.g. reply = \"421 4.3.2 Service not available\"")
+	}
+	if p.has(k("reply")...) && (strings.TrimSpace(ft.Reply) == "" || strings.ContainsAny(ft.Reply, "\r\n") || len(ft.Reply) > 512) {
+		p.key(k("reply"), "`reply` is not one line of text", "write one line of at most 512 characters, e.g. \"-ERR Server busy\"")
+	}
+	if ft.DisconnectAfter < 0 {
+		p.key(k("disconnect_after"), "`disconnect_after` is negative", "write how many bytes the server sends before it closes the connection")
+	}
+	if ft.DisconnectAfter > 0 && (ft.Reply != "" || ft.Drop || p.has(k("latency")...)) {
+		p.key(k("disconnect_after"), "disconnect_after counts connections, and reply, latency and drop count commands",
+			"make them two faults")
 	}
 }

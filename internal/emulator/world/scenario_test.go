@@ -484,7 +484,13 @@ upn = "dave@fabrikam.test"
 
 		// Faults.
 		{"fault endpoint missing", base("", "[[faults]] #!\nstatus = 503\n"), []string{"missing `endpoint`", "[[faults]]", `"token", "devicecode"`}},
-		{"fault endpoint unknown", base("", "[[faults]]\nendpoint = \"imap\" #!\nstatus = 503\n"), []string{"invalid endpoint `imap`"}},
+		{"fault endpoint unknown", base("", "[[faults]]\nendpoint = \"ews\" #!\nstatus = 503\n"), []string{"invalid endpoint `ews`"}},
+		{"mail fault with a status", base("", "[[faults]]\nendpoint = \"smtp\"\nstatus = 503 #!\n"), []string{"a mail server answers no HTTP status", "reply"}},
+		{"HTTP fault with a reply", base("", "[[faults]]\nendpoint = \"token\"\nreply = \"x\" #!\n"), []string{"`reply` applies to the mail servers only"}},
+		{"mail fault reply two lines", base("", "[[faults]]\nendpoint = \"pop\"\nreply = \"-ERR a\\r\\nb\" #!\n"), []string{"`reply` is not one line"}},
+		{"mail fault probability", base("", "[[faults]]\nendpoint = \"imap\"\nreply = \"* BYE\"\nprobability = 1.5 #!\n"), []string{"`probability` is not in (0, 1]"}},
+		{"mail fault disconnect and reply", base("", "[[faults]]\nendpoint = \"imap\"\nreply = \"* BYE\"\ndisconnect_after = 10 #!\n"), []string{"make them two faults"}},
+		{"smtp_basic_auth unknown", base("smtp_basic_auth = \"off\" #!\n", ""), []string{"invalid smtp_basic_auth `off`", "retired"}},
 		{"fault status not an error", base("", "[[faults]]\nendpoint = \"token\"\nstatus = 302 #!\n"), []string{"status 302 is not an HTTP error status", "400-599"}},
 		{"fault status too high", base("", "[[faults]]\nendpoint = \"token\"\nstatus = 600 #!\n"), []string{"status 600"}},
 		{"fault does nothing", base("", "[[faults]] #!\nendpoint = \"token\"\nafter = 2\n"), []string{"the fault does nothing", "status, latency, drop"}},

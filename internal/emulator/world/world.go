@@ -62,8 +62,11 @@ type Tenant struct {
 	Domains     []string // verified domains, e.g. contoso.test
 	// SMTPAuthDisabled mirrors Set-TransportConfig -SmtpClientAuthenticationDisabled $true.
 	SMTPAuthDisabled bool
-	Users            []*User
-	SharedMailboxes  []*SharedMailbox
+	// SMTPBasicAuthRetired is Exchange Online after basic authentication for Client Submission was
+	// retired (from December 2026): SMTP AUTH with a password gets 550 5.7.30 rather than 535 5.7.139.
+	SMTPBasicAuthRetired bool
+	Users                []*User
+	SharedMailboxes      []*SharedMailbox
 	// ServicePrincipals are apps registered in Exchange with New-ServicePrincipal, and their mailbox
 	// permissions. An app that holds application permissions but is missing here gets tokens from Entra
 	// and is refused by Exchange, as in Exchange Online.
@@ -198,17 +201,44 @@ func DefaultLifetimes() Lifetimes {
 }
 
 // Fault is an injected failure of one endpoint.
+//
+// The identity platform's endpoints and Graph count requests. The mail servers' ("imap", "pop",
+// "smtp") count commands, except that a fault with DisconnectAfter counts connections.
 type Fault struct {
 	// ID names the fault so that its request count survives other changes of the World (Resolve gives
 	// one to a fault that has none).
 	ID string
-	// Endpoint names what fails: "token", "devicecode", "authorize", "discovery", "keys" or "*".
+	// Endpoint names what fails: "token", "devicecode", "authorize", "discovery", "keys", "graph", "*"
+	// (every HTTP endpoint), or a mail server: "imap", "pop", "smtp".
 	Endpoint string
 	Latency  time.Duration // added before answering (or failing)
 	Status   int           // answer with this HTTP status and an Entra-style error body (0: none)
 	Drop     bool          // close the connection without an answer
 	After    int           // let this many matching requests through first
 	Times    int           // then fail this many (0: every one after After)
+	// Reply answers a mail command with this line instead of the server's (e.g. "421 4.3.2 Service
+	// not available", "-ERR ..."; on IMAP "NO ..." is sent with the command's tag, "* BYE ..." as is,
+	// and the connection closes after a BYE or a 421).
+	Reply string
+	// DisconnectAfter closes a mail connection once the server has written this many bytes to it.
+	DisconnectAfter int
+	// Probability is the chance that a command or connection a mail fault counts fails (0: every
+	// one). Seed makes the choices repeatable (0: random).
+	Probability float64
+	Seed        int64
+}
+
+// mailEndpoints are the Fault endpoints of the mail servers.
+var mailEndpoints = []string{"imap", "pop", "smtp"}
+
+// IsMail reports whether the fault is one of a mail server's.
+func (f *Fault) IsMail() bool {
+	for _, e := range mailEndpoints {
+		if f.Endpoint == e {
+			return true
+		}
+	}
+	return false
 }
 
 // Tenant finds a tenant by name, GUID or any of its domains (case-insensitive).
