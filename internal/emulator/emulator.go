@@ -136,7 +136,7 @@ func Start(ctx context.Context, opts Options) (*Emulator, error) {
 		return nil, err
 	}
 	e.Live = world.NewLive(w, nil)
-	e.Events = events.New(0, now)
+	e.Events = events.New(0, now, log)
 	signKey, signCert, err := selfSigned("mailoauth emulator token signing", now(), 5*365*24*time.Hour)
 	if err != nil {
 		return nil, err

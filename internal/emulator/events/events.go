@@ -10,6 +10,7 @@ package events
 
 import (
 	"context"
+	"log/slog"
 	"sync"
 	"time"
 )
@@ -49,6 +50,7 @@ const DefaultCapacity = 10000
 // servers built without one need no checks.
 type Log struct {
 	now func() time.Time
+	log *slog.Logger
 
 	mu      sync.Mutex
 	ring    []Event // ring[(seq-1) % cap]
@@ -58,14 +60,16 @@ type Log struct {
 }
 
 // New returns a Log keeping the last capacity events (0: DefaultCapacity); now nil means time.Now.
-func New(capacity int, now func() time.Time) *Log {
+// Each event added is also written to log (nil: nowhere) as one line at level Info, with the
+// event's fields as attributes, so that the emulator's log tells the same story.
+func New(capacity int, now func() time.Time, log *slog.Logger) *Log {
 	if capacity <= 0 {
 		capacity = DefaultCapacity
 	}
 	if now == nil {
 		now = time.Now
 	}
-	return &Log{now: now, ring: make([]Event, capacity), next: 1, changed: make(chan struct{})}
+	return &Log{now: now, log: log, ring: make([]Event, capacity), next: 1, changed: make(chan struct{})}
 }
 
 // Add records e, giving it the next Seq and the current time.
@@ -82,6 +86,26 @@ func (l *Log) Add(e Event) {
 	l.changed = make(chan struct{})
 	l.waiting = 0
 	l.mu.Unlock()
+	if l.log != nil {
+		l.log.LogAttrs(context.Background(), slog.LevelInfo, "event: "+string(e.Kind), e.attrs()...)
+	}
+}
+
+// attrs are e's fields that are set, as log attributes named as in JSON.
+func (e Event) attrs() []slog.Attr {
+	a := []slog.Attr{slog.Uint64("seq", e.Seq)}
+	for _, f := range []struct{ k, v string }{
+		{"protocol", e.Protocol}, {"grant", e.Grant}, {"client_id", e.ClientID}, {"app", e.App},
+		{"user", e.User}, {"mailbox", e.Mailbox}, {"code", e.Code}, {"reason", e.Reason},
+	} {
+		if f.v != "" {
+			a = append(a, slog.String(f.k, f.v))
+		}
+	}
+	if e.Size > 0 {
+		a = append(a, slog.Int("size", e.Size))
+	}
+	return a
 }
 
 // Since returns the events with Seq > after that match (nil: all), oldest first, at most limit of

@@ -1,7 +1,9 @@
 package events_test
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -11,7 +13,7 @@ import (
 // TestRingKeepsTheNewest adds more events than the Log holds: Since returns the newest, in order,
 // from the cursor on, filtered and limited.
 func TestRingKeepsTheNewest(t *testing.T) {
-	l := events.New(4, nil)
+	l := events.New(4, nil, nil)
 	for i := range 10 {
 		k := events.TokenIssued
 		if i%2 == 1 {
@@ -40,7 +42,7 @@ func TestRingKeepsTheNewest(t *testing.T) {
 // TestWaitWakesOnAdd: a reader waiting past the newest event wakes when one is added, and gives up
 // when its context ends.
 func TestWaitWakesOnAdd(t *testing.T) {
-	l := events.New(0, nil)
+	l := events.New(0, nil, nil)
 	done := make(chan bool)
 	go func() { done <- l.Wait(context.Background(), 0) }()
 	l.Add(events.Event{Kind: events.MessageDelivered})
@@ -51,5 +53,27 @@ func TestWaitWakesOnAdd(t *testing.T) {
 	defer cancel()
 	if l.Wait(ctx, 1) {
 		t.Fatal("Wait reported an event that was never added")
+	}
+}
+
+// TestAddWritesTheLog: each event is one log line carrying the fields that are set.
+func TestAddWritesTheLog(t *testing.T) {
+	var buf bytes.Buffer
+	l := events.New(0, nil, slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{
+		ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+			if a.Key == slog.TimeKey {
+				return slog.Attr{}
+			}
+			return a
+		},
+	})))
+	l.Add(events.Event{Kind: events.AuthRefused, Protocol: "smtp", User: "bob@contoso.test", Code: "MissingRole",
+		Reason: "the app lacks SMTP.SendAsApp"})
+	l.Add(events.Event{Kind: events.MessageDelivered, Mailbox: "bob@contoso.test", Size: 42})
+	want := `level=INFO msg="event: auth.refused" seq=1 protocol=smtp user=bob@contoso.test code=MissingRole reason="the app lacks SMTP.SendAsApp"
+level=INFO msg="event: message.delivered" seq=2 mailbox=bob@contoso.test size=42
+`
+	if buf.String() != want {
+		t.Fatalf("log:\n%s\nwant:\n%s", buf.String(), want)
 	}
 }

@@ -76,7 +76,7 @@ func seqs(evs []events.Event) string {
 // TestHandlerFiltersAndCursor: filters select, limit cuts short with a cursor at the last event
 // returned, and a filtered answer's cursor skips the events that did not match.
 func TestHandlerFiltersAndCursor(t *testing.T) {
-	l := events.New(0, nil)
+	l := events.New(0, nil, nil)
 	srv := httptest.NewServer(events.Handler(l))
 	defer srv.Close()
 	c := srv.Client()
@@ -122,7 +122,7 @@ func TestHandlerFiltersAndCursor(t *testing.T) {
 // TestHandlerRefusesBadQueries: typos and out-of-range values are a 400 naming the problem, not
 // an empty answer that looks like "nothing happened".
 func TestHandlerRefusesBadQueries(t *testing.T) {
-	srv := httptest.NewServer(events.Handler(events.New(0, nil)))
+	srv := httptest.NewServer(events.Handler(events.New(0, nil, nil)))
 	defer srv.Close()
 	for q, want := range map[string]string{
 		"?kind=token.isued":  `unknown event kind "token.isued"`,
@@ -157,7 +157,7 @@ func TestHandlerRefusesBadQueries(t *testing.T) {
 // TestHandlerLongPoll: a wait answers as soon as a matching event is added (an event that does not
 // match does not wake it with an empty answer), and an expired wait answers empty with the cursor.
 func TestHandlerLongPoll(t *testing.T) {
-	l := events.New(0, nil)
+	l := events.New(0, nil, nil)
 	srv := httptest.NewServer(events.Handler(l))
 	defer srv.Close()
 	type answer struct {
