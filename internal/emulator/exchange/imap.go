@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mailoauth/mailoauth/internal/emulator/exchange/mailstore"
+	"github.com/mailoauth/mailoauth/internal/emulator/world"
 )
 
 // IMAP, as outlook.office365.com:993 (implicit TLS) and :143 (STARTTLS).
@@ -102,6 +103,12 @@ func (ic *imapConn) serve() {
 		}
 		if tag == "" {
 			ic.writeLine("* " + imapCommandError)
+			continue
+		}
+		if f := ic.s.commandFault(IMAP); f != nil {
+			if !ic.injected(tag, f) {
+				return
+			}
 			continue
 		}
 		switch name {
@@ -321,6 +328,19 @@ func (ic *imapConn) authenticate(tag, args string) (*Decision, bool) {
 	return &d, true
 }
 
+// injected answers a command with a fault's reply (tagged, unless it is untagged such as "* BYE
+// ...") and reports whether the connection goes on.
+func (ic *imapConn) injected(tag string, f *world.Fault) bool {
+	if f.Drop {
+		return false
+	}
+	line := f.Reply
+	if !strings.HasPrefix(line, "*") {
+		line = tag + " " + line
+	}
+	return ic.writeLine(line) && !closesAfter(f.Reply)
+}
+
 // notConnected is Exchange's "authenticated but not connected" state: CAPABILITY and LOGOUT are
 // answered, every other command gets "BAD User is authenticated but not connected.", and the second
 // such answer is followed by "* BYE Connection closed. 14" and the end of the connection (MailKit#1496).
@@ -333,6 +353,12 @@ func (ic *imapConn) notConnected() {
 		}
 		if tag == "" {
 			tag = "*"
+		}
+		if f := ic.s.commandFault(IMAP); f != nil {
+			if !ic.injected(tag, f) {
+				return
+			}
+			continue
 		}
 		switch name {
 		case "CAPABILITY":
@@ -356,7 +382,7 @@ func (ic *imapConn) notConnected() {
 // that is done with it.
 func (ic *imapConn) handoff(mb *mailstore.Mailbox) {
 	pre, _ := ic.br.Peek(ic.br.Buffered())
-	sh := newShim(ic.conn, append([]byte(nil), pre...), mb.NewSession())
+	sh := newShim(ic.conn, append([]byte(nil), pre...), mb.NewSession(), func() *world.Fault { return ic.s.commandFault(IMAP) })
 	ic.conn.SetDeadline(time.Time{})
 	if !ic.s.imap.ln.push(sh) {
 		return

@@ -14,6 +14,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapserver"
 
 	"github.com/mailoauth/mailoauth/internal/emulator/exchange/mailstore"
+	"github.com/mailoauth/mailoauth/internal/emulator/world"
 )
 
 // imapBackend is go-imap v2's imapserver serving the authenticated state over mailstore sessions.
@@ -119,9 +120,22 @@ type shimConn struct {
 	out    rewriter
 }
 
-func newShim(c net.Conn, pre []byte, sess *mailstore.Session) *shimConn {
+// newShim makes the connection imapserver serves; fault is the command fault to apply to each
+// command (its latency; an untagged reply or a drop: imapserver has the command already, so a
+// tagged reply cannot take its answer's place and is not sent).
+func newShim(c net.Conn, pre []byte, sess *mailstore.Session, fault func() *world.Fault) *shimConn {
 	sh := &shimConn{Conn: c, session: sess, pre: pre, done: make(chan struct{}), idTags: map[string]bool{}}
 	sh.in.onCommand = func(tag, name string) {
+		if f := fault(); f != nil && (f.Drop || strings.HasPrefix(f.Reply, "*")) {
+			sh.mu.Lock()
+			if !f.Drop {
+				sh.Conn.Write([]byte(f.Reply + "\r\n"))
+			}
+			if f.Drop || closesAfter(f.Reply) {
+				sh.Conn.Close()
+			}
+			sh.mu.Unlock()
+		}
 		if name == "ID" {
 			sh.mu.Lock()
 			if len(sh.idTags) < 64 {

@@ -162,6 +162,12 @@ func (pc *popConn) serve() {
 			}
 			return
 		}
+		if f := pc.s.commandFault(POP); f != nil {
+			if f.Drop || !pc.reply(f.Reply) || closesAfter(f.Reply) {
+				return
+			}
+			continue
+		}
 		cmd, err := parsePOPCommand(line)
 		if err != nil {
 			if bytes.HasPrefix(bytes.ToUpper(line), []byte("AUTH ")) && bytes.Count(line, []byte(" ")) >= 2 {

@@ -53,6 +53,8 @@ type Servers struct {
 	front frontEnd
 	addrs map[string]string
 	imap  *imapBackend
+	chaos chaos
+	quit  chan struct{} // closed by Close: injected latency ends
 
 	mu     sync.Mutex
 	lns    []net.Listener
@@ -94,7 +96,7 @@ func Start(cfg Config) (*Servers, error) {
 		Authorizer: NewAuthorizer(cfg.World, cfg.Keys, cfg.Now, cfg.Log),
 		Store:      cfg.Store,
 		live:       cfg.World, tls: tlsCfg, now: cfg.Now, log: cfg.Log,
-		front: newFrontEnd(), addrs: map[string]string{}, conns: map[net.Conn]struct{}{},
+		front: newFrontEnd(), addrs: map[string]string{}, conns: map[net.Conn]struct{}{}, quit: make(chan struct{}),
 	}
 	s.Authorizer.events = cfg.Events
 	s.imap = newIMAPBackend(s)
@@ -114,14 +116,11 @@ func Start(cfg Config) (*Servers, error) {
 			return nil, fmt.Errorf("exchange: listen on %s: %w", cfg.Host, err)
 		}
 		s.addrs[l.name] = ln.Addr().String()
-		if l.implicit {
-			ln = tls.NewListener(ln, s.tls)
-		}
 		s.mu.Lock()
 		s.lns = append(s.lns, ln)
 		s.mu.Unlock()
 		s.wg.Add(1)
-		go s.accept(ln, l.name, l.serve)
+		go s.accept(ln, l.name, l.implicit, l.serve)
 	}
 	s.log.Info("exchange: mail servers listening", "imap", s.addrs[AddrIMAP], "imap_starttls", s.addrs[AddrIMAPStartTLS],
 		"pop", s.addrs[AddrPOP], "smtp", s.addrs[AddrSMTP], "server", s.front.FQDN())
@@ -140,7 +139,9 @@ func (s *Servers) Addrs() map[string]string {
 // ServerName is the front-end server the emulator pretends to be (e.g. AM0PR06CA0126.eurprd06.prod.outlook.com).
 func (s *Servers) ServerName() string { return s.front.FQDN() }
 
-func (s *Servers) accept(ln net.Listener, name string, serve func(net.Conn)) {
+// accept serves the listener's connections; implicit ones start with TLS, under a byte limit that
+// an injected fault may set (disconnect_after counts the bytes on the wire).
+func (s *Servers) accept(ln net.Listener, name string, implicit bool, serve func(net.Conn)) {
 	defer s.wg.Done()
 	var delay time.Duration
 	for {
@@ -172,7 +173,11 @@ func (s *Servers) accept(ln net.Listener, name string, serve func(net.Conn)) {
 					s.log.Error("exchange: panic serving a connection", "listener", name, "panic", fmt.Sprint(v))
 				}
 			}()
-			serve(c)
+			conn := s.connFault(name, c)
+			if implicit {
+				conn = tls.Server(conn, s.tls)
+			}
+			serve(conn)
 		}()
 	}
 }
@@ -202,6 +207,7 @@ func (s *Servers) Close() error {
 		return nil
 	}
 	s.closed = true
+	close(s.quit)
 	for _, ln := range s.lns {
 		ln.Close()
 	}

@@ -25,11 +25,16 @@ import (
 
 // Exchange's SMTP texts (research/exchange-wire.md §3 and the sources there).
 const (
-	smtpAuthOK           = "235 2.7.0 Authentication successful"
-	smtpAuthBad          = "535 5.7.3 Authentication unsuccessful "
-	smtpAuthDisabledTen  = "535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Tenant. Visit https://aka.ms/smtp_auth_disabled for more information. "
-	smtpAuthDisabledMbx  = "535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Mailbox. Visit https://aka.ms/smtp_auth_disabled for more information. " // unconfirmed
-	smtpBasicAuth        = "535 5.7.139 Authentication unsuccessful, basic authentication is disabled. "
+	smtpAuthOK          = "235 2.7.0 Authentication successful"
+	smtpAuthBad         = "535 5.7.3 Authentication unsuccessful "
+	smtpAuthDisabledTen = "535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Tenant. Visit https://aka.ms/smtp_auth_disabled for more information. "
+	smtpAuthDisabledMbx = "535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Mailbox. Visit https://aka.ms/smtp_auth_disabled for more information. " // unconfirmed
+	smtpBasicAuth       = "535 5.7.139 Authentication unsuccessful, basic authentication is disabled. "
+	// smtpBasicAuthRetired is the answer once Microsoft retires basic authentication for Client
+	// Submission (disabled by default for existing tenants from late December 2026): Exchange Team
+	// Blog, "Exchange Online to retire Basic auth for Client Submission (SMTP AUTH)", timeline revised
+	// January 2026, as quoted in https://www.captaindns.com/en/blog/microsoft-exchange-basic-auth-smtp-end.
+	smtpBasicAuthRetired = "550 5.7.30 Basic authentication is not supported for Client Submission. "
 	smtpUnrecognizedAuth = "504 5.7.4 Unrecognized authentication type"
 	smtpNotAuthed        = "530 5.7.57 Client not authenticated to send mail"
 	smtpStartTLS         = "220 2.0.0 SMTP server ready"
@@ -110,6 +115,12 @@ func (sc *smtpConn) serve() {
 				sc.reply(smtpLineTooLong)
 			}
 			return
+		}
+		if f := sc.s.commandFault(SMTP); f != nil {
+			if f.Drop || !sc.reply(f.Reply) || closesAfter(f.Reply) {
+				return
+			}
+			continue
 		}
 		verb, arg, _ := strings.Cut(string(line), " ")
 		if !sc.handle(strings.ToUpper(verb), strings.TrimSpace(arg), string(line)) {
@@ -216,6 +227,17 @@ func (sc *smtpConn) readSASL(challenge string) (msg []byte, ok, alive bool) {
 	return msg, true, true
 }
 
+// basicAuthRetired reports whether the tenant of the login's address (or, for an address of no
+// tenant, the World's first) has retired basic authentication for Client Submission.
+func (sc *smtpConn) basicAuthRetired(user string) bool {
+	w := sc.s.live.Load()
+	t := w.TenantForUPN(user)
+	if t == nil && len(w.Tenants) > 0 {
+		t = w.Tenants[0]
+	}
+	return t != nil && t.SMTPBasicAuthRetired
+}
+
 func (sc *smtpConn) authenticate(arg string) bool {
 	mech, ir, hasIR := strings.Cut(arg, " ")
 	mech = strings.ToUpper(mech)
@@ -247,6 +269,10 @@ func (sc *smtpConn) authenticate(arg string) bool {
 		}
 		if _, ok, alive := sc.readSASL("UGFzc3dvcmQ6"); !ok { // "Password:"
 			return alive
+		}
+		if sc.basicAuthRetired(user) {
+			sc.s.Authorizer.Refuse(SMTP, user, BasicAuthDisabled, "SMTP AUTH LOGIN with a password: the tenant's basic authentication for Client Submission is retired (smtp_basic_auth); use AUTH XOAUTH2")
+			return sc.reply(smtpBasicAuthRetired + sc.bracket())
 		}
 		sc.s.Authorizer.Refuse(SMTP, user, BasicAuthDisabled, "SMTP AUTH LOGIN with a password: Exchange Online accepts only OAuth 2.0 (AUTH XOAUTH2)")
 		return sc.reply(smtpBasicAuth + sc.bracket())
