@@ -48,7 +48,7 @@ func (a *app) advise(text string) string {
 	return suggestedCommand.ReplaceAllStringFunc(text, func(m string) string {
 		words := strings.Fields(m)[1:]
 		sub, _, _ := a.root.Find(words)
-		if sub == nil || sub == a.root || noConfig[sub.Name()] {
+		if sub == nil || sub == a.root || noConfig[sub.Name()] || sub.IsAdditionalHelpTopicCommand() {
 			return m // not a command ("mailoauth already retried"), or one without configuration
 		}
 		return a.invocation() + strings.TrimPrefix(m, "mailoauth")

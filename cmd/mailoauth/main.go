@@ -155,7 +155,8 @@ func (a *app) rootCommand() *cobra.Command {
 	root.AddCommand(a.emulatorCommand(), a.demoCommand(), a.loginCommand(), a.tokenCommand(), a.accountsCommand(), a.logoutCommand(), a.checkCommand(), a.sendCommand(), a.sendmailCommand(), a.mailCommand())
 	root.AddCommand(a.proxyCommand())
 	root.AddCommand(a.doctorCommand(), a.setupCommand())
-	root.AddCommand(a.versionCommand())
+	root.AddCommand(a.versionCommand(), a.manCommand())
+	root.AddCommand(helpTopics()...)
 	a.addCompletions(root)
 	a.root = root
 	return root
