@@ -431,7 +431,7 @@ func (a *Authorizer) logDecision(d Decision) {
 	if d.Token != nil {
 		attrs = append(attrs, "tenant", d.Token.Tenant.Name, "appid", d.Token.AppID, "app_only", d.Token.AppOnly)
 	}
-	ev := events.Event{Kind: events.AuthRefused, Protocol: d.Protocol.String(), User: d.Username, Mailbox: d.Mailbox,
+	ev := events.Event{Kind: events.AuthRefused, Protocol: strings.ToLower(d.Protocol.String()), User: d.Username, Mailbox: d.Mailbox,
 		Code: d.Reason.String(), Reason: d.Detail}
 	if d.Token != nil {
 		ev.ClientID = d.Token.AppID
