@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/mail"
+	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -73,6 +75,49 @@ func FuzzRequestParsing(f *testing.F) {
 		if a, b, n, ok := parseContentRange(rng); ok && (a < 0 || b < a || n <= b) {
 			t.Fatalf("range %q read as %d-%d/%d", rng, a, b, n)
 		}
-		_, _ = parseListQuery(map[string][]string{"$filter": {filter}, "$top": {filter}, "$select": {filter}})
+		_, _ = parseListQuery(map[string][]string{"$filter": {filter}, "$top": {filter}, "$select": {filter}, "$orderby": {filter}, "$expand": {filter}})
+	})
+}
+
+// FuzzListQuery: any query options parse in bounded time and memory, into bounded results, and
+// what is accepted re-checks (every clause has a supported operator, every selected property exists).
+func FuzzListQuery(f *testing.F) {
+	f.Add("isRead eq false and receivedDateTime ge 2026-01-01T00:00:00Z", "receivedDateTime desc", "subject,isRead", "attachments", "true")
+	f.Add("startswith(subject,'it''s') and (from/emailAddress/address eq 'a@b.c')", "subject", "bogus", "singleValueExtendedProperties($filter=id eq 'Integer 0x0E08')", "maybe")
+	f.Add(strings.Repeat("(", 500)+strings.Repeat("isRead eq true and ", 200), strings.Repeat("subject,", 300), strings.Repeat("id,", 1000), strings.Repeat("attachments(", 300), "")
+	f.Fuzz(func(t *testing.T, filter, orderby, sel, expand, count string) {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		start := time.Now()
+		lq, e := parseListQuery(map[string][]string{"$filter": {filter}, "$orderby": {orderby}, "$select": {sel}, "$expand": {expand}, "$count": {count}, "$top": {count}})
+		elapsed := time.Since(start)
+		runtime.ReadMemStats(&after)
+		in := len(filter) + len(orderby) + len(sel) + len(expand) + len(count)
+		// Generous bounds: linear work in the input, never more than a few MB or a second.
+		if grew := after.TotalAlloc - before.TotalAlloc; grew > uint64(64*in+(1<<20)) {
+			t.Fatalf("parsing %d bytes allocated %d bytes", in, grew)
+		}
+		if elapsed > time.Second {
+			t.Fatalf("parsing %d bytes took %v", in, elapsed)
+		}
+		if e != nil {
+			if e.status != 400 || e.message == "" {
+				t.Fatalf("error %d %q", e.status, e.message)
+			}
+			return
+		}
+		if len(lq.filter) > maxClauses || len(lq.order) > maxOrderKeys || len(lq.sel) > len(strings.Split(sel, ",")) {
+			t.Fatalf("unbounded result: %d clauses, %d keys, %d selected", len(lq.filter), len(lq.order), len(lq.sel))
+		}
+		for _, c := range lq.filter {
+			if c.op != "startswith" && !slices.Contains(filterable[c.prop], c.op) {
+				t.Fatalf("accepted %s %s", c.prop, c.op)
+			}
+		}
+		for _, p := range lq.sel {
+			if _, ok := property(p); !ok {
+				t.Fatalf("selected %q", p)
+			}
+		}
 	})
 }

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -115,8 +114,16 @@ func (s *Server) getFolder(w http.ResponseWriter, r *http.Request, c *call) *ger
 	if e != nil {
 		return e
 	}
-	writeJSON(w, 200, s.folderJSON(c.mailbox, name, s.st.Ensure(c.mailbox).Folders()))
+	writeJSON(w, 200, s.folderEntity(r, c, name))
 	return nil
+}
+
+// folderEntity is one folder with its @odata.context, as Graph answers for a single entity.
+func (s *Server) folderEntity(r *http.Request, c *call, name string) map[string]any {
+	f := s.folderJSON(c.mailbox, name, s.st.Ensure(c.mailbox).Folders())
+	return map[string]any{"@odata.context": s.context(r, "users('"+url.PathEscape(c.mailbox)+"')/mailFolders/$entity"),
+		"id": f.ID, "displayName": f.DisplayName, "parentFolderId": f.ParentFolderID, "childFolderCount": f.ChildFolderCount,
+		"unreadItemCount": f.UnreadItemCount, "totalItemCount": f.TotalItemCount, "sizeInBytes": f.SizeInBytes, "isHidden": f.IsHidden}
 }
 
 // createFolder: POST mailFolders {"displayName": ...}.
@@ -141,7 +148,7 @@ func (s *Server) createFolder(w http.ResponseWriter, r *http.Request, c *call) *
 		}
 		return errf(400, "ErrorInvalidRequest", "The folder name is invalid.")
 	}
-	writeJSON(w, 201, s.folderJSON(c.mailbox, name, m.Folders()))
+	writeJSON(w, 201, s.folderEntity(r, c, name))
 	return nil
 }
 
@@ -184,39 +191,56 @@ const timeFormat = "2006-01-02T15:04:05Z"
 // messageJSON is a message as Graph shows it.
 func (s *Server) messageJSON(msg mailstore.Message) map[string]any {
 	p := parseMIME(msg.Data)
+	meta := s.meta.get(msg.ID)
 	recv := msg.Received.UTC().Format(timeFormat)
-	sent := recv
+	sent, modified := recv, recv
 	if !p.date.IsZero() {
 		sent = p.date.UTC().Format(timeFormat)
 	}
+	if !meta.modified.IsZero() {
+		modified = meta.modified.UTC().Format(timeFormat)
+	}
+	importance := p.importance
+	if meta.importance != "" {
+		importance = meta.importance
+	}
+	categories := meta.categories
+	if categories == nil {
+		categories = []string{}
+	}
+	key := changeKey(msg, meta)
 	isDraft := msg.HasFlag(mailstore.FlagDraft)
 	out := map[string]any{
-		"@odata.etag":                `W/"` + base64.StdEncoding.EncodeToString([]byte(strconv.FormatInt(msg.Received.UnixNano(), 36))) + `"`,
+		"@odata.etag":                `W/"` + key + `"`,
 		"id":                         msg.ID,
 		"createdDateTime":            recv,
-		"lastModifiedDateTime":       recv,
+		"lastModifiedDateTime":       modified,
+		"changeKey":                  key,
+		"categories":                 categories,
 		"receivedDateTime":           recv,
 		"sentDateTime":               sent,
 		"hasAttachments":             len(p.attachments) > 0 && slices.ContainsFunc(p.attachments, func(a Attachment) bool { return !a.IsInline }),
 		"internetMessageId":          p.messageID,
 		"subject":                    p.subject,
 		"bodyPreview":                preview(p.text),
-		"importance":                 p.importance,
+		"importance":                 importance,
 		"parentFolderId":             folderID(msg.Folder),
 		"conversationId":             "AAQk" + msg.ID[min(4, len(msg.ID)):],
 		"isDeliveryReceiptRequested": false,
 		"isReadReceiptRequested":     false,
 		"isRead":                     msg.HasFlag(mailstore.FlagSeen),
 		"isDraft":                    isDraft,
+		"inferenceClassification":    "focused",
 		"webLink":                    "https://outlook.office365.com/owa/?ItemID=" + url.QueryEscape(msg.ID) + "&exvsurl=1&viewmodel=ReadMessageItem",
 		"body":                       p.body,
+		"uniqueBody":                 p.body,
 		"sender":                     p.sender,
 		"from":                       p.from,
 		"toRecipients":               p.to,
 		"ccRecipients":               p.cc,
 		"bccRecipients":              p.bcc,
 		"replyTo":                    p.reply,
-		"flag":                       map[string]string{"flagStatus": flagStatus(msg)},
+		"flag":                       map[string]string{"flagStatus": flagStatus(msg, meta)},
 	}
 	if isDraft {
 		delete(out, "receivedDateTime")
@@ -225,14 +249,7 @@ func (s *Server) messageJSON(msg mailstore.Message) map[string]any {
 	return out
 }
 
-func flagStatus(msg mailstore.Message) string {
-	if msg.HasFlag(mailstore.FlagFlagged) {
-		return "flagged"
-	}
-	return "notFlagged"
-}
-
-// selectFields keeps the $select'ed properties (and id, @odata.etag), case-insensitively.
+// selectFields keeps the $select'ed properties (canonical names) and id and @odata.etag, as Graph does.
 func selectFields(m map[string]any, sel []string) map[string]any {
 	if len(sel) == 0 {
 		return m
@@ -241,22 +258,12 @@ func selectFields(m map[string]any, sel []string) map[string]any {
 	if e, ok := m["@odata.etag"]; ok {
 		out["@odata.etag"] = e
 	}
-	for k, v := range m {
-		for _, s := range sel {
-			if strings.EqualFold(k, s) {
-				out[k] = v
-			}
+	for _, p := range sel {
+		if v, ok := m[p]; ok {
+			out[p] = v
 		}
 	}
 	return out
-}
-
-// listQuery is a list request's OData options.
-type listQuery struct {
-	top, skip int
-	sel       []string
-	unread    *bool
-	props     []string // extended property ids asked for with $expand=singleValueExtendedProperties(...)
 }
 
 // PidTagMessageSize as a Graph extended property. Graph v1.0 has no size property; clients ask for
@@ -284,10 +291,10 @@ func normPropID(id string) (string, bool) {
 	return strings.ToLower(typ) + " 0x" + strconv.FormatUint(n, 16), true
 }
 
-var errExpand = errf(400, "BadRequest", "Parsing OData Select and Expand failed: the emulator supports $expand=singleValueExtendedProperties($filter=id eq '{type} 0x{tag}' [or id eq ...]) only.")
+var errExpand = errf(400, "BadRequest", "Parsing OData Select and Expand failed: the emulator supports singleValueExtendedProperties($filter=id eq '{type} 0x{tag}' [or id eq ...]) only.")
 
-// parseExpand reads $expand=singleValueExtendedProperties($filter=id eq '...' or id eq '...').
-func parseExpand(v string) ([]string, *gerr) {
+// parseExtended reads singleValueExtendedProperties($filter=id eq '...' or id eq '...').
+func parseExtended(v string) ([]string, *gerr) {
 	v = strings.TrimSpace(v)
 	const nav = "singlevalueextendedproperties("
 	if len(v) <= len(nav) || !strings.EqualFold(v[:len(nav)], nav) || !strings.HasSuffix(v, ")") {
@@ -345,51 +352,8 @@ func withExtended(m map[string]any, msg mailstore.Message, props []string) map[s
 	return m
 }
 
-// parseListQuery reads $top, $skip, $select, $filter (isRead eq true|false only) and $expand
-// (singleValueExtendedProperties only).
-func parseListQuery(q url.Values) (listQuery, *gerr) {
-	lq := listQuery{top: 10}
-	if v := q.Get("$expand"); v != "" {
-		props, e := parseExpand(v)
-		if e != nil {
-			return lq, e
-		}
-		lq.props = props
-	}
-	if v := q.Get("$top"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
-			return lq, errf(400, "BadRequest", "Invalid value '"+v+"' for $top query option found. The $top query option requires a non-negative integer value.")
-		}
-		lq.top = min(n, 1000)
-	}
-	if v := q.Get("$skip"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
-			return lq, errf(400, "BadRequest", "Invalid value '"+v+"' for $skip query option found. The $skip query option requires a non-negative integer value.")
-		}
-		lq.skip = n
-	}
-	if v := q.Get("$select"); v != "" {
-		for _, f := range strings.Split(v, ",") {
-			if f = strings.TrimSpace(f); f != "" {
-				lq.sel = append(lq.sel, f)
-			}
-		}
-	}
-	if v := q.Get("$filter"); v != "" {
-		f := strings.Fields(strings.ToLower(v))
-		if len(f) != 3 || f[0] != "isread" || f[1] != "eq" || (f[2] != "true" && f[2] != "false") {
-			return lq, errf(400, "ErrorInvalidUrlQueryFilter", "The query filter contains one or more invalid nodes (the emulator supports $filter=isRead eq true|false).")
-		}
-		b := f[2] == "true"
-		lq.unread = &b
-	}
-	return lq, nil
-}
-
-// listMessages: GET messages and GET mailFolders/{id}/messages, newest first, paged with $skip in
-// @odata.nextLink.
+// listMessages: GET messages and GET mailFolders/{id}/messages, newest first unless $orderby says
+// otherwise, paged with $skip in @odata.nextLink.
 func (s *Server) listMessages(w http.ResponseWriter, r *http.Request, c *call) *gerr {
 	folder := ""
 	if len(c.segs) == 3 {
@@ -403,23 +367,23 @@ func (s *Server) listMessages(w http.ResponseWriter, r *http.Request, c *call) *
 	if e != nil {
 		return e
 	}
-	msgs := s.messagesIn(c.mailbox, folder)
-	if lq.unread != nil {
-		msgs = slices.DeleteFunc(msgs, func(m mailstore.Message) bool { return m.HasFlag(mailstore.FlagSeen) != *lq.unread })
+	var rows []row
+	for _, m := range s.messagesIn(c.mailbox, folder) {
+		rows = append(rows, row{m, s.messageJSON(m)})
 	}
-	sort.SliceStable(msgs, func(i, j int) bool {
-		if !msgs[i].Received.Equal(msgs[j].Received) {
-			return msgs[i].Received.After(msgs[j].Received)
-		}
-		return msgs[i].UID > msgs[j].UID
-	})
+	rows = lq.apply(rows)
 	page := []map[string]any{}
-	end := min(len(msgs), lq.skip+lq.top)
+	end := min(len(rows), lq.skip+lq.top)
 	for i := lq.skip; i < end; i++ {
-		page = append(page, withExtended(selectFields(s.messageJSON(msgs[i]), lq.sel), msgs[i], lq.props))
+		page = append(page, lq.shape(rows[i].json, rows[i].msg))
 	}
 	out := map[string]any{"@odata.context": s.context(r, "users('"+url.PathEscape(c.mailbox)+"')/messages"), "value": page}
-	if end < len(msgs) && lq.top > 0 {
+	// Graph gives @odata.count for messages whether or not ConsistencyLevel: eventual is sent (that
+	// header governs directory objects): microsoftgraph/microsoft-graph-docs#17875, #3848.
+	if lq.count {
+		out["@odata.count"] = len(rows)
+	}
+	if end < len(rows) && lq.top > 0 {
 		q.Set("$skip", strconv.Itoa(end))
 		q.Set("$top", strconv.Itoa(lq.top))
 		out["@odata.nextLink"] = "https://" + r.Host + r.URL.Path + "?" + q.Encode()
@@ -428,17 +392,34 @@ func (s *Server) listMessages(w http.ResponseWriter, r *http.Request, c *call) *
 	return nil
 }
 
-// getMessage: GET messages/{id}.
+// shape applies $select and $expand to a message's JSON.
+func (lq *listQuery) shape(m map[string]any, msg mailstore.Message) map[string]any {
+	m = withExtended(selectFields(m, lq.sel), msg, lq.props)
+	if lq.attachments {
+		m["attachments"] = attachmentsOut(msg, true)
+	}
+	return m
+}
+
+// getMessage: GET messages/{id} ($select and $expand apply; list options are refused).
 func (s *Server) getMessage(w http.ResponseWriter, r *http.Request, c *call) *gerr {
 	msg, e := s.find(c.mailbox, c.segs[1])
 	if e != nil {
 		return e
 	}
-	lq, e := parseListQuery(url.Values{"$select": r.URL.Query()["$select"], "$expand": r.URL.Query()["$expand"]})
+	q := r.URL.Query()
+	for _, k := range []string{"$filter", "$orderby", "$top", "$skip", "$count"} {
+		if q.Has(k) {
+			return errf(400, "BadRequest", "The query option "+k+" applies to a collection, not to one message.")
+		}
+	}
+	lq, e := parseListQuery(q)
 	if e != nil {
 		return e
 	}
-	writeJSON(w, 200, withExtended(selectFields(s.messageJSON(msg), lq.sel), msg, lq.props))
+	m := lq.shape(s.messageJSON(msg), msg)
+	m["@odata.context"] = s.context(r, "users('"+url.PathEscape(c.mailbox)+"')/messages/$entity")
+	writeJSON(w, 200, m)
 	return nil
 }
 
@@ -455,40 +436,12 @@ func (s *Server) getMIME(w http.ResponseWriter, r *http.Request, c *call) *gerr 
 	return nil
 }
 
-// patchMessage: PATCH messages/{id} — isRead only.
-func (s *Server) patchMessage(w http.ResponseWriter, r *http.Request, c *call) *gerr {
-	var in struct {
-		IsRead *bool `json:"isRead"`
-	}
-	if e := readJSON(r, &in); e != nil {
-		return e
-	}
-	msg, e := s.find(c.mailbox, c.segs[1])
-	if e != nil {
-		return e
-	}
-	if in.IsRead != nil {
-		if _, draft := s.draftMessage(c.mailbox, msg.ID); draft {
-			return errf(400, "ErrorInvalidRequest", "The emulator does not change the read state of a Graph draft.")
-		}
-		flags := slices.DeleteFunc(slices.Clone(msg.Flags), func(f string) bool { return strings.EqualFold(f, mailstore.FlagSeen) })
-		if *in.IsRead {
-			flags = append(flags, mailstore.FlagSeen)
-		}
-		if err := s.st.SetFlags(c.mailbox, msg.Folder, msg.ID, flags); err != nil {
-			return errNotFound
-		}
-		msg.Flags = flags
-	}
-	writeJSON(w, 200, s.messageJSON(msg))
-	return nil
-}
-
 // deleteMessage: DELETE messages/{id}. Graph moves it to Recoverable Items, out of every folder a
 // client sees; the emulator removes it.
 func (s *Server) deleteMessage(w http.ResponseWriter, r *http.Request, c *call) *gerr {
 	id := c.segs[1]
 	if s.deleteDraft(c.mailbox, id) {
+		s.meta.drop(id)
 		w.WriteHeader(http.StatusNoContent)
 		return nil
 	}
@@ -499,38 +452,8 @@ func (s *Server) deleteMessage(w http.ResponseWriter, r *http.Request, c *call) 
 	if n, _ := s.st.Delete(c.mailbox, msg.Folder, msg.ID); n == 0 {
 		return errNotFound
 	}
+	s.meta.drop(msg.ID)
 	w.WriteHeader(http.StatusNoContent)
-	return nil
-}
-
-// move: POST messages/{id}/move {"destinationId": ...} → 201 with the moved message (its id kept,
-// as with immutable ids).
-func (s *Server) move(w http.ResponseWriter, r *http.Request, c *call) *gerr {
-	var in struct {
-		DestinationID string `json:"destinationId"`
-	}
-	if e := readJSON(r, &in); e != nil {
-		return e
-	}
-	if in.DestinationID == "" {
-		return errf(400, "ErrorInvalidRequest", "The destinationId parameter is required.")
-	}
-	dest, e := s.lookupFolder(c.mailbox, in.DestinationID)
-	if e != nil {
-		return e
-	}
-	msg, e := s.find(c.mailbox, c.segs[1])
-	if e != nil {
-		return e
-	}
-	if _, draft := s.draftMessage(c.mailbox, msg.ID); draft {
-		return errf(400, "ErrorInvalidRequest", "The emulator keeps Graph drafts in Drafts until they are sent or deleted.")
-	}
-	moved, err := s.st.Move(c.mailbox, msg.Folder, dest, msg.ID)
-	if err != nil {
-		return errNotFound
-	}
-	writeJSON(w, 201, s.messageJSON(moved))
 	return nil
 }
 

@@ -166,6 +166,7 @@ func (s *Server) submit(w http.ResponseWriter, c *call, m *MessageIn, from Email
 	if draftID != "" && !s.deleteDraft(c.mailbox, draftID) {
 		return errNotFound // sent meanwhile
 	}
+	s.meta.drop(draftID)
 	delivered := exchange.Deliver(s.world(), s.st, s.cfg.Events, sent, b.Recipients, b.Data)
 	s.log.Info("graph: message sent", "mailbox", c.mailbox, "recipients", len(b.Recipients), "delivered", len(delivered), "size", len(b.Data))
 	w.WriteHeader(http.StatusAccepted)
@@ -274,7 +275,7 @@ func (s *Server) createDraft(w http.ResponseWriter, r *http.Request, c *call) *g
 	s.drafts[d.id] = d
 	msg := s.draftAsMessage(d)
 	s.mu.Unlock()
-	writeJSON(w, 201, s.messageJSON(msg))
+	s.writeEntity(w, r, c, 201, msg)
 	return nil
 }
 

@@ -1,7 +1,9 @@
 // Package graph is the emulator's Microsoft Graph mail: a v1.0 subset of /me/... and /users/{id}/...
 // (sendMail, drafts with small attachments and upload sessions, send, folders, listing with $top,
-// $skip, $select and $filter=isRead, one message as JSON or MIME, attachments, move, delete) over the
-// one mail store IMAP, POP3 and SMTP share, so a message sent one way is read any other way.
+// $skip, $select, $filter, $orderby, $count and $expand, one message as JSON or MIME, PATCH of its
+// writable properties, attachments, move, copy, delete) over the one mail store IMAP, POP3 and SMTP
+// share, so a message sent one way is read any other way. What it accepts behaves as Graph v1.0
+// does; what it does not implement is refused in Graph's error shape with a message saying so.
 //
 // Tokens are verified by exchange.Authorizer.Verify (signature, lifetime, tenant); this package adds
 // Graph's own rules: the Graph audience, scp (delegated) or roles (app-only) per operation, and the
@@ -65,6 +67,8 @@ type Server struct {
 	az   *exchange.Authorizer
 	now  func() time.Time
 	log  *slog.Logger
+
+	meta metas // Graph-only properties of messages, by id
 
 	mu       sync.Mutex
 	drafts   map[string]*draft   // by id
@@ -383,6 +387,8 @@ func (s *Server) handlerFor(method string, segs []string) (handler, op) {
 		return s.sendDraft, opSend
 	case match(segs, "messages", "*", "move") && method == "POST":
 		return s.move, opWrite
+	case match(segs, "messages", "*", "copy") && method == "POST":
+		return s.copy, opWrite
 	}
 	return nil, 0
 }
