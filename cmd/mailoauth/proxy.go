@@ -24,7 +24,7 @@ import (
 )
 
 func (a *app) proxyCommand() *cobra.Command {
-	var checkOnly bool
+	var checkOnly, service bool
 	var drain time.Duration
 	cmd := &cobra.Command{
 		Use:   "proxy",
@@ -46,12 +46,16 @@ Logs go to stderr at --log-level (info by default for the proxy), never with a p
 					return err
 				}
 			}
-			return a.runProxy(cmd.Context(), checkOnly, drain)
+			if service {
+				return a.runProxyService(cmd.Context(), checkOnly, drain)
+			}
+			return a.runProxy(cmd.Context(), checkOnly, drain, proxyHooks{})
 		},
 	}
 	cmd.Flags().BoolVar(&checkOnly, "check", false, "validate the configuration and exit")
 	cmd.Flags().DurationVar(&drain, "drain", 30*time.Second, "how long open sessions may go on after SIGTERM")
-	cmd.AddCommand(a.hashPasswordCommand())
+	addServiceFlag(cmd, &service)
+	cmd.AddCommand(a.hashPasswordCommand(), a.installServiceCommand(), a.uninstallServiceCommand())
 	return cmd
 }
 
@@ -85,7 +89,7 @@ func proxyAccounts(cfg *config.File, m *auth.Manager) error {
 	return nil
 }
 
-func (a *app) runProxy(ctx context.Context, checkOnly bool, drain time.Duration) error {
+func (a *app) runProxy(ctx context.Context, checkOnly bool, drain time.Duration, hooks proxyHooks) error {
 	cfg, err := a.proxyConfig()
 	if err != nil {
 		return err
@@ -119,17 +123,19 @@ func (a *app) runProxy(ctx context.Context, checkOnly bool, drain time.Duration)
 			_ = srv.Shutdown(context.Background())
 			return fmt.Errorf("cannot listen on the admin address %s: %w; free the port or choose another [proxy] admin address", cfg.Proxy.Admin, err)
 		}
-		if err := a.serveAdmin(cfg, mgr, srv, ln); err != nil {
-			_ = srv.Shutdown(context.Background())
-			return err
-		}
+		srv.ServeAdmin(ln) // Shutdown stops it last, so /healthz says 503 through the drain
+		a.log.Info("admin endpoint listening", "addr", ln.Addr().String(), "paths", "/healthz /metrics")
 	}
+	hooks.ready()
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	for {
 		select {
 		case <-hup:
+			a.reloadProxy(srv, cfg.Store, st)
+			continue
+		case <-hooks.Reload:
 			a.reloadProxy(srv, cfg.Store, st)
 			continue
 		case <-ctx.Done():
