@@ -194,36 +194,51 @@ func (s *Server) deviceLogin(w http.ResponseWriter, r *http.Request) {
 	message(w, http.StatusOK, "Signed in", fmt.Sprintf("You have signed in to %s on your device. You may now close this window.", g.app.DisplayName), 0)
 }
 
-func (s *Server) grantDevice(r *http.Request, t *world.Tenant, clientID string) (map[string]any, *aadError) {
+func (s *Server) grantDevice(r *http.Request, t *world.Tenant, clientID string) (map[string]any, string, *aadError) {
 	dc := r.PostForm.Get("device_code")
 	if dc == "" {
-		return nil, errMissingParam("device_code")
+		return nil, "", errMissingParam("device_code")
 	}
 	now := s.now()
 	s.mu.Lock()
 	g := s.devices[dc]
-	if g == nil || !strings.EqualFold(g.app.ClientID, clientID) || (t != nil && g.tenant != nil && t != g.tenant) {
+	if g == nil || !strings.EqualFold(g.app.ClientID, clientID) || (t != nil && g.tenant != nil && !sameTenant(t, g.tenant)) {
 		s.mu.Unlock()
-		return nil, errBadDeviceCode()
+		return nil, "", errBadDeviceCode()
 	}
 	tooFast := s.world().Tokens.SlowDownBelow > 0 && !g.lastPoll.IsZero() && now.Sub(g.lastPoll) < s.world().Tokens.SlowDownBelow
 	g.lastPoll = now
 	state, si := g.state, g.signIn
 	expired := now.After(g.expires)
 	s.mu.Unlock()
-	acr, e := s.authenticateClient(r, t, g.app, true)
+	var upn string
+	if state == deviceApproved {
+		upn = si.user.UPN
+		var e *aadError
+		if si, e = s.current(r, si); e != nil {
+			return nil, upn, e
+		}
+	} else {
+		// Nobody has signed in yet: the app alone is checked against the World as it is now.
+		a, e := s.app(r, t, clientID)
+		if e != nil {
+			return nil, "", e
+		}
+		si.app = a
+	}
+	acr, e := s.authenticateClient(r, t, si.app, true)
 	if e != nil {
-		return nil, e
+		return nil, upn, e
 	}
 	switch {
 	case expired:
-		return nil, errDeviceExpired()
+		return nil, upn, errDeviceExpired()
 	case tooFast:
-		return nil, errSlowDown()
+		return nil, upn, errSlowDown()
 	case state == deviceDeclined:
-		return nil, errDeviceDeclined()
+		return nil, upn, errDeviceDeclined()
 	case state == devicePending:
-		return nil, errPending()
+		return nil, upn, errPending()
 	}
 	resp, e := s.issueUser(r, si, g.q, acr, "")
 	if e == nil {
@@ -232,5 +247,5 @@ func (s *Server) grantDevice(r *http.Request, t *world.Tenant, clientID string) 
 		delete(s.userCode, g.userCode)
 		s.mu.Unlock()
 	}
-	return resp, e
+	return resp, upn, e
 }

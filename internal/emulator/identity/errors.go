@@ -36,6 +36,14 @@ func errExpiredSecret(appID string) *aadError { // observed
 func errUnknownApp(appID, tenant string) *aadError { // observed
 	return aad(400, "unauthorized_client", 700016, "", "Application with identifier '%s' was not found in the directory '%s'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.", appID, tenant)
 }
+
+// errNoEnterpriseApp: Entra has required a service principal for every app since 31 March 2026. Code,
+// OAuth error and text as Entra returns them to a client-credentials request (quoted in the Teams SDK's
+// "Authentication Troubleshooting", microsoft.github.io/teams-sdk/teams/app-authentication/troubleshooting,
+// a 401 from /{tenant}/oauth2/v2.0/token); the other grants are assumed to get the same answer.
+func errNoEnterpriseApp(appID, tenantID string) *aadError { // observed
+	return aad(401, "invalid_client", 7000229, "", "The client application %s is missing service principal in the tenant %s. See instructions here: https://go.microsoft.com/fwlink/?linkid=2225119", appID, tenantID)
+}
 func errUnknownTenant(code, tenant string) *aadError { // observed
 	return aad(400, code, 90002, "", "Tenant '%s' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud. Check with your subscription administrator, this may happen if there are no active subscriptions for the tenant.", tenant)
 }

@@ -62,36 +62,39 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var resp map[string]any
+	var user string // the user of a delegated grant, once known
 	switch grant {
 	case "client_credentials":
 		resp, e = s.grantClientCredentials(r, t, multi, clientID)
 	case "password":
 		resp, e = s.grantPassword(r, t, clientID)
+		user = r.PostForm.Get("username")
 	case "authorization_code":
-		resp, e = s.grantAuthCode(r, t, clientID)
+		resp, user, e = s.grantAuthCode(r, t, clientID)
 	case "refresh_token":
-		resp, e = s.grantRefresh(r, t, clientID)
+		resp, user, e = s.grantRefresh(r, t, clientID)
 	case "device_code", "urn:ietf:params:oauth:grant-type:device_code":
-		resp, e = s.grantDevice(r, t, clientID)
+		resp, user, e = s.grantDevice(r, t, clientID)
 	default:
 		e = errUnsupportedGrant(grant)
 	}
 	if e != nil {
 		s.log.Info("identity: token refused", "grant", grant, "client_id", clientID, "aadsts", e.aadsts)
-		s.tokenEvent(events.TokenRefused, r, grant, clientID, e)
+		s.tokenEvent(events.TokenRefused, r, grant, clientID, user, e)
 		s.writeAAD(w, r, e)
 		return
 	}
 	s.log.Info("identity: token issued", "grant", grant, "client_id", clientID)
-	s.tokenEvent(events.TokenIssued, r, grant, clientID, nil)
+	s.tokenEvent(events.TokenIssued, r, grant, clientID, user, nil)
 	writeJSON(w, http.StatusOK, resp)
 }
 
 // tokenEvent records a token request's outcome in the event log: the app by name when the World knows
-// it, the user when the request names one (the password grant), and for a refusal its AADSTS code and
-// description (which never quote a secret).
-func (s *Server) tokenEvent(kind events.Kind, r *http.Request, grant, clientID string, e *aadError) {
-	ev := events.Event{Kind: kind, Protocol: "identity", Grant: grant, ClientID: clientID, User: r.PostForm.Get("username")}
+// it, the signed-in user of a delegated grant (the one the request names, or the one its code or
+// refresh token was issued to), and for a refusal its AADSTS code and description (which never quote a
+// secret).
+func (s *Server) tokenEvent(kind events.Kind, r *http.Request, grant, clientID, user string, e *aadError) {
+	ev := events.Event{Kind: kind, Protocol: "identity", Grant: grant, ClientID: clientID, User: user}
 	if a := s.world().App(clientID); a != nil && strings.EqualFold(a.ClientID, clientID) {
 		ev.App = a.Name
 	}
@@ -119,7 +122,47 @@ func (s *Server) app(r *http.Request, t *world.Tenant, clientID string) (*world.
 	if a == nil {
 		return nil, errUnknownApp(clientID, r.PathValue("tenant"))
 	}
+	if !hasEnterpriseApp(t, a) {
+		return nil, errNoEnterpriseApp(a.ClientID, t.ID)
+	}
 	return a, nil
+}
+
+// hasEnterpriseApp reports whether an app has its service principal in tenant t, which Entra requires
+// of every app it issues a token to.
+func hasEnterpriseApp(t *world.Tenant, a *world.App) bool {
+	return !a.NoEnterpriseApp && t.EnterpriseApps[a.ClientID] != ""
+}
+
+// current re-resolves a sign-in recorded by an earlier request (an authorization code, a refresh token,
+// an approved device code) in the World as it is now, so that what changed at runtime applies to
+// grants already handed out: a deleted user gets AADSTS50034, a deleted app AADSTS700016 (and a removed
+// secret AADSTS7000215 from the client check, which reads the app returned here). Users are matched by
+// object id: one deleted and created again is another user, as in Entra.
+func (s *Server) current(r *http.Request, si signIn) (signIn, *aadError) {
+	w := s.world()
+	t := w.Tenant(si.tenant.ID)
+	if t == nil {
+		return si, errUnknownTenant("invalid_request", si.tenant.ID)
+	}
+	a := w.AppIn(t, si.app.ClientID)
+	if a == nil {
+		return si, errUnknownApp(si.app.ClientID, r.PathValue("tenant"))
+	}
+	if !hasEnterpriseApp(t, a) {
+		return si, errNoEnterpriseApp(a.ClientID, t.ID)
+	}
+	si.tenant, si.app = t, a
+	if si.user == nil {
+		return si, nil
+	}
+	for _, u := range t.Users {
+		if u.ObjectID == si.user.ObjectID {
+			si.user = u
+			return si, nil
+		}
+	}
+	return si, errUserUnknown(t.Name)
 }
 
 func (s *Server) grantClientCredentials(r *http.Request, t *world.Tenant, multi bool, clientID string) (map[string]any, *aadError) {
@@ -244,11 +287,11 @@ func (s *Server) grantPassword(r *http.Request, t *world.Tenant, clientID string
 	return s.issueUser(r, si, q, acr, "")
 }
 
-func (s *Server) grantAuthCode(r *http.Request, t *world.Tenant, clientID string) (map[string]any, *aadError) {
+func (s *Server) grantAuthCode(r *http.Request, t *world.Tenant, clientID string) (map[string]any, string, *aadError) {
 	f := r.PostForm
 	for _, p := range []string{"code", "redirect_uri"} {
 		if f.Get(p) == "" {
-			return nil, errMissingParam(p)
+			return nil, "", errMissingParam(p)
 		}
 	}
 	s.mu.Lock()
@@ -259,24 +302,29 @@ func (s *Server) grantAuthCode(r *http.Request, t *world.Tenant, clientID string
 		c.used = true
 	}
 	s.mu.Unlock()
-	if c == nil || !strings.EqualFold(c.app.ClientID, clientID) || (t != nil && t != c.tenant) {
-		return nil, errMalformed()
+	if c == nil || !strings.EqualFold(c.app.ClientID, clientID) || (t != nil && !sameTenant(t, c.tenant)) {
+		return nil, "", errMalformed()
 	}
+	upn := c.user.UPN
 	if used {
-		return nil, errCodeRedeemed()
+		return nil, upn, errCodeRedeemed()
 	}
 	if s.now().After(c.expires) {
-		return nil, errCodeExpired()
+		return nil, upn, errCodeExpired()
 	}
 	if f.Get("redirect_uri") != c.redirectURI {
-		return nil, errReplyMismatch(f.Get("redirect_uri"), c.redirectURI)
+		return nil, upn, errReplyMismatch(f.Get("redirect_uri"), c.redirectURI)
 	}
 	if c.challenge != "" && !pkceOK(c.challenge, c.method, f.Get("code_verifier")) {
-		return nil, errVerifierMismatch()
+		return nil, upn, errVerifierMismatch()
 	}
-	acr, e := s.authenticateClient(r, c.tenant, c.app, false)
+	si, e := s.current(r, c.signIn)
 	if e != nil {
-		return nil, e
+		return nil, upn, e
+	}
+	acr, e := s.authenticateClient(r, si.tenant, si.app, false)
+	if e != nil {
+		return nil, upn, e
 	}
 	q := c.q
 	if sc := f.Get("scope"); sc != "" {
@@ -285,8 +333,13 @@ func (s *Server) grantAuthCode(r *http.Request, t *world.Tenant, clientID string
 			q = q2
 		}
 	}
-	return s.issueUser(r, c.signIn, q, acr, c.nonce)
+	resp, e := s.issueUser(r, si, q, acr, c.nonce)
+	return resp, upn, e
 }
+
+// sameTenant compares tenants by id: a grant recorded before a runtime change holds the tenant of an
+// older World.
+func sameTenant(a, b *world.Tenant) bool { return a != nil && b != nil && a.ID == b.ID }
 
 // pkceOK verifies an RFC 7636 code_verifier.
 func pkceOK(challenge, method, verifier string) bool {
@@ -303,14 +356,14 @@ func pkceOK(challenge, method, verifier string) bool {
 	return false
 }
 
-func (s *Server) grantRefresh(r *http.Request, t *world.Tenant, clientID string) (map[string]any, *aadError) {
+func (s *Server) grantRefresh(r *http.Request, t *world.Tenant, clientID string) (map[string]any, string, *aadError) {
 	f := r.PostForm
 	rt := f.Get("refresh_token")
 	if rt == "" {
-		return nil, errMissingParam("refresh_token")
+		return nil, "", errMissingParam("refresh_token")
 	}
 	if f.Get("scope") == "" {
-		return nil, errMissingParam("scope")
+		return nil, "", errMissingParam("scope")
 	}
 	now := s.now()
 	s.mu.Lock()
@@ -321,27 +374,33 @@ func (s *Server) grantRefresh(r *http.Request, t *world.Tenant, clientID string)
 		redeemed, g.redeemed = g.redeemed, true
 	}
 	s.mu.Unlock()
-	if g == nil || !strings.EqualFold(g.app.ClientID, clientID) || (t != nil && t != g.tenant) {
-		return nil, errMalformed()
+	if g == nil || !strings.EqualFold(g.app.ClientID, clientID) || (t != nil && !sameTenant(t, g.tenant)) {
+		return nil, "", errMalformed()
 	}
+	upn := g.user.UPN
 	if redeemed && s.world().Tokens.RevokeRotatedRefreshTokens {
-		return nil, aad(400, "invalid_grant", 70000, "", "Provided grant is invalid or malformed. The refresh token was already redeemed and rotated.")
+		return nil, upn, aad(400, "invalid_grant", 70000, "", "Provided grant is invalid or malformed. The refresh token was already redeemed and rotated.")
 	}
-	if !g.user.RevokedBefore.IsZero() && g.authTime.Before(g.user.RevokedBefore) {
-		return nil, errRefreshRevoked(g.authTime, g.user.RevokedBefore)
+	si, e := s.current(r, g.signIn)
+	if e != nil {
+		return nil, upn, e
+	}
+	if !si.user.RevokedBefore.IsZero() && si.authTime.Before(si.user.RevokedBefore) {
+		return nil, upn, errRefreshRevoked(si.authTime, si.user.RevokedBefore)
 	}
 	if now.Sub(g.lastUsed) > s.world().Tokens.RefreshTokenInactivity {
-		return nil, errRefreshExpired(g.authTime, s.world().Tokens.RefreshTokenInactivity)
+		return nil, upn, errRefreshExpired(g.authTime, s.world().Tokens.RefreshTokenInactivity)
 	}
-	acr, e := s.authenticateClient(r, g.tenant, g.app, g.app.HasPublicFlows())
+	acr, e := s.authenticateClient(r, si.tenant, si.app, si.app.HasPublicFlows())
 	if e != nil {
-		return nil, e
+		return nil, upn, e
 	}
 	q, e := parseScopes(f.Get("scope"))
 	if e != nil {
-		return nil, e
+		return nil, upn, e
 	}
-	return s.issueUser(r, g.signIn, q, acr, "")
+	resp, e := s.issueUser(r, si, q, acr, "")
+	return resp, upn, e
 }
 
 // consentedScopes returns the permissions of q the user has consented to for the app (an admin's
@@ -400,6 +459,9 @@ func (s *Server) grantConsent(app *world.App, u *world.User, q scopeRequest) {
 // issueUser answers a user flow: access token for q's resource, a rotated refresh token when
 // offline_access was asked for, an ID token for openid, client_info when the client asked (MSAL does).
 func (s *Server) issueUser(r *http.Request, si signIn, q scopeRequest, acr, nonce string) (map[string]any, *aadError) {
+	if !hasEnterpriseApp(si.tenant, si.app) { // on /common the tenant is known only now
+		return nil, errNoEnterpriseApp(si.app.ClientID, si.tenant.ID)
+	}
 	scp, ok := s.consentedScopes(si.app, si.user, q)
 	if !ok {
 		return nil, errNoConsent(si.app.ClientID, si.app.DisplayName)

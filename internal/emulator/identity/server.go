@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"strings"
@@ -106,11 +107,19 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("identity: --auto-approve %s: no tenant owns that user's domain", cfg.AutoApprove)
 	}
 	m := http.NewServeMux()
-	m.HandleFunc("GET /{tenant}/v2.0/.well-known/openid-configuration", s.fault("discovery", s.openIDConfiguration))
+	m.HandleFunc("GET /{tenant}/v2.0/.well-known/openid-configuration", s.fault("discovery", s.openIDConfiguration(false)))
 	m.HandleFunc("GET /{tenant}/discovery/v2.0/keys", s.fault("keys", s.keys))
 	m.HandleFunc("GET /{tenant}/discovery/keys", s.fault("keys", s.keys))
 	m.HandleFunc("GET /common/discovery/instance", s.fault("discovery", s.instanceDiscovery))
+	m.HandleFunc("GET /{tenant}/.well-known/openid-configuration", s.fault("discovery", s.openIDConfiguration(true)))
+	// MSAL for Go asks /common/UserRealm/, MSAL for Python and MSAL.NET /common/userrealm/ (Entra's paths
+	// are case-insensitive; Go's mux is not).
 	m.HandleFunc("GET /common/UserRealm/{user}", s.fault("discovery", s.userRealm))
+	m.HandleFunc("GET /common/userrealm/{user}", s.fault("discovery", s.userRealm))
+	// The v1 metadata names these; the emulator implements only the v2.0 protocol.
+	for _, ep := range []string{"token", "authorize", "devicecode"} {
+		m.HandleFunc("/{tenant}/oauth2/"+ep, s.v1Unsupported)
+	}
 	m.HandleFunc("/{tenant}/oauth2/v2.0/authorize", s.fault("authorize", s.authorize))
 	m.HandleFunc("POST /{tenant}/oauth2/v2.0/login", s.fault("authorize", s.loginSubmit))
 	m.HandleFunc("POST /{tenant}/oauth2/v2.0/token", s.fault("token", s.token))
@@ -168,43 +177,84 @@ func (s *Server) tenantRef(r *http.Request) (t *world.Tenant, multi bool, e *aad
 	return nil, false, errUnknownTenant("invalid_request", ref)
 }
 
-func (s *Server) openIDConfiguration(w http.ResponseWriter, r *http.Request) {
-	t, multi, e := s.tenantRef(r)
-	if e != nil {
-		e.code = "invalid_tenant"
-		s.writeAAD(w, r, e)
-		return
+// openIDConfiguration serves a tenant's metadata document: v2 (/{tenant}/v2.0/.well-known/...), which
+// MSAL reads, or v1 (/{tenant}/.well-known/...), which libraries that validate access tokens read:
+// Exchange and Graph tokens are v1 tokens and the v1 issuer (https://sts.windows.net/{tid}/) is theirs.
+// Both publish the same keys. The v1 document names the tenant by id whichever name the request used,
+// as Entra's does.
+func (s *Server) openIDConfiguration(v1 bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		t, multi, e := s.tenantRef(r)
+		if e != nil {
+			e.code = "invalid_tenant"
+			s.writeAAD(w, r, e)
+			return
+		}
+		base := baseURL(r)
+		seg, issuerTenant := r.PathValue("tenant"), "{tenantid}"
+		if !multi {
+			issuerTenant = t.ID
+		}
+		doc := map[string]any{
+			"token_endpoint_auth_methods_supported": []string{"client_secret_post", "private_key_jwt", "client_secret_basic"},
+			"response_modes_supported":              []string{"query", "fragment", "form_post"},
+			"subject_types_supported":               []string{"pairwise"},
+			"id_token_signing_alg_values_supported": []string{"RS256"},
+			"http_logout_supported":                 true,
+			"frontchannel_logout_supported":         true,
+			"tenant_region_scope":                   "EU",
+			"cloud_instance_name":                   r.Host,
+			"cloud_graph_host_name":                 "graph.windows.net",
+			"msgraph_host":                          "graph.microsoft.com",
+			"rbac_url":                              "https://pas.windows.net",
+		}
+		if v1 {
+			if !multi {
+				seg = t.ID
+			}
+			ep := base + "/" + seg
+			maps.Copy(doc, map[string]any{
+				"token_endpoint":                ep + "/oauth2/token",
+				"jwks_uri":                      base + "/common/discovery/keys",
+				"response_types_supported":      []string{"code", "id_token", "code id_token", "token id_token", "token"},
+				"scopes_supported":              []string{"openid"},
+				"issuer":                        Issuer(issuerTenant),
+				"microsoft_multi_refresh_token": true,
+				"authorization_endpoint":        ep + "/oauth2/authorize",
+				"device_authorization_endpoint": ep + "/oauth2/devicecode",
+				"end_session_endpoint":          ep + "/oauth2/logout",
+				"claims_supported":              []string{"sub", "iss", "cloud_instance_name", "cloud_instance_host_name", "cloud_graph_host_name", "msgraph_host", "aud", "exp", "iat", "auth_time", "acr", "amr", "nonce", "email", "given_name", "family_name", "nickname"},
+				"check_session_iframe":          ep + "/oauth2/checksession",
+				"userinfo_endpoint":             ep + "/openid/userinfo",
+				"kerberos_endpoint":             ep + "/kerberos",
+			})
+		} else {
+			ep := base + "/" + seg
+			maps.Copy(doc, map[string]any{
+				"token_endpoint":                  ep + "/oauth2/v2.0/token",
+				"jwks_uri":                        ep + "/discovery/v2.0/keys",
+				"response_types_supported":        []string{"code", "id_token", "code id_token", "id_token token"},
+				"scopes_supported":                []string{"openid", "profile", "email", "offline_access"},
+				"issuer":                          base + "/" + issuerTenant + "/v2.0",
+				"request_uri_parameter_supported": false,
+				"userinfo_endpoint":               base + "/oidc/userinfo",
+				"authorization_endpoint":          ep + "/oauth2/v2.0/authorize",
+				"device_authorization_endpoint":   ep + "/oauth2/v2.0/devicecode",
+				"end_session_endpoint":            ep + "/oauth2/v2.0/logout",
+				"claims_supported":                []string{"sub", "iss", "aud", "exp", "iat", "auth_time", "acr", "nonce", "preferred_username", "name", "tid", "ver", "at_hash", "c_hash", "email"},
+				"kerberos_endpoint":               ep + "/kerberos",
+			})
+		}
+		writeJSON(w, http.StatusOK, doc)
 	}
-	base := baseURL(r)
-	seg := r.PathValue("tenant")
-	issuerTenant := "{tenantid}"
-	if !multi {
-		issuerTenant = t.ID
-	}
-	writeJSON(w, http.StatusOK, map[string]any{
-		"token_endpoint":                        base + "/" + seg + "/oauth2/v2.0/token",
-		"token_endpoint_auth_methods_supported": []string{"client_secret_post", "private_key_jwt", "client_secret_basic"},
-		"jwks_uri":                              base + "/" + seg + "/discovery/v2.0/keys",
-		"response_modes_supported":              []string{"query", "fragment", "form_post"},
-		"subject_types_supported":               []string{"pairwise"},
-		"id_token_signing_alg_values_supported": []string{"RS256"},
-		"response_types_supported":              []string{"code", "id_token", "code id_token", "id_token token"},
-		"scopes_supported":                      []string{"openid", "profile", "email", "offline_access"},
-		"issuer":                                base + "/" + issuerTenant + "/v2.0",
-		"request_uri_parameter_supported":       false,
-		"userinfo_endpoint":                     base + "/oidc/userinfo",
-		"authorization_endpoint":                base + "/" + seg + "/oauth2/v2.0/authorize",
-		"device_authorization_endpoint":         base + "/" + seg + "/oauth2/v2.0/devicecode",
-		"http_logout_supported":                 true,
-		"frontchannel_logout_supported":         true,
-		"end_session_endpoint":                  base + "/" + seg + "/oauth2/v2.0/logout",
-		"claims_supported":                      []string{"sub", "iss", "aud", "exp", "iat", "auth_time", "acr", "nonce", "preferred_username", "name", "tid", "ver", "at_hash", "c_hash", "email"},
-		"kerberos_endpoint":                     base + "/" + seg + "/kerberos",
-		"tenant_region_scope":                   "EU",
-		"cloud_instance_name":                   r.Host,
-		"cloud_graph_host_name":                 "graph.windows.net",
-		"msgraph_host":                          "graph.microsoft.com",
-		"rbac_url":                              "https://pas.windows.net",
+}
+
+// v1Unsupported answers the v1 protocol's endpoints, which the emulator does not implement, in Entra's
+// error shape (without an AADSTS code, which would claim Entra said it).
+func (s *Server) v1Unsupported(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusBadRequest, map[string]any{
+		"error":             "invalid_request",
+		"error_description": "The emulator implements only the v2.0 endpoints: use " + strings.Replace(r.URL.Path, "/oauth2/", "/oauth2/v2.0/", 1) + " instead of " + r.URL.Path + ".",
 	})
 }
 
@@ -219,8 +269,10 @@ func (s *Server) instanceDiscovery(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// userRealm answers MSAL's home-realm discovery, which it makes before a password (ROPC) sign-in:
-// every emulated tenant is "Managed" (no federation); a domain no tenant owns is "Unknown".
+// userRealm answers MSAL's home-realm discovery, which it makes before a password (ROPC) sign-in
+// (GET /common/userrealm/{upn}?api-version=1.0; MSAL reads account_type, and on "Federated" the
+// federation_* fields): every emulated tenant is "Managed" (no federation); a domain no tenant owns is
+// "Unknown".
 func (s *Server) userRealm(w http.ResponseWriter, r *http.Request) {
 	upn := r.PathValue("user")
 	body := map[string]any{"ver": "1.0", "account_type": "Unknown", "cloud_instance_name": r.Host, "cloud_audience_urn": "urn:federation:MicrosoftOnline"}
