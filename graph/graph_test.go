@@ -385,16 +385,17 @@ func TestFoldersMoveDelete(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := v.E.Store.Get(alice, mailstore.Archive, msg.ID); err != nil {
+	// A move gives the message a new id, as Graph's default ids do.
+	if _, err := v.E.Store.Get(alice, mailstore.Archive, moved.ID); err != nil {
 		t.Errorf("not in Archive: %v", err)
 	}
-	if _, err := c.Move(ctx, moved.ID, created.ID); err != nil {
-		t.Errorf("move to a created folder: %v", err)
+	if moved, err = c.Move(ctx, moved.ID, created.ID); err != nil {
+		t.Fatalf("move to a created folder: %v", err)
 	}
 	if err := c.Delete(ctx, moved.ID); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := v.E.Store.Find(alice, msg.ID); err == nil {
+	if _, err := v.E.Store.Find(alice, moved.ID); err == nil {
 		t.Error("deleted message still in the store")
 	}
 	_, err = c.GetMessage(ctx, moved.ID)
