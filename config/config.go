@@ -83,6 +83,7 @@ const (
 const (
 	BackendFile    = "file"
 	BackendKeyring = "keyring"
+	BackendRedis   = "redis" // Redis 6 or later, or Valkey: a store shared by a fleet
 )
 
 // Local TLS modes of a proxy listener.
@@ -125,7 +126,8 @@ type File struct {
 
 // Store configures the token store.
 type Store struct {
-	// Backend is "file" (default: one encrypted file) or "keyring" (the OS keyring).
+	// Backend is "file" (default: one encrypted file), "keyring" (the OS keyring) or "redis" (a
+	// Redis or Valkey server shared by several machines, values encrypted as the file's).
 	Backend string `toml:"backend,omitempty"`
 	// Path of the encrypted token file; default DefaultStorePath().
 	Path string `toml:"path,omitempty"`
@@ -134,6 +136,17 @@ type Store struct {
 	PassphraseEnv  string `toml:"passphrase_env,omitempty"`  // name of a variable holding the passphrase
 	PassphraseFile string `toml:"passphrase_file,omitempty"` // file holding the passphrase
 	KeyFile        string `toml:"key_file,omitempty"`        // file holding a raw key (containers)
+
+	// The redis backend's server: URL is redis://HOST:PORT[/DB] or rediss://HOST:PORT[/DB] (TLS,
+	// the certificate verified against CAFile's CAs, else the system's), without a password.
+	URL    string `toml:"url,omitempty"`
+	CAFile string `toml:"ca_file,omitempty"`
+	// Username is a Redis 6 ACL user; its password comes from a variable or a file, at most one.
+	Username     string `toml:"username,omitempty"`
+	PasswordEnv  string `toml:"password_env,omitempty"`
+	PasswordFile string `toml:"password_file,omitempty"`
+	// Prefix starts the names of the keys the store writes; default "mailoauth:".
+	Prefix string `toml:"prefix,omitempty"`
 }
 
 // Account is one account: which identity platform application signs in whom, with which flow, for

@@ -148,6 +148,8 @@ func (v *validator) resolvePaths(f *File) {
 	resolve(&f.Store.Path, "store", "path")
 	resolve(&f.Store.PassphraseFile, "store", "passphrase_file")
 	resolve(&f.Store.KeyFile, "store", "key_file")
+	resolve(&f.Store.CAFile, "store", "ca_file")
+	resolve(&f.Store.PasswordFile, "store", "password_file")
 	for name, a := range f.Accounts {
 		if a == nil {
 			continue

@@ -119,10 +119,19 @@ func (v *validator) store(s *Store) {
 	at := func(key string) []string { return []string{"store", key} }
 	switch s.Backend {
 	case BackendFile, BackendKeyring:
+	case BackendRedis:
+		v.redisStore(s)
 	default:
 		v.key(at("backend"), "invalid backend"+show(s.Backend),
-			`use "file" (an encrypted file) or "keyring" (the OS keyring)`)
+			`use "file" (an encrypted file), "keyring" (the OS keyring) or "redis" (a Redis or Valkey server)`)
 		return
+	}
+	if s.Backend != BackendRedis {
+		for _, k := range []struct{ key, val string }{{"url", s.URL}, {"ca_file", s.CAFile}, {"username", s.Username}, {"password_env", s.PasswordEnv}, {"password_file", s.PasswordFile}, {"prefix", s.Prefix}} {
+			if k.val != "" || v.pos.Has("store", k.key) {
+				v.key(at(k.key), k.key+` is set, but backend is not "redis"`, `remove it, or set backend = "redis"`)
+			}
+		}
 	}
 	var sources []string
 	for _, k := range []struct {
@@ -153,6 +162,32 @@ func (v *validator) store(s *Store) {
 	}
 	v.secretFile(at("passphrase_file"), s.PassphraseFile)
 	v.secretFile(at("key_file"), s.KeyFile)
+}
+
+// redisStore checks the redis backend's keys (Rule 2).
+func (v *validator) redisStore(s *Store) {
+	at := func(key string) []string { return []string{"store", key} }
+	u, err := url.Parse(s.URL)
+	switch {
+	case s.URL == "":
+		v.key(at("url"), "missing `url`, which backend \"redis\" needs", `write the server's address, e.g. url = "rediss://redis.example.com:6379"`)
+	case err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "":
+		v.key(at("url"), "`url` is not a redis:// or rediss:// URL", `write it as "redis://HOST:PORT" or, with TLS, "rediss://HOST:PORT"`)
+	default:
+		if _, ok := u.User.Password(); ok {
+			v.key(at("url"), "`url` holds a password", "remove it from the URL and give it with password_env or password_file")
+		}
+		if s.CAFile != "" && u.Scheme != "rediss" {
+			v.key(at("ca_file"), "`ca_file` is set but `url` is redis://, without TLS", "use rediss:// so the server's certificate is checked against it")
+		}
+	}
+	if s.PasswordEnv != "" && s.PasswordFile != "" {
+		v.key(at("password_file"), setTogether([]string{"password_env", "password_file"}), "keep one: the Redis password comes from one place")
+	}
+	if s.PasswordEnv != "" || v.pos.Has("store", "password_env") {
+		v.env(at("password_env"), s.PasswordEnv, "MAILOAUTH_REDIS_PASSWORD", "password")
+	}
+	v.secretFile(at("password_file"), s.PasswordFile)
 }
 
 // secretFile refuses a file holding a secret that other users can read, as Rule 15 refuses a

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/mailoauth/mailoauth/config"
+	"github.com/mailoauth/mailoauth/store/redis"
 )
 
 // KeyError is a problem with where the store's key comes from: the CLI treats it as a configuration
@@ -26,12 +27,45 @@ func (e *KeyError) Unwrap() error     { return ErrNoKey }
 // one fails with a message naming the settings that would provide it.
 func Open(c config.Store, prompt func() ([]byte, error)) (Store, error) {
 	switch c.Backend {
-	case "", config.BackendFile:
+	case "", config.BackendFile, config.BackendRedis:
 	case config.BackendKeyring:
 		return OpenKeyring(c.Path)
 	default:
-		return nil, &KeyError{fmt.Sprintf("unknown store backend %q; use file or keyring", c.Backend)}
+		return nil, &KeyError{fmt.Sprintf("unknown store backend %q; use file, keyring or redis", c.Backend)}
 	}
+	src := keySource(c, prompt)
+	if c.Backend == config.BackendRedis {
+		return openRedis(c, src)
+	}
+	return OpenFile(c.Path, src)
+}
+
+// openRedis opens the redis backend, its password read now (a missing one is a configuration error).
+func openRedis(c config.Store, src KeySource) (Store, error) {
+	var pass string
+	switch {
+	case c.PasswordEnv != "":
+		v, ok := os.LookupEnv(c.PasswordEnv)
+		if !ok || v == "" {
+			return nil, &KeyError{fmt.Sprintf("the Redis password variable %s is not set; export it, or set password_file in [store]", c.PasswordEnv)}
+		}
+		pass = v
+	case c.PasswordFile != "":
+		b, err := os.ReadFile(c.PasswordFile)
+		if err != nil {
+			return nil, &KeyError{fmt.Sprintf("the Redis password_file %s cannot be read: %v", c.PasswordFile, errors.Unwrap(err))}
+		}
+		pass = strings.TrimRight(string(b), "\r\n")
+	}
+	s, err := redis.Open(redis.Options{URL: c.URL, CAFile: c.CAFile, Username: c.Username, Password: pass, Prefix: c.Prefix, Passphrase: src.Passphrase, Key: src.Key})
+	if err != nil {
+		return nil, &KeyError{err.Error()}
+	}
+	return s, nil
+}
+
+// keySource is where the file and redis backends get their key, from [store].
+func keySource(c config.Store, prompt func() ([]byte, error)) KeySource {
 	var src KeySource
 	switch {
 	case c.KeyFile != "":
@@ -59,7 +93,7 @@ func Open(c config.Store, prompt func() ([]byte, error)) (Store, error) {
 			return nil, &KeyError{"the token store needs a passphrase and there is no terminal to ask for it: set passphrase_env, passphrase_file or key_file in [store]"}
 		}
 	}
-	return OpenFile(c.Path, src)
+	return src
 }
 
 // readKeyFile reads a 32-byte key: raw, hex or base64 (what `head -c32 /dev/urandom`, `openssl rand

@@ -8,6 +8,9 @@
 // crash leaves the old content or the new and a rotated refresh token written by one process is what
 // the next one reads. Files are created 0600 in a 0700 directory.
 //
+// The redis backend (package store/redis, opened here for [store] backend = "redis") shares that
+// encryption and keeps the store on a Redis or Valkey server shared by a fleet.
+//
 // Locker, an optional interface beside Store, gives callers a lock of their own per key, held across
 // a longer operation than one Update (auth holds an account's while it refreshes its tokens). File,
 // Keyring and Memory implement it; a library user's own Store need not (auth then refreshes without a

@@ -1,0 +1,236 @@
+package redis_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/mailoauth/mailoauth/internal/redistest"
+	"github.com/mailoauth/mailoauth/store"
+	"github.com/mailoauth/mailoauth/store/redis"
+)
+
+var (
+	_ store.Store  = (*redis.Store)(nil)
+	_ store.Locker = (*redis.Store)(nil)
+	_ store.Lister = (*redis.Store)(nil)
+)
+
+func open(t *testing.T, srv *redistest.Server, pass string, edit ...func(*redis.Options)) *redis.Store {
+	t.Helper()
+	o := redis.Options{URL: srv.URL(), Username: srv.User, Password: srv.Password, Prefix: "t:",
+		Passphrase: func() ([]byte, error) { return []byte(pass), nil }}
+	for _, e := range edit {
+		e(&o)
+	}
+	s, err := redis.Open(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+func client(t *testing.T, srv *redistest.Server) *goredis.Client {
+	c := goredis.NewClient(&goredis.Options{Addr: srv.Addr(), Username: srv.User, Password: srv.Password})
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+const secretJSON = `{"msal":{"RefreshToken":{"k":{"secret":"RT-very-secret-refresh"}},"AccessToken":{"k":{"secret":"AT-very-secret-access"}}}}`
+
+// What one process writes another reads, through Redis, and Redis never holds it in clear: every
+// key is scanned for the tokens and the JSON's field names.
+func TestRoundTripNothingInClear(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	a, b := open(t, srv, "right"), open(t, srv, "right")
+	if err := a.Update(ctx, "account/work", func(old []byte) ([]byte, error) {
+		if old != nil {
+			t.Errorf("a new entry's old value is %d bytes", len(old))
+		}
+		return []byte(secretJSON), nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Update(ctx, "account/work/user/u1", func([]byte) ([]byte, error) { return []byte(`{"msal":{}}`), nil }); err != nil {
+		t.Fatal(err)
+	}
+	got, err := b.Load(ctx, "account/work")
+	if err != nil || string(got) != secretJSON {
+		t.Fatalf("Load from another store = %q, %v", got, err)
+	}
+	keys, err := b.Keys(ctx)
+	if err != nil || strings.Join(keys, ",") != "account/work,account/work/user/u1" {
+		t.Fatalf("Keys = %v, %v", keys, err)
+	}
+	users, err := b.Entries(ctx, "account/work/user/")
+	if err != nil || len(users) != 1 || string(users["account/work/user/u1"]) != `{"msal":{}}` {
+		t.Fatalf("Entries = %v, %v", users, err)
+	}
+	c := client(t, srv)
+	names, err := c.Keys(ctx, "*").Result()
+	if err != nil || len(names) != 3 { // meta and two entries
+		t.Fatalf("Redis holds keys %v, %v; want meta and two entries", names, err)
+	}
+	for _, name := range names {
+		var vals []string
+		if typ := c.Type(ctx, name).Val(); typ == "hash" {
+			for _, v := range c.HGetAll(ctx, name).Val() {
+				vals = append(vals, v)
+			}
+		} else {
+			vals = append(vals, c.Get(ctx, name).Val())
+		}
+		for _, v := range vals {
+			for _, clear := range []string{"RT-very-secret-refresh", "AT-very-secret-access", "RefreshToken", "AccessToken", "secret", "msal", "right"} {
+				if strings.Contains(v, clear) {
+					t.Errorf("Redis key %s holds %q in clear", name, clear)
+				}
+			}
+		}
+	}
+	if err := b.Update(ctx, "account/work", func([]byte) ([]byte, error) { return nil, nil }); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := a.Load(ctx, "account/work"); err != nil || got != nil {
+		t.Fatalf("after a delete Load = %q, %v", got, err)
+	}
+}
+
+// A passphrase other than the one the store was made with is ErrWrongKey, with a message saying
+// what to check, and nothing is overwritten.
+func TestWrongKey(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	if err := open(t, srv, "right").Update(ctx, "account/work", func([]byte) ([]byte, error) { return []byte(secretJSON), nil }); err != nil {
+		t.Fatal(err)
+	}
+	wrong := open(t, srv, "wrong")
+	_, err := wrong.Load(ctx, "account/work")
+	if !errors.Is(err, store.ErrWrongKey) || !strings.Contains(err.Error(), "check the passphrase") {
+		t.Fatalf("Load with the wrong passphrase: %v; want ErrWrongKey saying what to check", err)
+	}
+	if err := wrong.Update(ctx, "account/work", func([]byte) ([]byte, error) { return []byte("x"), nil }); !errors.Is(err, store.ErrWrongKey) {
+		t.Fatalf("Update with the wrong passphrase: %v", err)
+	}
+	if err := wrong.Check(ctx); !errors.Is(err, store.ErrWrongKey) {
+		t.Fatalf("Check with the wrong passphrase: %v", err)
+	}
+	if got, err := open(t, srv, "right").Load(ctx, "account/work"); err != nil || string(got) != secretJSON {
+		t.Fatalf("the entry after the wrong key's attempts: %q, %v", got, err)
+	}
+	bad := open(t, srv, "right", func(o *redis.Options) { o.Password = "not-it" })
+	if err := bad.Check(ctx); err == nil || !strings.Contains(err.Error(), "password_env") || strings.Contains(err.Error(), "not-it") {
+		t.Fatalf("Check with a wrong Redis password: %v; want advice and no password", err)
+	}
+}
+
+// Concurrent updates from two stores (processes) lose nothing: compare-and-set on the version.
+func TestConcurrentUpdatesLoseNothing(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	stores := []*redis.Store{open(t, srv, "p"), open(t, srv, "p")}
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := stores[i%2].Update(ctx, "n", func(old []byte) ([]byte, error) {
+				return append(old, 'x'), nil
+			})
+			if err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if got, _ := stores[0].Load(ctx, "n"); len(got) != 20 {
+		t.Fatalf("after 20 appends the entry has %d bytes", len(got))
+	}
+}
+
+// A holder whose lock expired while it was paused, and was taken by another, cannot write over
+// what the other wrote: the fencing check refuses it.
+func TestFencedWrite(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	a, b := open(t, srv, "p"), open(t, srv, "p")
+	relA, err := a.Lock(ctx, "account/work")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer relA()
+	wctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	if _, err := b.Lock(wctx, "account/work"); err == nil {
+		t.Fatal("a second process took a held lock")
+	}
+	cancel()
+	// The lock expires (as it would while a is paused past its TTL) and b takes it and writes.
+	if err := client(t, srv).Del(ctx, "t:lock:account/work").Err(); err != nil {
+		t.Fatal(err)
+	}
+	relB, err := b.Lock(ctx, "account/work")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Update(ctx, "account/work", func([]byte) ([]byte, error) { return []byte("newer"), nil }); err != nil {
+		t.Fatal(err)
+	}
+	relB()
+	err = a.Update(ctx, "account/work", func([]byte) ([]byte, error) { return []byte("stale"), nil })
+	if !errors.Is(err, redis.ErrLockLost) {
+		t.Fatalf("the paused holder's write: %v; want ErrLockLost", err)
+	}
+	if got, _ := b.Load(ctx, "account/work"); !bytes.Equal(got, []byte("newer")) {
+		t.Fatalf("the entry is %q; want the newer write", got)
+	}
+}
+
+// Redis killed: what the store read is still served, an update is kept and queued, and once Redis
+// is back on the same port the queued write is in it.
+func TestOutageQueuesWrites(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	a := open(t, srv, "p")
+	if err := a.Update(ctx, "account/work", func([]byte) ([]byte, error) { return []byte("v1"), nil }); err != nil {
+		t.Fatal(err)
+	}
+	srv.Kill()
+	if got, err := a.Load(ctx, "account/work"); err != nil || string(got) != "v1" {
+		t.Fatalf("Load during the outage = %q, %v; want the copy", got, err)
+	}
+	if err := a.Update(ctx, "account/work", func(old []byte) ([]byte, error) { return []byte("v2 after " + string(old)), nil }); err != nil {
+		t.Fatalf("Update during the outage: %v", err)
+	}
+	if _, err := open(t, srv, "p").Load(ctx, "account/other"); !errors.Is(err, redis.ErrUnavailable) {
+		t.Fatalf("Load of what no copy holds during the outage: %v; want ErrUnavailable", err)
+	}
+	srv.Restart()
+	b := open(t, srv, "p")
+	deadline := time.Now().Add(time.Minute)
+	for {
+		got, err := b.Load(ctx, "account/work")
+		if err == nil && string(got) == "v2 after v1" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a minute after Redis came back it holds %q, %v; want the write queued during the outage", got, err)
+		}
+		time.Sleep(50 * time.Millisecond) // polling another process's view: the queue is written in the background
+	}
+}
+
+// A URL with a password in it is refused before anything connects (a secret in the configuration).
+func TestURLWithPassword(t *testing.T) {
+	_, err := redis.Open(redis.Options{URL: "redis://u:hunter2@127.0.0.1:1", Key: func() ([]byte, error) { return nil, nil }})
+	if err == nil || strings.Contains(err.Error(), "hunter2") || !strings.Contains(err.Error(), "password_file") {
+		t.Fatalf("Open with a password in the URL: %v", err)
+	}
+}
