@@ -16,10 +16,15 @@ import (
 	"github.com/mailoauth/mailoauth/internal/passhash"
 )
 
-// ConfigName is the config file WriteData writes.
-const ConfigName = "mailoauth.toml"
+// Files WriteData writes: the config, and the control API's token and base URL.
+const (
+	ConfigName       = "mailoauth.toml"
+	ControlTokenName = "control-token"
+	ControlURLName   = "control-url"
+)
 
-// WriteData writes into dir what a client needs to use this emulator: ca.pem; each generated app
+// WriteData writes into dir what a client needs to use this emulator: ca.pem; control-token (0600)
+// and control-url, the control API's token and address; each generated app
 // credential (<app>-secret.txt, <app>-cert.pem with its key, <app>-cert.pfx and
 // <app>-cert.pfx-password.txt); <account>-password.txt for password-flow accounts; a store
 // passphrase; and mailoauth.toml, whose accounts point at the
@@ -61,6 +66,14 @@ func (e *Emulator) WriteData(dir string) error {
 		}
 	}
 	if err := write("store-passphrase.txt", []byte(randomString(24)+"\n"), 0o600); err != nil {
+		return err
+	}
+	// The control API's address and token, for `mailoauth emulator ctl` and scripts (curl -H
+	// "Authorization: Bearer $(cat control-token)" $(cat control-url)/world).
+	if err := write(ControlTokenName, []byte(e.controlToken+"\n"), 0o600); err != nil {
+		return err
+	}
+	if err := write(ControlURLName, []byte(e.ControlURL()+"\n"), 0o644); err != nil {
 		return err
 	}
 	// Password (ROPC) accounts read the emulated user's password from a file, as a user's would.
