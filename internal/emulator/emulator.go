@@ -168,7 +168,6 @@ func Start(ctx context.Context, opts Options) (*Emulator, error) {
 	client := &http.Client{Timeout: 10 * time.Second}
 	if e.Identity, err = identity.New(identity.Config{
 		World: e.Live, Events: e.Events, Key: signKey, Cert: signCert, AutoApprove: opts.AutoApprove, Now: opts.Now, Log: log, Client: client,
-		CAPEM: e.ca.pem,
 	}); err != nil {
 		return nil, err
 	}
