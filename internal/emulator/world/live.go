@@ -68,9 +68,10 @@ func (l *Live) Reset() {
 // changes w. Certificates are shared, being immutable once parsed.
 func (w *World) Clone() *World {
 	out := &World{
-		Tokens:   w.Tokens,
-		Faults:   slices.Clone(w.Faults),
-		Accounts: make([]AccountSpec, len(w.Accounts)),
+		Tokens:          w.Tokens,
+		Faults:          slices.Clone(w.Faults),
+		GraphThrottling: w.GraphThrottling,
+		Accounts:        make([]AccountSpec, len(w.Accounts)),
 	}
 	for i, a := range w.Accounts {
 		a.Protocols = slices.Clone(a.Protocols)

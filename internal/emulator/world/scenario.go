@@ -103,6 +103,14 @@ type scenarioFile struct {
 	Apps     map[string]*appTable     `toml:"apps"`
 	Accounts map[string]*accountTable `toml:"accounts"`
 	Faults   []faultTable             `toml:"faults"`
+	Graph    *graphTable              `toml:"graph"`
+}
+
+type graphTable struct {
+	Throttling         *bool  `toml:"throttling"`
+	ConcurrentRequests int    `toml:"concurrent_requests"`
+	Requests           int    `toml:"requests"`
+	Window             string `toml:"window"`
 }
 
 type tokensTable struct {
@@ -342,6 +350,26 @@ func (p *scenarioParser) parse() {
 	p.accessPolicies()
 	p.accounts()
 	p.faults()
+	p.graph()
+}
+
+// graph reads [graph]: Graph's throttling, on by default with Graph's limits.
+func (p *scenarioParser) graph() {
+	g := p.f.Graph
+	if g == nil {
+		return
+	}
+	path := []string{"graph"}
+	t := &p.w.GraphThrottling
+	t.Off = g.Throttling != nil && !*g.Throttling
+	if p.has(join(path, "concurrent_requests")...) && g.ConcurrentRequests < 1 {
+		p.key(join(path, "concurrent_requests"), "`concurrent_requests` is less than 1", "write how many requests an app may have in flight on one mailbox (Graph: 4)")
+	}
+	if p.has(join(path, "requests")...) && g.Requests < 1 {
+		p.key(join(path, "requests"), "`requests` is less than 1", "write an app's budget of requests to one mailbox per window (Graph: 10000)")
+	}
+	t.Concurrent, t.Requests = g.ConcurrentRequests, g.Requests
+	t.Window = p.duration(join(path, "window"), g.Window, 0, time.Second, false)
 }
 
 // duration parses the duration at path; min is the smallest value allowed, whole asks for a whole

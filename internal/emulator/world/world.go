@@ -37,6 +37,8 @@ type World struct {
 	Apps    []*App
 	Tokens  Lifetimes
 	Faults  []Fault
+	// GraphThrottling is Microsoft Graph's throttling of mail requests (the zero value: Graph's limits).
+	GraphThrottling GraphThrottling
 	// Accounts are written into the emulator's mailoauth.toml, pointing at this world's apps and users.
 	Accounts []AccountSpec
 }
@@ -198,6 +200,35 @@ func DefaultLifetimes() Lifetimes {
 		DeviceCode:             15 * time.Minute,
 		DevicePollInterval:     5 * time.Second,
 	}
+}
+
+// GraphThrottling is Microsoft Graph's throttling of Outlook resources, per app per mailbox
+// (Microsoft Graph docs, throttling-limits.md, "Outlook service limits": 4 concurrent requests,
+// 10,000 requests per 10 minutes). Zero fields mean Graph's numbers.
+type GraphThrottling struct {
+	// Off turns throttling off.
+	Off bool
+	// Concurrent is how many requests an app may have in flight on one mailbox (0: 4).
+	Concurrent int
+	// Requests is an app's budget of requests to one mailbox per Window (0: 10,000).
+	Requests int
+	// Window is the budget's period (0: 10 minutes).
+	Window time.Duration
+}
+
+// Limits returns the limits with Graph's numbers for the zero fields.
+func (g GraphThrottling) Limits() (concurrent, requests int, window time.Duration) {
+	concurrent, requests, window = g.Concurrent, g.Requests, g.Window
+	if concurrent <= 0 {
+		concurrent = 4
+	}
+	if requests <= 0 {
+		requests = 10000
+	}
+	if window <= 0 {
+		window = 10 * time.Minute
+	}
+	return concurrent, requests, window
 }
 
 // Fault is an injected failure of one endpoint.
