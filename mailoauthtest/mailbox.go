@@ -6,6 +6,8 @@ import (
 	"mime"
 	"net/mail"
 	"time"
+
+	"github.com/mailoauth/mailoauth/internal/emulator/events"
 )
 
 // Inbox is the folder where mail delivered to a mailbox arrives; Graph's and SMTP's sent copies go
@@ -42,7 +44,7 @@ func (s *Server) Messages(mailbox string) ([]Message, error) {
 }
 
 // Deliver puts msg, an RFC 5322 message, into the INBOX of a user's or shared mailbox, as if it had
-// arrived from outside: for a test of a program that reads mail.
+// arrived from outside: for a test of a program that reads mail. It is a MessageDelivered event.
 func (s *Server) Deliver(mailbox string, msg []byte) error {
 	if _, err := mail.ReadMessage(bytes.NewReader(msg)); err != nil {
 		return fmt.Errorf("mailoauthtest: Deliver takes an RFC 5322 message (header, blank line, body): %w", err)
@@ -50,6 +52,7 @@ func (s *Server) Deliver(mailbox string, msg []byte) error {
 	if _, err := s.e.Store.Append(mailbox, Inbox, bytes.Clone(msg), nil, time.Time{}); err != nil {
 		return fmt.Errorf("mailoauthtest: no mailbox %s in this world", mailbox)
 	}
+	s.e.Events.Add(events.Event{Kind: events.MessageDelivered, Mailbox: mailbox, Size: len(msg)})
 	return nil
 }
 

@@ -7,7 +7,10 @@
 //
 // A Server hands out ready-to-use accounts (config.Account values pointing at its listeners and
 // trusting its CA, with their credentials as values), drives sign-ins without a browser (ApproveDevice,
-// SignIn, Options.AutoApprove) and shows what mailboxes hold (Messages, Deliver).
+// SignIn, Options.AutoApprove), shows what mailboxes hold (Messages, Deliver), records what happened
+// for a test to assert on (Events, WaitEvent: "exactly one token request", "refused because the app
+// lacks SMTP.SendAsApp") and changes its organisation while it runs (AddUser, RemoveUser, AddFault,
+// ClearFaults, Reset).
 //
 // It must never stand in for a real service: its CA, certificates and tokens are generated at each
 // start and are valid only against that Server, and it keeps mail in memory only.
