@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mailoauth/mailoauth/auth"
+	"github.com/mailoauth/mailoauth/config"
 	"github.com/mailoauth/mailoauth/internal/emulator"
 	"github.com/mailoauth/mailoauth/internal/emulator/emulatortest"
 	"github.com/mailoauth/mailoauth/internal/emulator/events"
@@ -187,5 +188,38 @@ func TestEventsOfAScenario(t *testing.T) {
 	polled, next := decode(t, pollURL, a.resp)
 	if fmt.Sprint(briefs(polled)) != "[message.delivered     bob@contoso.test ]" || polled[0].Seq != cursor+2 || next != cursor+2 {
 		t.Fatalf("long poll after %d: %v (seq %v), cursor %d", cursor, briefs(polled), polled, next)
+	}
+}
+
+// TestTokenEventsNameTheUser: a delegated token's events name the user, whether the request names
+// them (password) or only its refresh token knows them (refresh_token).
+func TestTokenEventsNameTheUser(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	lab := emulatortest.Start(t, emulator.Options{})
+	accs, err := lab.E.Accounts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	acc := accs["alice-device"]
+	acc.Flow, acc.Email, acc.Password = config.FlowPassword, world.Bob, "bob-password"
+	bob, err := auth.NewAccount(acc, auth.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.Token(ctx, token.Exchange); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.Refresh(ctx, token.Exchange); err != nil {
+		t.Fatal(err)
+	}
+	got := lab.E.Events.Since(0, events.Filter{Kinds: []events.Kind{events.TokenIssued}}.Match, 0)
+	want := []string{
+		"token.issued identity password desktop bob@contoso.test  ",
+		"token.issued identity refresh_token desktop bob@contoso.test  ",
+	}
+	if fmt.Sprint(briefs(got)) != fmt.Sprint(want) {
+		t.Fatalf("events:\n%s\nwant:\n%s", strings.Join(briefs(got), "\n"), strings.Join(want, "\n"))
 	}
 }
