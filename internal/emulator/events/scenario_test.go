@@ -15,11 +15,11 @@ import (
 
 	"github.com/mailoauth/mailoauth/auth"
 	"github.com/mailoauth/mailoauth/config"
+	imapc "github.com/mailoauth/mailoauth/imap"
 	"github.com/mailoauth/mailoauth/internal/emulator"
 	"github.com/mailoauth/mailoauth/internal/emulator/emulatortest"
 	"github.com/mailoauth/mailoauth/internal/emulator/events"
 	"github.com/mailoauth/mailoauth/internal/emulator/world"
-	imapc "github.com/mailoauth/mailoauth/imap"
 	smtpc "github.com/mailoauth/mailoauth/smtp"
 	"github.com/mailoauth/mailoauth/token"
 )
