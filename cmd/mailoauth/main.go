@@ -154,7 +154,7 @@ func (a *app) rootCommand() *cobra.Command {
 	}
 	root.AddCommand(a.emulatorCommand(), a.demoCommand(), a.loginCommand(), a.tokenCommand(), a.accountsCommand(), a.logoutCommand(), a.checkCommand(), a.sendCommand(), a.sendmailCommand(), a.mailCommand())
 	root.AddCommand(a.proxyCommand(), a.consoleCommand())
-	root.AddCommand(a.doctorCommand(), a.setupCommand())
+	root.AddCommand(a.doctorCommand(), a.setupCommand(), a.storeCommand())
 	root.AddCommand(a.versionCommand(), a.manCommand())
 	root.AddCommand(helpTopics()...)
 	a.addCompletions(root)

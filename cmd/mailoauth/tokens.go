@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"sort"
 	"text/tabwriter"
 	"time"
@@ -13,7 +12,6 @@ import (
 	"github.com/mailoauth/mailoauth/token"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 
 	"github.com/mailoauth/mailoauth/auth"
 	"github.com/mailoauth/mailoauth/config"
@@ -45,16 +43,7 @@ func (a *app) manager(interactive bool) (*auth.Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	var prompt func() ([]byte, error)
-	if f, ok := a.stdin.(*os.File); interactive && ok && term.IsTerminal(int(f.Fd())) {
-		prompt = func() ([]byte, error) {
-			fmt.Fprintf(a.stderr, "Passphrase for the token store %s: ", cfg.Store.Path)
-			p, err := term.ReadPassword(int(f.Fd()))
-			fmt.Fprintln(a.stderr)
-			return p, err
-		}
-	}
-	st, err := store.Open(cfg.Store, prompt)
+	st, err := store.Open(cfg.Store, a.storePrompt(cfg.Store, interactive))
 	if err != nil {
 		return nil, err
 	}
@@ -259,7 +248,11 @@ A token store that cannot be opened is an error for the whole command (exit 2).`
 				}
 				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", s.Name, s.Flow, who, rt, toks)
 			}
-			return w.Flush()
+			if err := w.Flush(); err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(a.stdout, "\nTokens are kept in %s.\n", storeWhere(cfg.Store))
+			return err
 		},
 	}
 }
