@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -13,7 +15,8 @@ import (
 )
 
 func (a *app) emulatorCommand() *cobra.Command {
-	var listen, data, scenario, autoApprove string
+	var listen, advertise, data, scenario, autoApprove string
+	var ports map[string]int
 	cmd := &cobra.Command{
 		Use:   "emulator",
 		Short: "Run a local Microsoft 365 (identity platform and mail) for tests and offline development",
@@ -22,7 +25,11 @@ tenants, users and apps of the default world (see docs/emulator.md) or of a scen
 
 It writes into --data: ca.pem (the CA of its TLS certificates), mailoauth.toml (a ready
 configuration whose accounts point at it), and the credentials of its apps. It runs until
-interrupted (Ctrl-C, SIGTERM).`,
+interrupted (Ctrl-C, SIGTERM).
+
+In a container: --listen 0.0.0.0 --advertise NAME --ports identity=8443,graph=8444,imap=993,...
+listens on every interface, on fixed ports, with a certificate for the name clients use (see
+docs/emulator-ci.md).`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var w *world.World
@@ -38,7 +45,11 @@ interrupted (Ctrl-C, SIGTERM).`,
 					return err
 				}
 			}
-			e, err := emulator.Start(cmd.Context(), emulator.Options{Listen: listen, World: w, AutoApprove: autoApprove, Log: a.log})
+			if err := checkPorts(ports); err != nil {
+				return err
+			}
+			e, err := emulator.Start(cmd.Context(), emulator.Options{Listen: listen, Advertise: advertise, Ports: ports,
+				World: w, AutoApprove: autoApprove, Log: a.log})
 			if err != nil {
 				return err
 			}
@@ -55,11 +66,28 @@ interrupted (Ctrl-C, SIGTERM).`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&listen, "listen", "127.0.0.1", "host or IP address to listen on")
+	f.StringVar(&listen, "listen", "127.0.0.1", "host or IP address to listen on (0.0.0.0: every interface)")
+	f.StringVar(&advertise, "advertise", "", "host name clients use: the certificate, authority and config name it (default: --listen, or localhost for 0.0.0.0)")
+	f.StringToIntVar(&ports, "ports", nil, "fixed ports by server, e.g. identity=8443,graph=8444,imap=993,imap-starttls=143,pop=995,smtp=587 (default: free ports)")
 	f.StringVar(&data, "data", "", "directory for ca.pem, mailoauth.toml and app credentials (default $XDG_DATA_HOME/mailoauth/emulator)")
 	f.StringVar(&scenario, "scenario", "", "TOML file describing the world to emulate (default: the built-in world; see docs/scenarios.md)")
 	f.StringVar(&autoApprove, "auto-approve", "", "sign this user (UPN) in and consent at once for interactive and device-code logins")
 	return cmd
+}
+
+// emulatorServers are the names --ports takes.
+var emulatorServers = []string{"identity", "graph", "imap", "imap-starttls", "pop", "smtp"}
+
+func checkPorts(ports map[string]int) error {
+	for name, p := range ports {
+		if !slices.Contains(emulatorServers, name) {
+			return usagef("--ports: no server is called %q; the servers are %s", name, strings.Join(emulatorServers, ", "))
+		}
+		if p < 1 || p > 65535 {
+			return usagef("--ports: %s=%d is not a port number (1 to 65535)", name, p)
+		}
+	}
+	return nil
 }
 
 func defaultEmulatorDir() (string, error) {

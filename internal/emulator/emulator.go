@@ -43,8 +43,16 @@ import (
 
 // Options configure an emulator.
 type Options struct {
-	// Listen is the host (IP or name) to listen on; default 127.0.0.1.
+	// Listen is the host (IP or name) to listen on; default 127.0.0.1. 0.0.0.0 or :: listens on every
+	// interface, as in a container.
 	Listen string
+	// Advertise is the host name (or IP) clients reach the emulator by, as a CI service container's
+	// name: its TLS certificate is issued for it, and the authority, MailAddrs and the written config
+	// name it. Default: Listen, or localhost when Listen is every interface.
+	Advertise string
+	// Ports fixes servers' ports, by name: "identity", "graph" and MailAddrs' "imap", "imap-starttls",
+	// "pop", "smtp". A server not named takes a free port. A container publishes fixed ports.
+	Ports map[string]int
 	// World is the organisation to emulate; nil means world.Default().
 	World *world.World
 	// AutoApprove signs this user in and consents at once for interactive and device-code logins.
@@ -125,6 +133,13 @@ func Start(ctx context.Context, opts Options) (*Emulator, error) {
 	if host == "" {
 		host = "127.0.0.1"
 	}
+	adv := opts.Advertise
+	if adv == "" {
+		adv = host
+		if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+			adv = "localhost"
+		}
+	}
 	w := opts.World
 	if w == nil {
 		w = world.Default()
@@ -146,25 +161,26 @@ func Start(ctx context.Context, opts Options) (*Emulator, error) {
 	if err != nil {
 		return nil, err
 	}
-	tlsCert, err := e.ca.serverCert(now(), host)
+	tlsCert, err := e.ca.serverCert(now(), host, adv)
 	if err != nil {
 		return nil, err
 	}
 	client := &http.Client{Timeout: 10 * time.Second}
 	if e.Identity, err = identity.New(identity.Config{
 		World: e.Live, Events: e.Events, Key: signKey, Cert: signCert, AutoApprove: opts.AutoApprove, Now: opts.Now, Log: log, Client: client,
+		CAPEM: e.ca.pem,
 	}); err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(opts.Ports["identity"])))
 	if err != nil {
 		return nil, fmt.Errorf("emulator: listen on %s: %w", host, err)
 	}
 	e.ln = ln
-	e.identity = "https://" + net.JoinHostPort(host, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
+	e.identity = "https://" + net.JoinHostPort(adv, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
 	e.Store = mailstore.New(now)
 	if e.Exchange, err = exchange.Start(exchange.Config{
-		World: e.Live, Events: e.Events, Store: e.Store, Keys: e.Identity, Host: host, Now: now, Log: log,
+		World: e.Live, Events: e.Events, Store: e.Store, Keys: e.Identity, Host: host, Ports: opts.Ports, Now: now, Log: log,
 		TLS: &tls.Config{Certificates: []tls.Certificate{tlsCert}, MinVersion: tls.VersionTLS12},
 	}); err != nil {
 		ln.Close()
@@ -182,9 +198,10 @@ func Start(ctx context.Context, opts Options) (*Emulator, error) {
 		delete(e.MailAddrs, "proxy-"+p)
 	}
 	for k, v := range e.Exchange.Addrs() {
-		e.MailAddrs[k] = v
+		_, port, _ := net.SplitHostPort(v)
+		e.MailAddrs[k] = net.JoinHostPort(adv, port)
 	}
-	if err := e.startGraph(host, tlsCert, now, log); err != nil {
+	if err := e.startGraph(host, adv, opts.Ports["graph"], tlsCert, now, log); err != nil {
 		ln.Close()
 		e.Exchange.Close()
 		return nil, err
@@ -276,19 +293,23 @@ func reservePorts(host string) (map[string]string, error) {
 	return addrs, nil
 }
 
-// startGraph serves Graph mail on the reserved graph port (or, if it was taken meanwhile, a free one,
-// updating MailAddrs["graph"]).
-func (e *Emulator) startGraph(host string, cert tls.Certificate, now func() time.Time, log *slog.Logger) error {
+// startGraph serves Graph mail on port (0: the reserved graph port, or, if it was taken meanwhile, a
+// free one), and sets MailAddrs["graph"] to its URL on the advertised host.
+func (e *Emulator) startGraph(host, adv string, port int, cert tls.Certificate, now func() time.Time, log *slog.Logger) error {
 	e.Graph = graph.New(graph.Config{World: e.Live, Events: e.Events, Store: e.Store, Authorizer: e.Exchange.Authorizer,
 		MessageIDHost: e.Exchange.ServerName(), Now: now, Log: log})
 	hostport := strings.TrimSuffix(strings.TrimPrefix(e.MailAddrs["graph"], "https://"), "/v1.0")
-	gl, err := net.Listen("tcp", hostport)
-	if err != nil {
-		if gl, err = net.Listen("tcp", net.JoinHostPort(host, "0")); err != nil {
-			return fmt.Errorf("emulator: listen for Graph on %s: %w", host, err)
-		}
-		e.MailAddrs["graph"] = "https://" + gl.Addr().String() + "/v1.0"
+	if port != 0 {
+		hostport = net.JoinHostPort(host, strconv.Itoa(port))
 	}
+	gl, err := net.Listen("tcp", hostport)
+	if err != nil && port == 0 {
+		gl, err = net.Listen("tcp", net.JoinHostPort(host, "0"))
+	}
+	if err != nil {
+		return fmt.Errorf("emulator: listen for Graph on %s: %w", host, err)
+	}
+	e.MailAddrs["graph"] = "https://" + net.JoinHostPort(adv, strconv.Itoa(gl.Addr().(*net.TCPAddr).Port)) + "/v1.0"
 	e.graphSrv = &http.Server{
 		Handler:           e.Graph.Handler(),
 		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},

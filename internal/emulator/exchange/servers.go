@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strconv"
 	"sync"
 	"time"
 
@@ -27,10 +28,13 @@ type Config struct {
 	Keys Keys
 	// TLS holds the server certificate (the emulator's CA signs it).
 	TLS *tls.Config
-	// Host is the address to listen on (default 127.0.0.1); every server takes a free port.
+	// Host is the address to listen on (default 127.0.0.1).
 	Host string
-	Now  func() time.Time // nil: time.Now
-	Log  *slog.Logger     // nil: discard
+	// Ports fixes listeners' ports by name (AddrIMAP, AddrIMAPStartTLS, AddrPOP, AddrSMTP); a
+	// listener not named takes a free port.
+	Ports map[string]int
+	Now   func() time.Time // nil: time.Now
+	Log   *slog.Logger     // nil: discard
 }
 
 // Listener names, the keys of Addrs (and of the emulator's MailAddrs).
@@ -110,7 +114,7 @@ func Start(cfg Config) (*Servers, error) {
 		{AddrPOP, true, s.servePOP},
 		{AddrSMTP, false, s.serveSMTP},
 	} {
-		ln, err := net.Listen("tcp", net.JoinHostPort(cfg.Host, "0"))
+		ln, err := net.Listen("tcp", net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Ports[l.name])))
 		if err != nil {
 			s.Close()
 			return nil, fmt.Errorf("exchange: listen on %s: %w", cfg.Host, err)

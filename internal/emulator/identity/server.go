@@ -45,6 +45,9 @@ type Config struct {
 	Log *slog.Logger
 	// Events records every token issued or refused (nil: none).
 	Events *events.Log
+	// CAPEM is the CA of the emulator's TLS certificates, served at /emulator/ca.pem for clients that
+	// cannot read the data directory (a CI job beside a service container).
+	CAPEM []byte
 	// Client makes the server-side redirect of an auto-approved interactive login to a loopback
 	// redirect URI (nil: a plain client with a timeout).
 	Client *http.Client
@@ -63,6 +66,7 @@ type Server struct {
 	client  *http.Client
 	mux     *http.ServeMux
 	autoUPN string
+	caPEM   []byte
 
 	mu       sync.Mutex
 	codes    map[string]*authCode
@@ -88,7 +92,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{
 		live: cfg.World, events: cfg.Events, key: cfg.Key, cert: cfg.Cert, kid: thumbprintSHA1(cfg.Cert),
-		now: cfg.Now, log: cfg.Log, client: cfg.Client, autoUPN: cfg.AutoApprove,
+		now: cfg.Now, log: cfg.Log, client: cfg.Client, autoUPN: cfg.AutoApprove, caPEM: cfg.CAPEM,
 		codes: map[string]*authCode{}, refresh: map[string]*refreshGrant{},
 		devices: map[string]*deviceGrant{}, userCode: map[string]*deviceGrant{},
 		pending: map[string]*pendingLogin{}, consents: map[string]map[string]bool{},
@@ -125,6 +129,15 @@ func New(cfg Config) (*Server, error) {
 	m.HandleFunc("POST /{tenant}/oauth2/v2.0/token", s.fault("token", s.token))
 	m.HandleFunc("POST /{tenant}/oauth2/v2.0/devicecode", s.fault("devicecode", s.deviceCode))
 	m.HandleFunc("/devicelogin", s.fault("devicecode", s.deviceLogin))
+	// Not Entra's: the emulator's CA, public, for a client that trusts it on first use (curl -k).
+	m.HandleFunc("GET /emulator/ca.pem", func(w http.ResponseWriter, r *http.Request) {
+		if len(s.caPEM) == 0 {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/x-pem-file")
+		_, _ = w.Write(s.caPEM)
+	})
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { http.NotFound(w, r) })
 	s.mux = m
 	return s, nil
