@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/mailoauth/mailoauth/auth"
@@ -135,7 +136,7 @@ func (c *Console) signInMethods(cfg *config.Account, r *http.Request) []string {
 func tokenViews(held []auth.HeldToken, now time.Time) []tokenView {
 	var out []tokenView
 	for _, t := range held {
-		tv := tokenView{Resource: t.Resource, ExpiresOn: t.ExpiresOn, Fetched: t.ObtainedAt, State: stateOK}
+		tv := tokenView{Resource: strings.TrimPrefix(t.Resource, "https://"), ExpiresOn: t.ExpiresOn, Fetched: t.ObtainedAt, State: stateOK}
 		switch {
 		case !t.ExpiresOn.After(now):
 			tv.State = "expired"

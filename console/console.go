@@ -56,7 +56,8 @@ type Options struct {
 	// nil discards them.
 	Log *slog.Logger
 	// FailureDelay is how long a source whose admin password was wrong waits before its next
-	// attempt is checked, doubling with each further failure up to a minute; 0 is one second.
+	// attempt is checked, doubling with each further failure up to a minute; 0 is one second, and a
+	// negative value turns the delay off (tests).
 	FailureDelay time.Duration
 }
 
@@ -117,7 +118,7 @@ func New(o Options) (*Console, error) {
 	}
 	c.log = c.log.With("component", "console")
 	delay := o.FailureDelay
-	if delay <= 0 {
+	if delay == 0 {
 		delay = time.Second
 	}
 	c.limiter = newLimiter(delay, time.Minute)
@@ -155,7 +156,7 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Frame-Options", "DENY")
-	h.Set("Referrer-Policy", "no-referrer") // the callback's URL carries an authorization code
+	h.Set("Referrer-Policy", "same-origin") // the callback's URL carries an authorization code: never to another site
 	h.Set("Cache-Control", "no-store")
 	if c.opts.TLS {
 		h.Set("Strict-Transport-Security", "max-age=31536000")

@@ -125,8 +125,8 @@ func (c *Console) sameOrigin(r *http.Request) bool {
 		return false
 	}
 	o := r.Header.Get("Origin")
-	if o == "" {
-		return true
+	if o == "" || o == "null" && r.Header.Get("Sec-Fetch-Site") == "same-origin" {
+		return true // an old browser, a script, or a page whose referrer policy hides its origin
 	}
 	u, err := url.Parse(o)
 	return err == nil && u.Host == r.Host
@@ -235,6 +235,9 @@ func (l *limiter) enter(src string) (time.Duration, func(ok bool)) {
 		a.busy = false
 		if ok {
 			delete(l.sources, src)
+			return
+		}
+		if l.delay < 0 {
 			return
 		}
 		d := l.delay << min(a.failures, 16)
