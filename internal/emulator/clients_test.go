@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -230,4 +231,49 @@ func TestMSALNode(t *testing.T) {
 	cmd := exec.CommandContext(clientCtx(t), node, filepath.Join("testdata", "msal_node.cjs"))
 	cmd.Env = append(clientEnv(t, v), "NODE_PATH="+modules)
 	checkClientFlows(t, v, runClient(t, cmd), "smtp_device")
+}
+
+// The Python and Node snippets of docs/emulator-ci.md are the scripts' marked sections, verbatim (less
+// their indentation): the documented code is the code the tests above run.
+func TestEmulatorCIDocSnippets(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "emulator-ci.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for script, comment := range map[string]string{"msal_python.py": "#", "msal_node.cjs": "//"} {
+		src, err := os.ReadFile(filepath.Join("testdata", script))
+		if err != nil {
+			t.Fatal(err)
+		}
+		re := regexp.MustCompile(`(?ms)^[ \t]*` + comment + ` --- docs/emulator-ci\.md: ([a-z-]+) ---\n(.*?)\n[ \t]*` + comment + ` --- end ---`)
+		found := re.FindAllStringSubmatch(string(src), -1)
+		if len(found) < 2 {
+			t.Fatalf("%s has %d documented sections", script, len(found))
+		}
+		for _, m := range found {
+			if !strings.Contains(string(doc), "\n"+dedent(m[2])+"\n```") {
+				t.Errorf("docs/emulator-ci.md lacks %s's section %s as it is in the script", script, m[1])
+			}
+		}
+	}
+}
+
+// dedent removes the indentation every non-empty line shares.
+func dedent(s string) string {
+	lines := strings.Split(s, "\n")
+	indent := -1
+	for _, l := range lines {
+		if strings.TrimSpace(l) == "" {
+			continue
+		}
+		if n := len(l) - len(strings.TrimLeft(l, " \t")); indent < 0 || n < indent {
+			indent = n
+		}
+	}
+	for i, l := range lines {
+		if len(l) >= indent && indent > 0 {
+			lines[i] = l[indent:]
+		}
+	}
+	return strings.Join(lines, "\n")
 }

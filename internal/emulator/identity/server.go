@@ -1,9 +1,10 @@
-// Package identity is the emulator's Microsoft identity platform (Entra ID v2 endpoints): discovery,
-// JWKS, instance discovery, authorize (with a sign-in and consent page), token (authorization code with
-// PKCE, refresh token with rotation, client credentials with secret or certificate assertion, device
-// code, password), and the device-code endpoint with its verification page. It answers as Entra does,
-// byte for byte where the wire format is known (research/msal-go.md, research/exchange-wire.md), so MSAL
-// and other clients run against it unmodified.
+// Package identity is the emulator's Microsoft identity platform (Entra ID v2 endpoints): discovery
+// (v2, and the v1 document token validators read), JWKS, instance discovery, home-realm discovery,
+// authorize (with a sign-in and consent page), token (authorization code with PKCE, refresh token with
+// rotation, client credentials with secret or certificate assertion, device code, password), and the
+// device-code endpoint with its verification page. It answers as Entra does, byte for byte where the
+// wire format is known, so MSAL (Go, Python, Node) and other clients run against it unmodified. Grants
+// it has handed out follow runtime changes of the World: each redemption reads the World as it is now.
 //
 // It serves HTTP only through Handler; TLS and listening belong to the emulator package. It must never
 // log a secret, password, code or token (logs carry client ids, tenants and error codes only).
