@@ -68,7 +68,8 @@ type Server struct {
 	now  func() time.Time
 	log  *slog.Logger
 
-	meta metas // Graph-only properties of messages, by id
+	meta     metas    // Graph-only properties of messages, by id
+	throttle throttle // requests per app and mailbox
 
 	mu       sync.Mutex
 	drafts   map[string]*draft   // by id
@@ -336,6 +337,14 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, r, e)
 		return
 	}
+	release, wait, e := s.throttle.admit(s.world().GraphThrottling, c.tok.AppID, c.mailbox, s.now())
+	if e != nil {
+		s.log.Info("graph: throttled", "app", c.tok.AppID, "mailbox", c.mailbox, "reason", e.message)
+		retryAfter(w, wait)
+		s.writeErr(w, r, e)
+		return
+	}
+	defer release()
 	r.Body = http.MaxBytesReader(w, r.Body, MaxJSON)
 	if e := h(w, r, c); e != nil {
 		s.writeErr(w, r, e)
