@@ -79,12 +79,12 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		e = errUnsupportedGrant(grant)
 	}
 	if e != nil {
-		s.log.Info("identity: token refused", "grant", grant, "client_id", clientID, "aadsts", e.aadsts)
+		s.log.Debug("identity: token refused", "grant", grant, "client_id", clientID, "aadsts", e.aadsts)
 		s.tokenEvent(events.TokenRefused, r, grant, clientID, user, e)
 		s.writeAAD(w, r, e)
 		return
 	}
-	s.log.Info("identity: token issued", "grant", grant, "client_id", clientID)
+	s.log.Debug("identity: token issued", "grant", grant, "client_id", clientID)
 	s.tokenEvent(events.TokenIssued, r, grant, clientID, user, nil)
 	writeJSON(w, http.StatusOK, resp)
 }
