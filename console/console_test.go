@@ -3,6 +3,7 @@ package console_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"io"
@@ -588,4 +589,45 @@ func (l *lab) checkNoSecrets() {
 
 func slogTo(w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// TestBrowserSignIn: an interactive account, from a browser on the console's machine: the console
+// sends the browser to the identity platform, whose redirect (the emulator approves at once) comes
+// back to the sign-in's loopback listener; the card then shows the user. From elsewhere only the
+// device code is offered.
+func TestBrowserSignIn(t *testing.T) {
+	l := newLab(t, labOptions{})
+	l.login()
+	_, card, _ := l.do("GET", "/accounts/alice/card", nil, nil)
+	if !strings.Contains(card, `data-signin="browser"`) || !strings.Contains(card, `data-signin="device"`) {
+		t.Fatalf("an interactive account on loopback offers both sign-ins:\n%s", card)
+	}
+	code, _, resp := l.post("/accounts/alice/signin", url.Values{"method": {"browser"}}, nil)
+	authorize := resp.Header.Get("Location")
+	if code != http.StatusSeeOther || !strings.HasPrefix(authorize, l.cfg.Accounts["alice"].Authority) || !strings.Contains(authorize, "code_challenge=") {
+		t.Fatalf("browser sign-in: %d to %q, want the identity platform's authorize URL with PKCE", code, authorize)
+	}
+	// The browser follows the identity platform to the loopback listener.
+	browser := &http.Client{Timeout: time.Minute, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: l.el.E.CAPool()}}}
+	r, err := browser.Get(authorize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Body.Close()
+	deadline := time.Now().Add(time.Minute)
+	for !strings.Contains(card, `data-state="ok"`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("alice never turned healthy:\n%s", card)
+		}
+		time.Sleep(20 * time.Millisecond) // the listener hands the code to the sign-in in the background
+		_, card, _ = l.do("GET", "/accounts/alice/card", nil, nil)
+	}
+	if !strings.Contains(card, world.Alice) {
+		t.Errorf("alice's card lacks the user:\n%s", card)
+	}
+	// A method the account does not offer is refused.
+	if code, _, _ := l.post("/accounts/daemon/signin", url.Values{"method": {"device"}}, nil); code != http.StatusBadRequest {
+		t.Errorf("device sign-in of an app-only account: %d, want 400", code)
+	}
+	l.checkNoSecrets()
 }
