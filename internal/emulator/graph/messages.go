@@ -496,7 +496,12 @@ func (s *Server) getAttachment(w http.ResponseWriter, r *http.Request, c *call) 
 	}
 	for _, a := range attachmentsOut(msg, true) {
 		if a.ID == c.segs[3] {
-			writeJSON(w, 200, a)
+			// Attachment marshals to an object; its fields and @odata.context make the entity.
+			b, _ := json.Marshal(a)
+			var m map[string]any
+			_ = json.Unmarshal(b, &m)
+			m["@odata.context"] = s.context(r, "users('"+url.PathEscape(c.mailbox)+"')/messages('"+msg.ID+"')/attachments/$entity")
+			writeJSON(w, 200, m)
 			return nil
 		}
 	}

@@ -207,4 +207,8 @@ func TestWireCountSelectExpand(t *testing.T) {
 		t.Errorf("one message with $expand=attachments: %d %s", a.Status, a.Body)
 	}
 	wantError(t, v.do(t, "GET", "/users/bob@contoso.test/messages/"+l.Value[0]["id"].(string)+"?$top=1", tok, "", nil), 400, "BadRequest")
+	att := decode(t, v.do(t, "GET", "/users/bob@contoso.test/messages/"+l.Value[0]["id"].(string)+"/attachments/"+atts[0].(map[string]any)["id"].(string), tok, "", nil))
+	if att["name"] != "a.txt" || !strings.HasSuffix(fmt.Sprint(att["@odata.context"]), "/attachments/$entity") {
+		t.Errorf("one attachment: %v", att)
+	}
 }
