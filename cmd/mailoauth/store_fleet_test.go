@@ -193,3 +193,22 @@ func TestStoreMigrate(t *testing.T) {
 		t.Fatalf("migrate to itself: exit %d, %q", code, errs)
 	}
 }
+
+// The doctor's store link checks the Redis store: with Redis up it opens; with Redis down it is one
+// finding, MO-STORE-UNREACHABLE, before anything is asked of the identity platform.
+func TestDoctorRedisStore(t *testing.T) {
+	f := startFleet(t)
+	ctx := context.Background()
+	if code, out, errs := runCLI(t, ctx, "--config", f.cfg, "token", "daemon"); code != exitOK {
+		t.Fatalf("token daemon: exit %d, %q, %q", code, out, errs)
+	}
+	if code, out, errs := runCLI(t, ctx, "--config", f.cfg, "doctor", "daemon"); code != exitOK || !strings.Contains(out, "✓ store") {
+		t.Fatalf("doctor with Redis up: exit %d\n%s\n%s", code, out, errs)
+	}
+	f.redis.Kill()
+	code, out, errs := runCLI(t, ctx, "--config", f.cfg, "doctor", "daemon")
+	if code != exitUsage || strings.Count(out, "finding ") != 1 || !strings.Contains(out, "finding MO-STORE-UNREACHABLE:") ||
+		!strings.Contains(out, "✗ store") || strings.Contains(out, "discovery") || strings.Contains(out+errs, f.redis.Password) {
+		t.Fatalf("doctor with Redis down: exit %d\n%s\n%s", code, out, errs)
+	}
+}

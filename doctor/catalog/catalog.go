@@ -239,6 +239,7 @@ var codes = map[string]string{
 	CodeConfigAccount:     "the account cannot be set up from its configuration",
 	CodeStoreKey:          "the passphrase or key does not open this token store",
 	CodeStoreDamaged:      "the token store was damaged, or written by a newer mailoauth",
+	CodeStoreUnreachable:  "the Redis token store cannot be reached, or refused the credentials",
 	CodeSharedSyntax:      "a shared mailbox written in basic authentication's user\\shared syntax",
 	// Identity platform.
 	CodeIdPUnreachable: "the identity platform cannot be reached",
@@ -299,6 +300,7 @@ const (
 	CodeConfigAccount     = "MO-CFG-ACCOUNT"
 	CodeStoreKey          = "MO-STORE-KEY"
 	CodeStoreDamaged      = "MO-STORE-DAMAGED"
+	CodeStoreUnreachable  = "MO-STORE-UNREACHABLE"
 	CodeSharedSyntax      = "MO-SHARED-SYNTAX"
 
 	CodeTenantUnknown  = "MO-AADSTS90002"

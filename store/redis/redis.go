@@ -46,6 +46,7 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
 
 	"github.com/mailoauth/mailoauth/store/internal/seal"
 )
@@ -79,6 +80,10 @@ var ErrLockLost = errors.New("the token store's lock on this entry expired and a
 // ErrUnavailable wraps what a Store returns when Redis cannot be reached and it holds no copy of
 // what was asked for.
 var ErrUnavailable = errors.New("the Redis token store cannot be reached")
+
+// ErrRefused wraps what a Store returns when Redis refuses the credentials (or the ACL user's
+// rights do not cover the store's keys).
+var ErrRefused = errors.New("the Redis token store refused the credentials")
 
 // Store is the Redis token store. It implements store.Store, store.Locker and store.Lister.
 type Store struct {
@@ -150,6 +155,9 @@ func Open(o Options) (*Store, error) {
 	ro.DialTimeout, ro.ReadTimeout, ro.WriteTimeout = 2*time.Second, 2*time.Second, 2*time.Second
 	ro.MaxRetries = 1
 	ro.DisableIdentity = true
+	// Maintenance notifications are Redis Enterprise's; off, the client starts no goroutine of its own
+	// for them (one that would outlive a store nobody closes, a CLI command's).
+	ro.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 	ro.ContextTimeoutEnabled = true
 	s := &Store{
 		c: goredis.NewClient(ro), addr: u.Host, prefix: o.Prefix, lockTTL: o.LockTTL,
@@ -210,7 +218,7 @@ func (s *Store) wrap(err error) error {
 		return fmt.Errorf("%w at %s: %v; check that Redis runs and [store] url", ErrUnavailable, s.addr, err)
 	}
 	if strings.Contains(err.Error(), "WRONGPASS") || strings.Contains(err.Error(), "NOAUTH") || strings.Contains(err.Error(), "NOPERM") {
-		return fmt.Errorf("the Redis token store at %s refused the credentials: %v; check [store] username and password_env or password_file", s.addr, err)
+		return fmt.Errorf("%w at %s: %v; check [store] username and password_env or password_file", ErrRefused, s.addr, err)
 	}
 	return fmt.Errorf("the Redis token store at %s: %w", s.addr, err)
 }
