@@ -223,3 +223,39 @@ func TestTokenEventsNameTheUser(t *testing.T) {
 		t.Fatalf("events:\n%s\nwant:\n%s", strings.Join(briefs(got), "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// TestGraphRefusalNamesTheApp: Graph's refusal of a verified token (an app-only token for /me, a
+// mailbox that does not exist) names its app, not only the refusal's code.
+func TestGraphRefusalNamesTheApp(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	lab := emulatortest.Start(t, emulator.Options{})
+	tok, err := account(t, lab, "daemon").Token(ctx, token.Graph)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{"/me/messages", "/users/nobody@contoso.test/messages"} {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, lab.E.MailAddrs["graph"]+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+		resp, err := lab.E.HTTPClient().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode < 400 {
+			t.Fatalf("GET %s with the daemon's token: %s", path, resp.Status)
+		}
+	}
+	got := lab.E.Events.Since(0, events.Filter{Protocol: "graph"}.Match, 0)
+	want := []string{
+		"auth.refused graph  daemon   BadRequest",
+		"auth.refused graph  daemon   ErrorInvalidUser",
+	}
+	if fmt.Sprint(briefs(got)) != fmt.Sprint(want) {
+		t.Fatalf("events:\n%s\nwant:\n%s", strings.Join(briefs(got), "\n"), strings.Join(want, "\n"))
+	}
+}

@@ -478,28 +478,29 @@ func (s *Server) authorize(r *http.Request, rt route, o op) (*call, *gerr) {
 		}
 		return nil, errf(401, "InvalidAuthenticationToken", "Access token validation failure.")
 	}
+	// Refusals from here on return the call so far, so that the event log names the app and user.
+	c := &call{tok: tok, segs: rt.segs}
 	if !containsFold(graphAudiences, tok.Audience) {
 		s.log.Info("graph: access refused", "reason", exchange.TokenWrongAudience.String(), "audience", tok.Audience)
-		return nil, errf(401, "InvalidAuthenticationToken", "Access token validation failure. Invalid audience.")
+		return c, errf(401, "InvalidAuthenticationToken", "Access token validation failure. Invalid audience.")
 	}
 	scopes, roles := permissions(o)
-	c := &call{tok: tok, segs: rt.segs}
 	t := tok.Tenant
 	if tok.AppOnly {
 		if rt.me {
-			return nil, errMeAppOnly
+			return c, errMeAppOnly
 		}
 		if !hasAny(tok.Roles, roles) || tok.App == nil {
 			s.log.Info("graph: access refused", "reason", exchange.MissingRole.String(), "roles", tok.Roles, "need", roles)
-			return nil, errAccessDenied
+			return c, errAccessDenied
 		}
 	} else {
 		if tok.User == nil {
-			return nil, errf(401, "InvalidAuthenticationToken", "Access token validation failure.")
+			return c, errf(401, "InvalidAuthenticationToken", "Access token validation failure.")
 		}
 		if !hasAny(tok.Scopes, scopes) {
 			s.log.Info("graph: access refused", "reason", exchange.MissingScope.String(), "scp", strings.Join(tok.Scopes, " "), "need", scopes)
-			return nil, errAccessDenied
+			return c, errAccessDenied
 		}
 	}
 	if rt.me {
@@ -507,23 +508,23 @@ func (s *Server) authorize(r *http.Request, rt route, o op) (*call, *gerr) {
 	} else {
 		box, shared := s.resolveMailbox(t, rt.user)
 		if box == "" {
-			return nil, errf(404, "ErrorInvalidUser", "The requested user '"+rt.user+"' is invalid.")
+			return c, errf(404, "ErrorInvalidUser", "The requested user '"+rt.user+"' is invalid.")
 		}
 		c.mailbox = box
 		if !tok.AppOnly && !strings.EqualFold(box, tok.User.UPN) {
 			if shared == nil || !containsFold(shared.FullAccess, tok.User.UPN) {
 				s.log.Info("graph: access refused", "reason", exchange.NotMailboxOwner.String(), "user", tok.User.UPN, "mailbox", box)
-				return nil, errAccessDenied
+				return c, errAccessDenied
 			}
 		}
 	}
 	if ms := t.MailboxSettingsOf(c.mailbox); ms != nil && ms.RESTDisabled {
 		s.log.Info("graph: mailbox not enabled for REST", "mailbox", c.mailbox)
-		return nil, errNotREST
+		return c, errNotREST
 	}
 	if tok.AppOnly && !t.GraphAppAccess(tok.App, c.mailbox) {
 		s.log.Info("graph: access refused", "reason", "application access policy", "app", tok.App.Name, "mailbox", c.mailbox)
-		return nil, errAccessPolicy
+		return c, errAccessPolicy
 	}
 	s.st.Ensure(c.mailbox)
 	return c, nil
