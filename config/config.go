@@ -365,12 +365,16 @@ func (f *File) Account(name string) (*Account, error) {
 			Fix: fmt.Sprintf("add an [accounts.%s] table (see docs/config.md)", tomlconf.FormatKey(name)),
 		}
 	}
-	known := "known accounts: " + strings.Join(names, ", ")
+	return nil, &Error{Msg: fmt.Sprintf("no account `%s` in %s; %s", name, where, knownAccounts(name, names))}
+}
+
+// knownAccounts lists the accounts for a name that is none of them, first with the one it is likely
+// a typo of: the same suggestion an unknown config key gets.
+func knownAccounts(name string, names []string) string {
 	if near := tomlconf.Nearest(name, names); near != "" {
-		// The same typo suggestion an unknown config key gets.
-		known = fmt.Sprintf("did you mean %q? K%s", near, known[1:])
+		return fmt.Sprintf("did you mean %q? Known accounts: %s", near, strings.Join(names, ", "))
 	}
-	return nil, &Error{Msg: fmt.Sprintf("no account `%s` in %s; %s", name, where, known)}
+	return "known accounts: " + strings.Join(names, ", ")
 }
 
 // Public reports whether the account signs in as a public client, which holds no secret: the

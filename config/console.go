@@ -19,6 +19,7 @@ func (v *validator) console(f *File, c *Console) {
 				v.key(at(k.key), "missing `"+k.key+"`", "the console's TLS needs a certificate and its key: set tls_cert and tls_key (PEM files)")
 			}
 		}
+		v.secretFile(at("tls_key"), c.TLSKey) // the private key; the certificate is public
 	}
 
 	// The addresses the console is served on: its own, and the proxy's admin address.

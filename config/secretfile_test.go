@@ -11,13 +11,13 @@ import (
 
 // secretFiles is a configuration whose every secret is in a file of dir: the store's passphrase,
 // a client secret, a PEM certificate with its key, a PKCS#12 file and its password, a refresh
-// token and a password.
+// token, a password, and the private key of the proxy's TLS (its certificate, public, is beside it).
 func secretFiles(dir string) (src string, files map[string]string) {
 	files = map[string]string{}
 	for key, name := range map[string]string{
 		"passphrase_file": "passphrase.txt", "client_secret_file": "secret.txt", "certificate": "cert.pem",
 		"pfx": "cert.pfx", "certificate_password_file": "pfx-password.txt",
-		"refresh_token_file": "refresh-token.txt", "password_file": "password.txt",
+		"refresh_token_file": "refresh-token.txt", "password_file": "password.txt", "tls_key": "proxy-key.pem",
 	} {
 		files[key] = filepath.Join(dir, name)
 	}
@@ -56,6 +56,13 @@ flow = "password"
 client_id = "` + appID + `"
 email = "alice@contoso.com"
 password_file = "password.txt"
+
+[[proxy.listener]]
+protocol = "imap"
+listen = "127.0.0.1:1993"
+local_tls = "implicit"
+tls_cert = "proxy-cert.pem"
+tls_key = "proxy-key.pem"
 `
 	return src, files
 }
@@ -86,6 +93,7 @@ func TestSecretFilesReadableByOthersRefused(t *testing.T) {
 		writeMode(t, f, 0o644)
 	}
 	writeMode(t, files["certificate"], 0o640) // readable by the group is refused too
+	writeMode(t, filepath.Join(dir, "proxy-cert.pem"), 0o644) // a certificate alone is public: not refused
 
 	_, err := Load(path)
 	var es Errors
@@ -166,6 +174,33 @@ func TestCheckRefusesSecretFileReadableByOthers(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := a.Check(); err != nil {
+		t.Fatalf("after chmod 600: %v", err)
+	}
+}
+
+// TestConsoleTLSKeyReadableByOthersRefused: the console's TLS private key is a secret file too.
+func TestConsoleTLSKeyReadableByOthersRefused(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("Windows has no Unix permission bits; the check is skipped there")
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "config.toml")
+	src := interactive + "[console]\npassword_hash = \"" + hashOK + "\"\ntls_cert = \"cert.pem\"\ntls_key = \"key.pem\"\n"
+	if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	writeMode(t, filepath.Join(dir, "cert.pem"), 0o644)
+	key := filepath.Join(dir, "key.pem")
+	writeMode(t, key, 0o644)
+	_, err := Load(path)
+	if err == nil || !strings.Contains(err.Error(), "the file in `tls_key` can be read by other users in [console]") ||
+		!strings.Contains(err.Error(), "run chmod 600 "+key) || strings.Contains(err.Error(), "tls_cert") {
+		t.Fatalf("console tls_key readable by others: %v", err)
+	}
+	if err := os.Chmod(key, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(path); err != nil {
 		t.Fatalf("after chmod 600: %v", err)
 	}
 }

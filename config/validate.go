@@ -703,6 +703,7 @@ func (v *validator) proxy(f *File, p *Proxy) {
 					`local_tls = "`+l.LocalTLS+`" needs a certificate and its key: set tls_cert and tls_key (PEM files)`)
 			}
 		}
+		v.secretFile(at("tls_key"), l.TLSKey) // the private key; the certificate is public
 	}
 
 	if p.Admin != "" || v.pos.Has("proxy", "admin") {
@@ -732,8 +733,10 @@ func (v *validator) proxy(f *File, p *Proxy) {
 		switch {
 		case account == "" && !v.pos.Has(at("account")...):
 			v.key(at("account"), "missing `account`", "name the account this user's mail goes through; "+known)
-		case f.Accounts[account] == nil:
+		case f.Accounts[account] == nil && len(f.Accounts) == 0:
 			v.key(at("account"), "no account"+show(account), known)
+		case f.Accounts[account] == nil:
+			v.key(at("account"), "no account"+show(account), knownAccounts(account, f.Names()))
 		}
 		switch {
 		case hash == "" && !v.pos.Has(at("password_hash")...):
