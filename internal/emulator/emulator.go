@@ -270,7 +270,9 @@ func (e *Emulator) generateCredentials(w *world.World, now time.Time) error {
 	return nil
 }
 
-// reservePorts picks free ports for the servers that later parts of the emulator serve (Graph).
+// reservePorts picks free ports for the servers that later parts of the emulator serve (Graph), and
+// for the written config's proxy listeners. Those are on loopback whatever host the emulator listens
+// on: the config refuses a plain-text proxy listener anywhere else.
 func reservePorts(host string) (map[string]string, error) {
 	addrs := map[string]string{}
 	// All stay open until every port is chosen: a port closed at once can be handed out again by
@@ -282,9 +284,13 @@ func reservePorts(host string) (map[string]string, error) {
 		}
 	}()
 	for _, p := range []string{"graph", "proxy-imap", "proxy-pop", "proxy-smtp"} {
-		l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+		h := host
+		if strings.HasPrefix(p, "proxy-") {
+			h = "127.0.0.1"
+		}
+		l, err := net.Listen("tcp", net.JoinHostPort(h, "0"))
 		if err != nil {
-			return nil, fmt.Errorf("emulator: reserve a port on %s: %w", host, err)
+			return nil, fmt.Errorf("emulator: reserve a port on %s: %w", h, err)
 		}
 		held = append(held, l)
 		addrs[p] = l.Addr().String()

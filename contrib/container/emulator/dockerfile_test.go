@@ -149,6 +149,12 @@ func TestDockerfileRuns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The written config is one mailoauth loads (its proxy listeners stay on loopback).
+	check := exec.Command(bin, "--config", filepath.Join(data, "mailoauth.toml"), "accounts")
+	check.Env = cmd.Env
+	if out, err := check.CombinedOutput(); err != nil {
+		t.Errorf("mailoauth accounts with the written config: %v\n%s", err, out)
+	}
 	authority := "https://" + net.JoinHostPort(advertise, strconv.Itoa(ports["identity"]))
 	for _, want := range []string{"authority = '" + authority + "'", "imap = '" + net.JoinHostPort(advertise, strconv.Itoa(ports["imap"])) + "'"} {
 		if !strings.Contains(string(cfg), want) {
