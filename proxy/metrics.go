@@ -148,8 +148,9 @@ func family(key string) string {
 	return key
 }
 
-// AdminHandler serves /healthz (200 "ok" while listening, 503 "draining" once Shutdown has begun)
-// and /metrics.
+// AdminHandler serves /healthz (200 "ok" while listening, 503 "draining" once Shutdown has begun),
+// /readyz (as /healthz, and 503 while Options.Ready fails: a load balancer sends no login to a proxy
+// whose token store cannot be reached) and /metrics.
 func (s *Server) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -161,6 +162,24 @@ func (s *Server) AdminHandler() http.Handler {
 			return
 		}
 		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		closing := s.closing
+		s.mu.Unlock()
+		if closing {
+			http.Error(w, "draining", http.StatusServiceUnavailable)
+			return
+		}
+		if s.opts.Ready != nil {
+			ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+			defer cancel()
+			if err := s.opts.Ready(ctx); err != nil {
+				http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+				return
+			}
+		}
+		fmt.Fprintln(w, "ready")
 	})
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
@@ -181,6 +200,7 @@ func (s *Server) ServeAdminWith(ln net.Listener, other http.Handler) {
 	if other != nil {
 		mux := http.NewServeMux()
 		mux.Handle("/healthz", h)
+		mux.Handle("/readyz", h)
 		mux.Handle("/metrics", h)
 		mux.Handle("/", other)
 		h = mux

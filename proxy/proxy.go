@@ -67,6 +67,9 @@ type Options struct {
 	// to FailureDelayMax, one check at a time (see penalties). Defaults 2 s and 15 s; a negative
 	// FailureDelay turns the delay off.
 	FailureDelay, FailureDelayMax time.Duration
+	// Ready says whether what logins need beyond the listeners is there (the CLI checks that the
+	// token store can be reached); /readyz answers 503 with its error until it returns nil. nil: ready.
+	Ready func(context.Context) error
 }
 
 func (o *Options) defaults() {

@@ -102,7 +102,7 @@ func (a *app) runProxy(ctx context.Context, checkOnly bool, drain time.Duration,
 	if err := proxyAccounts(cfg, mgr); err != nil {
 		return err
 	}
-	opts := proxy.Options{Log: a.log.With("component", "proxy")}
+	opts := proxy.Options{Log: a.log.With("component", "proxy"), Ready: storeReady(st)}
 	opts.LoginTimeout, opts.IdleTimeout, opts.MaxSession = cfg.Proxy.Timeouts()
 	srv, err := proxy.New(cfg.Proxy, mgr, opts)
 	if err != nil {

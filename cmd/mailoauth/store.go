@@ -146,3 +146,12 @@ func closeStore(st store.Store) {
 		_ = c.Close()
 	}
 }
+
+// storeReady is the proxy's readiness check of its token store: a store that talks to a server
+// (Redis) must reach it; a local one always can.
+func storeReady(st store.Store) func(context.Context) error {
+	if c, ok := st.(interface{ Check(context.Context) error }); ok {
+		return c.Check
+	}
+	return nil
+}

@@ -4,12 +4,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/pelletier/go-toml/v2"
 
@@ -210,5 +214,62 @@ func TestDoctorRedisStore(t *testing.T) {
 	if code != exitUsage || strings.Count(out, "finding ") != 1 || !strings.Contains(out, "finding MO-STORE-UNREACHABLE:") ||
 		!strings.Contains(out, "✗ store") || strings.Contains(out, "discovery") || strings.Contains(out+errs, f.redis.Password) {
 		t.Fatalf("doctor with Redis down: exit %d\n%s\n%s", code, out, errs)
+	}
+}
+
+// A proxy on a Redis store is ready (/readyz 200) while Redis can be reached, not ready (503, saying
+// why) while it cannot, and ready again when it is back; /healthz stays 200 throughout.
+func TestProxyReadyz(t *testing.T) {
+	f := startFleet(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := ln.Addr().String()
+	ln.Close()
+	c, err := config.Load(f.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := f.config(t, "proxy.toml", c.Store)
+	text, _ := os.ReadFile(cfg)
+	f.write(t, "proxy.toml", strings.Replace(string(text), "[proxy]\n", "[proxy]\nadmin = '"+admin+"'\n", 1))
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, logs syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"--config", cfg, "proxy", "--drain", "1s"}, strings.NewReader(""), &out, &logs)
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	for deadline := time.Now().Add(time.Minute); !strings.Contains(logs.String(), "admin endpoint listening"); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the proxy never listened on its admin address:\n%s", logs.String())
+		}
+	}
+	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	get := func(path string) (int, string) {
+		t.Helper()
+		r, err := client.Get("http://" + admin + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Body.Close()
+		b, _ := io.ReadAll(r.Body)
+		return r.StatusCode, string(b)
+	}
+	if code, body := get("/readyz"); code != http.StatusOK || body != "ready\n" {
+		t.Fatalf("/readyz with Redis up: %d %q", code, body)
+	}
+	f.redis.Kill()
+	if code, body := get("/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "cannot be reached") || strings.Contains(body, f.redis.Password) {
+		t.Fatalf("/readyz with Redis down: %d %q; want 503 saying why", code, body)
+	}
+	if code, _ := get("/healthz"); code != http.StatusOK {
+		t.Fatalf("/healthz with Redis down: %d; want 200 (the process is alive)", code)
+	}
+	f.redis.Restart()
+	if code, body := get("/readyz"); code != http.StatusOK {
+		t.Fatalf("/readyz with Redis back: %d %q", code, body)
 	}
 }
