@@ -3,7 +3,9 @@
 // every message delivered, in order, for tests to assert on ("exactly one token request", "refused
 // because the app lacks SMTP.SendAsApp").
 //
-// The servers Add to one Log; readers take what came after a cursor (Since) or wait for it (Wait).
+// The servers Add to one Log, which also writes each event to the emulator's log; readers take what
+// came after a cursor (Since, Read) or wait for it (Wait), and Handler serves the same over HTTP as
+// JSON lines, for the control API.
 // The Log keeps the most recent events only (a ring), so a long-running emulator's memory stays
 // bounded. An event must never carry a token, secret, password or code: only who, what and why.
 package events
