@@ -123,8 +123,10 @@ func (a *app) runProxy(ctx context.Context, checkOnly bool, drain time.Duration,
 			_ = srv.Shutdown(context.Background())
 			return fmt.Errorf("cannot listen on the admin address %s: %w; free the port or choose another [proxy] admin address", cfg.Proxy.Admin, err)
 		}
-		srv.ServeAdmin(ln) // Shutdown stops it last, so /healthz says 503 through the drain
-		a.log.Info("admin endpoint listening", "addr", ln.Addr().String(), "paths", "/healthz /metrics")
+		if err := a.serveAdmin(cfg, mgr, srv, ln); err != nil {
+			_ = srv.Shutdown(context.Background())
+			return err
+		}
 	}
 	hooks.ready()
 	hup := make(chan os.Signal, 1)

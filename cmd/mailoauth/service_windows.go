@@ -110,7 +110,8 @@ func (a *app) installService(name string, drain time.Duration) error {
 		DisplayName:      spec.DisplayName,
 		Description:      spec.Description,
 		StartType:        mgr.StartAutomatic,
-		DelayedAutoStart: true, // after the network is up
+		DelayedAutoStart: true,            // after the network is up
+		ErrorControl:     mgr.ErrorNormal, // a failure to start goes in the System log too
 	}, spec.Args...)
 	if errors.Is(err, windows.ERROR_SERVICE_EXISTS) {
 		return usagef("a service named %s exists already; remove it with uninstall-service --name %s, or give another --name", spec.Name, spec.Name)
