@@ -20,7 +20,7 @@ func (a *app) emulatorCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "emulator",
 		Short: "Run a local Microsoft 365 (identity platform and mail) for tests and offline development",
-		Long: `Run a local Microsoft 365 on loopback: the Microsoft identity platform over HTTPS, with the
+		Long: `Run a local Microsoft 365 (on loopback unless --listen says otherwise): the Microsoft identity platform over HTTPS, with the
 tenants, users and apps of the default world (see docs/emulator.md) or of a scenario file.
 
 It writes into --data: ca.pem (the CA of its TLS certificates), mailoauth.toml (a ready
@@ -68,10 +68,12 @@ docs/emulator-ci.md).`,
 	f := cmd.Flags()
 	f.StringVar(&listen, "listen", "127.0.0.1", "host or IP address to listen on (0.0.0.0: every interface)")
 	f.StringVar(&advertise, "advertise", "", "host name clients use: the certificate, authority and config name it (default: --listen, or localhost for 0.0.0.0)")
-	f.StringToIntVar(&ports, "ports", nil, "fixed ports by server, e.g. identity=8443,graph=8444,imap=993,imap-starttls=143,pop=995,smtp=587 (default: free ports)")
+	f.StringToIntVar(&ports, "ports", nil, "fixed ports by server, e.g. identity=8443,graph=8444,imap=1993,imap-starttls=1143,pop=1995,smtp=1587 (default: free ports)")
+	f.Lookup("ports").DefValue = "" // not pflag's "[]"
 	f.StringVar(&data, "data", "", "directory for ca.pem, mailoauth.toml and app credentials (default $XDG_DATA_HOME/mailoauth/emulator)")
 	f.StringVar(&scenario, "scenario", "", "TOML file describing the world to emulate (default: the built-in world; see docs/scenarios.md)")
 	f.StringVar(&autoApprove, "auto-approve", "", "sign this user (UPN) in and consent at once for interactive and device-code logins")
+	cmd.AddCommand(a.emulatorCtlCommand())
 	return cmd
 }
 
