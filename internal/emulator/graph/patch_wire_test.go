@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"fmt"
 	"net/url"
 	"slices"
 	"strings"
@@ -93,7 +94,7 @@ func TestWirePatch(t *testing.T) {
 	appendAlice(t, v, "untouched")
 	u := "/me/messages/" + id
 	before := decode(t, v.do(t, "GET", u, tok, "", nil))
-	if !strings.HasSuffix(before["@odata.context"].(string), "/$metadata#users('alice@contoso.test')/messages/$entity") {
+	if !strings.HasSuffix(fmt.Sprint(before["@odata.context"]), "/$metadata#users('alice@contoso.test')/messages/$entity") {
 		t.Errorf("@odata.context %v", before["@odata.context"])
 	}
 	a := v.do(t, "PATCH", u, tok, "application/json", []byte(`{"isRead":true,"flag":{"flagStatus":"flagged"},"categories":["Red category","Travel"],"importance":"High"}`))
@@ -102,7 +103,7 @@ func TestWirePatch(t *testing.T) {
 		strings.Join(toStrings(after["categories"]), ",") != "Red category,Travel" {
 		t.Fatalf("PATCH: %d %s", a.Status, a.Body)
 	}
-	if after["changeKey"] == before["changeKey"] || after["@odata.etag"] != `W/"`+after["changeKey"].(string)+`"` || after["@odata.context"] == nil {
+	if after["changeKey"] == before["changeKey"] || after["@odata.etag"] != `W/"`+fmt.Sprint(after["changeKey"])+`"` || after["@odata.context"] == nil {
 		t.Errorf("changeKey %v → %v, etag %v", before["changeKey"], after["changeKey"], after["@odata.etag"])
 	}
 	got := decode(t, v.do(t, "GET", u, tok, "", nil))
