@@ -20,14 +20,14 @@ func (a *app) emulatorCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "emulator",
 		Short: "Run a local Microsoft 365 (identity platform and mail) for tests and offline development",
-		Long: `Run a local Microsoft 365 (on loopback unless --listen says otherwise): the Microsoft identity platform over HTTPS, with the
+		Long: `Run a local Microsoft 365 on loopback: the Microsoft identity platform over HTTPS, with the
 tenants, users and apps of the default world (see docs/emulator.md) or of a scenario file.
 
 It writes into --data: ca.pem (the CA of its TLS certificates), mailoauth.toml (a ready
 configuration whose accounts point at it), and the credentials of its apps. It runs until
 interrupted (Ctrl-C, SIGTERM).
 
-In a container: --listen 0.0.0.0 --advertise NAME --ports identity=8443,graph=8444,imap=993,...
+In a container: --listen 0.0.0.0 --advertise NAME --ports identity=8443,graph=8444,imap=1993,...
 listens on every interface, on fixed ports, with a certificate for the name clients use (see
 docs/emulator-ci.md).`,
 		Args: args(cobra.NoArgs),
