@@ -449,6 +449,9 @@ func (s *Server) deleteMessage(w http.ResponseWriter, r *http.Request, c *call) 
 	if e != nil {
 		return e
 	}
+	if e := s.checkVersion(r, msg, ""); e != nil {
+		return e
+	}
 	if n, _ := s.st.Delete(c.mailbox, msg.Folder, msg.ID); n == 0 {
 		return errNotFound
 	}

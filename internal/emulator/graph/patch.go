@@ -38,6 +38,7 @@ type patchIn struct {
 	flag       string
 	categories []string
 	importance string
+	changeKey  string                     // the version the client changes, if it says
 	draft      map[string]json.RawMessage // draft-only properties, canonical names
 }
 
@@ -58,6 +59,11 @@ func parsePatch(raw map[string]json.RawMessage, isDraft bool) (patchIn, *gerr) {
 		switch {
 		case !ok:
 			return in, errUnknownProperty(k)
+		case p == "changeKey":
+			if json.Unmarshal(v, &in.changeKey) != nil {
+				return in, errBody("Cannot read the request body: changeKey must be a string.")
+			}
+			continue
 		case containsFold(writableDraft, p):
 			if !isDraft {
 				return in, errNotDraft
@@ -135,6 +141,9 @@ func (s *Server) patchMessage(w http.ResponseWriter, r *http.Request, c *call) *
 	if e != nil {
 		return e
 	}
+	if e := s.checkVersion(r, msg, in.changeKey); e != nil {
+		return e
+	}
 	if isDraft {
 		if e := s.patchDraft(c, msg.ID, in); e != nil {
 			return e
@@ -162,6 +171,29 @@ func (s *Server) patchMessage(w http.ResponseWriter, r *http.Request, c *call) *
 		return e
 	}
 	s.writeEntity(w, r, c, 200, msg)
+	return nil
+}
+
+// errConflict is Graph's answer when the change key a client sends is not the message's: Exchange's
+// ErrorIrresolvableConflict, text observed (microsoftgraph/microsoft-graph-docs-contrib#7934); the
+// status 412 (If-Match's Precondition Failed) is unconfirmed.
+var errConflict = errf(412, "ErrorIrresolvableConflict", "The send or update operation could not be performed because the change key passed in the request does not match the current change key for the item.")
+
+// checkVersion refuses a change made against another version of the message: an If-Match header
+// (an @odata.etag, or *) or a changeKey in the body that is not the message's current one.
+func (s *Server) checkVersion(r *http.Request, msg mailstore.Message, bodyKey string) *gerr {
+	key := changeKey(msg, s.meta.get(msg.ID))
+	if bodyKey != "" && bodyKey != key {
+		return errConflict
+	}
+	for _, v := range r.Header.Values("If-Match") {
+		for _, tag := range strings.Split(v, ",") {
+			tag = strings.TrimSpace(tag)
+			if tag != "*" && strings.Trim(strings.TrimPrefix(tag, "W/"), `"`) != key {
+				return errConflict
+			}
+		}
+	}
 	return nil
 }
 

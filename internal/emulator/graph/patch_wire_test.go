@@ -220,3 +220,40 @@ func TestWireMoveCopyIDs(t *testing.T) {
 		t.Errorf("folder: %v", f)
 	}
 }
+
+// TestWireChangeKeyConflict: a PATCH or DELETE made against an older version of the message (an
+// If-Match with an old @odata.etag, or an old changeKey in the body) is refused and changes nothing.
+func TestWireChangeKeyConflict(t *testing.T) {
+	v := start(t)
+	tok := v.userToken(t)
+	u := "/me/messages/" + appendAlice(t, v, "versioned")
+	old := decode(t, v.do(t, "GET", u, tok, "", nil))
+	cur := decode(t, v.do(t, "PATCH", u, tok, "application/json", []byte(`{"importance":"low"}`), "If-Match", fmt.Sprint(old["@odata.etag"])))
+	if cur["importance"] != "low" {
+		t.Fatalf("PATCH with the current etag: %v", cur)
+	}
+	for _, c := range []struct {
+		method, body string
+		hdr          []string
+	}{
+		{"PATCH", `{"importance":"high"}`, []string{"If-Match", fmt.Sprint(old["@odata.etag"])}},
+		{"PATCH", `{"importance":"high","changeKey":"` + fmt.Sprint(old["changeKey"]) + `"}`, nil},
+		{"DELETE", "", []string{"If-Match", fmt.Sprint(old["@odata.etag"])}},
+	} {
+		a := v.do(t, c.method, u, tok, "application/json", []byte(c.body), c.hdr...)
+		wantError(t, a, 412, "ErrorIrresolvableConflict")
+		if !strings.Contains(string(a.Body), "does not match the current change key for the item.") {
+			t.Errorf("%s: %s", c.method, a.Body)
+		}
+	}
+	if now := decode(t, v.do(t, "GET", u, tok, "", nil)); now["importance"] != "low" || now["changeKey"] != cur["changeKey"] {
+		t.Errorf("a refused change changed the message: %v", now)
+	}
+	a := v.do(t, "PATCH", u, tok, "application/json", []byte(`{"importance":"high","changeKey":"`+fmt.Sprint(cur["changeKey"])+`"}`), "If-Match", "*")
+	if a.Status != 200 {
+		t.Errorf("PATCH with the current changeKey: %d %s", a.Status, a.Body)
+	}
+	if a := v.do(t, "DELETE", u, tok, "", nil, "If-Match", fmt.Sprint(decode(t, a)["@odata.etag"])); a.Status != 204 {
+		t.Errorf("DELETE with the current etag: %d %s", a.Status, a.Body)
+	}
+}
