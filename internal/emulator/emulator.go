@@ -38,6 +38,7 @@ import (
 	"github.com/mailoauth/mailoauth/internal/emulator/exchange/mailstore"
 	"github.com/mailoauth/mailoauth/internal/emulator/graph"
 	"github.com/mailoauth/mailoauth/internal/emulator/identity"
+	"github.com/mailoauth/mailoauth/internal/emulator/webui"
 	"github.com/mailoauth/mailoauth/internal/emulator/world"
 )
 
@@ -114,8 +115,6 @@ type Emulator struct {
 	graphDone chan struct{}
 
 	controlToken string
-	// ui is the read-only web page the control API serves (nil: none).
-	ui http.Handler
 }
 
 // Start generates keys and certificates, builds the World, and serves the identity platform until ctx
@@ -210,7 +209,7 @@ func Start(ctx context.Context, opts Options) (*Emulator, error) {
 	mux := http.NewServeMux()
 	mux.Handle(control.Prefix, control.Handler(control.Config{
 		Live: e.Live, Store: e.Store, Events: e.Events, Token: e.controlToken, NewSecret: clientSecret,
-		UI: e.ui, OpenUI: isLoopback(host), Now: now, Log: log,
+		UI: webui.Handler(webui.Config{Store: e.Store, World: e.Live, Events: e.Events}), OpenUI: isLoopback(host), Now: now, Log: log,
 	}))
 	mux.Handle("/", e.Identity.Handler())
 	e.srv = &http.Server{
