@@ -53,6 +53,7 @@ type labOptions struct {
 	delay     time.Duration // the login failure delay; 0 is none
 	tls       bool
 	withProxy bool
+	world     *world.World // nil: the default world
 }
 
 // lab is a console over the emulator's accounts (plus "broken": the daemon app with a wrong secret),
@@ -72,7 +73,7 @@ type lab struct {
 
 func newLab(t *testing.T, o labOptions) *lab {
 	t.Helper()
-	el := emulatortest.Start(t, emulator.Options{AutoApprove: world.Alice})
+	el := emulatortest.Start(t, emulator.Options{AutoApprove: world.Alice, World: o.world})
 	cfg := el.Config
 	broken := *cfg.Accounts["daemon"]
 	broken.Name = "broken"
@@ -628,6 +629,43 @@ func TestBrowserSignIn(t *testing.T) {
 	// A method the account does not offer is refused.
 	if code, _, _ := l.post("/accounts/daemon/signin", url.Values{"method": {"device"}}, nil); code != http.StatusBadRequest {
 		t.Errorf("device sign-in of an app-only account: %d, want 400", code)
+	}
+	l.checkNoSecrets()
+}
+
+// TestWebSignIn: a web app (auth_code_web) signs in with PKCE and comes back to the console's own
+// /callback, found by the OAuth state alone (the SameSite=Strict cookie does not come along); an
+// unknown state is refused.
+func TestWebSignIn(t *testing.T) {
+	w := world.Default()
+	daemon := w.App("daemon")
+	daemon.RedirectURIs = []string{"http://127.0.0.1/callback"} // any port on loopback
+	daemon.Delegated = append(append([]string{}, world.ExchangeDelegated...), world.GraphMailDelegated...)
+	daemon.Consented = true
+	w.Accounts = append(w.Accounts, world.AccountSpec{Name: "web", App: "daemon", Flow: "auth_code_web", Email: world.Alice, Credential: "secret"})
+	l := newLab(t, labOptions{world: w})
+	l.login()
+	code, _, resp := l.post("/accounts/web/signin", url.Values{"method": {"web"}}, nil)
+	authorize := resp.Header.Get("Location")
+	if code != http.StatusSeeOther || !strings.Contains(authorize, "code_challenge=") ||
+		!strings.Contains(authorize, url.QueryEscape(l.srv.URL+"/callback")) {
+		t.Fatalf("web sign-in: %d to %q, want the authorize URL with PKCE and this console's /callback", code, authorize)
+	}
+	browser := &http.Client{Timeout: time.Minute, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: l.el.E.CAPool()}}}
+	r, err := browser.Get(authorize) // the emulator approves and calls /callback itself
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Body.Close()
+	_, card, _ := l.do("GET", "/accounts/web/card", nil, nil)
+	if !strings.Contains(card, `data-state="ok"`) || !strings.Contains(card, world.Alice) {
+		t.Fatalf("web's card after the callback:\n%s", card)
+	}
+	if !strings.Contains(l.logs.String(), "console sign-in completed") {
+		t.Error("the sign-in is not logged")
+	}
+	if code, body, _ := l.do("GET", "/callback?state=forged&code=abc", nil, nil); code != http.StatusBadRequest || !strings.Contains(body, "unknown or already finished") {
+		t.Errorf("a forged state: %d\n%s", code, body)
 	}
 	l.checkNoSecrets()
 }
