@@ -38,8 +38,16 @@ func (id imapID) String() string {
 	return fmt.Sprintf("%d.%d.%s", id.validity, id.uid, base64.RawURLEncoding.EncodeToString([]byte(id.folder)))
 }
 
+// CheckIMAPID reports, without connecting, whether id is in the form IMAPReader's Get, Move and
+// Delete take: UIDVALIDITY.UID.FOLDER as its List gives it, or a bare UID. A malformed id is an error
+// matching ErrBadID that names it; a well-formed one may still name no message.
+func CheckIMAPID(id string) error {
+	_, err := parseIMAPID(id, "")
+	return err
+}
+
 func parseIMAPID(s, folder string) (imapID, error) {
-	bad := &badIDError{fmt.Sprintf("%q is not an IMAP message id (list the folder with `mail list` to get them)", s)}
+	bad := &badIDError{fmt.Sprintf("%q is not an IMAP message id (UIDVALIDITY.UID.FOLDER as List gives it, or a bare UID)", s)}
 	parts := strings.Split(s, ".")
 	switch len(parts) {
 	case 1:

@@ -27,18 +27,20 @@ import (
 	"github.com/emersion/go-message/textproto"
 )
 
-// Summary is one message as a listing shows it. Its JSON form is what `mail list --json` prints.
+// Summary is one message as a listing shows it.
 type Summary struct {
 	// ID names the message for Get, Move and Delete of the same transport (and the same account).
-	ID             string    `json:"id"`
-	Folder         string    `json:"folder,omitempty"`
-	Subject        string    `json:"subject"`
-	From           string    `json:"from"`
-	To             []string  `json:"to"`
-	Date           time.Time `json:"date"`
-	Size           int64     `json:"size"`
-	Unread         bool      `json:"unread"`
-	HasAttachments bool      `json:"has_attachments"`
+	ID      string    `json:"id"`
+	Folder  string    `json:"folder,omitempty"`
+	Subject string    `json:"subject"`
+	From    string    `json:"from"`
+	To      []string  `json:"to"`
+	Date    time.Time `json:"date"`
+	Size    int64     `json:"size"`
+	// Unread is false once the message was read. POP3 keeps no read state: its messages are
+	// all reported unread.
+	Unread         bool `json:"unread"`
+	HasAttachments bool `json:"has_attachments"`
 }
 
 // Attachment is one attachment: of a message read (decoded), or of a Draft to send.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"slices"
 	"strings"
@@ -35,6 +36,18 @@ const (
 func checkVia(via string, allowed ...string) error {
 	if !slices.Contains(allowed, via) {
 		return usagef("--via %q: use %s", via, strings.Join(allowed, ", "))
+	}
+	return nil
+}
+
+// checkID refuses a malformed message id before anything connects (exit 2). The library's error
+// speaks of Go; where ids come from is the CLI's to say.
+func (a *app) checkID(account, via, id string) error {
+	if via != viaIMAP {
+		return nil // POP3's UIDLs and Graph's ids have no form to check here: the server says
+	}
+	if err := mail.CheckIMAPID(id); err != nil {
+		return usageError{fmt.Errorf("%w; %s prints the ids", err, a.suggest("mail", "list", account))}
 	}
 	return nil
 }
@@ -286,9 +299,9 @@ func clip(s string, n int) string {
 	return s
 }
 
-// getJSON is `mail get --json`.
+// getJSON is `mail get --json`: the message as listed (unread left out over POP3), and its contents.
 type getJSON struct {
-	mail.Summary
+	listedMessage
 	Cc          []string         `json:"cc"`
 	Text        string           `json:"text"`
 	HTML        string           `json:"html"`
@@ -300,6 +313,24 @@ type attachmentJSON struct {
 	ContentType string `json:"content_type"`
 	Size        int    `json:"size"`
 	SavedAs     string `json:"saved_as,omitempty"`
+}
+
+// checkSaveDir refuses a --save-attachments directory that is not there before anything connects,
+// saying which way it is wrong.
+func checkSaveDir(dir string) error {
+	if dir == "" {
+		return nil
+	}
+	st, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return usagef("--save-attachments %s: the directory does not exist; create it (mkdir -p %s) or name another", dir, shellQuote(dir))
+	case err != nil:
+		return usagef("--save-attachments %s: %v; name a directory you can write to", dir, err)
+	case !st.IsDir():
+		return usagef("--save-attachments %s is a file, not a directory; name a directory", dir)
+	}
+	return nil
 }
 
 func (a *app) mailGetCommand() *cobra.Command {
@@ -317,19 +348,21 @@ func (a *app) mailGetCommand() *cobra.Command {
 attachments into DIR (which must exist) under safe names: no path components, never overwriting a
 file (a taken name becomes "name (1).ext"). Over IMAP the message is not marked read.
 --json prints {"id", "folder", "subject", "from", "to", "cc", "date", "size", "unread",
-"has_attachments", "text", "html", "attachments": [{"name", "content_type", "size", "saved_as"}]}.`,
+"has_attachments", "text", "html", "attachments": [{"name", "content_type", "size", "saved_as"}]}
+("unread" left out over POP3, which keeps no read state).`,
 		Args: args(cobra.ExactArgs(2)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
 			if err := checkVia(via, viaIMAP, viaPOP, viaGraph); err != nil {
 				return err
 			}
+			if err := a.checkID(argv[0], via, argv[1]); err != nil {
+				return err
+			}
 			if raw && a.jsonOut {
 				return usagef("--raw and --json do not go together")
 			}
-			if save != "" {
-				if st, err := os.Stat(save); err != nil || !st.IsDir() {
-					return usagef("--save-attachments %s: not a directory", save)
-				}
+			if err := checkSaveDir(save); err != nil {
+				return err
 			}
 			return a.withReader(cmd, argv[0], via, a.progress("Downloading"), func(r mail.Reader) error {
 				m, err := r.Get(cmd.Context(), argv[1], folder)
@@ -348,10 +381,7 @@ file (a taken name becomes "name (1).ext"). Over IMAP the message is not marked 
 					return err
 				}
 				if a.jsonOut {
-					out := getJSON{Summary: m.Summary, Cc: m.Cc, Text: m.Text, HTML: m.HTML, Attachments: []attachmentJSON{}}
-					if out.To == nil {
-						out.To = []string{}
-					}
+					out := getJSON{listedMessage: listJSON([]mail.Summary{m.Summary}, via != viaPOP)[0], Cc: m.Cc, Text: m.Text, HTML: m.HTML, Attachments: []attachmentJSON{}}
 					if out.Cc == nil {
 						out.Cc = []string{}
 					}
@@ -410,6 +440,9 @@ it. --json prints {"id", "folder", "new_id"}.`,
 			if err := checkVia(via, viaIMAP, viaGraph); err != nil {
 				return err
 			}
+			if err := a.checkID(argv[0], via, argv[1]); err != nil {
+				return err
+			}
 			return a.withReader(cmd, argv[0], via, nil, func(r mail.Reader) error {
 				newID, err := r.Move(cmd.Context(), argv[1], argv[2])
 				if err != nil {
@@ -442,6 +475,9 @@ end of the session. --json prints {"id", "deleted"}.`,
 		Args: args(cobra.ExactArgs(2)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
 			if err := checkVia(via, viaIMAP, viaPOP, viaGraph); err != nil {
+				return err
+			}
+			if err := a.checkID(argv[0], via, argv[1]); err != nil {
 				return err
 			}
 			return a.withReader(cmd, argv[0], via, nil, func(r mail.Reader) error {

@@ -114,6 +114,12 @@ func TestSendAndReadMail(t *testing.T) {
 	if _, out, _ := cli("", "--json", "mail", "list", "daemon-bob"); !strings.Contains(out, `"unread":true`) {
 		t.Errorf("mail list --json over IMAP lacks unread: %s", out)
 	}
+	if _, out, errs := cli("", "--json", "mail", "get", "daemon-bob", popMsgs[1].ID, "--via", "pop"); strings.Contains(out, `"unread"`) || !strings.Contains(out, `"subject":"`+subject) {
+		t.Errorf("mail get --via pop --json claims a read state, or is not the message: %s %s", out, errs)
+	}
+	if _, out, _ := cli("", "--json", "mail", "get", "daemon-bob", msgs[1].ID); !strings.Contains(out, `"unread":true`) || !strings.Contains(out, `"to":[`) {
+		t.Errorf("mail get --json over IMAP lacks unread or to: %s", out)
+	}
 
 	// The raw message is the same over IMAP and POP3; the sendmail one lost its Bcc.
 	_, rawIMAP, _ := cli("", "mail", "get", "daemon-bob", msgs[1].ID, "--raw")
