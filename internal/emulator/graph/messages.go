@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -377,7 +378,7 @@ func (s *Server) listMessages(w http.ResponseWriter, r *http.Request, c *call) *
 	for i := lq.skip; i < end; i++ {
 		page = append(page, lq.shape(rows[i].json, rows[i].msg))
 	}
-	out := map[string]any{"@odata.context": s.context(r, "users('"+url.PathEscape(c.mailbox)+"')/messages"), "value": page}
+	out := map[string]any{"@odata.context": s.context(r, "users('"+url.PathEscape(c.mailbox)+"')/messages"+lq.selected()), "value": page}
 	// Graph gives @odata.count for messages whether or not ConsistencyLevel: eventual is sent (that
 	// header governs directory objects): microsoftgraph/microsoft-graph-docs#17875, #3848.
 	if lq.count {
@@ -390,6 +391,14 @@ func (s *Server) listMessages(w http.ResponseWriter, r *http.Request, c *call) *
 	}
 	writeJSON(w, 200, out)
 	return nil
+}
+
+// selected is how Graph's @odata.context names a $select: "(subject,isRead)", or "" without one.
+func (lq *listQuery) selected() string {
+	if len(lq.sel) == 0 {
+		return ""
+	}
+	return "(" + strings.Join(lq.sel, ",") + ")"
 }
 
 // shape applies $select and $expand to a message's JSON.
@@ -418,7 +427,8 @@ func (s *Server) getMessage(w http.ResponseWriter, r *http.Request, c *call) *ge
 		return e
 	}
 	m := lq.shape(s.messageJSON(msg), msg)
-	m["@odata.context"] = s.context(r, "users('"+url.PathEscape(c.mailbox)+"')/messages/$entity")
+	m["@odata.context"] = s.context(r, "users('"+url.PathEscape(c.mailbox)+"')/messages"+lq.selected()+"/$entity")
+	w.Header().Set("ETag", fmt.Sprint(m["@odata.etag"]))
 	writeJSON(w, 200, m)
 	return nil
 }

@@ -3,6 +3,7 @@ package graph
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -277,6 +278,7 @@ func (s *Server) patchDraft(c *call, id string, in patchIn) *gerr {
 func (s *Server) writeEntity(w http.ResponseWriter, r *http.Request, c *call, status int, msg mailstore.Message) {
 	m := s.messageJSON(msg)
 	m["@odata.context"] = s.context(r, "users('"+url.PathEscape(c.mailbox)+"')/messages/$entity")
+	w.Header().Set("ETag", fmt.Sprint(m["@odata.etag"])) // as Graph answers single messages
 	writeJSON(w, status, m)
 }
 
@@ -331,7 +333,6 @@ func (s *Server) move(w http.ResponseWriter, r *http.Request, c *call) *gerr {
 	var moved mailstore.Message
 	var err error
 	if immutableIDs(r) {
-		w.Header().Set("Preference-Applied", `IdType="ImmutableId"`)
 		moved, err = s.st.Move(c.mailbox, msg.Folder, dest, msg.ID)
 	} else if moved, err = s.st.Append(c.mailbox, dest, msg.Data, msg.Flags, msg.Received); err == nil {
 		// A new item in the destination, the old one gone: what a move is to a default id.
@@ -351,9 +352,6 @@ func (s *Server) copy(w http.ResponseWriter, r *http.Request, c *call) *gerr {
 	msg, dest, e := s.moveOrCopy(r, c)
 	if e != nil {
 		return e
-	}
-	if immutableIDs(r) {
-		w.Header().Set("Preference-Applied", `IdType="ImmutableId"`)
 	}
 	copied, err := s.st.Append(c.mailbox, dest, msg.Data, msg.Flags, msg.Received)
 	if err != nil {

@@ -93,12 +93,22 @@ func TestWirePatch(t *testing.T) {
 	id := appendAlice(t, v, "patched")
 	appendAlice(t, v, "untouched")
 	u := "/me/messages/" + id
-	before := decode(t, v.do(t, "GET", u, tok, "", nil))
+	got0 := v.do(t, "GET", u, tok, "", nil)
+	before := decode(t, got0)
+	if got0.Header.Get("ETag") == "" || got0.Header.Get("ETag") != before["@odata.etag"] {
+		t.Errorf("ETag header %q, @odata.etag %v", got0.Header.Get("ETag"), before["@odata.etag"])
+	}
+	if sel := decode(t, v.do(t, "GET", u+"?$select=subject,isRead", tok, "", nil)); !strings.HasSuffix(fmt.Sprint(sel["@odata.context"]), "/messages(subject,isRead)/$entity") {
+		t.Errorf("@odata.context with $select: %v", sel["@odata.context"])
+	}
 	if !strings.HasSuffix(fmt.Sprint(before["@odata.context"]), "/$metadata#users('alice@contoso.test')/messages/$entity") {
 		t.Errorf("@odata.context %v", before["@odata.context"])
 	}
 	a := v.do(t, "PATCH", u, tok, "application/json", []byte(`{"isRead":true,"flag":{"flagStatus":"flagged"},"categories":["Red category","Travel"],"importance":"High"}`))
 	after := decode(t, a)
+	if a.Header.Get("ETag") != after["@odata.etag"] {
+		t.Errorf("PATCH: ETag header %q, @odata.etag %v", a.Header.Get("ETag"), after["@odata.etag"])
+	}
 	if a.Status != 200 || after["isRead"] != true || after["importance"] != "high" || after["flag"].(map[string]any)["flagStatus"] != "flagged" ||
 		strings.Join(toStrings(after["categories"]), ",") != "Red category,Travel" {
 		t.Fatalf("PATCH: %d %s", a.Status, a.Body)

@@ -311,6 +311,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	} else {
 		w.Header().Set("client-request-id", reqID)
 	}
+	if immutableIDs(r) {
+		w.Header().Set("Preference-Applied", `IdType="ImmutableId"`)
+	}
 	if s.applyFault(w, r) {
 		return
 	}
