@@ -272,6 +272,20 @@ func TestScenarioExamples(t *testing.T) {
 				t.Errorf("account: %+v", acc)
 			}
 		},
+		"mail-faults.toml": func(t *testing.T, w *world.World) {
+			if !w.Tenant("contoso").SMTPBasicAuthRetired {
+				t.Error("smtp_basic_auth = \"retired\" was not read")
+			}
+			want := []world.Fault{
+				{Endpoint: "smtp", Reply: "421 4.3.2 Service not available", After: 2, Times: 1},
+				{Endpoint: "imap", Latency: 200 * time.Millisecond},
+				{Endpoint: "pop", Reply: "-ERR Server busy", Times: 10, Probability: 0.5, Seed: 7},
+				{Endpoint: "pop", DisconnectAfter: 20, Times: 1},
+			}
+			if !reflect.DeepEqual(w.Faults, want) {
+				t.Errorf("faults %+v\nwant %+v", w.Faults, want)
+			}
+		},
 		"faults.toml": func(t *testing.T, w *world.World) {
 			want := []world.Fault{
 				{Endpoint: "token", Latency: 2 * time.Second, Status: 503, After: 1, Times: 2},
