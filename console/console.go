@@ -23,6 +23,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -75,6 +76,7 @@ type Console struct {
 	log      *slog.Logger
 	mux      *http.ServeMux
 	limiter  *limiter
+	checks   chan struct{} // admin password checks under way, at most one per CPU
 
 	ctx    context.Context // ends with Close: the sign-ins under way
 	cancel context.CancelFunc
@@ -122,6 +124,7 @@ func New(o Options) (*Console, error) {
 		delay = time.Second
 	}
 	c.limiter = newLimiter(delay, time.Minute)
+	c.checks = make(chan struct{}, runtime.NumCPU())
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.routes()
 	return c, nil

@@ -156,7 +156,16 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request, s *session) {
 		c.render(w, http.StatusTooManyRequests, "login", s, map[string]any{"Error": "Too many wrong passwords: wait " + formatSeconds(wait) + " seconds and try again."})
 		return
 	}
+	// argon2id takes 19 MiB and a CPU for tens of milliseconds: at most one check per CPU at once,
+	// whatever the number of sources.
+	select {
+	case c.checks <- struct{}{}:
+	case <-r.Context().Done():
+		release(false)
+		return
+	}
 	got, want, err := passhash.Key(c.cfg.PasswordHash, r.PostFormValue("password"))
+	<-c.checks
 	ok := err == nil && subtle.ConstantTimeCompare(got, want) == 1
 	release(ok)
 	if !ok {
