@@ -215,6 +215,11 @@ func TestUsersAtRuntime(t *testing.T) {
 	if st, m := l.tokenFor(t, passwordForm("carol@contoso.test", "carol-pw")); st != 400 || !hasCode(m, 50034) {
 		t.Fatalf("token for a deleted user: %d %v", st, m)
 	}
+	refresh := url.Values{"grant_type": {"refresh_token"}, "client_id": {world.DesktopClientID},
+		"refresh_token": {tok["refresh_token"].(string)}, "scope": {"https://outlook.office.com/IMAP.AccessAsUser.All"}}
+	if st, m := l.tokenFor(t, refresh); st != 400 || !hasCode(m, 50034) {
+		t.Fatalf("refresh token of a deleted user: %d %v", st, m)
+	}
 	if got := l.imapLogin(t, "carol@contoso.test", access); !strings.Contains(got, "BAD") && !strings.HasPrefix(got, "A1 NO") && got != "closed" {
 		t.Fatalf("IMAP for a deleted user: %q", got)
 	}
