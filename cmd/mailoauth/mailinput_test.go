@@ -9,8 +9,7 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/pelletier/go-toml/v2"
-
+	"github.com/mailoauth/mailoauth/config"
 	"github.com/mailoauth/mailoauth/internal/emulator"
 	"github.com/mailoauth/mailoauth/internal/emulator/world"
 )
@@ -36,36 +35,25 @@ func TestMailInputCheckedBeforeConnecting(t *testing.T) {
 			c.Close()
 		}
 	}()
-	f, err := e.Config()
-	if err != nil {
-		t.Fatal(err)
-	}
-	acc := f.Accounts["daemon-bob"]
-	acc.Authority, acc.IMAP = "https://"+ln.Addr().String(), ln.Addr().String()
-	b, err := toml.Marshal(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(filepath.Dir(cfg), "unreachable.toml")
-	if err := os.WriteFile(path, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	path := withAccounts(t, e, cfg, map[string]func(*config.Account){"away": func(a *config.Account) {
+		a.Authority, a.IMAP = "https://"+ln.Addr().String(), ln.Addr().String()
+	}})
 	file := filepath.Join(t.TempDir(), "a-file")
 	if err := os.WriteFile(file, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	missing := filepath.Join(t.TempDir(), "attachments")
 
-	list := "mailoauth --config " + path + " mail list daemon-bob prints the ids"
+	list := "mailoauth --config " + path + " mail list away prints the ids"
 	for _, tc := range []struct {
 		args []string
 		want []string
 	}{
-		{[]string{"mail", "get", "daemon-bob", "not-an-id"}, []string{`"not-an-id" is not an IMAP message id`, list}},
-		{[]string{"mail", "move", "daemon-bob", "0", "Archive"}, []string{`"0" is not an IMAP message id`, list}},
-		{[]string{"mail", "delete", "daemon-bob", "1.2.%%%"}, []string{`"1.2.%%%" is not an IMAP message id`, list}},
-		{[]string{"mail", "get", "daemon-bob", "1", "--save-attachments", missing}, []string{missing + ": the directory does not exist", "mkdir -p " + missing}},
-		{[]string{"mail", "get", "daemon-bob", "1", "--save-attachments", file}, []string{file + " is a file, not a directory"}},
+		{[]string{"mail", "get", "away", "not-an-id"}, []string{`"not-an-id" is not an IMAP message id`, list}},
+		{[]string{"mail", "move", "away", "0", "Archive"}, []string{`"0" is not an IMAP message id`, list}},
+		{[]string{"mail", "delete", "away", "1.2.%%%"}, []string{`"1.2.%%%" is not an IMAP message id`, list}},
+		{[]string{"mail", "get", "away", "1", "--save-attachments", missing}, []string{missing + ": the directory does not exist", "mkdir -p " + missing}},
+		{[]string{"mail", "get", "away", "1", "--save-attachments", file}, []string{file + " is a file, not a directory"}},
 	} {
 		code, out, errs := runCLI(t, context.Background(), append([]string{"--config", path}, tc.args...)...)
 		if code != exitUsage || out != "" || strings.Count(errs, "\n") != 1 {
