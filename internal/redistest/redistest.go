@@ -26,7 +26,8 @@ type Server struct {
 	bin  string
 	dir  string
 	Port int
-	// User and Password are an ACL user with every right on every key; the default user is off.
+	// User and Password are an ACL user with every right but the dangerous commands (KEYS, FLUSHALL, CONFIG...)
+	// on every key, as docs/fleet.md advises; the default user is off.
 	User, Password string
 	cmd            *exec.Cmd
 	exited         chan struct{}
@@ -84,7 +85,7 @@ func (s *Server) start() error {
 		`save ""`,
 		"logfile \"\"",
 		"user default off",
-		fmt.Sprintf("user %s on >%s ~* &* +@all", s.User, s.Password),
+		fmt.Sprintf("user %s on >%s ~* +@all -@dangerous", s.User, s.Password), // what docs/fleet.md advises
 	}, "\n") + "\n"
 	path := filepath.Join(s.dir, "redis.conf")
 	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
