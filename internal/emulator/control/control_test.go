@@ -3,21 +3,33 @@ package control_test
 import (
 	"bufio"
 	"bytes"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha1"
+	"crypto/sha256"
 	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/mailoauth/mailoauth/internal/emulator"
 	"github.com/mailoauth/mailoauth/internal/emulator/control"
@@ -476,5 +488,51 @@ func TestWebPageNeedsTokenOffLoopback(t *testing.T) {
 	}
 	if st, _, body := get("anyone", "s3cret-token-for-test"); st != 200 || body != "page /mailboxes" {
 		t.Fatalf("with the token: %d %q", st, body)
+	}
+}
+
+// TestCertificates: a certificate registered at runtime signs client assertions; removed, the
+// assertion gets AADSTS700027.
+func TestCertificates(t *testing.T) {
+	l := start(t)
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "ci runner"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	added := l.want(t, 201, "POST", "/apps/daemon/certificates", certPEM).json(t)
+	sum := sha1.Sum(der)
+	if added["thumbprint"] != strings.ToUpper(hex.EncodeToString(sum[:])) {
+		t.Fatalf("added %v", added)
+	}
+	assertion := func() url.Values {
+		now := time.Now()
+		tok := jwt.NewWithClaims(jwt.SigningMethodRS256, jwt.MapClaims{
+			"aud": l.E.Authority() + "/contoso/oauth2/v2.0/token", "iss": world.DaemonClientID, "sub": world.DaemonClientID,
+			"jti": rand.Text(), "nbf": now.Unix(), "exp": now.Add(10 * time.Minute).Unix()})
+		s256 := sha256.Sum256(cert.Raw)
+		tok.Header["x5t#S256"] = base64.StdEncoding.EncodeToString(s256[:])
+		signed, err := tok.SignedString(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return url.Values{"grant_type": {"client_credentials"}, "client_id": {world.DaemonClientID},
+			"scope":                 {"https://outlook.office365.com/.default"},
+			"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {signed}}
+	}
+	if st, m := l.tokenFor(t, assertion()); st != 200 {
+		t.Fatalf("assertion with the registered certificate: %d %v", st, m)
+	}
+	l.want(t, 400, "POST", "/apps/daemon/certificates", "not a certificate")
+	l.want(t, 204, "DELETE", "/apps/daemon/certificates/"+strconv.Itoa(int(added["n"].(float64))), nil)
+	if st, m := l.tokenFor(t, assertion()); st == 200 || !hasCode(m, 700027) {
+		t.Fatalf("assertion with a removed certificate: %d %v", st, m)
 	}
 }

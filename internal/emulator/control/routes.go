@@ -1,6 +1,8 @@
 package control
 
 import (
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"io"
 	"net/http"
@@ -31,6 +33,8 @@ func (a *api) routes(mux *http.ServeMux) {
 	mux.HandleFunc("DELETE "+p+"apps/{app}", a.removeApp)
 	mux.HandleFunc("POST "+p+"apps/{app}/secrets", a.addSecret)
 	mux.HandleFunc("DELETE "+p+"apps/{app}/secrets/{n}", a.removeSecret)
+	mux.HandleFunc("POST "+p+"apps/{app}/certificates", a.addCertificate)
+	mux.HandleFunc("DELETE "+p+"apps/{app}/certificates/{n}", a.removeCertificate)
 
 	mux.HandleFunc("GET "+p+"faults", a.getFaults)
 	mux.HandleFunc("POST "+p+"faults", a.addFault)
@@ -293,6 +297,59 @@ func (a *api) removeSecret(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := a.update(r, func(wd *world.World) error { return wd.RemoveSecret(r.PathValue("app"), n) }); err != nil {
+		fail(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// addCertificate registers the certificate in the body (PEM; only its public part is read) with an
+// app, for client assertions.
+func (a *api) addCertificate(w http.ResponseWriter, r *http.Request) {
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxJSONBody))
+	if err != nil {
+		writeError(w, http.StatusRequestEntityTooLarge, "the certificate is larger than 64 KiB; send one PEM certificate")
+		return
+	}
+	var cert *x509.Certificate
+	for rest := data; cert == nil; {
+		var b *pem.Block
+		if b, rest = pem.Decode(rest); b == nil {
+			break
+		}
+		if b.Type == "CERTIFICATE" {
+			cert, err = x509.ParseCertificate(b.Bytes)
+			if err != nil {
+				writeError(w, http.StatusBadRequest, "the CERTIFICATE block does not parse as an X.509 certificate; send the app's certificate in PEM")
+				return
+			}
+		}
+	}
+	if cert == nil {
+		writeError(w, http.StatusBadRequest, "the body holds no PEM CERTIFICATE block; send the app's certificate (its private key stays with the client)")
+		return
+	}
+	var n int
+	if err := a.update(r, func(wd *world.World) error {
+		if err := wd.AddCertificate(r.PathValue("app"), cert); err != nil {
+			return err
+		}
+		n = len(wd.App(r.PathValue("app")).Certificates)
+		return nil
+	}); err != nil {
+		fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, viewCert(n, cert))
+}
+
+func (a *api) removeCertificate(w http.ResponseWriter, r *http.Request) {
+	n, err := strconv.Atoi(r.PathValue("n"))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "name the certificate by its number `n` as GET world lists it (1 for the first)")
+		return
+	}
+	if err := a.update(r, func(wd *world.World) error { return wd.RemoveCertificate(r.PathValue("app"), n) }); err != nil {
 		fail(w, err)
 		return
 	}

@@ -1,6 +1,10 @@
 package control
 
 import (
+	"crypto/sha1"
+	"crypto/x509"
+	"encoding/hex"
+	"strings"
 	"time"
 
 	"github.com/mailoauth/mailoauth/internal/emulator/world"
@@ -62,6 +66,7 @@ type appView struct {
 	Consented      bool         `json:"consented"`
 	AdminConsented bool         `json:"admin_consented"`
 	Secrets        []secretView `json:"secrets"`
+	Certificates   []certView   `json:"certificates"`
 	// Secret is the value of the secret made with the app, in the answer that creates it only.
 	Secret string `json:"secret,omitempty"`
 }
@@ -71,6 +76,13 @@ type secretView struct {
 	Hint    string    `json:"hint"`
 	Expires time.Time `json:"expires,omitzero"`
 	Value   string    `json:"value,omitempty"` // in the answer that creates it only
+}
+
+type certView struct {
+	N          int       `json:"n"`          // its number, for DELETE apps/{app}/certificates/{n}
+	Thumbprint string    `json:"thumbprint"` // SHA-1, hexadecimal, as Entra's portal shows it
+	Subject    string    `json:"subject"`
+	Expires    time.Time `json:"expires"`
 }
 
 type faultView struct {
@@ -133,11 +145,19 @@ func viewShared(m *world.SharedMailbox) sharedView {
 func viewApp(a *world.App) appView {
 	v := appView{Name: a.Name, ClientID: a.ClientID, Tenant: a.Tenant, Public: a.Public, MultiTenant: a.MultiTenant,
 		Delegated: nonNil(a.Delegated), Application: nonNil(a.Application), Consented: a.Consented,
-		AdminConsented: a.AdminConsented, Secrets: []secretView{}}
+		AdminConsented: a.AdminConsented, Secrets: []secretView{}, Certificates: []certView{}}
 	for i, s := range a.Secrets {
 		v.Secrets = append(v.Secrets, secretView{N: i + 1, Hint: hint(s.Value), Expires: s.Expires})
 	}
+	for i, c := range a.Certificates {
+		v.Certificates = append(v.Certificates, viewCert(i+1, c))
+	}
 	return v
+}
+
+func viewCert(n int, c *x509.Certificate) certView {
+	sum := sha1.Sum(c.Raw)
+	return certView{N: n, Thumbprint: strings.ToUpper(hex.EncodeToString(sum[:])), Subject: c.Subject.String(), Expires: c.NotAfter.UTC()}
 }
 
 func viewFault(f world.Fault) faultView {

@@ -6,6 +6,7 @@ package world
 // for exactly the reasons a scenario file would be. Call them inside Live.Update, on its copy.
 
 import (
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -492,4 +493,36 @@ func (w *World) RemoveFault(id string) error {
 		}
 	}
 	return notFound("no fault %s", id)
+}
+
+// AddCertificate registers a certificate's public key with a confidential app, for client
+// assertions (Entra's "Certificates" of an app registration).
+func (w *World) AddCertificate(app string, cert *x509.Certificate) error {
+	a := w.App(app)
+	if a == nil {
+		return notFound("no app %s", app)
+	}
+	if a.Public {
+		return fmt.Errorf("app %s is a public client, which holds no certificate", a.Name)
+	}
+	for _, c := range a.Certificates {
+		if c.Equal(cert) {
+			return fmt.Errorf("app %s has this certificate already", a.Name)
+		}
+	}
+	a.Certificates = append(a.Certificates, cert)
+	return nil
+}
+
+// RemoveCertificate removes an app's certificate by its position (1 for the first), as listed.
+func (w *World) RemoveCertificate(app string, n int) error {
+	a := w.App(app)
+	if a == nil {
+		return notFound("no app %s", app)
+	}
+	if n < 1 || n > len(a.Certificates) {
+		return notFound("app %s has no certificate %d (it has %d)", a.Name, n, len(a.Certificates))
+	}
+	a.Certificates = append(a.Certificates[:n-1:n-1], a.Certificates[n:]...)
+	return nil
 }
