@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -276,8 +277,49 @@ func (a *app) ctlApps(c func() (*ctlClient, error)) *cobra.Command {
 		keyed("rm NAME", "Remove the registration", "DELETE", 1, app, false),
 		keyed("secret-add NAME [expires=RFC3339]", "Add a client secret (printed once)", "POST", 1, func(argv []string) string { return app(argv) + "/secrets" }, false),
 		keyed("secret-rm NAME N", "Remove its secret number N (as `ctl world` lists them)", "DELETE", 2, func(argv []string) string { return app(argv) + "/secrets/" + url.PathEscape(argv[1]) }, false),
+		&cobra.Command{Use: "cert-add NAME FILE", Short: "Register a PEM certificate for client assertions (only its public part is sent)", Args: args(cobra.ExactArgs(2)),
+			RunE: func(cmd *cobra.Command, argv []string) error {
+				pemData, err := os.ReadFile(argv[1])
+				if err != nil {
+					return usagef("cannot read the certificate: %v", err)
+				}
+				cert, err := publicPEM(pemData)
+				if err != nil {
+					return err
+				}
+				return withClient(c, func(cl *ctlClient) error {
+					resp, err := cl.do(cmd.Context(), "POST", app(argv)+"/certificates", bytes.NewReader(cert), "application/x-pem-file")
+					if err != nil {
+						return err
+					}
+					defer resp.Body.Close()
+					_, err = io.Copy(a.stdout, resp.Body)
+					return err
+				})
+			}},
+		keyed("cert-rm NAME N", "Remove its certificate number N (as `ctl world` lists them)", "DELETE", 2, func(argv []string) string { return app(argv) + "/certificates/" + url.PathEscape(argv[1]) }, false),
 	)
 	return g
+}
+
+// publicPEM keeps the CERTIFICATE blocks of a PEM file, so that a private key in the same file
+// (as the emulator's <app>-cert.pem holds) never leaves this machine.
+func publicPEM(data []byte) ([]byte, error) {
+	var out []byte
+	for {
+		var b *pem.Block
+		b, data = pem.Decode(data)
+		if b == nil {
+			break
+		}
+		if b.Type == "CERTIFICATE" {
+			out = append(out, pem.EncodeToMemory(b)...)
+		}
+	}
+	if out == nil {
+		return nil, usagef("the file holds no PEM CERTIFICATE block")
+	}
+	return out, nil
 }
 
 func (a *app) ctlFault(c func() (*ctlClient, error)) *cobra.Command {

@@ -54,6 +54,20 @@ func TestEmulatorCtl(t *testing.T) {
 	if code != exitOK || json.Unmarshal([]byte(out), &app) != nil || app.Secret == "" || len(app.Application) != 2 {
 		t.Fatalf("apps add: %d %q %q", code, out, errs)
 	}
+	certFile := filepath.Join(l.Dir, "daemon-cert.pem") // certificate and private key
+	if code, out, errs := ctl("apps", "cert-add", "tool", certFile); code != exitOK || !strings.Contains(out, `"thumbprint"`) {
+		t.Fatalf("apps cert-add: %d %q %q", code, out, errs)
+	}
+	if a := l.E.World().App("tool"); len(a.Certificates) != 1 || !a.Certificates[0].Equal(l.E.Credentials["daemon"].Cert) {
+		t.Fatalf("tool's certificates after cert-add: %d", len(a.Certificates))
+	}
+	pemData, _ := os.ReadFile(certFile)
+	if sent, err := publicPEM(pemData); err != nil || strings.Contains(string(sent), "PRIVATE KEY") || !strings.Contains(string(pemData), "PRIVATE KEY") {
+		t.Fatalf("cert-add would send %q (%v)", sent, err)
+	}
+	if code, _, errs := ctl("apps", "cert-rm", "tool", "1"); code != exitOK || len(l.E.World().App("tool").Certificates) != 0 {
+		t.Fatalf("apps cert-rm: %d %q", code, errs)
+	}
 	if code, _, errs := ctl("apps", "secret-rm", "tool", "1"); code != exitOK {
 		t.Fatalf("apps secret-rm: %d %q", code, errs)
 	}
