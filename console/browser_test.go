@@ -294,13 +294,22 @@ func TestBrowser(t *testing.T) {
 		}
 	}
 
+	// On a phone: one column, nothing wider than the screen.
+	b.call(b.session, "Emulation.setDeviceMetricsOverride", map[string]any{"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": true}, nil)
+	b.waitFor("the phone layout", `window.innerWidth === 390`)
+	if got := string(b.eval(`document.documentElement.scrollWidth <= window.innerWidth`)); got != "true" {
+		t.Errorf("on a 390 px screen the page is %s px wide", b.eval(`document.documentElement.scrollWidth`))
+	}
+	b.screenshot("5-phone")
+	b.call(b.session, "Emulation.clearDeviceMetricsOverride", nil, nil)
+
 	b.eval(`document.querySelector('#account-broken form[action$="/doctor"] button').click()`)
 	b.waitFor("the doctor's report", `document.querySelector("#doctor-result") && document.querySelector(".finding .code")`)
 	finding := string(b.eval(`document.querySelector(".finding .code").textContent`))
 	if !strings.HasPrefix(finding, `"MO-`) {
 		t.Fatalf("the doctor's finding: %s", finding)
 	}
-	b.screenshot("5-doctor")
+	b.screenshot("6-doctor")
 
 	b.eval(`document.querySelector('a[href="/"]').click()`)
 	b.waitFor("the accounts again", `location.pathname === "/" && document.querySelector("#account-broken")`)
@@ -309,7 +318,7 @@ func TestBrowser(t *testing.T) {
 	}
 	b.eval(`document.querySelector("#logout").click()`)
 	b.waitFor("the login page after logout", `location.pathname === "/login" && document.querySelector("#password")`)
-	b.screenshot("6-logged-out")
+	b.screenshot("7-logged-out")
 	b.navigate(base + "/")
 	b.waitFor("the login page, not the accounts", `location.pathname === "/login" && document.readyState === "complete"`)
 	if got := string(b.eval(`document.body.innerText`)); strings.Contains(got, "alice-device") {
