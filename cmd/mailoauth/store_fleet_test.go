@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -221,12 +223,7 @@ func TestDoctorRedisStore(t *testing.T) {
 // why) while it cannot, and ready again when it is back; /healthz stays 200 throughout.
 func TestProxyReadyz(t *testing.T) {
 	f := startFleet(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	admin := ln.Addr().String()
-	ln.Close()
+	admin := freeAddr(t)
 	c, err := config.Load(f.cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -271,5 +268,107 @@ func TestProxyReadyz(t *testing.T) {
 	f.redis.Restart()
 	if code, body := get("/readyz"); code != http.StatusOK {
 		t.Fatalf("/readyz with Redis back: %d %q", code, body)
+	}
+}
+
+// Three proxy processes sharing one Redis store, 300 concurrent IMAP logins spread over them for an
+// account whose token none of them holds yet: exactly one token request reaches the identity platform.
+func TestFleetProxies(t *testing.T) {
+	f := startFleet(t)
+	bin := buildCLI(t)
+	c, err := config.Load(f.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var addrs []string
+	for i := range 3 {
+		p := *c.Proxy
+		p.Listeners = []config.Listener{{Protocol: config.ProtocolIMAP, Listen: freeAddr(t), LocalTLS: config.LocalTLSNone}}
+		file, err := f.lab.E.Config()
+		if err != nil {
+			t.Fatal(err)
+		}
+		file.Store, file.Proxy = c.Store, &p
+		b, err := toml.Marshal(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := fmt.Sprintf("proxy%d.toml", i)
+		f.write(t, name, string(b))
+		startProxyProcess(t, bin, filepath.Join(f.lab.Dir, name))
+		addrs = append(addrs, p.Listeners[0].Listen)
+	}
+	before := f.lab.E.Events.Last()
+	const logins = 300
+	var wg sync.WaitGroup
+	for i := range logins {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if l, err := imapLogin(addrs[i%3]); err != nil || !strings.HasPrefix(l, "a OK") {
+				t.Errorf("login %d through proxy %d: %q %v", i, i%3, l, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if got := f.issued(before); got != 1 {
+		t.Fatalf("%d logins over 3 proxy processes made %d token requests; want 1", logins, got)
+	}
+}
+
+// startProxyProcess runs `mailoauth proxy` with cfg until the test ends, and returns once it listens.
+func startProxyProcess(t *testing.T, bin, cfg string) {
+	t.Helper()
+	cmd := exec.Command(bin, "--config", cfg, "--log-level", "info", "proxy", "--drain", "1s")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Signal(os.Interrupt); _ = cmd.Wait() })
+	listening := make(chan bool, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sent := false
+		for sc.Scan() {
+			if !sent && strings.Contains(sc.Text(), "msg=listening") {
+				listening <- true
+				sent = true
+			}
+		}
+		if !sent {
+			listening <- false
+		}
+	}()
+	select {
+	case ok := <-listening:
+		if !ok {
+			t.Fatal("the proxy process exited before it listened")
+		}
+	case <-time.After(2 * time.Minute):
+		t.Fatal("the proxy process did not listen within 2 minutes")
+	}
+}
+
+// imapLogin logs in to an IMAP proxy as the emulator's alice and returns the LOGIN's tagged answer.
+func imapLogin(addr string) (string, error) {
+	c, err := net.DialTimeout("tcp", addr, time.Minute)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(3 * time.Minute))
+	r := bufio.NewReader(c)
+	if l, err := r.ReadString('\n'); err != nil || !strings.HasPrefix(l, "* OK") {
+		return l, err
+	}
+	fmt.Fprintf(c, "a LOGIN %q %q\r\n", world.Alice, emulator.ProxyPassword)
+	for {
+		l, err := r.ReadString('\n')
+		if err != nil || strings.HasPrefix(l, "a ") {
+			return l, err
+		}
 	}
 }
