@@ -38,9 +38,11 @@ default file they stay bare (they read the same file in the same shell).
 
 The file has these tables:
 
-[store] is where tokens are kept: backend ("file" or "keyring"), path (default
-$XDG_STATE_HOME/mailoauth/tokens, else ~/.local/state/mailoauth/tokens), and for the file backend one
-of passphrase_env, passphrase_file or key_file (with none, the passphrase is asked on the terminal).
+[store] is where tokens are kept: backend ("file", "keyring" or "redis"), path (default
+$XDG_STATE_HOME/mailoauth/tokens, else ~/.local/state/mailoauth/tokens), and for the file and redis
+backends one of passphrase_env, passphrase_file or key_file (with none, the passphrase is asked on the
+terminal). The redis backend, shared by a fleet, takes url (redis:// or rediss://), ca_file,
+username, password_env or password_file, and prefix (docs/fleet.md).
 
 [accounts.NAME], one per account; NAME is what you type (mailoauth login NAME). Every account has
 flow (interactive, device, client_credentials, auth_code_web, refresh_token or password) and
