@@ -188,9 +188,6 @@ func (s *Store) Close() error {
 	return s.c.Close()
 }
 
-// Where says where the tokens live, for people: the Redis address and the key prefix.
-func (s *Store) Where() string { return "redis " + s.addr + " prefix " + s.prefix }
-
 // Check connects, authenticates and, when the store holds anything, checks that the key opens it:
 // the doctor's test of the store.
 func (s *Store) Check(ctx context.Context) error {
