@@ -6,6 +6,7 @@ package redistest
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"net"
 	"os"
@@ -15,6 +16,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mailoauth/mailoauth/internal/testpki"
 )
 
 // RequireEnv is the variable that turns a missing redis-server from a skip into a failure.
@@ -29,13 +32,27 @@ type Server struct {
 	// User and Password are an ACL user with every right but the dangerous commands (KEYS, FLUSHALL, CONFIG...)
 	// on every key, as docs/fleet.md advises; the default user is off.
 	User, Password string
-	cmd            *exec.Cmd
-	exited         chan struct{}
+	// CAFile is the PEM file of the CA that signed the server's certificate (StartTLS only).
+	CAFile string
+	tls    bool
+	cmd    *exec.Cmd
+	exited chan struct{}
 }
 
 // Start starts a redis-server with persistence (appendonly, fsync always), so that Restart keeps
 // what was written.
 func Start(t testing.TB) *Server {
+	t.Helper()
+	return start(t, false)
+}
+
+// StartTLS is Start with TLS only (rediss://), under a throwaway CA written to CAFile.
+func StartTLS(t testing.TB) *Server {
+	t.Helper()
+	return start(t, true)
+}
+
+func start(t testing.TB, useTLS bool) *Server {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
@@ -44,7 +61,20 @@ func Start(t testing.TB) *Server {
 		}
 		t.Skip("redis-server is not installed (the README's test command installs it)")
 	}
-	s := &Server{t: t, bin: bin, dir: t.TempDir(), User: "mailoauth", Password: "test-" + strconv.Itoa(os.Getpid())}
+	s := &Server{t: t, bin: bin, dir: t.TempDir(), User: "mailoauth", Password: "test-" + strconv.Itoa(os.Getpid()), tls: useTLS}
+	if useTLS {
+		cert, key, _, err := testpki.New()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ca := cert[bytes.Index(cert, []byte("-----END CERTIFICATE-----\n"))+len("-----END CERTIFICATE-----\n"):] // the chain's second: the CA
+		s.CAFile = filepath.Join(s.dir, "ca.pem")
+		for name, b := range map[string][]byte{"cert.pem": cert, "key.pem": key, "ca.pem": ca} {
+			if err := os.WriteFile(filepath.Join(s.dir, name), b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 	var last error
 	for range 5 { // a free port can be taken by someone else before redis-server binds it
 		if s.Port, err = freePort(); err != nil {
@@ -59,8 +89,13 @@ func Start(t testing.TB) *Server {
 	return nil
 }
 
-// URL is the server's redis:// URL, without credentials.
-func (s *Server) URL() string { return fmt.Sprintf("redis://127.0.0.1:%d", s.Port) }
+// URL is the server's redis:// (rediss:// with TLS) URL, without credentials.
+func (s *Server) URL() string {
+	if s.tls {
+		return fmt.Sprintf("rediss://localhost:%d", s.Port)
+	}
+	return fmt.Sprintf("redis://127.0.0.1:%d", s.Port)
+}
 
 // Addr is host:port.
 func (s *Server) Addr() string { return fmt.Sprintf("127.0.0.1:%d", s.Port) }
@@ -75,10 +110,14 @@ func freePort() (int, error) {
 }
 
 func (s *Server) start() error {
-	conf := strings.Join([]string{
+	port := []string{"port " + strconv.Itoa(s.Port)}
+	if s.tls {
+		port = []string{"port 0", "tls-port " + strconv.Itoa(s.Port), "tls-cert-file " + filepath.Join(s.dir, "cert.pem"),
+			"tls-key-file " + filepath.Join(s.dir, "key.pem"), "tls-ca-cert-file " + s.CAFile, "tls-auth-clients no"}
+	}
+	conf := strings.Join(append(port,
 		"bind 127.0.0.1",
-		"port " + strconv.Itoa(s.Port),
-		"dir " + s.dir,
+		"dir "+s.dir,
 		"daemonize no",
 		"appendonly yes",
 		"appendfsync always",
@@ -86,7 +125,7 @@ func (s *Server) start() error {
 		"logfile \"\"",
 		"user default off",
 		fmt.Sprintf("user %s on >%s ~* +@all -@dangerous", s.User, s.Password), // what docs/fleet.md advises
-	}, "\n") + "\n"
+	), "\n") + "\n"
 	path := filepath.Join(s.dir, "redis.conf")
 	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 		return err

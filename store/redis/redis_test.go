@@ -234,3 +234,26 @@ func TestURLWithPassword(t *testing.T) {
 		t.Fatalf("Open with a password in the URL: %v", err)
 	}
 }
+
+// rediss:// verifies the server's certificate: against ca_file it connects and round-trips; against
+// the system's CAs (which did not sign it) it refuses to connect; ca_file with redis:// is refused.
+func TestTLS(t *testing.T) {
+	srv := redistest.StartTLS(t)
+	ctx := context.Background()
+	s := open(t, srv, "p", func(o *redis.Options) { o.CAFile = srv.CAFile })
+	if err := s.Update(ctx, "k", func([]byte) ([]byte, error) { return []byte("v"), nil }); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Load(ctx, "k"); err != nil || string(got) != "v" {
+		t.Fatalf("Load over TLS = %q, %v", got, err)
+	}
+	untrusted := open(t, srv, "p")
+	if err := untrusted.Check(ctx); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("Check against a certificate no trusted CA signed: %v; want a certificate error", err)
+	}
+	_, err := redis.Open(redis.Options{URL: strings.Replace(srv.URL(), "rediss:", "redis:", 1), CAFile: srv.CAFile,
+		Key: func() ([]byte, error) { return nil, nil }})
+	if err == nil || !strings.Contains(err.Error(), "use rediss://") {
+		t.Fatalf("ca_file with redis://: %v", err)
+	}
+}
