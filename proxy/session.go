@@ -307,6 +307,7 @@ func (s *session) login(user, password string, up upstreamProtocol) (conn *upstr
 	if aerr != nil {
 		m.login(s.cfg.Protocol, string(outcomeConfig))
 		log.Error("login failed: account unusable", "outcome", outcomeConfig, "err", aerr)
+		s.refused(user, account, outcomeConfig, "", aerr.Error())
 		return nil, "", &loginError{outcome: outcomeConfig, temporary: true, msg: "The proxy's account for this user is misconfigured; see the proxy log."}
 	}
 	if mailbox == "" {

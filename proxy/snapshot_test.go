@@ -4,6 +4,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -21,12 +22,24 @@ func TestSnapshot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := newLab(t, labOptions{world: w})
+	l := newLab(t, labOptions{world: w, mutate: func(f *config.File) {
+		// A user whose account's client secret is wrong: its login is refused for want of a token.
+		broken := *f.Accounts["daemon"]
+		broken.Name, broken.ClientSecretFile = "broken", filepath.Join(t.TempDir(), "wrong-secret.txt")
+		if err := os.WriteFile(broken.ClientSecretFile, []byte("wrong-secret\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		f.Accounts["broken"] = &broken
+		f.Proxy.Users["signin@contoso.test"] = &config.ProxyUser{Account: "broken", PasswordHash: f.Proxy.Users[aliceUser].PasswordHash}
+	}})
 	c := l.dial(t, "imap", config.LocalTLSNone)
 	if got := c.attempt("imap", aliceUser, "wrong-password-snapshot"); got != refusedLine["imap"] {
 		t.Fatalf("wrong password: %q", got)
 	}
 	c.attempt("imap", aliceUser, alicePassword) // refused upstream: no service principal
+
+	nobody := l.dial(t, "imap", config.LocalTLSNone)
+	nobody.attempt("imap", "signin@contoso.test", alicePassword)
 
 	s := l.srv.Snapshot()
 	imapAddr := l.addr("imap", config.LocalTLSNone)
@@ -34,8 +47,8 @@ func TestSnapshot(t *testing.T) {
 	for _, ls := range s.Listeners {
 		if ls.Addr == imapAddr {
 			found = true
-			if ls.Sessions != 1 || ls.Protocol != "imap" || ls.LocalTLS != config.LocalTLSNone {
-				t.Errorf("the IMAP listener: %+v, want 1 session open", ls)
+			if ls.Sessions != 2 || ls.Protocol != "imap" || ls.LocalTLS != config.LocalTLSNone {
+				t.Errorf("the IMAP listener: %+v, want 2 sessions open", ls)
 			}
 		} else if ls.Sessions != 0 {
 			t.Errorf("listener %+v has sessions; only the IMAP one has a connection", ls)
@@ -51,17 +64,20 @@ func TestSnapshot(t *testing.T) {
 	if got := strings.Join(users, " "); !strings.Contains(got, aliceUser+"→daemon") || !strings.Contains(got, "contoso.test→daemon") {
 		t.Errorf("users: %s", got)
 	}
-	if len(s.Refusals) != 2 {
-		t.Fatalf("refusals: %+v, want 2", s.Refusals)
+	if len(s.Refusals) != 3 {
+		t.Fatalf("refusals: %+v, want 3", s.Refusals)
 	}
-	newest, oldest := s.Refusals[0], s.Refusals[1]
+	if tok := s.Refusals[0]; tok.Outcome != "token_error" || tok.Account != "broken" || !strings.HasPrefix(tok.Code, "MO-") || tok.Reason == "" {
+		t.Errorf("the refusal for want of a token: %+v, want the doctor's finding", tok)
+	}
+	newest, oldest := s.Refusals[1], s.Refusals[2]
 	if newest.Outcome != "upstream_refused" || newest.Code != "MO-NO-SERVICE-PRINCIPAL" || newest.Account != "daemon" || newest.User != aliceUser {
 		t.Errorf("newest refusal: %+v", newest)
 	}
 	if oldest.Outcome != "bad_password" || oldest.Reason != "wrong password" || time.Since(oldest.Time) > time.Minute {
 		t.Errorf("oldest refusal: %+v", oldest)
 	}
-	if s.Logins["bad_password"] != 1 || s.Logins["upstream_refused"] != 1 {
+	if s.Logins["bad_password"] != 1 || s.Logins["upstream_refused"] != 1 || s.Logins["token_error"] != 1 {
 		t.Errorf("logins by outcome: %v", s.Logins)
 	}
 	for _, r := range s.Refusals {
