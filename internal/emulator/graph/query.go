@@ -552,18 +552,30 @@ func (lq *listQuery) apply(rows []row) []row {
 		}
 	}
 	keys := append(slices.Clone(lq.order), orderKey{prop: "receivedDateTime", desc: true})
+	// Messages received at the same instant keep their order of arrival, in the direction the first
+	// receivedDateTime key asks for.
+	arrivalDesc := keys[slices.IndexFunc(keys, func(k orderKey) bool { return k.prop == "receivedDateTime" })].desc
 	sort.SliceStable(out, func(i, j int) bool {
 		for _, k := range keys {
-			a, _ := out[i].json[k.prop].(string)
-			b, _ := out[j].json[k.prop].(string)
-			if k.prop == "subject" {
-				a, b = strings.ToLower(a), strings.ToLower(b)
-			}
-			if a != b {
-				return (a < b) != k.desc
+			if c := compareKey(out[i], out[j], k.prop); c != 0 {
+				return (c < 0) != k.desc
 			}
 		}
-		return out[i].msg.UID > out[j].msg.UID
+		return (out[i].msg.UID < out[j].msg.UID) != arrivalDesc
 	})
 	return out
+}
+
+// compareKey compares two rows by a sortable property. receivedDateTime compares the stored time, not
+// the JSON's whole seconds, so that messages received within one second keep their order.
+func compareKey(x, y row, prop string) int {
+	a, _ := x.json[prop].(string)
+	b, _ := y.json[prop].(string)
+	switch {
+	case prop == "receivedDateTime" && a != "" && b != "":
+		return x.msg.Received.Compare(y.msg.Received)
+	case prop == "subject":
+		a, b = strings.ToLower(a), strings.ToLower(b)
+	}
+	return strings.Compare(a, b)
 }

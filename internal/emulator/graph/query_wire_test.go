@@ -104,6 +104,29 @@ func TestWireOrderBy(t *testing.T) {
 	wantError(t, v.do(t, "GET", "/users/bob@contoso.test/messages?"+q("$orderby", "subject sideways"), tok, "", nil), 400, "BadRequest")
 }
 
+// TestWireOrderByWithinOneSecond: receivedDateTime is shown to the second, but messages that arrive
+// within one second still sort in the order they arrived, both ways (a test that delivers three
+// messages and lists them oldest first must not see them shuffled).
+func TestWireOrderByWithinOneSecond(t *testing.T) {
+	v := start(t)
+	tok := v.appToken(t)
+	for i, at := range []time.Time{base, base.Add(300 * time.Millisecond), base.Add(600 * time.Millisecond), base.Add(600 * time.Millisecond)} {
+		body := fmt.Sprintf("From: carol@fabrikam.test\r\nTo: bob@contoso.test\r\nSubject: m%d\r\n\r\nhello\r\n", i+1)
+		if _, err := v.E.Store.Append(world.Bob, mailstore.Inbox, []byte(body), nil, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct{ orderby, want string }{
+		{"", "m4,m3,m2,m1"},
+		{"receivedDateTime desc", "m4,m3,m2,m1"},
+		{"receivedDateTime asc", "m1,m2,m3,m4"},
+		{"subject desc,receivedDateTime asc", "m4,m3,m2,m1"},
+	} {
+		if got := subjects(v.list(t, tok, q("$orderby", c.orderby))); strings.ReplaceAll(got, " ", "") != c.want {
+			t.Errorf("$orderby=%q: %s, want %s", c.orderby, got, c.want)
+		}
+	}
+}
 func TestWireFilter(t *testing.T) {
 	v := start(t)
 	tok := v.appToken(t)
