@@ -22,6 +22,13 @@ func (e *KeyError) Error() string { return e.msg }
 func (e *KeyError) ConfigError() bool { return true }
 func (e *KeyError) Unwrap() error     { return ErrNoKey }
 
+// redisConfigError is a problem with the redis backend's settings (its url, ca_file or password): a
+// configuration error for the CLI (exit 2), and not ErrNoKey, which is about the store's key.
+type redisConfigError struct{ msg string }
+
+func (e *redisConfigError) Error() string     { return e.msg }
+func (e *redisConfigError) ConfigError() bool { return true }
+
 // Open opens the store a configuration's [store] describes. prompt asks a person for the passphrase
 // on a terminal; nil means nobody can be asked (`mailoauth token`, a cron job), and a store that needs
 // one fails with a message naming the settings that would provide it.
@@ -47,19 +54,19 @@ func openRedis(c config.Store, src KeySource) (Store, error) {
 	case c.PasswordEnv != "":
 		v, ok := os.LookupEnv(c.PasswordEnv)
 		if !ok || v == "" {
-			return nil, &KeyError{fmt.Sprintf("the Redis password variable %s is not set; export it, or set password_file in [store]", c.PasswordEnv)}
+			return nil, &redisConfigError{fmt.Sprintf("the Redis password variable %s is not set; export it, or set password_file in [store]", c.PasswordEnv)}
 		}
 		pass = v
 	case c.PasswordFile != "":
 		b, err := os.ReadFile(c.PasswordFile)
 		if err != nil {
-			return nil, &KeyError{fmt.Sprintf("the Redis password_file %s cannot be read: %v", c.PasswordFile, errors.Unwrap(err))}
+			return nil, &redisConfigError{fmt.Sprintf("the Redis password_file %s cannot be read: %v", c.PasswordFile, errors.Unwrap(err))}
 		}
 		pass = strings.TrimRight(string(b), "\r\n")
 	}
 	s, err := redis.Open(redis.Options{URL: c.URL, CAFile: c.CAFile, Username: c.Username, Password: pass, Prefix: c.Prefix, Passphrase: src.Passphrase, Key: src.Key})
 	if err != nil {
-		return nil, &KeyError{err.Error()}
+		return nil, &redisConfigError{err.Error()}
 	}
 	return s, nil
 }

@@ -72,3 +72,27 @@ func writeFile(t *testing.T, dir, name, content string) string {
 	}
 	return p
 }
+
+// A redis backend whose own settings are wrong (its password's variable unset, an unreadable ca_file)
+// is a configuration error naming the setting — not ErrNoKey, which would blame the store's key.
+func TestOpenRedisSettings(t *testing.T) {
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "key")
+	_ = os.WriteFile(keyFile, []byte(hex.EncodeToString(testKey)), 0o600)
+	for name, c := range map[string]struct {
+		s    config.Store
+		want string
+	}{
+		"password_env unset": {config.Store{URL: "redis://127.0.0.1:1", PasswordEnv: "MAILOAUTH_TEST_UNSET_REDIS"}, "MAILOAUTH_TEST_UNSET_REDIS is not set"},
+		"ca_file missing":    {config.Store{URL: "rediss://127.0.0.1:1", CAFile: filepath.Join(dir, "nope.pem")}, "ca_file cannot be read"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			c.s.Backend, c.s.KeyFile = config.BackendRedis, keyFile
+			_, err := Open(c.s, nil)
+			var ce interface{ ConfigError() bool }
+			if err == nil || !errors.As(err, &ce) || errors.Is(err, ErrNoKey) || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("Open: %v; want a configuration error saying %q, not ErrNoKey", err, c.want)
+			}
+		})
+	}
+}
