@@ -6,12 +6,18 @@ import (
 	"os"
 	"strings"
 
+	goredis "github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/logging"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
 	"github.com/mailoauth/mailoauth/config"
 	"github.com/mailoauth/mailoauth/store"
 )
+
+// go-redis logs its connection failures to stderr on its own; in the CLI every such failure reaches
+// the user once, as the token store's error (with what to check), so its own lines are dropped.
+func init() { goredis.SetLogger(&logging.VoidLogger{}) }
 
 // storePrompt asks for the token store's passphrase on the terminal, when interactive and stdin
 // is one; nil otherwise (store.Open then says which settings would give it).
