@@ -590,3 +590,21 @@ func readJSON(r *http.Request, v any) *gerr {
 	}
 	return nil
 }
+
+// Reset forgets what Graph keeps beside the mail store — drafts, upload sessions, messages'
+// categories, importance and flags, throttling windows and fault counters — for the emulator's reset
+// to its scenario, whose caller empties the store. Requests in flight finish with what they hold.
+func (s *Server) Reset() {
+	s.mu.Lock()
+	s.drafts, s.sessions, s.faultHit = map[string]*draft{}, map[string]*session{}, map[string]int{}
+	s.mu.Unlock()
+	s.meta.mu.Lock()
+	s.meta.m = nil
+	s.meta.mu.Unlock()
+	// In-flight counts stay: the requests holding them release them when they end.
+	s.throttle.mu.Lock()
+	if s.throttle.budgets != nil {
+		s.throttle.budgets = map[string]*budget{}
+	}
+	s.throttle.mu.Unlock()
+}
