@@ -77,7 +77,11 @@ func Handler(cfg Config) http.Handler {
 	a.routes(mux)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
-		if strings.HasPrefix(r.URL.Path, Prefix+"ui/") || r.URL.Path == Prefix+"ui" {
+		if r.URL.Path == Prefix+"ui" {
+			http.Redirect(w, r, Prefix+"ui/", http.StatusMovedPermanently)
+			return
+		}
+		if strings.HasPrefix(r.URL.Path, Prefix+"ui/") {
 			a.serveUI(w, r)
 			return
 		}

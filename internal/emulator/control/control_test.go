@@ -459,6 +459,15 @@ func TestWebPageAuth(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(string(body), world.Alice) {
 		t.Fatalf("the page on loopback: %d %.300s", resp.StatusCode, body)
 	}
+	// Without the trailing slash, the browser is sent to the page.
+	resp, err = l.http.Get(l.E.ControlURL() + "/ui")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Request.URL.Path != "/_emulator/ui/" {
+		t.Fatalf("GET /_emulator/ui: %d at %s", resp.StatusCode, resp.Request.URL)
+	}
 }
 
 // TestWebPageNeedsTokenOffLoopback: with OpenUI off the page answers 401 with a basic-auth
