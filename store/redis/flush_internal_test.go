@@ -1,0 +1,49 @@
+package redis
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/mailoauth/mailoauth/internal/redistest"
+)
+
+// A write queued during an outage is written when Redis is back, unless Redis holds a write made
+// after it (another process's newer tokens), which it never replaces.
+func TestFlushNeverReplacesNewer(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	open := func() *Store {
+		s, err := Open(Options{URL: srv.URL(), Username: srv.User, Password: srv.Password,
+			Key: func() ([]byte, error) { return []byte("0123456789abcdef0123456789abcdef"), nil }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+		return s
+	}
+	a, b := open(), open()
+	put := func(s *Store, key, v string) {
+		t.Helper()
+		if err := s.Update(ctx, key, func([]byte) ([]byte, error) { return []byte(v), nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(a, "older", "v1")
+	put(a, "newer", "v1")
+	// a queued both during an outage, before b wrote "older" again once Redis was back.
+	queuedAt := time.Now().Add(-time.Minute).UnixNano()
+	a.mu.Lock()
+	a.pending["older"] = copyOf{data: []byte("queued"), ver: 1, stamp: queuedAt}
+	a.pending["newer"] = copyOf{data: []byte("queued"), ver: 1, stamp: time.Now().Add(time.Minute).UnixNano()}
+	a.mu.Unlock()
+	put(b, "older", "written after the queue")
+	if left := a.flush(ctx); left != 0 {
+		t.Fatalf("%d queued writes left with Redis up", left)
+	}
+	for key, want := range map[string]string{"older": "written after the queue", "newer": "queued"} {
+		if got, err := b.Load(ctx, key); err != nil || string(got) != want {
+			t.Errorf("%s after the flush: %q, %v; want %q", key, got, err, want)
+		}
+	}
+}
