@@ -93,19 +93,14 @@ func parse(data []byte) parsed {
 			return err
 		}
 		typ, _, _ := part.Header.ContentType()
-		disp, dparams, _ := part.Header.ContentDisposition()
+		disp, _, _ := part.Header.ContentDisposition()
 		switch {
 		case disp != "attachment" && typ == "text/plain" && p.Text == "":
 			p.Text = string(body)
 		case disp != "attachment" && typ == "text/html" && p.HTML == "":
 			p.HTML = string(body)
 		default:
-			name := dparams["filename"]
-			if name == "" {
-				_, cparams, _ := part.Header.ContentType()
-				name = cparams["name"]
-			}
-			p.Attachments = append(p.Attachments, attachment{Index: n, Filename: name, Type: typ, Size: len(body)})
+			p.Attachments = append(p.Attachments, attachment{Index: n, Filename: fileName(part), Type: typ, Size: len(body)})
 		}
 		return nil
 	})
@@ -135,10 +130,29 @@ func part(data []byte, index int) (body []byte, typ, filename string, ok bool) {
 		}
 		body, _ = io.ReadAll(io.LimitReader(p.Body, maxPart))
 		typ, _, _ = p.Header.ContentType()
-		_, dparams, _ := p.Header.ContentDisposition()
-		filename = dparams["filename"]
+		filename = fileName(p)
 		ok = true
 		return io.EOF // found: stop walking
 	})
-	return body, typ, strings.TrimSpace(filename), ok
+	return body, typ, filename, ok
+}
+
+// fileName is the name a part gives itself (Content-Disposition's filename, else Content-Type's
+// name) without any directory: the sender chooses it, and a download must land where the user
+// saves it, not at "../../.bashrc".
+func fileName(p *gomessage.Entity) string {
+	_, dparams, _ := p.Header.ContentDisposition()
+	name := dparams["filename"]
+	if name == "" {
+		_, cparams, _ := p.Header.ContentType()
+		name = cparams["name"]
+	}
+	name = strings.TrimSpace(name)
+	if i := strings.LastIndexAny(name, `/\`); i >= 0 {
+		name = name[i+1:]
+	}
+	if name == "." || name == ".." {
+		return ""
+	}
+	return name
 }

@@ -187,3 +187,31 @@ func TestEventLog(t *testing.T) {
 		t.Errorf("POST: %s", resp.Status)
 	}
 }
+
+// TestAttachmentNamesWithoutDirectories: an attachment's download and its row on the page use the
+// name the part gives (Content-Disposition's filename, else Content-Type's name) without the
+// directories a sender may have put in it.
+func TestAttachmentNamesWithoutDirectories(t *testing.T) {
+	t.Parallel()
+	s, lab := start(t)
+	msg := "From: x@fabrikam.test\r\nTo: alice@contoso.test\r\nSubject: names\r\nMIME-Version: 1.0\r\n" +
+		"Content-Type: multipart/mixed; boundary=b\r\n\r\n" +
+		"--b\r\nContent-Type: text/plain\r\n\r\nsee files\r\n" +
+		"--b\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename=\"../../.bashrc\"\r\n\r\nrc\r\n" +
+		"--b\r\nContent-Type: application/pdf; name=\"..\\\\..\\\\invoice.pdf\"\r\n\r\npdf\r\n" +
+		"--b--\r\n"
+	if got := exchange.Deliver(lab.E.World(), lab.E.Store, lab.E.Events, "", []string{world.Alice}, []byte(msg)); len(got) != 1 {
+		t.Fatalf("delivered to %v", got)
+	}
+	_, box := s.get("mailbox?address=alice%40contoso.test")
+	_, page := s.get(link(t, box, `message\?[^"]+`))
+	for n, want := range map[string]string{"2": ".bashrc", "3": "invoice.pdf"} {
+		if !strings.Contains(page, "&amp;n="+n+`">`+want+"</a>") {
+			t.Errorf("part %s is not listed as %s:\n%s", n, want, page)
+		}
+		resp, _ := s.get(html.UnescapeString(link(t, page, `message/part\?[^"]+&amp;n=`+n)))
+		if got := resp.Header.Get("Content-Disposition"); got != "attachment; filename="+want && got != `attachment; filename="`+want+`"` {
+			t.Errorf("part %s downloads as %q, want %s", n, got, want)
+		}
+	}
+}
