@@ -47,3 +47,38 @@ func TestFlushNeverReplacesNewer(t *testing.T) {
 		}
 	}
 }
+
+// A queued write whose fenced write is refused (this process's lock on the entry was lost) stays
+// queued, and is written once the lock is no longer held, rather than dropped.
+func TestFlushKeepsWriteRefusedByLostLock(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	s, err := Open(Options{URL: srv.URL(), Username: srv.User, Password: srv.Password,
+		Key: func() ([]byte, error) { return []byte("0123456789abcdef0123456789abcdef"), nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	if err := s.Update(ctx, "k", func([]byte) ([]byte, error) { return []byte("v1"), nil }); err != nil {
+		t.Fatal(err)
+	}
+	s.mu.Lock()
+	s.pending["k"] = copyOf{data: []byte("queued"), ver: 1, stamp: time.Now().UnixNano()}
+	s.held["k"] = "a lock value that expired" // no such lock in Redis: the fence refuses the write
+	s.mu.Unlock()
+	if left := s.flush(ctx); left != 1 {
+		t.Fatalf("a write the fence refused: %d left queued; want 1 (not dropped)", left)
+	}
+	s.mu.Lock()
+	delete(s.held, "k") // released
+	s.mu.Unlock()
+	if left := s.flush(ctx); left != 0 {
+		t.Fatalf("%d queued writes left once the lock was released", left)
+	}
+	s.mu.Lock()
+	delete(s.local, "k")
+	s.mu.Unlock()
+	if got, err := s.Load(ctx, "k"); err != nil || string(got) != "queued" {
+		t.Fatalf("Redis holds %q, %v; want the queued write", got, err)
+	}
+}

@@ -7,7 +7,9 @@
 // holds the key parameters and a key check under PREFIX+"meta", and one hash per store entry (an
 // account's tokens, or one user's) under PREFIX+"e:"+entry, with a version, the write's time and the
 // sealed value, bound to its key name. Updates are compare-and-set on the version (a Lua script), so
-// concurrent writers never lose one another's writes.
+// concurrent writers never lose one another's writes; the script also puts the key parameters back
+// beside the value when Redis lost them, and refuses a value sealed under parameters Redis no
+// longer holds. Key names are in clear: account names and users' home account IDs, no user names.
 //
 // Lock is Redis's documented single-instance lock: SET NX PX with a random value, renewed while held,
 // released by a Lua compare-and-delete. A holder's writes are fenced: the script that writes checks
@@ -217,7 +219,10 @@ func (s *Store) wrap(err error) error {
 	if strings.Contains(err.Error(), "WRONGPASS") || strings.Contains(err.Error(), "NOAUTH") || strings.Contains(err.Error(), "NOPERM") {
 		return fmt.Errorf("%w at %s: %v; check [store] username and password_env or password_file", ErrRefused, s.addr, err)
 	}
-	return fmt.Errorf("the Redis token store at %s: %w", s.addr, err)
+	if re := goredis.Error(nil); errors.As(err, &re) {
+		return fmt.Errorf("the Redis token store at %s: %w", s.addr, err)
+	}
+	return err // the store's own, which already says where
 }
 
 // openKey returns the store's key, read from the meta key once per process; a store holding
@@ -267,6 +272,12 @@ func (s *Store) openKey(ctx context.Context, create bool) ([]byte, error) {
 
 // read is an entry as Redis holds it: its value decrypted, version and stamp (zero when absent).
 func (s *Store) read(ctx context.Context, key string) (copyOf, error) {
+	return s.readOnce(ctx, key, true)
+}
+
+// readOnce is read; when retry, a value the cached key cannot open is read again under the key
+// parameters Redis holds now, if another process made new ones.
+func (s *Store) readOnce(ctx context.Context, key string, retry bool) (copyOf, error) {
 	vals, err := s.c.HMGet(ctx, s.entryKey(key), "v", "t", "d").Result()
 	if err != nil {
 		return copyOf{}, err
@@ -287,6 +298,9 @@ func (s *Store) read(ctx context.Context, key string) (copyOf, error) {
 		return copyOf{}, fmt.Errorf("open the Redis token store at %s: %w: entries without its key parameters (%s); remove the prefix's keys and log in again", s.addr, seal.ErrCorrupt, s.metaKey())
 	}
 	c.data, err = seal.Unseal(k, []byte(vals[2].(string)), []byte(s.entryKey(key)))
+	if err != nil && retry && s.keyChanged(ctx) {
+		return s.readOnce(ctx, key, false)
+	}
 	if err != nil {
 		return copyOf{}, fmt.Errorf("open the Redis token store's entry %s at %s: %w: remove it and log in again", key, s.addr, err)
 	}
@@ -340,17 +354,24 @@ func clone(b []byte) []byte {
 }
 
 // casScript writes an entry if its version is still ARGV[1] and, when ARGV[5] is a lock value, if
-// that lock is still held with it: 1 written, 0 the version moved, -1 the lock was lost.
+// that lock is still held with it: 1 written, 0 the version moved, -1 the lock was lost. A value
+// sealed under the key parameters ARGV[6] is written only beside them (KEYS[3]): put back when
+// Redis lost them, -2 when another process made new ones (this process's key is stale).
 var casScript = goredis.NewScript(`
 if ARGV[5] ~= '' and redis.call('GET', KEYS[2]) ~= ARGV[5] then return -1 end
+if ARGV[6] ~= '' then
+  local m = redis.call('GET', KEYS[3])
+  if not m then redis.call('SET', KEYS[3], ARGV[6]) elseif m ~= ARGV[6] then return -2 end
+end
 local v = redis.call('HGET', KEYS[1], 'v')
 if (v or '0') ~= ARGV[1] then return 0 end
 if ARGV[4] == '' then redis.call('DEL', KEYS[1]) else redis.call('HSET', KEYS[1], 'v', ARGV[2], 't', ARGV[3], 'd', ARGV[4]) end
 return 1`)
 
 // cas writes next (nil deletes) over version ver, fenced by the lock this process holds on key.
+// A result of -2 has forgotten the stale key: the caller reads and tries again.
 func (s *Store) cas(ctx context.Context, key string, ver, stamp int64, next []byte) (int64, error) {
-	var sealed []byte
+	var sealed, params []byte
 	if next != nil {
 		k, err := s.openKey(ctx, true)
 		if err != nil {
@@ -359,12 +380,43 @@ func (s *Store) cas(ctx context.Context, key string, ver, stamp int64, next []by
 		if sealed, err = seal.Seal(k, next, []byte(s.entryKey(key))); err != nil {
 			return 0, err
 		}
+		s.keyMu.Lock()
+		params = s.params
+		s.keyMu.Unlock()
 	}
 	s.mu.Lock()
 	fence := s.held[key]
 	s.mu.Unlock()
-	return casScript.Run(ctx, s.c, []string{s.entryKey(key), s.lockKey(key)},
-		ver, ver+1, stamp, sealed, fence).Int64()
+	r, err := casScript.Run(ctx, s.c, []string{s.entryKey(key), s.lockKey(key), s.metaKey()},
+		ver, ver+1, stamp, sealed, fence, params).Int64()
+	if err == nil && r == -2 {
+		s.forgetKey(params)
+	}
+	return r, err
+}
+
+// forgetKey drops the cached key when it still is the one derived from params: Redis holds other
+// key parameters (it lost its data and another process made new ones), so the next use reads them.
+func (s *Store) forgetKey(params []byte) {
+	s.keyMu.Lock()
+	defer s.keyMu.Unlock()
+	if string(s.params) == string(params) {
+		s.params, s.key = nil, nil
+	}
+}
+
+// keyChanged says whether Redis holds key parameters other than those of the cached key, and if
+// so forgets it.
+func (s *Store) keyChanged(ctx context.Context) bool {
+	s.keyMu.Lock()
+	params := s.params
+	s.keyMu.Unlock()
+	raw, err := s.c.Get(ctx, s.metaKey()).Bytes()
+	if params == nil || err != nil || string(raw) == string(params) {
+		return false
+	}
+	s.forgetKey(params)
+	return true
 }
 
 // Update implements store.Store with compare-and-set: fn may run more than once when another
@@ -484,44 +536,30 @@ func (s *Store) flush(ctx context.Context) int {
 		queue[k] = v
 	}
 	s.mu.Unlock()
-	if len(queue) > 0 {
-		if err := s.ensureMeta(ctx); err != nil {
-			return len(queue)
-		}
-	}
 	left := 0
 	for key, p := range queue {
 		cur, err := s.read(ctx, key)
-		var r int64
-		if err == nil && cur.stamp <= p.stamp {
-			r, err = s.cas(ctx, key, cur.ver, p.stamp, p.data)
+		newer := err == nil && cur.stamp > p.stamp
+		if err == nil && !newer {
+			var r int64
+			if r, err = s.cas(ctx, key, cur.ver, p.stamp, p.data); err == nil && r != 1 {
+				err = errors.New("not written") // the version moved, the lock or the key changed: next round
+			}
 		}
-		if err != nil || r == 0 && cur.stamp <= p.stamp {
+		if err != nil {
 			left++
 			continue
 		}
 		s.mu.Lock()
 		if q, ok := s.pending[key]; ok && q.stamp == p.stamp {
 			delete(s.pending, key)
-			if cur.stamp > p.stamp {
+			if newer {
 				delete(s.local, key) // newer in Redis: read it next time
 			}
 		}
 		s.mu.Unlock()
 	}
 	return left
-}
-
-// ensureMeta puts back the key parameters this process's key came from, when Redis lost them (it
-// restarted without persistence): the queued writes are sealed with that key.
-func (s *Store) ensureMeta(ctx context.Context) error {
-	s.keyMu.Lock()
-	params := s.params
-	s.keyMu.Unlock()
-	if params == nil {
-		return nil
-	}
-	return s.c.SetNX(ctx, s.metaKey(), params, 0).Err()
 }
 
 // Keys implements store.Store, sorted.
@@ -564,6 +602,10 @@ func (s *Store) scan(ctx context.Context, prefix string, values bool) (map[strin
 			if strings.HasPrefix(k, prefix) && v.data != nil {
 				out[k] = clone(v.data)
 			}
+		}
+		if len(out) == 0 {
+			// Knowing nothing is not knowing that there is nothing (a migration would copy nothing).
+			return nil, s.wrap(err)
 		}
 		return out, nil
 	}

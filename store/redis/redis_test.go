@@ -257,3 +257,89 @@ func TestTLS(t *testing.T) {
 		t.Fatalf("ca_file with redis://: %v", err)
 	}
 }
+
+// wipe deletes every key, as a Redis restarted without persistence has lost them.
+func wipe(t *testing.T, srv *redistest.Server) {
+	t.Helper()
+	ctx := context.Background()
+	c := client(t, srv)
+	iter := c.Scan(ctx, 0, "*", 100).Iterator()
+	for iter.Next(ctx) {
+		if err := c.Del(ctx, iter.Val()).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := iter.Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Redis losing its data (restarted without persistence) under a running process does not leave
+// entries nobody can read: the process's next write puts its key parameters back beside it, and a
+// process whose key another made anew (same passphrase, new salt) reads and writes with the new one.
+func TestKeyParametersLostOrRemade(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	put := func(s *redis.Store, key, v string) {
+		t.Helper()
+		if err := s.Update(ctx, key, func([]byte) ([]byte, error) { return []byte(v), nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	load := func(s *redis.Store, key, want string) {
+		t.Helper()
+		if got, err := s.Load(ctx, key); err != nil || string(got) != want {
+			t.Errorf("Load(%s) = %q, %v; want %q", key, got, err, want)
+		}
+	}
+	a := open(t, srv, "p")
+	put(a, "k", "v1")
+	wipe(t, srv)
+	put(a, "k", "v2") // a's key is cached; Redis has no parameters any more
+	load(open(t, srv, "p"), "k", "v2")
+
+	wipe(t, srv)
+	put(open(t, srv, "p"), "other", "from b") // b makes new key parameters (a new salt)
+	put(a, "k", "v3")
+	load(open(t, srv, "p"), "k", "v3")
+	load(a, "other", "from b")
+}
+
+// A sealed value is bound to its key name: copied into another entry's key it is refused, not
+// served as that entry's tokens.
+func TestSwappedValueRefused(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	a := open(t, srv, "p")
+	for _, k := range []string{"account/alice", "account/bob"} {
+		if err := a.Update(ctx, k, func([]byte) ([]byte, error) { return []byte("tokens of " + k), nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := client(t, srv)
+	if err := c.HSet(ctx, "t:e:account/bob", "d", c.HGet(ctx, "t:e:account/alice", "d").Val()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := open(t, srv, "p").Load(ctx, "account/bob")
+	if !errors.Is(err, store.ErrCorrupt) || got != nil {
+		t.Fatalf("Load of a value copied from another key = %q, %v; want ErrCorrupt", got, err)
+	}
+}
+
+// Listing during an outage by a process that holds no copy is ErrUnavailable, not an empty store
+// (store migrate --from redis would report success having copied nothing).
+func TestListDuringOutageKnowingNothing(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	a := open(t, srv, "p")
+	if err := a.Update(ctx, "account/work", func([]byte) ([]byte, error) { return []byte("v"), nil }); err != nil {
+		t.Fatal(err)
+	}
+	srv.Kill()
+	if keys, err := open(t, srv, "p").Keys(ctx); !errors.Is(err, redis.ErrUnavailable) {
+		t.Fatalf("Keys of a new process during the outage = %v, %v; want ErrUnavailable", keys, err)
+	}
+	if keys, err := a.Keys(ctx); err != nil || len(keys) != 1 {
+		t.Fatalf("Keys of the process holding a copy = %v, %v; want its copy", keys, err)
+	}
+}
