@@ -56,7 +56,8 @@ import (
 // Options configure a Store.
 type Options struct {
 	// URL is redis://HOST:PORT[/DB] or rediss://HOST:PORT[/DB] (TLS, the server's certificate
-	// verified). A password written in it is refused: give Password.
+	// verified). A password or query options (go-redis's ?skip_verify=true...) in it are refused:
+	// give Password.
 	URL string
 	// CAFile is a PEM file of the CAs that sign the server's certificate (rediss); default: the
 	// system's.
@@ -128,6 +129,11 @@ func Open(o Options) (*Store, error) {
 	if _, ok := u.User.Password(); ok {
 		return nil, errors.New("the Redis token store's url holds a password; remove it and give the password separately (password_env or password_file)")
 	}
+	if u.RawQuery != "" {
+		// go-redis reads options from the query, skip_verify among them, which would turn off the
+		// certificate check rediss:// promises; the store sets its own timeouts.
+		return nil, errors.New("the Redis token store's url has query options (?...), which the store does not take; remove them")
+	}
 	ro, err := goredis.ParseURL(o.URL)
 	if err != nil {
 		return nil, fmt.Errorf("the Redis token store's url is not valid: %w", err)
@@ -152,6 +158,7 @@ func Open(o Options) (*Store, error) {
 	}
 	if ro.TLSConfig != nil {
 		ro.TLSConfig.MinVersion = tls.VersionTLS12
+		ro.TLSConfig.InsecureSkipVerify = false
 	}
 	// Fail fast when Redis is down: the caller then serves what it holds instead of waiting.
 	ro.DialTimeout, ro.ReadTimeout, ro.WriteTimeout = 2*time.Second, 2*time.Second, 2*time.Second
