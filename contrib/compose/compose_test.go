@@ -26,6 +26,10 @@ func TestComposeConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Overriding the redis image's entrypoint skips its docker-entrypoint.sh, which drops root.
+	if !strings.Contains(string(compose), "exec docker-entrypoint.sh redis-server ") {
+		t.Error("compose.yaml starts redis-server without the image's docker-entrypoint.sh: it would run as root")
+	}
 	for _, path := range []string{c.Store.PasswordFile, c.Store.KeyFile, c.Proxy.Listeners[0].TLSCert, c.Proxy.Listeners[0].TLSKey} {
 		name := strings.TrimPrefix(path, "/run/secrets/")
 		if !strings.Contains(string(compose), "\n  "+name+":\n") {
