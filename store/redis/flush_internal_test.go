@@ -82,3 +82,28 @@ func TestFlushKeepsWriteRefusedByLostLock(t *testing.T) {
 		t.Fatalf("Redis holds %q, %v; want the queued write", got, err)
 	}
 }
+
+// Taking a lock is idempotent for its value: go-redis retries a command whose reply was lost, and a
+// retry of a take that succeeded must not find the lock "held by another" (its own) and wait for it
+// to expire.
+func TestAcquireIdempotent(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	s, err := Open(Options{URL: srv.URL(), Username: srv.User, Password: srv.Password,
+		Key: func() ([]byte, error) { return []byte("0123456789abcdef0123456789abcdef"), nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	for i, want := range []bool{true, true} {
+		if ok, err := s.acquire(ctx, "k", "mine"); err != nil || ok != want {
+			t.Fatalf("take %d of a lock for one value: %v, %v; want %v", i+1, ok, err, want)
+		}
+	}
+	if ok, err := s.acquire(ctx, "k", "another's"); err != nil || ok {
+		t.Fatalf("another value took a held lock: %v, %v", ok, err)
+	}
+	if ttl := s.c.PTTL(ctx, s.lockKey("k")).Val(); ttl <= 0 || ttl > s.lockTTL {
+		t.Fatalf("the lock's expiry is %v; want within %v", ttl, s.lockTTL)
+	}
+}

@@ -11,7 +11,8 @@
 // beside the value when Redis lost them, and refuses a value sealed under parameters Redis no
 // longer holds. Key names are in clear: account names and users' home account IDs, no user names.
 //
-// Lock is Redis's documented single-instance lock: SET NX PX with a random value, renewed while held,
+// Lock is Redis's documented single-instance lock: SET NX PX with a random value (idempotent for
+// that value, as go-redis retries a command whose reply was lost), renewed while held,
 // released by a Lua compare-and-delete. A holder's writes are fenced: the script that writes checks
 // that the lock is still the holder's, so a holder that was paused past the lock's expiry, while
 // another took the lock and refreshed, cannot overwrite the newer tokens (it gets ErrLockLost).
@@ -648,6 +649,14 @@ func globEscape(s string) string {
 }
 
 var (
+	// lockScript takes the lock for ARGV[1] if it is free or already ARGV[1]'s: idempotent, so that
+	// go-redis retrying it after a lost reply (the first took the lock) does not make the holder
+	// wait for its own lock to expire.
+	lockScript = goredis.NewScript(`
+local v = redis.call('GET', KEYS[1])
+if v and v ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1`)
 	// unlockScript deletes the lock if it is still this holder's.
 	unlockScript = goredis.NewScript(`if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`)
 	// renewScript extends the lock if it is still this holder's.
@@ -671,7 +680,7 @@ func (s *Store) Lock(ctx context.Context, key string) (func(), error) {
 	_, _ = rand.Read(b[:])
 	val := hex.EncodeToString(b[:])
 	for {
-		ok, err := s.c.SetNX(ctx, s.lockKey(key), val, s.lockTTL).Result()
+		ok, err := s.acquire(ctx, key, val)
 		if down(err) && ctx.Err() == nil {
 			return func() { <-slot }, nil
 		}
@@ -712,6 +721,12 @@ func (s *Store) Lock(ctx context.Context, key string) (func(), error) {
 			<-slot
 		})
 	}, nil
+}
+
+// acquire tries once to take the lock on key for val.
+func (s *Store) acquire(ctx context.Context, key, val string) (bool, error) {
+	r, err := lockScript.Run(ctx, s.c, []string{s.lockKey(key)}, val, s.lockTTL.Milliseconds()).Int64()
+	return r == 1, err
 }
 
 // renew extends a held lock every third of its TTL until stop.
