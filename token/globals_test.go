@@ -55,8 +55,14 @@ func TestNoMutableExportedGlobals(t *testing.T) {
 	}
 }
 
-// sentinelError reports whether e is errors.New(...) or fmt.Errorf(...).
+// sentinelError reports whether e is errors.New(...) or fmt.Errorf(...), or names another package's
+// sentinel (pkg.ErrX: store re-exports the errors of the encryption it shares with store/redis, so
+// that errors.Is works with either name).
 func sentinelError(e ast.Expr) bool {
+	if sel, ok := e.(*ast.SelectorExpr); ok {
+		_, isPkg := sel.X.(*ast.Ident)
+		return isPkg && strings.HasPrefix(sel.Sel.Name, "Err")
+	}
 	call, ok := e.(*ast.CallExpr)
 	if !ok {
 		return false
