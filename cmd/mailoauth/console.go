@@ -15,7 +15,6 @@ import (
 	"github.com/mailoauth/mailoauth/config"
 	"github.com/mailoauth/mailoauth/console"
 	"github.com/mailoauth/mailoauth/proxy"
-	"github.com/mailoauth/mailoauth/store"
 )
 
 func (a *app) consoleCommand() *cobra.Command {
@@ -67,7 +66,7 @@ func (a *app) runConsole(ctx context.Context, listen string) error {
 	if listen == "" {
 		listen = cfg.Console.Listen
 	}
-	st, err := store.Open(cfg.Store, nil)
+	st, err := a.openStore(cfg.Store, nil)
 	if err != nil {
 		return err
 	}

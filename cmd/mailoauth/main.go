@@ -44,6 +44,7 @@ type app struct {
 	stdout, stderr io.Writer
 	log            *slog.Logger
 	root           *cobra.Command // for advise, which tells commands from words
+	stores         []store.Store  // the token stores the command opened, closed when it ends
 }
 
 // usageError marks an error as the caller's mistake (exit 2) rather than a failed operation (exit 1).
@@ -74,6 +75,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	err := root.ExecuteContext(ctx)
+	a.closeStores()
 	if err == nil {
 		return exitOK
 	}

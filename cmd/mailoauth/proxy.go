@@ -94,7 +94,7 @@ func (a *app) runProxy(ctx context.Context, checkOnly bool, drain time.Duration,
 	if err != nil {
 		return err
 	}
-	st, err := store.Open(cfg.Store, nil)
+	st, err := a.openStore(cfg.Store, nil)
 	if err != nil {
 		return err
 	}

@@ -114,19 +114,23 @@ back to a file: mailoauth store migrate --from redis --to file, then backend = "
 }
 
 // migrate copies every entry of c's from backend into its to backend and returns how many.
-func migrate(ctx context.Context, c config.Store, from, to string, prompt func() ([]byte, error)) (int, error) {
+func migrate(ctx context.Context, c config.Store, from, to string, prompt func() ([]byte, error)) (n int, err error) {
 	c.Backend = from
 	src, err := store.Open(c, prompt)
 	if err != nil {
 		return 0, err
 	}
-	defer closeStore(src)
+	defer func() { _ = closeStore(src) }()
 	c.Backend = to
 	dst, err := store.Open(c, prompt)
 	if err != nil {
 		return 0, err
 	}
-	defer closeStore(dst)
+	defer func() {
+		if cerr := closeStore(dst); err == nil && cerr != nil {
+			n, err = 0, cerr
+		}
+	}()
 	keys, err := src.Keys(ctx)
 	if err != nil {
 		return 0, err
@@ -142,15 +146,38 @@ func migrate(ctx context.Context, c config.Store, from, to string, prompt func()
 		if err := dst.Update(ctx, k, func([]byte) ([]byte, error) { return v, nil }); err != nil {
 			return 0, fmt.Errorf("write %s to %s: %w", k, to, err)
 		}
+		n++
 	}
-	return len(keys), nil
+	return n, nil
 }
 
-// closeStore closes a store that holds connections (the Redis one), writing what it queued.
-func closeStore(st store.Store) {
+// closeStore closes a store that holds connections (the Redis one), writing what it queued; the
+// error says what it could not write.
+func closeStore(st store.Store) error {
 	if c, ok := st.(interface{ Close() error }); ok {
-		_ = c.Close()
+		return c.Close()
 	}
+	return nil
+}
+
+// openStore opens the token store of c for a command; run closes it when the command ends, so
+// that a Redis store writes what it queued during an outage (or says that it could not).
+func (a *app) openStore(c config.Store, prompt func() ([]byte, error)) (store.Store, error) {
+	st, err := store.Open(c, prompt)
+	if err == nil {
+		a.stores = append(a.stores, st)
+	}
+	return st, err
+}
+
+// closeStores closes the stores the command opened, warning on stderr of token updates lost.
+func (a *app) closeStores() {
+	for _, st := range a.stores {
+		if err := closeStore(st); err != nil {
+			fmt.Fprintln(a.stderr, "mailoauth: warning: "+oneLine(err))
+		}
+	}
+	a.stores = nil
 }
 
 // storeReady is the proxy's readiness check of its token store: a store that talks to a server

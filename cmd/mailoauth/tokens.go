@@ -43,7 +43,7 @@ func (a *app) manager(interactive bool) (*auth.Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := store.Open(cfg.Store, a.storePrompt(cfg.Store, interactive))
+	st, err := a.openStore(cfg.Store, a.storePrompt(cfg.Store, interactive))
 	if err != nil {
 		return nil, err
 	}

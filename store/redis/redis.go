@@ -21,7 +21,8 @@
 // Redis being unreachable loses nothing: what this process last read or wrote is served, an Update
 // applies to that copy and is queued, and a background writer puts the queue into Redis when it is
 // back, unless a write made later (by another process) is there by then. Locks are then this
-// process's only. A process that exits during the outage loses its queue (Close tries once more).
+// process's only. A process that exits during the outage loses its queue (Close tries once more,
+// and says what it could not write).
 //
 // The client is github.com/redis/go-redis/v9: Redis's own Go client, maintained with the server,
 // supporting Redis 6 ACL users, TLS and Valkey. No lock library is used: the pattern is twenty lines,
@@ -187,15 +188,22 @@ func Open(o Options) (*Store, error) {
 	return s, nil
 }
 
-// Close writes what is queued (trying for at most a few seconds) and disconnects.
+// Close writes what is queued (trying for at most a few seconds) and disconnects. Updates it could
+// not write are lost with the process: the error, wrapping ErrUnavailable, says how many.
 func (s *Store) Close() error {
+	var err error
 	s.closed.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		defer cancel()
-		s.flush(ctx)
+		if left := s.flush(ctx); left > 0 {
+			err = fmt.Errorf("%w at %s: %d token update(s) made while it was unreachable were not written to it; they are lost when this process exits", ErrUnavailable, s.addr, left)
+		}
 		close(s.done)
+		if cerr := s.c.Close(); err == nil {
+			err = cerr
+		}
 	})
-	return s.c.Close()
+	return err
 }
 
 // Check connects, authenticates and, when the store holds anything, checks that the key opens it:

@@ -348,3 +348,22 @@ func TestListDuringOutageKnowingNothing(t *testing.T) {
 		t.Fatalf("Keys of the process holding a copy = %v, %v; want its copy", keys, err)
 	}
 }
+
+// Close with Redis still down says that the updates it queued are lost, as ErrUnavailable, instead
+// of returning as if they were written.
+func TestCloseSaysWhatIsLost(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	a := open(t, srv, "p")
+	if err := a.Update(ctx, "account/work", func([]byte) ([]byte, error) { return []byte("v1"), nil }); err != nil {
+		t.Fatal(err)
+	}
+	srv.Kill()
+	if err := a.Update(ctx, "account/work", func([]byte) ([]byte, error) { return []byte("v2"), nil }); err != nil {
+		t.Fatal(err)
+	}
+	err := a.Close()
+	if !errors.Is(err, redis.ErrUnavailable) || !strings.Contains(err.Error(), "1 token update(s)") || strings.Contains(err.Error(), srv.Password) {
+		t.Fatalf("Close with a write queued and Redis down: %v; want ErrUnavailable saying one update is lost", err)
+	}
+}
