@@ -148,27 +148,30 @@ func family(key string) string {
 	return key
 }
 
+// answerDraining answers 503 "draining" once Shutdown has begun, and reports whether it did.
+func (s *Server) answerDraining(w http.ResponseWriter) bool {
+	s.mu.Lock()
+	closing := s.closing
+	s.mu.Unlock()
+	if closing {
+		http.Error(w, "draining", http.StatusServiceUnavailable)
+	}
+	return closing
+}
+
 // AdminHandler serves /healthz (200 "ok" while listening, 503 "draining" once Shutdown has begun),
 // /readyz (as /healthz, and 503 while Options.Ready fails: a load balancer sends no login to a proxy
 // whose token store cannot be reached) and /metrics.
 func (s *Server) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		s.mu.Lock()
-		closing := s.closing
-		s.mu.Unlock()
-		if closing {
-			http.Error(w, "draining", http.StatusServiceUnavailable)
+		if s.answerDraining(w) {
 			return
 		}
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		s.mu.Lock()
-		closing := s.closing
-		s.mu.Unlock()
-		if closing {
-			http.Error(w, "draining", http.StatusServiceUnavailable)
+		if s.answerDraining(w) {
 			return
 		}
 		if s.opts.Ready != nil {
