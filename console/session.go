@@ -20,8 +20,9 @@ type session struct {
 	expires time.Time
 }
 
-// Sessions last sessionIdle after their last request; at most maxSessions are kept (the oldest go
-// first), so that a flood of anonymous visits cannot grow the table.
+// Sessions last sessionIdle after their last request; at most maxSessions are kept (the oldest
+// anonymous ones go first), so that a flood of anonymous visits can neither grow the table nor push
+// out a logged-in session.
 const (
 	sessionIdle = 12 * time.Hour
 	maxSessions = 1000
@@ -57,9 +58,11 @@ func (c *Console) newSessionLocked(w http.ResponseWriter, now time.Time) *sessio
 		}
 	}
 	if len(c.sessions) >= maxSessions {
+		// Anonymous sessions go first: anyone can make them (a GET without a cookie), and a flood
+		// of them must not log the admin out.
 		var oldest *session
 		for _, s := range c.sessions {
-			if oldest == nil || s.expires.Before(oldest.expires) {
+			if oldest == nil || oldest.authed && !s.authed || oldest.authed == s.authed && s.expires.Before(oldest.expires) {
 				oldest = s
 			}
 		}
