@@ -118,7 +118,7 @@ func (a *app) printEmulator(e *emulator.Emulator, data string) {
 		_ = json.NewEncoder(a.stdout).Encode(map[string]any{
 			"authority": e.Authority(), "ca_file": filepath.Join(data, "ca.pem"), "config": cfg,
 			"data": data, "tenants": tenants, "mail": e.MailAddrs, "graph": e.MailAddrs["graph"],
-			"proxy": e.ProxyAddrs,
+			"proxy": e.ProxyAddrs, "control": e.ControlURL(), "web": e.ControlURL() + "/ui/",
 		})
 		return
 	}
@@ -129,6 +129,8 @@ func (a *app) printEmulator(e *emulator.Emulator, data string) {
 	fmt.Fprintf(a.stdout, "  POP3               %s (implicit TLS)\n", e.MailAddrs["pop"])
 	fmt.Fprintf(a.stdout, "  SMTP submission    %s (STARTTLS)\n", e.MailAddrs["smtp"])
 	fmt.Fprintf(a.stdout, "  Graph              %s\n", e.MailAddrs["graph"])
+	fmt.Fprintf(a.stdout, "  control API        %s  (mailoauth emulator ctl --data %s ...; bearer token in %s)\n", e.ControlURL(), shellQuote(data), filepath.Join(data, emulator.ControlTokenName))
+	fmt.Fprintf(a.stdout, "  web page           %s/ui/  (mailboxes, messages, events)\n", e.ControlURL())
 	// The emulator does not serve these: `mailoauth proxy` binds them, and the README's proxy
 	// walk-through reads them from here.
 	fmt.Fprintf(a.stdout, "  proxy IMAP         %s (plain; served by: mailoauth proxy --config %s)\n", e.ProxyAddrs["imap"], cfg)

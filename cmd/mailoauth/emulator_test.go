@@ -2,6 +2,10 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -11,7 +15,8 @@ import (
 )
 
 // TestEmulatorBannerNamesGraphAndProxyPorts: the start-up banner gives every address a user needs
-// — Graph's URL and the ports the written [proxy] section listens on — as absolute, pasteable
+// — Graph's URL, the ports the written [proxy] section listens on, the control API and the web page
+// — as absolute, pasteable
 // values that agree with the config the emulator wrote.
 func TestEmulatorBannerNamesGraphAndProxyPorts(t *testing.T) {
 	dir := t.TempDir()
@@ -63,5 +68,28 @@ func TestEmulatorBannerNamesGraphAndProxyPorts(t *testing.T) {
 	}
 	if got := field("config"); got != cfgPath {
 		t.Errorf("banner's config %q, want the absolute %q", got, cfgPath)
+	}
+	// The control API's URL is the one written for `emulator ctl`, and the web page answers there.
+	written, err := os.ReadFile(filepath.Join(dir, "control-url"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := field("control API"); got != strings.TrimSpace(string(written)) {
+		t.Errorf("banner's control API %q, written control-url %q", got, written)
+	}
+	ca, err := os.ReadFile(filepath.Join(dir, "ca.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca)
+	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	resp, err := hc.Get(field("web page"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("the banner's web page answers %s", resp.Status)
 	}
 }
