@@ -634,16 +634,10 @@ func TestBrowserSignIn(t *testing.T) {
 }
 
 // TestWebSignIn: a web app (auth_code_web) signs in with PKCE and comes back to the console's own
-// /callback, found by the OAuth state alone (the SameSite=Strict cookie does not come along); an
-// unknown state is refused.
+// /callback, found by the OAuth state (the SameSite=Strict cookie does not come along) with the Lax
+// binding cookie of the browser that started it; an unknown state is refused.
 func TestWebSignIn(t *testing.T) {
-	w := world.Default()
-	daemon := w.App("daemon")
-	daemon.RedirectURIs = []string{"http://127.0.0.1/callback"} // any port on loopback
-	daemon.Delegated = append(append([]string{}, world.ExchangeDelegated...), world.GraphMailDelegated...)
-	daemon.Consented = true
-	w.Accounts = append(w.Accounts, world.AccountSpec{Name: "web", App: "daemon", Flow: "auth_code_web", Email: world.Alice, Credential: "secret"})
-	l := newLab(t, labOptions{world: w})
+	l := newWebLab(t)
 	l.login()
 	code, _, resp := l.post("/accounts/web/signin", url.Values{"method": {"web"}}, nil)
 	authorize := resp.Header.Get("Location")
@@ -651,7 +645,8 @@ func TestWebSignIn(t *testing.T) {
 		!strings.Contains(authorize, url.QueryEscape(l.srv.URL+"/callback")) {
 		t.Fatalf("web sign-in: %d to %q, want the authorize URL with PKCE and this console's /callback", code, authorize)
 	}
-	browser := &http.Client{Timeout: time.Minute, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: l.el.E.CAPool()}}}
+	// The same browser (its cookies) follows the identity platform back to /callback.
+	browser := &http.Client{Timeout: time.Minute, Jar: l.client.Jar, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: l.el.E.CAPool()}}}
 	r, err := browser.Get(authorize) // the emulator approves and calls /callback itself
 	if err != nil {
 		t.Fatal(err)
@@ -664,8 +659,20 @@ func TestWebSignIn(t *testing.T) {
 	if !strings.Contains(l.logs.String(), "console sign-in completed") {
 		t.Error("the sign-in is not logged")
 	}
-	if code, body, _ := l.do("GET", "/callback?state=forged&code=abc", nil, nil); code != http.StatusBadRequest || !strings.Contains(body, "unknown or already finished") {
+	if code, body, _ := l.do("GET", "/callback?state=forged&code=abc", nil, nil); code != http.StatusBadRequest || !strings.Contains(body, "unknown, expired or already finished") {
 		t.Errorf("a forged state: %d\n%s", code, body)
 	}
 	l.checkNoSecrets()
+}
+
+// newWebLab is a lab with a web app account, "web" (auth_code_web), whose redirect URI is the
+// console's /callback on loopback.
+func newWebLab(t *testing.T) *lab {
+	w := world.Default()
+	daemon := w.App("daemon")
+	daemon.RedirectURIs = []string{"http://127.0.0.1/callback"} // any port on loopback
+	daemon.Delegated = append(append([]string{}, world.ExchangeDelegated...), world.GraphMailDelegated...)
+	daemon.Consented = true
+	w.Accounts = append(w.Accounts, world.AccountSpec{Name: "web", App: "daemon", Flow: "auth_code_web", Email: world.Alice, Credential: "secret"})
+	return newLab(t, labOptions{world: w})
 }

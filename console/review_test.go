@@ -1,8 +1,12 @@
 package console_test
 
 import (
+	"crypto/tls"
 	"net/http"
+	"net/url"
+	"strings"
 	"testing"
+	"time"
 )
 
 // TestAnonymousFloodKeepsLogin: a flood of visits without a cookie (each makes an anonymous
@@ -24,4 +28,53 @@ func TestAnonymousFloodKeepsLogin(t *testing.T) {
 	if code, _, resp := l.do("GET", "/", nil, nil); code != http.StatusOK {
 		t.Fatalf("after 1100 anonymous visits the admin's page answers %d (to %q), want 200: the login was pushed out", code, resp.Header.Get("Location"))
 	}
+}
+
+// TestCallbackBoundToBrowser: a web sign-in's callback (state and code) brought by another client
+// — the emulator's own server, which delivers a loopback redirect itself, then another browser that
+// learnt the state and could slip in a code of its own — is refused and does not use the state up;
+// the browser that started the sign-in then completes it.
+func TestCallbackBoundToBrowser(t *testing.T) {
+	l := newWebLab(t)
+	l.login()
+	_, _, resp := l.post("/accounts/web/signin", url.Values{"method": {"web"}}, nil)
+	authorize := resp.Header.Get("Location")
+	// Follow the identity platform up to its redirect to /callback, and stop there.
+	idp := &http.Client{Timeout: time.Minute, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: l.el.E.CAPool()}},
+		CheckRedirect: func(r *http.Request, _ []*http.Request) error {
+			if r.URL.Path == "/callback" {
+				return http.ErrUseLastResponse
+			}
+			return nil
+		}}
+	r, err := idp.Get(authorize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Body.Close()
+	callback := r.Header.Get("Location")
+	if r.StatusCode == http.StatusOK {
+		// The emulator delivers a loopback redirect from its own server first, without the browser's
+		// cookies, and redirects the browser only when that is refused.
+		t.Fatal("a client without the starting browser's cookies (the emulator's server) completed the callback")
+	}
+	if !strings.Contains(callback, "/callback?") || !strings.Contains(callback, "code=") {
+		t.Fatalf("the identity platform answered %d to %q, want a redirect to /callback with a code", r.StatusCode, callback)
+	}
+
+	other := &http.Client{Timeout: time.Minute, Transport: l.client.Transport, CheckRedirect: l.client.CheckRedirect}
+	r, err = other.Get(callback)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Body.Close()
+	if _, card, _ := l.do("GET", "/accounts/web/card", nil, nil); r.StatusCode != http.StatusForbidden || strings.Contains(card, `data-state="ok"`) {
+		t.Fatalf("another browser's callback: %d, want 403, and web must not be signed in:\n%s", r.StatusCode, card)
+	}
+
+	code, body, _ := l.do("GET", strings.TrimPrefix(callback, l.srv.URL), nil, nil)
+	if _, card, _ := l.do("GET", "/accounts/web/card", nil, nil); code != http.StatusOK || !strings.Contains(card, `data-state="ok"`) {
+		t.Fatalf("the starting browser's callback: %d\n%s\ncard:\n%s", code, body, card)
+	}
+	l.checkNoSecrets()
 }

@@ -18,6 +18,9 @@ type session struct {
 	csrf    string
 	authed  bool
 	expires time.Time
+	// bind ties a web sign-in's callback to this browser: the SameSite=Strict session cookie does
+	// not come along on the identity platform's redirect, a Lax cookie holding bind does.
+	bind string
 }
 
 // Sessions last sessionIdle after their last request; at most maxSessions are kept (the oldest
@@ -35,6 +38,14 @@ func (c *Console) cookieName() string {
 		return "__Host-mailoauth_console"
 	}
 	return "mailoauth_console"
+}
+
+// bindCookieName is the cookie that ties a web sign-in's callback to the browser that started it.
+func (c *Console) bindCookieName() string {
+	if c.opts.TLS {
+		return "__Host-mailoauth_console_signin"
+	}
+	return "mailoauth_console_signin"
 }
 
 // session returns the request's session, creating one (and setting its cookie) when it has none.
@@ -68,7 +79,7 @@ func (c *Console) newSessionLocked(w http.ResponseWriter, now time.Time) *sessio
 		}
 		delete(c.sessions, oldest.id)
 	}
-	s := &session{id: randomID(), csrf: randomID(), expires: now.Add(sessionIdle), authed: c.cfg.Auth == config.ConsoleAuthNone}
+	s := &session{id: randomID(), csrf: randomID(), bind: randomID(), expires: now.Add(sessionIdle), authed: c.cfg.Auth == config.ConsoleAuthNone}
 	c.sessions[s.id] = s
 	http.SetCookie(w, &http.Cookie{
 		Name: c.cookieName(), Value: s.id, Path: "/", HttpOnly: true, Secure: c.opts.TLS,

@@ -2,6 +2,7 @@ package console
 
 import (
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"net/http"
 	"slices"
@@ -29,9 +30,11 @@ type signin struct {
 	ready     chan struct{} // closed once there is something to show: the code, the URL, or the end
 	readyOnce sync.Once
 
-	// A web app's sign-in: the PKCE verifier and the options to redeem the code with.
+	// A web app's sign-in: the PKCE verifier, the options to redeem the code with, and the
+	// browser binding its callback must bring (session.bind).
 	verifier string
 	codeOpts auth.AuthCodeOptions
+	bind     string
 }
 
 // signinTimeout bounds a sign-in the console waits for (device codes last 15 minutes).
@@ -90,7 +93,7 @@ func (c *Console) startSignIn(w http.ResponseWriter, r *http.Request, s *session
 	c.log.Info("console sign-in started", "account", name, "method", method, "source", source(r))
 
 	if method == "web" {
-		c.startWeb(w, r, acc, si)
+		c.startWeb(w, r, acc, si, s)
 		return
 	}
 	ctx, cancel := context.WithTimeout(c.ctx, signinTimeout)
@@ -137,7 +140,7 @@ func (c *Console) startSignIn(w http.ResponseWriter, r *http.Request, s *session
 }
 
 // startWeb sends the browser to the identity platform; its redirect comes back to /callback.
-func (c *Console) startWeb(w http.ResponseWriter, r *http.Request, acc *auth.Account, si *signin) {
+func (c *Console) startWeb(w http.ResponseWriter, r *http.Request, acc *auth.Account, si *signin, s *session) {
 	si.codeOpts = auth.AuthCodeOptions{RedirectURI: c.callbackURL(r)}
 	u, verifier, err := acc.AuthCodeURL(r.Context(), si.id, si.codeOpts)
 	if err != nil {
@@ -145,10 +148,15 @@ func (c *Console) startWeb(w http.ResponseWriter, r *http.Request, acc *auth.Acc
 		c.fail(w, r, http.StatusBadGateway, "Cannot start the sign-in of "+si.account+": "+err.Error())
 		return
 	}
-	si.verifier = verifier
+	si.verifier, si.bind = verifier, s.bind
 	c.mu.Lock()
 	c.byState[si.id] = si
 	c.mu.Unlock()
+	// Lax, unlike the session cookie, so that the identity platform's redirect brings it along.
+	http.SetCookie(w, &http.Cookie{
+		Name: c.bindCookieName(), Value: s.bind, Path: "/", MaxAge: int(signinTimeout / time.Second),
+		HttpOnly: true, Secure: c.opts.TLS, SameSite: http.SameSiteLaxMode,
+	})
 	http.Redirect(w, r, u, http.StatusSeeOther)
 }
 
@@ -163,16 +171,36 @@ func (c *Console) callbackURL(r *http.Request) string {
 }
 
 // callback completes a web sign-in. The session cookie is SameSite=Strict, so the browser does not
-// send it on this redirect from the identity platform: the OAuth state, random and used once,
-// identifies the sign-in. The answer sends the browser on to the console from its own page.
+// send it on this redirect from the identity platform: the OAuth state, random, used once and
+// expiring with the sign-in, identifies the sign-in, and the Lax binding cookie proves it is the
+// browser that started it. The answer sends the browser on to the console from its own page.
 func (c *Console) callback(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
+	bind := ""
+	if ck, err := r.Cookie(c.bindCookieName()); err == nil {
+		bind = ck.Value
+	}
 	c.mu.Lock()
 	si := c.byState[q.Get("state")]
-	delete(c.byState, q.Get("state"))
+	switch {
+	case si == nil:
+	case time.Since(si.started) > signinTimeout:
+		delete(c.byState, si.id)
+		si = nil
+	case subtle.ConstantTimeCompare([]byte(bind), []byte(si.bind)) != 1:
+		// Someone else's browser with the state (and perhaps a code of their own, to slip their
+		// mailbox in): refused, and the state stays for the browser that started the sign-in.
+		c.mu.Unlock()
+		c.log.Warn("console sign-in callback refused: not the browser that started it", "account", si.account, "source", source(r))
+		c.renderPlain(w, http.StatusForbidden, "callback", map[string]any{"Account": si.account,
+			"Error": "This sign-in was started in another browser: start it again from the console in this browser."})
+		return
+	default:
+		delete(c.byState, si.id)
+	}
 	c.mu.Unlock()
 	if si == nil {
-		c.renderPlain(w, http.StatusBadRequest, "callback", map[string]any{"Error": "This sign-in is unknown or already finished: start it again from the console."})
+		c.renderPlain(w, http.StatusBadRequest, "callback", map[string]any{"Error": "This sign-in is unknown, expired or already finished: start it again from the console."})
 		return
 	}
 	if e := q.Get("error"); e != "" {
