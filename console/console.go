@@ -80,10 +80,12 @@ type Console struct {
 
 	ctx    context.Context // ends with Close: the sign-ins under way
 	cancel context.CancelFunc
+	wg     sync.WaitGroup // the sign-ins' goroutines
 
 	mu       sync.Mutex
 	sessions map[string]*session
 	signins  map[string]*signin // by id
+	waiting  map[string]*signin // the device or browser sign-in under way, by account
 	byState  map[string]*signin // auth-code sign-ins, by their OAuth state
 	lastErr  map[string]*catalog.Finding
 }
@@ -104,7 +106,7 @@ func New(o Options) (*Console, error) {
 	}
 	c := &Console{
 		opts: o, cfg: cc, loopback: loopbackHost(host), log: o.Log,
-		sessions: map[string]*session{}, signins: map[string]*signin{}, byState: map[string]*signin{},
+		sessions: map[string]*session{}, signins: map[string]*signin{}, waiting: map[string]*signin{}, byState: map[string]*signin{},
 		lastErr: map[string]*catalog.Finding{},
 	}
 	switch {
@@ -130,9 +132,10 @@ func New(o Options) (*Console, error) {
 	return c, nil
 }
 
-// Close ends the sign-ins under way.
+// Close ends the sign-ins under way and waits for them to stop.
 func (c *Console) Close() error {
 	c.cancel()
+	c.wg.Wait()
 	return nil
 }
 

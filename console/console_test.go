@@ -54,6 +54,7 @@ type labOptions struct {
 	tls       bool
 	withProxy bool
 	world     *world.World // nil: the default world
+	manual    bool         // nobody approves sign-ins: they wait
 }
 
 // lab is a console over the emulator's accounts (plus "broken": the daemon app with a wrong secret),
@@ -73,7 +74,11 @@ type lab struct {
 
 func newLab(t *testing.T, o labOptions) *lab {
 	t.Helper()
-	el := emulatortest.Start(t, emulator.Options{AutoApprove: world.Alice, World: o.world})
+	approve := world.Alice
+	if o.manual {
+		approve = ""
+	}
+	el := emulatortest.Start(t, emulator.Options{AutoApprove: approve, World: o.world})
 	cfg := el.Config
 	broken := *cfg.Accounts["daemon"]
 	broken.Name = "broken"

@@ -2,6 +2,7 @@ package console_test
 
 import (
 	"crypto/tls"
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"strings"
@@ -77,4 +78,57 @@ func TestCallbackBoundToBrowser(t *testing.T) {
 		t.Fatalf("the starting browser's callback: %d\n%s\ncard:\n%s", code, body, card)
 	}
 	l.checkNoSecrets()
+}
+
+// startDevice starts a device sign-in of account as the panel's script does, and returns its status.
+func (l *lab) startDevice(account string) status {
+	l.t.Helper()
+	code, body, _ := l.post("/accounts/"+account+"/signin", url.Values{"method": {"device"}}, map[string]string{"Accept": "application/json"})
+	var st status
+	if code != http.StatusOK || json.Unmarshal([]byte(body), &st) != nil || st.State != "waiting" {
+		l.t.Fatalf("start a device sign-in of %s: %d %s", account, code, body)
+	}
+	return st
+}
+
+func (l *lab) statusOf(id string) status {
+	l.t.Helper()
+	_, body, _ := l.do("GET", "/signins/"+id+"/status", nil, map[string]string{"Accept": "application/json"})
+	var st status
+	if err := json.Unmarshal([]byte(body), &st); err != nil {
+		l.t.Fatalf("status: %v\n%s", err, body)
+	}
+	return st
+}
+
+// TestOneSignInPerAccount: each sign-in waits in a goroutine polling the identity platform for up to
+// 20 minutes; a second sign-in of the same account ends the first (a flood of clicks or requests
+// cannot pile them up), and says so; Close ends the last one before it returns.
+func TestOneSignInPerAccount(t *testing.T) {
+	l := newLab(t, labOptions{manual: true}) // nobody approves: the sign-ins wait
+	l.login()
+	first := l.startDevice("alice-device")
+	second := l.startDevice("alice-device")
+	deadline := time.Now().Add(time.Minute)
+	st := l.statusOf(first.ID)
+	for st.State == "waiting" {
+		if time.Now().After(deadline) {
+			t.Fatalf("the first sign-in still waits beside the second: %+v", st)
+		}
+		time.Sleep(20 * time.Millisecond) // polling, as the page does
+		st = l.statusOf(first.ID)
+	}
+	if st.State != "failed" || !strings.Contains(st.Error, "newer sign-in") {
+		t.Errorf("the replaced sign-in: %+v, want failed, saying a newer one replaced it", st)
+	}
+	if st := l.statusOf(second.ID); st.State != "waiting" {
+		t.Errorf("the newer sign-in: %+v, want waiting", st)
+	}
+	if _, card, _ := l.do("GET", "/accounts/alice-device/card", nil, nil); strings.Contains(card, `class="problem"`) {
+		t.Errorf("a replaced sign-in is shown as the account's problem:\n%s", card)
+	}
+	l.con.Close()
+	if st := l.statusOf(second.ID); st.State != "failed" || !strings.Contains(st.Error, "console stopped") {
+		t.Errorf("after Close the sign-in: %+v, want failed, saying the console stopped", st)
+	}
 }

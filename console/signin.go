@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"slices"
 	"sync"
@@ -17,6 +18,7 @@ import (
 type signin struct {
 	id, account, method, session string
 	started                      time.Time
+	cancel                       context.CancelFunc // ends a device or browser sign-in's wait
 
 	mu        sync.Mutex
 	state     string // waiting, done, failed
@@ -42,8 +44,19 @@ const signinTimeout = 20 * time.Minute
 
 func (si *signin) markReady() { si.readyOnce.Do(func() { close(si.ready) }) }
 
+// The ends of a sign-in that was not refused.
+var (
+	errReplaced = errors.New("a newer sign-in of this account replaced this one")
+	errClosed   = errors.New("the console stopped before the sign-in finished")
+)
+
 // finish records how the sign-in ended.
 func (c *Console) finish(si *signin, res *auth.SignIn, err error) {
+	c.mu.Lock()
+	if c.waiting[si.account] == si {
+		delete(c.waiting, si.account)
+	}
+	c.mu.Unlock()
 	si.mu.Lock()
 	if err != nil {
 		si.state = "failed"
@@ -59,6 +72,10 @@ func (c *Console) finish(si *signin, res *auth.SignIn, err error) {
 	}
 	si.mu.Unlock()
 	si.markReady()
+	if errors.Is(err, errReplaced) || errors.Is(err, errClosed) {
+		c.log.Info("console sign-in ended", "account", si.account, "method", si.method, "why", err)
+		return // says nothing of the account
+	}
 	if err != nil {
 		c.setLastErr(si.account, si.problem)
 		c.log.Warn("console sign-in failed", "account", si.account, "method", si.method, "err", err)
@@ -81,6 +98,8 @@ func (c *Console) startSignIn(w http.ResponseWriter, r *http.Request, s *session
 		return
 	}
 	si := &signin{id: randomID(), account: name, method: method, session: s.id, started: time.Now(), state: "waiting", ready: make(chan struct{})}
+	ctx, cancel := context.WithTimeout(c.ctx, signinTimeout)
+	si.cancel = cancel
 	c.mu.Lock()
 	for id, old := range c.signins {
 		if time.Since(old.started) > signinTimeout+time.Minute {
@@ -88,15 +107,21 @@ func (c *Console) startSignIn(w http.ResponseWriter, r *http.Request, s *session
 			delete(c.byState, id)
 		}
 	}
+	// One sign-in per account waits (each costs a goroutine, a device code or a listener, and
+	// polling of the identity platform): a new one ends the one before.
+	if old := c.waiting[name]; old != nil {
+		old.cancel()
+	}
+	c.waiting[name] = si
 	c.signins[si.id] = si
 	c.mu.Unlock()
 	c.log.Info("console sign-in started", "account", name, "method", method, "source", source(r))
 
 	if method == "web" {
+		cancel() // nothing waits: the callback finishes it
 		c.startWeb(w, r, acc, si, s)
 		return
 	}
-	ctx, cancel := context.WithTimeout(c.ctx, signinTimeout)
 	var o auth.LoginOptions
 	switch method {
 	case "device":
@@ -116,9 +141,17 @@ func (c *Console) startSignIn(w http.ResponseWriter, r *http.Request, s *session
 			return nil
 		}
 	}
+	c.wg.Add(1)
 	go func() {
+		defer c.wg.Done()
 		defer cancel()
 		res, err := acc.Login(ctx, o)
+		if err != nil && ctx.Err() == context.Canceled {
+			err = errReplaced
+			if c.ctx.Err() != nil {
+				err = errClosed
+			}
+		}
 		c.finish(si, res, err)
 	}()
 	select {
