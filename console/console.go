@@ -82,12 +82,13 @@ type Console struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // the sign-ins' goroutines
 
-	mu       sync.Mutex
-	sessions map[string]*session
-	signins  map[string]*signin // by id
-	waiting  map[string]*signin // the device or browser sign-in under way, by account
-	byState  map[string]*signin // auth-code sign-ins, by their OAuth state
-	lastErr  map[string]*catalog.Finding
+	mu        sync.Mutex
+	sessions  map[string]*session
+	signins   map[string]*signin // by id
+	waiting   map[string]*signin // the device or browser sign-in under way, by account
+	doctoring map[string]bool    // the accounts a doctor run is under way for
+	byState   map[string]*signin // auth-code sign-ins, by their OAuth state
+	lastErr   map[string]*catalog.Finding
 }
 
 // New returns a console for o. It refuses an address that is not loopback without TLS
@@ -106,7 +107,7 @@ func New(o Options) (*Console, error) {
 	}
 	c := &Console{
 		opts: o, cfg: cc, loopback: loopbackHost(host), log: o.Log,
-		sessions: map[string]*session{}, signins: map[string]*signin{}, waiting: map[string]*signin{}, byState: map[string]*signin{},
+		sessions: map[string]*session{}, signins: map[string]*signin{}, waiting: map[string]*signin{}, doctoring: map[string]bool{}, byState: map[string]*signin{},
 		lastErr: map[string]*catalog.Finding{},
 	}
 	switch {

@@ -19,6 +19,12 @@ func (c *Console) runDoctor(w http.ResponseWriter, r *http.Request, s *session) 
 		c.fail(w, r, http.StatusNotFound, "No account "+name+" in the configuration.")
 		return
 	}
+	if !c.startDoctor(name) {
+		w.Header().Set("Retry-After", "10")
+		c.fail(w, r, http.StatusTooManyRequests, "The doctor is already running for "+name+", or for too many accounts at once: wait for its result and try again.")
+		return
+	}
+	defer c.endDoctor(name)
 	ctx, cancel := context.WithTimeout(r.Context(), doctorTimeout)
 	defer cancel()
 	rep, err := doctor.Run(ctx, c.opts.Config, c.opts.Manager, name, doctor.Options{})
@@ -37,4 +43,26 @@ func (c *Console) runDoctor(w http.ResponseWriter, r *http.Request, s *session) 
 	}
 	c.log.Info("console doctor run", "account", name, "ok", rep.OK, "findings", codes, "source", source(r))
 	c.render(w, http.StatusOK, "doctor", s, map[string]any{"Report": rep})
+}
+
+// maxDoctors bounds the doctor runs under way at once, over all accounts: each holds connections to
+// the identity platform and the mail servers for up to doctorTimeout.
+const maxDoctors = 4
+
+// startDoctor claims a doctor run for account: false when one runs for it already, or maxDoctors
+// run.
+func (c *Console) startDoctor(account string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.doctoring[account] || len(c.doctoring) >= maxDoctors {
+		return false
+	}
+	c.doctoring[account] = true
+	return true
+}
+
+func (c *Console) endDoctor(account string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.doctoring, account)
 }

@@ -1,8 +1,10 @@
 package console_test
 
 import (
+	"context"
 	"crypto/tls"
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -130,5 +132,78 @@ func TestOneSignInPerAccount(t *testing.T) {
 	l.con.Close()
 	if st := l.statusOf(second.ID); st.State != "failed" || !strings.Contains(st.Error, "console stopped") {
 		t.Errorf("after Close the sign-in: %+v, want failed, saying the console stopped", st)
+	}
+}
+
+// TestDoctorOneRunPerAccount: a doctor run holds connections for up to minutes; a second run for the
+// same account while one is under way is refused with 429 (a flood of requests cannot pile them
+// up), and the account can be examined again once the first has ended.
+func TestDoctorOneRunPerAccount(t *testing.T) {
+	// An identity platform that accepts connections and never answers: the doctor waits on it.
+	hang, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted := make(chan net.Conn, 16)
+	go func() {
+		for {
+			c, err := hang.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c
+		}
+	}()
+	t.Cleanup(func() {
+		hang.Close()
+		for {
+			select {
+			case c := <-accepted:
+				c.Close()
+			default:
+				return
+			}
+		}
+	})
+	l := newLab(t, labOptions{})
+	stuck := *l.cfg.Accounts["broken"]
+	stuck.Name, stuck.Authority = "stuck", "https://"+hang.Addr().String()
+	l.cfg.Accounts["stuck"] = &stuck
+	l.login()
+	form := url.Values{"csrf": {l.csrf("/")}}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	first := make(chan error, 1)
+	go func() {
+		req, _ := http.NewRequestWithContext(ctx, "POST", l.srv.URL+"/accounts/stuck/doctor", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		resp, err := l.client.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		first <- err
+	}()
+	select {
+	case c := <-accepted:
+		defer c.Close()
+	case err := <-first:
+		t.Fatalf("the first doctor run ended without reaching the hanging identity platform: %v", err)
+	}
+	if code, body, _ := l.do("POST", "/accounts/stuck/doctor", form, nil); code != http.StatusTooManyRequests || !strings.Contains(body, "already running for stuck") {
+		t.Fatalf("a second doctor run for the same account: %d, want 429 saying one is under way\n%s", code, body)
+	}
+	cancel()
+	<-first
+	hang.Close() // the next run is refused at once
+	deadline := time.Now().Add(time.Minute)
+	for {
+		code, body, _ := l.do("POST", "/accounts/stuck/doctor", form, nil)
+		if code == http.StatusOK {
+			break
+		}
+		if code != http.StatusTooManyRequests || time.Now().After(deadline) {
+			t.Fatalf("a doctor run after the first ended: %d\n%s", code, body)
+		}
+		time.Sleep(20 * time.Millisecond) // the first run's handler is still returning
 	}
 }
