@@ -543,8 +543,9 @@ func (s *Store) flushLoop() {
 	}
 }
 
-// flush tries to write each queued entry once and returns how many are left. A queued write is
-// dropped only for a later one already in Redis (another process's, whose tokens are newer).
+// flush tries to write each queued entry once and returns how many of them are still queued (not
+// written by it nor by a flush running beside it: Close's and the background writer's). A queued
+// write is dropped only for a later one already in Redis (another process's, whose tokens are newer).
 func (s *Store) flush(ctx context.Context) int {
 	s.mu.Lock()
 	queue := make(map[string]copyOf, len(s.pending))
@@ -552,18 +553,9 @@ func (s *Store) flush(ctx context.Context) int {
 		queue[k] = v
 	}
 	s.mu.Unlock()
-	left := 0
 	for key, p := range queue {
-		cur, err := s.read(ctx, key)
-		newer := err == nil && cur.stamp > p.stamp
-		if err == nil && !newer {
-			var r int64
-			if r, err = s.cas(ctx, key, cur.ver, p.stamp, p.data); err == nil && r != 1 {
-				err = errors.New("not written") // the version moved, the lock or the key changed: next round
-			}
-		}
-		if err != nil {
-			left++
+		done, newer := s.flushOne(ctx, key, p)
+		if !done {
 			continue
 		}
 		s.mu.Lock()
@@ -575,7 +567,40 @@ func (s *Store) flush(ctx context.Context) int {
 		}
 		s.mu.Unlock()
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	left := 0
+	for key := range queue {
+		if _, ok := s.pending[key]; ok {
+			left++
+		}
+	}
 	return left
+}
+
+// flushOne writes one queued entry: done when it is in Redis (written now, or by a flush running
+// beside this one: the same write time) or a later write is there (newer), which it never replaces.
+// A write that lost a race (the version moved) is tried again, a few times.
+func (s *Store) flushOne(ctx context.Context, key string, p copyOf) (done, newer bool) {
+	for range 3 {
+		cur, err := s.read(ctx, key)
+		if err != nil {
+			return false, false
+		}
+		if cur.stamp >= p.stamp {
+			return true, cur.stamp > p.stamp
+		}
+		r, err := s.cas(ctx, key, cur.ver, p.stamp, p.data)
+		if err != nil {
+			return false, false
+		}
+		if r == 1 {
+			return true, false
+		}
+		// 0: another write came first, -2: new key parameters, -1: this process's lock on the
+		// entry was lost (the write waits for its release).
+	}
+	return false, false
 }
 
 // Keys implements store.Store, sorted.
