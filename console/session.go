@@ -3,6 +3,7 @@ package console
 import (
 	"crypto/subtle"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"sync"
@@ -209,9 +210,10 @@ func (c *Console) logout(w http.ResponseWriter, r *http.Request, s *session) {
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
 }
 
-// limiter slows down guessing of the admin password: after a source's failure its next attempt is
-// refused until delay has passed, twice as long after each further failure up to max; a source has
-// one password check in flight at a time. A right password forgets the source.
+// limiter slows down guessing of the admin password: after a source's failure (an address, an IPv6
+// /64) its next attempt is refused until delay has passed, twice as long after each further failure
+// up to max; a source has one password check in flight at a time. A right password forgets the
+// source.
 type limiter struct {
 	delay, max time.Duration
 	mu         sync.Mutex
@@ -224,9 +226,24 @@ type attempts struct {
 	busy     bool
 }
 
-// maxSources bounds the limiter's table; past it the table starts again (a flood of addresses
-// gets one attempt each, still one argon2id at a time each).
+// maxSources bounds the limiter's table. When it is full, sources quiet for longer than the longest
+// delay are forgotten, and if none is, new sources share one entry: a flood of addresses neither
+// grows the table nor wipes the delays it holds.
 const maxSources = 10_000
+
+// overflowKey is the entry new sources share while the table is full.
+const overflowKey = "overflow"
+
+// sourceKey is the limiter's key for a source address: an IPv6 address's /64, as one host commonly
+// has the whole /64 to pick addresses from.
+func sourceKey(src string) string {
+	ip, err := netip.ParseAddr(src)
+	if err != nil || !ip.Is6() || ip.Is4In6() {
+		return src
+	}
+	p, _ := ip.Prefix(64)
+	return p.String()
+}
 
 func newLimiter(delay, max time.Duration) *limiter {
 	return &limiter{delay: delay, max: max, sources: map[string]*attempts{}}
@@ -234,17 +251,26 @@ func newLimiter(delay, max time.Duration) *limiter {
 
 // enter returns how long src must still wait, or 0 and a release to call with the check's result.
 func (l *limiter) enter(src string) (time.Duration, func(ok bool)) {
+	src = sourceKey(src)
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	now := time.Now()
 	a := l.sources[src]
-	if a == nil {
-		if len(l.sources) >= maxSources {
-			l.sources = map[string]*attempts{}
+	if a == nil && len(l.sources) >= maxSources {
+		for k, old := range l.sources {
+			if !old.busy && now.Sub(old.until) > l.max {
+				delete(l.sources, k)
+			}
 		}
+		if len(l.sources) >= maxSources {
+			src = overflowKey
+			a = l.sources[src]
+		}
+	}
+	if a == nil {
 		a = &attempts{}
 		l.sources[src] = a
 	}
-	now := time.Now()
 	if a.busy {
 		return max(l.delay, a.until.Sub(now)), nil
 	}
