@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -205,5 +206,37 @@ func TestDoctorOneRunPerAccount(t *testing.T) {
 			t.Fatalf("a doctor run after the first ended: %d\n%s", code, body)
 		}
 		time.Sleep(20 * time.Millisecond) // the first run's handler is still returning
+	}
+}
+
+var buttonRE = regexp.MustCompile(`<button[^>]*>`)
+
+// TestAccessibleNames: a screen reader's list of buttons tells the accounts apart (every button of a
+// card names its account), the device code is read as itself (no label hiding it), and a wrong
+// password marks the field and points at the error.
+func TestAccessibleNames(t *testing.T) {
+	l := newLab(t, labOptions{manual: true}) // the sign-in waits: its page shows the code
+	if _, body, _ := l.do("POST", "/login", url.Values{"csrf": {l.csrf("/login")}, "password": {"wrong"}}, nil); !strings.Contains(body, `aria-invalid="true" aria-describedby="login-error"`) || !strings.Contains(body, `id="login-error"`) {
+		t.Errorf("after a wrong password the field is not marked invalid and tied to the error:\n%s", body)
+	}
+	l.login()
+	for _, name := range []string{"alice-device", "daemon", "alice"} {
+		_, card, _ := l.do("GET", "/accounts/"+name+"/card", nil, nil)
+		for _, b := range buttonRE.FindAllString(card, -1) {
+			if !strings.Contains(b, `aria-label="`) || !strings.Contains(b[strings.Index(b, `aria-label="`):], name) {
+				t.Errorf("%s's card has a button whose name does not say the account: %s", name, b)
+			}
+		}
+	}
+	code, _, resp := l.post("/accounts/alice-device/signin", url.Values{"method": {"device"}}, nil)
+	if code != http.StatusSeeOther {
+		t.Fatalf("start a device sign-in without script: %d", code)
+	}
+	_, page, _ := l.do("GET", resp.Header.Get("Location"), nil, nil)
+	if !strings.Contains(page, `class="usercode`) {
+		t.Fatalf("the sign-in page lacks the code:\n%s", page)
+	}
+	if strings.Contains(page, `class="usercode" aria-label`) {
+		t.Errorf("the code's paragraph has a label a screen reader reads instead of the code:\n%s", page)
 	}
 }

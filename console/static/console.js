@@ -44,7 +44,7 @@
     p.appendChild(el('a', { href: st.verification_uri, target: '_blank', rel: 'noreferrer' }, st.verification_uri));
     p.appendChild(document.createTextNode(' and enter the code'));
     panel.appendChild(p);
-    panel.appendChild(el('p', { 'class': 'usercode', 'aria-label': 'code' }, st.user_code));
+    panel.appendChild(el('p', { 'class': 'usercode' }, st.user_code));
     var left = el('p', {}, 'It expires in ');
     left.appendChild(el('span', { 'class': 'countdown', 'data-seconds': String(st.expires_in || 0) }, mmss(st.expires_in || 0)));
     left.appendChild(document.createTextNode('. This page updates by itself.'));
@@ -59,7 +59,13 @@
         var card = document.getElementById('account-' + name);
         var t = document.createElement('template');
         t.innerHTML = html.trim();
-        if (card && t.content.firstElementChild) { card.replaceWith(t.content.firstElementChild); }
+        var fresh = t.content.firstElementChild;
+        if (!card || !fresh) { return; }
+        // The focused button goes with the old card: a keyboard user keeps their place on its heading.
+        var hadFocus = card.contains(document.activeElement);
+        card.replaceWith(fresh);
+        var h = fresh.querySelector('h2');
+        if (hadFocus && h) { h.setAttribute('tabindex', '-1'); h.focus(); }
       });
   }
 
