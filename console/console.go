@@ -76,7 +76,8 @@ type Console struct {
 	log      *slog.Logger
 	mux      *http.ServeMux
 	limiter  *limiter
-	checks   chan struct{} // admin password checks under way, at most one per CPU
+	checks   chan struct{}    // admin password checks under way, at most one per CPU
+	now      func() time.Time // the sessions' clock
 
 	ctx    context.Context // ends with Close: the sign-ins under way
 	cancel context.CancelFunc
@@ -106,7 +107,7 @@ func New(o Options) (*Console, error) {
 		return nil, fmt.Errorf("console: Options.Addr %q is not host:port", o.Addr)
 	}
 	c := &Console{
-		opts: o, cfg: cc, loopback: loopbackHost(host), log: o.Log,
+		opts: o, cfg: cc, loopback: loopbackHost(host), log: o.Log, now: time.Now,
 		sessions: map[string]*session{}, signins: map[string]*signin{}, waiting: map[string]*signin{}, doctoring: map[string]bool{}, byState: map[string]*signin{},
 		lastErr: map[string]*catalog.Finding{},
 	}

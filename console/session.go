@@ -18,17 +18,19 @@ type session struct {
 	id      string
 	csrf    string
 	authed  bool
-	expires time.Time
+	ends    time.Time
+	expires time.Time // sessionIdle after its last request, and never past sessionMax after its start
 	// bind ties a web sign-in's callback to this browser: the SameSite=Strict session cookie does
 	// not come along on the identity platform's redirect, a Lax cookie holding bind does.
 	bind string
 }
 
-// Sessions last sessionIdle after their last request; at most maxSessions are kept (the oldest
-// anonymous ones go first), so that a flood of anonymous visits can neither grow the table nor push
-// out a logged-in session.
+// Sessions last sessionIdle after their last request and sessionMax at most (a cookie that leaked
+// is not good for ever); at most maxSessions are kept (the oldest anonymous ones go first), so that
+// a flood of anonymous visits can neither grow the table nor push out a logged-in session.
 const (
 	sessionIdle = 12 * time.Hour
+	sessionMax  = 24 * time.Hour
 	maxSessions = 1000
 )
 
@@ -51,12 +53,15 @@ func (c *Console) bindCookieName() string {
 
 // session returns the request's session, creating one (and setting its cookie) when it has none.
 func (c *Console) session(w http.ResponseWriter, r *http.Request) *session {
-	now := time.Now()
+	now := c.now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if ck, err := r.Cookie(c.cookieName()); err == nil {
 		if s := c.sessions[ck.Value]; s != nil && now.Before(s.expires) {
 			s.expires = now.Add(sessionIdle)
+			if s.expires.After(s.ends) {
+				s.expires = s.ends
+			}
 			return s
 		}
 	}
@@ -80,7 +85,7 @@ func (c *Console) newSessionLocked(w http.ResponseWriter, now time.Time) *sessio
 		}
 		delete(c.sessions, oldest.id)
 	}
-	s := &session{id: randomID(), csrf: randomID(), bind: randomID(), expires: now.Add(sessionIdle), authed: c.cfg.Auth == config.ConsoleAuthNone}
+	s := &session{id: randomID(), csrf: randomID(), bind: randomID(), expires: now.Add(sessionIdle), ends: now.Add(sessionMax), authed: c.cfg.Auth == config.ConsoleAuthNone}
 	c.sessions[s.id] = s
 	http.SetCookie(w, &http.Cookie{
 		Name: c.cookieName(), Value: s.id, Path: "/", HttpOnly: true, Secure: c.opts.TLS,
@@ -190,7 +195,7 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request, s *session) {
 	}
 	c.mu.Lock()
 	delete(c.sessions, s.id)
-	ns := c.newSessionLocked(w, time.Now())
+	ns := c.newSessionLocked(w, c.now())
 	ns.authed = true
 	c.mu.Unlock()
 	c.log.Info("console login", "source", src)
