@@ -64,7 +64,7 @@ func TestFlushKeepsWriteRefusedByLostLock(t *testing.T) {
 	}
 	s.mu.Lock()
 	s.pending["k"] = copyOf{data: []byte("queued"), ver: 1, stamp: time.Now().UnixNano()}
-	s.held["k"] = "a lock value that expired" // no such lock in Redis: the fence refuses the write
+	s.held["k"] = hold{val: "a lock value that expired", ver: 0} // the entry moved since: the fence refuses the write
 	s.mu.Unlock()
 	if left := s.flush(ctx); left != 1 {
 		t.Fatalf("a write the fence refused: %d left queued; want 1 (not dropped)", left)
@@ -95,13 +95,13 @@ func TestAcquireIdempotent(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = s.Close() })
-	for i, want := range []bool{true, true} {
-		if ok, err := s.acquire(ctx, "k", "mine"); err != nil || ok != want {
-			t.Fatalf("take %d of a lock for one value: %v, %v; want %v", i+1, ok, err, want)
+	for i := range 2 {
+		if ver, err := s.acquire(ctx, "k", "mine"); err != nil || ver != 0 {
+			t.Fatalf("take %d of a lock for one value: %v, %v; want taken (the entry's version 0)", i+1, ver, err)
 		}
 	}
-	if ok, err := s.acquire(ctx, "k", "another's"); err != nil || ok {
-		t.Fatalf("another value took a held lock: %v, %v", ok, err)
+	if ver, err := s.acquire(ctx, "k", "another's"); err != nil || ver != -1 {
+		t.Fatalf("another value took a held lock: %v, %v", ver, err)
 	}
 	if ttl := s.c.PTTL(ctx, s.lockKey("k")).Val(); ttl <= 0 || ttl > s.lockTTL {
 		t.Fatalf("the lock's expiry is %v; want within %v", ttl, s.lockTTL)

@@ -15,7 +15,8 @@
 // that value, as go-redis retries a command whose reply was lost), renewed while held,
 // released by a Lua compare-and-delete. A holder's writes are fenced: the script that writes checks
 // that the lock is still the holder's, so a holder that was paused past the lock's expiry, while
-// another took the lock and refreshed, cannot overwrite the newer tokens (it gets ErrLockLost).
+// another took the lock and refreshed, cannot overwrite the newer tokens (it gets ErrLockLost); one
+// whose lock expired with nobody having written the entry since writes, its tokens being the newest.
 // Waiters poll for the lock, then read the holder's result.
 //
 // Redis being unreachable loses nothing: what this process last read or wrote is served, an Update
@@ -79,8 +80,9 @@ type Options struct {
 }
 
 // ErrLockLost is returned by Update when the lock on the entry this process held expired and
-// another process took it: the write is refused so that it cannot replace what that one wrote.
-var ErrLockLost = errors.New("the token store's lock on this entry expired and another process took it; its write was refused so as not to replace newer tokens")
+// another process took it or wrote the entry: the write is refused so that it cannot replace what
+// that one wrote.
+var ErrLockLost = errors.New("the token store's lock on this entry expired and another process took it or wrote the entry; this write was refused so as not to replace newer tokens")
 
 // ErrUnavailable wraps what a Store returns when Redis cannot be reached and it holds no copy of
 // what was asked for.
@@ -105,11 +107,18 @@ type Store struct {
 	mu      sync.Mutex
 	local   map[string]copyOf // the last value read or written per entry: served while Redis is down
 	pending map[string]copyOf // writes Redis has not taken yet
-	held    map[string]string // the lock values of the locks this process holds, by entry
+	held    map[string]hold   // the locks this process holds, by entry
 	flushOn bool              // the background writer runs
 	slots   [64]chan struct{}
 	done    chan struct{}
 	closed  sync.Once
+}
+
+// hold is a lock this process holds: its value, and the entry's version when it was taken or
+// last written by this process.
+type hold struct {
+	val string
+	ver int64
 }
 
 // copyOf is a value as this process last knew it.
@@ -173,7 +182,7 @@ func Open(o Options) (*Store, error) {
 	s := &Store{
 		c: goredis.NewClient(ro), addr: u.Host, prefix: o.Prefix, lockTTL: o.LockTTL,
 		keys:  &seal.Keys{Passphrase: o.Passphrase, Key: o.Key},
-		local: map[string]copyOf{}, pending: map[string]copyOf{}, held: map[string]string{},
+		local: map[string]copyOf{}, pending: map[string]copyOf{}, held: map[string]hold{},
 		done: make(chan struct{}),
 	}
 	if s.prefix == "" {
@@ -370,11 +379,15 @@ func clone(b []byte) []byte {
 }
 
 // casScript writes an entry if its version is still ARGV[1] and, when ARGV[5] is a lock value, if
-// that lock is still held with it: 1 written, 0 the version moved, -1 the lock was lost. A value
+// that lock is still held with it, or has expired with nobody having written the entry since the
+// holder's version ARGV[7]: 1 written, 0 the version moved, -1 the lock was lost. A value
 // sealed under the key parameters ARGV[6] is written only beside them (KEYS[3]): put back when
 // Redis lost them, -2 when another process made new ones (this process's key is stale).
 var casScript = goredis.NewScript(`
-if ARGV[5] ~= '' and redis.call('GET', KEYS[2]) ~= ARGV[5] then return -1 end
+if ARGV[5] ~= '' then
+  local l = redis.call('GET', KEYS[2])
+  if l ~= ARGV[5] and (l or (redis.call('HGET', KEYS[1], 'v') or '0') ~= ARGV[7]) then return -1 end
+end
 if ARGV[6] ~= '' then
   local m = redis.call('GET', KEYS[3])
   if not m then redis.call('SET', KEYS[3], ARGV[6]) elseif m ~= ARGV[6] then return -2 end
@@ -404,9 +417,20 @@ func (s *Store) cas(ctx context.Context, key string, ver, stamp int64, next []by
 	fence := s.held[key]
 	s.mu.Unlock()
 	r, err := casScript.Run(ctx, s.c, []string{s.entryKey(key), s.lockKey(key), s.metaKey()},
-		ver, ver+1, stamp, sealed, fence, params).Int64()
+		ver, ver+1, stamp, sealed, fence.val, params, fence.ver).Int64()
 	if err == nil && r == -2 {
 		s.forgetKey(params)
+	}
+	if err == nil && r == 1 && fence.val != "" {
+		s.mu.Lock()
+		if h, ok := s.held[key]; ok && h.val == fence.val {
+			h.ver = ver + 1
+			if next == nil {
+				h.ver = 0 // deleted: no version
+			}
+			s.held[key] = h
+		}
+		s.mu.Unlock()
 	}
 	return r, err
 }
@@ -682,14 +706,14 @@ func globEscape(s string) string {
 }
 
 var (
-	// lockScript takes the lock for ARGV[1] if it is free or already ARGV[1]'s: idempotent, so that
-	// go-redis retrying it after a lost reply (the first took the lock) does not make the holder
-	// wait for its own lock to expire.
+	// lockScript takes the lock for ARGV[1] if it is free or already ARGV[1]'s (idempotent, so that
+	// go-redis retrying it after a lost reply, the first having taken the lock, does not make the
+	// holder wait for its own lock to expire) and returns the entry's version; -1: another holds it.
 	lockScript = goredis.NewScript(`
-local v = redis.call('GET', KEYS[1])
-if v and v ~= ARGV[1] then return 0 end
+local l = redis.call('GET', KEYS[1])
+if l and l ~= ARGV[1] then return -1 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-return 1`)
+return tonumber(redis.call('HGET', KEYS[2], 'v') or '0')`)
 	// unlockScript deletes the lock if it is still this holder's.
 	unlockScript = goredis.NewScript(`if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`)
 	// renewScript extends the lock if it is still this holder's.
@@ -713,7 +737,7 @@ func (s *Store) Lock(ctx context.Context, key string) (func(), error) {
 	_, _ = rand.Read(b[:])
 	val := hex.EncodeToString(b[:])
 	for {
-		ok, err := s.acquire(ctx, key, val)
+		ver, err := s.acquire(ctx, key, val)
 		if down(err) && ctx.Err() == nil {
 			return func() { <-slot }, nil
 		}
@@ -724,7 +748,10 @@ func (s *Store) Lock(ctx context.Context, key string) (func(), error) {
 			}
 			return nil, s.wrap(err)
 		}
-		if ok {
+		if ver >= 0 {
+			s.mu.Lock()
+			s.held[key] = hold{val: val, ver: ver}
+			s.mu.Unlock()
 			break
 		}
 		select {
@@ -734,9 +761,6 @@ func (s *Store) Lock(ctx context.Context, key string) (func(), error) {
 		case <-time.After(lockPoll):
 		}
 	}
-	s.mu.Lock()
-	s.held[key] = val
-	s.mu.Unlock()
 	stop := make(chan struct{})
 	renewed := make(chan struct{})
 	go s.renew(key, val, stop, renewed)
@@ -756,10 +780,10 @@ func (s *Store) Lock(ctx context.Context, key string) (func(), error) {
 	}, nil
 }
 
-// acquire tries once to take the lock on key for val.
-func (s *Store) acquire(ctx context.Context, key, val string) (bool, error) {
-	r, err := lockScript.Run(ctx, s.c, []string{s.lockKey(key)}, val, s.lockTTL.Milliseconds()).Int64()
-	return r == 1, err
+// acquire tries once to take the lock on key for val: the entry's version, or -1 when another
+// holds the lock.
+func (s *Store) acquire(ctx context.Context, key, val string) (int64, error) {
+	return lockScript.Run(ctx, s.c, []string{s.lockKey(key), s.entryKey(key)}, val, s.lockTTL.Milliseconds()).Int64()
 }
 
 // renew extends a held lock every third of its TTL until stop.

@@ -367,3 +367,34 @@ func TestCloseSaysWhatIsLost(t *testing.T) {
 		t.Fatalf("Close with a write queued and Redis down: %v; want ErrUnavailable saying one update is lost", err)
 	}
 }
+
+// A holder whose lock expired while nobody took it or wrote the entry (it was paused, or Redis lost
+// the lock key) still writes: its refreshed tokens are the newest, and refusing them would lose them.
+func TestExpiredLockUntouchedEntryWrites(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	a := open(t, srv, "p")
+	put := func(v string) error {
+		return a.Update(ctx, "account/work", func([]byte) ([]byte, error) { return []byte(v), nil })
+	}
+	if err := put("v1"); err != nil {
+		t.Fatal(err)
+	}
+	rel, err := a.Lock(ctx, "account/work")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rel()
+	if err := put("v2 by the holder"); err != nil {
+		t.Fatal(err)
+	}
+	if err := client(t, srv).Del(ctx, "t:lock:account/work").Err(); err != nil { // expired
+		t.Fatal(err)
+	}
+	if err := put("v3 by the holder"); err != nil {
+		t.Fatalf("the holder's write after its lock expired, nobody having written: %v; want written", err)
+	}
+	if got, err := open(t, srv, "p").Load(ctx, "account/work"); err != nil || string(got) != "v3 by the holder" {
+		t.Fatalf("the entry is %q, %v", got, err)
+	}
+}
