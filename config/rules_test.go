@@ -53,6 +53,8 @@ func TestRules(t *testing.T) {
 			want: []string{"`url` is not a redis:// or rediss:// URL"}},
 		{name: "redis url with password", src: "[store]\nbackend = \"redis\"\nurl = \"redis://u:hunter2@h:6379\"\n", line: 3, key: "url",
 			want: []string{"`url` holds a password", "password_env or password_file"}},
+		{name: "redis url with query options", src: "[store]\nbackend = \"redis\"\nurl = \"rediss://h:6379?skip_verify=true\"\n", line: 3, key: "url",
+			want: []string{"`url` has query options", "always verified"}},
 		{name: "redis ca_file without TLS", src: "[store]\nbackend = \"redis\"\nurl = \"redis://h:6379\"\nca_file = \"/ca.pem\"\n", line: 4, key: "ca_file",
 			want: []string{"`ca_file` is set but `url` is redis://"}},
 		{name: "redis two passwords", src: "[store]\nbackend = \"redis\"\nurl = \"redis://h:6379\"\npassword_env = \"P\"\npassword_file = \"/p\"\n", line: 5, key: "password_file",

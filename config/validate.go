@@ -177,6 +177,10 @@ func (v *validator) redisStore(s *Store) {
 		if _, ok := u.User.Password(); ok {
 			v.key(at("url"), "`url` holds a password", "remove it from the URL and give it with password_env or password_file")
 		}
+		if u.RawQuery != "" || u.ForceQuery {
+			// The store refuses them too: go-redis would read options such as skip_verify from them.
+			v.key(at("url"), "`url` has query options (?...), which the token store does not take", "remove them: TLS is always verified, and the CA goes in ca_file")
+		}
 		if s.CAFile != "" && u.Scheme != "rediss" {
 			v.key(at("ca_file"), "`ca_file` is set but `url` is redis://, without TLS", "use rediss:// so the server's certificate is checked against it")
 		}
