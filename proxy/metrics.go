@@ -208,7 +208,9 @@ func (s *Server) ServeAdminWith(ln net.Listener, other http.Handler) {
 		mux.Handle("/", other)
 		h = mux
 	}
-	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	// A slow or idle client cannot hold a connection for ever: a request is read within 30 s and an idle
+	// keep-alive connection closed after 2 minutes. No write timeout: a doctor run may take 3 minutes.
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
 	s.mu.Lock()
 	if s.adminStopped {
 		s.mu.Unlock()

@@ -80,7 +80,9 @@ func (a *app) runConsole(ctx context.Context, listen string) error {
 		return err
 	}
 	defer h.Close()
-	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	// A slow or idle client cannot hold a connection for ever: a request is read within 30 s and an idle
+	// keep-alive connection closed after 2 minutes. No write timeout: a doctor run may take 3 minutes.
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
 	done := make(chan error, 1)
 	go func() { done <- hs.Serve(ln) }()
 	select {
