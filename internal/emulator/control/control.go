@@ -85,7 +85,7 @@ func Handler(cfg Config) http.Handler {
 			a.serveUI(w, r)
 			return
 		}
-		if !a.authorised(r) {
+		if !a.bearer(r) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="mailoauth emulator"`)
 			writeError(w, http.StatusUnauthorized, "the control API needs the emulator's token: send Authorization: Bearer with the content of the data directory's control-token file")
 			return
@@ -94,21 +94,34 @@ func Handler(cfg Config) http.Handler {
 	})
 }
 
-// authorised checks the bearer token (or a basic-auth password, for the web page) in constant time:
-// comparing digests takes the same time whatever the length and content of the guess.
-func (a *api) authorised(r *http.Request) bool {
-	var given string
-	if v, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
-		given = strings.TrimSpace(v)
-	} else if _, pass, ok := r.BasicAuth(); ok {
-		given = pass
+// bearer reports whether the request carries the token as "Authorization: Bearer", which is all the
+// API accepts: a browser never adds that header by itself, so another site's page cannot make one of
+// its users' browsers change the emulator (a basic-auth password, which browsers do resend, opens the
+// read-only page only).
+func (a *api) bearer(r *http.Request) bool {
+	v, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	return ok && a.isToken(strings.TrimSpace(v))
+}
+
+// pageAuthorised reports whether a request for the web page carries the token, as a bearer token or
+// as the password of HTTP basic authentication.
+func (a *api) pageAuthorised(r *http.Request) bool {
+	if a.bearer(r) {
+		return true
 	}
+	_, pass, ok := r.BasicAuth()
+	return ok && a.isToken(pass)
+}
+
+// isToken compares in constant time: comparing digests takes the same time whatever the length and
+// content of the guess.
+func (a *api) isToken(given string) bool {
 	sum := sha256.Sum256([]byte(given))
 	return a.Token != "" && subtle.ConstantTimeCompare(sum[:], a.tokenSum[:]) == 1
 }
 
 func (a *api) serveUI(w http.ResponseWriter, r *http.Request) {
-	if !a.OpenUI && !a.authorised(r) {
+	if !a.OpenUI && !a.pageAuthorised(r) {
 		w.Header().Set("WWW-Authenticate", `Basic realm="mailoauth emulator (password: the control token)"`)
 		writeError(w, http.StatusUnauthorized, "the web page needs the emulator's token as the password (any user name)")
 		return
