@@ -681,3 +681,13 @@ func newWebLab(t *testing.T) *lab {
 	w.Accounts = append(w.Accounts, world.AccountSpec{Name: "web", App: "daemon", Flow: "auth_code_web", Email: world.Alice, Credential: "secret"})
 	return newLab(t, labOptions{world: w})
 }
+
+// TestStaticHasNoListing: the embedded assets are served, but /static/ itself is a 404, not a list of
+// what the console ships.
+func TestStaticHasNoListing(t *testing.T) {
+	l := newLab(t, labOptions{})
+	l.login()
+	if code, body, _ := l.do("GET", "/static/", nil, nil); code != http.StatusNotFound || strings.Contains(body, "<a href") {
+		t.Errorf("GET /static/ = %d %q, want a 404 without links", code, body)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/mailoauth/mailoauth/config"
@@ -19,9 +20,17 @@ var templateFS embed.FS
 //go:embed static
 var staticFS embed.FS
 
+// staticHandler serves the embedded CSS and script; a directory (/static/ itself) is a 404, not a listing.
 func staticHandler() http.Handler {
 	sub, _ := fs.Sub(staticFS, "static")
-	return http.StripPrefix("/static/", http.FileServerFS(sub))
+	files := http.StripPrefix("/static/", http.FileServerFS(sub))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/") {
+			http.NotFound(w, r)
+			return
+		}
+		files.ServeHTTP(w, r)
+	})
 }
 
 var funcs = template.FuncMap{
