@@ -209,7 +209,7 @@ func Start(ctx context.Context, opts Options) (*Emulator, error) {
 	mux := http.NewServeMux()
 	mux.Handle(control.Prefix, control.Handler(control.Config{
 		Live: e.Live, Store: e.Store, Events: e.Events, Token: e.controlToken, NewSecret: clientSecret,
-		UI: webui.Handler(webui.Config{Store: e.Store, World: e.Live, Events: e.Events}), OpenUI: isLoopback(host), Now: now, Log: log,
+		UI: webui.Handler(webui.Config{Store: e.Store, World: e.Live, Events: e.Events}), OpenUI: isLoopback(host), OnReset: e.Graph.Reset, Now: now, Log: log,
 	}))
 	mux.Handle("/", e.Identity.Handler())
 	e.srv = &http.Server{

@@ -54,8 +54,11 @@ type Config struct {
 	// the token as the password of HTTP basic authentication (any user name).
 	UI     http.Handler
 	OpenUI bool
-	Now    func() time.Time // nil: time.Now
-	Log    *slog.Logger     // nil: discard
+	// OnReset, when set, runs at a reset after the World and the mailboxes are the scenario's again:
+	// the emulator forgets there what Graph keeps beside the store (its drafts, metadata, throttling).
+	OnReset func()
+	Now     func() time.Time // nil: time.Now
+	Log     *slog.Logger     // nil: discard
 }
 
 // api serves one Config.

@@ -46,7 +46,13 @@ type lab struct {
 
 func start(t *testing.T) *lab {
 	t.Helper()
-	l := &lab{Lab: emulatortest.Start(t, emulator.Options{})}
+	return startWith(t, nil)
+}
+
+// startWith starts a lab on the World w (nil: the default one).
+func startWith(t *testing.T, w *world.World) *lab {
+	t.Helper()
+	l := &lab{Lab: emulatortest.Start(t, emulator.Options{World: w})}
 	l.http = l.E.HTTPClient()
 	tok, err := os.ReadFile(filepath.Join(l.Dir, "control-token"))
 	if err != nil {

@@ -67,6 +67,9 @@ func (a *api) reset(w http.ResponseWriter, r *http.Request) {
 			a.Store.Ensure(m.Address)
 		}
 	}
+	if a.OnReset != nil {
+		a.OnReset()
+	}
 	a.Log.Info("control: reset to the scenario")
 	w.WriteHeader(http.StatusNoContent)
 }

@@ -56,11 +56,16 @@ func (l *Live) Update(f func(w *World) error) error {
 	return nil
 }
 
-// Reset publishes the World as NewLive was given it, undoing every Update.
+// Reset publishes the World as NewLive was given it, undoing every Update. Its faults get new ids:
+// the servers count a fault's requests by id, so each fires again as it did after start.
 func (l *Live) Reset() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.cur.Store(l.initial.Clone())
+	w := l.initial.Clone()
+	for i := range w.Faults {
+		w.Faults[i].ID = l.newID()
+	}
+	l.cur.Store(w)
 	l.gen.Add(1)
 }
 
