@@ -32,6 +32,14 @@ listens on every interface, on fixed ports, with a certificate for the name clie
 docs/emulator-ci.md).`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			// Info by default: each event (token issued or refused, login accepted or refused,
+			// message delivered) is an Info line of the emulator's log.
+			if !cmd.Flags().Changed("log-level") && !cmd.Root().PersistentFlags().Changed("log-level") {
+				a.logLevel = "info"
+				if err := a.setupLogging(); err != nil {
+					return err
+				}
+			}
 			var w *world.World
 			if scenario != "" {
 				var err error

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -91,5 +92,16 @@ func TestEmulatorBannerNamesGraphAndProxyPorts(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("the banner's web page answers %s", resp.Status)
+	}
+	// Without --log-level the emulator logs at info, so its events are in its log: a refused token
+	// request is logged before its answer is sent.
+	resp, err = hc.PostForm(field("identity platform")+"/contoso/oauth2/v2.0/token", url.Values{"grant_type": {"client_credentials"},
+		"client_id": {"00000000-0000-4000-8000-000000000000"}, "client_secret": {"x"}, "scope": {"https://graph.microsoft.com/.default"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if !strings.Contains(errb.String(), "event: token.refused") {
+		t.Errorf("the emulator's log has no event line:\n%s", errb.String())
 	}
 }
