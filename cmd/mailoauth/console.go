@@ -33,11 +33,8 @@ tls_cert and tls_key. The token store must open without a prompt (passphrase_env
 key_file or the keyring). Logs go to stderr, never with a token, secret, code or password.`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if !cmd.Flags().Changed("log-level") && !cmd.Root().PersistentFlags().Changed("log-level") {
-				a.logLevel = "info"
-				if err := a.setupLogging(); err != nil {
-					return err
-				}
+			if err := a.infoUnlessTold(cmd); err != nil {
+				return err
 			}
 			return a.runConsole(cmd.Context(), listen)
 		},

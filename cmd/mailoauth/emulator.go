@@ -34,11 +34,8 @@ docs/emulator-ci.md).`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			// Info by default: each event (token issued or refused, login accepted or refused,
 			// message delivered) is an Info line of the emulator's log.
-			if !cmd.Flags().Changed("log-level") && !cmd.Root().PersistentFlags().Changed("log-level") {
-				a.logLevel = "info"
-				if err := a.setupLogging(); err != nil {
-					return err
-				}
+			if err := a.infoUnlessTold(cmd); err != nil {
+				return err
 			}
 			var w *world.World
 			if scenario != "" {

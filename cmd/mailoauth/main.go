@@ -121,6 +121,16 @@ func isLocal(err error) bool {
 // configError is implemented by errors that come from reading or validating configuration.
 type configError interface{ ConfigError() bool }
 
+// infoUnlessTold logs at info for the long-running commands (proxy, console, emulator), whose Info
+// lines are what an operator reads, unless --log-level was given.
+func (a *app) infoUnlessTold(cmd *cobra.Command) error {
+	if cmd.Flags().Changed("log-level") || cmd.Root().PersistentFlags().Changed("log-level") {
+		return nil
+	}
+	a.logLevel = "info"
+	return a.setupLogging()
+}
+
 // oneLine keeps multi-error messages readable: each line of the error is kept, indented after the first.
 func oneLine(err error) string {
 	return strings.ReplaceAll(strings.TrimSpace(err.Error()), "\n", "\n  ")

@@ -40,11 +40,8 @@ accepting and let sessions finish for --drain, then close them, /healthz answeri
 Logs go to stderr at --log-level (info by default for the proxy), never with a password or token.`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if !cmd.Flags().Changed("log-level") && !cmd.Root().PersistentFlags().Changed("log-level") {
-				a.logLevel = "info"
-				if err := a.setupLogging(); err != nil {
-					return err
-				}
+			if err := a.infoUnlessTold(cmd); err != nil {
+				return err
 			}
 			if service {
 				return a.runProxyService(cmd.Context(), checkOnly, drain)
