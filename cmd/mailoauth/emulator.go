@@ -135,7 +135,11 @@ func (a *app) printEmulator(e *emulator.Emulator, data string) {
 	fmt.Fprintf(a.stdout, "  SMTP submission    %s (STARTTLS)\n", e.MailAddrs["smtp"])
 	fmt.Fprintf(a.stdout, "  Graph              %s\n", e.MailAddrs["graph"])
 	fmt.Fprintf(a.stdout, "  control API        %s  (mailoauth emulator ctl --data %s ...; bearer token in %s)\n", e.ControlURL(), shellQuote(data), filepath.Join(data, emulator.ControlTokenName))
-	fmt.Fprintf(a.stdout, "  web page           %s/ui/  (mailboxes, messages, events)\n", e.ControlURL())
+	access := "mailboxes, messages, events"
+	if !e.WebPageOpen() {
+		access += "; any user name, the control token as password"
+	}
+	fmt.Fprintf(a.stdout, "  web page           %s/ui/  (%s)\n", e.ControlURL(), access)
 	// The emulator does not serve these: `mailoauth proxy` binds them, and the README's proxy
 	// walk-through reads them from here.
 	fmt.Fprintf(a.stdout, "  proxy IMAP         %s (plain; served by: mailoauth proxy --config %s)\n", e.ProxyAddrs["imap"], cfg)

@@ -209,7 +209,7 @@ func Start(ctx context.Context, opts Options) (*Emulator, error) {
 	mux := http.NewServeMux()
 	mux.Handle(control.Prefix, control.Handler(control.Config{
 		Live: e.Live, Store: e.Store, Events: e.Events, Token: e.controlToken, NewSecret: clientSecret,
-		UI: webui.Handler(webui.Config{Store: e.Store, World: e.Live, Events: e.Events}), OpenUI: isLoopback(host), OnReset: e.Graph.Reset, Now: now, Log: log,
+		UI: webui.Handler(webui.Config{Store: e.Store, World: e.Live, Events: e.Events}), OpenUI: e.WebPageOpen(), OnReset: e.Graph.Reset, Now: now, Log: log,
 	}))
 	mux.Handle("/", e.Identity.Handler())
 	e.srv = &http.Server{
@@ -345,6 +345,10 @@ func (e *Emulator) ControlURL() string { return e.identity + strings.TrimSuffix(
 // ControlToken authorises requests to the control API (Authorization: Bearer). WriteData writes it
 // to the data directory's control-token file.
 func (e *Emulator) ControlToken() string { return e.controlToken }
+
+// WebPageOpen reports whether the web page (ControlURL + "/ui/") answers without the control token:
+// only when the emulator listens on loopback; elsewhere it wants the token as a basic-auth password.
+func (e *Emulator) WebPageOpen() bool { return isLoopback(e.host) }
 
 // isLoopback reports whether host (a name or an IP) is only reachable from this machine.
 func isLoopback(host string) bool {

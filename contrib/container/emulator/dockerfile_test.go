@@ -135,6 +135,16 @@ func TestDockerfileRuns(t *testing.T) {
 	if !lines.Scan() || !strings.HasPrefix(lines.Text(), "mailoauth emulator running") {
 		t.Fatalf("the emulator did not start: %q %v", lines.Text(), lines.Err())
 	}
+	// Listening on every interface, the banner says the web page wants the control token.
+	var webLine string
+	for lines.Scan() && !strings.HasPrefix(lines.Text(), "  try ") {
+		if strings.HasPrefix(lines.Text(), "  web page ") {
+			webLine = lines.Text()
+		}
+	}
+	if !strings.Contains(webLine, "the control token as password") {
+		t.Errorf("banner's web page line %q does not say the page wants the control token", webLine)
+	}
 	go func() { _, _ = io.Copy(io.Discard, stdout) }()
 
 	ca, err := os.ReadFile(filepath.Join(data, "ca.pem"))
