@@ -92,7 +92,7 @@ func TestSecretFilesReadableByOthersRefused(t *testing.T) {
 	for _, f := range files {
 		writeMode(t, f, 0o644)
 	}
-	writeMode(t, files["certificate"], 0o640) // readable by the group is refused too
+	writeMode(t, files["certificate"], 0o640)                 // readable by the group is refused too
 	writeMode(t, filepath.Join(dir, "proxy-cert.pem"), 0o644) // a certificate alone is public: not refused
 
 	_, err := Load(path)
