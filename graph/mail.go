@@ -55,6 +55,14 @@ type Message struct {
 	Size int64
 	// DontSaveToSentItems: SendMail keeps no copy in Sent Items.
 	DontSaveToSentItems bool
+	// Flagged is flag.flagStatus == "flagged".
+	Flagged bool
+	// Headers are internetMessageHeaders, when asked for ($select) and Graph has them.
+	Headers []Header
+	// Sent is sentDateTime.
+	Sent time.Time
+	// ChangeKey changes with every change to the message.
+	ChangeKey string
 }
 
 // Folder is a mail folder.
