@@ -93,6 +93,20 @@ const (
 	LocalTLSStartTLS = "starttls"
 )
 
+// ViaGraph is a proxy listener's via: the proxy serves the protocol itself and carries it out with
+// Microsoft Graph calls (the Graph gateway), instead of passing the session to the protocol's server.
+const ViaGraph = "graph"
+
+// Where the Graph gateway puts what POP3 DELE and IMAP EXPUNGE remove ([proxy.gateway] delete).
+const (
+	DeleteToDeletedItems = "deleted_items" // moved to Deleted Items, as Outlook does (default)
+	DeletePermanently    = "permanent"     // deleted for good
+)
+
+// MinPollInterval is the shortest [proxy.gateway] poll_interval: polling Graph faster would spend the
+// mailbox's request budget for little gain, and get the app throttled.
+const MinPollInterval = 5 * time.Second
+
 // Well-known tenants of the Microsoft identity platform.
 const (
 	TenantOrganizations = "organizations"
@@ -235,6 +249,38 @@ type Proxy struct {
 	LoginTimeout string `toml:"login_timeout,omitempty"` // connect to upstream OK
 	IdleTimeout  string `toml:"idle_timeout,omitempty"`  // no byte either way after login
 	MaxSession   string `toml:"max_session,omitempty"`   // any session, however busy
+	// Gateway tunes the listeners with via = "graph"; nil: the defaults.
+	Gateway *Gateway `toml:"gateway,omitempty"`
+}
+
+// Gateway is [proxy.gateway]: how the Graph gateway (listeners with via = "graph") carries out what
+// programs ask. Its methods give the defaults for what is not set, also on a nil *Gateway.
+type Gateway struct {
+	// SaveToSentItems keeps a copy of mail submitted over SMTP in Sent Items; default true.
+	SaveToSentItems *bool `toml:"save_to_sent_items,omitempty"`
+	// Delete is where POP3 DELE and IMAP EXPUNGE put messages: DeleteToDeletedItems (default) or
+	// DeletePermanently.
+	Delete string `toml:"delete,omitempty"`
+	// PollInterval is how often, at most, a folder is asked for changes (IMAP IDLE and NOOP), as a Go
+	// duration; default 30s, at least MinPollInterval.
+	PollInterval string `toml:"poll_interval,omitempty"`
+}
+
+// SavesToSentItems reports whether submitted mail keeps a copy in Sent Items.
+func (g *Gateway) SavesToSentItems() bool {
+	return g == nil || g.SaveToSentItems == nil || *g.SaveToSentItems
+}
+
+// DeletesPermanently reports whether DELE and EXPUNGE delete for good.
+func (g *Gateway) DeletesPermanently() bool { return g != nil && g.Delete == DeletePermanently }
+
+// Poll returns PollInterval, or 30 seconds when it is not set. The file was validated, so it parses.
+func (g *Gateway) Poll() time.Duration {
+	if g == nil || g.PollInterval == "" {
+		return 30 * time.Second
+	}
+	d, _ := time.ParseDuration(g.PollInterval)
+	return d
 }
 
 // Timeouts returns the proxy's session limits; zero for those not set. The file was validated, so
@@ -281,6 +327,10 @@ type Listener struct {
 	LocalTLS string `toml:"local_tls,omitempty"`
 	TLSCert  string `toml:"tls_cert,omitempty"` // PEM, needed when LocalTLS is not "none"
 	TLSKey   string `toml:"tls_key,omitempty"`
+	// Via is "" (the protocol's own server: the session is passed to Exchange Online's IMAP, POP or
+	// SMTP) or ViaGraph (the proxy serves the protocol itself over Microsoft Graph, for mailboxes
+	// whose IMAP, POP or SMTP AUTH is turned off). A listener via Graph has no Upstream.
+	Via string `toml:"via,omitempty"`
 }
 
 // ProxyUser maps a local user name to an account.

@@ -12,6 +12,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pelletier/go-toml/v2"
 )
@@ -494,5 +495,27 @@ func TestParseErrorsAreTomlconfErrors(t *testing.T) {
 	var errs Errors
 	if !errors.As(err, &errs) {
 		t.Fatalf("%T", err)
+	}
+}
+
+// TestGatewaySettings: a via = "graph" listener and [proxy.gateway] load, and what is not set takes
+// the gateway's defaults (a copy in Sent Items, Deleted Items, 30 s).
+func TestGatewaySettings(t *testing.T) {
+	var none *Gateway
+	if !none.SavesToSentItems() || none.DeletesPermanently() || none.Poll() != 30*time.Second {
+		t.Errorf("defaults: sent %v, permanent %v, poll %v; want true, false, 30s", none.SavesToSentItems(), none.DeletesPermanently(), none.Poll())
+	}
+	src := "[[proxy.listener]]\nprotocol = \"imap\"\nlisten = \"127.0.0.1:1993\"\nvia = \"graph\"\n\n" +
+		"[proxy.gateway]\nsave_to_sent_items = false\ndelete = \"permanent\"\npoll_interval = \"1m\"\n"
+	f, err := Parse("config.toml", []byte(src), 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Proxy.Listeners[0].Via != ViaGraph {
+		t.Errorf("via = %q, want graph", f.Proxy.Listeners[0].Via)
+	}
+	g := f.Proxy.Gateway
+	if g.SavesToSentItems() || !g.DeletesPermanently() || g.Poll() != time.Minute {
+		t.Errorf("set: sent %v, permanent %v, poll %v; want false, true, 1m", g.SavesToSentItems(), g.DeletesPermanently(), g.Poll())
 	}
 }

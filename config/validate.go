@@ -678,7 +678,13 @@ func (v *validator) proxy(f *File, p *Proxy) {
 				claim(at("listen"), l.Listen)
 			}
 		}
-		if l.Upstream != "" || has("upstream") {
+		switch {
+		case l.Via != "" && l.Via != ViaGraph:
+			v.key(at("via"), "invalid via"+show(l.Via), `use via = "graph" for the Graph gateway, or remove the key for the protocol's own server`)
+		case l.Via == ViaGraph && (l.Upstream != "" || has("upstream")):
+			v.key(at("upstream"), "`upstream` is set, but via is \"graph\"",
+				`a listener via Graph talks to Microsoft Graph (the account's graph key), not to a mail server: remove upstream, or remove via to pass sessions to upstream`)
+		case l.Upstream != "" || has("upstream"):
 			if problem := checkHostPort(l.Upstream, false); problem != "" {
 				v.key(at("upstream"), "`upstream` "+problem, `write host:port, e.g. upstream = "outlook.office365.com:993", or remove the key for the account's default`)
 			}
@@ -728,6 +734,8 @@ func (v *validator) proxy(f *File, p *Proxy) {
 		}
 	}
 
+	v.gateway(p.Gateway)
+
 	known := "known accounts: " + strings.Join(f.Names(), ", ")
 	if len(f.Accounts) == 0 {
 		known = "the file has no [accounts] yet"
@@ -772,6 +780,31 @@ func (v *validator) proxy(f *File, p *Proxy) {
 			d = &ProxyDomain{}
 		}
 		entry(path, d.Account, d.PasswordHash)
+	}
+}
+
+// gateway checks [proxy.gateway].
+func (v *validator) gateway(g *Gateway) {
+	if g == nil {
+		return
+	}
+	at := func(key string) []string { return []string{"proxy", "gateway", key} }
+	if g.Delete != "" || v.pos.Has(at("delete")...) {
+		if g.Delete != DeleteToDeletedItems && g.Delete != DeletePermanently {
+			v.key(at("delete"), "invalid delete"+show(g.Delete), `use "deleted_items" (the default: deleted mail goes to Deleted Items) or "permanent"`)
+		}
+	}
+	if g.PollInterval == "" && !v.pos.Has(at("poll_interval")...) {
+		return
+	}
+	d, err := time.ParseDuration(g.PollInterval)
+	switch {
+	case err != nil || d <= 0:
+		v.key(at("poll_interval"), "`poll_interval`"+show(g.PollInterval)+" is not a positive duration",
+			`write a Go duration, e.g. poll_interval = "30s", or remove the key for the default (30s)`)
+	case d < MinPollInterval:
+		v.key(at("poll_interval"), "`poll_interval` "+g.PollInterval+" is shorter than "+MinPollInterval.String(),
+			"polling Graph that often spends the mailbox's request budget and gets the app throttled: use at least "+MinPollInterval.String())
 	}
 }
 

@@ -52,7 +52,10 @@ client_secret (inline, only in a file others cannot read) or certificate. The se
 smtp, graph, authority) default to those of the account's cloud.
 
 [proxy] is the local IMAP/POP3/SMTP proxy: its listeners, its users and their accounts, and its TLS
-(tls_cert, tls_key). [console] is the local web console.
+(tls_cert, tls_key). A listener with via = "graph" serves the protocol itself over Microsoft Graph
+(the Graph gateway, for mailboxes whose IMAP, POP or SMTP AUTH is off); [proxy.gateway] tunes it:
+save_to_sent_items (default true), delete ("deleted_items", the default, or "permanent") and
+poll_interval (default "30s", at least "5s"). [console] is the local web console.
 
 Checking: keys are case-sensitive, an unknown key is an error (with "did you mean"), every problem is
 reported at once with its table, key and line, and any problem is exit status 2. Relative paths are
