@@ -286,6 +286,7 @@ var codes = map[string]string{
 	CodeGraphNotFound:   "Graph does not know the mailbox",
 	CodeGraphNoREST:     "the mailbox is not in Exchange Online (inactive, soft-deleted or on-premises)",
 	CodeGraphThrottled:  "Graph throttled the app (429)",
+	CodeGraphSend:       "Graph refused to send: the token lacks Mail.Send (or an access policy)",
 	CodeGraphUnexpected: "Graph refused the request",
 }
 
@@ -348,6 +349,7 @@ const (
 	CodeGraphNotFound   = "MO-GRAPH-NOT-FOUND"
 	CodeGraphNoREST     = "MO-GRAPH-NOT-EXCHANGE-ONLINE"
 	CodeGraphThrottled  = "MO-GRAPH-THROTTLED"
+	CodeGraphSend       = "MO-GRAPH-SEND-MISSING"
 	CodeGraphUnexpected = "MO-GRAPH-REFUSED"
 )
 

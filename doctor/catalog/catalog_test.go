@@ -225,3 +225,22 @@ func TestExplainTakesAFailure(t *testing.T) {
 		t.Errorf("an inconclusive probe changed the finding: %+v", f)
 	}
 }
+
+// TestGraphSend: a 403 to a send names Mail.Send; ErrorSendAsDenied is the From address; anything
+// else is Graph's finding.
+func TestGraphSend(t *testing.T) {
+	for _, tc := range []struct {
+		ge   graph.Error
+		code string
+		fix  string
+	}{
+		{graph.Error{Status: 403, Code: "ErrorAccessDenied", Message: "Access is denied. Check credentials and try again."}, CodeGraphSend, "Microsoft Graph > Mail.Send"},
+		{graph.Error{Status: 403, Code: "ErrorSendAsDenied"}, CodeSendAs, "Add-RecipientPermission"},
+		{graph.Error{Status: 404, Code: "MailboxNotEnabledForRESTAPI"}, CodeGraphNoREST, "Get-Mailbox"},
+		{graph.Error{Status: 429, Code: "ApplicationThrottled"}, CodeGraphThrottled, "Retry-After"},
+	} {
+		if f := GraphSend(subject, &tc.ge); f.Code != tc.code || !strings.Contains(f.Fix, tc.fix) {
+			t.Errorf("%s: %+v, want %s naming %q", tc.ge.Code, f, tc.code, tc.fix)
+		}
+	}
+}

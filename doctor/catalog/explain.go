@@ -222,8 +222,7 @@ func refusal(s Subject, protocol, said string, c *Claims, now time.Time) Finding
 	case strings.Contains(low, "authenticated but not connected"):
 		return notConnected(s, protocol, c)
 	case strings.Contains(low, "sendasdenied"), strings.Contains(low, "send as"), strings.Contains(low, "5.2.252"), strings.Contains(low, "5.7.60"):
-		return Finding{Code: CodeSendAs, Step: "mailbox", Cause: "the sender may not send as the From address",
-			Fix: "send From " + s.mailbox() + ", or grant the right: Add-RecipientPermission -Identity <From address> -Trustee " + firstOf(s.Email, s.mailbox()) + " -AccessRights SendAs", Docs: DocOAuth}
+		return sendAsDenied(s)
 	}
 	if c == nil {
 		return Finding{Code: CodeRefusedOpaque, Cause: "the server refused the token, and the token is not a JWT (a personal Microsoft account?), so mailoauth cannot say which claim is wrong",
@@ -528,6 +527,26 @@ func Graph(s Subject, c *Claims, ge *graph.Error) Finding {
 		return f(CodeGraphUnexpected, "Graph failed on its side: "+ge.Error(), "try again later (mailoauth already retried); if it lasts, look at Service health in the Microsoft 365 admin center", DocGraphErrors)
 	}
 	return f(CodeGraphUnexpected, "Graph refused the request: "+ge.Error(), "see Graph's error code in Microsoft's documentation", DocGraphErrors)
+}
+
+// GraphSend explains Graph's refusal to send a message from the mailbox (sendMail, or a draft's
+// send): a 403 other than ErrorSendAsDenied is a token without Mail.Send (or an application access
+// policy); the rest is Graph's.
+func GraphSend(s Subject, ge *graph.Error) Finding {
+	switch {
+	case ge.Code == "ErrorSendAsDenied":
+		return sendAsDenied(s)
+	case ge.Status == 403:
+		return Finding{Code: CodeGraphSend, Step: "mailbox", Cause: "Graph refused to send from " + s.mailbox() + " (" + firstOf(ge.Code, "403") + "): the token has no Mail.Send permission, or an application access policy keeps the app out of the mailbox",
+			Fix:  s.PortalApp() + " > API permissions > Add > Microsoft Graph > Mail.Send (Application permissions for an app-only account, then grant admin consent: " + s.AdminConsentURL() + "; Delegated permissions for a signed-in user, then sign in again); if the app has it, in Exchange Online PowerShell: Test-ApplicationAccessPolicy -Identity " + s.mailbox() + " -AppId " + firstOf(s.ClientID, "<client id>"),
+			Docs: DocGraphPermissions}
+	}
+	return Graph(s, nil, ge)
+}
+
+func sendAsDenied(s Subject) Finding {
+	return Finding{Code: CodeSendAs, Step: "mailbox", Cause: "the sender may not send as the From address",
+		Fix: "send From " + s.mailbox() + ", or grant the right: Add-RecipientPermission -Identity <From address> -Trustee " + firstOf(s.Email, s.mailbox()) + " -AccessRights SendAs", Docs: DocOAuth}
 }
 
 // ServerSaid is the server's own words inside an error from imap, pop3, smtp or graph, if any.
