@@ -1,0 +1,228 @@
+package imapgw
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"io"
+	"os"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+	"github.com/emersion/go-message/textproto"
+
+	"github.com/mailoauth/mailoauth/gateway"
+)
+
+func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *imap.FetchOptions) error {
+	sel := s.selected()
+	for _, it := range sel.resolve(numSet) {
+		if err := s.fetchOne(w, sel, it, options); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// fromHeader: the section is the top-level header (or some of its fields), which
+// gateway.Message.Header holds without fetching the MIME.
+func fromHeader(bs *imap.FetchItemBodySection, m *gateway.Message) bool {
+	return len(bs.Part) == 0 && bs.Specifier == imap.PartSpecifierHeader && len(m.Header) > 0
+}
+
+func needsMIME(m *gateway.Message, o *imap.FetchOptions) bool {
+	if o.BodyStructure != nil || len(o.BinarySection) > 0 || len(o.BinarySectionSize) > 0 {
+		return true
+	}
+	if o.Envelope && len(m.Header) == 0 {
+		return true
+	}
+	for _, bs := range o.BodySection {
+		if !fromHeader(bs, m) {
+			return true
+		}
+	}
+	return false
+}
+
+// setsSeen: RFC 3501 6.4.5, a body section fetched without PEEK sets \Seen.
+func setsSeen(o *imap.FetchOptions) bool {
+	for _, bs := range o.BodySection {
+		if !bs.Peek {
+			return true
+		}
+	}
+	for _, bs := range o.BinarySection {
+		if !bs.Peek {
+			return true
+		}
+	}
+	return false
+}
+
+// fetchOne writes one message's FETCH response. Everything that can fail at Graph (the MIME, the
+// \Seen update) happens before the response starts, so that a failure is a clean NO.
+func (s *session) fetchOne(w *imapserver.FetchWriter, sel *selection, it item, o *imap.FetchOptions) error {
+	m := it.m
+	flags := o.Flags
+	if !sel.readOnly && !m.IsRead && setsSeen(o) {
+		read := true
+		if err := sel.f.SetFlags(s.ctx, []string{m.ID}, &read, nil); err != nil {
+			return s.fail("mark the message \\Seen", err)
+		}
+		s.mu.Lock()
+		m.IsRead = true
+		s.mu.Unlock()
+		flags = true
+	}
+	var sp *spooled
+	if needsMIME(m, o) {
+		var err error
+		if sp, err = spool(s.ctx, sel.f, m.ID); err != nil {
+			return s.fail("read the message", err)
+		}
+		defer sp.close()
+	}
+	header := m.Header
+	if len(header) == 0 && sp != nil {
+		header = sp.header
+	}
+
+	rw := w.CreateMessage(it.seq)
+	rw.WriteUID(imap.UID(m.UID))
+	if flags {
+		s.mu.Lock()
+		fl := flagsOf(m, sel.deleted[m.UID])
+		s.mu.Unlock()
+		rw.WriteFlags(fl)
+	}
+	if o.InternalDate {
+		rw.WriteInternalDate(m.Received)
+	}
+	if o.RFC822Size {
+		rw.WriteRFC822Size(m.Size)
+	}
+	if o.Envelope {
+		h, _ := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(header)))
+		rw.WriteEnvelope(imapserver.ExtractEnvelope(h))
+	}
+	if o.BodyStructure != nil {
+		rw.WriteBodyStructure(bodyStructure(sp.reader()))
+	}
+	for _, bs := range o.BodySection {
+		if err := writeSection(rw, bs, m, sp); err != nil {
+			return err
+		}
+	}
+	for _, bs := range o.BinarySection {
+		b := imapserver.ExtractBinarySection(sp.reader(), bs)
+		if err := writeLiteral(rw.WriteBinarySection(bs, int64(len(b))), bytes.NewReader(b)); err != nil {
+			return err
+		}
+	}
+	for _, bs := range o.BinarySectionSize {
+		rw.WriteBinarySectionSize(bs, imapserver.ExtractBinarySectionSize(sp.reader(), bs))
+	}
+	return rw.Close()
+}
+
+// writeSection writes a BODY[...] item: the whole message and its TEXT streamed from the spool
+// file, the top header from gateway.Message.Header, a part (BODY[1.2]) through imapserver's
+// extraction, which holds that part in memory.
+func writeSection(rw *imapserver.FetchResponseWriter, bs *imap.FetchItemBodySection, m *gateway.Message, sp *spooled) error {
+	var (
+		r    io.Reader
+		size int64
+	)
+	switch {
+	case fromHeader(bs, m):
+		b := imapserver.ExtractBodySection(bytes.NewReader(m.Header), bs)
+		r, size = bytes.NewReader(b), int64(len(b))
+	case len(bs.Part) == 0 && bs.Specifier == imap.PartSpecifierNone:
+		r, size = partial(sp.f, 0, sp.size, bs.Partial)
+	case len(bs.Part) == 0 && bs.Specifier == imap.PartSpecifierText:
+		hl := int64(len(sp.header))
+		r, size = partial(sp.f, hl, sp.size-hl, bs.Partial)
+	default:
+		b := imapserver.ExtractBodySection(sp.reader(), bs)
+		r, size = bytes.NewReader(b), int64(len(b))
+	}
+	return writeLiteral(rw.WriteBodySection(bs, size), r)
+}
+
+// partial returns the bytes [off, off+n) of f, cut to <start.count> when the program asked.
+func partial(f *os.File, off, n int64, p *imap.SectionPartial) (io.Reader, int64) {
+	if p != nil {
+		start := min(p.Offset, n)
+		n = min(n-start, p.Size)
+		off += start
+	}
+	return io.NewSectionReader(f, off, n), n
+}
+
+func writeLiteral(wc io.WriteCloser, r io.Reader) error {
+	_, err := io.Copy(wc, r)
+	if cerr := wc.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// spooled is a message's MIME in a private temporary file: a literal's length must be written
+// before its bytes, and a whole message must not sit in memory.
+type spooled struct {
+	f      *os.File
+	size   int64
+	header []byte // the header section, with the empty line after it
+}
+
+func spool(ctx context.Context, f *gateway.Folder, id string) (*spooled, error) {
+	body, err := f.Open(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	defer body.Close()
+	tmp, err := os.CreateTemp("", "mailoauth-imap-*") // mode 0600
+	if err != nil {
+		return nil, err
+	}
+	sp := &spooled{f: tmp}
+	if sp.size, err = io.Copy(tmp, body); err != nil {
+		sp.close()
+		return nil, err
+	}
+	if sp.header, err = readHeader(io.NewSectionReader(tmp, 0, sp.size)); err != nil {
+		sp.close()
+		return nil, err
+	}
+	return sp, nil
+}
+
+func (sp *spooled) reader() io.Reader { return io.NewSectionReader(sp.f, 0, sp.size) }
+
+func (sp *spooled) close() {
+	sp.f.Close()
+	os.Remove(sp.f.Name())
+}
+
+// readHeader returns the header section of a message: the lines up to and including the first
+// empty one (all of it if there is none). A header line is bounded so that a message without
+// line ends cannot make it hold the whole message.
+func readHeader(r io.Reader) ([]byte, error) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	var h []byte
+	for len(h) < 8<<20 {
+		line, err := br.ReadSlice('\n')
+		h = append(h, line...)
+		if err == io.EOF {
+			return h, nil
+		}
+		if err != nil && err != bufio.ErrBufferFull {
+			return nil, err
+		}
+		if err == nil && (len(line) == 1 || len(line) == 2 && line[0] == '\r') {
+			return h, nil
+		}
+	}
+	return h, nil
+}
