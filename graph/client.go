@@ -27,6 +27,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/mailoauth/mailoauth/token"
@@ -38,7 +39,8 @@ type Client struct {
 	MaxAttempts int
 	// BaseDelay is the first 5xx backoff (doubled each time, with jitter); default 500ms.
 	BaseDelay time.Duration
-	// MaxDelay caps a backoff and a Retry-After; default 60s.
+	// MaxDelay caps a backoff; a Retry-After longer than it fails the request at once (an *Error
+	// whose RetryAfter says when to come back); default 60s.
 	MaxDelay time.Duration
 	// Progress, if set, is told how many bytes of large attachments have been uploaded.
 	Progress func(sent, total int64)
@@ -47,6 +49,10 @@ type Client struct {
 	prefix string // /me or /users/{mailbox}
 	ts     token.Source
 	hc     *http.Client
+
+	immutable bool
+	lim       *Limiter
+	wellKnown wellKnownCache
 }
 
 // Options describe a Client.
@@ -63,6 +69,13 @@ type Options struct {
 	// only); an address means /users/{Mailbox}, which app-only tokens need and a delegated user
 	// with access to another mailbox may use.
 	Mailbox string
+	// ImmutableIDs asks Graph for immutable ids (Prefer: IdType="ImmutableId" on every request): a
+	// message keeps its id when it moves to another folder
+	// (https://learn.microsoft.com/graph/outlook-immutable-id).
+	ImmutableIDs bool
+	// Limiter, if set, bounds this client's requests in flight together with every other client
+	// given the same Limiter: share one per mailbox.
+	Limiter *Limiter
 }
 
 // defaultBaseURL is the Graph API root of Microsoft's global cloud.
@@ -82,27 +95,47 @@ func New(o Options) *Client {
 	if o.Mailbox != "" {
 		prefix = "/users/" + url.PathEscape(o.Mailbox)
 	}
-	return &Client{root: root, prefix: prefix, ts: o.Tokens, hc: hc}
+	return &Client{root: root, prefix: prefix, ts: o.Tokens, hc: hc, immutable: o.ImmutableIDs, lim: o.Limiter}
 }
 
 // ForAccount returns a client for an account (*auth.Account is a token.Account): its Graph root, its
 // Graph token source, its CAs, and /users/{mailbox} when app-only — or when a delegated account opens
 // another mailbox.
 func ForAccount(a token.Account) *Client {
+	o := accountOptions(a)
+	if a.AppOnly() || a.OtherMailbox() {
+		o.Mailbox = a.Mailbox()
+	}
+	return New(o)
+}
+
+// ClientFor returns a client like ForAccount's but for the given mailbox (the address the program
+// logged in as, for a catch-all; "" is the account's own), asking Graph for immutable ids, its
+// requests bounded by lim (nil: unbounded). A delegated account's own mailbox is /me.
+func ClientFor(a token.Account, mailbox string, lim *Limiter) *Client {
+	o := accountOptions(a)
+	o.ImmutableIDs, o.Limiter = true, lim
+	switch {
+	case mailbox != "" && !strings.EqualFold(mailbox, a.Mailbox()):
+		o.Mailbox = mailbox
+	case a.AppOnly() || a.OtherMailbox():
+		o.Mailbox = a.Mailbox()
+	}
+	return New(o)
+}
+
+// accountOptions are an account's Graph root, tokens and TLS settings.
+func accountOptions(a token.Account) Options {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = a.TLSConfig()
 	if tr.TLSClientConfig == nil {
 		tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 	}
-	o := Options{
+	return Options{
 		BaseURL:    a.Server(token.GraphAPI),
 		Tokens:     a.TokenSource(token.Graph),
 		HTTPClient: &http.Client{Transport: tr, Timeout: 10 * time.Minute},
 	}
-	if a.AppOnly() || a.OtherMailbox() {
-		o.Mailbox = a.Mailbox()
-	}
-	return New(o)
 }
 
 // Error is a failed Graph request.
@@ -111,6 +144,10 @@ type Error struct {
 	Code      string // Graph's error code, e.g. ErrorAccessDenied
 	Message   string
 	RequestID string
+	// RetryAfter is, for a 429 or 5xx, how long Graph asked to wait before trying again (0: it did not
+	// say). The client waits it out when ctx's deadline allows; otherwise the request fails at once
+	// with this error.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {
@@ -124,7 +161,17 @@ func (e *Error) Error() string {
 	if e.RequestID != "" {
 		s += " (request-id " + e.RequestID + ")"
 	}
+	if e.RetryAfter > 0 {
+		s += fmt.Sprintf("; Graph is throttling this mailbox: try again in %v", e.RetryAfter.Round(100*time.Millisecond))
+	}
 	return s
+}
+
+// IsThrottled says whether err is Graph pacing the mailbox (429, or a 5xx with Retry-After): the
+// request may succeed later; *Error.RetryAfter says when.
+func IsThrottled(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && (e.Status == http.StatusTooManyRequests || e.RetryAfter > 0)
 }
 
 // IsNotFound says whether err is Graph's 404.
@@ -163,6 +210,13 @@ type request struct {
 	contentType string
 	header      map[string]string
 	noAuth      bool // upload session URLs carry their own credential
+	// stream, if set, gives the body of each attempt (length bytes) instead of body.
+	stream func() (io.Reader, error)
+	length int64
+	// limit bounds an answer read whole (0: maxJSONAnswer).
+	limit int64
+	// pageSize asks for pages of at most this many items (Prefer: odata.maxpagesize).
+	pageSize int
 }
 
 // retryAfter reads Retry-After: seconds (possibly fractional) or an HTTP date.
@@ -216,53 +270,43 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// do sends a request with retries and returns a 2xx response's headers and body.
+// do sends a request with retries and returns a 2xx response's headers and body, read whole up to
+// the request's limit.
 func (c *Client) do(ctx context.Context, rq request) (http.Header, []byte, error) {
+	resp, release, err := c.send(ctx, rq)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer release()
+	body, err := readAll(resp, rq)
+	if err != nil {
+		return nil, nil, err
+	}
+	return resp.Header, body, nil
+}
+
+// send sends a request with retries and returns a 2xx response with its body unread, and the
+// function that closes the body and gives back the request's Limiter slot (held until then, so that
+// a streamed body counts as the request in flight it is for Graph).
+func (c *Client) send(ctx context.Context, rq request) (*http.Response, func(), error) {
 	attempts, base, maxDelay := c.defaults()
 	refreshed := false
+	var throttled time.Duration // waited for Retry-After so far
 	for attempt := 1; ; attempt++ {
-		req, err := http.NewRequestWithContext(ctx, rq.method, rq.url, bytes.NewReader(rq.body))
+		resp, release, err := c.attempt(ctx, rq)
 		if err != nil {
-			return nil, nil, redact(err)
-		}
-		if rq.body == nil {
-			req.Body, req.ContentLength = http.NoBody, 0
-		}
-		if rq.contentType != "" {
-			req.Header.Set("Content-Type", rq.contentType)
-		}
-		for k, v := range rq.header {
-			req.Header.Set(k, v)
-		}
-		if !rq.noAuth {
-			tok, err := c.token(ctx)
-			if err != nil {
-				return nil, nil, err
-			}
-			req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
-		}
-		resp, err := c.hc.Do(req)
-		if err != nil {
-			if ctx.Err() != nil {
-				// Said as Graph's, so that it is not taken for the identity platform's (whose timeout
-				// comes back from Token above as an *auth.Error).
-				what := "no answer in time"
-				if errors.Is(ctx.Err(), context.Canceled) {
-					what = "cancelled"
-				}
-				return nil, nil, fmt.Errorf("graph: %s: %s: %w", rq.method, what, ctx.Err())
-			}
-			return nil, nil, fmt.Errorf("graph: %s: %w", rq.method, redact(err))
-		}
-		body, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if err != nil {
-			return nil, nil, fmt.Errorf("graph: reading the answer: %w", redact(err))
+			return nil, nil, err
 		}
 		if resp.StatusCode < 300 {
-			return resp.Header, body, nil
+			return resp, release, nil
 		}
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+		release()
 		gerr := parseError(resp, body)
+		ra, hasRA := retryAfter(resp.Header.Get("Retry-After"), time.Now())
+		if hasRA && (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500) {
+			gerr.RetryAfter = max(ra, time.Second/10)
+		}
 		var wait time.Duration
 		switch {
 		case resp.StatusCode == http.StatusUnauthorized && gerr.Code == "InvalidAuthenticationToken" && !refreshed && !rq.noAuth:
@@ -276,17 +320,27 @@ func (c *Client) do(ctx context.Context, rq request) (http.Header, []byte, error
 			}
 			attempt-- // the refresh retry is not a failure attempt
 			continue
+		case gerr.RetryAfter > 0:
+			// Graph said when: waiting less is refused again, so wait that long or give up at once
+			// and say when to come back. A 429 is Graph pacing the mailbox, not a failure: it does not
+			// count as an attempt.
+			if dl, ok := ctx.Deadline(); ok && time.Now().Add(gerr.RetryAfter).After(dl) || gerr.RetryAfter > maxDelay ||
+				throttled+gerr.RetryAfter > maxThrottleWait {
+				return nil, nil, gerr
+			}
+			if resp.StatusCode == http.StatusTooManyRequests {
+				attempt--
+			} else if attempt >= attempts {
+				return nil, nil, gerr
+			}
+			wait = gerr.RetryAfter
+			throttled += wait
 		case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
 			if attempt >= attempts {
 				return nil, nil, gerr
 			}
-			if d, ok := retryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
-				wait = d
-			} else {
-				d := base << (attempt - 1)
-				wait = d/2 + rand.N(d/2+1)
-			}
-			wait = min(wait, maxDelay)
+			d := base << (attempt - 1)
+			wait = min(d/2+rand.N(d/2+1), maxDelay)
 		default:
 			return nil, nil, gerr
 		}
@@ -295,6 +349,119 @@ func (c *Client) do(ctx context.Context, rq request) (http.Header, []byte, error
 			return nil, nil, fmt.Errorf("%w (the deadline came while waiting %v to retry: %w)", gerr, wait.Round(time.Millisecond), err)
 		}
 	}
+}
+
+// maxThrottleWait bounds the time one request spends waiting out Retry-After when ctx has no
+// deadline (with one, the deadline bounds it).
+const maxThrottleWait = 10 * time.Minute
+
+// maxErrorBody bounds what is read of a failed request's answer (Graph's error JSON is small).
+const maxErrorBody = 64 << 10
+
+// maxJSONAnswer is the default bound of an answer read whole: far above a page of messages with
+// their headers, far below what would hurt the proxy.
+const maxJSONAnswer = 32 << 20
+
+// readAll reads a 2xx answer up to the request's limit.
+func readAll(resp *http.Response, rq request) ([]byte, error) {
+	limit := rq.limit
+	if limit <= 0 {
+		limit = maxJSONAnswer
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("graph: reading the answer: %w", redact(err))
+	}
+	if int64(len(body)) > limit {
+		path := resp.Request.URL.Path
+		return nil, fmt.Errorf("graph: the answer to %s %s is larger than %d bytes, more than this call reads; ask for fewer items or properties", rq.method, path, limit)
+	}
+	return body, nil
+}
+
+// attempt sends the request once, within a Limiter slot; the slot is given back by release, which
+// also closes the response's body.
+func (c *Client) attempt(ctx context.Context, rq request) (*http.Response, func(), error) {
+	free, err := c.lim.acquire(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	req, err := c.newRequest(ctx, rq)
+	if err != nil {
+		free()
+		return nil, nil, err
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		free()
+		if ctx.Err() != nil {
+			// Said as Graph's, so that it is not taken for the identity platform's (whose timeout
+			// comes back from Token above as an *auth.Error).
+			return nil, nil, fmt.Errorf("graph: %s: %s: %w", rq.method, ctxWhat(ctx), ctx.Err())
+		}
+		return nil, nil, fmt.Errorf("graph: %s: %w", rq.method, redact(err))
+	}
+	var once sync.Once
+	return resp, func() {
+		once.Do(func() {
+			resp.Body.Close()
+			free()
+		})
+	}, nil
+}
+
+// ctxWhat says how ctx ended.
+func ctxWhat(ctx context.Context) string {
+	if errors.Is(ctx.Err(), context.Canceled) {
+		return "cancelled"
+	}
+	return "no answer in time"
+}
+
+// newRequest builds one attempt's HTTP request: body, headers, Prefer and the bearer token.
+func (c *Client) newRequest(ctx context.Context, rq request) (*http.Request, error) {
+	var body io.Reader = bytes.NewReader(rq.body)
+	if rq.stream != nil {
+		r, err := rq.stream()
+		if err != nil {
+			return nil, err
+		}
+		body = r
+	}
+	req, err := http.NewRequestWithContext(ctx, rq.method, rq.url, body)
+	if err != nil {
+		return nil, redact(err)
+	}
+	switch {
+	case rq.stream != nil:
+		req.ContentLength = rq.length
+	case rq.body == nil:
+		req.Body, req.ContentLength = http.NoBody, 0
+	}
+	if rq.contentType != "" {
+		req.Header.Set("Content-Type", rq.contentType)
+	}
+	for k, v := range rq.header {
+		req.Header.Set(k, v)
+	}
+	var prefer []string
+	if c.immutable && !rq.noAuth {
+		prefer = append(prefer, `IdType="ImmutableId"`)
+	}
+	if rq.pageSize > 0 {
+		prefer = append(prefer, "odata.maxpagesize="+strconv.Itoa(rq.pageSize))
+	}
+	if len(prefer) > 0 {
+		req.Header.Set("Prefer", strings.Join(prefer, ", "))
+	}
+	if !rq.noAuth {
+		tok, err := c.token(ctx)
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+	}
+	return req, nil
 }
 
 // token is the bearer token of a request; a client without a source, or a source that returns no

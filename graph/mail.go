@@ -65,6 +65,12 @@ type Message struct {
 	ChangeKey string
 }
 
+// Header is one of a message's internet headers, as Graph's internetMessageHeaders gives it.
+type Header struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
 // Folder is a mail folder.
 type Folder struct {
 	ID               string `json:"id"`
@@ -73,6 +79,9 @@ type Folder struct {
 	ChildFolderCount int    `json:"childFolderCount"`
 	UnreadItemCount  int    `json:"unreadItemCount"`
 	TotalItemCount   int    `json:"totalItemCount"`
+	// WellKnownName is, for AllFolders, the folder's well-known name (inbox, sentitems, drafts,
+	// deleteditems, junkemail, archive), or "" for others.
+	WellKnownName string `json:"-"`
 }
 
 // ---- wire types --------------------------------------------------------------------------------
@@ -115,8 +124,18 @@ type wireMessage struct {
 	IsRead            bool             `json:"isRead,omitempty"`
 	IsDraft           bool             `json:"isDraft,omitempty"`
 	HasAttachments    bool             `json:"hasAttachments,omitempty"`
+	// Read only: decoded, never sent (wire leaves them empty).
+	Flag                   *wireFlag `json:"flag,omitempty"`
+	InternetMessageHeaders []Header  `json:"internetMessageHeaders,omitempty"`
+	SentDateTime           string    `json:"sentDateTime,omitempty"`
+	ChangeKey              string    `json:"changeKey,omitempty"`
 	// Extended MAPI properties asked for with $expand (sizeExpand); never sent.
 	SingleValueExtendedProperties []wireExtendedProperty `json:"singleValueExtendedProperties,omitempty"`
+}
+
+// wireFlag is a message's followupFlag; only its status is read.
+type wireFlag struct {
+	FlagStatus string `json:"flagStatus"`
 }
 
 // wireExtendedProperty is a singleValueLegacyExtendedProperty: {"id":"Integer 0xe08","value":"1234"}.
@@ -211,7 +230,8 @@ func (w wireMessage) message() *Message {
 	m := &Message{ID: w.ID, Subject: w.Subject, To: fromWire(w.ToRecipients), Cc: fromWire(w.CcRecipients),
 		Bcc: fromWire(w.BccRecipients), BodyPreview: w.BodyPreview, InternetMessageID: w.InternetMessageID,
 		ParentFolderID: w.ParentFolderID, IsRead: w.IsRead, IsDraft: w.IsDraft, HasAttachments: w.HasAttachments,
-		Size: w.size()}
+		Size: w.size(), Headers: w.InternetMessageHeaders, ChangeKey: w.ChangeKey,
+		Flagged: w.Flag != nil && strings.EqualFold(w.Flag.FlagStatus, "flagged")}
 	if w.Body != nil {
 		m.Body, m.HTML = w.Body.Content, strings.EqualFold(w.Body.ContentType, "html")
 	}
@@ -220,6 +240,9 @@ func (w wireMessage) message() *Message {
 	}
 	if t, err := time.Parse(time.RFC3339, w.ReceivedDateTime); err == nil {
 		m.Received = t
+	}
+	if t, err := time.Parse(time.RFC3339, w.SentDateTime); err == nil {
+		m.Sent = t
 	}
 	return m
 }
@@ -365,6 +388,10 @@ func (c *Client) upload(ctx context.Context, id string, a Attachment, sent *int6
 	return nil
 }
 
+// maxWhole bounds the answers read whole that carry a message's content (GetMIME, Attachments): a
+// 150 MB message, base64-encoded, with room to spare.
+const maxWhole = 256 << 20
+
 // ---- reading -----------------------------------------------------------------------------------
 
 // ListOptions select messages.
@@ -450,19 +477,24 @@ func (c *Client) GetMessage(ctx context.Context, id string) (*Message, error) {
 	return w.message(), nil
 }
 
-// GetMIME reads a message's MIME bytes ($value).
+// GetMIME reads a message's MIME bytes ($value) whole, up to 256 MB (a 150 MB message with its
+// attachments base64-encoded); OpenMIME streams them.
 func (c *Client) GetMIME(ctx context.Context, id string) ([]byte, error) {
-	_, body, err := c.do(ctx, request{method: "GET", url: c.root + c.prefix + "/messages/" + url.PathEscape(id) + "/$value"})
+	_, body, err := c.do(ctx, request{method: "GET", url: c.mimeURL(id), limit: maxWhole})
 	return body, err
 }
 
-// Attachments reads a message's attachments with their content.
+// Attachments reads a message's attachments with their content (up to 256 MB in all).
 func (c *Client) Attachments(ctx context.Context, id string) ([]Attachment, error) {
 	var page struct {
 		Value []wireAttachment `json:"value"`
 	}
-	if err := c.call(ctx, "GET", "/messages/"+url.PathEscape(id)+"/attachments", nil, &page); err != nil {
+	_, body, err := c.do(ctx, request{method: "GET", url: c.root + c.prefix + "/messages/" + url.PathEscape(id) + "/attachments", limit: maxWhole})
+	if err != nil {
 		return nil, err
+	}
+	if err := json.Unmarshal(body, &page); err != nil {
+		return nil, fmt.Errorf("graph: unreadable attachment list: %w", err)
 	}
 	var out []Attachment
 	for _, w := range page.Value {
@@ -473,11 +505,7 @@ func (c *Client) Attachments(ctx context.Context, id string) ([]Attachment, erro
 
 // Move moves a message to a folder (a well-known name such as archive, or an id) and returns it.
 func (c *Client) Move(ctx context.Context, id, destFolder string) (*Message, error) {
-	var w wireMessage
-	if err := c.call(ctx, "POST", "/messages/"+url.PathEscape(id)+"/move", map[string]string{"destinationId": destFolder}, &w); err != nil {
-		return nil, err
-	}
-	return w.message(), nil
+	return c.relocate(ctx, id, "move", destFolder)
 }
 
 // Delete deletes a message.
