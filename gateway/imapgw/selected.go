@@ -33,11 +33,13 @@ var (
 )
 
 func (s *session) Select(mailbox string, options *imap.SelectOptions) (*imap.SelectData, error) {
-	f, err := s.mbox.Folder(s.ctx, mailbox)
+	ctx, cancel := s.op()
+	defer cancel()
+	f, err := s.mbox.Folder(ctx, mailbox)
 	if err != nil {
 		return nil, s.fail("open the folder", err)
 	}
-	v, err := f.Sync(s.ctx, s.srv.o.Gateway.PollInterval)
+	v, err := f.Sync(ctx, s.srv.o.Gateway.PollInterval)
 	if err != nil {
 		return nil, s.fail("list the folder", err)
 	}
@@ -156,11 +158,13 @@ func ids(items []item) []string {
 }
 
 func (s *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
+	ctx, cancel := s.op()
+	defer cancel()
 	sel := s.selected()
 	if sel == nil {
 		return nil
 	}
-	v, err := sel.f.Sync(s.ctx, s.srv.o.Gateway.PollInterval)
+	v, err := sel.f.Sync(ctx, s.srv.o.Gateway.PollInterval)
 	if err != nil {
 		// A failed refresh is not the command's failure: the program hears of the changes later.
 		s.srv.o.Log.Warn("imap gateway: could not refresh the folder", "mailbox", s.mbox.Address, "folder", sel.f.Info.Name, "err", err)
@@ -278,6 +282,8 @@ func (s *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
 }
 
 func (s *session) Expunge(w *imapserver.ExpungeWriter, uids *imap.UIDSet) error {
+	ctx, cancel := s.op()
+	defer cancel()
 	sel := s.selected()
 	if sel.readOnly {
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: "READ-ONLY", Text: "The folder was opened with EXAMINE; SELECT it to change it."}
@@ -292,7 +298,7 @@ func (s *session) Expunge(w *imapserver.ExpungeWriter, uids *imap.UIDSet) error 
 	if len(gone) == 0 {
 		return nil
 	}
-	if err := sel.f.Delete(s.ctx, ids(gone)); err != nil {
+	if err := sel.f.Delete(ctx, ids(gone)); err != nil {
 		return s.fail("delete the messages", err)
 	}
 	s.removeAnnounced(sel, gone, w.WriteExpunge)
@@ -358,6 +364,8 @@ func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *im
 // storeGraph sets \Seen and \Flagged in Graph for the messages whose state differs, and in the
 // selection once Graph has them.
 func (s *session) storeGraph(sel *selection, items []item, op imap.StoreFlagsOp, has map[imap.Flag]bool) error {
+	ctx, cancel := s.op()
+	defer cancel()
 	want := func(flag imap.Flag, cur bool) bool {
 		switch op {
 		case imap.StoreFlagsSet:
@@ -386,7 +394,7 @@ func (s *session) storeGraph(sel *selection, items []item, op imap.StoreFlagsOp,
 		if key[2] {
 			c.flagged = &key[3]
 		}
-		if err := sel.f.SetFlags(s.ctx, ids(group), c.read, c.flagged); err != nil {
+		if err := sel.f.SetFlags(ctx, ids(group), c.read, c.flagged); err != nil {
 			return s.fail("set the flags", err)
 		}
 		s.mu.Lock()
@@ -414,12 +422,14 @@ func canonFlag(f imap.Flag) string {
 }
 
 func (s *session) Copy(numSet imap.NumSet, dest string) (*imap.CopyData, error) {
+	ctx, cancel := s.op()
+	defer cancel()
 	sel := s.selected()
 	items, d, err := s.transferStart(sel, numSet, dest)
 	if err != nil || len(items) == 0 {
 		return &imap.CopyData{}, err
 	}
-	uids, err := sel.f.Copy(s.ctx, ids(items), d)
+	uids, err := sel.f.Copy(ctx, ids(items), d)
 	if err != nil {
 		return nil, s.fail("copy the messages", err)
 	}
@@ -427,6 +437,8 @@ func (s *session) Copy(numSet imap.NumSet, dest string) (*imap.CopyData, error) 
 }
 
 func (s *session) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string) error {
+	ctx, cancel := s.op()
+	defer cancel()
 	sel := s.selected()
 	if sel.readOnly {
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: "READ-ONLY", Text: "The folder was opened with EXAMINE; SELECT it to change it."}
@@ -438,7 +450,7 @@ func (s *session) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string
 	if len(items) == 0 {
 		return nil
 	}
-	uids, err := sel.f.Move(s.ctx, ids(items), d)
+	uids, err := sel.f.Move(ctx, ids(items), d)
 	if err != nil {
 		return s.fail("move the messages", err)
 	}
@@ -454,7 +466,9 @@ func (s *session) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string
 }
 
 func (s *session) transferStart(sel *selection, numSet imap.NumSet, dest string) ([]item, *gateway.Folder, error) {
-	d, err := s.mbox.Folder(s.ctx, dest)
+	ctx, cancel := s.op()
+	defer cancel()
+	d, err := s.mbox.Folder(ctx, dest)
 	if err != nil {
 		if isNoFolder(err) {
 			return nil, nil, &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeTryCreate, Text: "No such folder."}
@@ -468,7 +482,9 @@ func (s *session) transferStart(sel *selection, numSet imap.NumSet, dest string)
 }
 
 func (s *session) copyData(items []item, uids []uint32, d *gateway.Folder) (*imap.CopyData, error) {
-	v, err := d.Sync(s.ctx, s.srv.o.Gateway.PollInterval)
+	ctx, cancel := s.op()
+	defer cancel()
+	v, err := d.Sync(ctx, s.srv.o.Gateway.PollInterval)
 	if err != nil {
 		return nil, s.fail("list the destination folder", err)
 	}
