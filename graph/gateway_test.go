@@ -138,3 +138,90 @@ func TestLimiterKeepsUnderGraphsConcurrency(t *testing.T) {
 		t.Errorf("Graph saw %d requests for %d calls: some were throttled and retried", got, n)
 	}
 }
+
+// TestFolderTree: AllFolders lists the whole tree, parents first, with the well-known folders
+// named, in one request per level that has children (the well-known ids asked once per client);
+// CreateChildFolder, RenameFolder, MoveFolder and DeleteFolder change what IMAP sees.
+func TestFolderTree(t *testing.T) {
+	v := newEnv(t, testWorld())
+	defer v.close()
+	ctx := context.Background()
+	c := v.gatewayClient(t, "daemon")
+	// 6 default folders + 3 top-level with 2 children each: 15 folders.
+	var parents []*graph.Folder
+	for i := range 3 {
+		p, err := c.CreateChildFolder(ctx, "", fmt.Sprintf("Projekt %d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		parents = append(parents, p)
+		for j := range 2 {
+			if _, err := c.CreateChildFolder(ctx, p.ID, fmt.Sprintf("Teil %d", j)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	list := func(wantRequests int64) map[string]graph.Folder {
+		t.Helper()
+		start := v.E.Graph.Requests()
+		all, err := c.AllFolders(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := v.E.Graph.Requests() - start; n != wantRequests {
+			t.Errorf("AllFolders cost %d requests, want %d", n, wantRequests)
+		}
+		byName := map[string]graph.Folder{} // by name, and by name@parent id
+		seen := map[string]bool{}
+		for _, f := range all {
+			if seen[f.ID] {
+				t.Errorf("%q listed twice", f.DisplayName)
+			}
+			seen[f.ID] = true
+			byName[f.DisplayName], byName[f.DisplayName+"@"+f.ParentFolderID] = f, f
+			if p := f.ParentFolderID; !seen[p] && slices.ContainsFunc(all, func(g graph.Folder) bool { return g.ID == p }) {
+				t.Errorf("%q listed before its parent", f.DisplayName)
+			}
+		}
+		return byName
+	}
+	// First listing: the top level, the 3 parents' children, and the 6 well-known ids.
+	got := list(1 + 3 + 6)
+	if len(got) < 15 {
+		t.Fatalf("%d folders", len(got))
+	}
+	for name, want := range map[string]string{"Inbox": "inbox", "Sent Items": "sentitems", "Drafts": "drafts",
+		"Deleted Items": "deleteditems", "Junk Email": "junkemail", "Archive": "archive", "Projekt 0": ""} {
+		if got[name].WellKnownName != want {
+			t.Errorf("%s: well-known name %q, want %q", name, got[name].WellKnownName, want)
+		}
+	}
+	if f := got["Teil 1@"+parents[2].ID]; f.ID == "" {
+		t.Errorf("Projekt 2/Teil 1 missing")
+	}
+	// Again: the well-known ids are known.
+	list(1 + 3)
+
+	child := got["Teil 0@"+parents[0].ID]
+	if err := c.RenameFolder(ctx, child.ID, "Teil null"); err != nil {
+		t.Fatal(err)
+	}
+	if v.E.Store.Mailbox(alice).Folder("Projekt 0/Teil null") == nil {
+		t.Error("IMAP does not see the rename")
+	}
+	moved, err := c.MoveFolder(ctx, child.ID, "")
+	if err != nil || moved.ID != child.ID || v.E.Store.Mailbox(alice).Folder("Teil null") == nil {
+		t.Fatalf("move to the top level: %v %+v", err, moved)
+	}
+	if _, err := c.MoveFolder(ctx, child.ID, parents[1].ID); err != nil || v.E.Store.Mailbox(alice).Folder("Projekt 1/Teil null") == nil {
+		t.Fatalf("move under Projekt 1: %v", err)
+	}
+	if err := c.DeleteFolder(ctx, parents[2].ID); err != nil {
+		t.Fatal(err)
+	}
+	if v.E.Store.Mailbox(alice).Folder("Projekt 2") != nil || v.E.Store.Mailbox(alice).Folder("Deleted Items/Projekt 2/Teil 1") == nil {
+		t.Error("a deleted folder is not under Deleted Items with its children")
+	}
+	_, err = c.CreateChildFolder(ctx, parents[1].ID, "teil 1")
+	wantGraphErr(t, err, 409, "ErrorFolderExists")
+}
