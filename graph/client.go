@@ -161,8 +161,11 @@ func (e *Error) Error() string {
 	if e.RequestID != "" {
 		s += " (request-id " + e.RequestID + ")"
 	}
-	if e.RetryAfter > 0 {
+	switch {
+	case e.RetryAfter > 0 && e.Status == http.StatusTooManyRequests:
 		s += fmt.Sprintf("; Graph is throttling this mailbox: try again in %v", e.RetryAfter.Round(100*time.Millisecond))
+	case e.RetryAfter > 0:
+		s += fmt.Sprintf("; Graph asks to try again in %v", e.RetryAfter.Round(100*time.Millisecond))
 	}
 	return s
 }
@@ -382,13 +385,15 @@ func readAll(resp *http.Response, rq request) ([]byte, error) {
 // attempt sends the request once, within a Limiter slot; the slot is given back by release, which
 // also closes the response's body.
 func (c *Client) attempt(ctx context.Context, rq request) (*http.Response, func(), error) {
-	free, err := c.lim.acquire(ctx)
+	// The request (and its token, which may take the identity platform a while) first: a slot is
+	// held only while Graph is asked.
+	req, err := c.newRequest(ctx, rq)
 	if err != nil {
 		return nil, nil, err
 	}
-	req, err := c.newRequest(ctx, rq)
+	free, err := c.lim.acquire(ctx)
 	if err != nil {
-		free()
+		req.Body.Close()
 		return nil, nil, err
 	}
 	resp, err := c.hc.Do(req)
@@ -420,6 +425,13 @@ func ctxWhat(ctx context.Context) string {
 
 // newRequest builds one attempt's HTTP request: body, headers, Prefer and the bearer token.
 func (c *Client) newRequest(ctx context.Context, rq request) (*http.Request, error) {
+	var tok *token.Token
+	if !rq.noAuth {
+		var err error
+		if tok, err = c.token(ctx); err != nil {
+			return nil, err
+		}
+	}
 	var body io.Reader = bytes.NewReader(rq.body)
 	if rq.stream != nil {
 		r, err := rq.stream()
@@ -430,6 +442,9 @@ func (c *Client) newRequest(ctx context.Context, rq request) (*http.Request, err
 	}
 	req, err := http.NewRequestWithContext(ctx, rq.method, rq.url, body)
 	if err != nil {
+		if c, ok := body.(io.Closer); ok {
+			c.Close()
+		}
 		return nil, redact(err)
 	}
 	switch {
@@ -454,11 +469,7 @@ func (c *Client) newRequest(ctx context.Context, rq request) (*http.Request, err
 	if len(prefer) > 0 {
 		req.Header.Set("Prefer", strings.Join(prefer, ", "))
 	}
-	if !rq.noAuth {
-		tok, err := c.token(ctx)
-		if err != nil {
-			return nil, err
-		}
+	if tok != nil {
 		req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
 	}
 	return req, nil
