@@ -1,17 +1,23 @@
 // Package graph is a small Microsoft Graph mail client (v1.0): send mail (with attachments of any
-// size up to 150 MB, large ones through upload sessions), list, read, move and delete messages, list
-// and create folders — for /me (delegated tokens) or /users/{mailbox} (app-only tokens). New makes a
-// client from Options; ForAccount from a token.Account.
+// size up to 150 MB, large ones through upload sessions), list, read, stream, create, flag, move, copy
+// and delete messages, keep a folder in sync with delta queries, and list and manage the folder
+// tree — for /me (delegated tokens) or /users/{mailbox} (app-only tokens). New makes a client from
+// Options; ForAccount from a token.Account; ClientFor one for the proxy's Graph gateway (immutable
+// ids, a Limiter shared per mailbox).
 //
 // It is written on net/http with typed structs on purpose: msgraph-sdk-go covers all of Graph and is
 // very large to build (hundreds of generated packages, minutes of compile time and tens of MB of
 // binary) for the dozen calls a mail client needs.
 //
-// Requests carry a token from a token.Source. The client retries 429 (honouring Retry-After,
-// seconds possibly fractional, or an HTTP date) and 5xx answers with exponential backoff and jitter,
-// a bounded number of times and never past ctx; on 401 InvalidAuthenticationToken it asks a
-// token.Refresher for a fresh token once. Failures are *Error with Graph's status, code, message and
-// request-id. No token (nor an upload URL's authtoken) is ever logged or put in an error.
+// Requests carry a token from a token.Source. The client waits out Graph's Retry-After (seconds,
+// possibly fractional, or an HTTP date) when ctx's deadline allows and fails at once when it does
+// not (IsThrottled); it retries 5xx answers with exponential backoff and jitter, a bounded number of
+// times and never past ctx; on 401 InvalidAuthenticationToken it asks a token.Refresher for a fresh
+// token once. Failures are *Error with Graph's status, code, message and request-id.
+//
+// It must never: log a token or put one (nor an upload URL's authtoken) in an error; send a token to
+// another host than the API's (a nextLink or deltaLink elsewhere is refused); read an answer
+// without a bound (JSON pages are capped, MIME is streamed); exceed its Limiter's requests in flight.
 package graph
 
 import (
