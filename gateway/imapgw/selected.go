@@ -23,6 +23,9 @@ type selection struct {
 	// deleted holds the UIDs this session marked \Deleted: Graph has no such flag, so it lives
 	// here until EXPUNGE or CLOSE.
 	deleted map[uint32]bool
+	// highest is the highest UID the program was told of: a message above it is new, one below
+	// it and not listed was expunged (by this session: the view may lag behind it).
+	highest uint32
 	// stale: messages gone from Graph are still listed, because the program could not be told yet.
 	stale bool
 }
@@ -45,6 +48,9 @@ func (s *session) Select(mailbox string, options *imap.SelectOptions) (*imap.Sel
 	}
 	sel := &selection{f: f, readOnly: options.ReadOnly, validity: v.UIDValidity, uidNext: v.UIDNext,
 		version: v.Version, msgs: append([]gateway.Message(nil), v.Messages...), deleted: map[uint32]bool{}}
+	if n := len(sel.msgs); n > 0 {
+		sel.highest = sel.msgs[n-1].UID
+	}
 	s.mu.Lock()
 	s.sel = sel
 	s.mu.Unlock()
@@ -190,10 +196,6 @@ func (s *session) apply(sel *selection, v *gateway.View, w *imapserver.UpdateWri
 	for i := range v.Messages {
 		now[v.Messages[i].UID] = &v.Messages[i]
 	}
-	var last uint32
-	if n := len(sel.msgs); n > 0 {
-		last = sel.msgs[n-1].UID
-	}
 	sel.stale = false
 	for i := len(sel.msgs) - 1; i >= 0; i-- {
 		if now[sel.msgs[i].UID] != nil {
@@ -225,8 +227,9 @@ func (s *session) apply(sel *selection, v *gateway.View, w *imapserver.UpdateWri
 	}
 	added := false
 	for i := range v.Messages {
-		if v.Messages[i].UID > last {
+		if v.Messages[i].UID > sel.highest {
 			sel.msgs = append(sel.msgs, v.Messages[i])
+			sel.highest = v.Messages[i].UID
 			added = true
 		}
 	}
@@ -285,9 +288,6 @@ func (s *session) Expunge(w *imapserver.ExpungeWriter, uids *imap.UIDSet) error 
 	ctx, cancel := s.op()
 	defer cancel()
 	sel := s.selected()
-	if sel.readOnly {
-		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: "READ-ONLY", Text: "The folder was opened with EXAMINE; SELECT it to change it."}
-	}
 	var gone []item
 	for i := range sel.msgs {
 		m := &sel.msgs[i]
@@ -296,7 +296,7 @@ func (s *session) Expunge(w *imapserver.ExpungeWriter, uids *imap.UIDSet) error 
 		}
 	}
 	if len(gone) == 0 {
-		return nil
+		return nil // also CLOSE of an EXAMINEd folder, where nothing can be \Deleted
 	}
 	if err := sel.f.Delete(ctx, ids(gone)); err != nil {
 		return s.fail("delete the messages", err)
@@ -427,7 +427,7 @@ func (s *session) Copy(numSet imap.NumSet, dest string) (*imap.CopyData, error) 
 	sel := s.selected()
 	items, d, err := s.transferStart(sel, numSet, dest)
 	if err != nil || len(items) == 0 {
-		return &imap.CopyData{}, err
+		return nil, err // no COPYUID for nothing copied
 	}
 	uids, err := sel.f.Copy(ctx, ids(items), d)
 	if err != nil {
