@@ -69,7 +69,9 @@ type maildrop interface {
 func Serve(ctx context.Context, conn net.Conn, r *bufio.Reader, mb *gateway.Mailbox, o Options) error {
 	o = o.withDefaults()
 	o.Log = o.Log.With("mailbox", mb.Address)
-	f, err := mb.Folder(ctx, "INBOX")
+	fctx, cancel := context.WithTimeout(ctx, graphWait)
+	f, err := mb.Folder(fctx, "INBOX")
+	cancel()
 	if err != nil {
 		s := newSession(ctx, conn, r, nil, o)
 		defer s.stop()
@@ -83,7 +85,9 @@ func serve(ctx context.Context, conn net.Conn, r *bufio.Reader, box maildrop, o 
 	o = o.withDefaults()
 	s := newSession(ctx, conn, r, box, o)
 	defer s.stop()
-	v, err := box.Sync(ctx, 0)
+	sctx, cancel := context.WithTimeout(ctx, graphWait)
+	v, err := box.Sync(sctx, 0)
+	cancel()
 	if err != nil {
 		return s.unavailable(err)
 	}

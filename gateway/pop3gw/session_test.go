@@ -321,19 +321,23 @@ func TestPipelining(t *testing.T) {
 }
 
 func TestLoginUnavailable(t *testing.T) {
-	for status, text := range map[int]string{
-		429: "Microsoft Graph is throttling this mailbox",
-		403: "Microsoft Graph refused access to this mailbox",
-		503: "Microsoft Graph failed",
+	for _, c := range []struct {
+		err  *graph.Error
+		text string
+	}{
+		{&graph.Error{Status: 429, RetryAfter: 90 * time.Second}, "Microsoft Graph is throttling this mailbox for 1m30s; try again later."},
+		{&graph.Error{Status: 429}, "Microsoft Graph is throttling this mailbox; try again later."},
+		{&graph.Error{Status: 403, Code: "ErrorAccessDenied"}, "Microsoft Graph refused access to this mailbox (the proxy log says why); try again later."},
+		{&graph.Error{Status: 503}, "Microsoft Graph failed; try again later."},
 	} {
 		box := newFakeBox(msg1)
-		box.syncErr = fmt.Errorf("listing: %w", &graph.Error{Status: status, Code: "Whatever"})
-		c, hello := dial(t, t.Context(), box, Options{})
-		if want := "-ERR [SYS/TEMP] The Inbox could not be read: " + text; !strings.HasPrefix(hello, want) {
-			t.Errorf("Graph's %d: %q, want %q…", status, hello, want)
+		box.syncErr = fmt.Errorf("listing: %w", c.err)
+		cl, hello := dial(t, t.Context(), box, Options{})
+		if want := "-ERR [SYS/TEMP] The Inbox could not be read: " + c.text; hello != want {
+			t.Errorf("Graph's %v: %q, want %q", c.err, hello, want)
 		}
-		if err := c.wait(); !errors.Is(err, ErrUnavailable) {
-			t.Errorf("Graph's %d: Serve returned %v, want ErrUnavailable", status, err)
+		if err := cl.wait(); !errors.Is(err, ErrUnavailable) {
+			t.Errorf("Graph's %v: Serve returned %v, want ErrUnavailable", c.err, err)
 		}
 	}
 }

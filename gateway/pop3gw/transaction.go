@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/mailoauth/mailoauth/graph"
 )
@@ -14,6 +15,11 @@ var (
 	errQuit   = errors.New("pop3gw: the program quit")
 	errTooBad = errors.New("pop3gw: too many bad commands")
 )
+
+// graphWait bounds the Graph requests a program waits for without seeing progress (the listing at
+// login, the deletions at QUIT), Graph's throttling pauses included: programs give up on a silent
+// server after a few minutes (fetchmail: 5), and an answer is better than a hang-up.
+const graphWait = 2 * time.Minute
 
 // capabilities is the CAPA list in the TRANSACTION state (RFC 2449).
 const capabilities = "+OK Capability list follows\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nPIPELINING\r\nUSER\r\n."
@@ -151,7 +157,10 @@ func (s *session) quit() error {
 		}
 	}
 	if len(ids) > 0 {
-		if err := s.box.Delete(s.ctx, ids); err != nil {
+		ctx, cancel := context.WithTimeout(s.ctx, graphWait)
+		err := s.box.Delete(ctx, ids)
+		cancel()
+		if err != nil {
 			s.o.Log.Warn("pop3 gateway: deleting at QUIT failed", "messages", len(ids), "err", err)
 			_ = s.reply("-ERR [SYS/TEMP] The marked messages may not all have been deleted: " + graphTrouble(s.ctx, err) + "; those left stay in the Inbox.")
 			return errQuit
@@ -166,7 +175,9 @@ func (s *session) quit() error {
 func graphTrouble(ctx context.Context, err error) string {
 	var ge *graph.Error
 	switch {
-	case errors.As(err, &ge) && ge.Status == 429:
+	case graph.IsThrottled(err) && errors.As(err, &ge) && ge.RetryAfter > 0:
+		return fmt.Sprintf("Microsoft Graph is throttling this mailbox for %v", ge.RetryAfter.Round(time.Second))
+	case graph.IsThrottled(err):
 		return "Microsoft Graph is throttling this mailbox"
 	case errors.As(err, &ge) && (ge.Status == 401 || ge.Status == 403):
 		return "Microsoft Graph refused access to this mailbox (the proxy log says why)"
@@ -174,6 +185,8 @@ func graphTrouble(ctx context.Context, err error) string {
 		return "Microsoft Graph failed"
 	case ctx.Err() != nil:
 		return "the session was ending"
+	case errors.Is(err, context.DeadlineExceeded):
+		return "Microsoft Graph did not answer in time"
 	}
 	return "the request to Microsoft Graph failed (the proxy log says why)"
 }
