@@ -75,6 +75,7 @@ type Server struct {
 	drafts   map[string]*draft   // by id
 	sessions map[string]*session // by authtoken
 	faultHit map[string]int      // requests seen per fault, by Fault.ID
+	deltas   deltas              // delta tokens
 	requests int64
 }
 
@@ -397,6 +398,8 @@ func (s *Server) handlerFor(method string, segs []string) (handler, op) {
 		return s.listMessages, opRead
 	case match(segs, "messages") && method == "GET":
 		return s.listMessages, opRead
+	case match(segs, "mailFolders", "*", "messages", "delta") && method == "GET":
+		return s.messagesDelta, opRead
 	case (match(segs, "messages") || match(segs, "mailFolders", "drafts", "messages")) && method == "POST":
 		return s.createDraft, opWrite
 	case match(segs, "messages", "*") && method == "GET":
@@ -611,12 +614,13 @@ func readJSON(r *http.Request, v any) *gerr {
 	return nil
 }
 
-// Reset forgets what Graph keeps beside the mail store — drafts, upload sessions, messages'
+// Reset forgets what Graph keeps beside the mail store — drafts, upload sessions, delta tokens, messages'
 // categories, importance and flags, throttling windows and fault counters — for the emulator's reset
 // to its scenario, whose caller empties the store. Requests in flight finish with what they hold.
 func (s *Server) Reset() {
 	s.mu.Lock()
 	s.drafts, s.sessions, s.faultHit = map[string]*draft{}, map[string]*session{}, map[string]int{}
+	s.deltas = deltas{}
 	s.mu.Unlock()
 	s.meta.mu.Lock()
 	s.meta.m = nil
