@@ -34,17 +34,6 @@ type Options struct {
 	Log        *slog.Logger
 }
 
-// UIDStore keeps the UID maps: per mailbox and folder, a UIDVALIDITY and the UID of each message
-// (by Graph's immutable id), where the proxy keeps its tokens (beside the file store, or in Redis
-// for a fleet) so that every replica and every restart gives the same UIDs.
-type UIDStore interface {
-	// Assign returns the folder's UIDVALIDITY and the UIDs of ids, in order: an id seen before keeps
-	// its UID; new ids get the next UIDs, in the order given. It is atomic across processes.
-	Assign(ctx context.Context, mailbox, folder string, ids []string) (validity uint32, uids []uint32, err error)
-	// Forget drops ids (messages gone from the folder); their UIDs are never given again.
-	Forget(ctx context.Context, mailbox, folder string, ids []string) error
-}
-
 // Mailboxes opens one Mailbox per (account, address) and keeps it while sessions use it, so that
 // every session of a mailbox shares its folder state and Graph's per-mailbox request limit.
 type Mailboxes struct{}

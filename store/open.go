@@ -8,6 +8,8 @@ import (
 	"os"
 	"strings"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/mailoauth/mailoauth/config"
 	"github.com/mailoauth/mailoauth/store/redis"
 )
@@ -49,26 +51,51 @@ func Open(c config.Store, prompt func() ([]byte, error)) (Store, error) {
 
 // openRedis opens the redis backend, its password read now (a missing one is a configuration error).
 func openRedis(c config.Store, src KeySource) (Store, error) {
+	o, err := redisOptions(c)
+	if err != nil {
+		return nil, err
+	}
+	o.Passphrase, o.Key = src.Passphrase, src.Key
+	s, err := redis.Open(o)
+	if err != nil {
+		return nil, &redisConfigError{err.Error()}
+	}
+	return s, nil
+}
+
+// RedisClient returns a client of the Redis server a [store] with backend "redis" names, with the
+// token store's connection settings and password, for what is kept beside the tokens (the
+// gateway's UIDs). Close it when done.
+func RedisClient(c config.Store) (*goredis.Client, error) {
+	o, err := redisOptions(c)
+	if err != nil {
+		return nil, err
+	}
+	rc, err := redis.NewClient(o)
+	if err != nil {
+		return nil, &redisConfigError{err.Error()}
+	}
+	return rc, nil
+}
+
+// redisOptions are the redis backend's connection settings, its password read now.
+func redisOptions(c config.Store) (redis.Options, error) {
 	var pass string
 	switch {
 	case c.PasswordEnv != "":
 		v, ok := os.LookupEnv(c.PasswordEnv)
 		if !ok || v == "" {
-			return nil, &redisConfigError{fmt.Sprintf("the Redis password variable %s is not set; export it, or set password_file in [store]", c.PasswordEnv)}
+			return redis.Options{}, &redisConfigError{fmt.Sprintf("the Redis password variable %s is not set; export it, or set password_file in [store]", c.PasswordEnv)}
 		}
 		pass = v
 	case c.PasswordFile != "":
 		b, err := os.ReadFile(c.PasswordFile)
 		if err != nil {
-			return nil, &redisConfigError{fmt.Sprintf("the Redis password_file %s cannot be read: %v", c.PasswordFile, errors.Unwrap(err))}
+			return redis.Options{}, &redisConfigError{fmt.Sprintf("the Redis password_file %s cannot be read: %v", c.PasswordFile, errors.Unwrap(err))}
 		}
 		pass = strings.TrimRight(string(b), "\r\n")
 	}
-	s, err := redis.Open(redis.Options{URL: c.URL, CAFile: c.CAFile, Username: c.Username, Password: pass, Prefix: c.Prefix, Passphrase: src.Passphrase, Key: src.Key})
-	if err != nil {
-		return nil, &redisConfigError{err.Error()}
-	}
-	return s, nil
+	return redis.Options{URL: c.URL, CAFile: c.CAFile, Username: c.Username, Password: pass, Prefix: c.Prefix}, nil
 }
 
 // keySource is where the file and redis backends get their key, from [store].

@@ -133,21 +133,53 @@ func Open(o Options) (*Store, error) {
 	if (o.Passphrase == nil) == (o.Key == nil) {
 		return nil, errors.New("store/redis: exactly one of Options.Passphrase and Options.Key must be set")
 	}
+	c, host, err := newClient(o)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{
+		c: c, addr: host, prefix: o.Prefix, lockTTL: o.LockTTL,
+		keys:  &seal.Keys{Passphrase: o.Passphrase, Key: o.Key},
+		local: map[string]copyOf{}, pending: map[string]copyOf{}, held: map[string]hold{},
+		done: make(chan struct{}),
+	}
+	if s.prefix == "" {
+		s.prefix = "mailoauth:"
+	}
+	if s.lockTTL <= 0 {
+		s.lockTTL = 30 * time.Second
+	}
+	for i := range s.slots {
+		s.slots[i] = make(chan struct{}, 1)
+	}
+	return s, nil
+}
+
+// NewClient returns a Redis client with the settings a Store would use (Options' URL, CAFile,
+// Username, Password; the key and prefix are not needed), for others that keep data beside the
+// tokens (the gateway's UIDs). It does not connect until first used; close it when done.
+func NewClient(o Options) (*goredis.Client, error) {
+	c, _, err := newClient(o)
+	return c, err
+}
+
+// newClient checks o's connection settings and returns a client and the server's host:port.
+func newClient(o Options) (*goredis.Client, string, error) {
 	u, err := url.Parse(o.URL)
 	if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
-		return nil, errors.New("the Redis token store's url must be redis://HOST:PORT or rediss://HOST:PORT")
+		return nil, "", errors.New("the Redis token store's url must be redis://HOST:PORT or rediss://HOST:PORT")
 	}
 	if _, ok := u.User.Password(); ok {
-		return nil, errors.New("the Redis token store's url holds a password; remove it and give the password separately (password_env or password_file)")
+		return nil, "", errors.New("the Redis token store's url holds a password; remove it and give the password separately (password_env or password_file)")
 	}
 	if u.RawQuery != "" {
 		// go-redis reads options from the query, skip_verify among them, which would turn off the
 		// certificate check rediss:// promises; the store sets its own timeouts.
-		return nil, errors.New("the Redis token store's url has query options (?...), which the store does not take; remove them")
+		return nil, "", errors.New("the Redis token store's url has query options (?...), which the store does not take; remove them")
 	}
 	ro, err := goredis.ParseURL(o.URL)
 	if err != nil {
-		return nil, fmt.Errorf("the Redis token store's url is not valid: %w", err)
+		return nil, "", fmt.Errorf("the Redis token store's url is not valid: %w", err)
 	}
 	if o.Username != "" {
 		ro.Username = o.Username
@@ -155,15 +187,15 @@ func Open(o Options) (*Store, error) {
 	ro.Password = o.Password
 	if o.CAFile != "" {
 		if ro.TLSConfig == nil {
-			return nil, errors.New("the Redis token store's ca_file is set but its url is redis://, without TLS; use rediss://")
+			return nil, "", errors.New("the Redis token store's ca_file is set but its url is redis://, without TLS; use rediss://")
 		}
 		pem, err := os.ReadFile(o.CAFile)
 		if err != nil {
-			return nil, fmt.Errorf("the Redis token store's ca_file cannot be read: %w", errors.Unwrap(err))
+			return nil, "", fmt.Errorf("the Redis token store's ca_file cannot be read: %w", errors.Unwrap(err))
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("the Redis token store's ca_file %s holds no PEM certificate", o.CAFile)
+			return nil, "", fmt.Errorf("the Redis token store's ca_file %s holds no PEM certificate", o.CAFile)
 		}
 		ro.TLSConfig.RootCAs = pool
 	}
@@ -179,22 +211,7 @@ func Open(o Options) (*Store, error) {
 	// for them (one that would outlive a store nobody closes, a CLI command's).
 	ro.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 	ro.ContextTimeoutEnabled = true
-	s := &Store{
-		c: goredis.NewClient(ro), addr: u.Host, prefix: o.Prefix, lockTTL: o.LockTTL,
-		keys:  &seal.Keys{Passphrase: o.Passphrase, Key: o.Key},
-		local: map[string]copyOf{}, pending: map[string]copyOf{}, held: map[string]hold{},
-		done: make(chan struct{}),
-	}
-	if s.prefix == "" {
-		s.prefix = "mailoauth:"
-	}
-	if s.lockTTL <= 0 {
-		s.lockTTL = 30 * time.Second
-	}
-	for i := range s.slots {
-		s.slots[i] = make(chan struct{}, 1)
-	}
-	return s, nil
+	return goredis.NewClient(ro), u.Host, nil
 }
 
 // Close writes what is queued (trying for at most a few seconds) and disconnects. Updates it could

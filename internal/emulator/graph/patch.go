@@ -300,7 +300,16 @@ func immutableIDs(r *http.Request) bool {
 
 // moveOrCopy reads {"destinationId": ...} and the message; Graph drafts stay where they are.
 func (s *Server) moveOrCopy(r *http.Request, c *call) (mailstore.Message, string, *gerr) {
-	dest, e := s.readDestination(r, c)
+	var in struct {
+		DestinationID string `json:"destinationId"`
+	}
+	if e := readJSON(r, &in); e != nil {
+		return mailstore.Message{}, "", e
+	}
+	if in.DestinationID == "" {
+		return mailstore.Message{}, "", errf(400, "ErrorInvalidRequest", "The destinationId parameter is required.")
+	}
+	dest, e := s.lookupFolder(c.mailbox, in.DestinationID)
 	if e != nil {
 		return mailstore.Message{}, "", e
 	}
