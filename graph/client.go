@@ -1,17 +1,23 @@
 // Package graph is a small Microsoft Graph mail client (v1.0): send mail (with attachments of any
-// size up to 150 MB, large ones through upload sessions), list, read, move and delete messages, list
-// and create folders — for /me (delegated tokens) or /users/{mailbox} (app-only tokens). New makes a
-// client from Options; ForAccount from a token.Account.
+// size up to 150 MB, large ones through upload sessions), list, read, stream, create, flag, move, copy
+// and delete messages, keep a folder in sync with delta queries, and list and manage the folder
+// tree — for /me (delegated tokens) or /users/{mailbox} (app-only tokens). New makes a client from
+// Options; ForAccount from a token.Account; ClientFor one for the proxy's Graph gateway (immutable
+// ids, a Limiter shared per mailbox).
 //
 // It is written on net/http with typed structs on purpose: msgraph-sdk-go covers all of Graph and is
 // very large to build (hundreds of generated packages, minutes of compile time and tens of MB of
 // binary) for the dozen calls a mail client needs.
 //
-// Requests carry a token from a token.Source. The client retries 429 (honouring Retry-After,
-// seconds possibly fractional, or an HTTP date) and 5xx answers with exponential backoff and jitter,
-// a bounded number of times and never past ctx; on 401 InvalidAuthenticationToken it asks a
-// token.Refresher for a fresh token once. Failures are *Error with Graph's status, code, message and
-// request-id. No token (nor an upload URL's authtoken) is ever logged or put in an error.
+// Requests carry a token from a token.Source. The client waits out Graph's Retry-After (seconds,
+// possibly fractional, or an HTTP date) when ctx's deadline allows and fails at once when it does
+// not (IsThrottled); it retries 5xx answers with exponential backoff and jitter, a bounded number of
+// times and never past ctx; on 401 InvalidAuthenticationToken it asks a token.Refresher for a fresh
+// token once. Failures are *Error with Graph's status, code, message and request-id.
+//
+// It must never: log a token or put one (nor an upload URL's authtoken) in an error; send a token to
+// another host than the API's (a nextLink or deltaLink elsewhere is refused); read an answer
+// without a bound (JSON pages are capped, MIME is streamed); exceed its Limiter's requests in flight.
 package graph
 
 import (
@@ -161,8 +167,11 @@ func (e *Error) Error() string {
 	if e.RequestID != "" {
 		s += " (request-id " + e.RequestID + ")"
 	}
-	if e.RetryAfter > 0 {
+	switch {
+	case e.RetryAfter > 0 && e.Status == http.StatusTooManyRequests:
 		s += fmt.Sprintf("; Graph is throttling this mailbox: try again in %v", e.RetryAfter.Round(100*time.Millisecond))
+	case e.RetryAfter > 0:
+		s += fmt.Sprintf("; Graph asks to try again in %v", e.RetryAfter.Round(100*time.Millisecond))
 	}
 	return s
 }
@@ -382,13 +391,15 @@ func readAll(resp *http.Response, rq request) ([]byte, error) {
 // attempt sends the request once, within a Limiter slot; the slot is given back by release, which
 // also closes the response's body.
 func (c *Client) attempt(ctx context.Context, rq request) (*http.Response, func(), error) {
-	free, err := c.lim.acquire(ctx)
+	// The request (and its token, which may take the identity platform a while) first: a slot is
+	// held only while Graph is asked.
+	req, err := c.newRequest(ctx, rq)
 	if err != nil {
 		return nil, nil, err
 	}
-	req, err := c.newRequest(ctx, rq)
+	free, err := c.lim.acquire(ctx)
 	if err != nil {
-		free()
+		req.Body.Close()
 		return nil, nil, err
 	}
 	resp, err := c.hc.Do(req)
@@ -420,6 +431,13 @@ func ctxWhat(ctx context.Context) string {
 
 // newRequest builds one attempt's HTTP request: body, headers, Prefer and the bearer token.
 func (c *Client) newRequest(ctx context.Context, rq request) (*http.Request, error) {
+	var tok *token.Token
+	if !rq.noAuth {
+		var err error
+		if tok, err = c.token(ctx); err != nil {
+			return nil, err
+		}
+	}
 	var body io.Reader = bytes.NewReader(rq.body)
 	if rq.stream != nil {
 		r, err := rq.stream()
@@ -430,6 +448,9 @@ func (c *Client) newRequest(ctx context.Context, rq request) (*http.Request, err
 	}
 	req, err := http.NewRequestWithContext(ctx, rq.method, rq.url, body)
 	if err != nil {
+		if c, ok := body.(io.Closer); ok {
+			c.Close()
+		}
 		return nil, redact(err)
 	}
 	switch {
@@ -454,11 +475,7 @@ func (c *Client) newRequest(ctx context.Context, rq request) (*http.Request, err
 	if len(prefer) > 0 {
 		req.Header.Set("Prefer", strings.Join(prefer, ", "))
 	}
-	if !rq.noAuth {
-		tok, err := c.token(ctx)
-		if err != nil {
-			return nil, err
-		}
+	if tok != nil {
 		req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
 	}
 	return req, nil

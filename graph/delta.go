@@ -13,8 +13,13 @@ import (
 // DeltaOptions shape a delta query.
 type DeltaOptions struct {
 	Select   []string // $select; nil: DeltaSelect
-	PageSize int      // Prefer: odata.maxpagesize; 0: Graph's default
+	PageSize int      // Prefer: odata.maxpagesize; 0: DefaultDeltaPageSize
 }
+
+// DefaultDeltaPageSize is the page size a delta query asks for unless told otherwise: a 1,000-message
+// folder in 5 pages of a few MB with their headers. Graph may give smaller pages (it caps the
+// preference at its own maximum); the client follows them all.
+const DefaultDeltaPageSize = 200
 
 // Delta is one round of a folder's delta query: what changed since State, and the next State.
 type Delta struct {
@@ -60,9 +65,13 @@ func (c *Client) MessagesDelta(ctx context.Context, folder, state string, o Delt
 	} else if !sameOrigin(state, c.root) {
 		return nil, fmt.Errorf("graph: the delta state is not a link of %s; pass the State a previous round returned", c.root)
 	}
+	pageSize := o.PageSize
+	if pageSize <= 0 {
+		pageSize = DefaultDeltaPageSize
+	}
 	d := &Delta{}
 	for {
-		_, body, err := c.do(ctx, request{method: "GET", url: next, pageSize: o.PageSize})
+		_, body, err := c.do(ctx, request{method: "GET", url: next, pageSize: pageSize})
 		if err != nil {
 			if expired(err) {
 				return nil, fmt.Errorf("%w (%w)", ErrDeltaExpired, err)

@@ -94,7 +94,7 @@ func (s *session) pop3() error {
 		if !attempt {
 			continue
 		}
-		done, err := s.answerLogin(user, password, popUp{}, &failures, reply{
+		r := reply{
 			success: func(ok string) string { return ok },
 			refuse: func(le *loginError) string {
 				if le.temporary {
@@ -102,7 +102,13 @@ func (s *session) pop3() error {
 				}
 				return "-ERR [AUTH] " + le.msg
 			},
-		})
+		}
+		var done bool
+		if s.cfg.Via == config.ViaGraph {
+			done, err = s.answerGatewayPOP3(user, password, &failures, r)
+		} else {
+			done, err = s.answerLogin(user, password, popUp{}, &failures, r)
+		}
 		user = ""
 		if done {
 			return err

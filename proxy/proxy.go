@@ -40,6 +40,7 @@ import (
 
 	"github.com/mailoauth/mailoauth/auth"
 	"github.com/mailoauth/mailoauth/config"
+	"github.com/mailoauth/mailoauth/gateway"
 	"github.com/mailoauth/mailoauth/internal/passhash"
 )
 
@@ -70,6 +71,9 @@ type Options struct {
 	// Ready says whether what logins need beyond the listeners is there (the CLI checks that the
 	// token store can be reached); /readyz answers 503 with its error until it returns nil. nil: ready.
 	Ready func(context.Context) error
+	// Gateway serves the listeners with via = "graph"; New and Reload refuse such a listener when
+	// it is nil or lacks the listener's protocol.
+	Gateway *Gateway
 }
 
 func (o *Options) defaults() {
@@ -123,6 +127,8 @@ type Server struct {
 	adminStopped bool
 	// refusals are the latest refused logins, for Snapshot.
 	refusals refusals
+	// limiters holds each mailbox's graph.Limiter, for listeners via Graph (gateway.go).
+	limiters sync.Map
 }
 
 // upstreamTLSConfig is the account's TLS configuration with the account's session cache.
@@ -158,6 +164,9 @@ type listener struct {
 	// tls is one configuration for all the listener's connections, so that its session-ticket keys
 	// are shared and a program reconnecting resumes its TLS session instead of a full handshake.
 	tls *tls.Config
+	// gw are the gateway servers' listeners, for a listener via Graph (gateway.go).
+	gwMu sync.Mutex
+	gw   map[string]*gateway.Listener
 }
 
 func newListener() *listener {
@@ -194,6 +203,9 @@ func (s *Server) Reload(cfg *config.Proxy, accounts Accounts) error {
 	if err != nil {
 		return err
 	}
+	if err := s.checkGateway(cfg); err != nil {
+		return err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing {
@@ -220,6 +232,7 @@ func (s *Server) Reload(cfg *config.Proxy, accounts Accounts) error {
 		}
 	}
 	for _, l := range removed {
+		l.closeGateway()
 		if l.ln != nil {
 			_ = l.ln.Close() // its sessions go on
 			s.opts.Log.Info("listener removed", "protocol", l.cfg.Load().Protocol, "addr", l.addr)
@@ -466,6 +479,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		if l.ln != nil {
 			_ = l.ln.Close()
 		}
+		l.closeGateway()
 	}
 	n := len(s.sessions)
 	s.mu.Unlock()

@@ -14,11 +14,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/mailoauth/mailoauth/token"
-
+	"github.com/mailoauth/mailoauth/auth"
 	"github.com/mailoauth/mailoauth/config"
 	"github.com/mailoauth/mailoauth/dial"
 	"github.com/mailoauth/mailoauth/doctor/catalog"
+	"github.com/mailoauth/mailoauth/token"
 )
 
 // session is one program's connection, from accept to close.
@@ -48,6 +48,8 @@ type session struct {
 	closed    chan struct{} // closed by close()
 	up        net.Conn      // upstream, once dialed; closed with the session
 	upMu      sync.Mutex
+	// meter is the raw connection of a listener via Graph (gateway.go); nil for the others.
+	meter *meter
 }
 
 func newSession(s *Server, l *listener, c net.Conn) *session {
@@ -57,8 +59,12 @@ func newSession(s *Server, l *listener, c net.Conn) *session {
 		srv: s, l: l, cfg: cfg, set: s.settings.Load(), id: id, conn: c, closed: make(chan struct{}),
 		log: s.opts.Log.With("conn", id, "protocol", cfg.Protocol, "remote", c.RemoteAddr().String()),
 	}
-	sess.r = bufio.NewReaderSize(c, 4096)
 	sess.in.limits = limitsFor(s.opts.MaxLine)
+	if cfg.Via == config.ViaGraph {
+		sess.meter = newMeter(sess, c)
+		sess.conn = sess.meter
+	}
+	sess.r = bufio.NewReaderSize(sess.conn, 4096)
 	return sess
 }
 
@@ -127,12 +133,14 @@ func (s *session) run() {
 		s.useTLS(tc)
 	}
 	var err error
-	switch s.cfg.Protocol {
-	case config.ProtocolIMAP:
+	switch {
+	case s.cfg.Via == config.ViaGraph && s.cfg.Protocol != config.ProtocolPOP:
+		err = s.gatewaySession() // POP3's login is the proxy's own, whichever the listener
+	case s.cfg.Protocol == config.ProtocolIMAP:
 		err = s.imap()
-	case config.ProtocolPOP:
+	case s.cfg.Protocol == config.ProtocolPOP:
 		err = s.pop3()
-	case config.ProtocolSMTP:
+	case s.cfg.Protocol == config.ProtocolSMTP:
 		err = s.smtp()
 	}
 	if le, ok := asLimit(err); ok {
@@ -261,57 +269,9 @@ func (e *loginError) Error() string { return e.msg }
 // the upstream connection is ready to splice and ok is the server's success text.
 func (s *session) login(user, password string, up upstreamProtocol) (conn *upstreamConn, ok string, err error) {
 	m := s.srv.Metrics
-	// A source that has failed waits here, before any check: see penalties.
-	src, key := sourceOf(s.conn.RemoteAddr())
-	turn, werr := s.srv.verifier.penalties.await(s.ctx, s.closed, key)
-	if werr != nil {
-		// Not a refusal: no password was checked, so the program is told to try again, and nothing
-		// is counted against the source (a person behind a guesser's address may have it right).
-		m.login(s.cfg.Protocol, string(outcomeTimeout))
-		s.log.Warn("login failed: the login timeout passed while the login waited for its source's failure delay", "source", src, "outcome", outcomeTimeout, "login_timeout", s.srv.opts.LoginTimeout)
-		return nil, "", &loginError{outcome: outcomeTimeout, temporary: true, msg: msgBusy}
-	}
-	if why := badUserName(user); why != "" {
-		// Refused on its syntax alone, before the password check: such a name could carry SASL fields
-		// of its own upstream. The program is told, and its source slowed down, as for a wrong password.
-		s.refuse(turn, src, outcomeBadUserName, quotedUserName(user), why)
-		return nil, "", &loginError{outcome: outcomeBadUserName, msg: msgBadUserName}
-	}
-	log := s.log.With("user", user)
-	s.set = s.srv.settings.Load() // a reload since the connection began applies to this login
-	account, hash, mailbox, known := s.set.lookup(user)
-	good, verr := s.srv.verifier.verify(s.ctx, hash, password)
-	if verr != nil {
-		// Still queued for a password check at the login deadline: a flood of logins.
-		turn.done()
-		m.login(s.cfg.Protocol, string(outcomeTimeout))
-		log.Warn("login failed: the login timeout passed while the password check waited for its turn", "outcome", outcomeTimeout, "login_timeout", s.srv.opts.LoginTimeout)
-		return nil, "", &loginError{outcome: outcomeTimeout, temporary: true, msg: msgBusy}
-	}
-	if !good {
-		o := outcomeBadPassword
-		reason := "wrong password"
-		if !known {
-			o, reason = outcomeUnknownUser, "unknown user: add it under [proxy.users] (or its domain under [proxy.domains])"
-		}
-		if f, ok := catalog.SharedMailboxSyntax(user); ok && !known {
-			reason = f.Cause + ": " + f.Fix
-		}
-		s.refuse(turn, src, o, user, reason)
-		// The program is told the same in both cases, so that user names cannot be probed.
-		return nil, "", &loginError{outcome: o, msg: "Authentication failed: wrong user name or password."}
-	}
-	turn.succeeded()
-	log = log.With("account", account)
-	a, aerr := s.set.accounts.Account(account)
-	if aerr != nil {
-		m.login(s.cfg.Protocol, string(outcomeConfig))
-		log.Error("login failed: account unusable", "outcome", outcomeConfig, "err", aerr)
-		s.refused(user, account, outcomeConfig, "", aerr.Error())
-		return nil, "", &loginError{outcome: outcomeConfig, temporary: true, msg: "The proxy's account for this user is misconfigured; see the proxy log."}
-	}
-	if mailbox == "" {
-		mailbox = a.Mailbox()
+	a, mailbox, log, lerr := s.checkUser(user, password)
+	if lerr != nil {
+		return nil, "", lerr
 	}
 	addr := s.cfg.Upstream
 	if addr == "" {
@@ -319,20 +279,9 @@ func (s *session) login(user, password string, up upstreamProtocol) (conn *upstr
 	}
 	log = log.With("upstream", addr)
 
-	// The token first: a cached one costs microseconds; a refresh is shared by every session of the
-	// account (auth's single flight) and holds up no other account's sessions.
-	ts := a.TokenSource(token.Exchange)
-	tok, terr := ts.Token(s.ctx)
-	m.tokenFetch(tok, terr)
-	if terr != nil {
-		m.login(s.cfg.Protocol, string(outcomeToken))
-		log.Error("login failed: no token", "outcome", outcomeToken, "err", s.deadlineErr(terr))
-		s.refusedToken(user, a, terr)
-		msg := "The proxy cannot get a token for this account; see the proxy log."
-		if errors.Is(terr, token.ErrLoginRequired) {
-			msg = "The proxy's account needs a new sign-in (mailoauth login " + a.Name() + ")."
-		}
-		return nil, "", &loginError{outcome: outcomeToken, temporary: true, msg: msg}
+	tok, ts, lerr := s.token(user, a, token.Exchange, log)
+	if lerr != nil {
+		return nil, "", lerr
 	}
 
 	hello := s.hello
@@ -383,6 +332,86 @@ func (s *session) login(user, password string, up upstreamProtocol) (conn *upstr
 	return uc, ok, nil
 }
 
+// checkUser runs the steps every login shares, upstream or through the Graph gateway: its source's
+// failure delay, the user name's syntax, the password, and the user map. It returns the account the
+// user maps to, the mailbox to open, and a logger naming both.
+func (s *session) checkUser(user, password string) (a *auth.Account, mailbox string, log *slog.Logger, err error) {
+	m := s.srv.Metrics
+	// A source that has failed waits here, before any check: see penalties.
+	src, key := sourceOf(s.conn.RemoteAddr())
+	turn, werr := s.srv.verifier.penalties.await(s.ctx, s.closed, key)
+	if werr != nil {
+		// Not a refusal: no password was checked, so the program is told to try again, and nothing
+		// is counted against the source (a person behind a guesser's address may have it right).
+		m.login(s.cfg.Protocol, string(outcomeTimeout))
+		s.log.Warn("login failed: the login timeout passed while the login waited for its source's failure delay", "source", src, "outcome", outcomeTimeout, "login_timeout", s.srv.opts.LoginTimeout)
+		return nil, "", nil, &loginError{outcome: outcomeTimeout, temporary: true, msg: msgBusy}
+	}
+	if why := badUserName(user); why != "" {
+		// Refused on its syntax alone, before the password check: such a name could carry SASL fields
+		// of its own upstream. The program is told, and its source slowed down, as for a wrong password.
+		s.refuse(turn, src, outcomeBadUserName, quotedUserName(user), why)
+		return nil, "", nil, &loginError{outcome: outcomeBadUserName, msg: msgBadUserName}
+	}
+	log = s.log.With("user", user)
+	s.set = s.srv.settings.Load() // a reload since the connection began applies to this login
+	account, hash, mailbox, known := s.set.lookup(user)
+	good, verr := s.srv.verifier.verify(s.ctx, hash, password)
+	if verr != nil {
+		// Still queued for a password check at the login deadline: a flood of logins.
+		turn.done()
+		m.login(s.cfg.Protocol, string(outcomeTimeout))
+		log.Warn("login failed: the login timeout passed while the password check waited for its turn", "outcome", outcomeTimeout, "login_timeout", s.srv.opts.LoginTimeout)
+		return nil, "", nil, &loginError{outcome: outcomeTimeout, temporary: true, msg: msgBusy}
+	}
+	if !good {
+		o := outcomeBadPassword
+		reason := "wrong password"
+		if !known {
+			o, reason = outcomeUnknownUser, "unknown user: add it under [proxy.users] (or its domain under [proxy.domains])"
+		}
+		if f, ok := catalog.SharedMailboxSyntax(user); ok && !known {
+			reason = f.Cause + ": " + f.Fix
+		}
+		s.refuse(turn, src, o, user, reason)
+		// The program is told the same in both cases, so that user names cannot be probed.
+		return nil, "", nil, &loginError{outcome: o, msg: "Authentication failed: wrong user name or password."}
+	}
+	turn.succeeded()
+	log = log.With("account", account)
+	a, aerr := s.set.accounts.Account(account)
+	if aerr != nil {
+		m.login(s.cfg.Protocol, string(outcomeConfig))
+		log.Error("login failed: account unusable", "outcome", outcomeConfig, "err", aerr)
+		s.refused(user, account, outcomeConfig, "", aerr.Error())
+		return nil, "", nil, &loginError{outcome: outcomeConfig, temporary: true, msg: "The proxy's account for this user is misconfigured; see the proxy log."}
+	}
+	if mailbox == "" {
+		mailbox = a.Mailbox()
+	}
+	return a, mailbox, log, nil
+}
+
+// token gets the account's token for r. A cached one costs microseconds; a refresh is shared by
+// every session of the account (auth's single flight) and holds up no other account's sessions.
+func (s *session) token(user string, a *auth.Account, r token.Resource, log *slog.Logger) (*token.Token, token.Source, error) {
+	m := s.srv.Metrics
+	ts := a.TokenSource(r)
+	tok, terr := ts.Token(s.ctx)
+	m.tokenFetch(tok, terr)
+	if terr != nil {
+		m.login(s.cfg.Protocol, string(outcomeToken))
+		log.Error("login failed: no token", "outcome", outcomeToken, "resource", r, "err", s.deadlineErr(terr))
+		s.refusedToken(user, a, terr)
+		msg := "The proxy cannot get a token for this account; see the proxy log."
+		if errors.Is(terr, token.ErrLoginRequired) {
+			msg = "The proxy's account needs a new sign-in (mailoauth login " + a.Name() + ")."
+		}
+		return nil, nil, &loginError{outcome: outcomeToken, temporary: true, msg: msg}
+	}
+	return tok, ts, nil
+}
+
 // msgBusy is the answer to a login whose deadline passed before its password could be checked.
 const msgBusy = "The proxy is busy; try again."
 
@@ -412,27 +441,33 @@ func (s *session) answerLogin(user, password string, up upstreamProtocol, failur
 	defer s.setAnswering(false)
 	uc, ok, lerr := s.login(user, password, up)
 	if lerr != nil {
-		le := &loginError{}
-		errors.As(lerr, &le)
-		if err := s.writeLine(r.refuse(le)); err != nil {
-			return true, err
-		}
-		if s.ctx.Err() != nil {
-			return true, nil // past the login deadline: the program has its answer, and no more time
-		}
-		if *failures++; *failures >= maxFailures {
-			if r.bye != "" {
-				_ = s.writeLine(r.bye)
-			}
-			return true, nil
-		}
-		return false, nil
+		return s.answerRefusal(lerr, failures, r)
 	}
 	uc.ready()
 	if err := s.writeLine(r.success(ok)); err != nil {
 		return true, err
 	}
 	return true, s.splice(uc)
+}
+
+// answerRefusal tells the program its login was refused; done is true when the connection has no
+// login left (past the login deadline, or after maxFailures refusals).
+func (s *session) answerRefusal(lerr error, failures *int, r reply) (done bool, err error) {
+	le := &loginError{}
+	errors.As(lerr, &le)
+	if err := s.writeLine(r.refuse(le)); err != nil {
+		return true, err
+	}
+	if s.ctx.Err() != nil {
+		return true, nil // past the login deadline: the program has its answer, and no more time
+	}
+	if *failures++; *failures >= maxFailures {
+		if r.bye != "" {
+			_ = s.writeLine(r.bye)
+		}
+		return true, nil
+	}
+	return false, nil
 }
 
 // staticThenRefresh presents a token already fetched, and refreshes through the account's source.

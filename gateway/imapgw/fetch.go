@@ -63,11 +63,13 @@ func setsSeen(o *imap.FetchOptions) bool {
 // fetchOne writes one message's FETCH response. Everything that can fail at Graph (the MIME, the
 // \Seen update) happens before the response starts, so that a failure is a clean NO.
 func (s *session) fetchOne(w *imapserver.FetchWriter, sel *selection, it item, o *imap.FetchOptions) error {
+	ctx, cancel := s.op()
+	defer cancel()
 	m := it.m
 	flags := o.Flags
 	if !sel.readOnly && !m.IsRead && setsSeen(o) {
 		read := true
-		if err := sel.f.SetFlags(s.ctx, []string{m.ID}, &read, nil); err != nil {
+		if err := sel.f.SetFlags(ctx, []string{m.ID}, &read, nil); err != nil {
 			return s.fail("mark the message \\Seen", err)
 		}
 		s.mu.Lock()
@@ -78,7 +80,7 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, sel *selection, it item, o
 	var sp *spooled
 	if needsMIME(m, o) {
 		var err error
-		if sp, err = spool(s.ctx, sel.f, m.ID); err != nil {
+		if sp, err = spool(ctx, sel.f, m.ID); err != nil {
 			return s.fail("read the message", err)
 		}
 		defer sp.close()

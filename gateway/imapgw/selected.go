@@ -23,6 +23,9 @@ type selection struct {
 	// deleted holds the UIDs this session marked \Deleted: Graph has no such flag, so it lives
 	// here until EXPUNGE or CLOSE.
 	deleted map[uint32]bool
+	// highest is the highest UID the program was told of: a message above it is new, one below
+	// it and not listed was expunged (by this session: the view may lag behind it).
+	highest uint32
 	// stale: messages gone from Graph are still listed, because the program could not be told yet.
 	stale bool
 }
@@ -33,16 +36,21 @@ var (
 )
 
 func (s *session) Select(mailbox string, options *imap.SelectOptions) (*imap.SelectData, error) {
-	f, err := s.mbox.Folder(s.ctx, mailbox)
+	ctx, cancel := s.op()
+	defer cancel()
+	f, err := s.mbox.Folder(ctx, mailbox)
 	if err != nil {
 		return nil, s.fail("open the folder", err)
 	}
-	v, err := f.Sync(s.ctx, s.srv.o.Gateway.PollInterval)
+	v, err := f.Sync(ctx, s.srv.o.Gateway.PollInterval)
 	if err != nil {
 		return nil, s.fail("list the folder", err)
 	}
 	sel := &selection{f: f, readOnly: options.ReadOnly, validity: v.UIDValidity, uidNext: v.UIDNext,
 		version: v.Version, msgs: append([]gateway.Message(nil), v.Messages...), deleted: map[uint32]bool{}}
+	if n := len(sel.msgs); n > 0 {
+		sel.highest = sel.msgs[n-1].UID
+	}
 	s.mu.Lock()
 	s.sel = sel
 	s.mu.Unlock()
@@ -156,11 +164,13 @@ func ids(items []item) []string {
 }
 
 func (s *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
+	ctx, cancel := s.op()
+	defer cancel()
 	sel := s.selected()
 	if sel == nil {
 		return nil
 	}
-	v, err := sel.f.Sync(s.ctx, s.srv.o.Gateway.PollInterval)
+	v, err := sel.f.Sync(ctx, s.srv.o.Gateway.PollInterval)
 	if err != nil {
 		// A failed refresh is not the command's failure: the program hears of the changes later.
 		s.srv.o.Log.Warn("imap gateway: could not refresh the folder", "mailbox", s.mbox.Address, "folder", sel.f.Info.Name, "err", err)
@@ -185,10 +195,6 @@ func (s *session) apply(sel *selection, v *gateway.View, w *imapserver.UpdateWri
 	now := make(map[uint32]*gateway.Message, len(v.Messages))
 	for i := range v.Messages {
 		now[v.Messages[i].UID] = &v.Messages[i]
-	}
-	var last uint32
-	if n := len(sel.msgs); n > 0 {
-		last = sel.msgs[n-1].UID
 	}
 	sel.stale = false
 	for i := len(sel.msgs) - 1; i >= 0; i-- {
@@ -221,8 +227,9 @@ func (s *session) apply(sel *selection, v *gateway.View, w *imapserver.UpdateWri
 	}
 	added := false
 	for i := range v.Messages {
-		if v.Messages[i].UID > last {
+		if v.Messages[i].UID > sel.highest {
 			sel.msgs = append(sel.msgs, v.Messages[i])
+			sel.highest = v.Messages[i].UID
 			added = true
 		}
 	}
@@ -278,10 +285,9 @@ func (s *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
 }
 
 func (s *session) Expunge(w *imapserver.ExpungeWriter, uids *imap.UIDSet) error {
+	ctx, cancel := s.op()
+	defer cancel()
 	sel := s.selected()
-	if sel.readOnly {
-		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: "READ-ONLY", Text: "The folder was opened with EXAMINE; SELECT it to change it."}
-	}
 	var gone []item
 	for i := range sel.msgs {
 		m := &sel.msgs[i]
@@ -290,9 +296,9 @@ func (s *session) Expunge(w *imapserver.ExpungeWriter, uids *imap.UIDSet) error 
 		}
 	}
 	if len(gone) == 0 {
-		return nil
+		return nil // also CLOSE of an EXAMINEd folder, where nothing can be \Deleted
 	}
-	if err := sel.f.Delete(s.ctx, ids(gone)); err != nil {
+	if err := sel.f.Delete(ctx, ids(gone)); err != nil {
 		return s.fail("delete the messages", err)
 	}
 	s.removeAnnounced(sel, gone, w.WriteExpunge)
@@ -358,6 +364,8 @@ func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *im
 // storeGraph sets \Seen and \Flagged in Graph for the messages whose state differs, and in the
 // selection once Graph has them.
 func (s *session) storeGraph(sel *selection, items []item, op imap.StoreFlagsOp, has map[imap.Flag]bool) error {
+	ctx, cancel := s.op()
+	defer cancel()
 	want := func(flag imap.Flag, cur bool) bool {
 		switch op {
 		case imap.StoreFlagsSet:
@@ -386,7 +394,7 @@ func (s *session) storeGraph(sel *selection, items []item, op imap.StoreFlagsOp,
 		if key[2] {
 			c.flagged = &key[3]
 		}
-		if err := sel.f.SetFlags(s.ctx, ids(group), c.read, c.flagged); err != nil {
+		if err := sel.f.SetFlags(ctx, ids(group), c.read, c.flagged); err != nil {
 			return s.fail("set the flags", err)
 		}
 		s.mu.Lock()
@@ -414,12 +422,14 @@ func canonFlag(f imap.Flag) string {
 }
 
 func (s *session) Copy(numSet imap.NumSet, dest string) (*imap.CopyData, error) {
+	ctx, cancel := s.op()
+	defer cancel()
 	sel := s.selected()
 	items, d, err := s.transferStart(sel, numSet, dest)
 	if err != nil || len(items) == 0 {
-		return &imap.CopyData{}, err
+		return nil, err // no COPYUID for nothing copied
 	}
-	uids, err := sel.f.Copy(s.ctx, ids(items), d)
+	uids, err := sel.f.Copy(ctx, ids(items), d)
 	if err != nil {
 		return nil, s.fail("copy the messages", err)
 	}
@@ -427,6 +437,8 @@ func (s *session) Copy(numSet imap.NumSet, dest string) (*imap.CopyData, error) 
 }
 
 func (s *session) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string) error {
+	ctx, cancel := s.op()
+	defer cancel()
 	sel := s.selected()
 	if sel.readOnly {
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: "READ-ONLY", Text: "The folder was opened with EXAMINE; SELECT it to change it."}
@@ -438,7 +450,7 @@ func (s *session) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string
 	if len(items) == 0 {
 		return nil
 	}
-	uids, err := sel.f.Move(s.ctx, ids(items), d)
+	uids, err := sel.f.Move(ctx, ids(items), d)
 	if err != nil {
 		return s.fail("move the messages", err)
 	}
@@ -454,7 +466,9 @@ func (s *session) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string
 }
 
 func (s *session) transferStart(sel *selection, numSet imap.NumSet, dest string) ([]item, *gateway.Folder, error) {
-	d, err := s.mbox.Folder(s.ctx, dest)
+	ctx, cancel := s.op()
+	defer cancel()
+	d, err := s.mbox.Folder(ctx, dest)
 	if err != nil {
 		if isNoFolder(err) {
 			return nil, nil, &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeTryCreate, Text: "No such folder."}
@@ -468,7 +482,9 @@ func (s *session) transferStart(sel *selection, numSet imap.NumSet, dest string)
 }
 
 func (s *session) copyData(items []item, uids []uint32, d *gateway.Folder) (*imap.CopyData, error) {
-	v, err := d.Sync(s.ctx, s.srv.o.Gateway.PollInterval)
+	ctx, cancel := s.op()
+	defer cancel()
+	v, err := d.Sync(ctx, s.srv.o.Gateway.PollInterval)
 	if err != nil {
 		return nil, s.fail("list the destination folder", err)
 	}

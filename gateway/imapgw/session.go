@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
@@ -58,10 +59,12 @@ func (s *session) Close() error {
 }
 
 func (s *session) Login(username, password string) error {
+	ctx, cancel := s.op()
+	defer cancel()
 	if s.mbox != nil {
 		return &imap.Error{Type: imap.StatusResponseTypeBad, Text: "Already logged in."}
 	}
-	m, err := s.h.Login(s.ctx, username, password)
+	m, err := s.h.Login(ctx, username, password)
 	if err != nil {
 		le := gateway.AsLoginError(err)
 		code := imap.ResponseCodeAuthenticationFailed
@@ -99,10 +102,12 @@ var specialUse = map[string]imap.MailboxAttr{
 }
 
 func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, options *imap.ListOptions) error {
+	ctx, cancel := s.op()
+	defer cancel()
 	if len(patterns) == 0 {
 		return w.WriteList(&imap.ListData{Attrs: []imap.MailboxAttr{imap.MailboxAttrNoSelect}, Delim: delim})
 	}
-	folders, err := s.mbox.Folders(s.ctx)
+	folders, err := s.mbox.Folders(ctx)
 	if err != nil {
 		return s.fail("list the folders", err)
 	}
@@ -149,43 +154,51 @@ func matchAny(name, ref string, patterns []string) bool {
 }
 
 func (s *session) Create(mailbox string, options *imap.CreateOptions) error {
+	ctx, cancel := s.op()
+	defer cancel()
 	name := strings.TrimSuffix(mailbox, string(delim))
 	if strings.EqualFold(name, "INBOX") {
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeAlreadyExists, Text: "INBOX always exists."}
 	}
-	if err := s.mbox.CreateFolder(s.ctx, name); err != nil {
+	if err := s.mbox.CreateFolder(ctx, name); err != nil {
 		return s.fail("create the folder", err)
 	}
 	return nil
 }
 
 func (s *session) Delete(mailbox string) error {
+	ctx, cancel := s.op()
+	defer cancel()
 	if strings.EqualFold(mailbox, "INBOX") {
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Text: "INBOX cannot be deleted."}
 	}
-	if err := s.mbox.DeleteFolder(s.ctx, mailbox); err != nil {
+	if err := s.mbox.DeleteFolder(ctx, mailbox); err != nil {
 		return s.fail("delete the folder", err)
 	}
 	return nil
 }
 
 func (s *session) Rename(mailbox, newName string, options *imap.RenameOptions) error {
+	ctx, cancel := s.op()
+	defer cancel()
 	if strings.EqualFold(mailbox, "INBOX") {
 		// RFC 3501 6.3.5 moves INBOX's messages to the new folder; Graph cannot rename the Inbox.
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: "INBOX cannot be renamed through the gateway."}
 	}
-	if err := s.mbox.RenameFolder(s.ctx, mailbox, strings.TrimSuffix(newName, string(delim))); err != nil {
+	if err := s.mbox.RenameFolder(ctx, mailbox, strings.TrimSuffix(newName, string(delim))); err != nil {
 		return s.fail("rename the folder", err)
 	}
 	return nil
 }
 
 func (s *session) Status(mailbox string, options *imap.StatusOptions) (*imap.StatusData, error) {
-	f, err := s.mbox.Folder(s.ctx, mailbox)
+	ctx, cancel := s.op()
+	defer cancel()
+	f, err := s.mbox.Folder(ctx, mailbox)
 	if err != nil {
 		return nil, s.fail("open the folder", err)
 	}
-	v, err := f.Sync(s.ctx, s.srv.o.Gateway.PollInterval)
+	v, err := f.Sync(ctx, s.srv.o.Gateway.PollInterval)
 	if err != nil {
 		return nil, s.fail("list the folder", err)
 	}
@@ -252,7 +265,9 @@ func isNoFolder(err error) bool { return errors.Is(err, gateway.ErrNoFolder) }
 // Append stores the message through Folder.Append; imapserver has already refused one larger than
 // AppendLimit (MaxMessage).
 func (s *session) Append(mailbox string, r imap.LiteralReader, options *imap.AppendOptions) (*imap.AppendData, error) {
-	f, err := s.mbox.Folder(s.ctx, mailbox)
+	ctx, cancel := s.op()
+	defer cancel()
+	f, err := s.mbox.Folder(ctx, mailbox)
 	if err != nil {
 		if isNoFolder(err) {
 			return nil, &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeTryCreate, Text: "No such folder."}
@@ -268,13 +283,22 @@ func (s *session) Append(mailbox string, r imap.LiteralReader, options *imap.App
 			flagged = true
 		}
 	}
-	uid, err := f.Append(s.ctx, r, r.Size(), read, flagged, options.Time)
+	uid, err := f.Append(ctx, r, r.Size(), read, flagged, options.Time)
 	if err != nil {
 		return nil, s.fail("store the message", err)
 	}
-	v, err := f.Sync(s.ctx, s.srv.o.Gateway.PollInterval)
+	v, err := f.Sync(ctx, s.srv.o.Gateway.PollInterval)
 	if err != nil {
 		return nil, s.fail("list the folder", err)
 	}
 	return &imap.AppendData{UID: imap.UID(uid), UIDValidity: v.UIDValidity}, nil
+}
+
+// opTimeout bounds one command's Graph calls: long enough to wait out Graph's throttling
+// (Retry-After) and to move a 150 MB message, short enough that a stuck call ends.
+const opTimeout = 5 * time.Minute
+
+// op is the context of one command's Graph calls; it also ends when the session does.
+func (s *session) op() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(s.ctx, opTimeout)
 }

@@ -14,145 +14,6 @@ import (
 	"github.com/mailoauth/mailoauth/internal/emulator/exchange/mailstore"
 )
 
-// ---- folders -----------------------------------------------------------------------------------
-
-// wellKnown are Graph's well-known folder names and the store's folders they name.
-var wellKnown = map[string]string{
-	"inbox": mailstore.Inbox, "drafts": mailstore.Drafts, "sentitems": mailstore.SentItems,
-	"deleteditems": mailstore.DeletedItems, "junkemail": mailstore.JunkEmail, "archive": mailstore.Archive,
-}
-
-const folderIDPrefix = "AQMk"
-
-// folderID is a folder's Graph id: opaque, stable for its name.
-func folderID(name string) string {
-	return folderIDPrefix + base64.RawURLEncoding.EncodeToString([]byte(name))
-}
-
-// displayName is how Graph names a store folder (IMAP's INBOX is Graph's Inbox).
-func folderDisplayName(name string) string {
-	if name == mailstore.Inbox {
-		return "Inbox"
-	}
-	if i := strings.LastIndexByte(name, mailstore.Delim); i >= 0 {
-		return name[i+1:]
-	}
-	return name
-}
-
-// lookupFolder finds a folder of the mailbox by well-known name or id.
-func (s *Server) lookupFolder(box, ref string) (string, *gerr) {
-	m := s.st.Ensure(box)
-	if name, ok := wellKnown[strings.ToLower(ref)]; ok {
-		return name, nil
-	}
-	rest, ok := strings.CutPrefix(ref, folderIDPrefix)
-	if !ok {
-		return "", errMalformedID
-	}
-	b, err := base64.RawURLEncoding.DecodeString(rest)
-	if err != nil {
-		return "", errMalformedID
-	}
-	if f := m.Folder(string(b)); f != nil {
-		return f.Name(), nil
-	}
-	return "", errNotFound
-}
-
-type folderOut struct {
-	ID               string `json:"id"`
-	DisplayName      string `json:"displayName"`
-	ParentFolderID   string `json:"parentFolderId"`
-	ChildFolderCount int    `json:"childFolderCount"`
-	UnreadItemCount  int    `json:"unreadItemCount"`
-	TotalItemCount   int    `json:"totalItemCount"`
-	SizeInBytes      int    `json:"sizeInBytes"`
-	IsHidden         bool   `json:"isHidden"`
-}
-
-func (s *Server) folderJSON(box, name string, all []string) folderOut {
-	msgs := s.messagesIn(box, name)
-	f := folderOut{ID: folderID(name), DisplayName: folderDisplayName(name), ParentFolderID: folderID("")}
-	if i := strings.LastIndexByte(name, mailstore.Delim); i >= 0 {
-		f.ParentFolderID = folderID(name[:i])
-	}
-	for _, m := range msgs {
-		f.TotalItemCount++
-		f.SizeInBytes += m.Size()
-		if !m.HasFlag(mailstore.FlagSeen) {
-			f.UnreadItemCount++
-		}
-	}
-	for _, o := range all {
-		if strings.HasPrefix(o, name+string(mailstore.Delim)) && !strings.ContainsRune(o[len(name)+1:], mailstore.Delim) {
-			f.ChildFolderCount++
-		}
-	}
-	return f
-}
-
-func (s *Server) context(r *http.Request, what string) string {
-	return "https://" + r.Host + "/v1.0/$metadata#" + what
-}
-
-// listFolders: GET mailFolders — the top-level folders.
-func (s *Server) listFolders(w http.ResponseWriter, r *http.Request, c *call) *gerr {
-	all := s.st.Ensure(c.mailbox).Folders()
-	out := []folderOut{}
-	for _, name := range all {
-		if !strings.ContainsRune(name, mailstore.Delim) {
-			out = append(out, s.folderJSON(c.mailbox, name, all))
-		}
-	}
-	writeJSON(w, 200, map[string]any{"@odata.context": s.context(r, "users('"+url.PathEscape(c.mailbox)+"')/mailFolders"), "value": out})
-	return nil
-}
-
-// getFolder: GET mailFolders/{id}.
-func (s *Server) getFolder(w http.ResponseWriter, r *http.Request, c *call) *gerr {
-	name, e := s.lookupFolder(c.mailbox, c.segs[1])
-	if e != nil {
-		return e
-	}
-	writeJSON(w, 200, s.folderEntity(r, c, name))
-	return nil
-}
-
-// folderEntity is one folder with its @odata.context, as Graph answers for a single entity.
-func (s *Server) folderEntity(r *http.Request, c *call, name string) map[string]any {
-	f := s.folderJSON(c.mailbox, name, s.st.Ensure(c.mailbox).Folders())
-	return map[string]any{"@odata.context": s.context(r, "users('"+url.PathEscape(c.mailbox)+"')/mailFolders/$entity"),
-		"id": f.ID, "displayName": f.DisplayName, "parentFolderId": f.ParentFolderID, "childFolderCount": f.ChildFolderCount,
-		"unreadItemCount": f.UnreadItemCount, "totalItemCount": f.TotalItemCount, "sizeInBytes": f.SizeInBytes, "isHidden": f.IsHidden}
-}
-
-// createFolder: POST mailFolders {"displayName": ...}.
-func (s *Server) createFolder(w http.ResponseWriter, r *http.Request, c *call) *gerr {
-	var in struct {
-		DisplayName string `json:"displayName"`
-	}
-	if e := readJSON(r, &in); e != nil {
-		return e
-	}
-	name := strings.TrimSpace(in.DisplayName)
-	if name == "" || strings.ContainsRune(name, mailstore.Delim) || strings.EqualFold(name, "inbox") {
-		if strings.EqualFold(name, "inbox") {
-			return errf(409, "ErrorFolderExists", "A folder with the specified name already exists.")
-		}
-		return errf(400, "ErrorInvalidRequest", "The folder name is invalid (empty, or containing '/', which the emulator reserves for its hierarchy).")
-	}
-	m := s.st.Ensure(c.mailbox)
-	if _, err := m.CreateFolder(name); err != nil {
-		if errors.Is(err, mailstore.ErrFolderExists) {
-			return errf(409, "ErrorFolderExists", "A folder with the specified name already exists.")
-		}
-		return errf(400, "ErrorInvalidRequest", "The folder name is invalid.")
-	}
-	writeJSON(w, 201, s.folderEntity(r, c, name))
-	return nil
-}
-
 // ---- messages ----------------------------------------------------------------------------------
 
 // messagesIn lists a folder's messages ("" = every folder), the Graph drafts included.
@@ -225,7 +86,7 @@ func (s *Server) messageJSON(msg mailstore.Message) map[string]any {
 		"subject":                    p.subject,
 		"bodyPreview":                preview(p.text),
 		"importance":                 importance,
-		"parentFolderId":             folderID(msg.Folder),
+		"parentFolderId":             msg.FolderID,
 		"conversationId":             "AAQk" + msg.ID[min(4, len(msg.ID)):],
 		"isDeliveryReceiptRequested": false,
 		"isReadReceiptRequested":     false,
@@ -385,12 +246,17 @@ func (s *Server) listMessages(w http.ResponseWriter, r *http.Request, c *call) *
 		out["@odata.count"] = len(rows)
 	}
 	if end < len(rows) && lq.top > 0 {
-		q.Set("$skip", strconv.Itoa(end))
-		q.Set("$top", strconv.Itoa(lq.top))
-		out["@odata.nextLink"] = "https://" + r.Host + r.URL.Path + "?" + q.Encode()
+		out["@odata.nextLink"] = nextPage(r, q, end, lq.top)
 	}
 	writeJSON(w, 200, out)
 	return nil
+}
+
+// nextPage is a list's @odata.nextLink: the request's query with $skip and $top of the next page.
+func nextPage(r *http.Request, q url.Values, skip, top int) string {
+	q.Set("$skip", strconv.Itoa(skip))
+	q.Set("$top", strconv.Itoa(top))
+	return "https://" + r.Host + r.URL.Path + "?" + q.Encode()
 }
 
 // selected is how Graph's @odata.context names a $select: "(subject,isRead)", or "" without one.

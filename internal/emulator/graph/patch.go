@@ -300,16 +300,7 @@ func immutableIDs(r *http.Request) bool {
 
 // moveOrCopy reads {"destinationId": ...} and the message; Graph drafts stay where they are.
 func (s *Server) moveOrCopy(r *http.Request, c *call) (mailstore.Message, string, *gerr) {
-	var in struct {
-		DestinationID string `json:"destinationId"`
-	}
-	if e := readJSON(r, &in); e != nil {
-		return mailstore.Message{}, "", e
-	}
-	if in.DestinationID == "" {
-		return mailstore.Message{}, "", errf(400, "ErrorInvalidRequest", "The destinationId parameter is required.")
-	}
-	dest, e := s.lookupFolder(c.mailbox, in.DestinationID)
+	dest, e := s.readDestination(r, c)
 	if e != nil {
 		return mailstore.Message{}, "", e
 	}

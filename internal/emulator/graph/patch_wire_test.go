@@ -42,8 +42,8 @@ func (v *env) scopedToken(t *testing.T, scope string) string {
 	return out.AccessToken
 }
 
-// imapFlags are the flags IMAP shows for alice's INBOX messages, by subject.
-func (v *env) imapFlags(t *testing.T) map[string][]imap.Flag {
+// imapLogin is an IMAP connection logged in as alice, closed when the test ends.
+func (v *env) imapLogin(t *testing.T) *imapclient.Client {
 	t.Helper()
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(v.E.CAPEM())
@@ -51,10 +51,17 @@ func (v *env) imapFlags(t *testing.T) map[string][]imap.Flag {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	t.Cleanup(func() { c.Close() })
 	if err := c.Authenticate(sasl.NewXOAuth2Client(world.Alice, v.scopedToken(t, "https://outlook.office.com/IMAP.AccessAsUser.All"))); err != nil {
 		t.Fatalf("IMAP authenticate: %v", err)
 	}
+	return c
+}
+
+// imapFlags are the flags IMAP shows for alice's INBOX messages, by subject.
+func (v *env) imapFlags(t *testing.T) map[string][]imap.Flag {
+	t.Helper()
+	c := v.imapLogin(t)
 	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
 		t.Fatal(err)
 	}

@@ -60,7 +60,7 @@ func (s *Server) render(d *draft) []byte {
 }
 
 func (s *Server) draftAsMessage(d *draft) mailstore.Message {
-	return mailstore.Message{ID: d.id, Folder: mailstore.Drafts, Received: d.created,
+	return mailstore.Message{ID: d.id, Folder: mailstore.Drafts, FolderID: s.st.Ensure(d.mailbox).Folder(mailstore.Drafts).ID(), Received: d.created,
 		Flags: []string{mailstore.FlagDraft, mailstore.FlagSeen}, Data: s.render(d)}
 }
 

@@ -75,6 +75,7 @@ type Server struct {
 	drafts   map[string]*draft   // by id
 	sessions map[string]*session // by authtoken
 	faultHit map[string]int      // requests seen per fault, by Fault.ID
+	deltas   deltas              // delta tokens
 	requests int64
 }
 
@@ -326,6 +327,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, r, errf(400, "BadRequest", "Invalid version or resource: the emulator serves /v1.0/me/... and /v1.0/users/{id}/... mail."))
 		return
 	}
+	rt.segs = shortPath(rt.segs)
 	h, need := s.handlerFor(r.Method, rt.segs)
 	if h == nil {
 		s.writeErr(w, r, errNoRoute)
@@ -363,20 +365,41 @@ type call struct {
 
 type handler func(http.ResponseWriter, *http.Request, *call) *gerr
 
+// shortPath rewrites the longer paths Graph accepts to the short ones the handlers serve:
+// mailFolders/{a}/childFolders/{b}/... is mailFolders/{b}/..., and mailFolders/{a}/messages/{id}/...
+// is messages/{id}/... (a message's id names it wherever it is).
+func shortPath(segs []string) []string {
+	for len(segs) >= 4 && strings.EqualFold(segs[0], "mailFolders") && strings.EqualFold(segs[2], "childFolders") {
+		segs = append([]string{segs[0]}, segs[3:]...)
+	}
+	if len(segs) >= 4 && strings.EqualFold(segs[0], "mailFolders") && strings.EqualFold(segs[2], "messages") && !strings.EqualFold(segs[3], "delta") {
+		segs = segs[2:]
+	}
+	return segs
+}
+
 func (s *Server) handlerFor(method string, segs []string) (handler, op) {
 	switch {
 	case match(segs, "sendMail") && method == "POST":
 		return s.sendMail, opSend
-	case match(segs, "mailFolders") && method == "GET":
+	case (match(segs, "mailFolders") || match(segs, "mailFolders", "*", "childFolders")) && method == "GET":
 		return s.listFolders, opRead
-	case match(segs, "mailFolders") && method == "POST":
+	case (match(segs, "mailFolders") || match(segs, "mailFolders", "*", "childFolders")) && method == "POST":
 		return s.createFolder, opWrite
 	case match(segs, "mailFolders", "*") && method == "GET":
 		return s.getFolder, opRead
+	case match(segs, "mailFolders", "*") && method == "PATCH":
+		return s.patchFolder, opWrite
+	case match(segs, "mailFolders", "*") && method == "DELETE":
+		return s.deleteFolder, opWrite
+	case match(segs, "mailFolders", "*", "move") && method == "POST":
+		return s.moveFolder, opWrite
 	case match(segs, "mailFolders", "*", "messages") && method == "GET":
 		return s.listMessages, opRead
 	case match(segs, "messages") && method == "GET":
 		return s.listMessages, opRead
+	case match(segs, "mailFolders", "*", "messages", "delta") && method == "GET":
+		return s.messagesDelta, opRead
 	case (match(segs, "messages") || match(segs, "mailFolders", "drafts", "messages")) && method == "POST":
 		return s.createDraft, opWrite
 	case match(segs, "messages", "*") && method == "GET":
@@ -591,12 +614,13 @@ func readJSON(r *http.Request, v any) *gerr {
 	return nil
 }
 
-// Reset forgets what Graph keeps beside the mail store — drafts, upload sessions, messages'
+// Reset forgets what Graph keeps beside the mail store — drafts, upload sessions, delta tokens, messages'
 // categories, importance and flags, throttling windows and fault counters — for the emulator's reset
 // to its scenario, whose caller empties the store. Requests in flight finish with what they hold.
 func (s *Server) Reset() {
 	s.mu.Lock()
 	s.drafts, s.sessions, s.faultHit = map[string]*draft{}, map[string]*session{}, map[string]int{}
+	s.deltas = deltas{}
 	s.mu.Unlock()
 	s.meta.mu.Lock()
 	s.meta.m = nil

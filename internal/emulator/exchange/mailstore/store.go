@@ -235,7 +235,7 @@ func folderKey(name string) string {
 
 func (m *Mailbox) addFolderLocked(name string) *Folder {
 	m.lastValidty++
-	f := &Folder{name: name, mailbox: m, uidValidity: m.lastValidty, uidNext: 1, subscribed: true,
+	f := &Folder{name: name, id: newFolderID(), mailbox: m, uidValidity: m.lastValidty, uidNext: 1, subscribed: true,
 		tracker: imapserver.NewMailboxTracker(0)}
 	m.folders[folderKey(name)] = f
 	return f
@@ -246,6 +246,18 @@ func (m *Mailbox) Folder(name string) *Folder {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.folders[folderKey(name)]
+}
+
+// FolderByID returns a folder by its ID (see Folder.ID), or nil.
+func (m *Mailbox) FolderByID(id string) *Folder {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, f := range m.folders {
+		if f.id == id {
+			return f
+		}
+	}
+	return nil
 }
 
 // Folders lists the folder names: the default folders first in their order, then the others sorted.
@@ -379,6 +391,7 @@ type Message struct {
 	ID       string
 	UID      uint32
 	Folder   string
+	FolderID string // the folder's ID (Folder.ID)
 	Received time.Time
 	Flags    []string
 	Data     []byte
@@ -424,9 +437,9 @@ func (msg *message) flagList() []imap.Flag {
 	return out
 }
 
-func (msg *message) snapshot(folder string) Message {
+func (msg *message) snapshot(f *Folder) Message {
 	flags := msg.flagList()
-	out := Message{ID: msg.id, UID: uint32(msg.uid), Folder: folder, Received: msg.received, Data: msg.data,
+	out := Message{ID: msg.id, UID: uint32(msg.uid), Folder: f.name, FolderID: f.id, Received: msg.received, Data: msg.data,
 		Flags: make([]string, len(flags))}
 	for i, f := range flags {
 		out.Flags[i] = string(f)
@@ -441,10 +454,20 @@ func newID() string {
 	return "AAMk" + base64.RawURLEncoding.EncodeToString(b[:])
 }
 
+// newFolderID makes a folder ID in the shape of Exchange's (base64url, starting "AQMk").
+func newFolderID() string {
+	var b [24]byte
+	_, _ = rand.Read(b[:])
+	return "AQMk" + base64.RawURLEncoding.EncodeToString(b[:])
+}
+
 // Folder is one folder of a mailbox.
 type Folder struct {
 	mailbox *Mailbox
 	tracker *imapserver.MailboxTracker
+	// id is the folder's Graph id: it stays when the folder is renamed or moved, as Exchange's folder
+	// ids do.
+	id string
 
 	mu          sync.Mutex
 	name        string
@@ -473,6 +496,9 @@ func (f *Folder) changes() <-chan struct{} {
 	return f.changed
 }
 
+// ID is the folder's stable ID (Graph's folder id): a rename or move keeps it.
+func (f *Folder) ID() string { return f.id }
+
 // Name is the folder's name.
 func (f *Folder) Name() string {
 	f.mu.Lock()
@@ -500,7 +526,7 @@ func (f *Folder) put(msg *message) Message {
 	f.msgs = append(f.msgs, msg)
 	f.tracker.QueueNumMessages(uint32(len(f.msgs)))
 	f.notifyLocked()
-	return msg.snapshot(f.name)
+	return msg.snapshot(f)
 }
 
 // Messages returns the folder's messages, oldest first.
@@ -509,7 +535,7 @@ func (f *Folder) Messages() []Message {
 	defer f.mu.Unlock()
 	out := make([]Message, len(f.msgs))
 	for i, m := range f.msgs {
-		out[i] = m.snapshot(f.name)
+		out[i] = m.snapshot(f)
 	}
 	return out
 }
@@ -520,7 +546,7 @@ func (f *Folder) Get(id string) (Message, error) {
 	defer f.mu.Unlock()
 	for _, m := range f.msgs {
 		if m.id == id {
-			return m.snapshot(f.name), nil
+			return m.snapshot(f), nil
 		}
 	}
 	return Message{}, ErrNoMessage
