@@ -98,6 +98,8 @@ func serve(ctx context.Context, conn net.Conn, r *bufio.Reader, box maildrop, o 
 		return err
 	}
 	err = s.loop()
+	// The last replies (QUIT's, too many bad commands) go out even with commands pipelined behind.
+	_ = s.w.Flush()
 	o.Log.Debug("pop3 gateway session ended", "err", err)
 	if errors.Is(err, errQuit) || errors.Is(err, io.EOF) {
 		return nil
@@ -174,7 +176,8 @@ func (d deadlineWriter) Write(p []byte) (int, error) {
 // unavailable answers the login with Graph's failure to give the Inbox.
 func (s *session) unavailable(err error) error {
 	s.o.Log.Warn("pop3 gateway: the Inbox could not be read", "err", err)
-	if werr := s.reply("-ERR [SYS/TEMP] The Inbox could not be read: " + graphTrouble(s.ctx, err) + "; try again later."); werr != nil {
+	s.w.WriteString("-ERR [SYS/TEMP] The Inbox could not be read: " + graphTrouble(s.ctx, err) + "; try again later.\r\n")
+	if werr := s.w.Flush(); werr != nil {
 		return werr
 	}
 	return fmt.Errorf("%w: %w", ErrUnavailable, err)

@@ -300,7 +300,7 @@ func TestCommands(t *testing.T) {
 func TestPipelining(t *testing.T) {
 	box := newFakeBox(msg1, msg2)
 	c, _ := dial(t, t.Context(), box, Options{})
-	if _, err := io.WriteString(c.conn, "STAT\r\nRETR 1\r\nDELE 1\r\nLIST\r\nNOOP\r\nQUIT\r\n"); err != nil {
+	if _, err := io.WriteString(c.conn, "STAT\r\nRETR 1\r\nDELE 1\r\nLIST\r\nNOOP\r\nQUIT\r\nNOOP\r\n"); err != nil {
 		t.Fatal(err)
 	}
 	want(t, "STAT", c.line(), "+OK 2 ")
