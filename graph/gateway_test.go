@@ -5,9 +5,11 @@ package graph_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -224,4 +226,85 @@ func TestFolderTree(t *testing.T) {
 	}
 	_, err = c.CreateChildFolder(ctx, parents[1].ID, "teil 1")
 	wantGraphErr(t, err, 409, "ErrorFolderExists")
+}
+
+// TestMessagesDelta: a folder's first round lists every message with what a listing needs (headers,
+// size, flags, dates) in pages; a round with no change costs one request and brings nothing; a flag
+// change, a move out and a deletion come back as a change and removals; an unknown state is
+// ErrDeltaExpired.
+func TestMessagesDelta(t *testing.T) {
+	v := newEnv(t, testWorld())
+	defer v.close()
+	ctx := context.Background()
+	c := v.gatewayClient(t, "daemon")
+	f, err := c.CreateChildFolder(ctx, "", "Delta")
+	if err != nil {
+		t.Fatal(err)
+	}
+	received := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	var ids []string
+	for i := range 25 {
+		raw := fmt.Sprintf("From: bob@contoso.test\r\nTo: alice@contoso.test\r\nSubject: delta %02d\r\nDate: Sun, 01 Mar 2026 11:00:00 +0000\r\n\r\nbody %d\r\n", i, i)
+		m, err := v.E.Store.Append(alice, "Delta", []byte(raw), nil, received.Add(time.Duration(i)*time.Minute))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, m.ID)
+	}
+	round := func(state string, o graph.DeltaOptions, wantRequests int64) *graph.Delta {
+		t.Helper()
+		start := v.E.Graph.Requests()
+		d, err := c.MessagesDelta(ctx, f.ID, state, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := v.E.Graph.Requests() - start; n != wantRequests {
+			t.Errorf("the round cost %d requests, want %d", n, wantRequests)
+		}
+		return d
+	}
+	first := round("", graph.DeltaOptions{PageSize: 10}, 3)
+	if len(first.Changed) != 25 || len(first.Removed) != 0 || first.State == "" {
+		t.Fatalf("first round: %d changed, %d removed, state %q", len(first.Changed), len(first.Removed), first.State)
+	}
+	for _, m := range first.Changed {
+		subject := ""
+		for _, h := range m.Headers {
+			if h.Name == "Subject" {
+				subject = h.Value
+			}
+		}
+		if !slices.Contains(ids, m.ID) || m.Size == 0 || m.Received.IsZero() || m.Sent.IsZero() || m.ChangeKey == "" ||
+			len(subject) != len("delta 00") || m.IsRead || m.Flagged {
+			t.Fatalf("listed %+v", m)
+		}
+	}
+	quiet := round(first.State, graph.DeltaOptions{}, 1)
+	if len(quiet.Changed)+len(quiet.Removed) != 0 {
+		t.Fatalf("a round without changes: %+v", quiet)
+	}
+	yes := true
+	if err := c.SetFlags(ctx, ids[3], graph.FlagUpdate{Flagged: &yes}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Move(ctx, ids[4], "archive"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Delete(ctx, ids[5]); err != nil {
+		t.Fatal(err)
+	}
+	changes := round(quiet.State, graph.DeltaOptions{}, 1)
+	slices.Sort(changes.Removed)
+	if len(changes.Changed) != 1 || changes.Changed[0].ID != ids[3] || !changes.Changed[0].Flagged ||
+		!slices.Equal(changes.Removed, slices.Sorted(slices.Values([]string{ids[4], ids[5]}))) {
+		t.Fatalf("changes: %d changed, removed %v", len(changes.Changed), changes.Removed)
+	}
+	// A default round asks for pages of 200: the whole folder in one request.
+	if all := round("", graph.DeltaOptions{}, 1); len(all.Changed) != 23 {
+		t.Errorf("a new first round lists %d messages, want 23", len(all.Changed))
+	}
+	bogus := strings.Replace(changes.State, "$deltatoken=", "$deltatoken=x", 1)
+	if _, err := c.MessagesDelta(ctx, f.ID, bogus, graph.DeltaOptions{}); !errors.Is(err, graph.ErrDeltaExpired) {
+		t.Fatalf("an unknown state: %v, want ErrDeltaExpired", err)
+	}
 }
