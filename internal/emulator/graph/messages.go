@@ -252,6 +252,42 @@ func (s *Server) listMessages(w http.ResponseWriter, r *http.Request, c *call) *
 	return nil
 }
 
+// internetHeaders is a message's internetMessageHeaders: its header fields in order, unfolded, with
+// their raw values. Graph returns them only on $select
+// (https://learn.microsoft.com/graph/api/resources/message, internetMessageHeaders), and not for
+// messages the mailbox wrote — drafts and the copies in Sent Items have none ("internet headers just
+// do not exist on the copy in Sent Items", microsoftgraph/microsoft-graph-docs#2716); there the
+// property is absent, as Graph leaves it.
+func internetHeaders(msg mailstore.Message) []map[string]string {
+	if msg.HasFlag(mailstore.FlagDraft) || msg.Folder == mailstore.SentItems {
+		return nil
+	}
+	out := []map[string]string{}
+	for _, line := range strings.Split(string(headerSection(msg.Data)), "\n") {
+		line = strings.TrimRight(line, "\r")
+		switch {
+		case line == "":
+		case (line[0] == ' ' || line[0] == '\t') && len(out) > 0:
+			out[len(out)-1]["value"] += " " + strings.TrimSpace(line)
+		default:
+			if name, value, ok := strings.Cut(line, ":"); ok {
+				out = append(out, map[string]string{"name": name, "value": strings.TrimSpace(value)})
+			}
+		}
+	}
+	return out
+}
+
+// headerSection is the message's header section, without the empty line that ends it.
+func headerSection(data []byte) []byte {
+	for i := 0; i < len(data); i++ {
+		if data[i] == '\n' && (i+1 < len(data) && data[i+1] == '\n' || i+2 < len(data) && data[i+1] == '\r' && data[i+2] == '\n') {
+			return data[:i]
+		}
+	}
+	return data
+}
+
 // nextPage is a list's @odata.nextLink: the request's query with $skip and $top of the next page.
 func nextPage(r *http.Request, q url.Values, skip, top int) string {
 	q.Set("$skip", strconv.Itoa(skip))
@@ -270,6 +306,11 @@ func (lq *listQuery) selected() string {
 // shape applies $select and $expand to a message's JSON.
 func (lq *listQuery) shape(m map[string]any, msg mailstore.Message) map[string]any {
 	m = withExtended(selectFields(m, lq.sel), msg, lq.props)
+	if slices.Contains(lq.sel, "internetMessageHeaders") {
+		if h := internetHeaders(msg); h != nil {
+			m["internetMessageHeaders"] = h
+		}
+	}
 	if lq.attachments {
 		m["attachments"] = attachmentsOut(msg, true)
 	}

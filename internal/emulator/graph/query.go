@@ -38,7 +38,7 @@ var messageProperties = []string{
 }
 
 // unrendered are the message properties the emulator does not produce: $select of them is refused.
-var unrendered = []string{"conversationIndex", "internetMessageHeaders", "attachments", "extensions",
+var unrendered = []string{"conversationIndex", "attachments", "extensions",
 	"multiValueExtendedProperties", "singleValueExtendedProperties"}
 
 // property returns the canonical spelling of a message property (case-insensitive), ok false if
@@ -194,7 +194,7 @@ func parseSelect(v string) ([]string, *gerr) {
 			return nil, errNoProperty(f)
 		}
 		if containsFold(unrendered, p) {
-			return nil, errUnsupported("$select="+p, "$select of the message's structural properties other than conversationIndex and internetMessageHeaders, and $expand=attachments")
+			return nil, errUnsupported("$select="+p, "$select of the message's structural properties other than conversationIndex, and $expand=attachments")
 		}
 		out = append(out, p)
 	}
