@@ -2,8 +2,10 @@ package graph_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log"
+	"time"
 
 	"github.com/mailoauth/mailoauth/auth"
 	"github.com/mailoauth/mailoauth/config"
@@ -73,4 +75,52 @@ func ExampleForAccount() {
 	// received: Invoice 42 from bob@contoso.test
 	// unread left: 0
 	// bob's INBOX: Re: Invoice 42
+}
+
+// A program keeps alice's inbox in sync: the first delta round lists every message, later rounds
+// only what changed since the State they were given. ClientFor asks for immutable ids (a message
+// keeps its id when moved) and shares a Limiter of Graph's 4 requests in flight per mailbox.
+func ExampleClient_MessagesDelta() {
+	ctx := context.Background()
+	srv, err := mailoauthtest.Start(ctx, mailoauthtest.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer srv.Close()
+	srv.Deliver("alice@contoso.test", []byte("From: bob@contoso.test\r\nSubject: Invoice 42\r\n\r\nAttached.\r\n"))
+	reg := srv.Account("daemon")
+	app, err := auth.NewAccount(&config.Account{
+		Flow: config.FlowClientCredentials, Tenant: reg.Tenant, ClientID: reg.ClientID, ClientSecret: reg.ClientSecret,
+		Mailbox: "alice@contoso.test", Protocols: []string{config.ProtocolGraph},
+		Authority: reg.Authority, RootCAs: reg.RootCAs, Graph: reg.Graph,
+	}, auth.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	mailbox := graph.ClientFor(app, "", graph.NewLimiter(4))
+	// Calls wait out Graph's Retry-After only within their deadline.
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+
+	first, err := mailbox.MessagesDelta(ctx, "inbox", "", graph.DeltaOptions{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, m := range first.Changed {
+		fmt.Println("listed:", m.Subject, m.Size > 0)
+	}
+	srv.Deliver("alice@contoso.test", []byte("From: bob@contoso.test\r\nSubject: Invoice 43\r\n\r\nAttached.\r\n"))
+	next, err := mailbox.MessagesDelta(ctx, "inbox", first.State, graph.DeltaOptions{})
+	if errors.Is(err, graph.ErrDeltaExpired) {
+		log.Fatal("Graph forgot the state: list the folder again with state \"\"")
+	}
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, m := range next.Changed {
+		fmt.Println("new:", m.Subject)
+	}
+	// Output:
+	// listed: Invoice 42 true
+	// new: Invoice 43
 }
