@@ -50,8 +50,8 @@ func (o Options) withDefaults() Options {
 }
 
 // ErrUnavailable is returned by Serve when the Inbox could not be read at login. Serve has answered
-// the program's login command with -ERR [SYS/TEMP] and written nothing else: the connection is still
-// in POP3's AUTHORIZATION state.
+// the program's login command with -ERR and the SYS/TEMP response code, and written nothing else:
+// the connection is still in POP3's AUTHORIZATION state.
 var ErrUnavailable = errors.New("pop3gw: the Inbox could not be read from Microsoft Graph")
 
 // maildrop is what a session needs of the Inbox: *gateway.Folder, or a stand-in in tests.

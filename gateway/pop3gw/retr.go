@@ -3,12 +3,14 @@ package pop3gw
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"strconv"
+	"time"
 
 	"github.com/mailoauth/mailoauth/graph"
 )
@@ -18,6 +20,12 @@ import (
 func uidl(id string) string {
 	sum := sha256.Sum256([]byte(id))
 	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// transferWait bounds a message's transfer, Graph's throttling pauses included: graphWait, and
+// the time the message takes at 32 KB/s (a program that reads slower is not served).
+func transferWait(size int64) time.Duration {
+	return graphWait + time.Duration(max(size, 0)/(32<<10))*time.Second
 }
 
 // retr answers RETR n and TOP n lines, streaming the message from Graph.
@@ -35,7 +43,9 @@ func (s *session) retr(c command) error {
 		top = n
 	}
 	m := s.msgs[i]
-	rc, err := s.box.Open(s.ctx, m.ID)
+	ctx, cancel := context.WithTimeout(s.ctx, transferWait(m.Size))
+	defer cancel()
+	rc, err := s.box.Open(ctx, m.ID)
 	if err != nil {
 		if graph.IsNotFound(err) {
 			return s.reply(fmt.Sprintf("-ERR Message %d is no longer in the mailbox.", i+1))

@@ -3,6 +3,7 @@ package pop3gw
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"io"
 	"runtime"
 	"strings"
@@ -82,7 +83,7 @@ func (b *bigMessage) Close() error { return nil }
 func TestRetrBigMessageBoundedMemory(t *testing.T) {
 	const size = 50 << 20
 	box := newFakeBox("Subject: big\r\n\r\n")
-	box.open = func(string) (io.ReadCloser, error) { return &bigMessage{n: size}, nil }
+	box.open = func(context.Context, string) (io.ReadCloser, error) { return &bigMessage{n: size}, nil }
 	c, _ := dial(t, t.Context(), box, Options{})
 	want(t, "NOOP", c.cmd("NOOP"), "+OK")
 	runtime.GC()

@@ -30,7 +30,7 @@ type fakeBox struct {
 	calls   int      // Delete calls
 
 	syncErr, deleteErr error
-	open               func(id string) (io.ReadCloser, error) // nil: from mime
+	open               func(ctx context.Context, id string) (io.ReadCloser, error) // nil: from mime
 }
 
 func newFakeBox(msgs ...string) *fakeBox {
@@ -60,7 +60,7 @@ func (b *fakeBox) Open(ctx context.Context, id string) (io.ReadCloser, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.open != nil {
-		return b.open(id)
+		return b.open(ctx, id)
 	}
 	m, ok := b.mime[id]
 	if !ok {
@@ -437,12 +437,21 @@ func TestRetrOpenFails(t *testing.T) {
 	c, _ := dial(t, t.Context(), box, Options{})
 	want(t, "RETR of a message gone", c.cmd("RETR 1"), "-ERR Message 1 is no longer in the mailbox.")
 	box.mu.Lock()
-	box.open = func(string) (io.ReadCloser, error) {
+	var deadline time.Time
+	box.open = func(ctx context.Context, _ string) (io.ReadCloser, error) {
+		deadline, _ = ctx.Deadline()
 		return nil, &graph.Error{Status: 503, Code: "ServiceUnavailable"}
 	}
 	box.mu.Unlock()
 	want(t, "RETR when Graph fails", c.cmd("RETR 2"), "-ERR [SYS/TEMP] Message 2 could not be read: Microsoft Graph failed; try again later.")
 	want(t, "NOOP after", c.cmd("NOOP"), "+OK")
+	// Graph's client waits out throttling within the deadline it is given: the program is not left
+	// waiting longer than it waits for a server.
+	box.mu.Lock()
+	defer box.mu.Unlock()
+	if left := time.Until(deadline); left <= 0 || left > graphWait {
+		t.Errorf("Open's deadline is %v away, want within %v", left, graphWait)
+	}
 }
 
 // failingReader gives n octets of a message and then fails.
@@ -467,7 +476,9 @@ func (f *failingReader) Read(p []byte) (int, error) {
 // program does not take part of the message for all of it.
 func TestRetrTransferFails(t *testing.T) {
 	box := newFakeBox(msg1)
-	box.open = func(string) (io.ReadCloser, error) { return io.NopCloser(&failingReader{n: 100_000}), nil }
+	box.open = func(context.Context, string) (io.ReadCloser, error) {
+		return io.NopCloser(&failingReader{n: 100_000}), nil
+	}
 	c, _ := dial(t, t.Context(), box, Options{})
 	want(t, "RETR", c.cmd("RETR 1"), "+OK")
 	if _, err := c.tp.ReadDotBytes(); !errors.Is(err, io.ErrUnexpectedEOF) {
