@@ -2,6 +2,7 @@ package imapgw
 
 import (
 	"bufio"
+	"bytes"
 	"io"
 	"strings"
 
@@ -88,7 +89,7 @@ type counter struct{ n, lines int64 }
 
 func (c *counter) Write(p []byte) (int, error) {
 	c.n += int64(len(p))
-	c.lines += int64(strings.Count(string(p), "\n"))
+	c.lines += int64(bytes.Count(p, []byte{'\n'}))
 	return len(p), nil
 }
 

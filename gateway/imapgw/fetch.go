@@ -26,19 +26,30 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 
 // fromHeader: the section is the top-level header (or some of its fields), which
 // gateway.Message.Header holds without fetching the MIME.
-func fromHeader(bs *imap.FetchItemBodySection, m *gateway.Message) bool {
-	return len(bs.Part) == 0 && bs.Specifier == imap.PartSpecifierHeader && len(m.Header) > 0
+func fromHeader(bs *imap.FetchItemBodySection) bool {
+	return len(bs.Part) == 0 && bs.Specifier == imap.PartSpecifierHeader
 }
 
-func needsMIME(m *gateway.Message, o *imap.FetchOptions) bool {
+// needsMIME: what o asks for needs the whole MIME, not only the header section.
+func needsMIME(o *imap.FetchOptions) bool {
 	if o.BodyStructure != nil || len(o.BinarySection) > 0 || len(o.BinarySectionSize) > 0 {
 		return true
 	}
-	if o.Envelope && len(m.Header) == 0 {
+	for _, bs := range o.BodySection {
+		if !fromHeader(bs) {
+			return true
+		}
+	}
+	return false
+}
+
+// needsHeader: what o asks for reads the header section.
+func needsHeader(o *imap.FetchOptions) bool {
+	if o.Envelope {
 		return true
 	}
 	for _, bs := range o.BodySection {
-		if !fromHeader(bs, m) {
+		if fromHeader(bs) {
 			return true
 		}
 	}
@@ -78,7 +89,7 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, sel *selection, it item, o
 		flags = true
 	}
 	var sp *spooled
-	if needsMIME(m, o) {
+	if needsMIME(o) {
 		var err error
 		if sp, err = spool(ctx, sel.f, m.ID); err != nil {
 			return s.fail("read the message", err)
@@ -88,6 +99,11 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, sel *selection, it item, o
 	header := m.Header
 	if len(header) == 0 && sp != nil {
 		header = sp.header
+	} else if len(header) == 0 && needsHeader(o) {
+		var err error
+		if header, err = mimeHeader(ctx, sel.f, m.ID); err != nil {
+			return s.fail("read the message's header", err)
+		}
 	}
 
 	rw := w.CreateMessage(it.seq)
@@ -112,7 +128,7 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, sel *selection, it item, o
 		rw.WriteBodyStructure(bodyStructure(sp.reader()))
 	}
 	for _, bs := range o.BodySection {
-		if err := writeSection(rw, bs, m, sp); err != nil {
+		if err := writeSection(rw, bs, header, sp); err != nil {
 			return err
 		}
 	}
@@ -131,14 +147,14 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, sel *selection, it item, o
 // writeSection writes a BODY[...] item: the whole message and its TEXT streamed from the spool
 // file, the top header from gateway.Message.Header, a part (BODY[1.2]) through imapserver's
 // extraction, which holds that part in memory.
-func writeSection(rw *imapserver.FetchResponseWriter, bs *imap.FetchItemBodySection, m *gateway.Message, sp *spooled) error {
+func writeSection(rw *imapserver.FetchResponseWriter, bs *imap.FetchItemBodySection, header []byte, sp *spooled) error {
 	var (
 		r    io.Reader
 		size int64
 	)
 	switch {
-	case fromHeader(bs, m):
-		b := imapserver.ExtractBodySection(bytes.NewReader(m.Header), bs)
+	case fromHeader(bs):
+		b := imapserver.ExtractBodySection(bytes.NewReader(header), bs)
 		r, size = bytes.NewReader(b), int64(len(b))
 	case len(bs.Part) == 0 && bs.Specifier == imap.PartSpecifierNone:
 		r, size = partial(sp.f, 0, sp.size, bs.Partial)
@@ -205,6 +221,17 @@ func (sp *spooled) reader() io.Reader { return io.NewSectionReader(sp.f, 0, sp.s
 func (sp *spooled) close() {
 	sp.f.Close()
 	os.Remove(sp.f.Name())
+}
+
+// mimeHeader reads a message's header section from its MIME, for a message Graph gave no
+// internetMessageHeaders for (a draft, a message created from MIME); the rest is not read.
+func mimeHeader(ctx context.Context, f *gateway.Folder, id string) ([]byte, error) {
+	body, err := f.Open(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	defer body.Close()
+	return readHeader(body)
 }
 
 // readHeader returns the header section of a message: the lines up to and including the first

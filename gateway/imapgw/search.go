@@ -22,13 +22,23 @@ func (s *session) Search(kind imapserver.NumKind, c *imap.SearchCriteria, option
 	if err := searchable(c); err != nil {
 		return nil, err
 	}
+	ctx, cancel := s.op()
+	defer cancel()
 	sel := s.selected()
-	q := &query{sel: sel, headers: map[int]gomessage.Header{}}
+	q := &query{sel: sel, headers: map[int]gomessage.Header{}, header: func(m *gateway.Message) ([]byte, error) {
+		if len(m.Header) > 0 {
+			return m.Header, nil
+		}
+		return mimeHeader(ctx, sel.f, m.ID)
+	}}
 	var (
 		seqs imap.SeqSet
 		uids imap.UIDSet
 	)
 	for i := range sel.msgs {
+		if q.err != nil {
+			return nil, s.fail("read a message's header", q.err)
+		}
 		if q.match(i, c) {
 			seqs.AddNum(uint32(i + 1))
 			uids.AddNum(imap.UID(sel.msgs[i].UID))
@@ -69,13 +79,20 @@ func searchable(c *imap.SearchCriteria) error {
 
 type query struct {
 	sel     *selection
+	header  func(*gateway.Message) ([]byte, error)
 	headers map[int]gomessage.Header // parsed once per search
+	err     error                    // the first failure to read a header
 }
 
-func (q *query) header(i int) gomessage.Header {
+// parsed returns message i's header, read from its MIME if Graph gave none.
+func (q *query) parsed(i int) gomessage.Header {
 	h, ok := q.headers[i]
 	if !ok {
-		raw, _ := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(q.sel.msgs[i].Header)))
+		b, err := q.header(&q.sel.msgs[i])
+		if err != nil && q.err == nil {
+			q.err = err
+		}
+		raw, _ := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(b)))
 		h = gomessage.Header{Header: raw}
 		q.headers[i] = h
 	}
@@ -171,7 +188,7 @@ func (q *query) matchSent(i int, c *imap.SearchCriteria) bool {
 	if c.SentSince.IsZero() && c.SentBefore.IsZero() {
 		return true
 	}
-	h := mail.Header{Header: q.header(i)}
+	h := mail.Header{Header: q.parsed(i)}
 	t, err := h.Date()
 	if err != nil {
 		return false
@@ -183,7 +200,7 @@ func (q *query) matchHeaders(i int, c *imap.SearchCriteria) bool {
 	if len(c.Header) == 0 {
 		return true
 	}
-	h := q.header(i)
+	h := q.parsed(i)
 	for _, f := range c.Header {
 		if !h.Has(f.Key) {
 			return false
