@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"reflect"
 	"sort"
 	"strings"
 	"syscall"
@@ -101,6 +102,12 @@ func (a *app) runProxy(ctx context.Context, checkOnly bool, drain time.Duration,
 	}
 	opts := proxy.Options{Log: a.log.With("component", "proxy"), Ready: storeReady(st)}
 	opts.LoginTimeout, opts.IdleTimeout, opts.MaxSession = cfg.Proxy.Timeouts()
+	gw, gwStore, err := newGateway(cfg, opts.Log, opts.IdleTimeout)
+	if err != nil {
+		return err
+	}
+	defer gwStore.Close()
+	opts.Gateway = gw
 	srv, err := proxy.New(cfg.Proxy, mgr, opts)
 	if err != nil {
 		return usageError{err}
@@ -108,7 +115,7 @@ func (a *app) runProxy(ctx context.Context, checkOnly bool, drain time.Duration,
 	if checkOnly {
 		fmt.Fprintf(a.stdout, "%s: the proxy configuration is valid: %s; %d user(s), %d domain catch-all(s)\n",
 			cfg.Path, describeListeners(cfg.Proxy), len(cfg.Proxy.Users), len(cfg.Proxy.Domains))
-		return nil
+		return a.checkGatewayAccounts(ctx, cfg.Proxy, mgr)
 	}
 	if err := srv.Start(); err != nil {
 		_ = srv.Shutdown(context.Background())
@@ -132,10 +139,10 @@ func (a *app) runProxy(ctx context.Context, checkOnly bool, drain time.Duration,
 	for {
 		select {
 		case <-hup:
-			a.reloadProxy(srv, cfg.Store, st)
+			a.reloadProxy(srv, cfg, st)
 			continue
 		case <-hooks.Reload:
-			a.reloadProxy(srv, cfg.Store, st)
+			a.reloadProxy(srv, cfg, st)
 			continue
 		case <-ctx.Done():
 		}
@@ -153,10 +160,14 @@ func (a *app) runProxy(ctx context.Context, checkOnly bool, drain time.Duration,
 // reloadProxy applies the configuration file again. Whatever fails — the file, an account, a
 // password hash, a certificate, binding a new listener — is logged with its reason, and nothing is
 // applied: Reload is all or nothing, so the running proxy goes on exactly as it was.
-func (a *app) reloadProxy(srv *proxy.Server, oldStore config.Store, st store.Store) {
+func (a *app) reloadProxy(srv *proxy.Server, running *config.File, st store.Store) {
 	cfg, err := a.proxyConfig()
-	if err == nil && cfg.Store != oldStore {
+	switch {
+	case err != nil:
+	case cfg.Store != running.Store:
 		err = errors.New("the [store] section changed; restart the proxy to use another token store")
+	case !reflect.DeepEqual(gatewayOptions(cfg.Proxy.Gateway, nil), gatewayOptions(running.Proxy.Gateway, nil)):
+		err = errors.New("the [proxy.gateway] section changed; restart the proxy to apply it")
 	}
 	var mgr *auth.Manager
 	if err == nil {
@@ -180,7 +191,11 @@ func describeListeners(p *config.Proxy) string {
 		if tls == "" {
 			tls = config.LocalTLSNone
 		}
-		parts = append(parts, fmt.Sprintf("%s on %s (local TLS %s)", l.Protocol, l.Listen, tls))
+		via := ""
+		if l.Via == config.ViaGraph {
+			via = ", via Graph"
+		}
+		parts = append(parts, fmt.Sprintf("%s on %s (local TLS %s%s)", l.Protocol, l.Listen, tls, via))
 	}
 	sort.Strings(parts)
 	return strings.Join(parts, ", ")
