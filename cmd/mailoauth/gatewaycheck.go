@@ -106,7 +106,7 @@ func missingRole(s catalog.Subject, perm string) *catalog.Finding {
 		code = catalog.CodeGraphSend
 	}
 	return &catalog.Finding{Code: code, Step: "claims", Cause: "the app-only Graph token has no " + perm + " role, which the gateway needs",
-		Fix: s.PortalApp() + " > API permissions > Add > Microsoft Graph > Application permissions > " + perm + "; then grant admin consent: " + s.AdminConsentURL(),
+		Fix:  s.PortalApp() + " > API permissions > Add > Microsoft Graph > Application permissions > " + perm + "; then grant admin consent: " + s.AdminConsentURL(),
 		Docs: catalog.DocGraphPermissions}
 }
 
@@ -116,6 +116,6 @@ func missingScope(s catalog.Subject, c *catalog.Claims, perm string) *catalog.Fi
 		code = catalog.CodeGraphSend
 	}
 	return &catalog.Finding{Code: code, Step: "claims", Cause: "the delegated Graph token's scp (" + strings.Join(c.Scopes, " ") + ") lacks " + perm + ", which the gateway needs",
-		Fix: s.PortalApp() + " > API permissions > Add > Microsoft Graph > Delegated > " + perm + " (and grant consent if the tenant requires an administrator's), then mailoauth login " + s.Account,
+		Fix:  s.PortalApp() + " > API permissions > Add > Microsoft Graph > Delegated > " + perm + " (and grant consent if the tenant requires an administrator's), then mailoauth login " + s.Account,
 		Docs: catalog.DocGraphPermissions}
 }
