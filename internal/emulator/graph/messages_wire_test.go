@@ -4,9 +4,14 @@ package graph_test
 // MIME, permanentDelete, MIME $value.
 
 import (
+	"bytes"
+	"encoding/base64"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
+
+	"github.com/emersion/go-imap/v2"
 
 	"github.com/mailoauth/mailoauth/internal/emulator/exchange/mailstore"
 	"github.com/mailoauth/mailoauth/internal/emulator/world"
@@ -43,5 +48,88 @@ func TestWireInternetMessageHeaders(t *testing.T) {
 	}
 	if _, ok := sent.Value[0]["internetMessageHeaders"]; ok {
 		t.Errorf("Sent Items copy with headers: %s", a.Body)
+	}
+}
+
+func TestWireCreateFromMIME(t *testing.T) {
+	v := start(t)
+	tok := v.appToken(t)
+	raw := "From: bob@contoso.test\r\nTo: alice@contoso.test\r\nSubject: appended\r\nMessage-ID: <x1@contoso.test>\r\n\r\nkept byte for byte\r\n"
+	b64 := []byte(base64.StdEncoding.EncodeToString([]byte(raw)))
+	imm := []string{"Prefer", `IdType="ImmutableId"`}
+
+	// MIME into a folder: stored as given, a draft (Graph: "Create a draft of a new message").
+	a := v.do(t, "POST", "/users/alice@contoso.test/mailFolders/inbox/messages", tok, "text/plain", b64, imm...)
+	m := decode(t, a)
+	inbox := decode(t, v.do(t, "GET", "/users/alice@contoso.test/mailFolders/inbox", tok, "", nil))
+	if a.Status != 201 || m["isDraft"] != true || m["subject"] != "appended" || m["parentFolderId"] != inbox["id"] ||
+		a.Header.Get("Preference-Applied") != `IdType="ImmutableId"` {
+		t.Fatalf("create from MIME: %d %s %v", a.Status, a.Body, a.Header)
+	}
+	id := m["id"].(string)
+	if a := v.do(t, "GET", "/users/alice@contoso.test/messages/"+id+"/$value", tok, "", nil); a.Status != 200 || string(a.Body) != raw || a.Header.Get("Content-Length") != fmt.Sprint(len(raw)) {
+		t.Errorf("$value: %d %q %v", a.Status, a.Body, a.Header)
+	}
+	if got := v.imapFlags(t)["appended"]; !slices.Contains(got, imap.FlagDraft) {
+		t.Errorf("IMAP flags %v", got)
+	}
+	// POST messages puts it in Drafts.
+	a = v.do(t, "POST", "/users/alice@contoso.test/messages", tok, "text/plain", b64)
+	drafts := decode(t, v.do(t, "GET", "/users/alice@contoso.test/mailFolders/drafts", tok, "", nil))
+	if m := decode(t, a); a.Status != 201 || m["parentFolderId"] != drafts["id"] || m["isDraft"] != true {
+		t.Errorf("POST messages with MIME: %d %s", a.Status, a.Body)
+	}
+	wantError(t, v.do(t, "POST", "/users/alice@contoso.test/mailFolders/inbox/messages", tok, "text/plain", []byte("!!")), 400, "ErrorMimeContentInvalidBase64String")
+
+	// JSON with PidTagMessageFlags (no mfUnsent) and a delivery time: a received message.
+	body := `{"subject":"imported","toRecipients":[{"emailAddress":{"address":"alice@contoso.test"}}],"from":{"emailAddress":{"address":"alice@contoso.test"}},
+		"singleValueExtendedProperties":[{"id":"Integer 0x0E07","value":"1"},{"id":"SystemTime 0x0E06","value":"2026-01-02T03:04:05Z"}]}`
+	a = v.do(t, "POST", "/users/alice@contoso.test/mailFolders/archive/messages", tok, "application/json", []byte(body))
+	if m := decode(t, a); a.Status != 201 || m["isDraft"] != false || m["isRead"] != true || m["receivedDateTime"] != "2026-01-02T03:04:05Z" {
+		t.Errorf("JSON with PidTagMessageFlags: %d %s", a.Status, a.Body)
+	}
+	wantError(t, v.do(t, "POST", "/users/alice@contoso.test/mailFolders/archive/messages", tok, "application/json",
+		[]byte(`{"subject":"x","singleValueExtendedProperties":[{"id":"Integer 0x0E07","value":"9"}]}`)), 400, "BadRequest")
+
+	// permanentDelete: gone, not in Deleted Items.
+	if a := v.do(t, "POST", "/users/alice@contoso.test/messages/"+id+"/permanentDelete", tok, "", nil); a.Status != 204 {
+		t.Fatalf("permanentDelete: %d %s", a.Status, a.Body)
+	}
+	wantError(t, v.do(t, "GET", "/users/alice@contoso.test/messages/"+id, tok, "", nil), 404, "ErrorItemNotFound")
+	if di, _ := v.E.Store.List(world.Alice, mailstore.DeletedItems); len(di) != 0 {
+		t.Errorf("Deleted Items holds %d", len(di))
+	}
+}
+
+// TestWireImmutableIDs: every message endpoint answers Prefer: IdType="ImmutableId" with
+// Preference-Applied, and an id it gave survives a move.
+func TestWireImmutableIDs(t *testing.T) {
+	v := start(t)
+	tok := v.appToken(t)
+	id := appendAlice(t, v, "kept")
+	imm := []string{"Prefer", `IdType="ImmutableId"`}
+	for _, r := range []struct{ method, path, body string }{
+		{"GET", "/messages", ""}, {"GET", "/mailFolders/inbox/messages", ""}, {"GET", "/mailFolders/inbox/messages/delta", ""},
+		{"GET", "/messages/" + id, ""}, {"POST", "/messages/" + id + "/copy", `{"destinationId":"archive"}`},
+		{"POST", "/messages/" + id + "/move", `{"destinationId":"archive"}`}, {"GET", "/messages/" + id, ""},
+	} {
+		a := v.do(t, r.method, "/users/alice@contoso.test"+r.path, tok, "application/json", []byte(r.body), imm...)
+		if a.Status/100 != 2 || a.Header.Get("Preference-Applied") != `IdType="ImmutableId"` {
+			t.Errorf("%s %s: %d %v %s", r.method, r.path, a.Status, a.Header, a.Body)
+		}
+	}
+}
+
+func TestWireLargeMIME(t *testing.T) {
+	v := start(t)
+	tok := v.appToken(t)
+	big := append([]byte("Subject: big\r\n\r\n"), bytes.Repeat([]byte("0123456789abcdef\r\n"), 8<<20/18)...)
+	m, err := v.E.Store.Append(world.Alice, mailstore.Inbox, big, nil, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := v.do(t, "GET", "/users/alice@contoso.test/messages/"+m.ID+"/$value", tok, "", nil)
+	if a.Status != 200 || !bytes.Equal(a.Body, big) || a.Header.Get("Content-Length") != fmt.Sprint(len(big)) {
+		t.Errorf("$value of %d bytes: %d, %d bytes, Content-Length %s", len(big), a.Status, len(a.Body), a.Header.Get("Content-Length"))
 	}
 }

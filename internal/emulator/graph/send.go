@@ -173,15 +173,15 @@ func (s *Server) submit(w http.ResponseWriter, c *call, m *MessageIn, from Email
 	return nil
 }
 
-// sendMIME is sendMail with a base64 MIME body.
-func (s *Server) sendMIME(w http.ResponseWriter, r *http.Request, c *call) *gerr {
+// readMIME reads a base64 MIME request body (Content-Type: text/plain) and parses its header.
+func readMIME(r *http.Request) ([]byte, *netmail.Message, *gerr) {
 	raw, err := io.ReadAll(r.Body)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if asMaxBytes(err, &mbe) {
-			return errTooLarge
+			return nil, nil, errTooLarge
 		}
-		return errBody("The request body cannot be read.")
+		return nil, nil, errBody("The request body cannot be read.")
 	}
 	data, err := base64.StdEncoding.DecodeString(strings.Map(func(r rune) rune {
 		if r == '\r' || r == '\n' || r == ' ' || r == '\t' {
@@ -190,11 +190,20 @@ func (s *Server) sendMIME(w http.ResponseWriter, r *http.Request, c *call) *gerr
 		return r
 	}, string(raw)))
 	if err != nil || len(data) == 0 {
-		return errf(400, "ErrorMimeContentInvalidBase64String", "Invalid base64 string for MIME content.") // observed
+		return nil, nil, errf(400, "ErrorMimeContentInvalidBase64String", "Invalid base64 string for MIME content.") // observed
 	}
 	msg, err := netmail.ReadMessage(bytes.NewReader(data))
 	if err != nil {
-		return errf(400, "ErrorMimeContentInvalid", "The MIME content is invalid.")
+		return nil, nil, errf(400, "ErrorMimeContentInvalid", "The MIME content is invalid.")
+	}
+	return data, msg, nil
+}
+
+// sendMIME is sendMail with a base64 MIME body.
+func (s *Server) sendMIME(w http.ResponseWriter, r *http.Request, c *call) *gerr {
+	data, msg, e := readMIME(r)
+	if e != nil {
+		return e
 	}
 	var rcpts []string
 	for _, k := range []string{"To", "Cc", "Bcc"} {
@@ -254,12 +263,8 @@ func stripHeader(data []byte, name string) []byte {
 	return append([]byte(strings.Join(out, sep)), data[end:]...)
 }
 
-// createDraft: POST messages → 201 with the draft.
-func (s *Server) createDraft(w http.ResponseWriter, r *http.Request, c *call) *gerr {
-	var in MessageIn
-	if e := readJSON(r, &in); e != nil {
-		return e
-	}
+// createDraft: POST messages (JSON) → 201 with the draft, which the Graph server keeps.
+func (s *Server) createDraft(w http.ResponseWriter, r *http.Request, c *call, in MessageIn) *gerr {
 	if e := validateAttachments(in.Attachments); e != nil {
 		return e
 	}

@@ -400,8 +400,10 @@ func (s *Server) handlerFor(method string, segs []string) (handler, op) {
 		return s.listMessages, opRead
 	case match(segs, "mailFolders", "*", "messages", "delta") && method == "GET":
 		return s.messagesDelta, opRead
-	case (match(segs, "messages") || match(segs, "mailFolders", "drafts", "messages")) && method == "POST":
-		return s.createDraft, opWrite
+	case (match(segs, "messages") || match(segs, "mailFolders", "*", "messages")) && method == "POST":
+		return s.createMessage, opWrite
+	case match(segs, "messages", "*", "permanentDelete") && method == "POST":
+		return s.permanentDelete, opWrite
 	case match(segs, "messages", "*") && method == "GET":
 		return s.getMessage, opRead
 	case match(segs, "messages", "*") && method == "PATCH":
