@@ -107,11 +107,18 @@ type Server struct {
 	plain, implicit *smtp.Server
 	plainL, tlsL    *chanListener
 	wg              sync.WaitGroup
+	// large bounds the messages over spoolInMemory being sent at once: Graph's draft path holds a
+	// message's attachments in memory while it uploads them.
+	large chan struct{}
 }
+
+// maxLargeSends is how many messages over spoolInMemory are sent at once; others wait their turn
+// within their SubmitTimeout.
+const maxLargeSends = 2
 
 // New returns a Server; Serve starts it.
 func New(o Options) *Server {
-	s := &Server{o: o.withDefaults()}
+	s := &Server{o: o.withDefaults(), large: make(chan struct{}, maxLargeSends)}
 	s.plainL, s.tlsL = newChanListener(), newChanListener()
 	s.plain = s.newSMTP(s.o.TLS, s.o.TLS == nil)
 	s.implicit = s.newSMTP(nil, true)
@@ -132,7 +139,8 @@ func (s *Server) newSMTP(tlsConfig *tls.Config, clearAuth bool) *smtp.Server {
 	return srv
 }
 
-// Serve serves the connections pushed to ln until ln or the Server is closed; it returns nil then.
+// Serve serves the connections pushed to ln until ln is closed; it returns nil then. After Close or
+// Shutdown it closes the connections pushed at once.
 func (s *Server) Serve(ln *gateway.Listener) error {
 	s.wg.Add(2)
 	go func() { defer s.wg.Done(); _ = s.plain.Serve(s.plainL) }()
@@ -156,14 +164,13 @@ func (s *Server) Serve(ln *gateway.Listener) error {
 			to = s.tlsL
 		}
 		if !to.push(wc) {
-			_ = wc.Close()
-			return nil
+			_ = wc.Close() // the Server was closed: refuse until ln is
 		}
 	}
 }
 
 // Shutdown stops taking connections and waits for the sessions to end (a message being sent is
-// finished) until ctx ends, then closes the rest. Serve returns once ln is closed too.
+// finished) until ctx ends, then closes the rest.
 func (s *Server) Shutdown(ctx context.Context) error {
 	errc := make(chan error, 2)
 	go func() { errc <- s.plain.Shutdown(ctx) }()

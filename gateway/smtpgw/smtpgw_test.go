@@ -6,11 +6,17 @@ package smtpgw_test
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"math/big"
 	"net"
 	"os"
 	"strings"
@@ -491,4 +497,118 @@ func assertEmptyDir(t *testing.T, dir string) {
 	if len(entries) != 0 {
 		t.Errorf("the spool directory keeps %v", entries)
 	}
+}
+
+// serverTLS is a certificate for gw.test and a client configuration that trusts only it.
+func serverTLS(t *testing.T) (server, client *tls.Config) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "gw.test"}, DNSNames: []string{"gw.test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}, MinVersion: tls.VersionTLS12},
+		&tls.Config{RootCAs: pool, ServerName: "gw.test", MinVersion: tls.VersionTLS12}
+}
+
+// TestSTARTTLS: with a TLS configuration, EHLO offers STARTTLS and AUTH needs it first; after it,
+// the program logs in and sends.
+func TestSTARTTLS(t *testing.T) {
+	serverConf, clientConf := serverTLS(t)
+	v := start(t, emulator(t), "sender", smtpgw.Options{TLS: serverConf})
+	clear := v.dial(t, "")
+	if ok, _ := clear.Extension("STARTTLS"); !ok {
+		t.Fatal("EHLO does not offer STARTTLS")
+	}
+	if ok, _ := clear.Extension("AUTH"); ok {
+		t.Error("EHLO offers AUTH before TLS")
+	}
+	wantCode(t, clear.Auth(sasl.NewPlainClient("", "alice", password)), 523, smtp.EnhancedCode{5, 7, 10})
+	if v.logins.Load() != 0 {
+		t.Fatal("the password was checked in clear")
+	}
+	c, err := smtp.DialStartTLS(v.addr, clientConf)
+	if err != nil {
+		t.Fatalf("STARTTLS: %v", err)
+	}
+	defer c.Close()
+	if err := c.Auth(sasl.NewPlainClient("", "alice", password)); err != nil {
+		t.Fatalf("AUTH after STARTTLS: %v", err)
+	}
+	subject := uniqueSubject(t)
+	raw := build(t, mail.Draft{From: []string{alice}, To: []string{bob}, Subject: subject, Text: "over TLS"})
+	if err := c.SendMail(alice, []string{bob}, bytes.NewReader(raw)); err != nil {
+		t.Fatalf("SendMail: %v", err)
+	}
+	if got := inFolder(t, v.srv, bob, mailoauthtest.Inbox, subject); len(got) != 1 {
+		t.Fatalf("bob has %d copies, want 1", len(got))
+	}
+}
+
+// TestImplicitTLS: a connection pushed as its *tls.Conn may AUTH at once (and is offered no
+// STARTTLS), though the Server requires STARTTLS of connections in clear; a connection that
+// closes before saying anything is still reported Closed.
+func TestImplicitTLS(t *testing.T) {
+	serverConf, clientConf := serverTLS(t)
+	v := start(t, emulator(t), "sender", smtpgw.Options{TLS: serverConf})
+	tl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tl.Close()
+	go func() {
+		for {
+			c, err := tl.Accept()
+			if err != nil {
+				return
+			}
+			if err := v.ln.Push(tls.Server(c, serverConf), v.handoff()); err != nil {
+				c.Close()
+			}
+		}
+	}()
+	conn, err := tls.Dial("tcp", tl.Addr().String(), clientConf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := smtp.NewClient(conn)
+	defer c.Close()
+	if err := c.Hello("client.test"); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := c.Extension("STARTTLS"); ok {
+		t.Error("STARTTLS offered on a TLS connection")
+	}
+	if err := c.Auth(sasl.NewPlainClient("", "alice", password)); err != nil {
+		t.Fatalf("AUTH: %v", err)
+	}
+	subject := uniqueSubject(t)
+	raw := build(t, mail.Draft{From: []string{alice}, To: []string{bob}, Subject: subject, Text: "implicit TLS"})
+	if err := c.SendMail(alice, []string{bob}, bytes.NewReader(raw)); err != nil {
+		t.Fatalf("SendMail: %v", err)
+	}
+	if got := inFolder(t, v.srv, bob, mailoauthtest.Inbox, subject); len(got) != 1 {
+		t.Fatalf("bob has %d copies, want 1", len(got))
+	}
+	if err := c.Quit(); err != nil {
+		t.Fatal(err)
+	}
+	silent, err := net.Dial("tcp", tl.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	silent.Close()
+	waitClosed(t, v, 2)
 }
