@@ -1,0 +1,289 @@
+package gateway_test
+
+// The mailbox model against the in-process emulator's Microsoft Graph, over real HTTPS.
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mailoauth/mailoauth/auth"
+	"github.com/mailoauth/mailoauth/gateway"
+	"github.com/mailoauth/mailoauth/graph"
+	"github.com/mailoauth/mailoauth/internal/emulator"
+	"github.com/mailoauth/mailoauth/internal/emulator/emulatortest"
+	"github.com/mailoauth/mailoauth/internal/emulator/world"
+)
+
+const timeout = 3 * time.Minute // every wait: generous for a busy machine
+
+// lab is an emulator and alice's mailbox, opened as the proxy opens it.
+type lab struct {
+	*emulatortest.Lab
+	acct    *auth.Account
+	address string
+	uids    gateway.UIDStore
+}
+
+func newLab(t testing.TB) *lab {
+	t.Helper()
+	l := emulatortest.Start(t, emulator.Options{})
+	a, err := auth.NewAccount(l.Config.Accounts["daemon"], auth.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &lab{Lab: l, acct: a, address: a.Mailbox(), uids: gateway.NewFileUIDStore(t.TempDir())}
+}
+
+// open opens the mailbox in a new Mailboxes over the lab's UID store: as a new process would.
+func (l *lab) open(t testing.TB, o gateway.Options) *gateway.Mailbox {
+	t.Helper()
+	mb := gateway.NewMailboxes(l.uids, o).Open("daemon", l.address, graph.ClientFor(l.acct, l.address, graph.NewLimiter(4)))
+	t.Cleanup(func() { mb.Close() })
+	return mb
+}
+
+// deliver puts messages into a folder of the mailbox (the emulator's store: no Graph request).
+func (l *lab) deliver(t testing.TB, folder string, subjects ...string) {
+	t.Helper()
+	for i, s := range subjects {
+		msg := fmt.Sprintf("From: Bob <bob@contoso.test>\r\nTo: alice@contoso.test\r\nSubject: %s\r\nMessage-ID: <%d.%s@test>\r\n\r\nBody of %s.\r\n", s, i, strings.ReplaceAll(s, " ", "-"), s)
+		if _, err := l.E.Store.Append(l.address, folder, []byte(msg), nil, time.Now().Add(time.Duration(i)*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// requests counts the Graph requests fn makes.
+func (l *lab) requests(fn func()) int64 {
+	before := l.E.Graph.Requests()
+	fn()
+	return l.E.Graph.Requests() - before
+}
+
+func ctxT(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func folder(t testing.TB, mb *gateway.Mailbox, name string) *gateway.Folder {
+	t.Helper()
+	f, err := mb.Folder(ctxT(t), name)
+	if err != nil {
+		t.Fatalf("Folder(%q): %v", name, err)
+	}
+	return f
+}
+
+func syncNow(t testing.TB, f *gateway.Folder) *gateway.View {
+	t.Helper()
+	v, err := f.Sync(ctxT(t), 0)
+	if err != nil {
+		t.Fatalf("Sync %s: %v", f.Info.Name, err)
+	}
+	return v
+}
+
+// subjects maps each message's subject (from its Header) to its UID.
+func subjects(t testing.TB, v *gateway.View) map[string]uint32 {
+	t.Helper()
+	out := map[string]uint32{}
+	for _, m := range v.Messages {
+		_, rest, ok := bytes.Cut(m.Header, []byte("Subject: "))
+		if !ok {
+			t.Fatalf("UID %d: no Subject in its header %q", m.UID, m.Header)
+		}
+		s, _, _ := bytes.Cut(rest, []byte("\r\n"))
+		out[string(s)] = m.UID
+	}
+	return out
+}
+
+func numbered(prefix string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("%s %04d", prefix, i)
+	}
+	return out
+}
+
+// The target: the headers of a 1,000-message folder in at most ~15 Graph requests, and a
+// refresh with nothing new in one; UIDs in order of arrival, the same after a restart.
+func TestListingCost(t *testing.T) {
+	l := newLab(t)
+	l.deliver(t, "INBOX", numbered("bulk", 1000)...)
+	mb := l.open(t, gateway.Options{})
+	f := folder(t, mb, "inbox")
+	if f.Info.Name != "INBOX" {
+		t.Fatalf("Folder(inbox).Info.Name = %q", f.Info.Name)
+	}
+	var v *gateway.View
+	first := l.requests(func() { v = syncNow(t, f) })
+	t.Logf("first Sync of 1,000 messages: %d Graph requests", first)
+	if first > 15 {
+		t.Errorf("the first Sync cost %d Graph requests, want at most 15", first)
+	}
+	if len(v.Messages) != 1000 || v.UIDValidity == 0 {
+		t.Fatalf("%d messages, UIDVALIDITY %d; want 1000 and not 0", len(v.Messages), v.UIDValidity)
+	}
+	byS := subjects(t, v)
+	for i, s := range numbered("bulk", 1000) {
+		if byS[s] != uint32(i+1) {
+			t.Fatalf("%q has UID %d, want %d (UIDs in the order of arrival)", s, byS[s], i+1)
+		}
+	}
+	for _, m := range v.Messages {
+		if m.Size <= 0 || m.Received.IsZero() || m.ID == "" || m.IsRead || !bytes.HasSuffix(m.Header, []byte("\r\n\r\n")) {
+			t.Fatalf("message %+v: want a size, a received time, an id, unread and a header section", m)
+		}
+	}
+	if v.UIDNext != 1001 {
+		t.Errorf("UIDNEXT %d, want 1001", v.UIDNext)
+	}
+
+	var again *gateway.View
+	if n := l.requests(func() { again = syncNow(t, f) }); n != 1 {
+		t.Errorf("a Sync with nothing new cost %d Graph requests, want 1", n)
+	}
+	if again.Version != v.Version {
+		t.Errorf("Version moved from %d to %d with nothing new", v.Version, again.Version)
+	}
+	if n := l.requests(func() {
+		if _, err := f.Sync(ctxT(t), time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Errorf("a Sync within maxAge cost %d Graph requests, want 0", n)
+	}
+
+	// Something new: the next UID, the Version moves.
+	l.deliver(t, "INBOX", "late arrival")
+	v2 := syncNow(t, f)
+	if got := subjects(t, v2)["late arrival"]; got != 1001 || v2.Version <= v.Version || v2.UIDNext != 1002 {
+		t.Fatalf("new message: UID %d, Version %d→%d, UIDNEXT %d; want 1001, growing, 1002", got, v.Version, v2.Version, v2.UIDNext)
+	}
+
+	// Another process over the same UID store: the same UIDs and UIDVALIDITY.
+	other := syncNow(t, folder(t, l.open(t, gateway.Options{}), "INBOX"))
+	if other.UIDValidity != v.UIDValidity {
+		t.Fatalf("UIDVALIDITY %d after a restart, was %d", other.UIDValidity, v.UIDValidity)
+	}
+	for s, u := range subjects(t, other) {
+		if subjects(t, v2)[s] != u {
+			t.Fatalf("%q: UID %d after a restart, was %d", s, u, subjects(t, v2)[s])
+		}
+	}
+}
+
+// Sessions share one refresh; Graph's 429s slow it down and lose nothing.
+func TestSyncSharedAndThrottled(t *testing.T) {
+	l := newLab(t)
+	l.deliver(t, "INBOX", numbered("m", 450)...)
+	mb := l.open(t, gateway.Options{})
+	f := folder(t, mb, "INBOX")
+	if err := l.E.Live.Update(func(w *world.World) error {
+		w.Faults = append(w.Faults, world.Fault{Endpoint: "graph", Status: 429, Times: 3})
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	views := make([]*gateway.View, 6)
+	errs := make([]error, len(views))
+	n := l.requests(func() {
+		for i := range views {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				views[i], errs[i] = f.Sync(ctxT(t), 0)
+			}()
+		}
+		wg.Wait()
+	})
+	for i := range views {
+		if errs[i] != nil {
+			t.Fatalf("Sync %d: %v", i, errs[i])
+		}
+		if len(views[i].Messages) != 450 {
+			t.Fatalf("Sync %d: %d messages, want 450", i, len(views[i].Messages))
+		}
+	}
+	// One listing (3 pages) plus the 3 refused: concurrent callers did not list again each.
+	if n > 9 {
+		t.Errorf("6 concurrent Syncs cost %d Graph requests; want one shared listing (at most 9 with the 429s)", n)
+	}
+	t.Logf("6 concurrent first Syncs through 3 429s: %d Graph requests", n)
+}
+
+// Graph forgets a delta state: a full listing again, UIDs of the messages still there kept.
+func TestExpiredDeltaKeepsUIDs(t *testing.T) {
+	l := newLab(t)
+	l.deliver(t, "INBOX", "one", "two", "three")
+	f := folder(t, l.open(t, gateway.Options{}), "INBOX")
+	before := subjects(t, syncNow(t, f))
+	msgs, err := l.E.Store.List(l.address, "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.E.Store.Delete(l.address, "INBOX", msgs[1].ID); err != nil {
+		t.Fatal(err)
+	}
+	l.E.Graph.Reset() // drops every delta token: the next round is 410 syncStateNotFound
+	l.deliver(t, "INBOX", "four")
+	after := subjects(t, syncNow(t, f))
+	want := map[string]uint32{"one": before["one"], "three": before["three"], "four": 4}
+	if fmt.Sprint(after) != fmt.Sprint(want) {
+		t.Fatalf("after the delta state expired: %v, want %v (from %v)", after, want, before)
+	}
+}
+
+// IDLE: Wait returns when a delivery is seen, polling at most every PollInterval.
+func TestWaitSeesDelivery(t *testing.T) {
+	l := newLab(t)
+	const every = 300 * time.Millisecond
+	f := folder(t, l.open(t, gateway.Options{PollInterval: every}), "INBOX")
+	v := syncNow(t, f)
+	start := time.Now()
+	var wg sync.WaitGroup
+	errs := make([]error, 3)
+	base := l.E.Graph.Requests()
+	n := l.requests(func() {
+		for i := range errs {
+			wg.Add(1)
+			go func() { defer wg.Done(); errs[i] = f.Wait(ctxT(t), v.Version) }()
+		}
+		// Let the waiters poll a few times before the delivery; they poll, not this test.
+		for l.E.Graph.Requests() < base+2 {
+			if err := ctxT(t).Err(); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(every / 10)
+		}
+		l.deliver(t, "INBOX", "news")
+		wg.Wait()
+	})
+	elapsed := time.Since(start)
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Three waiters share the polls: at most one per PollInterval (and one to begin).
+	if max := int64(elapsed/every) + 2; n > max {
+		t.Errorf("3 waiters made %d Graph requests in %v; want at most %d (one per %v)", n, elapsed, max, every)
+	}
+	if _, ok := subjects(t, syncNow(t, f))["news"]; !ok {
+		t.Fatal("the delivery is not in the listing")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := f.Wait(ctx, 1<<60); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Wait with an ended ctx: %v", err)
+	}
+}

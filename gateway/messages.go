@@ -1,0 +1,243 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/mailoauth/mailoauth/graph"
+)
+
+// ErrTooBig is a message larger than Options.MaxMessage.
+var ErrTooBig = errors.New("the message is larger than the gateway's limit (Options.MaxMessage)")
+
+// parallel is how many requests of one operation on many messages are sent at once: Graph's limit
+// per mailbox (graph.Limiter holds the rest back anyway).
+const parallel = 4
+
+// opts are the mailbox's Options with the defaults filled in.
+func (m *Mailbox) opts() Options { return m.Options.withDefaults() }
+
+// uidStore is the mailbox's UID store; a Mailbox made without Mailboxes keeps UIDs in memory.
+func (m *Mailbox) uidStore() UIDStore {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.uids == nil {
+		m.uids = newMemUIDStore()
+	}
+	return m.uids
+}
+
+// forEach runs fn for each index, a few at a time, and returns the first error (after every call
+// ended: none is abandoned half way).
+func forEach(n int, fn func(i int) error) error {
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+	)
+	sem := make(chan struct{}, parallel)
+	for i := range n {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if err := fn(i); err != nil {
+				mu.Lock()
+				if first == nil {
+					first = err
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return first
+}
+
+// Open streams a message's MIME from Graph. Close it.
+func (f *Folder) Open(ctx context.Context, id string) (io.ReadCloser, error) {
+	body, _, err := f.m.Graph.OpenMIME(ctx, id)
+	return body, err
+}
+
+// SetFlags sets isRead and/or the follow-up flag of messages (nil: unchanged). The folder's
+// listing shows the change at once (its Version grows); on an error, the messages before it in
+// Graph's answers may have changed.
+func (f *Folder) SetFlags(ctx context.Context, ids []string, read, flagged *bool) error {
+	if read == nil && flagged == nil {
+		return nil
+	}
+	return forEach(len(ids), func(i int) error {
+		if err := f.m.Graph.SetFlags(ctx, ids[i], graph.FlagUpdate{IsRead: read, Flagged: flagged}); err != nil {
+			return err
+		}
+		f.st.update(ids[i], func(m *Message) {
+			if read != nil {
+				m.IsRead = *read
+			}
+			if flagged != nil {
+				m.Flagged = *flagged
+			}
+		})
+		return nil
+	})
+}
+
+// update changes a known message of the listing.
+func (st *folderState) update(id string, fn func(*Message)) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	old := st.msgs[id]
+	if old == nil {
+		return
+	}
+	m := *old
+	fn(&m)
+	if !sameMessage(old, &m) {
+		st.msgs[id] = &m
+		st.changedLocked()
+	}
+}
+
+// drop takes messages that left the folder out of its listing and the UID store.
+func (st *folderState) drop(ctx context.Context, ids []string) error {
+	st.mu.Lock()
+	change := false
+	for _, id := range ids {
+		if st.msgs[id] != nil {
+			delete(st.msgs, id)
+			change = true
+		}
+	}
+	if change {
+		st.changedLocked()
+	}
+	st.mu.Unlock()
+	return st.m.uidStore().Forget(ctx, st.m.Address, st.id, ids)
+}
+
+// Delete removes messages: to Deleted Items, or for good when Options.DeletePermanently is set (or
+// when the folder is Deleted Items itself). A message already gone counts as deleted.
+func (f *Folder) Delete(ctx context.Context, ids []string) error {
+	permanent := f.m.opts().DeletePermanently || f.Info.SpecialUse == `\Trash`
+	done := make([]bool, len(ids))
+	err := forEach(len(ids), func(i int) error {
+		var err error
+		if permanent {
+			err = f.m.Graph.PermanentDelete(ctx, ids[i])
+		} else {
+			_, err = f.m.Graph.Move(ctx, ids[i], "deleteditems")
+		}
+		if err != nil && !graph.IsNotFound(err) {
+			return err
+		}
+		done[i] = true
+		return nil
+	})
+	var gone []string
+	for i, ok := range done {
+		if ok {
+			gone = append(gone, ids[i])
+		}
+	}
+	if derr := f.st.drop(ctx, gone); err == nil {
+		err = derr
+	}
+	return err
+}
+
+// Copy and Move put messages into dest and return their UIDs there, in order (for UIDPLUS): the
+// UIDs are assigned from the ids Graph gives the copies (a moved message keeps its immutable id),
+// so dest's next Sync lists them with the same UIDs. On an error some messages may have been
+// copied or moved (Graph has no transaction); dest's listing shows them.
+func (f *Folder) Copy(ctx context.Context, ids []string, dest *Folder) ([]uint32, error) {
+	return f.transfer(ctx, ids, dest, false)
+}
+
+// Move is Copy, the originals leaving f.
+func (f *Folder) Move(ctx context.Context, ids []string, dest *Folder) ([]uint32, error) {
+	return f.transfer(ctx, ids, dest, true)
+}
+
+func (f *Folder) transfer(ctx context.Context, ids []string, dest *Folder, move bool) ([]uint32, error) {
+	newIDs := make([]string, len(ids))
+	err := forEach(len(ids), func(i int) error {
+		var gm *graph.Message
+		var err error
+		if move {
+			gm, err = f.m.Graph.Move(ctx, ids[i], dest.Info.ID)
+		} else {
+			gm, err = f.m.Graph.Copy(ctx, ids[i], dest.Info.ID)
+		}
+		if err != nil {
+			return err
+		}
+		newIDs[i] = gm.ID
+		return nil
+	})
+	if move {
+		var moved []string
+		for i, id := range newIDs {
+			if id != "" {
+				moved = append(moved, ids[i])
+			}
+		}
+		if derr := f.st.drop(ctx, moved); err == nil {
+			err = derr
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	dest.st.stale()
+	_, uids, err := dest.m.uidStore().Assign(ctx, dest.m.Address, dest.Info.ID, newIDs)
+	return uids, err
+}
+
+// stale makes the next Sync ask Graph whatever its maxAge: a message was put in the folder here.
+func (st *folderState) stale() {
+	st.mu.Lock()
+	st.synced = time.Time{}
+	st.mu.Unlock()
+}
+
+// UIDValidity is the folder's UIDVALIDITY (for COPYUID and APPENDUID), from its listing, or from
+// the UID store if it was never listed.
+func (f *Folder) UIDValidity(ctx context.Context) (uint32, error) {
+	f.st.mu.Lock()
+	v := f.st.validity
+	f.st.mu.Unlock()
+	if v != 0 {
+		return v, nil
+	}
+	v, _, err := f.m.uidStore().Assign(ctx, f.m.Address, f.Info.ID, nil)
+	return v, err
+}
+
+// Append stores a message (not a draft) from its MIME and returns its UID; read sets \Seen,
+// flagged \Flagged. Graph sets the received time itself: received is not kept (Graph takes no
+// receivedDateTime on creation), and the message shows when it was appended.
+func (f *Folder) Append(ctx context.Context, mime io.Reader, size int64, read, flagged bool, received time.Time) (uint32, error) {
+	if size > f.m.opts().MaxMessage {
+		return 0, ErrTooBig
+	}
+	gm, err := f.m.Graph.CreateFromMIME(ctx, f.Info.ID, mime, size)
+	if err != nil {
+		return 0, err
+	}
+	if gm.IsRead != read || gm.Flagged != flagged {
+		if err := f.m.Graph.SetFlags(ctx, gm.ID, graph.FlagUpdate{IsRead: &read, Flagged: &flagged}); err != nil {
+			return 0, fmt.Errorf("the message was stored but its flags could not be set: %w", err)
+		}
+	}
+	f.st.stale()
+	_, uids, err := f.m.uidStore().Assign(ctx, f.m.Address, f.Info.ID, []string{gm.ID})
+	if err != nil {
+		return 0, err
+	}
+	return uids[0], nil
+}
