@@ -16,6 +16,7 @@ import (
 
 	"github.com/mailoauth/mailoauth/graph"
 	"github.com/mailoauth/mailoauth/internal/emulator/exchange/mailstore"
+	"github.com/mailoauth/mailoauth/internal/emulator/world"
 )
 
 // gatewayClient is ClientFor the written account name (immutable ids, a Limiter of 4).
@@ -307,4 +308,63 @@ func TestMessagesDelta(t *testing.T) {
 	if _, err := c.MessagesDelta(ctx, f.ID, bogus, graph.DeltaOptions{}); !errors.Is(err, graph.ErrDeltaExpired) {
 		t.Fatalf("an unknown state: %v, want ErrDeltaExpired", err)
 	}
+}
+
+// TestCreateFromMIMEAndPermanentDelete: a message created from its MIME is stored byte for byte in
+// the folder (a draft, as Graph makes it), also from a reader of unknown size and when the first
+// try meets a 503; one over 3 MB is refused before anything is sent; PermanentDelete removes a
+// message for good (not to Deleted Items).
+func TestCreateFromMIMEAndPermanentDelete(t *testing.T) {
+	v := newEnv(t, testWorld(world.Fault{Endpoint: "graph", Status: 503, Times: 1}))
+	defer v.close()
+	ctx := context.Background()
+	c := v.gatewayClient(t, "daemon")
+	c.BaseDelay = time.Millisecond
+	raw := []byte("From: alice@contoso.test\r\nTo: bob@contoso.test\r\nSubject: imported\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n" +
+		strings.Repeat("Grüße, line of text\r\n", 150_000))
+	raw = append(raw[:3<<20-2], "\r\n"...) // 3 MB: 4 MB base64-encoded, Graph's limit
+	m, err := c.CreateFromMIME(ctx, "archive", bytes.NewReader(raw), int64(len(raw))) // the 503 first
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.E.Graph.Requests() != 2 {
+		t.Errorf("%d Graph requests, want 2 (a 503 and its retry)", v.E.Graph.Requests())
+	}
+	stored, err := v.E.Store.Get(alice, mailstore.Archive, m.ID)
+	if err != nil || !bytes.Equal(stored.Data, raw) || !m.IsDraft {
+		t.Fatalf("created: %v, draft %v, bytes equal %v", err, m.IsDraft, bytes.Equal(stored.Data, raw))
+	}
+	small := []byte("Subject: small\r\n\r\nx\r\n")
+	m2, err := c.CreateFromMIME(ctx, "inbox", io.MultiReader(bytes.NewReader(small)), -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := v.E.Store.Get(alice, mailstore.Inbox, m2.ID); err != nil || !bytes.Equal(got.Data, small) {
+		t.Fatalf("from a reader of unknown size: %v", err)
+	}
+	before := v.E.Graph.Requests()
+	big := bytes.Repeat([]byte("x"), 3<<20+1)
+	for _, size := range []int64{int64(len(big)), -1} {
+		if _, err := c.CreateFromMIME(ctx, "inbox", bytes.NewReader(big), size); !errors.Is(err, graph.ErrMIMETooLarge) {
+			t.Errorf("size %d: %v, want ErrMIMETooLarge", size, err)
+		}
+	}
+	if _, err := c.CreateFromMIME(ctx, "inbox", bytes.NewReader(small), 3); err == nil {
+		t.Error("a size that is not the reader's was taken")
+	}
+	if n := v.E.Graph.Requests() - before; n != 0 {
+		t.Errorf("refused messages cost %d requests", n)
+	}
+
+	if err := c.PermanentDelete(ctx, m.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.E.Store.Find(alice, m.ID); err == nil {
+		t.Error("permanently deleted, still in the mailbox")
+	}
+	if list, _ := v.E.Store.List(alice, mailstore.DeletedItems); len(list) != 0 {
+		t.Errorf("%d messages in Deleted Items", len(list))
+	}
+	err = c.PermanentDelete(ctx, m.ID)
+	wantGraphErr(t, err, 404, "ErrorItemNotFound")
 }

@@ -48,11 +48,13 @@ var ErrMIMETooLarge = errors.New("graph: the message is larger than the 3 MB Gra
 // CreateFromMIME stores a message from its MIME (raw RFC 5322, CRLF line ends) in a folder (a
 // well-known name or an id; "" is Drafts, Graph's default) and returns it: POST .../messages with
 // the MIME base64-encoded as text/plain. size is the MIME's length, or -1 if unknown. A message
-// larger than 3 MB fails with ErrMIMETooLarge before anything is sent: Graph has no upload session
-// for MIME, and rebuilding the message from its parts would change its bytes.
+// larger than 3 MB fails with ErrMIMETooLarge before anything is sent (Graph would answer 413
+// Request Entity Too Large): Graph has no upload session for MIME, and rebuilding the message from
+// its parts would change its bytes.
 //
-// Graph makes such a message a draft (isDraft true: PidTagMessageFlags has MSGFLAG_UNSENT), and that
-// flag cannot be changed once the message is saved.
+// Graph documents the call as creating a draft: the message is a draft (isDraft true,
+// PidTagMessageFlags with mfUnsent) whatever folder it is created in. Only a JSON creation can set
+// PidTagMessageFlags, and only then ([MS-OXCMSG] 2.2.1.6): a MIME body has no room for it.
 //
 // The MIME is read once (at most 3 MB are kept) and encoded as it is sent, so that a retry can send
 // it again.
