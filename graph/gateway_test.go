@@ -322,8 +322,10 @@ func TestCreateFromMIMEAndPermanentDelete(t *testing.T) {
 	c.BaseDelay = time.Millisecond
 	raw := []byte("From: alice@contoso.test\r\nTo: bob@contoso.test\r\nSubject: imported\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n" +
 		strings.Repeat("Grüße, line of text\r\n", 150_000))
-	raw = append(raw[:3<<20-2], "\r\n"...)                                            // 3 MB: 4 MB base64-encoded, Graph's limit
-	m, err := c.CreateFromMIME(ctx, "archive", bytes.NewReader(raw), int64(len(raw))) // the 503 first
+	// 3 MB: 4 MB base64-encoded, Graph's limit.
+	raw = append(raw[:3<<20-2], "\r\n"...)
+	// The first request meets the 503.
+	m, err := c.CreateFromMIME(ctx, "archive", bytes.NewReader(raw), int64(len(raw)))
 	if err != nil {
 		t.Fatal(err)
 	}
