@@ -370,3 +370,26 @@ func TestCreateFromMIMEAndPermanentDelete(t *testing.T) {
 	err = c.PermanentDelete(ctx, m.ID)
 	wantGraphErr(t, err, 404, "ErrorItemNotFound")
 }
+
+// TestThrottledPastTheDeadline: Graph's 429 asks for a second; a call with less time left fails at
+// once, saying Graph throttles and when to retry, and one with time enough waits and succeeds.
+func TestThrottledPastTheDeadline(t *testing.T) {
+	v := newEnv(t, testWorld(world.Fault{Endpoint: "graph", Status: 429, Times: 2}))
+	defer v.close()
+	c := v.gatewayClient(t, "daemon")
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	_, err := c.AllFolders(ctx)
+	var ge *graph.Error
+	if !graph.IsThrottled(err) || !errors.As(err, &ge) || ge.RetryAfter < time.Second || ctx.Err() != nil {
+		t.Fatalf("%v (deadline: %v), want an at-once 429 with its Retry-After", err, ctx.Err())
+	}
+	if !strings.Contains(err.Error(), "throttling") {
+		t.Errorf("the error does not say Graph throttles: %v", err)
+	}
+	ctx2, cancel2 := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel2()
+	if _, err := c.AllFolders(ctx2); err != nil {
+		t.Fatalf("with time to wait: %v", err)
+	}
+}
