@@ -35,6 +35,8 @@ const folderPageSize = "250"
 // the first call of a client also asks for the well-known folders' ids, one request each,
 // concurrently (a $batch would be one, but its answers would then need the same care for 429s).
 // The top-level folders' ParentFolderID is the root folder's (msgfolderroot), which is not listed.
+// Hidden folders (isHidden, which Outlook does not show either) are not listed: includeHiddenFolders
+// is not asked for.
 func (c *Client) AllFolders(ctx context.Context) ([]Folder, error) {
 	known, err := c.wellKnownIDs(ctx)
 	if err != nil {
