@@ -77,6 +77,7 @@ type Server struct {
 	faultHit map[string]int      // requests seen per fault, by Fault.ID
 	deltas   deltas              // delta tokens
 	requests int64
+	perBox   map[string]int64 // authorized requests by lower-case mailbox address
 }
 
 // New returns a Server.
@@ -95,6 +96,16 @@ func New(cfg Config) *Server {
 	}
 	return &Server{cfg: cfg, live: cfg.World, st: cfg.Store, az: cfg.Authorizer, now: cfg.Now, log: cfg.Log,
 		drafts: map[string]*draft{}, sessions: map[string]*session{}, faultHit: map[string]int{}}
+}
+
+// RequestsTo is how many requests have opened the mailbox at address (case-insensitive): every
+// request whose token and mailbox were accepted, answered or throttled, since the server started.
+// Requests an injected fault answered are not counted here (Requests counts them). Tests compare it
+// before and after an operation to measure what the operation cost in Graph requests.
+func (s *Server) RequestsTo(address string) int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.perBox[strings.ToLower(address)]
 }
 
 // Requests is how many requests the server has received, faulted ones included.
@@ -342,6 +353,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, r, e)
 		return
 	}
+	s.mu.Lock()
+	if s.perBox == nil {
+		s.perBox = map[string]int64{}
+	}
+	s.perBox[strings.ToLower(c.mailbox)]++
+	s.mu.Unlock()
 	release, wait, e := s.throttle.admit(s.world().GraphThrottling, c.tok.AppID, c.mailbox, s.now())
 	if e != nil {
 		s.log.Info("graph: throttled", "app", c.tok.AppID, "mailbox", c.mailbox, "reason", e.message)

@@ -123,3 +123,37 @@ func appendBob(t *testing.T, v *env, subject string) string {
 	}
 	return m.ID
 }
+
+// TestWireRequestCount: RequestsTo counts the requests that opened each mailbox, whatever the case of
+// the address; an injected 429 (a scenario's graph fault) carries Retry-After and is not counted.
+func TestWireRequestCount(t *testing.T) {
+	v := start(t)
+	tok := v.appToken(t)
+	alice0, bob0 := v.E.Graph.RequestsTo("alice@contoso.test"), v.E.Graph.RequestsTo("bob@contoso.test")
+	for _, p := range []string{"/users/ALICE@contoso.test/mailFolders", "/users/alice@contoso.test/messages", "/users/alice@contoso.test/mailFolders/inbox/messages/delta"} {
+		if a := v.do(t, "GET", p, tok, "", nil); a.Status != 200 {
+			t.Fatalf("%s: %d %s", p, a.Status, a.Body)
+		}
+	}
+	v.do(t, "GET", "/users/bob@contoso.test/messages", tok, "", nil)
+	if err := v.E.Live.Update(func(w *world.World) error {
+		w.Faults = append(w.Faults, world.Fault{ID: "throttle-once", Endpoint: "graph", Status: 429, Times: 1})
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	a := v.do(t, "GET", "/users/alice@contoso.test/messages", tok, "", nil)
+	wantError(t, a, 429, "TooManyRequests")
+	if a.Header.Get("Retry-After") == "" {
+		t.Error("an injected 429 without Retry-After")
+	}
+	if a := v.do(t, "GET", "/users/alice@contoso.test/messages", tok, "", nil); a.Status != 200 {
+		t.Errorf("after the fault: %d", a.Status)
+	}
+	if got := v.E.Graph.RequestsTo("Alice@Contoso.test") - alice0; got != 4 {
+		t.Errorf("alice's requests: %d, want 4", got)
+	}
+	if got := v.E.Graph.RequestsTo("bob@contoso.test") - bob0; got != 1 {
+		t.Errorf("bob's requests: %d, want 1", got)
+	}
+}

@@ -13,6 +13,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -283,4 +285,28 @@ func TestWireMessageSize(t *testing.T) {
 		t.Errorf("unknown property: %d %s", a.Status, a.Body)
 	}
 	wantError(t, v.do(t, "GET", "/users/bob@contoso.test/messages?$expand=extensions", tok, "", nil), 400, "BadRequest")
+}
+
+// TestWireGraphGatewayScenario: in graph-gateway.toml alice's IMAP is refused while Graph serves
+// her mailbox to her delegated token and to the daemon.
+func TestWireGraphGatewayScenario(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("..", "world", "testdata", "graph-gateway.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := world.ParseScenario("graph-gateway.toml", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := startWorld(t, w)
+	if a := v.do(t, "GET", "/me/mailFolders/inbox/messages", v.userToken(t), "", nil); a.Status != 200 {
+		t.Errorf("alice's delegated Graph: %d %s", a.Status, a.Body)
+	}
+	if a := v.do(t, "GET", "/users/alice@contoso.test/mailFolders/inbox/messages/delta", v.appToken(t), "", nil); a.Status != 200 {
+		t.Errorf("the daemon's Graph: %d %s", a.Status, a.Body)
+	}
+	c := v.imapLogin(t)
+	if _, err := c.Select("INBOX", nil).Wait(); err == nil || !strings.Contains(err.Error(), "not connected") {
+		t.Errorf("IMAP SELECT on an IMAP-disabled mailbox: %v", err)
+	}
 }

@@ -272,6 +272,22 @@ func TestScenarioExamples(t *testing.T) {
 				t.Errorf("account: %+v", acc)
 			}
 		},
+		"graph-gateway.toml": func(t *testing.T, w *world.World) {
+			alice := user(t, w, "alice@contoso.test")
+			if !tenant(t, w, "contoso").SMTPAuthDisabled || !alice.Mailbox.IMAPDisabled || !alice.Mailbox.POPDisabled || alice.Mailbox.RESTDisabled {
+				t.Errorf("SMTP AUTH off for the tenant, IMAP and POP off for alice, Graph on: %+v", alice.Mailbox)
+			}
+			if acc := account(t, w, "daemon"); acc.Flow != "client_credentials" || !reflect.DeepEqual(acc.Protocols, []string{"graph"}) {
+				t.Errorf("account: %+v", acc)
+			}
+		},
+		"graph-throttled.toml": func(t *testing.T, w *world.World) {
+			want := []world.Fault{{Endpoint: "graph", Status: 429, After: 2, Times: 2}, {Endpoint: "graph", Status: 429, After: 9, Times: 1},
+				{Endpoint: "graph", Status: 503, After: 19, Times: 1}}
+			if !reflect.DeepEqual(w.Faults, want) || w.GraphThrottling.Concurrent != 2 {
+				t.Errorf("faults %+v, throttling %+v", w.Faults, w.GraphThrottling)
+			}
+		},
 		"mail-faults.toml": func(t *testing.T, w *world.World) {
 			if !w.Tenant("contoso").SMTPBasicAuthRetired {
 				t.Error("smtp_basic_auth = \"retired\" was not read")
