@@ -260,3 +260,32 @@ func TestEmulatorLoginRefused(t *testing.T) {
 		t.Fatal("Serve did not return")
 	}
 }
+
+// Graph throttles (429 with Retry-After) the first requests of a session: the session is slower,
+// and the program sees nothing of it.
+func TestEmulatorThrottled(t *testing.T) {
+	l := newLab(t, "one", "two")
+	if err := l.srv.AddFault(mailoauthtest.Fault{Endpoint: "graph", Status: 429, Times: 2}); err != nil {
+		t.Fatal(err)
+	}
+	s, hello := login(t, l.open(gateway.Options{}))
+	if !strings.HasPrefix(hello, "+OK Logged in; the Inbox has 2 messages") {
+		t.Fatalf("login while throttled: %q", hello)
+	}
+	if err := l.srv.AddFault(mailoauthtest.Fault{Endpoint: "graph", Status: 429, Times: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.cmd("RETR 1", "+OK", true); !strings.Contains(got, "\nend\n") {
+		t.Errorf("RETR 1 while throttled: %q", got)
+	}
+	s.cmd("DELE 2", "+OK", false)
+	if err := l.srv.AddFault(mailoauthtest.Fault{Endpoint: "graph", Status: 429, Times: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.quit(); got != "+OK Signing off; 1 messages deleted." {
+		t.Errorf("QUIT while throttled: %q", got)
+	}
+	if f := l.folders(t); len(f["INBOX"]) != 1 || len(f["Deleted Items"]) != 1 {
+		t.Errorf("after QUIT the folders are %q", f)
+	}
+}
