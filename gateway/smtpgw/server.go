@@ -110,6 +110,9 @@ type Server struct {
 	// large bounds the messages over spoolInMemory being sent at once: Graph's draft path holds a
 	// message's attachments in memory while it uploads them.
 	large chan struct{}
+
+	mu    sync.Mutex
+	conns map[*conn]struct{} // open connections, for Close after Shutdown (go-smtp's then does nothing)
 }
 
 // maxLargeSends is how many messages over spoolInMemory are sent at once; others wait their turn
@@ -118,7 +121,7 @@ const maxLargeSends = 2
 
 // New returns a Server; Serve starts it.
 func New(o Options) *Server {
-	s := &Server{o: o.withDefaults(), large: make(chan struct{}, maxLargeSends)}
+	s := &Server{o: o.withDefaults(), large: make(chan struct{}, maxLargeSends), conns: map[*conn]struct{}{}}
 	s.plainL, s.tlsL = newChanListener(), newChanListener()
 	s.plain = s.newSMTP(s.o.TLS, s.o.TLS == nil)
 	s.implicit = s.newSMTP(nil, true)
@@ -187,11 +190,18 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // Close closes every connection now.
 func (s *Server) Close() error {
-	err := errors.Join(s.plain.Close(), s.implicit.Close())
-	if errors.Is(err, smtp.ErrServerClosed) {
-		return nil
+	_ = s.plain.Close()
+	_ = s.implicit.Close()
+	s.mu.Lock()
+	open := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		open = append(open, c)
 	}
-	return err
+	s.mu.Unlock()
+	for _, c := range open {
+		_ = c.Close()
+	}
+	return nil
 }
 
 // chanListener is a net.Listener fed by Serve.
@@ -252,11 +262,16 @@ type conn struct {
 	ctx       context.Context // ends when the connection closes
 	cancel    context.CancelFunc
 	closeOnce sync.Once
+	srv       *Server
 }
 
 func (s *Server) wrap(c net.Conn, h *gateway.Handoff) *conn {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &conn{Conn: c, h: h, limit: s.o.PreAuthBytes, ctx: ctx, cancel: cancel}
+	wc := &conn{Conn: c, h: h, limit: s.o.PreAuthBytes, ctx: ctx, cancel: cancel, srv: s}
+	s.mu.Lock()
+	s.conns[wc] = struct{}{}
+	s.mu.Unlock()
+	return wc
 }
 
 // Read reads at most the bytes left before AUTH, then fails.
@@ -286,6 +301,9 @@ func (c *conn) Close() error {
 	err := c.Conn.Close()
 	c.closeOnce.Do(func() {
 		c.cancel()
+		c.srv.mu.Lock()
+		delete(c.srv.conns, c)
+		c.srv.mu.Unlock()
 		if c.h.Closed != nil {
 			c.h.Closed()
 		}

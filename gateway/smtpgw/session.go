@@ -102,11 +102,17 @@ func (se *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	if se.mb == nil {
 		return errAuthRequired
 	}
-	if _, err := netmail.ParseAddress("<" + to + ">"); err != nil {
+	if !validRecipient(to) {
 		return &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 1, 3}, Message: "Bad recipient address syntax"}
 	}
 	se.rcpts = append(se.rcpts, to)
 	return nil
+}
+
+// validRecipient says whether RCPT TO gave an address (local@domain).
+func validRecipient(to string) bool {
+	a, err := netmail.ParseAddress("<" + to + ">")
+	return err == nil && a.Address == to
 }
 
 // Data spools the message, makes the envelope's recipients its recipients, and sends it through

@@ -84,6 +84,7 @@ type env struct {
 	closes chan struct{} // one per Closed call
 	ln     *gateway.Listener
 	mb     *gateway.Mailbox
+	gw     *smtpgw.Server
 }
 
 var (
@@ -122,6 +123,7 @@ func start(t *testing.T, srv *mailoauthtest.Server, account string, o smtpgw.Opt
 	v.addr = tl.Addr().String()
 	v.ln = gateway.NewListener(tl.Addr())
 	gw := smtpgw.New(o)
+	v.gw = gw
 	served := make(chan error, 1)
 	go func() { served <- gw.Serve(v.ln) }()
 	go func() {
@@ -263,10 +265,11 @@ func TestSendWithBcc(t *testing.T) {
 func waitClosed(t *testing.T, v *env, n int32) {
 	t.Helper()
 	timeout := time.After(time.Minute)
-	for range n {
+	for v.closed.Load() < n {
 		select {
 		case <-v.closes:
 		case <-timeout:
+			t.Fatalf("Closed called %d times, want %d", v.closed.Load(), n)
 		}
 	}
 	if got := v.closed.Load(); got != n {
@@ -610,5 +613,30 @@ func TestImplicitTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	silent.Close()
+	waitClosed(t, v, 2)
+}
+
+// TestShutdown: Shutdown ends a session that does not end by itself once its deadline passes, the
+// proxy is told, and connections pushed afterwards are closed at once.
+func TestShutdown(t *testing.T) {
+	v := start(t, emulator(t), "sender", smtpgw.Options{})
+	c := v.dial(t, "alice")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := v.gw.Shutdown(ctx); !errors.Is(err, context.Canceled) {
+		t.Errorf("Shutdown with an idle session and no time: %v, want context.Canceled", err)
+	}
+	if err := c.Noop(); err == nil {
+		t.Error("the session goes on after Shutdown")
+	}
+	waitClosed(t, v, 1)
+	late, err := smtp.Dial(v.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer late.Close()
+	if err := late.Hello("client.test"); err == nil {
+		t.Error("a connection after Shutdown was greeted")
+	}
 	waitClosed(t, v, 2)
 }

@@ -69,7 +69,10 @@ var errHeaderRecipient = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedC
 // envelopeHeaders returns the message to give Graph: its header with the envelope's recipients
 // that To and Cc do not name as Bcc (any Bcc the program left replaced), and its size. Graph sends
 // to every address of To, Cc and Bcc, so a To or Cc address the envelope leaves out is refused:
-// sending the message would reach someone the program did not send it to.
+// sending the message would reach someone the program did not send it to. Exchange reads a MIME
+// Bcc header as Bcc recipients and never writes it into the message it delivers over SMTP
+// ([MS-OXCMAIL] 2.1.3.1.1.2 "Bcc Recipients",
+// https://learn.microsoft.com/openspecs/exchange_server_protocols/ms-oxcmail/db4548ad-9075-415d-876a-0b88d1a8852e).
 func envelopeHeaders(sp *spooled, rcpts []string) (io.Reader, int64, error) {
 	cr := &countingReader{r: io.NewSectionReader(sp, 0, min(sp.size, maxHeader))}
 	br := bufio.NewReader(cr)
