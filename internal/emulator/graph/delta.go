@@ -211,7 +211,7 @@ func (s *Server) newRound(box, name, folderID string, opts url.Values, base map[
 func (s *Server) deltaJSON(box, folder string, it deltaItem, lq *listQuery) map[string]any {
 	if it.removed == "" {
 		if msg, e := s.find(box, it.id); e == nil && msg.Folder == folder {
-			m := lq.shape(s.messageJSON(msg), msg)
+			m := lq.shape(s.messageJSONOf(msg, lq.needsBody()), msg)
 			m["@odata.type"] = "#microsoft.graph.message"
 			return m
 		}

@@ -1,6 +1,7 @@
 package graph
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -51,8 +52,16 @@ func (s *Server) find(box, id string) (mailstore.Message, *gerr) {
 const timeFormat = "2006-01-02T15:04:05Z"
 
 // messageJSON is a message as Graph shows it.
-func (s *Server) messageJSON(msg mailstore.Message) map[string]any {
-	p := parseMIME(msg.Data)
+func (s *Server) messageJSON(msg mailstore.Message) map[string]any { return s.messageJSONOf(msg, true) }
+
+// messageJSONOf is messageJSON, reading only the header when body is false: then the body's
+// properties (bodyProperties) are empty, for a query that does not show them.
+func (s *Server) messageJSONOf(msg mailstore.Message, body bool) map[string]any {
+	data := msg.Data
+	if !body {
+		data = headerOnly(data)
+	}
+	p := parseMIME(data)
 	meta := s.meta.get(msg.ID)
 	recv := msg.Received.UTC().Format(timeFormat)
 	sent, modified := recv, recv
@@ -231,7 +240,7 @@ func (s *Server) listMessages(w http.ResponseWriter, r *http.Request, c *call) *
 	}
 	var rows []row
 	for _, m := range s.messagesIn(c.mailbox, folder) {
-		rows = append(rows, row{m, s.messageJSON(m)})
+		rows = append(rows, row{m, s.messageJSONOf(m, lq.needsBody())})
 	}
 	rows = lq.apply(rows)
 	page := []map[string]any{}
@@ -263,7 +272,7 @@ func internetHeaders(msg mailstore.Message) []map[string]string {
 		return nil
 	}
 	out := []map[string]string{}
-	for _, line := range strings.Split(string(headerSection(msg.Data)), "\n") {
+	for _, line := range strings.Split(string(headerOnly(msg.Data)), "\n") {
 		line = strings.TrimRight(line, "\r")
 		switch {
 		case line == "":
@@ -278,14 +287,27 @@ func internetHeaders(msg mailstore.Message) []map[string]string {
 	return out
 }
 
-// headerSection is the message's header section, without the empty line that ends it.
-func headerSection(data []byte) []byte {
-	for i := 0; i < len(data); i++ {
-		if data[i] == '\n' && (i+1 < len(data) && data[i+1] == '\n' || i+2 < len(data) && data[i+1] == '\r' && data[i+2] == '\n') {
-			return data[:i]
+// headerOnly is the message's header section with the empty line that ends it: what parseMIME
+// needs for the properties that come from the header, without reading (and copying) a large body.
+func headerOnly(data []byte) []byte {
+	end := len(data)
+	for _, sep := range []string{"\r\n\r\n", "\n\n"} {
+		if i := bytes.Index(data, []byte(sep)); i >= 0 && i+len(sep) < end {
+			end = i + len(sep)
 		}
 	}
-	return data
+	return data[:end]
+}
+
+// bodyProperties are the message properties read from the body; the others come from the header.
+var bodyProperties = []string{"body", "uniqueBody", "bodyPreview", "hasAttachments"}
+
+// needsBody says whether a query's $select (none: every property) or $filter reads the body.
+func (lq *listQuery) needsBody() bool {
+	if len(lq.sel) == 0 || slices.ContainsFunc(lq.filter, func(c clause) bool { return containsFold(bodyProperties, c.prop) }) {
+		return true
+	}
+	return slices.ContainsFunc(lq.sel, func(p string) bool { return containsFold(bodyProperties, p) })
 }
 
 // nextPage is a list's @odata.nextLink: the request's query with $skip and $top of the next page.
@@ -333,7 +355,7 @@ func (s *Server) getMessage(w http.ResponseWriter, r *http.Request, c *call) *ge
 	if e != nil {
 		return e
 	}
-	m := lq.shape(s.messageJSON(msg), msg)
+	m := lq.shape(s.messageJSONOf(msg, lq.needsBody()), msg)
 	m["@odata.context"] = s.context(r, "users('"+url.PathEscape(c.mailbox)+"')/messages"+lq.selected()+"/$entity")
 	w.Header().Set("ETag", fmt.Sprint(m["@odata.etag"]))
 	writeJSON(w, 200, m)
