@@ -30,6 +30,7 @@ type fakeBox struct {
 	calls   int      // Delete calls
 
 	syncErr, deleteErr error
+	gate               chan struct{}                                               // if set, Sync waits until it is closed
 	open               func(ctx context.Context, id string) (io.ReadCloser, error) // nil: from mime
 }
 
@@ -44,6 +45,9 @@ func newFakeBox(msgs ...string) *fakeBox {
 }
 
 func (b *fakeBox) Sync(ctx context.Context, maxAge time.Duration) (*gateway.View, error) {
+	if b.gate != nil {
+		<-b.gate
+	}
 	if b.syncErr != nil {
 		return nil, b.syncErr
 	}
@@ -104,6 +108,13 @@ const testTimeout = 2 * time.Minute
 // the login reply read.
 func dial(t testing.TB, ctx context.Context, box maildrop, o Options) (*client, string) {
 	t.Helper()
+	return dialEarly(t, ctx, box, o, "")
+}
+
+// dialEarly is dial that sends early before the login reply; with a fakeBox's gate, before Serve
+// reads the Inbox.
+func dialEarly(t testing.TB, ctx context.Context, box maildrop, o Options, early string) (*client, string) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -126,6 +137,14 @@ func dial(t testing.TB, ctx context.Context, box maildrop, o Options) (*client, 
 	t.Cleanup(func() { conn.Close() })
 	conn.SetDeadline(time.Now().Add(testTimeout))
 	c := &client{t: t, conn: conn, tp: textproto.NewConn(conn), done: done}
+	if early != "" {
+		if _, err := io.WriteString(conn, early); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if b, ok := box.(*fakeBox); ok && b.gate != nil {
+		close(b.gate)
+	}
 	return c, c.line()
 }
 
@@ -373,8 +392,10 @@ func TestNoQuitDeletesNothing(t *testing.T) {
 	})
 	t.Run("idle", func(t *testing.T) {
 		box := newFakeBox(msg1, msg2)
-		c, _ := dial(t, t.Context(), box, Options{IdleTimeout: 50 * time.Millisecond})
-		want(t, "DELE", c.cmd("DELE 1"), "+OK")
+		box.gate = make(chan struct{})
+		// DELE is there before the idle timer starts, however slow the machine.
+		c, _ := dialEarly(t, t.Context(), box, Options{IdleTimeout: 50 * time.Millisecond}, "DELE 1\r\n")
+		want(t, "DELE", c.line(), "+OK")
 		var ne net.Error
 		if err := c.wait(); !errors.As(err, &ne) || !ne.Timeout() {
 			t.Errorf("Serve after idling: %v, want a timeout", err)
