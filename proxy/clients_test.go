@@ -56,7 +56,11 @@ func labless(run func(r *mailprograms.Run) (string, error)) func(*lab, *mailprog
 // TestClients runs every program × protocol × local TLS mode through one lab, in parallel: with
 // alice's password it works, with a wrong one it is refused.
 func TestClients(t *testing.T) {
-	l := newLab(t, labOptions{})
+	runClients(t, newLab(t, labOptions{}), clientCases)
+}
+
+// runClients runs each case in every local TLS mode through l's listeners, in parallel.
+func runClients(t *testing.T, l *lab, cases []clientCase) {
 	ca := filepath.Join(l.dir, "local-ca.pem")
 	chain, err := os.ReadFile(l.certFile)
 	if err != nil {
@@ -69,7 +73,7 @@ func TestClients(t *testing.T) {
 	if err := os.WriteFile(untrusted, l.emu.CAPEM(), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range clientCases {
+	for _, c := range cases {
 		for _, mode := range tlsModes {
 			name := c.program + "/" + c.protocol + "/" + mode
 			id := strings.ReplaceAll(name, "/", "-") // its users' local part

@@ -243,6 +243,7 @@ func (s *session) gatewaySession() error {
 	ended := make(chan struct{})
 	var once sync.Once
 	var stop func()
+	var opened *gateway.Mailbox
 	failures := 0
 	h := &gateway.Handoff{
 		Login: func(_ context.Context, user, password string) (*gateway.Mailbox, error) {
@@ -263,6 +264,7 @@ func (s *session) gatewaySession() error {
 				return nil, &gateway.LoginError{Temporary: le.temporary, Msg: le.msg}
 			}
 			stop = s.loggedIn()
+			opened = mb
 			return mb, nil
 		},
 		Closed: func() { once.Do(func() { close(ended) }) },
@@ -278,6 +280,7 @@ func (s *session) gatewaySession() error {
 	}
 	if stop != nil {
 		stop()
+		_ = opened.Close() // the session's share of the mailbox
 	}
 	return nil
 }
@@ -293,6 +296,7 @@ func (s *session) answerGatewayPOP3(user, password string, failures *int, r repl
 	}
 	stop := s.loggedIn()
 	defer stop()
+	defer func() { _ = mb.Close() }() // the session's share of the mailbox
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {

@@ -1,0 +1,127 @@
+package proxy_test
+
+// Real programs through the whole proxy with listeners via Graph (issue 15): the proxy's login, then
+// the gateway's IMAP, POP3 and SMTP servers carrying the session out over the emulator's Graph.
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mailoauth/mailoauth/config"
+	"github.com/mailoauth/mailoauth/gateway"
+	"github.com/mailoauth/mailoauth/gateway/imapgw"
+	"github.com/mailoauth/mailoauth/gateway/pop3gw"
+	"github.com/mailoauth/mailoauth/gateway/smtpgw"
+	"github.com/mailoauth/mailoauth/internal/mailprograms"
+	"github.com/mailoauth/mailoauth/proxy"
+)
+
+// gatewayPoll is the labs' poll interval: a folder's listing older than this is refreshed at
+// SELECT. Mail a test puts in just before a program connects must be seen by it, so it is short.
+const gatewayPoll = time.Millisecond
+
+// realGatewayLab is a lab whose listeners are all via Graph, served by the gateway's servers (as
+// the CLI wires them), which log into the lab's log.
+func realGatewayLab(t *testing.T, o labOptions) *lab {
+	t.Helper()
+	mutate := o.mutate
+	o.mutate = func(f *config.File) {
+		for i := range f.Proxy.Listeners {
+			f.Proxy.Listeners[i].Via = config.ViaGraph
+		}
+		if mutate != nil {
+			mutate(f)
+		}
+	}
+	var l *lab // the servers start at the first connection, once the lab is made
+	logger := func() *slog.Logger {
+		return slog.New(slog.NewTextHandler(l.logs, &slog.HandlerOptions{Level: slog.LevelDebug})).With("component", "gateway")
+	}
+	opts := gateway.Options{PollInterval: gatewayPoll}
+	o.proxy.Gateway = &proxy.Gateway{
+		Mailboxes: gateway.NewMailboxes(nil, opts),
+		IMAP: func(on proxy.GatewayListener) error {
+			return imapgw.New(imapgw.Options{TLS: on.TLS, PlainLogin: on.LocalTLS == config.LocalTLSNone, Gateway: opts, Log: logger()}).Serve(on.Listener)
+		},
+		SMTP: func(on proxy.GatewayListener) error {
+			return smtpgw.New(smtpgw.Options{TLS: on.TLS, Gateway: opts, Log: logger()}).Serve(on.Listener)
+		},
+		POP3: func(ctx context.Context, c net.Conn, r *bufio.Reader, mb *gateway.Mailbox) error {
+			return pop3gw.Serve(ctx, c, r, mb, pop3gw.Options{Log: logger()})
+		},
+	}
+	l = newLab(t, o)
+	return l
+}
+
+// gatewayClientCases are clientCases with curl finding its message as a user would, by subject
+// (the gateway's UIDs and message numbers are its own, not the emulator store's).
+func gatewayClientCases() []clientCase {
+	var out []clientCase
+	for _, c := range clientCases {
+		if c.program == "curl" {
+			c.run = curlBySubject
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+var (
+	searchAnswer = regexp.MustCompile(`\* SEARCH((?: \d+)*)`)
+	popCount     = regexp.MustCompile(`(?m)^(\d+) \d+\r?$`)
+)
+
+// curlBySubject fetches the message with r.Subject: IMAP by a SEARCH for its subject, then its
+// sequence number; POP3 by LIST and then every message, in one curl run; SMTP sends as curl does.
+func curlBySubject(_ *lab, r *mailprograms.Run) (string, error) {
+	switch r.Protocol {
+	case config.ProtocolIMAP:
+		out, err := mailprograms.Curl(r, "/INBOX?"+url.PathEscape("SUBJECT "+r.Subject), nil)
+		m := searchAnswer.FindStringSubmatch(out)
+		if err != nil || m == nil || strings.TrimSpace(m[1]) == "" {
+			return out, fmt.Errorf("curl's SEARCH found no message: %v", err)
+		}
+		nums := strings.Fields(m[1])
+		return mailprograms.Curl(r, "/INBOX;MAILINDEX="+nums[len(nums)-1], nil)
+	case config.ProtocolPOP:
+		out, err := mailprograms.Curl(r, "/", nil)
+		lines := popCount.FindAllStringSubmatch(out, -1)
+		if err != nil || len(lines) == 0 {
+			return out, fmt.Errorf("curl's LIST listed nothing: %v", err)
+		}
+		var args []string
+		for _, l := range lines {
+			args = append(args, l[1])
+		}
+		all := ""
+		for _, n := range args {
+			got, err := mailprograms.Curl(r, "/"+n, nil)
+			if err != nil {
+				return all + got, err
+			}
+			if strings.Contains(got, "Subject: "+r.Subject) {
+				return got, nil
+			}
+			all += got
+		}
+		return all, fmt.Errorf("no message %q among %d", r.Subject, len(args))
+	}
+	return mailprograms.CurlSend(r, mailprograms.Message(r.From, r.To, r.Subject))
+}
+
+// TestGatewayClients runs fetchmail (POP3, IMAP), mbsync, swaks, curl and Python's imaplib, poplib
+// and smtplib through listeners via Graph in every local TLS mode: each finds the message put in
+// alice's INBOX, or sends one that lands in bob's; a wrong password is refused, and a program
+// trusting another CA never logs in.
+func TestGatewayClients(t *testing.T) {
+	runClients(t, realGatewayLab(t, labOptions{}), gatewayClientCases())
+}
