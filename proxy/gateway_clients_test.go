@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +21,8 @@ import (
 	"github.com/mailoauth/mailoauth/gateway/imapgw"
 	"github.com/mailoauth/mailoauth/gateway/pop3gw"
 	"github.com/mailoauth/mailoauth/gateway/smtpgw"
+	"github.com/mailoauth/mailoauth/internal/emulator/exchange/mailstore"
+	"github.com/mailoauth/mailoauth/internal/emulator/world"
 	"github.com/mailoauth/mailoauth/internal/mailprograms"
 	"github.com/mailoauth/mailoauth/proxy"
 )
@@ -124,4 +127,62 @@ func curlBySubject(_ *lab, r *mailprograms.Run) (string, error) {
 // trusting another CA never logs in.
 func TestGatewayClients(t *testing.T) {
 	runClients(t, realGatewayLab(t, labOptions{}), gatewayClientCases())
+}
+
+// TestGatewayWhereExchangeIsOff: in a tenant with SMTP AUTH disabled and a mailbox with IMAP and POP
+// disabled, programs through the proxy's usual listeners fail with Exchange's own words, while the
+// same programs through listeners via Graph work.
+func TestGatewayWhereExchangeIsOff(t *testing.T) {
+	w := world.Default()
+	w.Tenants[0].SMTPAuthDisabled = true
+	for _, u := range w.Tenants[0].Users {
+		if u.UPN == world.Alice {
+			u.Mailbox.IMAPDisabled, u.Mailbox.POPDisabled = true, true
+		}
+	}
+	direct := newLab(t, labOptions{world: w})
+	viaGraph := realGatewayLab(t, labOptions{world: w})
+	run := func(l *lab, program, protocol string) (*mailprograms.Run, string, error) {
+		t.Helper()
+		host, port, _ := net.SplitHostPort(l.addr(protocol, config.LocalTLSNone))
+		r := &mailprograms.Run{T: t, Protocol: protocol, Mode: config.LocalTLSNone, Host: host, Port: port,
+			User: aliceUser, Password: alicePassword, Dir: t.TempDir(),
+			Subject: program + "-" + protocol + "-" + strconv.FormatInt(time.Now().UnixNano(), 36), From: world.Alice, To: world.Bob}
+		if protocol != config.ProtocolSMTP {
+			if _, err := l.emu.Store.Append(world.Alice, mailstore.Inbox, mailprograms.Message(world.Bob, world.Alice, r.Subject), nil, time.Time{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var out string
+		var err error
+		switch program {
+		case "swaks":
+			out, err = mailprograms.Swaks(r)
+		case "fetchmail":
+			out, err = mailprograms.Fetchmail(r)
+		default:
+			out, err = mailprograms.Python(r)
+		}
+		return r, out, err
+	}
+
+	if _, out, err := run(direct, "swaks", config.ProtocolSMTP); err == nil {
+		t.Fatalf("swaks to Exchange's SMTP with SMTP AUTH disabled succeeded:\n%s", out)
+	}
+	direct.waitLog("login failed: upstream refused the token", "SmtpClientAuthentication is disabled for the Tenant")
+	if _, out, err := run(direct, "python3", config.ProtocolIMAP); err == nil || !strings.Contains(out, "User is authenticated but not connected.") {
+		t.Fatalf("imaplib to Exchange's IMAP with IMAP disabled: %v\n%s", err, out)
+	}
+
+	r, out, err := run(viaGraph, "swaks", config.ProtocolSMTP)
+	if err != nil {
+		t.Fatalf("swaks via Graph: %v\n%s\nproxy log:\n%s", err, out, viaGraph.logs.String())
+	}
+	waitDelivered(t, viaGraph, world.Bob, r.Subject, out)
+	for _, p := range []struct{ program, protocol string }{{"python3", config.ProtocolIMAP}, {"fetchmail", config.ProtocolPOP}} {
+		r, out, err := run(viaGraph, p.program, p.protocol)
+		if err != nil || !strings.Contains(out, "Subject: "+r.Subject) {
+			t.Fatalf("%s %s via Graph: %v\n%s\nproxy log:\n%s", p.program, p.protocol, err, out, viaGraph.logs.String())
+		}
+	}
 }
