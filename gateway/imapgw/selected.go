@@ -484,11 +484,11 @@ func (s *session) transferStart(sel *selection, numSet imap.NumSet, dest string)
 func (s *session) copyData(items []item, uids []uint32, d *gateway.Folder) (*imap.CopyData, error) {
 	ctx, cancel := s.op()
 	defer cancel()
-	v, err := d.Sync(ctx, s.srv.o.Gateway.PollInterval)
+	validity, err := d.UIDValidity(ctx)
 	if err != nil {
-		return nil, s.fail("list the destination folder", err)
+		return nil, s.fail("read the destination's UIDVALIDITY", err)
 	}
-	data := &imap.CopyData{UIDValidity: v.UIDValidity}
+	data := &imap.CopyData{UIDValidity: validity}
 	for i, it := range items {
 		if i < len(uids) {
 			data.SourceUIDs.AddNum(imap.UID(it.m.UID))

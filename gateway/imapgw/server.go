@@ -46,8 +46,10 @@ type Server struct {
 	o   Options
 	srv *imapserver.Server
 
-	mu sync.Mutex
-	ln *gateway.Listener
+	mu      sync.Mutex
+	ln      *gateway.Listener
+	serving chan struct{} // closed once Serve's imapserver accepts (or Serve returned)
+	once    sync.Once
 }
 
 // New returns a Server; call Serve to start it.
@@ -96,13 +98,40 @@ var capabilities = imap.CapSet{
 func (s *Server) Serve(ln *gateway.Listener) error {
 	s.mu.Lock()
 	s.ln = ln
+	if s.serving == nil {
+		s.serving = make(chan struct{})
+	}
+	sl := &signalListener{Listener: ln, serving: s.serving, once: &s.once}
 	s.mu.Unlock()
-	return s.srv.Serve(ln)
+	defer sl.signal()
+	return s.srv.Serve(sl)
 }
 
 // Close closes every session (each calls its Handoff.Closed) and stops Serve.
 func (s *Server) Close() error {
+	s.mu.Lock()
+	serving := s.serving
+	s.mu.Unlock()
+	if serving != nil {
+		// imapserver's Close waits for its Serve with a WaitGroup that Serve adds to before it
+		// first accepts: a Close before that Add is a data race inside imapserver.
+		<-serving
+	}
 	return s.srv.Close()
+}
+
+// signalListener says, at its first Accept, that imapserver's Serve has registered itself.
+type signalListener struct {
+	*gateway.Listener
+	serving chan struct{}
+	once    *sync.Once
+}
+
+func (l *signalListener) signal() { l.once.Do(func() { close(l.serving) }) }
+
+func (l *signalListener) Accept() (net.Conn, error) {
+	l.signal()
+	return l.Listener.Accept()
 }
 
 func (s *Server) newSession(c *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
@@ -126,5 +155,3 @@ type logAdapter struct{ l *slog.Logger }
 func (a logAdapter) Printf(format string, args ...any) {
 	a.l.Warn("imap gateway: " + fmt.Sprintf(format, args...))
 }
-
-var _ net.Listener = (*gateway.Listener)(nil)

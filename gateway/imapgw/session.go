@@ -238,6 +238,10 @@ func (s *session) fail(what string, err error) error {
 		return ie
 	case errors.Is(err, gateway.ErrNoFolder):
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeNonExistent, Text: "No such folder."}
+	case errors.Is(err, gateway.ErrFolderExists):
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeAlreadyExists, Text: "A folder of that name exists."}
+	case errors.Is(err, gateway.ErrTooBig):
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeTooBig, Text: "The message is larger than the gateway accepts."}
 	case errors.Is(err, context.Canceled) && s.ctx.Err() != nil:
 		return &imap.Error{Type: imap.StatusResponseTypeBye, Text: "The session is closing."}
 	}
@@ -287,11 +291,11 @@ func (s *session) Append(mailbox string, r imap.LiteralReader, options *imap.App
 	if err != nil {
 		return nil, s.fail("store the message", err)
 	}
-	v, err := f.Sync(ctx, s.srv.o.Gateway.PollInterval)
+	validity, err := f.UIDValidity(ctx)
 	if err != nil {
-		return nil, s.fail("list the folder", err)
+		return nil, s.fail("read the folder's UIDVALIDITY", err)
 	}
-	return &imap.AppendData{UID: imap.UID(uid), UIDValidity: v.UIDValidity}, nil
+	return &imap.AppendData{UID: imap.UID(uid), UIDValidity: validity}, nil
 }
 
 // opTimeout bounds one command's Graph calls: long enough to wait out Graph's throttling
