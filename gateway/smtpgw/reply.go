@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/emersion/go-smtp"
 
@@ -46,11 +47,15 @@ func graphReply(ge *graph.Error, mailbox string) *smtp.SMTPError {
 	reply := func(code int, ec smtp.EnhancedCode, msg string) *smtp.SMTPError {
 		return &smtp.SMTPError{Code: code, EnhancedCode: ec, Message: msg + " (Microsoft Graph: " + said + ")"}
 	}
+	later := "later"
+	if ge.RetryAfter > 0 {
+		later = "in " + ge.RetryAfter.Round(time.Second).String()
+	}
 	switch {
 	case ge.Status == 429:
-		return reply(451, smtp.EnhancedCode{4, 4, 5}, "Microsoft Graph is throttling this mailbox; try again later")
+		return reply(451, smtp.EnhancedCode{4, 4, 5}, "Microsoft Graph is throttling this mailbox; try again "+later)
 	case ge.Status >= 500:
-		return reply(451, smtp.EnhancedCode{4, 3, 0}, "Microsoft Graph failed; try again later")
+		return reply(451, smtp.EnhancedCode{4, 3, 0}, "Microsoft Graph failed; try again "+later)
 	case ge.Status == 401:
 		return reply(451, smtp.EnhancedCode{4, 7, 0}, "Microsoft Graph refused the proxy's token; try again later (the proxy's log says why)")
 	case ge.Code == "ErrorSendAsDenied":

@@ -382,8 +382,8 @@ func TestThrottled(t *testing.T) {
 	subject = uniqueSubject(t)
 	raw = build(t, mail.Draft{From: []string{alice}, To: []string{bob}, Subject: subject, Text: "never"})
 	se := wantCode(t, c.SendMail(alice, []string{bob}, bytes.NewReader(raw)), 451, smtp.EnhancedCode{4, 4, 5})
-	if !strings.Contains(se.Message, "429") {
-		t.Errorf("the reply does not give Graph's status: %q", se.Message)
+	if !strings.Contains(se.Message, "429") || !strings.Contains(se.Message, "try again in 1s") {
+		t.Errorf("the reply does not give Graph's status and Retry-After: %q", se.Message)
 	}
 	srv.ClearFaults()
 	if got := inFolder(t, srv, bob, mailoauthtest.Inbox, subject); len(got) != 0 {
