@@ -273,7 +273,7 @@ func (m *Mailbox) Folder(ctx context.Context, name string) (*Folder, error) {
 	defer m.mu.Unlock()
 	st := m.folders[fi.ID]
 	if st == nil {
-		st = newFolderState(m, fi.ID)
+		st = newFolderState(m, fi)
 		m.folders[fi.ID] = st
 	}
 	return &Folder{Info: fi, st: st, m: m}, nil

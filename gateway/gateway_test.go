@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"testing"
@@ -285,5 +286,254 @@ func TestWaitSeesDelivery(t *testing.T) {
 	cancel()
 	if err := f.Wait(ctx, 1<<60); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Wait with an ended ctx: %v", err)
+	}
+}
+
+func names(t testing.TB, mb *gateway.Mailbox) map[string]gateway.FolderInfo {
+	t.Helper()
+	fs, err := mb.Folders(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fs) == 0 || fs[0].Name != "INBOX" {
+		t.Fatalf("Folders: %v, want INBOX first", fs)
+	}
+	out := map[string]gateway.FolderInfo{}
+	for _, f := range fs {
+		out[f.Name] = f
+	}
+	return out
+}
+
+func TestFolderTree(t *testing.T) {
+	l := newLab(t)
+	mb := l.open(t, gateway.Options{})
+	ctx := ctxT(t)
+	got := names(t, mb)
+	for name, use := range map[string]string{"INBOX": "", "Sent Items": `\Sent`, "Drafts": `\Drafts`,
+		"Deleted Items": `\Trash`, "Junk Email": `\Junk`, "Archive": `\Archive`} {
+		if f, ok := got[name]; !ok || f.SpecialUse != use {
+			t.Errorf("folder %q: %+v (listed: %v), want special-use %q", name, f, ok, use)
+		}
+	}
+
+	// CREATE makes missing parents; INBOX's children are under INBOX in any case.
+	for _, name := range []string{"Projects/2026/Q1", "inbox/Receipts", "Clients/"} {
+		if err := mb.CreateFolder(ctx, name); err != nil {
+			t.Fatalf("CreateFolder(%q): %v", name, err)
+		}
+	}
+	got = names(t, mb)
+	for _, name := range []string{"Projects", "Projects/2026", "Projects/2026/Q1", "INBOX/Receipts", "Clients"} {
+		if _, ok := got[name]; !ok {
+			t.Errorf("no folder %q after CREATE; have %v", name, got)
+		}
+	}
+	if !got["Projects/2026"].HasChildren || got["Projects/2026/Q1"].HasChildren || !got["INBOX"].HasChildren {
+		t.Errorf("HasChildren wrong: %+v", got)
+	}
+	if err := mb.CreateFolder(ctx, "Projects/2026"); !errors.Is(err, gateway.ErrFolderExists) {
+		t.Errorf("CREATE of an existing folder: %v, want ErrFolderExists", err)
+	}
+
+	// RENAME: a new name, a new parent, both; the folder keeps its id (and so its UIDs).
+	l.deliver(t, "Projects/2026/Q1", "plan")
+	q1 := folder(t, mb, "Projects/2026/Q1")
+	v := syncNow(t, q1)
+	if err := mb.RenameFolder(ctx, "Projects/2026/Q1", "Clients/First quarter"); err != nil {
+		t.Fatal(err)
+	}
+	got = names(t, mb)
+	if _, ok := got["Projects/2026/Q1"]; ok {
+		t.Errorf("the old name is still listed: %v", got)
+	}
+	moved := folder(t, mb, "Clients/First quarter")
+	if moved.Info.ID != q1.Info.ID {
+		t.Fatalf("renamed folder's id %q, was %q", moved.Info.ID, q1.Info.ID)
+	}
+	if mv := syncNow(t, moved); mv.UIDValidity != v.UIDValidity || subjects(t, mv)["plan"] != subjects(t, v)["plan"] {
+		t.Fatalf("after RENAME: UIDVALIDITY %d UID %d, was %d %d", mv.UIDValidity, subjects(t, mv)["plan"], v.UIDValidity, subjects(t, v)["plan"])
+	}
+	for _, bad := range [][2]string{{"INBOX", "Old inbox"}, {"Nowhere", "Somewhere"}, {"Clients", "Projects"}} {
+		if err := mb.RenameFolder(ctx, bad[0], bad[1]); err == nil {
+			t.Errorf("RenameFolder(%q, %q) succeeded", bad[0], bad[1])
+		}
+	}
+	if _, err := mb.Folder(ctx, "Nowhere"); !errors.Is(err, gateway.ErrNoFolder) {
+		t.Errorf("Folder(Nowhere): %v, want ErrNoFolder", err)
+	}
+
+	// DELETE: Graph moves it under Deleted Items; a folder made again has a new UIDVALIDITY.
+	if err := mb.DeleteFolder(ctx, "Clients/First quarter"); err != nil {
+		t.Fatal(err)
+	}
+	got = names(t, mb)
+	if _, ok := got["Clients/First quarter"]; ok {
+		t.Fatal("a deleted folder is still listed")
+	}
+	if _, ok := got["Deleted Items/First quarter"]; !ok {
+		t.Errorf("the deleted folder is not under Deleted Items: %v", got)
+	}
+	if err := mb.CreateFolder(ctx, "Clients/First quarter"); err != nil {
+		t.Fatal(err)
+	}
+	if again := syncNow(t, folder(t, mb, "Clients/First quarter")); again.UIDValidity == v.UIDValidity || len(again.Messages) != 0 {
+		t.Fatalf("the folder made again: UIDVALIDITY %d (old %d), %d messages; want a new one, empty", again.UIDValidity, v.UIDValidity, len(again.Messages))
+	}
+	if err := mb.DeleteFolder(ctx, "INBOX"); err == nil {
+		t.Error("DeleteFolder(INBOX) succeeded")
+	}
+}
+
+// where says which folders of the emulator's store hold a subject.
+func (l *lab) where(t testing.TB, subject string) []string {
+	t.Helper()
+	var out []string
+	mb := l.E.Store.Mailbox(l.address)
+	for _, name := range mb.Folders() {
+		msgs, err := l.E.Store.List(l.address, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range msgs {
+			if bytes.Contains(m.Data, []byte("Subject: "+subject+"\r\n")) {
+				out = append(out, name)
+			}
+		}
+	}
+	return out
+}
+
+func TestMessageOps(t *testing.T) {
+	l := newLab(t)
+	l.deliver(t, "INBOX", "keep", "flag me", "bin me", "copy me", "move me")
+	mb := l.open(t, gateway.Options{})
+	ctx := ctxT(t)
+	inbox := folder(t, mb, "INBOX")
+	v := syncNow(t, inbox)
+	uid := subjects(t, v)
+	id := map[string]string{}
+	for _, m := range v.Messages {
+		for s, u := range uid {
+			if u == m.UID {
+				id[s] = m.ID
+			}
+		}
+	}
+
+	// Open streams the MIME as delivered.
+	rc, err := inbox.Open(ctx, id["keep"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil || !bytes.Contains(body, []byte("Subject: keep\r\n")) || !bytes.HasSuffix(body, []byte("Body of keep.\r\n")) {
+		t.Fatalf("Open: %q, %v", body, err)
+	}
+
+	// SetFlags: Graph (as IMAP sees it) and the listing at once.
+	yes := true
+	if err := inbox.SetFlags(ctx, []string{id["flag me"]}, &yes, &yes); err != nil {
+		t.Fatal(err)
+	}
+	cached, err := inbox.Sync(ctx, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cached.Version <= v.Version {
+		t.Error("SetFlags did not move the listing's Version")
+	}
+	for _, m := range cached.Messages {
+		if m.ID == id["flag me"] && (!m.IsRead || !m.Flagged) {
+			t.Errorf("listing after SetFlags: %+v", m)
+		}
+	}
+	sm, err := l.E.Store.Find(l.address, id["flag me"])
+	if err != nil || !sm.HasFlag(`\Seen`) || !sm.HasFlag(`\Flagged`) {
+		t.Fatalf("the store's message after SetFlags: %+v, %v", sm.Flags, err)
+	}
+
+	// Delete: to Deleted Items; there, for good.
+	if err := inbox.Delete(ctx, []string{id["bin me"]}); err != nil {
+		t.Fatal(err)
+	}
+	if w := l.where(t, "bin me"); fmt.Sprint(w) != "[Deleted Items]" {
+		t.Fatalf("deleted message in %v, want Deleted Items", w)
+	}
+	trash := folder(t, mb, "Deleted Items")
+	tv := syncNow(t, trash)
+	if len(tv.Messages) != 1 {
+		t.Fatalf("Deleted Items lists %d messages, want 1", len(tv.Messages))
+	}
+	if err := trash.Delete(ctx, []string{tv.Messages[0].ID}); err != nil {
+		t.Fatal(err)
+	}
+	if w := l.where(t, "bin me"); len(w) != 0 {
+		t.Fatalf("a message deleted in Deleted Items is still in %v", w)
+	}
+
+	// Copy and Move: the UIDs they return are those the destination lists.
+	if err := mb.CreateFolder(ctx, "Kept"); err != nil {
+		t.Fatal(err)
+	}
+	kept := folder(t, mb, "Kept")
+	syncNow(t, kept) // listed before: Copy and Move must make its next Sync ask Graph
+	cu, err := inbox.Copy(ctx, []string{id["copy me"]}, kept)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu, err := inbox.Move(ctx, []string{id["move me"]}, kept)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv, err := kept.Sync(ctx, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks := subjects(t, kv)
+	if len(cu) != 1 || len(mu) != 1 || ks["copy me"] != cu[0] || ks["move me"] != mu[0] || cu[0] == mu[0] {
+		t.Fatalf("Copy gave %v, Move %v; the destination lists %v", cu, mu, ks)
+	}
+	after := subjects(t, syncNow(t, inbox))
+	if _, ok := after["move me"]; ok || after["copy me"] != uid["copy me"] || after["keep"] != uid["keep"] {
+		t.Fatalf("INBOX after Copy and Move: %v (was %v)", after, uid)
+	}
+	if v, err := kept.UIDValidity(ctx); err != nil || v != kv.UIDValidity {
+		t.Fatalf("UIDValidity: %d, %v; the listing says %d", v, err, kv.UIDValidity)
+	}
+
+	// Append: the UID the listing gives it, flags as asked, not shown as a draft outside Drafts.
+	raw := "From: Carol <carol@contoso.test>\r\nSubject: appended\r\n\r\nAppended body.\r\n"
+	au, err := kept.Append(ctx, strings.NewReader(raw), int64(len(raw)), false, true, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv = syncNow(t, kept)
+	var found bool
+	for _, m := range kv.Messages {
+		if m.UID == au {
+			found = true
+			if m.IsRead || !m.Flagged || m.IsDraft || m.Received.IsZero() {
+				t.Errorf("appended message %+v: want unread, flagged, not a draft, an INTERNALDATE", m)
+			}
+		}
+	}
+	if !found {
+		t.Fatalf("appended UID %d not listed: %+v", au, kv.Messages)
+	}
+	big := strings.Repeat("x", 4<<20)
+	if _, err := kept.Append(ctx, strings.NewReader(big), int64(len(big)), false, false, time.Time{}); !errors.Is(err, gateway.ErrTooBig) {
+		t.Fatalf("Append of 4 MB: %v, want ErrTooBig", err)
+	}
+
+	// DeletePermanently: nothing goes to Deleted Items.
+	perm := folder(t, l.open(t, gateway.Options{DeletePermanently: true}), "INBOX")
+	syncNow(t, perm)
+	if err := perm.Delete(ctx, []string{id["keep"]}); err != nil {
+		t.Fatal(err)
+	}
+	if w := l.where(t, "keep"); len(w) != 0 {
+		t.Fatalf("a message deleted with DeletePermanently is in %v", w)
 	}
 }

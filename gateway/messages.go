@@ -12,7 +12,7 @@ import (
 )
 
 // ErrTooBig is a message larger than Options.MaxMessage.
-var ErrTooBig = errors.New("the message is larger than the gateway's limit (Options.MaxMessage)")
+var ErrTooBig = errors.New("the message is larger than the gateway can store: Options.MaxMessage, or 3 MB for a message appended (Graph creates one from MIME only up to that)")
 
 // parallel is how many requests of one operation on many messages are sent at once: Graph's limit
 // per mailbox (graph.Limiter holds the rest back anyway).
@@ -218,14 +218,18 @@ func (f *Folder) UIDValidity(ctx context.Context) (uint32, error) {
 	return v, err
 }
 
-// Append stores a message (not a draft) from its MIME and returns its UID; read sets \Seen,
-// flagged \Flagged. Graph sets the received time itself: received is not kept (Graph takes no
-// receivedDateTime on creation), and the message shows when it was appended.
+// Append stores a message from its MIME and returns its UID; read sets \Seen, flagged \Flagged.
+// Graph stores a message created from MIME as a draft (Outlook shows it as one; the gateway shows
+// \Draft only in the Drafts folder), takes at most 3 MB of MIME that way (a larger one is
+// ErrTooBig), and sets its received time itself: received is not kept.
 func (f *Folder) Append(ctx context.Context, mime io.Reader, size int64, read, flagged bool, received time.Time) (uint32, error) {
 	if size > f.m.opts().MaxMessage {
 		return 0, ErrTooBig
 	}
 	gm, err := f.m.Graph.CreateFromMIME(ctx, f.Info.ID, mime, size)
+	if errors.Is(err, graph.ErrMIMETooLarge) {
+		return 0, fmt.Errorf("%w: %w", ErrTooBig, err)
+	}
 	if err != nil {
 		return 0, err
 	}

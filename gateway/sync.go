@@ -61,8 +61,9 @@ const refreshTimeout = 10 * time.Minute
 
 // folderState is a folder's listing, shared by its sessions.
 type folderState struct {
-	m  *Mailbox
-	id string // Graph's folder id
+	m      *Mailbox
+	id     string // Graph's folder id
+	drafts bool   // the Drafts folder: the only one whose messages show as drafts (see toMessage)
 
 	mu       sync.Mutex
 	delta    string              // the delta query's state ("": none yet)
@@ -83,8 +84,8 @@ type flight struct {
 	err  error
 }
 
-func newFolderState(m *Mailbox, id string) *folderState {
-	return &folderState{m: m, id: id, msgs: map[string]*Message{}, changed: make(chan struct{})}
+func newFolderState(m *Mailbox, fi FolderInfo) *folderState {
+	return &folderState{m: m, id: fi.ID, drafts: fi.SpecialUse == `\Drafts`, msgs: map[string]*Message{}, changed: make(chan struct{})}
 }
 
 // Sync returns the folder's listing, refreshed from Graph (through a delta query) if it is older
@@ -272,7 +273,7 @@ func (st *folderState) apply(ctx context.Context, d *graph.Delta, full bool) err
 		st.validity, change = validity, true
 	}
 	for i, gm := range fresh {
-		st.msgs[gm.ID] = toMessage(gm, uids[i])
+		st.msgs[gm.ID] = st.toMessage(gm, uids[i], time.Now())
 		st.uidNext = max(st.uidNext, uids[i]+1)
 		change = true
 	}
@@ -285,7 +286,7 @@ func (st *folderState) apply(ctx context.Context, d *graph.Delta, full bool) err
 		if old == nil || isFresh[id] {
 			continue
 		}
-		nm := toMessage(gm, old.UID)
+		nm := st.toMessage(gm, old.UID, old.Received)
 		if !sameMessage(old, nm) {
 			st.msgs[id] = nm
 			change = true
@@ -318,10 +319,22 @@ func sameMessage(a, b *Message) bool {
 		a.Received.Equal(b.Received) && bytes.Equal(a.Header, b.Header)
 }
 
-// toMessage is Graph's message as the gateway keeps it.
-func toMessage(gm *graph.Message, uid uint32) *Message {
-	return &Message{UID: uid, ID: gm.ID, Size: gm.Size, Received: gm.Received, IsRead: gm.IsRead,
-		Flagged: gm.Flagged, IsDraft: gm.IsDraft, Header: headerSection(gm.Headers)}
+// toMessage is Graph's message as the gateway keeps it. Graph makes every message created from
+// MIME a draft (an APPEND: Graph has no other way to store a program's MIME), so outside the
+// Drafts folder isDraft is not shown: a message a program appended to its INBOX is not a \Draft.
+// Such a message may have no receivedDateTime: it is then its sentDateTime, else received (when
+// the gateway first saw it, or as it was last time).
+func (st *folderState) toMessage(gm *graph.Message, uid uint32, received time.Time) *Message {
+	m := &Message{UID: uid, ID: gm.ID, Size: gm.Size, Received: gm.Received, IsRead: gm.IsRead,
+		Flagged: gm.Flagged, IsDraft: gm.IsDraft && st.drafts, Header: headerSection(gm.Headers)}
+	switch {
+	case !m.Received.IsZero():
+	case !gm.Sent.IsZero():
+		m.Received = gm.Sent
+	default:
+		m.Received = received
+	}
+	return m
 }
 
 // headerSection writes internetMessageHeaders as a header section; a CR or LF inside a value
