@@ -298,9 +298,8 @@ func (c *Client) do(ctx context.Context, rq request) (http.Header, []byte, error
 // function that closes the body and gives back the request's Limiter slot (held until then, so that
 // a streamed body counts as the request in flight it is for Graph).
 func (c *Client) send(ctx context.Context, rq request) (*http.Response, func(), error) {
-	attempts, base, maxDelay := c.defaults()
 	refreshed := false
-	var throttled time.Duration // waited for Retry-After so far
+	var throttled time.Duration // waited out for a 429's Retry-After so far
 	for attempt := 1; ; attempt++ {
 		resp, release, err := c.attempt(ctx, rq)
 		if err != nil {
@@ -316,9 +315,7 @@ func (c *Client) send(ctx context.Context, rq request) (*http.Response, func(), 
 		if hasRA && (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500) {
 			gerr.RetryAfter = max(ra, time.Second/10)
 		}
-		var wait time.Duration
-		switch {
-		case resp.StatusCode == http.StatusUnauthorized && gerr.Code == "InvalidAuthenticationToken" && !refreshed && !rq.noAuth:
+		if resp.StatusCode == http.StatusUnauthorized && gerr.Code == "InvalidAuthenticationToken" && !refreshed && !rq.noAuth {
 			r, ok := c.ts.(token.Refresher)
 			if !ok {
 				return nil, nil, gerr
@@ -329,35 +326,45 @@ func (c *Client) send(ctx context.Context, rq request) (*http.Response, func(), 
 			}
 			attempt-- // the refresh retry is not a failure attempt
 			continue
-		case gerr.RetryAfter > 0:
-			// Graph said when: waiting less is refused again, so wait that long or give up at once
-			// and say when to come back. A 429 is Graph pacing the mailbox, not a failure: it does not
-			// count as an attempt.
-			if dl, ok := ctx.Deadline(); ok && time.Now().Add(gerr.RetryAfter).After(dl) || gerr.RetryAfter > maxDelay ||
-				throttled+gerr.RetryAfter > maxThrottleWait {
-				return nil, nil, gerr
-			}
-			if resp.StatusCode == http.StatusTooManyRequests {
-				attempt--
-			} else if attempt >= attempts {
-				return nil, nil, gerr
-			}
-			wait = gerr.RetryAfter
-			throttled += wait
-		case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
-			if attempt >= attempts {
-				return nil, nil, gerr
-			}
-			d := base << (attempt - 1)
-			wait = min(d/2+rand.N(d/2+1), maxDelay)
-		default:
+		}
+		wait, failure, ok := c.retryWait(ctx, gerr, attempt, throttled)
+		if !ok {
 			return nil, nil, gerr
+		}
+		if !failure {
+			attempt--
+			throttled += wait
 		}
 		if err := sleep(ctx, wait); err != nil {
 			// Graph's answer is the news (throttled, failing); the deadline only cut the wait short.
 			return nil, nil, fmt.Errorf("%w (the deadline came while waiting %v to retry: %w)", gerr, wait.Round(time.Millisecond), err)
 		}
 	}
+}
+
+// retryWait says whether and how long to wait before trying a failed request again. Graph's
+// Retry-After is waited out in full (retrying sooner is refused again) or not at all: when it
+// would pass ctx's deadline or MaxDelay the request fails at once, its error saying when to come
+// back. A 429 with Retry-After is Graph pacing the mailbox, not a failure (failure false: it does
+// not count as an attempt); 5xx answers and a 429 without Retry-After are, and back off.
+func (c *Client) retryWait(ctx context.Context, gerr *Error, attempt int, throttled time.Duration) (wait time.Duration, failure, ok bool) {
+	attempts, base, maxDelay := c.defaults()
+	pacing := gerr.Status == http.StatusTooManyRequests && gerr.RetryAfter > 0
+	switch {
+	case gerr.Status != http.StatusTooManyRequests && gerr.Status < 500:
+		return 0, true, false
+	case !pacing && attempt >= attempts:
+		return 0, true, false
+	case gerr.RetryAfter > 0:
+		dl, hasDeadline := ctx.Deadline()
+		if hasDeadline && time.Now().Add(gerr.RetryAfter).After(dl) || gerr.RetryAfter > maxDelay ||
+			pacing && throttled+gerr.RetryAfter > maxThrottleWait {
+			return 0, !pacing, false
+		}
+		return gerr.RetryAfter, !pacing, true
+	}
+	d := base << (attempt - 1)
+	return min(d/2+rand.N(d/2+1), maxDelay), true, true
 }
 
 // maxThrottleWait bounds the time one request spends waiting out Retry-After when ctx has no
