@@ -27,6 +27,7 @@ import (
 	"github.com/mailoauth/mailoauth/internal/emulator"
 	"github.com/mailoauth/mailoauth/internal/emulator/emulatortest"
 	"github.com/mailoauth/mailoauth/internal/emulator/exchange/mailstore"
+	"github.com/mailoauth/mailoauth/internal/emulator/world"
 	"github.com/mailoauth/mailoauth/token"
 )
 
@@ -664,5 +665,120 @@ func TestCreateExistingAndAppendLimit(t *testing.T) {
 	}
 	if inbox, _ := v.lab.E.Store.List(v.address, mailstore.Inbox); len(inbox) != 0 {
 		t.Errorf("INBOX holds %d messages after a refused APPEND", len(inbox))
+	}
+}
+
+// recorder keeps the unilateral responses a client was sent.
+type recorder struct {
+	mu       sync.Mutex
+	expunged []uint32
+	exists   []uint32
+	flags    map[uint32][]imap.Flag
+}
+
+func (r *recorder) options() *imapclient.Options {
+	r.flags = map[uint32][]imap.Flag{}
+	return &imapclient.Options{UnilateralDataHandler: &imapclient.UnilateralDataHandler{
+		Expunge: func(seq uint32) { r.mu.Lock(); r.expunged = append(r.expunged, seq); r.mu.Unlock() },
+		Mailbox: func(d *imapclient.UnilateralDataMailbox) {
+			if d.NumMessages != nil {
+				r.mu.Lock()
+				r.exists = append(r.exists, *d.NumMessages)
+				r.mu.Unlock()
+			}
+		},
+		Fetch: func(m *imapclient.FetchMessageData) {
+			b, _ := m.Collect()
+			r.mu.Lock()
+			r.flags[m.SeqNum] = b.Flags
+			r.mu.Unlock()
+		},
+	}}
+}
+
+func (r *recorder) String() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return fmt.Sprintf("EXPUNGE %v, EXISTS %v, FETCH FLAGS %v", r.expunged, r.exists, r.flags)
+}
+
+// Another session's changes reach this one at NOOP; an EXPUNGE never comes during FETCH, STORE or
+// SEARCH, whose sequence numbers must keep meaning what the session was told.
+func TestOthersChangesAnnounced(t *testing.T) {
+	v := newEnv(t)
+	for i := 1; i <= 3; i++ {
+		v.deliver(mailstore.Inbox, fmt.Sprintf("m%d", i), "x")
+	}
+	var rec recorder
+	a := v.dial(rec.options())
+	selectBox(t, a, "INBOX", false)
+	b := v.dial(nil)
+	selectBox(t, b, "INBOX", false)
+	if _, err := b.Store(imap.SeqSetNum(1), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Flags: []imap.Flag{imap.FlagFlagged}}, nil).Collect(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Move(imap.SeqSetNum(2), "Archive").Wait(); err != nil {
+		t.Fatal(err)
+	}
+	// FETCH in a: message 3 is still number 3 (no EXPUNGE yet), message 2 still answers.
+	m := fetchAll(t, a, imap.SeqSetNum(3), &imap.FetchOptions{Envelope: true})
+	if len(m) != 1 || m[0].Envelope.Subject != "m3" {
+		t.Fatalf("FETCH 3 after another session moved message 2: %+v", m)
+	}
+	rec.mu.Lock()
+	early := len(rec.expunged)
+	rec.mu.Unlock()
+	if early != 0 {
+		t.Errorf("EXPUNGE sent during FETCH: %s", &rec)
+	}
+	v.deliver(mailstore.Inbox, "m4", "x")
+	// NOOP within the poll interval's reach: a bounded number of NOOPs, each a Graph refresh at most.
+	deadline := time.Now().Add(time.Minute)
+	for {
+		if err := a.Noop().Wait(); err != nil {
+			t.Fatal(err)
+		}
+		rec.mu.Lock()
+		done := len(rec.expunged) > 0 && len(rec.exists) > 0
+		rec.mu.Unlock()
+		if done || time.Now().After(deadline) {
+			break
+		}
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if fmt.Sprint(rec.expunged) != "[2]" || len(rec.exists) == 0 || rec.exists[len(rec.exists)-1] != 3 || !hasFlag(rec.flags[1], imap.FlagFlagged) {
+		t.Errorf("after NOOP: EXPUNGE %v (want [2]), EXISTS %v (want 3 last), FETCH FLAGS %v (want 1 \\Flagged)", rec.expunged, rec.exists, rec.flags)
+	}
+}
+
+// Graph throttling slows commands down; none fails and nothing is lost.
+func TestThrottledLosesNothing(t *testing.T) {
+	v := newEnv(t)
+	v.deliver(mailstore.Inbox, "one", "body one")
+	v.deliver(mailstore.Inbox, "two", "body two")
+	c := v.dial(nil)
+	selectBox(t, c, "INBOX", false)
+	if err := v.lab.E.Live.Update(func(w *world.World) error {
+		// The next three Graph requests — the gateway's, nothing else here calls Graph — are 429s.
+		w.Faults = append(w.Faults, world.Fault{Endpoint: "graph", Status: 429, Times: 3})
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Store(imap.SeqSetNum(1), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Flags: []imap.Flag{imap.FlagFlagged}}, nil).Collect(); err != nil {
+		t.Fatalf("STORE while Graph throttles: %v", err)
+	}
+	m := fetchAll(t, c, imap.SeqSetNum(2), &imap.FetchOptions{BodySection: []*imap.FetchItemBodySection{{Peek: true}}})
+	if len(m) != 1 || !strings.Contains(string(m[0].BodySection[0].Bytes), "body two") {
+		t.Fatalf("FETCH BODY.PEEK[] while Graph throttles: %+v", m)
+	}
+	if _, err := c.Move(imap.SeqSetNum(2), "Archive").Wait(); err != nil {
+		t.Fatalf("MOVE while Graph throttles: %v", err)
+	}
+	inbox, _ := v.lab.E.Store.List(v.address, mailstore.Inbox)
+	archive, _ := v.lab.E.Store.List(v.address, mailstore.Archive)
+	if len(inbox) != 1 || !hasString(inbox[0].Flags, `\Flagged`) || len(archive) != 1 {
+		t.Errorf("after throttling: INBOX %d messages (flags %v), Archive %d", len(inbox), inbox[0].Flags, len(archive))
 	}
 }
