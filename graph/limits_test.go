@@ -131,3 +131,36 @@ func TestDeltaLinks(t *testing.T) {
 		}
 	}
 }
+
+// TestSlotFreeWhileWaitingToRetry: a request waiting out Retry-After does not hold its Limiter slot:
+// another request of the mailbox goes meanwhile.
+func TestSlotFreeWhileWaitingToRetry(t *testing.T) {
+	throttled := make(chan struct{})
+	c, srv := testClient(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v1.0/users/a@b.c/messages/slow" {
+			w.Header().Set("Retry-After", "30")
+			w.WriteHeader(429)
+			close(throttled)
+			return
+		}
+		io.WriteString(w, `{"value":[]}`)
+	})
+	defer srv.Close()
+	c.lim = NewLimiter(1)
+	ctxA, cancelA := context.WithTimeout(context.Background(), time.Minute)
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.GetMessage(ctxA, "slow")
+		done <- err
+	}()
+	<-throttled
+	ctxB, cancelB := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancelB()
+	if _, err := c.Folders(ctxB); err != nil {
+		t.Errorf("a request while another waits to retry: %v", err)
+	}
+	cancelA()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("the waiting request: %v", err)
+	}
+}
