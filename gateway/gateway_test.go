@@ -44,9 +44,14 @@ func newLab(t testing.TB) *lab {
 // open opens the mailbox in a new Mailboxes over the lab's UID store: as a new process would.
 func (l *lab) open(t testing.TB, o gateway.Options) *gateway.Mailbox {
 	t.Helper()
-	mb := gateway.NewMailboxes(l.uids, o).Open("daemon", l.address, graph.ClientFor(l.acct, l.address, graph.NewLimiter(4)))
+	mb := gateway.NewMailboxes(l.uids, o).Open("daemon", l.address, l.client())
 	t.Cleanup(func() { mb.Close() })
 	return mb
+}
+
+// client is a Graph client of the mailbox as the proxy makes one.
+func (l *lab) client() *graph.Client {
+	return graph.ClientFor(l.acct, l.address, graph.NewLimiter(4))
 }
 
 // deliver puts messages into a folder of the mailbox (the emulator's store: no Graph request).
