@@ -126,7 +126,7 @@ type session struct {
 	errs    int // bad commands so far
 
 	mu      sync.Mutex
-	stopped bool // ctx ended: deadlines stay in the past
+	stopped bool // ctx ended or Serve returned: deadlines are no longer Serve's to set
 }
 
 func newSession(ctx context.Context, conn net.Conn, r *bufio.Reader, box maildrop, o Options) *session {
@@ -136,17 +136,20 @@ func newSession(ctx context.Context, conn net.Conn, r *bufio.Reader, box maildro
 	s.stopf = context.AfterFunc(ctx, func() {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		s.stopped = true
-		_ = conn.SetDeadline(time.Unix(1, 0))
+		if !s.stopped {
+			s.stopped = true
+			_ = conn.SetDeadline(time.Unix(1, 0))
+		}
 	})
 	return s
 }
 
+// stop hands the connection back to its owner, without the deadlines Serve set.
 func (s *session) stop() {
-	if s.stopf() {
-		return
-	}
-	// ctx ended: leave the connection's deadlines to its owner again.
+	s.stopf()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stopped = true
 	_ = s.conn.SetDeadline(time.Time{})
 }
 

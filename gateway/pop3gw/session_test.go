@@ -509,3 +509,62 @@ func TestRetrTransferFails(t *testing.T) {
 		t.Error("Serve returned nil")
 	}
 }
+
+// deadlineConn remembers the deadlines set on it.
+type deadlineConn struct {
+	net.Conn
+	mu          sync.Mutex
+	read, write time.Time
+}
+
+func (c *deadlineConn) SetDeadline(t time.Time) error {
+	c.mu.Lock()
+	c.read, c.write = t, t
+	c.mu.Unlock()
+	return c.Conn.SetDeadline(t)
+}
+
+func (c *deadlineConn) SetReadDeadline(t time.Time) error {
+	c.mu.Lock()
+	c.read = t
+	c.mu.Unlock()
+	return c.Conn.SetReadDeadline(t)
+}
+
+func (c *deadlineConn) SetWriteDeadline(t time.Time) error {
+	c.mu.Lock()
+	c.write = t
+	c.mu.Unlock()
+	return c.Conn.SetWriteDeadline(t)
+}
+
+// Serve hands the connection back without its deadlines: after ErrUnavailable the proxy goes on
+// reading the program's next login with its own.
+func TestDeadlinesHandedBack(t *testing.T) {
+	for _, box := range []*fakeBox{
+		{syncErr: &graph.Error{Status: 503}},
+		newFakeBox(msg1),
+	} {
+		server, client := net.Pipe()
+		defer client.Close()
+		dc := &deadlineConn{Conn: server}
+		done := make(chan error, 1)
+		go func() { done <- serve(t.Context(), dc, bufio.NewReader(dc), box, Options{IdleTimeout: time.Hour}) }()
+		tp := textproto.NewConn(client)
+		if l, err := tp.ReadLine(); err != nil || box.syncErr == nil && !strings.HasPrefix(l, "+OK") {
+			t.Fatalf("login: %q, %v", l, err)
+		}
+		if box.syncErr == nil {
+			if err := tp.PrintfLine("QUIT"); err != nil {
+				t.Fatal(err)
+			}
+			tp.ReadLine()
+		}
+		<-done
+		dc.mu.Lock()
+		if !dc.read.IsZero() || !dc.write.IsZero() {
+			t.Errorf("after Serve (Graph's error %v) the deadlines are %v, %v", box.syncErr, dc.read, dc.write)
+		}
+		dc.mu.Unlock()
+	}
+}
