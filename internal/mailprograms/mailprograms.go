@@ -292,3 +292,45 @@ func CA(t testing.TB, chain []byte) []byte {
 	}
 	return pem.EncodeToMemory(last)
 }
+
+// MbsyncTwoWay syncs INBOX and Archive both ways (new mail, flags, deletions, both sides' expunges)
+// with a Maildir in r.Dir/Mail, which it keeps: call it again for the next sync. It returns what
+// mbsync printed.
+func MbsyncTwoWay(r *Run) (string, error) {
+	tls := map[string]string{config.LocalTLSNone: "None", config.LocalTLSImplicit: "IMAPS", config.LocalTLSStartTLS: "STARTTLS"}[r.Mode]
+	maildir := filepath.Join(r.Dir, "Mail")
+	if err := os.MkdirAll(maildir, 0o700); err != nil {
+		r.T.Fatal(err)
+	}
+	ca := "# no CertificateFile: no TLS" // a line: an empty one would end the section
+	if r.CA != "" {
+		ca = "CertificateFile " + r.CA
+	}
+	rc := r.write("mbsyncrc", fmt.Sprintf(`IMAPAccount proxy
+Host localhost
+Port %s
+User %s
+Pass %s
+SSLType %s
+%s
+Timeout 20
+
+IMAPStore remote
+Account proxy
+
+MaildirStore local
+Path %s/
+Inbox %s/INBOX
+SubFolders Verbatim
+
+Channel mail
+Far :remote:
+Near :local:
+Patterns INBOX Archive
+Create Both
+Sync All
+Expunge Both
+SyncState *
+`, r.Port, r.User, r.Password, tls, ca, maildir, maildir))
+	return r.Exec(nil, nil, "mbsync", "-V", "-c", rc, "mail")
+}
