@@ -6,11 +6,14 @@ package imapgw_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -48,6 +51,7 @@ type env struct {
 	logs    *bytes.Buffer
 	logMu   sync.Mutex
 	opts    gateway.Options
+	tls     *tls.Config // offered with STARTTLS, and logins need it; nil: plain logins on loopback
 }
 
 func newEnv(t testing.TB) *env {
@@ -102,7 +106,7 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 func (v *env) start() {
 	t := v.t
 	v.ms = gateway.NewMailboxes(v.uids, v.opts)
-	v.srv = imapgw.New(imapgw.Options{PlainLogin: true, Gateway: v.opts,
+	v.srv = imapgw.New(imapgw.Options{TLS: v.tls, PlainLogin: v.tls == nil, Gateway: v.opts,
 		Log: slog.New(slog.NewTextHandler(lockedWriter{&v.logMu, v.logs}, nil))})
 	tcp, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -781,4 +785,57 @@ func TestThrottledLosesNothing(t *testing.T) {
 	if len(inbox) != 1 || !hasString(inbox[0].Flags, `\Flagged`) || len(archive) != 1 {
 		t.Errorf("after throttling: INBOX %d messages (flags %v), Archive %d", len(inbox), inbox[0].Flags, len(archive))
 	}
+}
+
+// With a TLS configuration, logins need STARTTLS first; the session found its Handoff before the
+// connection turned into TLS.
+func TestSTARTTLS(t *testing.T) {
+	v := newEnv(t)
+	ts := httptest.NewTLSServer(nil) // its certificate (127.0.0.1) and a client that trusts it
+	clientConf := ts.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
+	v.tls = ts.TLS.Clone()
+	ts.Close()
+	v.restart()
+
+	plain := v.dialNoLogin(nil)
+	caps, err := plain.Capability().Wait()
+	if err != nil || !caps.Has(imap.CapStartTLS) || !caps.Has(imap.CapLoginDisabled) {
+		t.Errorf("CAPABILITY before STARTTLS: %v, %v; want STARTTLS and LOGINDISABLED", caps, err)
+	}
+	if err := plain.Login(v.address, password).Wait(); imapCode(err) != imap.ResponseCodePrivacyRequired {
+		t.Errorf("LOGIN without TLS: %v, want NO [PRIVACYREQUIRED]", err)
+	}
+	c, err := imapclient.DialStartTLS(v.addr, &imapclient.Options{TLSConfig: clientConf})
+	if err != nil {
+		t.Fatalf("STARTTLS: %v", err)
+	}
+	defer c.Close()
+	if err := c.Login(v.address, password).Wait(); err != nil {
+		t.Fatalf("LOGIN after STARTTLS: %v", err)
+	}
+	selectBox(t, c, "INBOX", true)
+}
+
+// Serve on a closed Server returns at once and closes its Listener: the proxy's Push fails
+// rather than blocks.
+func TestServeAfterClose(t *testing.T) {
+	srv := imapgw.New(imapgw.Options{PlainLogin: true})
+	srv.Close()
+	ln := gateway.NewListener(&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	pushed := make(chan error, 1)
+	go func() { pushed <- ln.Push(a, &gateway.Handoff{}) }()
+	select {
+	case err := <-pushed:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Errorf("Push to a closed Server's Listener: %v, want net.ErrClosed", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Push to a closed Server's Listener blocked")
+	}
+	<-done
 }

@@ -94,8 +94,11 @@ var capabilities = imap.CapSet{
 	imap.CapChildren:    {},
 }
 
-// Serve serves the connections pushed to ln until ln or the Server is closed; it then returns nil.
+// Serve serves the connections pushed to ln until ln or the Server is closed; it then returns nil
+// (or the reason it could not serve) and ln is closed, so that the proxy's Push fails rather
+// than waits for an Accept that will not come.
 func (s *Server) Serve(ln *gateway.Listener) error {
+	defer ln.Close()
 	s.mu.Lock()
 	s.ln = ln
 	if s.serving == nil {
