@@ -4,17 +4,22 @@
 // server: EHLO offers SIZE, 8BITMIME, PIPELINING, ENHANCEDSTATUSCODES, CHUNKING (BDAT) and, when
 // configured, STARTTLS.
 //
-// Envelope recipients that the message's To and Cc do not name are sent as Bcc (Graph takes the
-// recipients from the message's headers, so they are added as a Bcc header, which Graph removes
-// before delivery); a Bcc header the program left in the message is replaced by that one. Graph's
-// refusals become SMTP replies of the right class: throttling and Graph's own failures are 4xx (the
-// program tries again later; Graph's Retry-After is waited for first, within the submission's
-// deadline), permissions and recipients 5xx; the log says the doctor's cause and fix.
+// The envelope decides who gets a message. Graph takes the recipients from the message's headers,
+// so envelope recipients that To and Cc do not name are added as a Bcc header (which Exchange turns
+// into Bcc recipients and never delivers), replacing any Bcc header the program left; a To or Cc
+// address that is not an envelope recipient is refused, as Graph would send to it. MAIL FROM is not
+// used: Graph sends from the mailbox, as the From header's address when the mailbox may send as it.
+//
+// Graph's refusals become SMTP replies of the right class: throttling and Graph's own failures are
+// 4xx (the program tries again later; Graph's Retry-After is waited for first when the
+// submission's deadline allows), permissions, recipients and the message itself 5xx; the log says
+// the doctor's cause and fix.
 //
 // What it must never do: relay (mail before AUTH is refused), read more than a bounded number of
-// bytes before AUTH, hold a large message in memory (it is spooled to a 0600 temporary file that is
-// removed after), log a password, a token or a message's content, or tell a program its message was
-// sent when Graph did not take it.
+// bytes before AUTH, hold a message being received in memory past a megabyte (it is spooled to a
+// 0600 temporary file, removed after; only two large messages at a time are then sent, as Graph's
+// draft path holds their attachments), log a password, a token or a message's content, or tell a
+// program its message was sent when Graph did not take it.
 package smtpgw
 
 import (
