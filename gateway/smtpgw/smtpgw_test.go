@@ -12,12 +12,14 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/big"
 	"net"
+	"net/textproto"
 	"os"
 	"strings"
 	"sync"
@@ -640,4 +642,35 @@ func TestShutdown(t *testing.T) {
 		t.Error("a connection after Shutdown was greeted")
 	}
 	waitClosed(t, v, 2)
+}
+
+// TestPipelinedBDAT: a program that writes its whole transaction at once (PIPELINING) and gives
+// the message with BDAT (CHUNKING) is answered in order, and the message arrives.
+func TestPipelinedBDAT(t *testing.T) {
+	v := start(t, emulator(t), "sender", smtpgw.Options{})
+	subject := uniqueSubject(t)
+	raw := build(t, mail.Draft{From: []string{alice}, To: []string{bob}, Subject: subject, Text: "in one chunk"})
+	nc, err := net.Dial("tcp", v.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	tp := textproto.NewConn(nc)
+	if _, _, err := tp.ReadResponse(220); err != nil {
+		t.Fatal(err)
+	}
+	ir := base64.StdEncoding.EncodeToString([]byte("\x00alice\x00" + password))
+	all := "EHLO client.test\r\nAUTH PLAIN " + ir + "\r\nMAIL FROM:<" + alice + ">\r\nRCPT TO:<" + bob + ">\r\n" +
+		fmt.Sprintf("BDAT %d LAST\r\n", len(raw)) + string(raw) + "QUIT\r\n"
+	if _, err := io.WriteString(nc, all); err != nil {
+		t.Fatal(err)
+	}
+	for _, code := range []int{250, 235, 250, 250, 250, 221} {
+		if c, msg, err := tp.ReadResponse(code); err != nil {
+			t.Fatalf("want %d: %d %s (%v)", code, c, msg, err)
+		}
+	}
+	if got := inFolder(t, v.srv, bob, mailoauthtest.Inbox, subject); len(got) != 1 {
+		t.Fatalf("bob has %d copies, want 1", len(got))
+	}
 }
