@@ -1,8 +1,9 @@
 // Package graph is the emulator's Microsoft Graph mail: a v1.0 subset of /me/... and /users/{id}/...
-// (sendMail, drafts with small attachments and upload sessions, send, folders, listing with $top,
-// $skip, $select, $filter, $orderby, $count and $expand, one message as JSON or MIME, PATCH of its
-// writable properties, attachments, move, copy, delete) over the one mail store IMAP, POP3 and SMTP
-// share, so a message sent one way is read any other way. What it accepts behaves as Graph v1.0
+// (sendMail, drafts with small attachments and upload sessions, send, messages created from MIME,
+// the folder tree with create, rename, move and delete, listing with $top, $skip, $select, $filter,
+// $orderby, $count and $expand, delta queries, one message as JSON or MIME, PATCH of its writable
+// properties, attachments, move, copy, delete, permanentDelete) over the one mail store IMAP, POP3
+// and SMTP share, so a message sent one way is read any other way. What it accepts behaves as Graph v1.0
 // does; what it does not implement is refused in Graph's error shape with a message saying so.
 //
 // Tokens are verified by exchange.Authorizer.Verify (signature, lifetime, tenant); this package adds
