@@ -296,3 +296,49 @@ func TestGatewayMbsyncTwoWay(t *testing.T) {
 		t.Errorf("a sync with nothing to do changed something:\nbefore:\n%s\nafter:\n%s\nmbsync:\n%s", before, after, out)
 	}
 }
+
+// TestGatewayImapTour: Python's imaplib goes through every IMAP command the gateway serves
+// (internal/mailprograms' tour: capabilities, LIST with special-use, CREATE/RENAME/DELETE, STATUS,
+// EXAMINE/SELECT, FETCH of each attribute and sections, BODY[] setting \Seen, STORE, SEARCH by flags,
+// dates, addresses and UIDs, APPEND/COPY/MOVE with UIDPLUS, EXPUNGE, IDLE seeing an APPEND of
+// another connection, ENABLE, NOOP, LOGOUT) in every local TLS mode; Graph ends with the flags
+// set and the folders gone.
+func TestGatewayImapTour(t *testing.T) {
+	mailprograms.Program(t, "python3")
+	l := realGatewayLab(t, labOptions{})
+	ca := filepath.Join(l.dir, "local-ca.pem")
+	chain, err := os.ReadFile(l.certFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(ca, mailprograms.CA(t, chain), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, mode := range tlsModes {
+		t.Run(mode, func(t *testing.T) {
+			host, port, _ := net.SplitHostPort(l.addr(config.ProtocolIMAP, mode))
+			stamp := mode + "-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+			r := &mailprograms.Run{T: t, Protocol: config.ProtocolIMAP, Mode: mode, Host: host, Port: port,
+				User: aliceUser, Password: alicePassword, Dir: t.TempDir(), Subject: "tour-" + stamp, From: world.Bob, To: world.Alice}
+			if mode != config.LocalTLSNone {
+				r.CA = ca
+			}
+			if _, err := l.emu.Store.Append(world.Alice, mailstore.Inbox, mailprograms.Message(r.From, r.To, r.Subject), nil, time.Time{}); err != nil {
+				t.Fatal(err)
+			}
+			out, err := mailprograms.ImapTour(r, stamp)
+			if err != nil {
+				t.Fatalf("imaplib's tour: %v\n%s\nproxy log:\n%s", err, out, l.logs.String())
+			}
+			// What the tour did, as Graph has it: the message moved to the tour's folder, unread and
+			// flagged (that folder was deleted: to Deleted Items, with its messages).
+			msgs, err := l.emu.Store.List(world.Alice, mailstore.DeletedItems+"/Tour-"+stamp)
+			if err != nil {
+				t.Fatalf("the tour's folder is not in Deleted Items: %v", err)
+			}
+			if len(msgs) != 1 || !bytes.Contains(msgs[0].Data, []byte("Subject: "+r.Subject+"\r\n")) || msgs[0].HasFlag(mailstore.FlagSeen) || !msgs[0].HasFlag(mailstore.FlagFlagged) {
+				t.Errorf("the moved message, as Graph has it: %d messages, %+v", len(msgs), msgs)
+			}
+		})
+	}
+}

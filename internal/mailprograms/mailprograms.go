@@ -334,3 +334,141 @@ SyncState *
 `, r.Port, r.User, r.Password, tls, ca, maildir, maildir))
 	return r.Exec(nil, nil, "mbsync", "-V", "-c", rc, "mail")
 }
+
+// imapTour is Python's imaplib going through the IMAP commands a gateway must serve, checking each
+// answer as a program would rely on it; it prints "ok <step>" per step and "TOUR DONE" at the end,
+// and exits with the failed step's name and the server's answer otherwise. The message with
+// SUBJECT must be in the INBOX, from FROM to TO. A second connection appends while the first IDLEs.
+const imapTour = `
+import datetime, imaplib, os, re, ssl, sys, time
+e = os.environ
+mode, host, port, subject, stamp = e["MODE"], e["HOST"], int(e["PORT"]), e["SUBJECT"], e["STAMP"]
+ctx = ssl.create_default_context(cafile=e["CAFILE"]) if e["CAFILE"] else None
+
+def connect():
+    c = imaplib.IMAP4_SSL(host, port, ssl_context=ctx, timeout=30) if mode == "implicit" else imaplib.IMAP4(host, port, timeout=30)
+    if mode == "starttls":
+        c.starttls(ssl_context=ctx)
+    return c
+
+def check(step, cond, answer=None):
+    if not cond:
+        sys.exit("FAILED " + step + ": " + repr(answer))
+    print("ok", step)
+
+def ok(step, res):
+    check(step, res[0] == "OK", res)
+    return res[1]
+
+c = connect()
+ok("LOGIN", c.login(e["USER"], e["PASSWORD"]))
+caps = ok("CAPABILITY", c.capability())[0].decode().upper().split()
+for cap in ("IMAP4REV1", "UIDPLUS", "MOVE", "IDLE", "SPECIAL-USE", "NAMESPACE", "LITERAL+", "ENABLE"):
+    check("CAPABILITY " + cap, cap in caps, caps)
+ok("NAMESPACE", c.namespace())
+lst = b"\n".join(ok("LIST", c.list('""', "*")))
+for attr, name in ((b"\\Sent", b"Sent Items"), (b"\\Drafts", b"Drafts"), (b"\\Trash", b"Deleted Items"), (b"\\Junk", b"Junk Email"), (b"\\Archive", b"Archive")):
+    check("LIST " + attr.decode(), re.search(re.escape(attr) + rb'[^)]*\) "/" "?' + re.escape(name), lst), lst)
+check("LIST INBOX", re.search(rb'"/" "?INBOX"?$', lst, re.M), lst)
+ok("LSUB", c.lsub('""', "*"))
+
+top, child, kid = "Tour-" + stamp, "Tour-" + stamp + "/Child", "Tour-" + stamp + "/Kid"
+ok("CREATE", c.create(top))
+ok("CREATE child", c.create(child))
+lst = b"\n".join(ok("LIST children", c.list('""', top + "*")))
+check("LIST \\HasChildren", re.search(rb"\\HasChildren[^)]*\) \"/\" \"?" + re.escape(top.encode()) + rb'"?$', lst, re.M), lst)
+ok("RENAME", c.rename(child, kid))
+st = ok("STATUS", c.status(kid, "(MESSAGES UIDNEXT UIDVALIDITY UNSEEN)"))[0]
+check("STATUS MESSAGES 0", b"MESSAGES 0" in st, st)
+
+ok("EXAMINE", c.select("INBOX", readonly=True))
+check("EXAMINE read-only", c.store("1", "+FLAGS", "(\\Flagged)")[0] != "OK")
+ok("SELECT", c.select("INBOX"))
+uids = ok("UID SEARCH SUBJECT", c.uid("SEARCH", None, "SUBJECT", subject))[0].split()
+check("UID SEARCH found", len(uids) == 1, uids)
+uid = uids[0].decode()
+f = ok("FETCH attributes", c.uid("FETCH", uid, "(FLAGS INTERNALDATE RFC822.SIZE ENVELOPE BODYSTRUCTURE)"))
+meta = b" ".join(x if isinstance(x, bytes) else b" ".join(x) for x in f)
+for part in (b"INTERNALDATE", b"RFC822.SIZE", b"ENVELOPE", subject.encode(), b"BODYSTRUCTURE", b'"TEXT" "PLAIN"'):
+    check("FETCH " + part.decode(), part.upper() in meta.upper(), meta)
+check("FETCH unseen", b"\\Seen" not in meta, meta)
+f = ok("FETCH header fields", c.uid("FETCH", uid, "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])"))
+check("FETCH header field", f[0][1].strip() == ("Subject: " + subject).encode(), f)
+f = ok("FETCH section", c.uid("FETCH", uid, "(BODY.PEEK[1])"))
+check("FETCH BODY[1]", b"A message for a real client." in f[0][1], f)
+f = ok("FETCH BODY[]", c.uid("FETCH", uid, "(BODY[])"))
+check("FETCH BODY[] whole", f[0][1].startswith(b"From: ") and b"Subject: " + subject.encode() in f[0][1], f)
+f = ok("FETCH FLAGS", c.uid("FETCH", uid, "(FLAGS)"))
+check("BODY[] sets \\Seen", b"\\Seen" in f[0], f)
+
+ok("STORE -\\Seen", c.uid("STORE", uid, "-FLAGS", "(\\Seen)"))
+ok("STORE +\\Flagged", c.uid("STORE", uid, "+FLAGS", "(\\Flagged)"))
+check("SEARCH UNSEEN", uid.encode() in ok("SEARCH UNSEEN", c.uid("SEARCH", None, "UNSEEN"))[0].split())
+check("SEARCH SEEN", uid.encode() not in ok("SEARCH SEEN", c.uid("SEARCH", None, "SEEN"))[0].split())
+check("SEARCH FLAGGED", uid.encode() in ok("SEARCH FLAGGED", c.uid("SEARCH", None, "FLAGGED"))[0].split())
+today = datetime.date.today()
+since = (today - datetime.timedelta(days=1)).strftime("%d-%b-%Y")
+before = (today - datetime.timedelta(days=1)).strftime("%d-%b-%Y")
+check("SEARCH SINCE", uid.encode() in ok("SEARCH SINCE", c.uid("SEARCH", None, "SINCE", since))[0].split())
+check("SEARCH BEFORE", uid.encode() not in ok("SEARCH BEFORE", c.uid("SEARCH", None, "BEFORE", before))[0].split())
+check("SEARCH FROM", uid.encode() in ok("SEARCH FROM", c.uid("SEARCH", None, "FROM", e["FROM"]))[0].split())
+check("SEARCH TO", uid.encode() in ok("SEARCH TO", c.uid("SEARCH", None, "TO", e["TO"]))[0].split())
+check("SEARCH UID range", uid.encode() in ok("SEARCH UID", c.uid("SEARCH", None, "UID", uid + ":*"))[0].split())
+
+msg = ("From: " + e["FROM"] + "\r\nTo: " + e["TO"] + "\r\nSubject: appended-" + stamp + "\r\n\r\nAppended by imaplib.\r\n").encode()
+res = c.append(kid, "(\\Seen)", None, msg)
+check("APPEND APPENDUID", res[0] == "OK" and b"APPENDUID" in res[1][0], res)
+res = c.uid("COPY", uid, kid)
+code = c.response("COPYUID")  # the tagged OK's response code, which imaplib keeps aside
+check("COPY COPYUID", res[0] == "OK" and code[1][0] is not None, (res, code))
+res = c.uid("MOVE", uid, top)
+code = c.response("COPYUID")
+check("MOVE COPYUID", res[0] == "OK" and code[1][0] is not None, (res, code))
+check("MOVE gone", uid.encode() not in ok("SEARCH after MOVE", c.uid("SEARCH", None, "ALL"))[0].split())
+st = ok("STATUS after COPY", c.status(kid, "(MESSAGES)"))[0]
+check("STATUS MESSAGES 2", b"MESSAGES 2" in st, st)
+
+ok("SELECT child", c.select(kid))
+ok("STORE \\Deleted", c.store("1:*", "+FLAGS", "(\\Deleted)"))
+ok("EXPUNGE", c.expunge())
+n = ok("SELECT after EXPUNGE", c.select(kid))[0]
+check("EXPUNGE emptied", n == b"0", n)
+
+ok("SELECT INBOX for IDLE", c.select("INBOX"))
+tag = c._new_tag()
+c.send(tag + b" IDLE\r\n")
+check("IDLE continuation", c.readline().startswith(b"+"))
+s = connect()
+s.login(e["USER"], e["PASSWORD"])
+ok("ENABLE", s._simple_command("ENABLE", "UTF8=ACCEPT"))
+ok("APPEND while idling", s.append("INBOX", None, None, ("Subject: idle-" + stamp + "\r\n\r\nWake up.\r\n").encode()))
+s.logout()
+line = c.readline()
+while line and not line.endswith(b"EXISTS\r\n"):
+    line = c.readline()
+check("IDLE EXISTS", line.endswith(b"EXISTS\r\n"), line)
+c.send(b"DONE\r\n")
+line = c.readline()
+while line.startswith(b"*"):
+    line = c.readline()
+check("IDLE done", line.startswith(tag + b" OK"), line)
+ok("CLOSE", c.close())
+ok("DELETE child", c.delete(kid))
+ok("DELETE", c.delete(top))
+ok("NOOP", c.noop())
+check("LOGOUT", c.logout()[0] == "BYE")
+print("TOUR DONE")
+`
+
+// ImapTour runs Python's imaplib through every IMAP command a program relies on (see imapTour)
+// against r's listener; r.Subject names a message in the INBOX from r.From to r.To, stamp makes the
+// folders it creates (and deletes again) unique.
+func ImapTour(r *Run, stamp string) (string, error) {
+	out, err := r.Exec(nil, []string{"MODE=" + r.Mode, "HOST=" + r.Host, "PORT=" + r.Port, "CAFILE=" + r.CA,
+		"USER=" + r.User, "PASSWORD=" + r.Password, "SUBJECT=" + r.Subject, "FROM=" + r.From, "TO=" + r.To, "STAMP=" + stamp},
+		"python3", "-c", imapTour)
+	if err == nil && !strings.HasSuffix(out, "TOUR DONE\n") {
+		err = fmt.Errorf("python3 did not finish the tour")
+	}
+	return out, err
+}
