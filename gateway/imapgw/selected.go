@@ -164,19 +164,25 @@ func ids(items []item) []string {
 }
 
 func (s *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
+	_, err := s.poll(w, allowExpunge)
+	return err
+}
+
+// poll folds the folder's listing into the selection; synced is false when Graph could not be
+// asked (the program hears of the changes later: that is not the command's failure).
+func (s *session) poll(w *imapserver.UpdateWriter, allowExpunge bool) (synced bool, err error) {
 	ctx, cancel := s.op()
 	defer cancel()
 	sel := s.selected()
 	if sel == nil {
-		return nil
+		return true, nil
 	}
 	v, err := sel.f.Sync(ctx, s.srv.o.Gateway.PollInterval)
 	if err != nil {
-		// A failed refresh is not the command's failure: the program hears of the changes later.
 		s.srv.o.Log.Warn("imap gateway: could not refresh the folder", "mailbox", s.mbox.Address, "folder", sel.f.Info.Name, "err", err)
-		return nil
+		return false, nil
 	}
-	return s.apply(sel, v, w, allowExpunge)
+	return true, s.apply(sel, v, w, allowExpunge)
 }
 
 // apply tells the program how v differs from what it was told: EXPUNGE for messages gone (only
@@ -261,25 +267,30 @@ func (s *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
 		}
 	}()
 	for {
-		if err := s.Poll(w, true); err != nil {
+		synced, err := s.poll(w, true)
+		if err != nil {
 			return err
 		}
 		s.mu.Lock()
 		after := sel.version
 		s.mu.Unlock()
-		if err := sel.f.Wait(ctx, after); err != nil {
+		if synced {
+			err = sel.f.Wait(ctx, after)
 			if ctx.Err() != nil {
 				return nil
 			}
-			// Graph failing: wait a poll interval rather than spin, then try again.
-			s.srv.o.Log.Warn("imap gateway: IDLE could not watch the folder", "mailbox", s.mbox.Address, "folder", sel.f.Info.Name, "err", err)
-			t := time.NewTimer(s.srv.o.Gateway.PollInterval)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return nil
-			case <-t.C:
+			if err == nil {
+				continue
 			}
+			s.srv.o.Log.Warn("imap gateway: IDLE could not watch the folder", "mailbox", s.mbox.Address, "folder", sel.f.Info.Name, "err", err)
+		}
+		// Graph failing: wait a poll interval rather than ask again at once.
+		t := time.NewTimer(s.srv.o.Gateway.PollInterval)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
 		}
 	}
 }
