@@ -19,7 +19,6 @@ import (
 	"log/slog"
 	"net"
 	"sync"
-	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
@@ -37,7 +36,8 @@ type Options struct {
 	PlainLogin bool
 	// Gateway are the gateway's options: PollInterval, MaxMessage, DeletePermanently.
 	Gateway gateway.Options
-	// Log receives one line per failed Graph operation and session errors; nil: slog.Default().
+	// Log receives one line per failed Graph operation and session errors (never a password,
+	// a token or message content); nil: Gateway.Log, and if that is nil too they are discarded.
 	Log *slog.Logger
 }
 
@@ -55,13 +55,16 @@ type Server struct {
 // New returns a Server; call Serve to start it.
 func New(o Options) *Server {
 	if o.Log == nil {
-		o.Log = slog.Default()
+		o.Log = o.Gateway.Log
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
 	}
 	if o.Gateway.PollInterval <= 0 {
-		o.Gateway.PollInterval = defaultPollInterval
+		o.Gateway.PollInterval = gateway.DefaultPollInterval
 	}
 	if o.Gateway.MaxMessage <= 0 {
-		o.Gateway.MaxMessage = defaultMaxMessage
+		o.Gateway.MaxMessage = gateway.DefaultMaxMessage
 	}
 	s := &Server{o: o}
 	s.srv = imapserver.New(&imapserver.Options{
@@ -74,12 +77,6 @@ func New(o Options) *Server {
 	})
 	return s
 }
-
-// The defaults gateway.Options documents.
-const (
-	defaultPollInterval = 30 * time.Second
-	defaultMaxMessage   = 150 << 20
-)
 
 // capabilities are what the session implements. No IMAP4rev2 (imapserver would then require
 // ESEARCH and LIST-STATUS) and no CONDSTORE (imapserver beta.8 has no MODSEQ in its FETCH, STORE
