@@ -136,6 +136,8 @@ func TestGatewayClients(t *testing.T) {
 // disabled, programs through the proxy's usual listeners fail with Exchange's own words, while the
 // same programs through listeners via Graph work.
 func TestGatewayWhereExchangeIsOff(t *testing.T) {
+	// As the emulator's scenario graph-gateway.toml has it: the tenant's SMTP AUTH off, alice's IMAP
+	// and POP off; the lab's accounts and users as in the default world.
 	w := world.Default()
 	w.Tenants[0].SMTPAuthDisabled = true
 	for _, u := range w.Tenants[0].Users {
@@ -340,5 +342,38 @@ func TestGatewayImapTour(t *testing.T) {
 				t.Errorf("the moved message, as Graph has it: %d messages, %+v", len(msgs), msgs)
 			}
 		})
+	}
+}
+
+// TestGatewayThrottled: with Graph answering 429 (Retry-After) to some requests and allowing only two
+// at a time, mbsync still gets every message of the INBOX through the gateway, only later.
+func TestGatewayThrottled(t *testing.T) {
+	mailprograms.Program(t, "mbsync")
+	w, err := world.LoadScenario(filepath.Join("..", "internal", "emulator", "world", "testdata", "graph-throttled.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := realGatewayLab(t, labOptions{world: w})
+	stamp := strconv.FormatInt(time.Now().UnixNano(), 36)
+	const n = 30
+	for i := range n {
+		if _, err := l.emu.Store.Append(world.Alice, mailstore.Inbox, mailprograms.Message(world.Bob, world.Alice, fmt.Sprintf("throttled-%s-%d", stamp, i)), nil, time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	host, port, _ := net.SplitHostPort(l.addr(config.ProtocolIMAP, config.LocalTLSNone))
+	r := &mailprograms.Run{T: t, Protocol: config.ProtocolIMAP, Mode: config.LocalTLSNone, Host: host, Port: port,
+		User: aliceUser, Password: alicePassword, Dir: t.TempDir()}
+	out, err := mailprograms.Mbsync(r)
+	if err != nil {
+		t.Fatalf("mbsync: %v\n%s\nproxy log:\n%s", err, out, l.logs.String())
+	}
+	for i := range n {
+		if !strings.Contains(out, fmt.Sprintf("Subject: throttled-%s-%d\n", stamp, i)) {
+			t.Errorf("message %d of %d did not come down", i, n)
+		}
+	}
+	if faulted := l.emu.Graph.Requests() - l.emu.Graph.RequestsTo(world.Alice); faulted < 3 {
+		t.Errorf("only %d Graph requests were answered by the scenario's faults: the test did not throttle", faulted)
 	}
 }

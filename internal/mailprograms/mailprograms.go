@@ -136,7 +136,7 @@ Port %s
 User %s
 Pass %s
 SSLType %s
-CertificateFile %s
+%s
 Timeout 20
 
 IMAPStore remote
@@ -154,7 +154,7 @@ Create Near
 Sync Pull
 Expunge None
 SyncState *
-`, r.Port, r.User, r.Password, tls, r.CA, maildir, maildir))
+`, r.Port, r.User, r.Password, tls, r.certificateFile(), maildir, maildir))
 	out, err := r.Exec(nil, nil, "mbsync", "-V", "-c", rc, "inbox")
 	files, _ := filepath.Glob(filepath.Join(maildir, "INBOX", "*", "*"))
 	for _, f := range files {
@@ -293,6 +293,15 @@ func CA(t testing.TB, chain []byte) []byte {
 	return pem.EncodeToMemory(last)
 }
 
+// certificateFile is mbsync's line trusting r.CA; a comment without one (no TLS), since an empty
+// line would end the section.
+func (r *Run) certificateFile() string {
+	if r.CA == "" {
+		return "# no CertificateFile: no TLS"
+	}
+	return "CertificateFile " + r.CA
+}
+
 // MbsyncTwoWay syncs INBOX and Archive both ways (new mail, flags, deletions, both sides' expunges)
 // with a Maildir in r.Dir/Mail, which it keeps: call it again for the next sync. It returns what
 // mbsync printed.
@@ -301,10 +310,6 @@ func MbsyncTwoWay(r *Run) (string, error) {
 	maildir := filepath.Join(r.Dir, "Mail")
 	if err := os.MkdirAll(maildir, 0o700); err != nil {
 		r.T.Fatal(err)
-	}
-	ca := "# no CertificateFile: no TLS" // a line: an empty one would end the section
-	if r.CA != "" {
-		ca = "CertificateFile " + r.CA
 	}
 	rc := r.write("mbsyncrc", fmt.Sprintf(`IMAPAccount proxy
 Host localhost
@@ -331,7 +336,7 @@ Create Both
 Sync All
 Expunge Both
 SyncState *
-`, r.Port, r.User, r.Password, tls, ca, maildir, maildir))
+`, r.Port, r.User, r.Password, tls, r.certificateFile(), maildir, maildir))
 	return r.Exec(nil, nil, "mbsync", "-V", "-c", rc, "mail")
 }
 
