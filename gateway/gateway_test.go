@@ -247,6 +247,22 @@ func TestExpiredDeltaKeepsUIDs(t *testing.T) {
 	if fmt.Sprint(after) != fmt.Sprint(want) {
 		t.Fatalf("after the delta state expired: %v, want %v (from %v)", after, want, before)
 	}
+
+	// The newest message goes, then a restart: UIDNEXT stays above every UID given, 4 included.
+	msgs, err = l.E.Store.List(l.address, "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range msgs {
+		if bytes.Contains(m.Data, []byte("Subject: four\r\n")) {
+			if _, err := l.E.Store.Delete(l.address, "INBOX", m.ID); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if v := syncNow(t, folder(t, l.open(t, gateway.Options{}), "INBOX")); v.UIDNext != 5 || len(v.Messages) != 2 {
+		t.Fatalf("after a restart: UIDNEXT %d, %d messages; want 5 (UID 4 was given) and 2", v.UIDNext, len(v.Messages))
+	}
 }
 
 // IDLE: Wait returns when a delivery is seen, polling at most every PollInterval.

@@ -250,11 +250,17 @@ func (st *folderState) apply(ctx context.Context, d *graph.Delta, full bool) err
 	for i, gm := range fresh {
 		ids[i] = gm.ID
 	}
-	var validity uint32
+	var validity, next uint32
 	var uids []uint32
 	if len(ids) > 0 || needValidity {
 		var err error
 		if validity, uids, err = st.m.uidStore().Assign(ctx, st.m.Address, st.id, ids); err != nil {
+			return err
+		}
+	}
+	if nu, ok := st.m.uidStore().(nextUIDer); ok && needValidity {
+		var err error
+		if next, err = nu.nextUID(ctx, st.m.Address, st.id); err != nil {
 			return err
 		}
 	}
@@ -298,9 +304,7 @@ func (st *folderState) apply(ctx context.Context, d *graph.Delta, full bool) err
 			change = true
 		}
 	}
-	if st.uidNext == 0 {
-		st.uidNext = 1
-	}
+	st.uidNext = max(st.uidNext, next, 1)
 	st.delta = d.State
 	if change {
 		st.changedLocked()

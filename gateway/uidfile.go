@@ -56,6 +56,18 @@ func (s *FileUIDStore) Forget(ctx context.Context, mailbox, folder string, ids [
 	return s.update(ctx, mailbox, folder, false, func(m *uidMap) bool { return m.forget(ids) })
 }
 
+// nextUID reads the folder's file: it is replaced whole, so it needs no lock to be read.
+func (s *FileUIDStore) nextUID(_ context.Context, mailbox, folder string) (uint32, error) {
+	m, err := readUIDFile(filepath.Join(s.dir, nameHash(mailbox), nameHash(folder)))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return 1, nil
+	case err != nil:
+		return 0, errUIDStore(s.dir, err)
+	}
+	return m.next, nil
+}
+
 // update runs fn on a folder's map under the folder's lock and writes the map if fn changed it. A
 // missing folder is created when create is set (a new UIDVALIDITY), else left missing.
 func (s *FileUIDStore) update(ctx context.Context, mailbox, folder string, create bool, fn func(*uidMap) bool) error {

@@ -41,3 +41,12 @@ func (s *memUIDStore) Forget(_ context.Context, mailbox, folder string, ids []st
 	}
 	return nil
 }
+
+func (s *memUIDStore) nextUID(_ context.Context, mailbox, folder string) (uint32, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if m := s.folders[[2]string{strings.ToLower(mailbox), folder}]; m != nil {
+		return m.next, nil
+	}
+	return 1, nil
+}

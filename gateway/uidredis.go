@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"time"
 
@@ -86,6 +87,17 @@ func (s *RedisUIDStore) Assign(ctx context.Context, mailbox, folder string, ids 
 		return 0, nil, errUIDStore("Redis", errBadUIDFile)
 	}
 	return validity, uids, nil
+}
+
+func (s *RedisUIDStore) nextUID(ctx context.Context, mailbox, folder string) (uint32, error) {
+	n, err := s.c.HGet(ctx, s.keys(mailbox, folder)[0], "#n").Uint64()
+	switch {
+	case errors.Is(err, goredis.Nil):
+		return 1, nil
+	case err != nil:
+		return 0, errUIDStore("Redis", err)
+	}
+	return uint32(n), nil
 }
 
 // Forget implements UIDStore.

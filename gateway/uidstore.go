@@ -30,6 +30,13 @@ type UIDStore interface {
 	Forget(ctx context.Context, mailbox, folder string, ids []string) error
 }
 
+// nextUIDer is a UIDStore that can say a folder's next UID, so that UIDNEXT after a restart stays
+// above every UID given before, not only above those of the messages still there. The stores of
+// this package are; another UIDStore gets UIDNEXT from the UIDs it gave.
+type nextUIDer interface {
+	nextUID(ctx context.Context, mailbox, folder string) (uint32, error)
+}
+
 // OpenUIDStore opens the UID store that goes with a configuration's token store: in Redis (under
 // the token store's prefix) when the backend is redis, else files in the directory "uids" beside
 // the token file. Close the returned io.Closer when done.

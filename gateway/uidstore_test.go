@@ -114,6 +114,16 @@ func checkSharedStores(t *testing.T, a, b UIDStore) {
 	if back[0] <= fresh[1] {
 		t.Fatalf("a forgotten id came back with UID %d, want one above %d", back[0], fresh[1])
 	}
+	// The next UID stays above every UID given, the forgotten ones included.
+	for _, s := range []UIDStore{a, b} {
+		n, err := s.(nextUIDer).nextUID(ctx, testMailbox, "folder-1")
+		if err != nil || n != back[0]+1 {
+			t.Fatalf("nextUID: %d, %v; want %d", n, err, back[0]+1)
+		}
+		if n, err := s.(nextUIDer).nextUID(ctx, testMailbox, "no-such-folder"); err != nil || n != 1 {
+			t.Fatalf("nextUID of an unknown folder: %d, %v; want 1", n, err)
+		}
+	}
 	if err := b.Forget(ctx, testMailbox, "never-assigned-folder", []string{"x"}); err != nil {
 		t.Fatalf("Forget in an unknown folder: %v", err)
 	}
@@ -226,4 +236,9 @@ func TestOpenUIDStoreFileBesideTokens(t *testing.T) {
 	if fi, err := os.Stat(filepath.Join(dir, "uids")); err != nil || !fi.IsDir() {
 		t.Fatalf("no uids directory beside the token file: %v", err)
 	}
+}
+
+func TestMemUIDStore(t *testing.T) {
+	s := newMemUIDStore()
+	checkSharedStores(t, s, s)
 }
