@@ -555,8 +555,8 @@ func TestExpungeMoveCopyAppend(t *testing.T) {
 	got := map[imap.UID]string{}
 	for _, m := range fetchAll(t, c, imap.SeqSetNum(1, 2, 3), &imap.FetchOptions{UID: true, Flags: true, Envelope: true}) {
 		got[m.UID] = m.Envelope.Subject
-		if m.Envelope.Subject == "appended" && !hasFlag(m.Flags, imap.FlagSeen) {
-			t.Errorf("the APPENDed message's flags are %v, want \\Seen", m.Flags)
+		if m.Envelope.Subject == "appended" && (!hasFlag(m.Flags, imap.FlagSeen) || hasFlag(m.Flags, imap.FlagDraft)) {
+			t.Errorf("the APPENDed message's flags are %v, want \\Seen and no \\Draft outside Drafts", m.Flags)
 		}
 	}
 	if got[destUIDs[0]] != "m2" || got[cpUIDs[0]] != "m3" || got[ad.UID] != "appended" {
