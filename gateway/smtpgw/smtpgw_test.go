@@ -674,3 +674,20 @@ func TestPipelinedBDAT(t *testing.T) {
 		t.Fatalf("bob has %d copies, want 1", len(got))
 	}
 }
+
+// TestMaxMessage: EHLO's SIZE is Gateway.MaxMessage; a MAIL FROM declaring more, and a message
+// that turns out larger, are refused 552 5.3.4, and nothing is sent.
+func TestMaxMessage(t *testing.T) {
+	v := start(t, emulator(t), "sender", smtpgw.Options{Gateway: gateway.Options{MaxMessage: 2 << 20}})
+	c := v.dial(t, "alice")
+	if _, size := c.Extension("SIZE"); size != "2097152" {
+		t.Errorf("SIZE %q, want 2097152", size)
+	}
+	wantCode(t, c.Mail(alice, &smtp.MailOptions{Size: 3 << 20}), 552, smtp.EnhancedCode{5, 3, 4})
+	subject := uniqueSubject(t)
+	raw := build(t, mail.Draft{From: []string{alice}, To: []string{bob}, Subject: subject, Text: strings.Repeat("long line of text\r\n", 3<<20/19)})
+	wantCode(t, c.SendMail(alice, []string{bob}, bytes.NewReader(raw)), 552, smtp.EnhancedCode{5, 3, 4})
+	if got := inFolder(t, v.srv, bob, mailoauthtest.Inbox, subject); len(got) != 0 {
+		t.Errorf("bob got the message over the limit")
+	}
+}
