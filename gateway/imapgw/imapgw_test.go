@@ -839,3 +839,23 @@ func TestServeAfterClose(t *testing.T) {
 	}
 	<-done
 }
+
+// ENVELOPE and header fields come from the listing's headers: listing a folder's headers costs no
+// Graph request per message.
+func TestHeadersWithoutMIME(t *testing.T) {
+	v := newEnvPoll(t, time.Hour) // no refresh of the listing during the FETCH
+	for i := 1; i <= 20; i++ {
+		v.deliver(mailstore.Inbox, fmt.Sprintf("subject %d", i), "x")
+	}
+	c := v.dial(nil)
+	selectBox(t, c, "INBOX", true)
+	before := v.lab.E.Graph.Requests()
+	msgs := fetchAll(t, c, imap.SeqSet{imap.SeqRange{Start: 1, Stop: 0}}, &imap.FetchOptions{UID: true, Flags: true, Envelope: true, RFC822Size: true,
+		BodySection: []*imap.FetchItemBodySection{{Specifier: imap.PartSpecifierHeader, HeaderFields: []string{"Subject", "From"}, Peek: true}}})
+	if n := v.lab.E.Graph.Requests() - before; n != 0 {
+		t.Errorf("FETCH 1:* (ENVELOPE BODY.PEEK[HEADER.FIELDS ...]) of 20 messages made %d Graph requests, want 0", n)
+	}
+	if len(msgs) != 20 || msgs[19].Envelope.Subject != "subject 20" || !strings.Contains(string(msgs[19].BodySection[0].Bytes), "From: Bob") {
+		t.Errorf("FETCH 1:*: %d messages, the last %+v", len(msgs), msgs[len(msgs)-1])
+	}
+}
