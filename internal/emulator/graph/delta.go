@@ -1,7 +1,8 @@
 package graph
 
 // Delta queries of a folder's messages (https://learn.microsoft.com/graph/api/message-delta and
-// https://learn.microsoft.com/graph/delta-query-messages): a round of GETs that pages through what
+// https://learn.microsoft.com/graph/delta-query-messages), and of the mailbox's folders
+// (https://learn.microsoft.com/graph/api/mailfolder-delta): a round of GETs that pages through what
 // changed since the last round's @odata.deltaLink (everything, for the first round), each page
 // pointing to the next with an @odata.nextLink ($skiptoken), the last with an @odata.deltaLink
 // ($deltatoken). The tokens encode the round's query options ($select, $expand, changeType), so the
@@ -13,6 +14,7 @@ package graph
 // syncStateNotFound.
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -94,38 +96,52 @@ func (s *Server) messagesDelta(w http.ResponseWriter, r *http.Request, c *call) 
 	if e != nil {
 		return e
 	}
-	folderID := s.folderID(c.mailbox, name)
-	q := r.URL.Query()
-	var tok deltaToken
-	switch {
-	case q.Has("$skiptoken") || q.Has("$deltatoken"):
-		t, ok := s.token(q.Get("$skiptoken") + q.Get("$deltatoken"))
-		if !ok || t.finished != q.Has("$deltatoken") || t.r.folderID != folderID || !strings.EqualFold(t.r.mailbox, c.mailbox) {
-			w.Header().Set("Location", "https://"+r.Host+r.URL.Path)
-			return errSyncState
-		}
-		tok = t
-		if t.finished {
-			tok = deltaToken{r: s.newRound(c.mailbox, name, folderID, t.r.options, t.r.keys)}
-		}
-	default:
-		opts, e := deltaOptions(q)
-		if e != nil {
-			return e
-		}
-		tok = deltaToken{r: s.newRound(c.mailbox, name, folderID, opts, nil)}
+	tok, e := s.roundFor(w, r, c, s.folderID(c.mailbox, name), deltaOptions, func(opts url.Values, base map[string]string) *round {
+		return s.newRound(c.mailbox, name, s.folderID(c.mailbox, name), opts, base)
+	})
+	if e != nil {
+		return e
 	}
 	lq, e := parseListQuery(url.Values{"$select": tok.r.options["$select"], "$expand": tok.r.options["$expand"]})
 	if e != nil {
 		return e
 	}
+	return s.deltaPage(w, r, tok, "Collection(message)", func(it deltaItem) map[string]any { return s.deltaJSON(c.mailbox, name, it, &lq) })
+}
+
+// roundFor is the round a delta request continues (its $skiptoken or $deltatoken), or a new one
+// from the request's options. scope names what the round tracks (a folder's id, or foldersScope);
+// a token of another scope or mailbox is unknown. build makes a round from base (nil: the first).
+func (s *Server) roundFor(w http.ResponseWriter, r *http.Request, c *call, scope string, options func(url.Values) (url.Values, *gerr),
+	build func(opts url.Values, base map[string]string) *round) (deltaToken, *gerr) {
+	q := r.URL.Query()
+	if !q.Has("$skiptoken") && !q.Has("$deltatoken") {
+		opts, e := options(q)
+		if e != nil {
+			return deltaToken{}, e
+		}
+		return deltaToken{r: build(opts, nil)}, nil
+	}
+	t, ok := s.token(q.Get("$skiptoken") + q.Get("$deltatoken"))
+	if !ok || t.finished != q.Has("$deltatoken") || t.r.folderID != scope || !strings.EqualFold(t.r.mailbox, c.mailbox) {
+		w.Header().Set("Location", "https://"+r.Host+r.URL.Path)
+		return deltaToken{}, errSyncState
+	}
+	if t.finished {
+		return deltaToken{r: build(t.r.options, t.r.keys)}, nil
+	}
+	return t, nil
+}
+
+// deltaPage answers with the token's page of its round and the link to the next page or round.
+func (s *Server) deltaPage(w http.ResponseWriter, r *http.Request, tok deltaToken, context string, render func(deltaItem) map[string]any) *gerr {
 	size := pageSize(r)
 	end := min(len(tok.r.items), tok.pos+size)
 	page := []map[string]any{}
 	for _, it := range tok.r.items[tok.pos:end] {
-		page = append(page, s.deltaJSON(c.mailbox, name, it, &lq))
+		page = append(page, render(it))
 	}
-	out := map[string]any{"@odata.context": s.context(r, "Collection(message)"), "value": page}
+	out := map[string]any{"@odata.context": s.context(r, context), "value": page}
 	s.mu.Lock()
 	if end < len(tok.r.items) {
 		out["@odata.nextLink"] = "https://" + r.Host + r.URL.Path + "?$skiptoken=" + s.putTokenLocked(deltaToken{r: tok.r, pos: end})
@@ -138,6 +154,63 @@ func (s *Server) messagesDelta(w http.ResponseWriter, r *http.Request, c *call) 
 	}
 	writeJSON(w, 200, out)
 	return nil
+}
+
+// foldersScope is the scope of mailFolders/delta rounds.
+const foldersScope = "mailFolders"
+
+// foldersDelta: GET mailFolders/delta (https://learn.microsoft.com/graph/api/mailfolder-delta): every
+// folder of the mailbox, child folders included, then those added, changed (name, parent or counts)
+// and removed ("deleted": gone for good; a folder deleted to Deleted Items is a change of parent).
+func (s *Server) foldersDelta(w http.ResponseWriter, r *http.Request, c *call) *gerr {
+	options := func(q url.Values) (url.Values, *gerr) {
+		for k := range q {
+			if k != "$select" {
+				return nil, errUnsupported("the query option "+shown(k)+" in a folder delta query", "$select")
+			}
+		}
+		return url.Values{"$select": q["$select"]}, nil
+	}
+	tok, e := s.roundFor(w, r, c, foldersScope, options, func(opts url.Values, base map[string]string) *round {
+		return s.newFolderRound(c.mailbox, opts, base)
+	})
+	if e != nil {
+		return e
+	}
+	var sel []string
+	if v := tok.r.options.Get("$select"); v != "" {
+		sel = strings.Split(v, ",")
+	}
+	return s.deltaPage(w, r, tok, "Collection(mailFolder)", func(it deltaItem) map[string]any {
+		m := s.st.Ensure(c.mailbox)
+		if f := m.FolderByID(it.id); it.removed == "" && f != nil {
+			out := selectFields(s.folderJSON(c.mailbox, f.Name(), m.Folders()), sel)
+			out["@odata.type"] = "#microsoft.graph.mailFolder"
+			return out
+		}
+		return map[string]any{"@odata.type": "#microsoft.graph.mailFolder", "id": it.id, "@removed": map[string]string{"reason": "deleted"}}
+	})
+}
+
+// newFolderRound lists the folders added or changed since base (nil: every folder) and those removed.
+func (s *Server) newFolderRound(box string, opts url.Values, base map[string]string) *round {
+	r := &round{mailbox: box, folderID: foldersScope, options: opts, keys: map[string]string{}}
+	all := s.st.Ensure(box).Folders()
+	for _, name := range all {
+		f := s.folderJSON(box, name, all)
+		id := f["id"].(string)
+		key := fmt.Sprint(f["displayName"], "\x00", f["parentFolderId"], "\x00", f["childFolderCount"], "\x00", f["unreadItemCount"], "\x00", f["totalItemCount"])
+		r.keys[id] = key
+		if old, seen := base[id]; base == nil || !seen || old != key {
+			r.items = append(r.items, deltaItem{id: id})
+		}
+	}
+	for id := range base {
+		if _, ok := r.keys[id]; !ok {
+			r.items = append(r.items, deltaItem{id: id, removed: "deleted"})
+		}
+	}
+	return r
 }
 
 // deltaOptions checks an initial delta request's query options and keeps those the round encodes.

@@ -133,3 +133,51 @@ func TestWireDelta(t *testing.T) {
 		t.Errorf("changeType=created: %v", entries)
 	}
 }
+
+func TestWireFoldersDelta(t *testing.T) {
+	v := start(t)
+	tok := v.appToken(t)
+	u := "/users/alice@contoso.test/mailFolders"
+	mk := func(path, name string) string {
+		t.Helper()
+		a := v.do(t, "POST", u+path, tok, "application/json", []byte(`{"displayName":"`+name+`"}`))
+		if a.Status != 201 {
+			t.Fatalf("create %s: %d %s", name, a.Status, a.Body)
+		}
+		return decode(t, a)["id"].(string)
+	}
+	work := mk("/inbox/childFolders", "Work")
+	gone := mk("", "Gone")
+	entries, link, sizes := v.deltaRound(t, tok, u+"/delta?$select=displayName", "Prefer", "odata.maxpagesize=3")
+	var got []string
+	for _, e := range entries {
+		got = append(got, fmt.Sprint(e["displayName"]))
+		if e["id"] == nil || e["totalItemCount"] != nil {
+			t.Errorf("entry %v", e)
+		}
+	}
+	if fmt.Sprint(sizes) != "[3 3 2]" || !strings.Contains(fmt.Sprint(got), "Work") {
+		t.Fatalf("first round: %v in pages %v", got, sizes)
+	}
+
+	// A rename, a message (Inbox's counts), a folder deleted for good, a new one.
+	v.do(t, "PATCH", u+"/"+work, tok, "application/json", []byte(`{"displayName":"Projects"}`))
+	appendAlice(t, v, "hello")
+	v.do(t, "DELETE", u+"/"+gone, tok, "", nil)
+	v.do(t, "DELETE", u+"/"+gone, tok, "", nil)
+	mk("", "New")
+	entries, _, _ = v.deltaRound(t, tok, link)
+	got = nil
+	for _, e := range entries {
+		if r, ok := e["@removed"].(map[string]any); ok {
+			got = append(got, fmt.Sprintf("removed:%v:%v", e["id"] == gone, r["reason"]))
+			continue
+		}
+		got = append(got, fmt.Sprint(e["displayName"]))
+	}
+	// Deleted Items held Gone for a while, and is as it was again.
+	if fmt.Sprint(got) != "[Inbox Projects New removed:true:deleted]" {
+		t.Errorf("second round: %v", got)
+	}
+	wantError(t, v.do(t, "GET", u+"/delta?$deltatoken=nope", tok, "", nil), 410, "syncStateNotFound")
+}

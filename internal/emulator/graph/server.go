@@ -404,6 +404,8 @@ func (s *Server) handlerFor(method string, segs []string) (handler, op) {
 		return s.listFolders, opRead
 	case (match(segs, "mailFolders") || match(segs, "mailFolders", "*", "childFolders")) && method == "POST":
 		return s.createFolder, opWrite
+	case match(segs, "mailFolders", "delta") && method == "GET":
+		return s.foldersDelta, opRead
 	case match(segs, "mailFolders", "*") && method == "GET":
 		return s.getFolder, opRead
 	case match(segs, "mailFolders", "*") && method == "PATCH":
