@@ -120,29 +120,48 @@ func splitName(name string) (parent, leaf string) {
 	return name[:i], name[i+1:]
 }
 
-// folderTree returns the tree, asked of Graph when older than maxAge.
+// folderTree returns the tree, asked of Graph when older than maxAge; sessions that ask at once
+// share one listing.
 func (m *Mailbox) folderTree(ctx context.Context, maxAge time.Duration) (*folderTree, error) {
 	m.mu.Lock()
-	t := m.tree
+	t, gen := m.tree, m.treeGen
 	m.mu.Unlock()
 	if t != nil && time.Since(t.at) < maxAge {
 		return t, nil
 	}
-	fs, err := m.Graph.AllFolders(ctx)
-	if err != nil {
-		return nil, err
+	ch := m.treeFlight.DoChan("", func() (any, error) {
+		// The listing is every waiting session's: one that gives up does not end it.
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refreshTimeout)
+		defer cancel()
+		fs, err := m.Graph.AllFolders(fctx)
+		if err != nil {
+			return nil, err
+		}
+		t := buildTree(fs)
+		m.mu.Lock()
+		if m.treeGen == gen { // else a change made here since may be missing from it
+			m.tree = t
+		}
+		m.mu.Unlock()
+		return t, nil
+	})
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		return r.Val.(*folderTree), nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
-	t = buildTree(fs)
-	m.mu.Lock()
-	m.tree = t
-	m.mu.Unlock()
-	return t, nil
 }
 
-// forgetTree makes the next look-up ask Graph (after a change made here).
+// forgetTree makes the next look-up ask Graph (after a change made here), and a listing under way
+// not be kept.
 func (m *Mailbox) forgetTree() {
 	m.mu.Lock()
 	m.tree = nil
+	m.treeGen++
 	m.mu.Unlock()
 }
 

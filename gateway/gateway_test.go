@@ -338,6 +338,26 @@ func TestFolderTree(t *testing.T) {
 		}
 	}
 
+	// Sessions that list at once share one listing of the tree.
+	one := l.requests(func() { names(t, l.open(t, gateway.Options{})) })
+	burst := l.open(t, gateway.Options{})
+	var wg sync.WaitGroup
+	five := l.requests(func() {
+		for range 5 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if _, err := burst.Folders(ctx); err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+	})
+	if five != one {
+		t.Errorf("5 concurrent Folders cost %d Graph requests, one costs %d", five, one)
+	}
+
 	// CREATE makes missing parents; INBOX's children are under INBOX in any case.
 	for _, name := range []string{"Projects/2026/Q1", "inbox/Receipts", "Clients/"} {
 		if err := mb.CreateFolder(ctx, name); err != nil {

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/singleflight"
+
 	"github.com/mailoauth/mailoauth/graph"
 )
 
@@ -135,9 +137,11 @@ type Mailbox struct {
 	refs   int           // sessions using it; under set.mu
 	idleAt *list.Element // its place among the idle ones; under set.mu
 
-	mu      sync.Mutex
-	tree    *folderTree             // the folder tree, cached briefly
-	folders map[string]*folderState // by Graph folder id, shared by the sessions
+	mu         sync.Mutex
+	tree       *folderTree             // the folder tree, cached briefly
+	treeGen    int                     // grows at every change made here to the tree
+	treeFlight singleflight.Group      // the listing of the tree under way
+	folders    map[string]*folderState // by Graph folder id, shared by the sessions
 }
 
 // Close says a session is done with the mailbox (one Close per Mailboxes.Open). A Mailbox made
