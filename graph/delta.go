@@ -70,6 +70,7 @@ func (c *Client) MessagesDelta(ctx context.Context, folder, state string, o Delt
 		pageSize = DefaultDeltaPageSize
 	}
 	d := &Delta{}
+	pages := pager{root: c.root}
 	for {
 		_, body, err := c.do(ctx, request{method: "GET", url: next, pageSize: pageSize})
 		if err != nil {
@@ -95,18 +96,18 @@ func (c *Client) MessagesDelta(ctx context.Context, folder, state string, o Delt
 		}
 		switch {
 		case page.NextLink != "":
+			if err := pages.follow(page.NextLink); err != nil {
+				return nil, err
+			}
 			next = page.NextLink
 		case page.DeltaLink != "":
-			next = page.DeltaLink
+			if !sameOrigin(page.DeltaLink, c.root) {
+				return nil, fmt.Errorf("graph: the @odata.deltaLink points away from %s", c.root)
+			}
+			d.State = page.DeltaLink
+			return d, nil
 		default:
 			return nil, errors.New("graph: a delta page has neither @odata.nextLink nor @odata.deltaLink")
-		}
-		if !sameOrigin(next, c.root) {
-			return nil, fmt.Errorf("graph: a delta link points away from %s", c.root)
-		}
-		if page.NextLink == "" {
-			d.State = next
-			return d, nil
 		}
 	}
 }

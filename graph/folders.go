@@ -43,6 +43,7 @@ func (c *Client) AllFolders(ctx context.Context) ([]Folder, error) {
 		return nil, err
 	}
 	var out []Folder
+	listed := map[string]bool{}
 	next := []string{c.root + c.prefix + "/mailFolders"}
 	for len(next) > 0 {
 		u := next[0]
@@ -52,6 +53,10 @@ func (c *Client) AllFolders(ctx context.Context) ([]Folder, error) {
 			return nil, err
 		}
 		for _, f := range page {
+			if listed[f.ID] {
+				continue // a folder among its own descendants: Graph's tree is never a cycle
+			}
+			listed[f.ID] = true
 			f.WellKnownName = known[f.ID]
 			out = append(out, f)
 			if f.ChildFolderCount > 0 {
@@ -65,6 +70,7 @@ func (c *Client) AllFolders(ctx context.Context) ([]Folder, error) {
 // folderList reads a folder listing, following @odata.nextLink.
 func (c *Client) folderList(ctx context.Context, u string) ([]Folder, error) {
 	var out []Folder
+	pages := pager{root: c.root}
 	for u != "" {
 		_, body, err := c.do(ctx, request{method: "GET", url: u})
 		if err != nil {
@@ -75,8 +81,10 @@ func (c *Client) folderList(ctx context.Context, u string) ([]Folder, error) {
 			return nil, fmt.Errorf("graph: unreadable folder list: %w", err)
 		}
 		out = append(out, page.Value...)
-		if page.NextLink != "" && !sameOrigin(page.NextLink, c.root) {
-			return nil, fmt.Errorf("graph: @odata.nextLink points away from %s", c.root)
+		if page.NextLink != "" {
+			if err := pages.follow(page.NextLink); err != nil {
+				return nil, err
+			}
 		}
 		u = page.NextLink
 	}

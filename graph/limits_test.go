@@ -164,3 +164,53 @@ func TestSlotFreeWhileWaitingToRetry(t *testing.T) {
 		t.Errorf("the waiting request: %v", err)
 	}
 }
+
+// TestDeltaPagesThatLoop: a Graph (or something answering in its place) whose delta pages never end must not keep the
+// gateway's refresh going until its deadline, holding every item in memory: a nextLink already
+// followed in this round is a loop, refused at once.
+func TestDeltaPagesThatLoop(t *testing.T) {
+	var n atomic.Int32
+	var c *Client
+	c, srv := testClient(func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1) > 50 {
+			w.WriteHeader(400) // ends the test's round on the old code
+			w.Write([]byte(`{"error":{"code":"Stop","message":"the test's end"}}`))
+			return
+		}
+		next := c.root + c.prefix + "/mailFolders/inbox/messages/delta?$skiptoken=same"
+		w.Write([]byte(`{"value":[{"id":"m1"}],"@odata.nextLink":"` + next + `"}`))
+	})
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, err := c.MessagesDelta(ctx, "inbox", "", DeltaOptions{})
+	if err == nil || strings.Contains(err.Error(), "Stop") || n.Load() > 3 {
+		t.Fatalf("a delta round whose nextLink repeats: %v after %d requests; want a loop refused at its first repeat", err, n.Load())
+	}
+}
+
+// TestAllFoldersCycle: a folder tree with a cycle (a folder listed among its own children) is listed once, not asked
+// for until the deadline.
+func TestAllFoldersCycle(t *testing.T) {
+	var n atomic.Int32
+	c, srv := testClient(func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1) > 100 {
+			w.WriteHeader(400)
+			w.Write([]byte(`{"error":{"code":"Stop","message":"the test's end"}}`))
+			return
+		}
+		switch {
+		case strings.Contains(r.URL.Path, "/childFolders"), strings.HasSuffix(r.URL.Path, "/mailFolders"):
+			w.Write([]byte(`{"value":[{"id":"A","displayName":"A","parentFolderId":"A","childFolderCount":1}]}`))
+		default: // a well-known folder
+			w.Write([]byte(`{"id":"` + r.URL.Path[strings.LastIndexByte(r.URL.Path, '/')+1:] + `"}`))
+		}
+	})
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	fs, err := c.AllFolders(ctx)
+	if err != nil || len(fs) != 1 {
+		t.Fatalf("AllFolders of a tree with a cycle: %d folders, %v (after %d requests); want A once", len(fs), err, n.Load())
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"strconv"
 	"strings"
@@ -33,7 +34,22 @@ type Attachment struct {
 	Size        int
 	IsInline    bool
 	Content     []byte
+	// Reader, if set, gives the content (Size bytes) instead of Content: SendMail uploads it
+	// through an upload session a chunk at a time, never holding it whole (a file, say). Meant for
+	// attachments of 3 MB or more, which Graph takes only that way.
+	Reader io.ReaderAt
 }
+
+// size is the attachment's length: Size for one read from Reader.
+func (a Attachment) size() int {
+	if a.Reader != nil {
+		return a.Size
+	}
+	return len(a.Content)
+}
+
+// large says whether the attachment goes through an upload session.
+func (a Attachment) large() bool { return a.Reader != nil || len(a.Content) >= largeAttachment }
 
 // Message is a mail message: what SendMail sends, what GetMessage and ListMessages read.
 type Message struct {
@@ -266,8 +282,8 @@ const uploadChunk = 3 << 20
 func (c *Client) SendMail(ctx context.Context, m *Message) error {
 	total, large := 0, false
 	for _, a := range m.Attachments {
-		total += len(a.Content)
-		large = large || len(a.Content) >= largeAttachment
+		total += a.size()
+		large = large || a.large()
 	}
 	if !large && total <= inlineBudget {
 		w := m.wire(true)
@@ -321,12 +337,12 @@ func (c *Client) SendMIME(ctx context.Context, raw []byte) error {
 func (c *Client) fillDraft(ctx context.Context, id string, atts []Attachment) error {
 	var total, sent int64
 	for _, a := range atts {
-		if len(a.Content) >= largeAttachment {
-			total += int64(len(a.Content))
+		if a.large() {
+			total += int64(a.size())
 		}
 	}
 	for _, a := range atts {
-		if len(a.Content) < largeAttachment {
+		if !a.large() {
 			if err := c.call(ctx, "POST", "/messages/"+url.PathEscape(id)+"/attachments", attachmentToWire(a), nil); err != nil {
 				return err
 			}
@@ -341,7 +357,7 @@ func (c *Client) fillDraft(ctx context.Context, id string, atts []Attachment) er
 
 // upload sends one attachment through an upload session.
 func (c *Client) upload(ctx context.Context, id string, a Attachment, sent *int64, total int64) error {
-	item := map[string]any{"attachmentType": "file", "name": a.Name, "size": len(a.Content)}
+	item := map[string]any{"attachmentType": "file", "name": a.Name, "size": a.size()}
 	if a.ContentType != "" {
 		item["contentType"] = a.ContentType
 	}
@@ -358,10 +374,15 @@ func (c *Client) upload(ctx context.Context, id string, a Attachment, sent *int6
 	if sess.UploadURL == "" {
 		return errors.New("graph: the upload session has no uploadUrl")
 	}
-	n := len(a.Content)
+	n := a.size()
+	var buf []byte // a chunk read from a.Reader
 	for start := 0; start < n; {
 		end := min(start+uploadChunk, n)
-		_, body, err := c.do(ctx, request{method: "PUT", url: sess.UploadURL, body: a.Content[start:end], noAuth: true,
+		chunk, err := a.chunk(&buf, start, end)
+		if err != nil {
+			return fmt.Errorf("graph: reading %s to upload: %w", a.Name, err)
+		}
+		_, body, err := c.do(ctx, request{method: "PUT", url: sess.UploadURL, body: chunk, noAuth: true,
 			contentType: "application/octet-stream",
 			header:      map[string]string{"Content-Range": "bytes " + strconv.Itoa(start) + "-" + strconv.Itoa(end-1) + "/" + strconv.Itoa(n)}})
 		if err != nil {
@@ -391,6 +412,25 @@ func (c *Client) upload(ctx context.Context, id string, a Attachment, sent *int6
 // maxWhole bounds the answers read whole that carry a message's content (GetMIME, Attachments): a
 // 150 MB message, base64-encoded, with room to spare.
 const maxWhole = 256 << 20
+
+// chunk is the content from start to end, read into *buf when it comes from a.Reader.
+func (a Attachment) chunk(buf *[]byte, start, end int) ([]byte, error) {
+	if a.Reader == nil {
+		return a.Content[start:end], nil
+	}
+	if cap(*buf) < end-start {
+		*buf = make([]byte, uploadChunk)
+	}
+	b := (*buf)[:end-start]
+	n, err := a.Reader.ReadAt(b, int64(start))
+	if n == len(b) {
+		return b, nil // a full read, even with io.EOF
+	}
+	if err == nil || errors.Is(err, io.EOF) {
+		err = io.ErrUnexpectedEOF
+	}
+	return nil, err
+}
 
 // ---- reading -----------------------------------------------------------------------------------
 
@@ -428,6 +468,7 @@ func (c *Client) ListMessages(ctx context.Context, folder string, opts ListOptio
 		next += "?" + encodeQuery(q)
 	}
 	var out []*Message
+	pages := pager{root: c.root}
 	for next != "" {
 		_, body, err := c.do(ctx, request{method: "GET", url: next})
 		if err != nil {
@@ -446,8 +487,10 @@ func (c *Client) ListMessages(ctx context.Context, folder string, opts ListOptio
 				return out, nil
 			}
 		}
-		if page.NextLink != "" && !sameOrigin(page.NextLink, c.root) {
-			return nil, fmt.Errorf("graph: @odata.nextLink points away from %s", c.root)
+		if page.NextLink != "" {
+			if err := pages.follow(page.NextLink); err != nil {
+				return nil, err
+			}
 		}
 		next = page.NextLink
 	}
