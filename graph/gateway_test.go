@@ -345,7 +345,7 @@ func TestCreateFromMIMEAndPermanentDelete(t *testing.T) {
 		t.Fatalf("from a reader of unknown size: %v", err)
 	}
 	before := v.E.Graph.Requests()
-	big := bytes.Repeat([]byte("x"), 3<<20+1)
+	big := bytes.Repeat([]byte("x"), graph.MaxCreateMIME+1)
 	for _, size := range []int64{int64(len(big)), -1} {
 		if _, err := c.CreateFromMIME(ctx, "inbox", bytes.NewReader(big), size); !errors.Is(err, graph.ErrMIMETooLarge) {
 			t.Errorf("size %d: %v, want ErrMIMETooLarge", size, err)

@@ -35,11 +35,11 @@ type streamBody struct {
 func (b *streamBody) Read(p []byte) (int, error) { return b.r.Read(p) }
 func (b *streamBody) Close() error               { b.release(); return nil }
 
-// maxMIMECreate is the largest message CreateFromMIME sends: Graph takes a request body of at most
-// 4 MB (https://learn.microsoft.com/graph/api/user-post-messages, "Create a message in MIME format";
+// MaxCreateMIME is the largest message CreateFromMIME creates (3 MB): Graph takes a request body of
+// at most 4 MB (https://learn.microsoft.com/graph/api/user-post-messages, "Create a message in MIME format";
 // https://learn.microsoft.com/graph/throttling-limits#outlook-service-limits), which the base64
 // encoding of the message must fit.
-const maxMIMECreate = 4 << 20 / 4 * 3
+const MaxCreateMIME = 4 << 20 / 4 * 3
 
 // ErrMIMETooLarge is a message too large to create from its MIME in one request (Graph's 4 MB
 // request limit, base64 included: a message of 3 MB).
@@ -59,15 +59,15 @@ var ErrMIMETooLarge = errors.New("graph: the message is larger than the 3 MB Gra
 // The MIME is read once (at most 3 MB are kept) and encoded as it is sent, so that a retry can send
 // it again.
 func (c *Client) CreateFromMIME(ctx context.Context, folder string, mime io.Reader, size int64) (*Message, error) {
-	if size > maxMIMECreate {
+	if size > MaxCreateMIME {
 		return nil, fmt.Errorf("%w: it is %d bytes", ErrMIMETooLarge, size)
 	}
-	raw, err := io.ReadAll(io.LimitReader(mime, maxMIMECreate+1))
+	raw, err := io.ReadAll(io.LimitReader(mime, MaxCreateMIME+1))
 	if err != nil {
 		return nil, fmt.Errorf("graph: reading the message to create: %w", err)
 	}
 	switch {
-	case len(raw) > maxMIMECreate:
+	case len(raw) > MaxCreateMIME:
 		return nil, ErrMIMETooLarge
 	case len(raw) == 0:
 		return nil, errors.New("graph: the MIME message to create is empty")
