@@ -1,10 +1,12 @@
 package graph
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"github.com/emersion/go-message"
@@ -55,13 +57,14 @@ func (c *Client) SendMIMEFrom(ctx context.Context, mime io.Reader, size int64, o
 		}
 		return c.SendMIME(ctx, raw)
 	}
-	m, err := ParseMIME(mime)
+	m, done, err := parseMIME(mime, true)
 	if err != nil {
 		return err
 	}
+	defer done()
 	large := false
 	for _, a := range m.Attachments {
-		large = large || len(a.Content) >= largeAttachment
+		large = large || a.large()
 	}
 	// SendMail refuses a draft without a Sent Items copy; the message matters more than the copy.
 	m.DontSaveToSentItems = o.DontSaveToSentItems && !large && !overInline(m.Attachments)
@@ -75,7 +78,7 @@ func fitsSendMIME(size int64) bool { return (size+2)/3*4 <= maxMIMERequest }
 func overInline(atts []Attachment) bool {
 	total := 0
 	for _, a := range atts {
-		total += len(a.Content)
+		total += a.size()
 	}
 	return total > inlineBudget
 }
@@ -84,34 +87,51 @@ func overInline(atts []Attachment) bool {
 // and Bcc, the HTML body (else the text body), and every other part as an attachment (decoded).
 // Errors wrap ErrMIMEInvalid.
 func ParseMIME(mime io.Reader) (*Message, error) {
+	m, _, err := parseMIME(mime, false)
+	return m, err
+}
+
+// parseMIME is ParseMIME; with spill, an attachment of largeAttachment or more is decoded into a
+// temporary file (unlinked at once where the system allows) and given as its Reader, and done
+// closes those files.
+func parseMIME(mime io.Reader, spill bool) (m *Message, done func(), err error) {
+	var files spilled
+	defer func() {
+		if err != nil {
+			files.close()
+		}
+	}()
 	r, err := gomail.CreateReader(mime)
 	if r == nil || (err != nil && !message.IsUnknownCharset(err) && !message.IsUnknownEncoding(err)) {
-		return nil, fmt.Errorf("%w: %v", ErrMIMEInvalid, err)
+		return nil, nil, fmt.Errorf("%w: %v", ErrMIMEInvalid, err)
 	}
 	defer r.Close()
-	m := &Message{}
+	m = &Message{}
 	if err := headerInto(m, r.Header); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var text string
 	for n := 0; ; n++ {
 		if n >= maxMIMEParts {
-			return nil, fmt.Errorf("%w: more than %d parts", ErrMIMEInvalid, maxMIMEParts)
+			return nil, nil, fmt.Errorf("%w: more than %d parts", ErrMIMEInvalid, maxMIMEParts)
 		}
 		p, err := r.NextPart()
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if p == nil || (err != nil && !message.IsUnknownCharset(err) && !message.IsUnknownEncoding(err)) {
-			return nil, fmt.Errorf("%w: %v", ErrMIMEInvalid, err)
+			return nil, nil, fmt.Errorf("%w: %v", ErrMIMEInvalid, err)
+		}
+		if a, ok := asAttachment(p.Header); ok {
+			if err := files.read(&a, p.Body, spill); err != nil {
+				return nil, nil, err
+			}
+			m.Attachments = append(m.Attachments, a)
+			continue
 		}
 		body, err := io.ReadAll(p.Body)
 		if err != nil {
-			return nil, fmt.Errorf("%w: a part cannot be decoded: %v", ErrMIMEInvalid, err)
-		}
-		if a, ok := asAttachment(p.Header, body); ok {
-			m.Attachments = append(m.Attachments, a)
-			continue
+			return nil, nil, fmt.Errorf("%w: a part cannot be decoded: %v", ErrMIMEInvalid, err)
 		}
 		ct := ""
 		if h, ok := p.Header.(*gomail.InlineHeader); ok {
@@ -127,12 +147,57 @@ func ParseMIME(mime io.Reader) (*Message, error) {
 	if !m.HTML {
 		m.Body = text
 	}
-	return m, nil
+	return m, files.close, nil
 }
 
-// asAttachment says whether a part is an attachment (a Content-Disposition of attachment, a named
-// part, anything but text/plain and text/html) and returns it.
-func asAttachment(h gomail.PartHeader, body []byte) (Attachment, bool) {
+// spilled are the temporary files of a message's large attachments.
+type spilled []spillFile
+
+type spillFile struct {
+	f        *os.File
+	unlinked bool // removed from its directory while open (not on Windows)
+}
+
+// read reads a part's content into a: in memory, or past largeAttachment (with spill) into a file.
+func (s *spilled) read(a *Attachment, body io.Reader, spill bool) error {
+	r := body
+	if spill {
+		r = io.LimitReader(body, largeAttachment)
+	}
+	head, err := io.ReadAll(r)
+	if err != nil {
+		return fmt.Errorf("%w: a part cannot be decoded: %v", ErrMIMEInvalid, err)
+	}
+	if !spill || len(head) < largeAttachment {
+		a.Content = head
+		return nil
+	}
+	f, err := os.CreateTemp("", "mailoauth-attachment-*") // 0600
+	if err != nil {
+		return fmt.Errorf("graph: a temporary file for an attachment: %w", err)
+	}
+	*s = append(*s, spillFile{f: f, unlinked: os.Remove(f.Name()) == nil})
+	n, err := io.Copy(f, io.MultiReader(bytes.NewReader(head), body))
+	if err != nil {
+		return fmt.Errorf("%w: a part cannot be decoded: %v", ErrMIMEInvalid, err)
+	}
+	a.Reader, a.Size = f, int(n)
+	return nil
+}
+
+// close closes and removes the files.
+func (s spilled) close() {
+	for _, sf := range s {
+		_ = sf.f.Close()
+		if !sf.unlinked {
+			_ = os.Remove(sf.f.Name())
+		}
+	}
+}
+
+// asAttachment says from its header whether a part is an attachment (a Content-Disposition of
+// attachment, a named part, anything but text/plain and text/html) and returns it without content.
+func asAttachment(h gomail.PartHeader) (Attachment, bool) {
 	var name, ct string
 	inline := true
 	switch h := h.(type) {
@@ -155,7 +220,7 @@ func asAttachment(h gomail.PartHeader, body []byte) (Attachment, bool) {
 	if name == "" {
 		name = "attachment"
 	}
-	return Attachment{Name: name, ContentType: ct, IsInline: inline, Content: body}, true
+	return Attachment{Name: name, ContentType: ct, IsInline: inline}, true
 }
 
 // headerInto fills m's subject and addresses from the message's header.
