@@ -578,3 +578,44 @@ func TestMessageOps(t *testing.T) {
 		t.Fatalf("a message deleted with DeletePermanently is in %v", w)
 	}
 }
+
+// gateStore holds the first Assign until open is closed: a refresh is then under way, its Graph
+// answer already in.
+type gateStore struct {
+	gateway.UIDStore
+	once    sync.Once
+	entered chan struct{}
+	open    chan struct{}
+}
+
+func (g *gateStore) Assign(ctx context.Context, mailbox, folder string, ids []string) (uint32, []uint32, error) {
+	g.once.Do(func() { close(g.entered); <-g.open })
+	return g.UIDStore.Assign(ctx, mailbox, folder, ids)
+}
+
+// Sync(0) refreshes now: it does not take the answer of a refresh that asked Graph before the call.
+func TestSyncNowIsNow(t *testing.T) {
+	l := newLab(t)
+	l.deliver(t, "INBOX", "old")
+	gate := &gateStore{UIDStore: l.uids, entered: make(chan struct{}), open: make(chan struct{})}
+	mb := gateway.NewMailboxes(gate, gateway.Options{}).Open("daemon", l.address, l.client())
+	defer mb.Close()
+	f := folder(t, mb, "INBOX")
+	first := make(chan error, 1)
+	go func() { _, err := f.Sync(ctxT(t), 0); first <- err }()
+	select {
+	case <-gate.entered:
+	case <-ctxT(t).Done():
+		t.Fatal("the first refresh never reached the UID store")
+	}
+	l.deliver(t, "INBOX", "new")
+	second := make(chan *gateway.View, 1)
+	go func() { second <- syncNow(t, f) }()
+	close(gate.open)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := subjects(t, <-second)["new"]; !ok {
+		t.Fatal("Sync(0) called after a delivery returned a listing without it")
+	}
+}

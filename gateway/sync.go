@@ -72,6 +72,7 @@ type folderState struct {
 	uidNext  uint32
 	version  uint64
 	synced   time.Time     // when the last refresh succeeded
+	began    time.Time     // when the last refresh that succeeded began
 	polled   time.Time     // when the last refresh ended, however it ended
 	view     *View         // the listing as a View, until the next change
 	flight   *flight       // the refresh under way, if any
@@ -80,8 +81,9 @@ type folderState struct {
 
 // flight is one refresh that every caller of Sync waits for.
 type flight struct {
-	done chan struct{}
-	err  error
+	done  chan struct{}
+	began time.Time
+	err   error
 }
 
 func newFolderState(m *Mailbox, fi FolderInfo) *folderState {
@@ -89,48 +91,56 @@ func newFolderState(m *Mailbox, fi FolderInfo) *folderState {
 }
 
 // Sync returns the folder's listing, refreshed from Graph (through a delta query) if it is older
-// than maxAge; 0 refreshes now. Sessions of the folder share one refresh: a caller that comes while
-// one is under way waits for it, and a caller that gives up (its ctx ends) does not end it for the
-// others.
+// than maxAge; 0 refreshes now (a refresh that began before the call does not do). Sessions of the
+// folder share one refresh: a caller that comes while one is under way waits for it, and a caller
+// that gives up (its ctx ends) does not end it for the others.
 func (f *Folder) Sync(ctx context.Context, maxAge time.Duration) (*View, error) {
 	st := f.st
-	st.mu.Lock()
-	if !st.synced.IsZero() && maxAge > 0 && time.Since(st.synced) < maxAge {
-		v := st.viewLocked()
-		st.mu.Unlock()
-		return v, nil
-	}
-	fl := st.flight
-	if fl == nil {
-		fl = &flight{done: make(chan struct{})}
-		st.flight = fl
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refreshTimeout)
-		go func() {
-			defer cancel()
-			err := st.refresh(rctx)
-			st.mu.Lock()
-			fl.err = err
-			st.flight = nil
-			st.polled = time.Now()
-			if err == nil {
-				st.synced = st.polled
-			}
+	called := time.Now()
+	for {
+		st.mu.Lock()
+		fresh := !st.synced.IsZero() && maxAge > 0 && time.Since(st.synced) < maxAge
+		if fresh || (maxAge <= 0 && !st.began.IsZero() && !st.began.Before(called)) {
+			v := st.viewLocked()
 			st.mu.Unlock()
-			close(fl.done)
-		}()
+			return v, nil
+		}
+		fl := st.flight
+		if fl == nil {
+			fl = st.startLocked(ctx)
+		}
+		st.mu.Unlock()
+		select {
+		case <-fl.done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		if fl.err != nil && (maxAge > 0 || !fl.began.Before(called)) {
+			return nil, fl.err
+		}
+		// Done: the next turn returns the listing; or it began too early for maxAge 0: another.
 	}
-	st.mu.Unlock()
-	select {
-	case <-fl.done:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	if fl.err != nil {
-		return nil, fl.err
-	}
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	return st.viewLocked(), nil
+}
+
+// startLocked starts a refresh; it runs on without the caller, bounded by refreshTimeout.
+func (st *folderState) startLocked(ctx context.Context) *flight {
+	fl := &flight{done: make(chan struct{}), began: time.Now()}
+	st.flight = fl
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refreshTimeout)
+	go func() {
+		defer cancel()
+		err := st.refresh(rctx)
+		st.mu.Lock()
+		fl.err = err
+		st.flight = nil
+		st.polled = time.Now()
+		if err == nil {
+			st.synced, st.began = st.polled, fl.began
+		}
+		st.mu.Unlock()
+		close(fl.done)
+	}()
+	return fl
 }
 
 // Wait returns when the folder's Version passes after, or ctx ends; the folder is polled (shared,
