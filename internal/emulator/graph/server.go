@@ -20,6 +20,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	mrand "math/rand/v2"
 	"net/http"
 	"strconv"
 	"strings"
@@ -73,10 +74,11 @@ type Server struct {
 	throttle throttle // requests per app and mailbox
 
 	mu       sync.Mutex
-	drafts   map[string]*draft   // by id
-	sessions map[string]*session // by authtoken
-	faultHit map[string]int      // requests seen per fault, by Fault.ID
-	deltas   deltas              // delta tokens
+	drafts   map[string]*draft      // by id
+	sessions map[string]*session    // by authtoken
+	faultHit map[string]int         // requests seen per fault, by Fault.ID
+	faultRNG map[string]*mrand.Rand // a Probability fault's choices, by Fault.ID
+	deltas   deltas                 // delta tokens
 	requests int64
 	perBox   map[string]int64 // authorized requests by lower-case mailbox address
 }
@@ -202,11 +204,31 @@ func (s *Server) activeFault() *world.Fault {
 		}
 		s.faultHit[f.ID]++
 		n := s.faultHit[f.ID]
-		if n > f.After && (f.Times == 0 || n <= f.After+f.Times) {
+		if n > f.After && (f.Times == 0 || n <= f.After+f.Times) && s.chanceLocked(f) {
 			return f
 		}
 	}
 	return nil
+}
+
+// chanceLocked draws whether a fault with a Probability fails this request (always, without one).
+func (s *Server) chanceLocked(f *world.Fault) bool {
+	if f.Probability <= 0 || f.Probability >= 1 {
+		return true
+	}
+	if s.faultRNG == nil {
+		s.faultRNG = map[string]*mrand.Rand{}
+	}
+	r := s.faultRNG[f.ID]
+	if r == nil {
+		seed := uint64(f.Seed)
+		if seed == 0 {
+			seed = mrand.Uint64()
+		}
+		r = mrand.New(mrand.NewPCG(seed, seed))
+		s.faultRNG[f.ID] = r
+	}
+	return r.Float64() < f.Probability
 }
 
 // applyFault injects latency, a dropped connection or an error status; it reports whether the
@@ -641,7 +663,7 @@ func readJSON(r *http.Request, v any) *gerr {
 // to its scenario, whose caller empties the store. Requests in flight finish with what they hold.
 func (s *Server) Reset() {
 	s.mu.Lock()
-	s.drafts, s.sessions, s.faultHit = map[string]*draft{}, map[string]*session{}, map[string]int{}
+	s.drafts, s.sessions, s.faultHit, s.faultRNG = map[string]*draft{}, map[string]*session{}, map[string]int{}, nil
 	s.deltas = deltas{}
 	s.mu.Unlock()
 	s.meta.mu.Lock()

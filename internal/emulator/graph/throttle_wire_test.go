@@ -157,3 +157,27 @@ func TestWireRequestCount(t *testing.T) {
 		t.Errorf("bob's requests: %d, want 1", got)
 	}
 }
+
+// TestWireFaultProbability: a graph fault with a probability fails some requests and not others, the
+// same ones for the same seed.
+func TestWireFaultProbability(t *testing.T) {
+	run := func() string {
+		v := start(t)
+		tok := v.appToken(t)
+		if err := v.E.Live.Update(func(w *world.World) error {
+			w.Faults = append(w.Faults, world.Fault{ID: "sometimes", Endpoint: "graph", Status: 429, Probability: 0.5, Seed: 7})
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		var got strings.Builder
+		for range 30 {
+			got.WriteString(strconv.Itoa(v.do(t, "GET", "/users/alice@contoso.test/mailFolders/inbox", tok, "", nil).Status / 100))
+		}
+		return got.String()
+	}
+	first, second := run(), run()
+	if !strings.Contains(first, "2") || !strings.Contains(first, "4") || first != second {
+		t.Errorf("statuses %s, then %s: want a mix, the same twice", first, second)
+	}
+}

@@ -40,3 +40,19 @@ func TestScenarioGraphThrottling(t *testing.T) {
 		}
 	}
 }
+
+// TestScenarioGraphFaultProbability: a graph fault may fail requests by chance (probability, seed),
+// as the mail servers' faults do; the identity platform's faults may not.
+func TestScenarioGraphFaultProbability(t *testing.T) {
+	w, err := world.ParseScenario("s.toml", []byte(base("", "[[faults]]\nendpoint = \"graph\"\nstatus = 429\nprobability = 0.25\nseed = 3\n")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(w.Faults) != 1 || w.Faults[0].Probability != 0.25 || w.Faults[0].Seed != 3 {
+		t.Errorf("faults %+v", w.Faults)
+	}
+	_, err = world.ParseScenario("s.toml", []byte(base("", "[[faults]]\nendpoint = \"token\"\nstatus = 503\nprobability = 0.5\n")))
+	if err == nil || !strings.Contains(err.Error(), "applies to the mail servers only") {
+		t.Errorf("a token fault with probability: %v", err)
+	}
+}

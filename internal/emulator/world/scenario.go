@@ -1210,7 +1210,11 @@ func (p *scenarioParser) faults() {
 func (p *scenarioParser) mailFault(path []string, ft faultTable, mail bool) {
 	k := func(key string) []string { return join(path, key) }
 	if !mail {
-		for _, key := range []string{"reply", "disconnect_after", "probability", "seed"} {
+		keys := []string{"reply", "disconnect_after", "probability", "seed"}
+		if ft.Endpoint == "graph" {
+			keys = keys[:2] // Graph's requests fail by chance too, as the mail servers' commands
+		}
+		for _, key := range keys {
 			if p.has(k(key)...) {
 				p.key(k(key), "`"+key+"` applies to the mail servers only", `set endpoint = "imap", "pop" or "smtp", or remove the key`)
 			}

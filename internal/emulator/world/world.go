@@ -253,8 +253,8 @@ type Fault struct {
 	Reply string
 	// DisconnectAfter closes a mail connection once the server has written this many bytes to it.
 	DisconnectAfter int
-	// Probability is the chance that a command or connection a mail fault counts fails (0: every
-	// one). Seed makes the choices repeatable (0: random).
+	// Probability is the chance that a command or connection a mail fault counts, or a request a
+	// graph fault counts, fails (0: every one). Seed makes the choices repeatable (0: random).
 	Probability float64
 	Seed        int64
 }
