@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 )
 
@@ -22,10 +23,29 @@ type DeltaOptions struct {
 const DefaultDeltaPageSize = 200
 
 // Delta is one round of a folder's delta query: what changed since State, and the next State.
+// Each id is in Changed or Removed at most once, as the round's last entry for it says: Graph may
+// give a message twice in one round (https://github.com/microsoftgraph/msgraph-sdk-go/issues/969).
 type Delta struct {
 	Changed []*Message // created or updated
 	Removed []string   // ids of messages gone from the folder
 	State   string     // the deltaLink to pass next time
+}
+
+// add records a page's entry: the last one for an id wins.
+func (d *Delta) add(e deltaEntry, last map[string]bool) {
+	if removed, seen := last[e.ID]; seen {
+		if removed {
+			d.Removed = slices.DeleteFunc(d.Removed, func(id string) bool { return id == e.ID })
+		} else {
+			d.Changed = slices.DeleteFunc(d.Changed, func(m *Message) bool { return m.ID == e.ID })
+		}
+	}
+	last[e.ID] = e.Removed != nil
+	if e.Removed != nil {
+		d.Removed = append(d.Removed, e.ID)
+		return
+	}
+	d.Changed = append(d.Changed, e.message())
 }
 
 // ErrDeltaExpired: Graph no longer knows the delta state (410 Gone / syncStateNotFound); start again
@@ -70,6 +90,7 @@ func (c *Client) MessagesDelta(ctx context.Context, folder, state string, o Delt
 		pageSize = DefaultDeltaPageSize
 	}
 	d := &Delta{}
+	last := map[string]bool{} // id → its last entry was @removed
 	pages := pager{root: c.root}
 	for {
 		_, body, err := c.do(ctx, request{method: "GET", url: next, pageSize: pageSize})
@@ -88,11 +109,7 @@ func (c *Client) MessagesDelta(ctx context.Context, folder, state string, o Delt
 			return nil, fmt.Errorf("graph: unreadable delta page: %w", err)
 		}
 		for _, e := range page.Value {
-			if e.Removed != nil {
-				d.Removed = append(d.Removed, e.ID)
-				continue
-			}
-			d.Changed = append(d.Changed, e.message())
+			d.add(e, last)
 		}
 		switch {
 		case page.NextLink != "":

@@ -214,3 +214,27 @@ func TestAllFoldersCycle(t *testing.T) {
 		t.Fatalf("AllFolders of a tree with a cycle: %d folders, %v (after %d requests); want A once", len(fs), err, n.Load())
 	}
 }
+
+// TestDeltaReplays: an id given twice in a round (Graph does) is in the Delta once, as its last
+// entry says.
+func TestDeltaReplays(t *testing.T) {
+	c, srv := testClient(func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.URL.RawQuery, "skiptoken") {
+			io.WriteString(w, `{"value":[{"id":"m1","isRead":true},{"id":"m2","@removed":{"reason":"deleted"}},{"id":"m3"}],"@odata.deltaLink":"https://`+r.Host+`/v1.0/d?$deltatoken=2"}`)
+			return
+		}
+		io.WriteString(w, `{"value":[{"id":"m1"},{"id":"m2"},{"id":"m3","@removed":{"reason":"changed"}}],"@odata.nextLink":"https://`+r.Host+`/v1.0/d?$skiptoken=1"}`)
+	})
+	defer srv.Close()
+	d, err := c.MessagesDelta(context.Background(), "inbox", "", DeltaOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var changed []string
+	for _, m := range d.Changed {
+		changed = append(changed, m.ID)
+	}
+	if strings.Join(changed, ",") != "m1,m3" || !d.Changed[0].IsRead || strings.Join(d.Removed, ",") != "m2" {
+		t.Fatalf("changed %v (m1 read %v), removed %v; want m1 (read), m3 changed, m2 removed", changed, d.Changed[0].IsRead, d.Removed)
+	}
+}
