@@ -11,7 +11,8 @@ import (
 	"github.com/mailoauth/mailoauth/graph"
 )
 
-// ErrTooBig is a message larger than Options.MaxMessage.
+// ErrTooBig is a message larger than the gateway can store: Options.MaxMessage, or for Append
+// Graph's limit of a message created from MIME.
 var ErrTooBig = errors.New("the message is larger than the gateway can store: Options.MaxMessage, or 3 MB for a message appended (Graph creates one from MIME only up to that)")
 
 // parallel is how many requests of one operation on many messages are sent at once: Graph's limit

@@ -82,7 +82,10 @@ func newValidity(last uint32) uint32 {
 
 // errUIDStore is a UID store's failure, said for the log.
 func errUIDStore(where string, err error) error {
-	return fmt.Errorf("gateway: the UID store (%s) failed: %w", where, err)
+	if errors.Is(err, errBadUIDFile) {
+		return fmt.Errorf("gateway: the UIDs kept in %s are damaged; remove them to number the folder's messages again under a new UIDVALIDITY", where)
+	}
+	return fmt.Errorf("gateway: the UID store %s cannot be used (it must be writable by this user, or Redis reachable): %w", where, err)
 }
 
 // uidMap is one folder's UIDs.
@@ -118,5 +121,5 @@ func (m *uidMap) forget(ids []string) (changed bool) {
 	return changed
 }
 
-// errBadUIDFile is a UID file that cannot be read back.
-var errBadUIDFile = errors.New("malformed")
+// errBadUIDFile is a UID file (or Redis answer) that cannot be read back.
+var errBadUIDFile = errors.New("damaged UIDs")
