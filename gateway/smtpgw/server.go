@@ -16,10 +16,10 @@
 // the doctor's cause and fix.
 //
 // What it must never do: relay (mail before AUTH is refused), read more than a bounded number of
-// bytes before AUTH, hold a message being received in memory past a megabyte (it is spooled to a
-// 0600 temporary file, removed after; only two large messages at a time are then sent, as Graph's
-// draft path holds their attachments), log a password, a token or a message's content, or tell a
-// program its message was sent when Graph did not take it.
+// bytes before AUTH, hold a large message in memory (past a megabyte it is spooled to a 0600
+// temporary file, removed after, and its large attachments go up to Graph from temporary files a
+// chunk at a time), log a password, a token or a message's content, or tell a program its message
+// was sent when Graph did not take it.
 package smtpgw
 
 import (
@@ -112,21 +112,14 @@ type Server struct {
 	plain, implicit *smtp.Server
 	plainL, tlsL    *chanListener
 	wg              sync.WaitGroup
-	// large bounds the messages over spoolInMemory being sent at once: Graph's draft path holds a
-	// message's attachments in memory while it uploads them.
-	large chan struct{}
 
 	mu    sync.Mutex
 	conns map[*conn]struct{} // open connections, for Close after Shutdown (go-smtp's then does nothing)
 }
 
-// maxLargeSends is how many messages over spoolInMemory are sent at once; others wait their turn
-// within their SubmitTimeout.
-const maxLargeSends = 2
-
 // New returns a Server; Serve starts it.
 func New(o Options) *Server {
-	s := &Server{o: o.withDefaults(), large: make(chan struct{}, maxLargeSends), conns: map[*conn]struct{}{}}
+	s := &Server{o: o.withDefaults(), conns: map[*conn]struct{}{}}
 	s.plainL, s.tlsL = newChanListener(), newChanListener()
 	s.plain = s.newSMTP(s.o.TLS, s.o.TLS == nil)
 	s.implicit = s.newSMTP(nil, true)

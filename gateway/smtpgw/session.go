@@ -139,14 +139,6 @@ func (se *session) Data(r io.Reader) error {
 	defer cancel()
 	o := graph.MIMEOptions{DontSaveToSentItems: se.s.o.Gateway.DontSaveToSentItems || se.mb.Options.DontSaveToSentItems}
 	start := time.Now()
-	if size > spoolInMemory {
-		select {
-		case se.s.large <- struct{}{}:
-			defer func() { <-se.s.large }()
-		case <-ctx.Done():
-			return se.refusal(ctx.Err())
-		}
-	}
 	if err := se.mb.Graph.SendMIMEFrom(ctx, msg, size, o); err != nil {
 		return se.refusal(err)
 	}
