@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"os"
 
@@ -91,7 +92,7 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, sel *selection, it item, o
 	var sp *spooled
 	if needsMIME(o) {
 		var err error
-		if sp, err = spool(ctx, sel.f, m.ID); err != nil {
+		if sp, err = spool(ctx, sel.f, m.ID, max(s.srv.o.Gateway.MaxMessage, m.Size)+spoolSlack); err != nil {
 			return s.fail("read the message", err)
 		}
 		defer sp.close()
@@ -105,6 +106,12 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, sel *selection, it item, o
 			return s.fail("read the message's header", err)
 		}
 	}
+
+	lits, err := sections(o.BodySection, header, sp)
+	if err != nil {
+		return s.fail("read the message", err)
+	}
+	defer closeAll(lits)
 
 	rw := w.CreateMessage(it.seq)
 	rw.WriteUID(imap.UID(m.UID))
@@ -127,8 +134,8 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, sel *selection, it item, o
 	if o.BodyStructure != nil {
 		rw.WriteBodyStructure(bodyStructure(sp.reader()))
 	}
-	for _, bs := range o.BodySection {
-		if err := writeSection(rw, bs, header, sp); err != nil {
+	for i, bs := range o.BodySection {
+		if err := writeLiteral(rw.WriteBodySection(bs, lits[i].size), lits[i].r); err != nil {
 			return err
 		}
 	}
@@ -144,32 +151,58 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, sel *selection, it item, o
 	return rw.Close()
 }
 
-// writeSection writes a BODY[...] item: the whole message and its TEXT streamed from the spool
-// file, the top header from gateway.Message.Header, a part (BODY[1.2]) through imapserver's
-// extraction, which holds that part in memory.
-func writeSection(rw *imapserver.FetchResponseWriter, bs *imap.FetchItemBodySection, header []byte, sp *spooled) error {
-	var (
-		r    io.Reader
-		size int64
-	)
-	switch {
-	case fromHeader(bs):
-		b := imapserver.ExtractBodySection(bytes.NewReader(header), bs)
-		r, size = bytes.NewReader(b), int64(len(b))
-	case len(bs.Part) == 0 && bs.Specifier == imap.PartSpecifierNone:
-		r, size = partial(sp.f, 0, sp.size, bs.Partial)
-	case len(bs.Part) == 0 && bs.Specifier == imap.PartSpecifierText:
-		hl := int64(len(sp.header))
-		r, size = partial(sp.f, hl, sp.size-hl, bs.Partial)
-	default:
-		b := imapserver.ExtractBodySection(sp.reader(), bs)
-		r, size = bytes.NewReader(b), int64(len(b))
+// literal is a body section ready to be written: its length is known before its bytes.
+type literal struct {
+	r    io.Reader
+	size int64
+	f    *tempFile // a part's own spool file, closed after the FETCH
+}
+
+// sections prepares o's BODY[...] items, before the FETCH response starts (so that a failure is a
+// clean NO): the whole message and its TEXT are streamed from the spool file, the top header from
+// header, a part's body (BODY[1.2], what mail programs open attachments with) from a spool file
+// of its own; a part's HEADER, MIME or TEXT through imapserver's extraction, which holds that
+// section in memory (they are small but for TEXT of an attached message).
+func sections(l []*imap.FetchItemBodySection, header []byte, sp *spooled) ([]literal, error) {
+	out := make([]literal, 0, len(l))
+	for _, bs := range l {
+		var lit literal
+		switch {
+		case fromHeader(bs):
+			b := imapserver.ExtractBodySection(bytes.NewReader(header), bs)
+			lit.r, lit.size = bytes.NewReader(b), int64(len(b))
+		case len(bs.Part) == 0 && bs.Specifier == imap.PartSpecifierNone:
+			lit.r, lit.size = partial(sp.f, 0, sp.size, bs.Partial)
+		case len(bs.Part) == 0 && bs.Specifier == imap.PartSpecifierText:
+			hl := int64(len(sp.header))
+			lit.r, lit.size = partial(sp.f, hl, sp.size-hl, bs.Partial)
+		case bs.Specifier == imap.PartSpecifierNone:
+			f, n, err := spoolPart(sp, bs.Part)
+			if err != nil {
+				closeAll(out)
+				return nil, err
+			}
+			lit.f = f
+			lit.r, lit.size = partial(f, 0, n, bs.Partial)
+		default:
+			b := imapserver.ExtractBodySection(sp.reader(), bs)
+			lit.r, lit.size = bytes.NewReader(b), int64(len(b))
+		}
+		out = append(out, lit)
 	}
-	return writeLiteral(rw.WriteBodySection(bs, size), r)
+	return out, nil
+}
+
+func closeAll(l []literal) {
+	for _, lit := range l {
+		if lit.f != nil {
+			lit.f.Close()
+		}
+	}
 }
 
 // partial returns the bytes [off, off+n) of f, cut to <start.count> when the program asked.
-func partial(f *os.File, off, n int64, p *imap.SectionPartial) (io.Reader, int64) {
+func partial(f io.ReaderAt, off, n int64, p *imap.SectionPartial) (io.Reader, int64) {
 	if p != nil {
 		start := min(p.Offset, n)
 		n = min(n-start, p.Size)
@@ -189,39 +222,67 @@ func writeLiteral(wc io.WriteCloser, r io.Reader) error {
 // spooled is a message's MIME in a private temporary file: a literal's length must be written
 // before its bytes, and a whole message must not sit in memory.
 type spooled struct {
-	f      *os.File
+	f      *tempFile
 	size   int64
 	header []byte // the header section, with the empty line after it
 }
 
-func spool(ctx context.Context, f *gateway.Folder, id string) (*spooled, error) {
+// spoolSlack is how much more than the gateway's limit or the message's size Graph may send before
+// the spool gives up: an upstream that never ends must not fill the disk.
+const spoolSlack = 1 << 20
+
+func spool(ctx context.Context, f *gateway.Folder, id string, limit int64) (*spooled, error) {
 	body, err := f.Open(ctx, id)
 	if err != nil {
 		return nil, err
 	}
 	defer body.Close()
-	tmp, err := os.CreateTemp("", "mailoauth-imap-*") // mode 0600
+	tmp, err := newTempFile()
 	if err != nil {
 		return nil, err
 	}
 	sp := &spooled{f: tmp}
-	if sp.size, err = io.Copy(tmp, body); err != nil {
-		sp.close()
+	if sp.size, err = io.Copy(tmp, io.LimitReader(body, limit+1)); err != nil {
+		tmp.Close()
 		return nil, err
 	}
+	if sp.size > limit {
+		tmp.Close()
+		return nil, fmt.Errorf("graph sent more than %d bytes for a message of %d", limit, sp.size)
+	}
 	if sp.header, err = readHeader(io.NewSectionReader(tmp, 0, sp.size)); err != nil {
-		sp.close()
+		tmp.Close()
 		return nil, err
 	}
 	return sp, nil
 }
 
+// tempFile is a private (0600) temporary file, removed at once where the system allows it (a
+// crash then leaves no message on disk), else when closed.
+type tempFile struct {
+	*os.File
+	removed bool
+}
+
+func newTempFile() (*tempFile, error) {
+	f, err := os.CreateTemp("", "mailoauth-imap-*")
+	if err != nil {
+		return nil, err
+	}
+	return &tempFile{File: f, removed: os.Remove(f.Name()) == nil}, nil
+}
+
+func (t *tempFile) Close() error {
+	err := t.File.Close()
+	if !t.removed {
+		os.Remove(t.Name())
+	}
+	return err
+}
+
 func (sp *spooled) reader() io.Reader { return io.NewSectionReader(sp.f, 0, sp.size) }
 
-func (sp *spooled) close() {
-	sp.f.Close()
-	os.Remove(sp.f.Name())
-}
+func (sp *spooled) close() { sp.f.Close() }
 
 // mimeHeader reads a message's header section from its MIME, for a message Graph gave no
 // internetMessageHeaders for (a draft, a message created from MIME); the rest is not read.

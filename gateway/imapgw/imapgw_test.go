@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -404,6 +405,13 @@ func TestSelectFetchStore(t *testing.T) {
 	text := fetchAll(t, c, imap.UIDSetNum(uids[1]), &imap.FetchOptions{BodySection: []*imap.FetchItemBodySection{{Specifier: imap.PartSpecifierText, Peek: true, Partial: &imap.SectionPartial{Offset: 5, Size: 6}}}})
 	if got := string(text[0].BodySection[0].Bytes); got != "number" {
 		t.Errorf("BODY.PEEK[TEXT]<5.6> = %q, want \"number\"", got)
+	}
+	part := fetchAll(t, c, imap.UIDSetNum(uids[1]), &imap.FetchOptions{BodySection: []*imap.FetchItemBodySection{{Part: []int{1}, Peek: true}, {Part: []int{2}, Peek: true}}})
+	if got := string(part[0].FindBodySection(&imap.FetchItemBodySection{Part: []int{1}})); got != "body number 2\r\n" {
+		t.Errorf("BODY.PEEK[1] of a single-part message = %q, want its body", got)
+	}
+	if got := part[0].FindBodySection(&imap.FetchItemBodySection{Part: []int{2}}); len(got) != 0 {
+		t.Errorf("BODY.PEEK[2] of a single-part message = %q, want empty", got)
 	}
 
 	// STORE: \Flagged and \Seen go to Graph; \Deleted stays in the session.
@@ -857,5 +865,30 @@ func TestHeadersWithoutMIME(t *testing.T) {
 	}
 	if len(msgs) != 20 || msgs[19].Envelope.Subject != "subject 20" || !strings.Contains(string(msgs[19].BodySection[0].Bytes), "From: Bob") {
 		t.Errorf("FETCH 1:*: %d messages, the last %+v", len(msgs), msgs[len(msgs)-1])
+	}
+}
+
+// The temporary file a FETCH spools a message to is gone once the FETCH answered.
+func TestSpoolRemoved(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	v := newEnv(t)
+	v.deliver(mailstore.Inbox, "spooled", "body")
+	c := v.dial(nil)
+	selectBox(t, c, "INBOX", true)
+	m := fetchAll(t, c, imap.SeqSetNum(1), &imap.FetchOptions{BodySection: []*imap.FetchItemBodySection{{Peek: true}},
+		BodyStructure: &imap.FetchItemBodyStructure{Extended: true}})
+	if len(m) != 1 || !strings.Contains(string(m[0].BodySection[0].Bytes), "body") {
+		t.Fatalf("FETCH: %+v", m)
+	}
+	var left []string
+	entries, _ := os.ReadDir(tmp)
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), "mailoauth-imap-") {
+			left = append(left, e.Name())
+		}
+	}
+	if len(left) != 0 {
+		t.Errorf("spool files left in the temporary directory: %v", left)
 	}
 }
