@@ -290,6 +290,9 @@ func (m *Mailbox) Folder(ctx context.Context, name string) (*Folder, error) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.folders == nil { // a Mailbox made without Mailboxes
+		m.folders = map[string]*folderState{}
+	}
 	st := m.folders[fi.ID]
 	if st == nil {
 		st = newFolderState(m, fi)

@@ -1,8 +1,10 @@
 package gateway
 
 import (
+	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/mailoauth/mailoauth/graph"
 )
@@ -67,5 +69,23 @@ func TestMailboxesBounded(t *testing.T) {
 	// The most recently closed is still warm; the oldest idle ones are gone.
 	if ms.Open("acct", "alice@contoso.test", nil) != a {
 		t.Fatal("the most recently closed mailbox was dropped")
+	}
+}
+
+// A Mailbox made by hand (a test's, or a tool's) works: UIDs in memory, folders opened.
+func TestMailboxByHand(t *testing.T) {
+	m := &Mailbox{}
+	st := newFolderState(m, FolderInfo{ID: "f"})
+	if m.uidStore() == nil || st.m.opts().PollInterval != DefaultPollInterval {
+		t.Fatal("a Mailbox without Mailboxes has no UID store or no defaults")
+	}
+	m.tree = buildTree([]graph.Folder{{ID: "i", DisplayName: "Inbox", WellKnownName: "inbox"}})
+	m.tree.at = time.Now()
+	f, err := m.Folder(context.Background(), "Inbox")
+	if err != nil || f.Info.ID != "i" {
+		t.Fatalf("Folder: %+v, %v", f, err)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
 	}
 }
