@@ -892,3 +892,21 @@ func TestSpoolRemoved(t *testing.T) {
 		t.Errorf("spool files left in the temporary directory: %v", left)
 	}
 }
+
+// APPENDLIMIT is what Graph can create from MIME; a larger APPEND is refused before its upload.
+func TestAppendLimitIsGraphs(t *testing.T) {
+	v := newEnv(t)
+	c := v.dial(nil)
+	caps, err := c.Capability().Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if limit, ok := caps.AppendLimit(); !ok || limit == nil || *limit != graph.MaxCreateMIME {
+		t.Errorf("APPENDLIMIT %v, want graph.MaxCreateMIME (%d)", limit, graph.MaxCreateMIME)
+	}
+	ap := c.Append("INBOX", graph.MaxCreateMIME+1, nil)
+	ap.Close() // a synchronising literal: the server answers before any byte is sent
+	if _, err := ap.Wait(); imapCode(err) != imap.ResponseCodeTooBig {
+		t.Errorf("APPEND over APPENDLIMIT: %v, want NO [TOOBIG]", err)
+	}
+}

@@ -81,11 +81,11 @@ func (s *session) Namespace() (*imap.NamespaceData, error) {
 	return &imap.NamespaceData{Personal: []imap.NamespaceDescriptor{{Prefix: "", Delim: delim}}}, nil
 }
 
+// AppendLimit is what APPEND can store: Graph creates a message from MIME only up to
+// graph.MaxCreateMIME, and the gateway takes no more than MaxMessage. imapserver refuses a larger
+// literal before the program sends it.
 func (s *session) AppendLimit() uint32 {
-	if m := s.srv.o.Gateway.MaxMessage; m < 1<<32 {
-		return uint32(m)
-	}
-	return 1<<32 - 1
+	return uint32(min(s.srv.o.Gateway.MaxMessage, graph.MaxCreateMIME, 1<<32-1))
 }
 
 // Subscriptions: Graph keeps none, so every folder is subscribed and these change nothing.
