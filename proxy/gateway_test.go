@@ -255,3 +255,19 @@ func TestGatewayNeedsServers(t *testing.T) {
 		t.Fatal("a gateway without IMAP was taken for an IMAP listener")
 	}
 }
+
+// TestGatewayLoginDeadline: a connection to a listener via Graph that never logs in is closed at the
+// login deadline, though the protocol server, not the proxy, is reading it.
+func TestGatewayLoginDeadline(t *testing.T) {
+	l := gatewayLab(t, labOptions{proxy: proxy.Options{LoginTimeout: time.Second}})
+	c, r := dialLine(t, l.addr(config.ProtocolSMTP, config.LocalTLSNone), nil)
+	if hello, _ := r.ReadString('\n'); !strings.HasPrefix(hello, "HELLO") {
+		t.Fatalf("greeting %q", hello)
+	}
+	if got := sendLine(t, c, r, "WHO"); got != "TLS false" {
+		t.Fatalf("WHO: %q", got)
+	}
+	if _, err := r.ReadString('\n'); err == nil || isTimeout(err) {
+		t.Fatalf("a connection that never logged in stayed open past the login deadline: %v", err)
+	}
+}
