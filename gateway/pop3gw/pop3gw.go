@@ -5,8 +5,9 @@
 //
 // The maildrop is the Inbox as it was at login (a POP3 maildrop does not change during a session).
 // A message's UIDL is a hash of its Graph immutable id, so it stays the same across sessions,
-// restarts and replicas. RETR and TOP stream the message's MIME from Graph, dot-stuffed, without
-// holding it in memory; DELE only marks, and the marked messages are deleted (to Deleted Items, or
+// restarts and replicas. RETR and TOP copy the message's MIME from Graph into a private temporary
+// file, so that a program reading slowly does not hold one of the mailbox's four Graph request
+// slots, and send it from there dot-stuffed, never holding it in memory; DELE only marks, and the marked messages are deleted (to Deleted Items, or
 // for good as gateway.Options.DeletePermanently says) when the program sends QUIT.
 //
 // What it must never do: delete a message the program did not mark, or delete anything when the

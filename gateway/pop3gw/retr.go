@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"time"
 
@@ -22,13 +23,24 @@ func uidl(id string) string {
 	return base64.RawURLEncoding.EncodeToString(sum[:])
 }
 
-// transferWait bounds a message's transfer, Graph's throttling pauses included: graphWait, and
-// the time the message takes at 32 KB/s (a program that reads slower is not served).
+// transferWait bounds a message's copy from Graph, Graph's throttling pauses included: graphWait,
+// and the time the message takes at 32 KB/s.
 func transferWait(size int64) time.Duration {
 	return graphWait + time.Duration(max(size, 0)/(32<<10))*time.Second
 }
 
-// retr answers RETR n and TOP n lines, streaming the message from Graph.
+// maxSpool bounds what is copied of one message from Graph: Exchange Online's largest message
+// (150 MB) as MIME, with room to spare. Graph is not trusted to stop where the message does.
+const maxSpool = 256 << 20
+
+// errTooLarge is a message whose MIME goes on past maxSpool.
+var errTooLarge = errors.New("pop3gw: the message's MIME is larger than the gateway serves")
+
+// retr answers RETR n and TOP n lines: the message (or what TOP sends of it) is copied from Graph
+// into a private temporary file first, then sent from there. Graph's request thus ends at Graph's
+// pace, not the program's: a program reading slowly must not hold one of the mailbox's four request
+// slots (graph.Limiter), which every other session of the mailbox needs. A failure at Graph is an
+// -ERR before any of the message is sent.
 func (s *session) retr(c command) error {
 	i, bad := s.message(c.args[0])
 	if bad != "" {
@@ -43,31 +55,25 @@ func (s *session) retr(c command) error {
 		top = n
 	}
 	m := s.msgs[i]
-	ctx, cancel := context.WithTimeout(s.ctx, transferWait(m.Size))
-	defer cancel()
-	rc, err := s.box.Open(ctx, m.ID)
-	if err != nil {
-		if graph.IsNotFound(err) {
-			return s.reply(fmt.Sprintf("-ERR Message %d is no longer in the mailbox.", i+1))
-		}
+	f, err := s.spool(m.ID, m.Size, top)
+	switch {
+	case graph.IsNotFound(err):
+		return s.reply(fmt.Sprintf("-ERR Message %d is no longer in the mailbox.", i+1))
+	case errors.Is(err, errTooLarge):
+		s.o.Log.Warn("pop3 gateway: a message is larger than the gateway serves", "max", maxSpool)
+		return s.reply(fmt.Sprintf("-ERR Message %d is larger than %d MB, more than this gateway serves.", i+1, maxSpool>>20))
+	case err != nil:
 		s.o.Log.Warn("pop3 gateway: reading a message failed", "err", err)
 		return s.reply(fmt.Sprintf("-ERR [SYS/TEMP] Message %d could not be read: %s; try again later.", i+1, graphTrouble(s.ctx, err)))
 	}
-	defer rc.Close()
+	defer f.Close()
 	if top < 0 {
 		s.w.WriteString(fmt.Sprintf("+OK %d octets\r\n", m.Size))
 	} else {
 		s.w.WriteString("+OK\r\n")
 	}
-	if s.buf == nil {
-		s.buf = make([]byte, 32<<10)
-	}
 	dw := &dotWriter{w: s.w, bol: true}
-	var dst io.Writer = dw
-	if top >= 0 {
-		dst = &topWriter{w: dw, left: top}
-	}
-	if _, err := io.CopyBuffer(dst, rc, s.buf); err != nil && !errors.Is(err, errTopDone) {
+	if _, err := io.CopyBuffer(dw, f, s.buffer()); err != nil {
 		// The program must not take a part for the whole: no terminating dot, the session ends.
 		s.o.Log.Warn("pop3 gateway: a message's transfer failed; closing the connection", "err", err)
 		return fmt.Errorf("pop3gw: sending message %d: %w", i+1, err)
@@ -76,6 +82,67 @@ func (s *session) retr(c command) error {
 		return err
 	}
 	return s.flush()
+}
+
+// spool copies a message's MIME from Graph (for TOP, only the header and top lines of the body)
+// into a temporary file (0600, unlinked at once where the system allows) and returns it, read from
+// its start. Close it.
+func (s *session) spool(id string, size int64, top int) (*spoolFile, error) {
+	ctx, cancel := context.WithTimeout(s.ctx, transferWait(size))
+	defer cancel()
+	rc, err := s.box.Open(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	tmp, err := os.CreateTemp("", "mailoauth-pop3-*")
+	if err != nil {
+		return nil, err
+	}
+	f := &spoolFile{File: tmp, unlinked: os.Remove(tmp.Name()) == nil}
+	var dst io.Writer = f
+	if top >= 0 {
+		dst = &topWriter{w: f, left: top}
+	}
+	lr := &io.LimitedReader{R: rc, N: maxSpool + 1}
+	_, err = io.CopyBuffer(dst, lr, s.buffer())
+	switch {
+	case errors.Is(err, errTopDone):
+		err = nil
+	case err == nil && lr.N <= 0:
+		err = errTooLarge
+	}
+	if err == nil {
+		_, err = f.Seek(0, io.SeekStart)
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// spoolFile is a message copied from Graph for RETR or TOP.
+type spoolFile struct {
+	*os.File
+	unlinked bool // removed from its directory while open (not on Windows)
+}
+
+// Close closes the file and removes it if that could not be done while it was open.
+func (f *spoolFile) Close() error {
+	err := f.File.Close()
+	if !f.unlinked {
+		_ = os.Remove(f.Name())
+	}
+	return err
+}
+
+// buffer is the session's copy buffer.
+func (s *session) buffer() []byte {
+	if s.buf == nil {
+		s.buf = make([]byte, 32<<10)
+	}
+	return s.buf
 }
 
 // dotWriter writes a multi-line response's body (RFC 1939 section 3): a line that begins with "."

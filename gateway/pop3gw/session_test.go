@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/textproto"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -493,20 +494,49 @@ func (f *failingReader) Read(p []byte) (int, error) {
 	return k, nil
 }
 
-// A transfer that fails half-way ends the connection without the terminating dot, so that the
-// program does not take part of the message for all of it.
+// A copy from Graph that fails half-way is answered -ERR [SYS/TEMP] before any of the message is
+// sent (the message is copied from Graph before it is sent), and the session goes on.
 func TestRetrTransferFails(t *testing.T) {
 	box := newFakeBox(msg1)
 	box.open = func(context.Context, string) (io.ReadCloser, error) {
 		return io.NopCloser(&failingReader{n: 100_000}), nil
 	}
 	c, _ := dial(t, t.Context(), box, Options{})
-	want(t, "RETR", c.cmd("RETR 1"), "+OK")
-	if _, err := c.tp.ReadDotBytes(); !errors.Is(err, io.ErrUnexpectedEOF) {
-		t.Errorf("reading the message: %v, want io.ErrUnexpectedEOF", err)
+	want(t, "RETR", c.cmd("RETR 1"), "-ERR [SYS/TEMP] Message 1 could not be read: the request to Microsoft Graph failed (the proxy log says why); try again later.")
+	want(t, "NOOP after", c.cmd("NOOP"), "+OK")
+}
+
+// A Graph that sends more than any message can be (a broken or hostile upstream) is cut off at
+// maxSpool: the program is told, and nothing is sent or kept.
+func TestRetrEndless(t *testing.T) {
+	box := newFakeBox(msg1)
+	box.open = func(context.Context, string) (io.ReadCloser, error) {
+		return io.NopCloser(&failingReader{n: maxSpool + 1<<20}), nil
 	}
-	if err := c.wait(); err == nil {
-		t.Error("Serve returned nil")
+	c, _ := dial(t, t.Context(), box, Options{})
+	want(t, "RETR", c.cmd("RETR 1"), "-ERR Message 1 is larger than 256 MB, more than this gateway serves.")
+	want(t, "NOOP after", c.cmd("NOOP"), "+OK")
+}
+
+// RETR's copies of messages are left nowhere, whether the transfer succeeds or Graph fails.
+func TestRetrLeavesNoFiles(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("TMPDIR", dir)
+	box := newFakeBox(msg1, msg2)
+	c, _ := dial(t, t.Context(), box, Options{})
+	want(t, "RETR", c.cmd("RETR 1"), "+OK")
+	if _, err := c.tp.ReadDotBytes(); err != nil {
+		t.Fatal(err)
+	}
+	box.mu.Lock()
+	box.open = func(context.Context, string) (io.ReadCloser, error) {
+		return io.NopCloser(&failingReader{n: 100_000}), nil
+	}
+	box.mu.Unlock()
+	want(t, "RETR failing", c.cmd("RETR 2"), "-ERR [SYS/TEMP]")
+	want(t, "QUIT", c.cmd("QUIT"), "+OK")
+	if left, _ := os.ReadDir(dir); len(left) != 0 {
+		t.Errorf("files left in TMPDIR: %v", left)
 	}
 }
 
