@@ -24,6 +24,10 @@ const (
 // STATUS of a session come in bursts; a folder made by another program shows up this late).
 const treeMaxAge = 5 * time.Second
 
+// missMaxAge is how old a tree may be when a name is not in it (another program may just have made
+// the folder).
+const missMaxAge = time.Second
+
 // ErrFolderExists is a folder name that is already taken.
 var ErrFolderExists = errors.New("a folder of that name exists")
 
@@ -176,7 +180,9 @@ func (m *Mailbox) lookup(ctx context.Context, name string) (FolderInfo, *folderT
 	if fi, ok := t.byName[name]; ok {
 		return fi, t, nil
 	}
-	if t, err = m.folderTree(ctx, 0); err != nil {
+	// Asked again for a name not found, at most every missMaxAge: a program polling a folder
+	// deleted elsewhere must not list the tree from Graph at every command.
+	if t, err = m.folderTree(ctx, missMaxAge); err != nil {
 		return FolderInfo{}, nil, err
 	}
 	if fi, ok := t.byName[name]; ok {

@@ -153,8 +153,9 @@ func (f *Folder) Delete(ctx context.Context, ids []string) error {
 
 // Copy and Move put messages into dest and return their UIDs there, in order (for UIDPLUS): the
 // UIDs are assigned from the ids Graph gives the copies (a moved message keeps its immutable id),
-// so dest's next Sync lists them with the same UIDs. On an error some messages may have been
-// copied or moved (Graph has no transaction); dest's listing shows them.
+// so dest's next Sync lists them with the same UIDs. On an error, Copy removes the copies it made
+// (a program told COPY failed copies again; those it cannot remove are logged), and Move leaves
+// the messages it moved in dest (Graph has no transaction; nothing is lost or doubled).
 func (f *Folder) Copy(ctx context.Context, ids []string, dest *Folder) ([]uint32, error) {
 	return f.transfer(ctx, ids, dest, false)
 }
@@ -180,6 +181,9 @@ func (f *Folder) transfer(ctx context.Context, ids []string, dest *Folder, move 
 		newIDs[i] = gm.ID
 		return nil
 	})
+	if err != nil && !move {
+		f.undoCopies(ctx, newIDs)
+	}
 	if move {
 		var moved []string
 		for i, id := range newIDs {
@@ -197,6 +201,35 @@ func (f *Folder) transfer(ctx context.Context, ids []string, dest *Folder, move 
 	dest.st.stale()
 	_, uids, err := dest.m.uidStore().Assign(ctx, dest.m.Address, dest.Info.ID, newIDs)
 	return uids, err
+}
+
+// undoCopyTimeout bounds the removal of the copies a failed Copy made.
+const undoCopyTimeout = 2 * time.Minute
+
+// undoCopies deletes for good the copies a Copy made before it failed: IMAP's COPY either copies
+// everything or nothing (RFC 3501 6.4.7), and a program told it failed copies again. It goes on
+// after the caller's ctx ended, for a bounded time; copies it cannot remove are logged (a count).
+func (f *Folder) undoCopies(ctx context.Context, ids []string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), undoCopyTimeout)
+	defer cancel()
+	var mu sync.Mutex
+	left := 0
+	_ = forEach(len(ids), func(i int) error {
+		if ids[i] == "" {
+			return nil
+		}
+		if err := f.m.Graph.PermanentDelete(ctx, ids[i]); err != nil && !graph.IsNotFound(err) {
+			mu.Lock()
+			left++
+			mu.Unlock()
+			return err
+		}
+		return nil
+	})
+	if left > 0 {
+		f.m.opts().Log.Warn("gateway: a COPY failed half way and some of its copies could not be removed",
+			"mailbox", f.m.Address, "left", left)
+	}
 }
 
 // stale makes the next Sync ask Graph whatever its maxAge: a message was put in the folder here.

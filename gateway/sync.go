@@ -227,6 +227,10 @@ func (st *folderState) apply(ctx context.Context, d *graph.Delta, full bool) err
 	latest := make(map[string]*graph.Message, len(d.Changed))
 	var order []*graph.Message
 	for _, gm := range d.Changed {
+		if !validID(gm.ID) {
+			st.m.opts().Log.Warn("gateway: a message Graph listed is left out", "mailbox", st.m.Address, "err", errBadID)
+			continue
+		}
 		if _, seen := latest[gm.ID]; !seen {
 			order = append(order, gm)
 		}
@@ -234,7 +238,7 @@ func (st *folderState) apply(ctx context.Context, d *graph.Delta, full bool) err
 	}
 	removed := map[string]bool{}
 	for _, id := range d.Removed {
-		if latest[id] == nil {
+		if latest[id] == nil && validID(id) {
 			removed[id] = true
 		}
 	}

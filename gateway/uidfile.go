@@ -40,6 +40,9 @@ const (
 
 // Assign implements UIDStore.
 func (s *FileUIDStore) Assign(ctx context.Context, mailbox, folder string, ids []string) (uint32, []uint32, error) {
+	if err := checkIDs(ids); err != nil {
+		return 0, nil, err
+	}
 	var validity uint32
 	var uids []uint32
 	err := s.update(ctx, mailbox, folder, true, func(m *uidMap) bool {
@@ -53,6 +56,9 @@ func (s *FileUIDStore) Assign(ctx context.Context, mailbox, folder string, ids [
 
 // Forget implements UIDStore.
 func (s *FileUIDStore) Forget(ctx context.Context, mailbox, folder string, ids []string) error {
+	if err := checkIDs(ids); err != nil {
+		return err
+	}
 	return s.update(ctx, mailbox, folder, false, func(m *uidMap) bool { return m.forget(ids) })
 }
 

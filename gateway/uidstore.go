@@ -121,5 +121,36 @@ func (m *uidMap) forget(ids []string) (changed bool) {
 	return changed
 }
 
+// errBadID is a message id the UID stores refuse: empty, longer than maxIDLen, or with a byte
+// outside printable ASCII (Graph's immutable ids are base64url-like). Graph is upstream and not
+// trusted: such an id could otherwise break a UID file's lines.
+var errBadID = errors.New("gateway: Graph gave a message id that is empty, too long or not printable ASCII; the message is left out")
+
+// maxIDLen bounds a message id (Graph's are about 150 bytes).
+const maxIDLen = 1024
+
+// validID says whether a UID store takes id.
+func validID(id string) bool {
+	if id == "" || len(id) > maxIDLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if id[i] < 0x21 || id[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// checkIDs refuses a list with an id no store may keep.
+func checkIDs(ids []string) error {
+	for _, id := range ids {
+		if !validID(id) {
+			return errBadID
+		}
+	}
+	return nil
+}
+
 // errBadUIDFile is a UID file (or Redis answer) that cannot be read back.
 var errBadUIDFile = errors.New("damaged UIDs")
