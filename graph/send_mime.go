@@ -23,6 +23,10 @@ type MIMEOptions struct {
 // attachments go through upload sessions (150 MB).
 const MaxMIMEMessage = 150 << 20
 
+// maxBodyPart is the largest text or HTML part sent as the message's body: Graph's JSON request
+// carries it whole (within 4 MB, JSON's escapes included); a larger one is sent as an attachment.
+const maxBodyPart = 2 << 20
+
 // maxMIMEParts bounds the parts of a message read for the draft path, against hostile input.
 const maxMIMEParts = 1000
 
@@ -130,18 +134,37 @@ func parseMIME(mime io.Reader, spill bool) (m *Message, done func(), err error) 
 			m.Attachments = append(m.Attachments, a)
 			continue
 		}
-		body, err := io.ReadAll(p.Body)
-		if err != nil {
-			return nil, nil, fmt.Errorf("%w: a part cannot be decoded: %v", ErrMIMEInvalid, err)
-		}
 		ct := ""
 		if h, ok := p.Header.(*gomail.InlineHeader); ok {
 			ct, _, _ = h.ContentType()
 		}
-		switch {
-		case ct == "text/html" && !m.HTML:
+		html := ct == "text/html" && !m.HTML
+		if !html && text != "" {
+			// Another alternative or text part: not sent (the body is one part).
+			if _, err := io.Copy(io.Discard, p.Body); err != nil {
+				return nil, nil, fmt.Errorf("%w: a part cannot be decoded: %v", ErrMIMEInvalid, err)
+			}
+			continue
+		}
+		body, err := io.ReadAll(io.LimitReader(p.Body, maxBodyPart+1))
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w: a part cannot be decoded: %v", ErrMIMEInvalid, err)
+		}
+		if len(body) > maxBodyPart {
+			// Too large for a body in a Graph request: sent as an attachment (spilled like one).
+			a := Attachment{Name: "body.txt", ContentType: firstNonEmpty(ct, "text/plain")}
+			if ct == "text/html" {
+				a.Name = "body.html"
+			}
+			if err := files.read(&a, io.MultiReader(bytes.NewReader(body), p.Body), spill); err != nil {
+				return nil, nil, err
+			}
+			m.Attachments = append(m.Attachments, a)
+			continue
+		}
+		if html {
 			m.Body, m.HTML = string(body), true
-		case text == "":
+		} else {
 			text = string(body)
 		}
 	}
@@ -222,6 +245,15 @@ func asAttachment(h gomail.PartHeader) (Attachment, bool) {
 		name = "attachment"
 	}
 	return Attachment{Name: name, ContentType: ct, IsInline: inline}, true
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
 }
 
 // headerInto fills m's subject and addresses from the message's header.
