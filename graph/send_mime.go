@@ -43,8 +43,9 @@ var ErrMIMEInvalid = errors.New("graph: the message is not valid RFC 5322 MIME")
 //     Message — subject, From, To, Cc, Bcc, the HTML body (else the text body) and every other
 //     part as an attachment — and sent with SendMail: inline when small, else from a draft whose
 //     large attachments go through upload sessions, read from temporary files (0600, unlinked
-//     at once where the system allows) a chunk at a time. Other headers do not survive this, and
-//     an inline image loses its Content-ID link.
+//     at once where the system allows) a chunk at a time. Other headers do not survive this, an
+//     inline image loses its Content-ID link, and a body part over 2 MB becomes an attachment
+//     (body.txt or body.html).
 //
 // DontSaveToSentItems is honoured by sendMail only: a message large enough to need a draft always
 // keeps its copy, as Graph sends a draft only with one.
