@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -617,5 +619,74 @@ func TestSyncNowIsNow(t *testing.T) {
 	}
 	if _, ok := subjects(t, <-second)["new"]; !ok {
 		t.Fatal("Sync(0) called after a delivery returned a listing without it")
+	}
+}
+
+// Two proxies over one UID store: one saw a message leave and come back and gave it a new UID;
+// the other, when Graph next gives it that message, shows the same UID.
+func TestReplicaTakesStoresUID(t *testing.T) {
+	l := newLab(t)
+	l.deliver(t, "INBOX", "one", "two")
+	f := folder(t, l.open(t, gateway.Options{}), "INBOX")
+	v := syncNow(t, f)
+	var one gateway.Message
+	for _, m := range v.Messages {
+		if m.UID == subjects(t, v)["one"] {
+			one = m
+		}
+	}
+	// What the other replica did: forgot it (gone) and numbered it again (back).
+	ctx := ctxT(t)
+	if err := l.uids.Forget(ctx, l.address, f.Info.ID, []string{one.ID}); err != nil {
+		t.Fatal(err)
+	}
+	_, again, err := l.uids.Assign(ctx, l.address, f.Info.ID, []string{one.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An update Graph reports (its flags changed elsewhere).
+	if err := l.E.Store.SetFlags(l.address, "INBOX", one.ID, []string{`\Seen`}); err != nil {
+		t.Fatal(err)
+	}
+	if got := subjects(t, syncNow(t, f))["one"]; got != again[0] || got == one.UID {
+		t.Fatalf("message one: UID %d here, the store gives %d (was %d)", got, again[0], one.UID)
+	}
+}
+
+// The UID store loses a folder's map while the proxy runs (its file removed, as the damaged-file
+// error tells the operator to do, or Redis flushed): the folder is numbered again under a new
+// UIDVALIDITY, and every message of it is still listed. (From review R2.)
+func TestStoreLostKeepsEveryMessage(t *testing.T) {
+	l := newLab(t)
+	dir := t.TempDir()
+	l.uids = gateway.NewFileUIDStore(dir)
+	l.deliver(t, "INBOX", "one", "two")
+	f := folder(t, l.open(t, gateway.Options{}), "INBOX")
+	before := syncNow(t, f)
+	// The folder's file goes (what the damaged-file error tells the operator to do); the mailbox's
+	// record of the last UIDVALIDITY stays.
+	files, err := filepath.Glob(filepath.Join(dir, "*", "*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	removed := 0
+	for _, p := range files {
+		if b := filepath.Base(p); len(b) == 32 && !strings.Contains(b, ".") {
+			if err := os.Remove(p); err != nil {
+				t.Fatal(err)
+			}
+			removed++
+		}
+	}
+	if removed != 1 {
+		t.Fatalf("removed %d folder files of %v, want 1", removed, files)
+	}
+	l.deliver(t, "INBOX", "three")
+	after := syncNow(t, f)
+	if after.UIDValidity == before.UIDValidity {
+		t.Errorf("UIDVALIDITY %d unchanged after the store lost the folder", after.UIDValidity)
+	}
+	if got := subjects(t, after); len(got) != 3 {
+		t.Errorf("after the store lost the folder the listing has %v, want one, two and three", got)
 	}
 }

@@ -217,8 +217,20 @@ func (st *folderState) refresh(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return st.apply(ctx, d, full)
+	err = st.apply(ctx, d, full)
+	if errors.Is(err, errRenumbered) {
+		// The UID store lost the folder: list it whole, every message numbered anew.
+		if d, err = g.MessagesDelta(ctx, st.id, "", graph.DeltaOptions{}); err != nil {
+			return err
+		}
+		err = st.apply(ctx, d, true)
+	}
+	return err
 }
+
+// errRenumbered: the UID store gave the folder a new UIDVALIDITY (it lost the folder's map); the
+// listing was emptied and must be listed whole again.
+var errRenumbered = errors.New("gateway: the UID store numbered the folder anew")
 
 // apply takes a delta round in: new messages get UIDs (in the order they were received), known
 // ones keep theirs, removed ones are forgotten. A full round lists every message: those known and
@@ -257,13 +269,22 @@ func (st *folderState) apply(ctx context.Context, d *graph.Delta, full bool) err
 		}
 	}
 	needValidity := st.validity == 0
+	// The known messages Graph gives again are asked for too: another replica may have seen one
+	// leave and come back, and given it a new UID that this one must show as well.
+	var known []string
+	for _, gm := range order {
+		if st.msgs[gm.ID] != nil {
+			known = append(known, gm.ID)
+		}
+	}
 	st.mu.Unlock()
 
 	sort.SliceStable(fresh, func(i, j int) bool { return fresh[i].Received.Before(fresh[j].Received) })
-	ids := make([]string, len(fresh))
-	for i, gm := range fresh {
-		ids[i] = gm.ID
+	ids := make([]string, 0, len(fresh)+len(known))
+	for _, gm := range fresh {
+		ids = append(ids, gm.ID)
 	}
+	ids = append(ids, known...)
 	var validity, next uint32
 	var uids []uint32
 	if len(ids) > 0 || needValidity {
@@ -285,13 +306,32 @@ func (st *folderState) apply(ctx context.Context, d *graph.Delta, full bool) err
 
 	st.mu.Lock()
 	change := false
-	if validity != 0 && validity != st.validity {
+	// A new UID at or under one already shown: the store lost the folder too (and gave it the
+	// same UIDVALIDITY, which only the time in seconds can cause).
+	lost := false
+	for _, u := range uids[:len(fresh)] {
+		lost = lost || (st.validity != 0 && u < st.uidNext)
+	}
+	if validity != 0 && (validity != st.validity || lost) {
 		if st.validity != 0 {
 			// The store began the folder again (its map was lost): every UID is new.
-			st.msgs = map[string]*Message{}
+			st.msgs, st.delta, st.validity, st.uidNext = map[string]*Message{}, "", validity, 0
+			st.changedLocked()
+			st.mu.Unlock()
+			return errRenumbered
 		}
 		st.validity, change = validity, true
 	}
+	// A known message the store now numbers otherwise is gone and new here too.
+	freshUIDs := uids[:len(fresh):len(fresh)]
+	for i, id := range known {
+		u := uids[len(fresh)+i]
+		if old := st.msgs[id]; old != nil && old.UID != u {
+			fresh, freshUIDs = append(fresh, latest[id]), append(freshUIDs, u)
+			delete(st.msgs, id)
+		}
+	}
+	uids = freshUIDs
 	for i, gm := range fresh {
 		st.msgs[gm.ID] = st.toMessage(gm, uids[i], time.Now())
 		st.uidNext = max(st.uidNext, uids[i]+1)
