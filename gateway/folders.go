@@ -34,6 +34,10 @@ var ErrFolderExists = errors.New("a folder of that name exists")
 // ErrNoFolder is a folder name that does not exist.
 var ErrNoFolder = errors.New("no such folder")
 
+// ErrHasChildren refuses to delete a folder that has child folders: Graph would delete them with
+// it, and IMAP's DELETE must not (RFC 3501 6.3.4; IMAP answers NO [HASCHILDREN]).
+var ErrHasChildren = errors.New("the folder has child folders; delete them first")
+
 // errInbox refuses what cannot be done to the Inbox.
 var errInbox = errors.New("the Inbox cannot be renamed or deleted")
 
@@ -232,7 +236,7 @@ func (m *Mailbox) CreateFolder(ctx context.Context, name string) error {
 	return nil
 }
 
-// RenameFolder renames a folder, or moves it under another parent, or both.
+// RenameFolder renames a folder, or moves it under another parent (made if missing), or both.
 func (m *Mailbox) RenameFolder(ctx context.Context, from, to string) error {
 	from, to = canonical(from), canonical(to)
 	if from == "INBOX" || to == "INBOX" {
@@ -253,7 +257,15 @@ func (m *Mailbox) RenameFolder(ctx context.Context, from, to string) error {
 		if newParent != "" {
 			p, ok := t.byName[newParent]
 			if !ok {
-				return ErrNoFolder
+				// IMAP's RENAME makes the parents a new name needs (RFC 3501 6.3.5).
+				if err := m.CreateFolder(ctx, newParent); err != nil {
+					return err
+				}
+				pi, _, err := m.lookup(ctx, newParent)
+				if err != nil {
+					return err
+				}
+				p = pi
 			}
 			parentID = p.ID
 		}
@@ -267,8 +279,8 @@ func (m *Mailbox) RenameFolder(ctx context.Context, from, to string) error {
 	return nil
 }
 
-// DeleteFolder deletes a folder (Graph moves it, its child folders and its messages to Deleted
-// Items).
+// DeleteFolder deletes a folder that has no child folders (ErrHasChildren): Graph moves it and its
+// messages to Deleted Items.
 func (m *Mailbox) DeleteFolder(ctx context.Context, name string) error {
 	if canonical(name) == "INBOX" {
 		return errInbox
@@ -277,6 +289,9 @@ func (m *Mailbox) DeleteFolder(ctx context.Context, name string) error {
 	fi, _, err := m.lookup(ctx, name)
 	if err != nil {
 		return err
+	}
+	if fi.HasChildren {
+		return ErrHasChildren
 	}
 	if err := m.Graph.DeleteFolder(ctx, fi.ID); err != nil {
 		return err

@@ -690,3 +690,33 @@ func TestStoreLostKeepsEveryMessage(t *testing.T) {
 		t.Errorf("after the store lost the folder the listing has %v, want one, two and three", got)
 	}
 }
+
+// RENAME makes the parents the new name needs; DELETE of a folder with child folders is refused
+// (Graph would delete them with it). (From review R2.)
+func TestRenameMakesParentsDeleteKeepsChildren(t *testing.T) {
+	l := newLab(t)
+	mb := l.open(t, gateway.Options{})
+	ctx := ctxT(t)
+	if err := mb.CreateFolder(ctx, "Old/Child"); err != nil {
+		t.Fatal(err)
+	}
+	if err := mb.RenameFolder(ctx, "Old/Child", "New/Deeper/Child"); err != nil {
+		t.Fatalf("RENAME into missing parents: %v", err)
+	}
+	got := names(t, mb)
+	if _, ok := got["New/Deeper/Child"]; !ok {
+		t.Fatalf("after RENAME: %v", got)
+	}
+	if err := mb.DeleteFolder(ctx, "New/Deeper"); !errors.Is(err, gateway.ErrHasChildren) {
+		t.Fatalf("DELETE of a folder with children: %v, want ErrHasChildren", err)
+	}
+	if _, ok := names(t, mb)["New/Deeper/Child"]; !ok {
+		t.Fatal("the child folder is gone after a refused DELETE")
+	}
+	if err := mb.DeleteFolder(ctx, "New/Deeper/Child"); err != nil {
+		t.Fatal(err)
+	}
+	if err := mb.DeleteFolder(ctx, "New/Deeper"); err != nil {
+		t.Fatalf("DELETE once the child is gone: %v", err)
+	}
+}
