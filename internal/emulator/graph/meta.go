@@ -73,10 +73,12 @@ func (ms *metas) drop(id string) {
 }
 
 // changeKey is the message's version as Graph shows it (changeKey, and @odata.etag W/"<changeKey>"):
-// it changes at every update, through Graph (the meta's version) or IMAP (flags), and at a move.
+// it changes at every update, through Graph (the meta's version) or IMAP (flags), and at a move —
+// also at one back to where the message was (its UID in the folder is new then): Exchange's change
+// keys never return to an older value.
 func changeKey(msg mailstore.Message, meta itemMeta) string {
 	h := sha256.New()
-	for _, s := range []string{msg.ID, msg.Folder, strings.Join(msg.Flags, " "), strconv.Itoa(meta.version),
+	for _, s := range []string{msg.ID, msg.Folder, strconv.FormatUint(uint64(msg.UID), 10), strings.Join(msg.Flags, " "), strconv.Itoa(meta.version),
 		strconv.FormatInt(msg.Received.UnixNano(), 36), strconv.Itoa(len(msg.Data))} {
 		h.Write([]byte(s))
 		h.Write([]byte{0})
