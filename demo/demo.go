@@ -208,27 +208,11 @@ func (t *tour) proxyAndDoctor(ctx context.Context, cfg *config.File, m *auth.Man
 	if err := t.step("the proxy: a password-only program logs in as "+world.Alice+" (IMAP LOGIN, local password); the proxy uses daemon's token upstream", func(s *Step) error {
 		p := *cfg.Proxy
 		p.Listeners = []config.Listener{{Protocol: config.ProtocolIMAP, Listen: "127.0.0.1:0", LocalTLS: config.LocalTLSNone}}
-		srv, err := proxy.New(&p, m, proxy.Options{})
+		c, addr, stop, err := loginThrough(ctx, &p, m, proxy.Options{})
 		if err != nil {
 			return err
 		}
-		if err := srv.Start(); err != nil {
-			return err
-		}
-		defer srv.Shutdown(ctx)
-		var addr string
-		for _, a := range srv.Addrs() {
-			addr = a
-		}
-		conn, err := net.Dial("tcp", addr)
-		if err != nil {
-			return err
-		}
-		c := imapclient.New(conn, nil)
-		defer c.Close()
-		if err := c.Login(world.Alice, emulator.ProxyPassword).Wait(); err != nil {
-			return fmt.Errorf("LOGIN through the proxy: %w", err)
-		}
+		defer stop()
 		sel, err := c.Select("INBOX", nil).Wait()
 		if err != nil {
 			return err
@@ -236,6 +220,9 @@ func (t *tour) proxyAndDoctor(ctx context.Context, cfg *config.File, m *auth.Man
 		s.Detail = fmt.Sprintf("LOGIN %s ok through %s; SELECT INBOX: %d messages", world.Alice, addr, sel.NumMessages)
 		return c.Logout().Wait()
 	}); err != nil {
+		return err
+	}
+	if err := t.gateway(ctx, cfg, m); err != nil {
 		return err
 	}
 	return t.step("the doctor: account daemon, every link from its config to the mailbox", func(s *Step) error {
@@ -255,8 +242,7 @@ func (t *tour) proxyAndDoctor(ctx context.Context, cfg *config.File, m *auth.Man
 // which sends as alice), then reads both back as bob (account daemon-bob) over IMAP, POP3 and Graph,
 // showing that the attachment comes back byte-identical each way.
 func (t *tour) mail(ctx context.Context, m *auth.Manager, dir string) error {
-	const name = "Grüße aus Köln — 報告.txt"
-	data := []byte(strings.Repeat("mailoauth demo: an attachment with a non-ASCII name, Grüße, 東京.\r\n", 64))
+	name, data := attachmentName, attachmentData()
 	path := filepath.Join(dir, name)
 	if err := os.WriteFile(path, data, 0o600); err != nil {
 		return err
@@ -268,7 +254,7 @@ func (t *tour) mail(ctx context.Context, m *auth.Manager, dir string) error {
 	sum := fingerprint(data)
 	subjects := map[string]string{
 		"SMTP":  "Démo — über SMTP",
-		"Graph": "Démo — über Graph",
+		"Graph": graphSubject,
 	}
 	draft := func(via string) mail.Draft {
 		return mail.Draft{To: []string{world.Bob}, Subject: subjects[via],
@@ -376,6 +362,47 @@ func (t *tour) mail(ctx context.Context, m *auth.Manager, dir string) error {
 		}
 	}
 	return nil
+}
+
+// The attachment the tour sends, and the subject of the message sent over Graph, which the gateway
+// step finds again.
+const (
+	attachmentName = "Grüße aus Köln — 報告.txt"
+	graphSubject   = "Démo — über Graph"
+)
+
+func attachmentData() []byte {
+	return []byte(strings.Repeat("mailoauth demo: an attachment with a non-ASCII name, Grüße, 東京.\r\n", 64))
+}
+
+// loginThrough starts a proxy serving p's one listener and logs in to it as alice with the local
+// password, as a password-only program does. stop ends the session and the proxy.
+func loginThrough(ctx context.Context, p *config.Proxy, m *auth.Manager, o proxy.Options) (c *imapclient.Client, addr string, stop func(), err error) {
+	srv, err := proxy.New(p, m, o)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	if err := srv.Start(); err != nil {
+		return nil, "", nil, err
+	}
+	for _, a := range srv.Addrs() {
+		addr = a
+	}
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		srv.Shutdown(ctx)
+		return nil, "", nil, err
+	}
+	c = imapclient.New(conn, nil)
+	stop = func() {
+		c.Close()
+		srv.Shutdown(ctx)
+	}
+	if err := c.Login(world.Alice, emulator.ProxyPassword).Wait(); err != nil {
+		stop()
+		return nil, "", nil, fmt.Errorf("LOGIN through the proxy at %s: %w", addr, err)
+	}
+	return c, addr, stop, nil
 }
 
 // fingerprint is the start of a SHA-256, enough to show two files are the same.

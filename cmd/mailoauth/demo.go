@@ -31,7 +31,7 @@ func (a *app) demoCommand() *cobra.Command {
 				return fmt.Errorf("demo failed: %w", err)
 			}
 			if !a.jsonOut {
-				fmt.Fprintln(a.stdout, "demo complete: app-only and delegated tokens for Exchange and Graph from the config the emulator wrote; IMAP, POP3, SMTP and Graph checked with them, and a message with an attachment sent to bob over SMTP and Graph and read back byte-identical over IMAP, POP3 and Graph; a password-only program through the proxy; a healthy doctor.")
+				fmt.Fprintln(a.stdout, "demo complete: app-only and delegated tokens for Exchange and Graph from the config the emulator wrote; IMAP, POP3, SMTP and Graph checked with them, and a message with an attachment sent to bob over SMTP and Graph and read back byte-identical over IMAP, POP3 and Graph; a password-only program through the proxy, and through the Graph gateway (IMAP via Graph); a healthy doctor.")
 			}
 			return nil
 		},

@@ -73,7 +73,7 @@ docs/emulator-ci.md).`,
 	f := cmd.Flags()
 	f.StringVar(&listen, "listen", "127.0.0.1", "host or IP address to listen on (0.0.0.0: every interface)")
 	f.StringVar(&advertise, "advertise", "", "host name clients use: the certificate, authority and config name it (default: --listen, or localhost for 0.0.0.0)")
-	f.StringToIntVar(&ports, "ports", nil, "fixed ports by server, e.g. identity=8443,graph=8444,imap=1993,imap-starttls=1143,pop=1995,smtp=1587 (default: free ports)")
+	f.StringToIntVar(&ports, "ports", nil, "fixed ports by server, e.g. identity=8443,graph=8444,imap=1993,imap-starttls=1143,pop=1995,smtp=1587; the written config's proxy listeners: proxy-imap, proxy-pop, proxy-smtp and, via Graph, gateway-imap, gateway-pop, gateway-smtp (default: free ports)")
 	f.Lookup("ports").DefValue = "" // not pflag's "[]"
 	f.StringVar(&data, "data", "", "directory for ca.pem, mailoauth.toml and app credentials (default $XDG_DATA_HOME/mailoauth/emulator)")
 	f.StringVar(&scenario, "scenario", "", "TOML file describing the world to emulate (default: the built-in world; see docs/scenarios.md)")
@@ -83,7 +83,8 @@ docs/emulator-ci.md).`,
 }
 
 // emulatorServers are the names --ports takes.
-var emulatorServers = []string{"identity", "graph", "imap", "imap-starttls", "pop", "smtp"}
+var emulatorServers = []string{"identity", "graph", "imap", "imap-starttls", "pop", "smtp",
+	"proxy-imap", "proxy-pop", "proxy-smtp", "gateway-imap", "gateway-pop", "gateway-smtp"}
 
 func checkPorts(ports map[string]int) error {
 	for name, p := range ports {
@@ -123,7 +124,7 @@ func (a *app) printEmulator(e *emulator.Emulator, data string) {
 		_ = json.NewEncoder(a.stdout).Encode(map[string]any{
 			"authority": e.Authority(), "ca_file": filepath.Join(data, "ca.pem"), "config": cfg,
 			"data": data, "tenants": tenants, "mail": e.MailAddrs, "graph": e.MailAddrs["graph"],
-			"proxy": e.ProxyAddrs, "control": e.ControlURL(), "web": e.ControlURL() + "/ui/",
+			"proxy": e.ProxyAddrs, "gateway": e.GatewayAddrs, "control": e.ControlURL(), "web": e.ControlURL() + "/ui/",
 		})
 		return
 	}
@@ -145,6 +146,10 @@ func (a *app) printEmulator(e *emulator.Emulator, data string) {
 	fmt.Fprintf(a.stdout, "  proxy IMAP         %s (plain; served by: mailoauth proxy --config %s)\n", e.ProxyAddrs["imap"], cfg)
 	fmt.Fprintf(a.stdout, "  proxy POP3         %s (plain)\n", e.ProxyAddrs["pop"])
 	fmt.Fprintf(a.stdout, "  proxy SMTP         %s (plain)\n", e.ProxyAddrs["smtp"])
+	// Not "proxy IMAP via Graph": the README's awk takes the third field of "proxy IMAP" lines.
+	fmt.Fprintf(a.stdout, "  gateway IMAP       %s (plain; the same proxy, via Graph)\n", e.GatewayAddrs["imap"])
+	fmt.Fprintf(a.stdout, "  gateway POP3       %s (plain; via Graph)\n", e.GatewayAddrs["pop"])
+	fmt.Fprintf(a.stdout, "  gateway SMTP       %s (plain; via Graph)\n", e.GatewayAddrs["smtp"])
 	fmt.Fprintf(a.stdout, "  CA certificate     %s\n", filepath.Join(data, "ca.pem"))
 	fmt.Fprintf(a.stdout, "  config             %s\n", cfg)
 	fmt.Fprintf(a.stdout, "  accounts           ")

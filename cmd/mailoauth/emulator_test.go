@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -24,8 +25,10 @@ func TestEmulatorBannerNamesGraphAndProxyPorts(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
 	var out, errb syncBuffer
+	// A fixed port for a listener via Graph is the one written and printed.
+	_, fixed, _ := net.SplitHostPort(freeAddr(t))
 	go func() {
-		done <- run(ctx, []string{"emulator", "--data", dir}, strings.NewReader(""), &out, &errb)
+		done <- run(ctx, []string{"emulator", "--data", dir, "--ports", "gateway-imap=" + fixed}, strings.NewReader(""), &out, &errb)
 	}()
 	defer func() {
 		cancel()
@@ -58,14 +61,24 @@ func TestEmulatorBannerNamesGraphAndProxyPorts(t *testing.T) {
 	if got, want := field("Graph"), f.Accounts["daemon"].Graph; want == "" || got != want {
 		t.Errorf("banner's Graph %q, config's %q", got, want)
 	}
-	if f.Proxy == nil || len(f.Proxy.Listeners) != 3 {
-		t.Fatalf("written config has no three proxy listeners: %+v", f.Proxy)
+	if f.Proxy == nil || len(f.Proxy.Listeners) != 6 {
+		t.Fatalf("written config has not six proxy listeners (three to Exchange, three via Graph): %+v", f.Proxy)
 	}
-	labels := map[string]string{"imap": "proxy IMAP", "pop": "proxy POP3", "smtp": "proxy SMTP"}
+	labels := map[string]string{"imap": "proxy IMAP", "pop": "proxy POP3", "smtp": "proxy SMTP",
+		"imap graph": "gateway IMAP", "pop graph": "gateway POP3", "smtp graph": "gateway SMTP"}
+	seen := map[string]string{}
 	for _, l := range f.Proxy.Listeners {
-		if got := field(labels[l.Protocol]); got != l.Listen {
-			t.Errorf("banner's %s %q, config's listener %q", labels[l.Protocol], got, l.Listen)
+		label := labels[strings.TrimSpace(l.Protocol+" "+l.Via)]
+		if got := field(label); got != l.Listen {
+			t.Errorf("banner's %s %q, config's listener %q", label, got, l.Listen)
 		}
+		if prev := seen[l.Listen]; prev != "" {
+			t.Errorf("%s and %s both listen on %s", prev, label, l.Listen)
+		}
+		seen[l.Listen] = label
+	}
+	if got, want := field("gateway IMAP"), "127.0.0.1:"+fixed; got != want {
+		t.Errorf("banner's gateway IMAP %q, want the fixed %q", got, want)
 	}
 	if got := field("config"); got != cfgPath {
 		t.Errorf("banner's config %q, want the absolute %q", got, cfgPath)

@@ -60,8 +60,9 @@ func (e *Emulator) WriteData(dir string) error {
 	}
 	// A token store left by an earlier run is sealed with that run's passphrase and holds tokens this
 	// run does not know: remove it with the passphrase it goes with.
-	for _, stale := range []string{"tokens", "tokens.lock"} {
-		if err := os.Remove(filepath.Join(dir, stale)); err != nil && !os.IsNotExist(err) {
+	// The gateway's UIDs, kept beside the token store, number messages that are gone too.
+	for _, stale := range []string{"tokens", "tokens.lock", "uids"} {
+		if err := os.RemoveAll(filepath.Join(dir, stale)); err != nil {
 			return fmt.Errorf("emulator: remove the previous run's token store: %w", err)
 		}
 	}
@@ -213,8 +214,8 @@ func (e *Emulator) account(spec world.AccountSpec) (*config.Account, *world.App,
 	return a, app, nil
 }
 
-// The [proxy] section of the written config (SPEC §6): plain loopback listeners for IMAP, POP3 and
-// SMTP, and one local user — the mailbox of the account ProxyAccount (alice@contoso.test in the
+// The [proxy] section of the written config: plain loopback listeners for IMAP, POP3 and SMTP to
+// Exchange Online's servers (ProxyAddrs), the same three via Graph (GatewayAddrs), and one local user — the mailbox of the account ProxyAccount (alice@contoso.test in the
 // default world), with ProxyPassword —
 // mapped to that account, so that a password-only program can be tried at once.
 const (
@@ -243,6 +244,9 @@ func (e *Emulator) proxyConfig(f *config.File) (*config.Proxy, error) {
 	}}
 	for _, proto := range []string{config.ProtocolIMAP, config.ProtocolPOP, config.ProtocolSMTP} {
 		p.Listeners = append(p.Listeners, config.Listener{Protocol: proto, Listen: e.ProxyAddrs[proto], LocalTLS: config.LocalTLSNone})
+	}
+	for _, proto := range []string{config.ProtocolIMAP, config.ProtocolPOP, config.ProtocolSMTP} {
+		p.Listeners = append(p.Listeners, config.Listener{Protocol: proto, Listen: e.GatewayAddrs[proto], LocalTLS: config.LocalTLSNone, Via: config.ViaGraph})
 	}
 	return p, nil
 }

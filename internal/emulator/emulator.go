@@ -52,7 +52,9 @@ type Options struct {
 	// name it. Default: Listen, or localhost when Listen is every interface.
 	Advertise string
 	// Ports fixes servers' ports, by name: "identity", "graph" and MailAddrs' "imap", "imap-starttls",
-	// "pop", "smtp". A server not named takes a free port. A container publishes fixed ports.
+	// "pop", "smtp"; and the loopback ports of the written config's proxy listeners: "proxy-imap",
+	// "proxy-pop", "proxy-smtp" (ProxyAddrs) and "gateway-imap", "gateway-pop", "gateway-smtp"
+	// (GatewayAddrs). A server not named takes a free port. A container publishes fixed ports.
 	Ports map[string]int
 	// World is the organisation to emulate; nil means world.Default().
 	World *world.World
@@ -96,6 +98,9 @@ type Emulator struct {
 	// ProxyAddrs are free loopback addresses ("imap", "pop", "smtp") reserved for the [proxy]
 	// listeners of the written config; `mailoauth proxy` binds them, the emulator does not.
 	ProxyAddrs map[string]string
+	// GatewayAddrs are the same for the written config's listeners via Graph (the Graph gateway: the
+	// proxy serves IMAP, POP3 and SMTP itself and carries them out over Graph).
+	GatewayAddrs map[string]string
 
 	ca       *ca
 	host     string
@@ -186,15 +191,16 @@ func Start(ctx context.Context, opts Options) (*Emulator, error) {
 		return nil, fmt.Errorf("emulator: %w", err)
 	}
 	// Reserved once Exchange's listeners are bound, so that none of them can be handed the same port.
-	if e.MailAddrs, err = reservePorts(host); err != nil {
+	if e.MailAddrs, err = reservePorts(host, opts.Ports); err != nil {
 		ln.Close()
 		e.Exchange.Close()
 		return nil, err
 	}
-	e.ProxyAddrs = map[string]string{}
+	e.ProxyAddrs, e.GatewayAddrs = map[string]string{}, map[string]string{}
 	for _, p := range []string{"imap", "pop", "smtp"} {
-		e.ProxyAddrs[p] = e.MailAddrs["proxy-"+p]
+		e.ProxyAddrs[p], e.GatewayAddrs[p] = e.MailAddrs["proxy-"+p], e.MailAddrs["gateway-"+p]
 		delete(e.MailAddrs, "proxy-"+p)
+		delete(e.MailAddrs, "gateway-"+p)
 	}
 	for k, v := range e.Exchange.Addrs() {
 		_, port, _ := net.SplitHostPort(v)
@@ -270,9 +276,9 @@ func (e *Emulator) generateCredentials(w *world.World, now time.Time) error {
 }
 
 // reservePorts picks free ports for the servers that later parts of the emulator serve (Graph), and
-// for the written config's proxy listeners. Those are on loopback whatever host the emulator listens
-// on: the config refuses a plain-text proxy listener anywhere else.
-func reservePorts(host string) (map[string]string, error) {
+// for the written config's proxy listeners, unless fixed names their port. Those are on loopback
+// whatever host the emulator listens on: the config refuses a plain-text proxy listener anywhere else.
+func reservePorts(host string, fixed map[string]int) (map[string]string, error) {
 	addrs := map[string]string{}
 	// All stay open until every port is chosen: a port closed at once can be handed out again by
 	// the next Listen, and two listeners would share it.
@@ -282,10 +288,15 @@ func reservePorts(host string) (map[string]string, error) {
 			l.Close()
 		}
 	}()
-	for _, p := range []string{"graph", "proxy-imap", "proxy-pop", "proxy-smtp"} {
+	for _, p := range []string{"graph", "proxy-imap", "proxy-pop", "proxy-smtp", "gateway-imap", "gateway-pop", "gateway-smtp"} {
 		h := host
-		if strings.HasPrefix(p, "proxy-") {
+		if p != "graph" {
 			h = "127.0.0.1"
+			// The emulator does not bind these, so a fixed one is only written down.
+			if port := fixed[p]; port != 0 {
+				addrs[p] = net.JoinHostPort(h, strconv.Itoa(port))
+				continue
+			}
 		}
 		l, err := net.Listen("tcp", net.JoinHostPort(h, "0"))
 		if err != nil {
