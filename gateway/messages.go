@@ -122,11 +122,26 @@ func (st *folderState) drop(ctx context.Context, ids []string) error {
 }
 
 // Delete removes messages: to Deleted Items, or for good when Options.DeletePermanently is set (or
-// when the folder is Deleted Items itself). A message already gone counts as deleted.
+// when the folder is Deleted Items itself). It lists the folder first (one Graph request): a
+// message no longer in it (gone, or filed elsewhere since) counts as deleted and is not touched.
 func (f *Folder) Delete(ctx context.Context, ids []string) error {
 	permanent := f.m.opts().DeletePermanently || f.Info.SpecialUse == `\Trash`
+	// Ids are immutable: one the user filed elsewhere since the listing would be deleted there.
+	// Only those the folder still has are deleted; the others are gone from it already.
+	v, err := f.Sync(ctx, 0)
+	if err != nil {
+		return err
+	}
+	here := make(map[string]bool, len(v.Messages))
+	for _, m := range v.Messages {
+		here[m.ID] = true
+	}
 	done := make([]bool, len(ids))
-	err := forEach(len(ids), func(i int) error {
+	err = forEach(len(ids), func(i int) error {
+		if !here[ids[i]] {
+			done[i] = true
+			return nil
+		}
 		var err error
 		if permanent {
 			err = f.m.Graph.PermanentDelete(ctx, ids[i])
@@ -199,6 +214,13 @@ func (f *Folder) transfer(ctx context.Context, ids []string, dest *Folder, move 
 		return nil, err
 	}
 	dest.st.stale()
+	if move {
+		// A moved message dest's store still knows (it left and its leaving was not seen) would
+		// keep its old, lower UID: UIDPLUS pairs UIDs in order, so every one is numbered anew.
+		if err := dest.m.uidStore().Forget(ctx, dest.m.Address, dest.Info.ID, newIDs); err != nil {
+			return nil, err
+		}
+	}
 	_, uids, err := dest.m.uidStore().Assign(ctx, dest.m.Address, dest.Info.ID, newIDs)
 	return uids, err
 }

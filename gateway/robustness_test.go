@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/mailoauth/mailoauth/gateway"
@@ -63,5 +64,35 @@ func TestMissingFolderDoesNotHammerGraph(t *testing.T) {
 	})
 	if n > 10 {
 		t.Errorf("50 lookups of a missing folder within a few seconds cost %d Graph requests; want the tree asked for at most a few times", n)
+	}
+}
+
+// A message the user filed elsewhere after the folder was listed is not deleted by a POP3 DELE or
+// an IMAP EXPUNGE of the old listing: ids are immutable, and a real server's maildrop no longer
+// has it. Only the messages still in the folder go. (From review R2.)
+func TestDeleteSkipsMovedAway(t *testing.T) {
+	l := newLab(t)
+	l.deliver(t, "INBOX", "filed", "junk")
+	f := folder(t, l.open(t, gateway.Options{}), "INBOX")
+	syncNow(t, f)
+	msgs, err := l.E.Store.List(l.address, "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, m := range msgs {
+		ids = append(ids, m.ID)
+	}
+	if _, err := l.E.Store.Move(l.address, "INBOX", "Archive", msgs[0].ID); err != nil {
+		t.Fatal(err) // the user files the first message in Outlook
+	}
+	if err := f.Delete(ctxT(t), ids); err != nil {
+		t.Fatal(err)
+	}
+	if w := l.where(t, "filed"); fmt.Sprint(w) != "[Archive]" {
+		t.Errorf("the message filed in Archive after the listing is now in %v", w)
+	}
+	if w := l.where(t, "junk"); fmt.Sprint(w) != "[Deleted Items]" {
+		t.Errorf("the deleted message is in %v", w)
 	}
 }
