@@ -105,7 +105,8 @@ func TestReadmeCommandsWorkAsPasted(t *testing.T) {
 		"Forgot the tokens of account alice",
 		`"access_token"`, "AADSTS7000215", "AADSTS90002",
 		"Rapport — März", "saved as attachments/report.pdf", "to Archive", "Deleted ",
-		"AUTHENTICATE completed", // imaplib through the proxy
+		"to Exchange: ('OK', [b'AUTHENTICATE completed", // imaplib through the proxy
+		"via Graph: ('OK'", // and through the Graph gateway
 	} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("the walk's output lacks %q:\n%s", want, shown)
