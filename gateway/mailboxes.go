@@ -84,12 +84,18 @@ func NewMailboxes(uids UIDStore, o Options) *Mailboxes {
 // address that mailbox, ask for immutable ids and share one graph.Limiter per mailbox. Each Open
 // is matched by one Mailbox.Close when the session ends.
 func (ms *Mailboxes) Open(account, address string, client *graph.Client) *Mailbox {
+	return ms.OpenWith(account, address, func() *graph.Client { return client })
+}
+
+// OpenWith is Open with the client made only when the Mailbox is made: a login to a mailbox already
+// open costs no client (nor its transport and Limiter).
+func (ms *Mailboxes) OpenWith(account, address string, client func() *graph.Client) *Mailbox {
 	k := mailboxKey{account, strings.ToLower(address)}
 	ms.mu.Lock()
 	defer ms.mu.Unlock()
 	m := ms.open[k]
 	if m == nil {
-		m = &Mailbox{Address: address, Account: account, Graph: client, Options: ms.opts, set: ms, key: k,
+		m = &Mailbox{Address: address, Account: account, Graph: client(), Options: ms.opts, set: ms, key: k,
 			uids: ms.uids, folders: map[string]*folderState{}}
 		ms.open[k] = m
 	}

@@ -11,7 +11,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"net"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -126,13 +125,6 @@ func (l *listener) closeGateway() {
 	l.gw = nil
 }
 
-// limiter returns the one graph.Limiter of a mailbox, shared by every session and Client of it:
-// Graph's limit of concurrent requests is per app and mailbox.
-func (s *Server) limiter(mailbox string) *graph.Limiter {
-	lim, _ := s.limiters.LoadOrStore(strings.ToLower(mailbox), graph.NewLimiter(0))
-	return lim.(*graph.Limiter)
-}
-
 // meter wraps a gateway session's raw connection (under TLS): before login it bounds what the
 // program may send, as the proxy's own login does (a protocol library reads for itself there);
 // after login it counts bytes and notes activity, for the metrics and the idle timeout.
@@ -231,7 +223,12 @@ func (s *session) openMailbox(user, password string) (*gateway.Mailbox, error) {
 	if _, _, lerr := s.token(user, a, token.Graph, log); lerr != nil {
 		return nil, lerr
 	}
-	mb := s.srv.opts.Gateway.Mailboxes.Open(a.Name(), mailbox, graph.ClientFor(a, mailbox, s.srv.limiter(mailbox)))
+	// The client and its Limiter are made with the Mailbox, and live as long as it does: every
+	// session of the mailbox shares Graph's 4 concurrent requests, and the proxy keeps nothing per
+	// mailbox beyond what Mailboxes bounds.
+	mb := s.srv.opts.Gateway.Mailboxes.OpenWith(a.Name(), mailbox, func() *graph.Client {
+		return graph.ClientFor(a, mailbox, graph.NewLimiter(0))
+	})
 	s.srv.Metrics.login(s.cfg.Protocol, string(outcomeOK))
 	log.Info("logged in", "via", config.ViaGraph)
 	return mb, nil

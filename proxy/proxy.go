@@ -127,8 +127,6 @@ type Server struct {
 	adminStopped bool
 	// refusals are the latest refused logins, for Snapshot.
 	refusals refusals
-	// limiters holds each mailbox's graph.Limiter, for listeners via Graph (gateway.go).
-	limiters sync.Map
 }
 
 // upstreamTLSConfig is the account's TLS configuration with the account's session cache.
