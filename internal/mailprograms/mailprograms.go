@@ -125,12 +125,34 @@ poll localhost service %s protocol %s auth password timeout 20
 // appeared there. Host localhost: isync 1.4 checks the certificate's DNS names only, not its IP
 // addresses.
 func Mbsync(r *Run) (string, error) {
+	rc, maildir := r.mbsyncrc("", `Channel inbox
+Far :remote:
+Near :local:
+Patterns INBOX
+Create Near
+Sync Pull
+Expunge None
+SyncState *
+`)
+	out, err := r.Exec(nil, nil, "mbsync", "-V", "-c", rc, "inbox")
+	files, _ := filepath.Glob(filepath.Join(maildir, "INBOX", "*", "*"))
+	for _, f := range files {
+		b, _ := os.ReadFile(f)
+		out += "\n--- " + f + ":\n" + string(b)
+	}
+	return out, err
+}
+
+// mbsyncrc writes an mbsync configuration for r's server and a Maildir in r.Dir/Mail (made if
+// missing): the account and the two stores, the store's extra lines, then channel; it returns the
+// file's path and the Maildir.
+func (r *Run) mbsyncrc(localExtra, channel string) (rc, maildir string) {
 	tls := map[string]string{config.LocalTLSNone: "None", config.LocalTLSImplicit: "IMAPS", config.LocalTLSStartTLS: "STARTTLS"}[r.Mode]
-	maildir := filepath.Join(r.Dir, "Mail")
-	if err := os.Mkdir(maildir, 0o700); err != nil {
+	maildir = filepath.Join(r.Dir, "Mail")
+	if err := os.MkdirAll(maildir, 0o700); err != nil {
 		r.T.Fatal(err)
 	}
-	rc := r.write("mbsyncrc", fmt.Sprintf(`IMAPAccount proxy
+	rc = r.write("mbsyncrc", fmt.Sprintf(`IMAPAccount proxy
 Host localhost
 Port %s
 User %s
@@ -145,23 +167,9 @@ Account proxy
 MaildirStore local
 Path %s/
 Inbox %s/INBOX
-
-Channel inbox
-Far :remote:
-Near :local:
-Patterns INBOX
-Create Near
-Sync Pull
-Expunge None
-SyncState *
-`, r.Port, r.User, r.Password, tls, r.certificateFile(), maildir, maildir))
-	out, err := r.Exec(nil, nil, "mbsync", "-V", "-c", rc, "inbox")
-	files, _ := filepath.Glob(filepath.Join(maildir, "INBOX", "*", "*"))
-	for _, f := range files {
-		b, _ := os.ReadFile(f)
-		out += "\n--- " + f + ":\n" + string(b)
-	}
-	return out, err
+%s
+%s`, r.Port, r.User, r.Password, tls, r.certificateFile(), maildir, maildir, localExtra, channel))
+	return rc, maildir
 }
 
 // Swaks sends r.Subject from r.From to r.To with AUTH LOGIN (the obsolete mechanism old programs
@@ -306,29 +314,7 @@ func (r *Run) certificateFile() string {
 // with a Maildir in r.Dir/Mail, which it keeps: call it again for the next sync. It returns what
 // mbsync printed.
 func MbsyncTwoWay(r *Run) (string, error) {
-	tls := map[string]string{config.LocalTLSNone: "None", config.LocalTLSImplicit: "IMAPS", config.LocalTLSStartTLS: "STARTTLS"}[r.Mode]
-	maildir := filepath.Join(r.Dir, "Mail")
-	if err := os.MkdirAll(maildir, 0o700); err != nil {
-		r.T.Fatal(err)
-	}
-	rc := r.write("mbsyncrc", fmt.Sprintf(`IMAPAccount proxy
-Host localhost
-Port %s
-User %s
-Pass %s
-SSLType %s
-%s
-Timeout 20
-
-IMAPStore remote
-Account proxy
-
-MaildirStore local
-Path %s/
-Inbox %s/INBOX
-SubFolders Verbatim
-
-Channel mail
+	rc, _ := r.mbsyncrc("SubFolders Verbatim\n", `Channel mail
 Far :remote:
 Near :local:
 Patterns INBOX Archive
@@ -336,7 +322,7 @@ Create Both
 Sync All
 Expunge Both
 SyncState *
-`, r.Port, r.User, r.Password, tls, r.certificateFile(), maildir, maildir))
+`)
 	return r.Exec(nil, nil, "mbsync", "-V", "-c", rc, "mail")
 }
 
