@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -93,6 +94,9 @@ func newLab(t *testing.T, o labOptions) *lab {
 	}
 	l := &lab{t: t, el: el, cfg: cfg, mgr: auth.New(cfg, auth.Options{}), logs: &bytes.Buffer{}, bodies: &bodies{}}
 	if o.withProxy {
+		// The proxy's own listeners only: those via Graph need the gateway's servers, which this
+		// package's proxy does not run.
+		cfg.Proxy.Listeners = slices.DeleteFunc(cfg.Proxy.Listeners, func(l config.Listener) bool { return l.Via != "" })
 		for i := range cfg.Proxy.Listeners {
 			cfg.Proxy.Listeners[i].Listen = "127.0.0.1:0"
 		}

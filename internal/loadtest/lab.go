@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -77,6 +78,8 @@ func StartLab(ctx context.Context, o LabOptions) (_ *Lab, err error) {
 	for u := range cfg.Proxy.Users {
 		l.User = u
 	}
+	// The splice's load: the listeners via Graph (the gateway) are left out.
+	cfg.Proxy.Listeners = slices.DeleteFunc(cfg.Proxy.Listeners, func(l config.Listener) bool { return l.Via != "" })
 	mgr := auth.New(cfg, auth.Options{Log: log.With("component", "auth")})
 	popts := o.Proxy
 	popts.Log = log.With("component", "proxy")
