@@ -98,7 +98,9 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, sel *selection, it item, o
 		defer sp.close()
 	}
 	header := m.Header
-	if len(header) == 0 && sp != nil {
+	if sp != nil {
+		// The MIME is here anyway: its own header, so that BODY[HEADER] and BODY[TEXT] of one
+		// FETCH make BODY[] (Graph's internetMessageHeaders come unfolded).
 		header = sp.header
 	} else if len(header) == 0 && needsHeader(o) {
 		var err error

@@ -436,7 +436,7 @@ func (s *session) Copy(numSet imap.NumSet, dest string) (*imap.CopyData, error) 
 	ctx, cancel := s.op()
 	defer cancel()
 	sel := s.selected()
-	items, d, err := s.transferStart(sel, numSet, dest)
+	items, d, err := s.transferStart(sel, numSet, dest, false)
 	if err != nil || len(items) == 0 {
 		return nil, err // no COPYUID for nothing copied
 	}
@@ -454,7 +454,7 @@ func (s *session) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string
 	if sel.readOnly {
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: "READ-ONLY", Text: "The folder was opened with EXAMINE; SELECT it to change it."}
 	}
-	items, d, err := s.transferStart(sel, numSet, dest)
+	items, d, err := s.transferStart(sel, numSet, dest, true)
 	if err != nil {
 		return err
 	}
@@ -476,7 +476,9 @@ func (s *session) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string
 	return nil
 }
 
-func (s *session) transferStart(sel *selection, numSet imap.NumSet, dest string) ([]item, *gateway.Folder, error) {
+// transferStart finds COPY's or MOVE's messages and destination. COPY may copy into the selected
+// folder itself (RFC 3501 6.4.7 allows it: the copies are new messages); MOVE there is refused.
+func (s *session) transferStart(sel *selection, numSet imap.NumSet, dest string, move bool) ([]item, *gateway.Folder, error) {
 	ctx, cancel := s.op()
 	defer cancel()
 	d, err := s.mbox.Folder(ctx, dest)
@@ -486,7 +488,7 @@ func (s *session) transferStart(sel *selection, numSet imap.NumSet, dest string)
 		}
 		return nil, nil, s.fail("open the folder", err)
 	}
-	if d.Info.ID == sel.f.Info.ID {
+	if move && d.Info.ID == sel.f.Info.ID {
 		return nil, nil, &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: "The destination is the selected folder."}
 	}
 	return sel.resolve(numSet), d, nil
