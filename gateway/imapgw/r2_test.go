@@ -1,6 +1,7 @@
 package imapgw_test
 
 import (
+	"fmt"
 	"strings"
 	"time"
 
@@ -191,4 +192,55 @@ func TestCopyUIDPairs(t *testing.T) {
 			t.Errorf("COPYUID %v %v pairs %q (source UID %d) with destination UID %d, which is %q", d.SourceUIDs, d.DestUIDs, subj[src[i]], src[i], dst[i], now[dst[i]])
 		}
 	}
+}
+
+// RFC 3501 6.3.4: DELETE MUST NOT remove inferior hierarchical names, and Graph would delete them
+// with the folder: it is refused with NO [HASCHILDREN] (RFC 5530).
+func TestDeleteKeepsChildren(t *testing.T) {
+	v := newEnv(t)
+	c := v.dial(nil)
+	if err := c.Create("Projects/2026", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	err := c.Delete("Projects").Wait()
+	names := listNames(t, c, "*")
+	if names["Projects/2026"] == nil {
+		t.Errorf("DELETE Projects (%v) removed Projects/2026 too; LIST: %v", err, keys(names))
+	}
+	if imapCode(err) != imap.ResponseCodeHasChildren {
+		t.Errorf("DELETE of a folder with children: %v, want NO [HASCHILDREN]", err)
+	}
+}
+
+// LIST with a reference, the INBOX's children in any case, and a name with "&" (modified UTF-7's
+// escape).
+func TestListPatterns(t *testing.T) {
+	v := newEnv(t)
+	c := v.dial(nil)
+	for _, n := range []string{"INBOX/Sub/Deep", "R&D", "Top/Child"} {
+		if err := c.Create(n, nil).Wait(); err != nil {
+			t.Fatalf("CREATE %s: %v", n, err)
+		}
+	}
+	list := func(ref, pat string) []string {
+		l, err := c.List(ref, pat, nil).Collect()
+		if err != nil {
+			t.Fatalf("LIST %q %q: %v", ref, pat, err)
+		}
+		var out []string
+		for _, d := range l {
+			out = append(out, d.Mailbox)
+		}
+		return out
+	}
+	if got := fmt.Sprint(list("INBOX/", "%")); got != "[INBOX/Sub]" {
+		t.Errorf(`LIST "INBOX/" "%%" = %s`, got)
+	}
+	if got := fmt.Sprint(list("", "inbox/*")); got != "[INBOX/Sub INBOX/Sub/Deep]" {
+		t.Errorf(`LIST "" "inbox/*" = %s`, got)
+	}
+	if got := fmt.Sprint(list("", "R&D")); got != "[R&D]" {
+		t.Errorf(`LIST "" "R&D" = %s`, got)
+	}
+	selectBox(t, c, "R&D", true)
 }

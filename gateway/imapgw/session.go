@@ -145,12 +145,24 @@ func matchAny(name, ref string, patterns []string) bool {
 		if matchList(name, ref, p) {
 			return true
 		}
-		// INBOX matches in any case.
+		// INBOX matches in any case, and so do the names under it (as SELECT inbox/x finds INBOX/x).
 		if strings.EqualFold(name, "INBOX") && matchList(name, ref, strings.ToUpper(p)) {
+			return true
+		}
+		if matchList(name, inboxUpper(ref), inboxUpper(p)) {
 			return true
 		}
 	}
 	return false
+}
+
+// inboxUpper spells a reference's or pattern's leading "inbox/", in any case, as "INBOX/".
+func inboxUpper(s string) string {
+	const inbox = "INBOX"
+	if len(s) > len(inbox) && strings.EqualFold(s[:len(inbox)], inbox) && s[len(inbox)] == delim {
+		return inbox + s[len(inbox):]
+	}
+	return s
 }
 
 // matchList is imapserver.MatchList (RFC 3501 6.3.8: the reference, then the pattern, in which "*"
@@ -286,6 +298,9 @@ func (s *session) fail(what string, err error) error {
 		return ie
 	case errors.Is(err, gateway.ErrNoFolder):
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeNonExistent, Text: "No such folder."}
+	case errors.Is(err, gateway.ErrHasChildren):
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeHasChildren,
+			Text: "The folder has child folders; delete them first."}
 	case errors.Is(err, gateway.ErrFolderExists):
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeAlreadyExists, Text: "A folder of that name exists."}
 	case errors.Is(err, gateway.ErrTooBig):
