@@ -88,6 +88,40 @@ func (f *Folder) SetFlags(ctx context.Context, ids []string, read, flagged *bool
 	})
 }
 
+// maxKeptHeader bounds a header section KeepHeader keeps: real ones are a few KB.
+const maxKeptHeader = 64 << 10
+
+// KeepHeader records the header section a session read from a message's MIME, for a message Graph
+// gave no internetMessageHeaders for (a Sent Items copy, a draft, every message APPENDed): Header
+// then gives it to every session of the folder, and none reads that MIME again for a FETCH or
+// SEARCH of the header (one Graph request per message each time). Not in the Drafts folder, whose
+// messages change; not over 64 KB. The listing's Version does not change.
+func (f *Folder) KeepHeader(id string, header []byte) {
+	if f.st.drafts || len(header) == 0 || len(header) > maxKeptHeader {
+		return
+	}
+	st := f.st
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if old := st.msgs[id]; old != nil && old.Header == nil {
+		m := *old
+		m.Header = header
+		st.msgs[id] = &m
+		st.view = nil // the next View has it; Views already given stay as they are
+	}
+}
+
+// Header returns the header section the folder's listing has for a message: Graph's
+// internetMessageHeaders, or one recorded with KeepHeader; nil if neither.
+func (f *Folder) Header(id string) []byte {
+	f.st.mu.Lock()
+	defer f.st.mu.Unlock()
+	if m := f.st.msgs[id]; m != nil {
+		return m.Header
+	}
+	return nil
+}
+
 // update changes a known message of the listing.
 func (st *folderState) update(id string, fn func(*Message)) {
 	st.mu.Lock()
@@ -228,9 +262,10 @@ func (f *Folder) transfer(ctx context.Context, ids []string, dest *Folder, move 
 // undoCopyTimeout bounds the removal of the copies a failed Copy made.
 const undoCopyTimeout = 2 * time.Minute
 
-// undoCopies deletes for good the copies a Copy made before it failed: IMAP's COPY either copies
-// everything or nothing (RFC 3501 6.4.7), and a program told it failed copies again. It goes on
-// after the caller's ctx ended, for a bounded time; copies it cannot remove are logged (a count).
+// undoCopies deletes for good the copies a Copy made before it failed (or the message a failed
+// Append stored): IMAP's COPY either copies everything or nothing (RFC 3501 6.4.7), and a program
+// told it failed copies (or appends) again. It goes on after the caller's ctx ended, for a bounded
+// time; copies it cannot remove are logged (a count).
 func (f *Folder) undoCopies(ctx context.Context, ids []string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), undoCopyTimeout)
 	defer cancel()
@@ -249,7 +284,7 @@ func (f *Folder) undoCopies(ctx context.Context, ids []string) {
 		return nil
 	})
 	if left > 0 {
-		f.m.opts().Log.Warn("gateway: a COPY failed half way and some of its copies could not be removed",
+		f.m.opts().Log.Warn("gateway: a COPY or APPEND failed half way and some of what it stored could not be removed",
 			"mailbox", f.m.Address, "left", left)
 	}
 }
@@ -291,7 +326,10 @@ func (f *Folder) Append(ctx context.Context, mime io.Reader, size int64, read, f
 	}
 	if gm.IsRead != read || gm.Flagged != flagged {
 		if err := f.m.Graph.SetFlags(ctx, gm.ID, graph.FlagUpdate{IsRead: &read, Flagged: &flagged}); err != nil {
-			return 0, fmt.Errorf("the message was stored but its flags could not be set: %w", err)
+			// The program is told the APPEND failed and sends the message again: the one stored
+			// must not stay, or the folder holds it twice.
+			f.undoCopies(ctx, []string{gm.ID})
+			return 0, fmt.Errorf("the message's flags could not be set, so it was not stored: %w", err)
 		}
 	}
 	f.st.stale()

@@ -347,6 +347,9 @@ func (st *folderState) apply(ctx context.Context, d *graph.Delta, full bool) err
 			continue
 		}
 		nm := st.toMessage(gm, old.UID, old.Received)
+		if nm.Header == nil && !st.drafts {
+			nm.Header = old.Header // one read from the MIME (KeepHeader): a received header does not change
+		}
 		if !sameMessage(old, nm) {
 			st.msgs[id] = nm
 			change = true

@@ -287,14 +287,23 @@ func (sp *spooled) reader() io.Reader { return io.NewSectionReader(sp.f, 0, sp.s
 func (sp *spooled) close() { sp.f.Close() }
 
 // mimeHeader reads a message's header section from its MIME, for a message Graph gave no
-// internetMessageHeaders for (a draft, a message created from MIME); the rest is not read.
+// internetMessageHeaders for (a draft, a message created from MIME); the rest is not read. What it
+// reads is kept in the folder's listing (Folder.KeepHeader): each such header is read once, not at
+// every FETCH and SEARCH of every session.
 func mimeHeader(ctx context.Context, f *gateway.Folder, id string) ([]byte, error) {
+	if h := f.Header(id); h != nil { // read before, by this session or another
+		return h, nil
+	}
 	body, err := f.Open(ctx, id)
 	if err != nil {
 		return nil, err
 	}
 	defer body.Close()
-	return readHeader(body)
+	h, err := readHeader(body)
+	if err == nil {
+		f.KeepHeader(id, h)
+	}
+	return h, err
 }
 
 // readHeader returns the header section of a message: the lines up to and including the first
