@@ -92,7 +92,7 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, sel *selection, it item, o
 	var sp *spooled
 	if needsMIME(o) {
 		var err error
-		if sp, err = spool(ctx, sel.f, m.ID, max(s.srv.o.Gateway.MaxMessage, m.Size)+spoolSlack); err != nil {
+		if sp, err = spool(ctx, sel.f, m.ID, spoolLimit(s.srv.o.Gateway.MaxMessage, m.Size)); err != nil {
 			return s.fail("read the message", err)
 		}
 		defer sp.close()
@@ -229,9 +229,17 @@ type spooled struct {
 	header []byte // the header section, with the empty line after it
 }
 
-// spoolSlack is how much more than the gateway's limit or the message's size Graph may send before
-// the spool gives up: an upstream that never ends must not fill the disk.
+// spoolSlack is what Graph may send past spoolLimit's estimate before the spool gives up.
 const spoolSlack = 1 << 20
+
+// spoolLimit bounds what is copied of a message's MIME from Graph: an upstream that never ends
+// must not fill the disk. Graph's size (PidTagMessageSize) counts attachments in binary and the
+// MIME carries them in base64, a third more with line ends, so the bound is half as much again as
+// the larger of maxMessage and the size; and since that size comes from Graph too, it counts at
+// most as Exchange Online's largest message (gateway.DefaultMaxMessage, 150 MB).
+func spoolLimit(maxMessage, size int64) int64 {
+	return max(maxMessage, min(size, gateway.DefaultMaxMessage))*3/2 + spoolSlack
+}
 
 func spool(ctx context.Context, f *gateway.Folder, id string, limit int64) (*spooled, error) {
 	body, err := f.Open(ctx, id)
