@@ -130,6 +130,7 @@ func (st *folderState) update(id string, fn func(*Message)) {
 	if old == nil {
 		return
 	}
+	st.touchLocked(id)
 	m := *old
 	fn(&m)
 	if !sameMessage(old, &m) {
@@ -138,11 +139,24 @@ func (st *folderState) update(id string, fn func(*Message)) {
 	}
 }
 
+// touchLocked records a change made here to a message while a refresh is under way, which that
+// refresh's answer must not undo.
+func (st *folderState) touchLocked(id string) {
+	if st.flight == nil {
+		return
+	}
+	if st.touched == nil {
+		st.touched = map[string]bool{}
+	}
+	st.touched[id] = true
+}
+
 // drop takes messages that left the folder out of its listing and the UID store.
 func (st *folderState) drop(ctx context.Context, ids []string) error {
 	st.mu.Lock()
 	change := false
 	for _, id := range ids {
+		st.touchLocked(id)
 		if st.msgs[id] != nil {
 			delete(st.msgs, id)
 			change = true

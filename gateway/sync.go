@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -71,12 +72,13 @@ type folderState struct {
 	validity uint32
 	uidNext  uint32
 	version  uint64
-	synced   time.Time     // when the last refresh succeeded
-	began    time.Time     // when the last refresh that succeeded began
-	polled   time.Time     // when the last refresh ended, however it ended
-	view     *View         // the listing as a View, until the next change
-	flight   *flight       // the refresh under way, if any
-	changed  chan struct{} // closed, and replaced, at every change
+	synced   time.Time       // when the last refresh succeeded
+	began    time.Time       // when the last refresh that succeeded began
+	polled   time.Time       // when the last refresh ended, however it ended
+	view     *View           // the listing as a View, until the next change
+	flight   *flight         // the refresh under way, if any
+	touched  map[string]bool // ids changed here while flight is under way (see apply)
+	changed  chan struct{}   // closed, and replaced, at every change
 }
 
 // flight is one refresh that every caller of Sync waits for.
@@ -125,7 +127,7 @@ func (f *Folder) Sync(ctx context.Context, maxAge time.Duration) (*View, error) 
 // startLocked starts a refresh; it runs on without the caller, bounded by refreshTimeout.
 func (st *folderState) startLocked(ctx context.Context) *flight {
 	fl := &flight{done: make(chan struct{}), began: time.Now()}
-	st.flight = fl
+	st.flight, st.touched = fl, nil
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refreshTimeout)
 	go func() {
 		defer cancel()
@@ -255,6 +257,13 @@ func (st *folderState) apply(ctx context.Context, d *graph.Delta, full bool) err
 		}
 	}
 	st.mu.Lock()
+	// A message changed or taken out here while this round was under way keeps that change: Graph's
+	// answer may be older than it (a STORE \Seen seen undone, a moved message back under a new
+	// UID); the next round brings what Graph has since.
+	for id := range st.touched {
+		delete(latest, id)
+	}
+	order = slices.DeleteFunc(order, func(gm *graph.Message) bool { return st.touched[gm.ID] })
 	var fresh []*graph.Message
 	for _, gm := range order {
 		if st.msgs[gm.ID] == nil {
@@ -326,13 +335,16 @@ func (st *folderState) apply(ctx context.Context, d *graph.Delta, full bool) err
 	freshUIDs := uids[:len(fresh):len(fresh)]
 	for i, id := range known {
 		u := uids[len(fresh)+i]
-		if old := st.msgs[id]; old != nil && old.UID != u {
+		if old := st.msgs[id]; old != nil && old.UID != u && !st.touched[id] {
 			fresh, freshUIDs = append(fresh, latest[id]), append(freshUIDs, u)
 			delete(st.msgs, id)
 		}
 	}
 	uids = freshUIDs
 	for i, gm := range fresh {
+		if st.touched[gm.ID] { // taken out here since the round's first look (see above)
+			continue
+		}
 		st.msgs[gm.ID] = st.toMessage(gm, uids[i], time.Now())
 		st.uidNext = max(st.uidNext, uids[i]+1)
 		change = true
@@ -343,7 +355,7 @@ func (st *folderState) apply(ctx context.Context, d *graph.Delta, full bool) err
 	}
 	for id, gm := range latest {
 		old := st.msgs[id]
-		if old == nil || isFresh[id] {
+		if old == nil || isFresh[id] || st.touched[id] {
 			continue
 		}
 		nm := st.toMessage(gm, old.UID, old.Received)
