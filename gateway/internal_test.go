@@ -53,8 +53,10 @@ func TestMailboxesBounded(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if a.Close() != nil || a.Close() != nil {
-		t.Fatal("Close of the two Opens failed")
+	for range 2 { // one Close for each of the two Opens
+		if err := a.Close(); err != nil {
+			t.Fatal("Close of the two Opens failed:", err)
+		}
 	}
 	if err := a.Close(); err == nil {
 		t.Fatal("a third Close of two Opens succeeded")
