@@ -126,3 +126,47 @@ func TestRefreshKeepsChangesMadeMeanwhile(t *testing.T) {
 		}
 	}
 }
+
+// The same with a round that lists the folder whole (Graph forgot the delta state): the message
+// changed meanwhile is still listed, with its UID.
+func TestFullRefreshKeepsChangedMeanwhile(t *testing.T) {
+	l := newLab(t)
+	l.deliver(t, "INBOX", "read me")
+	gate := &armedGate{UIDStore: l.uids, entered: make(chan struct{}), open: make(chan struct{})}
+	mb := gateway.NewMailboxes(gate, gateway.Options{}).Open("daemon", l.address, l.client())
+	defer mb.Close()
+	f := folder(t, mb, "INBOX")
+	before := syncNow(t, f)
+	l.E.Graph.Reset() // the next round is 410, then the whole folder
+	gate.armed.Store(true)
+	first := make(chan error, 1)
+	go func() { _, err := f.Sync(ctxT(t), 0); first <- err }()
+	select {
+	case <-gate.entered:
+	case <-ctxT(t).Done():
+		t.Fatal("the refresh never reached the UID store")
+	}
+	read := true
+	if err := f.SetFlags(ctxT(t), []string{before.Messages[0].ID}, &read, nil); err != nil {
+		t.Fatal(err)
+	}
+	close(gate.open)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []*gateway.View{mustView(t, f), syncNow(t, f)} {
+		if len(v.Messages) != 1 || v.Messages[0].UID != before.Messages[0].UID || !v.Messages[0].IsRead {
+			t.Fatalf("after a whole listing during STORE \\Seen: %d messages (want the one, read, UID %d)", len(v.Messages), before.Messages[0].UID)
+		}
+	}
+}
+
+// mustView is the folder's listing as it is, without a refresh.
+func mustView(t *testing.T, f *gateway.Folder) *gateway.View {
+	t.Helper()
+	v, err := f.Sync(ctxT(t), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}

@@ -272,7 +272,7 @@ func (st *folderState) apply(ctx context.Context, d *graph.Delta, full bool) err
 	}
 	if full {
 		for id := range st.msgs {
-			if latest[id] == nil {
+			if latest[id] == nil && !st.touched[id] { // a touched one is left out of latest, not gone
 				removed[id] = true
 			}
 		}
@@ -325,6 +325,7 @@ func (st *folderState) apply(ctx context.Context, d *graph.Delta, full bool) err
 		if st.validity != 0 {
 			// The store began the folder again (its map was lost): every UID is new.
 			st.msgs, st.delta, st.validity, st.uidNext = map[string]*Message{}, "", validity, 0
+			st.touched = nil // the folder is listed whole again: nothing here to keep
 			st.changedLocked()
 			st.mu.Unlock()
 			return errRenumbered
