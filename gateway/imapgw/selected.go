@@ -38,13 +38,9 @@ var (
 func (s *session) Select(mailbox string, options *imap.SelectOptions) (*imap.SelectData, error) {
 	ctx, cancel := s.op()
 	defer cancel()
-	f, err := s.mbox.Folder(ctx, mailbox)
+	f, v, err := s.listFolder(ctx, mailbox)
 	if err != nil {
-		return nil, s.fail("open the folder", err)
-	}
-	v, err := f.Sync(ctx, s.srv.o.Gateway.PollInterval)
-	if err != nil {
-		return nil, s.fail("list the folder", err)
+		return nil, err
 	}
 	sel := &selection{f: f, readOnly: options.ReadOnly, validity: v.UIDValidity, uidNext: v.UIDNext,
 		version: v.Version, msgs: append([]gateway.Message(nil), v.Messages...), deleted: map[uint32]bool{}}

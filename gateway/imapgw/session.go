@@ -251,16 +251,26 @@ func (s *session) Rename(mailbox, newName string, options *imap.RenameOptions) e
 	return nil
 }
 
-func (s *session) Status(mailbox string, options *imap.StatusOptions) (*imap.StatusData, error) {
-	ctx, cancel := s.op()
-	defer cancel()
+// listFolder opens a folder and its listing, no older than the poll interval (SELECT, EXAMINE,
+// STATUS); its error is the program's answer.
+func (s *session) listFolder(ctx context.Context, mailbox string) (*gateway.Folder, *gateway.View, error) {
 	f, err := s.mbox.Folder(ctx, mailbox)
 	if err != nil {
-		return nil, s.fail("open the folder", err)
+		return nil, nil, s.fail("open the folder", err)
 	}
 	v, err := f.Sync(ctx, s.srv.o.Gateway.PollInterval)
 	if err != nil {
-		return nil, s.fail("list the folder", err)
+		return nil, nil, s.fail("list the folder", err)
+	}
+	return f, v, nil
+}
+
+func (s *session) Status(mailbox string, options *imap.StatusOptions) (*imap.StatusData, error) {
+	ctx, cancel := s.op()
+	defer cancel()
+	f, v, err := s.listFolder(ctx, mailbox)
+	if err != nil {
+		return nil, err
 	}
 	d := &imap.StatusData{Mailbox: f.Info.Name}
 	n := uint32(len(v.Messages))
