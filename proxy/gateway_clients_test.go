@@ -38,15 +38,7 @@ const gatewayPoll = time.Millisecond
 // the CLI wires them), which log into the lab's log.
 func realGatewayLab(t *testing.T, o labOptions) *lab {
 	t.Helper()
-	mutate := o.mutate
-	o.mutate = func(f *config.File) {
-		for i := range f.Proxy.Listeners {
-			f.Proxy.Listeners[i].Via = config.ViaGraph
-		}
-		if mutate != nil {
-			mutate(f)
-		}
-	}
+	o = viaGraph(o)
 	var l *lab // the servers start at the first connection, once the lab is made
 	logger := func() *slog.Logger {
 		return slog.New(slog.NewTextHandler(l.logs, &slog.HandlerOptions{Level: slog.LevelDebug})).With("component", "gateway")

@@ -72,9 +72,8 @@ func serveStandIn(c net.Conn, r *bufio.Reader, login func(context.Context, strin
 	}
 }
 
-// gatewayLab is a lab whose listeners are all via Graph, with stand-in servers.
-func gatewayLab(t *testing.T, o labOptions) *lab {
-	t.Helper()
+// viaGraph turns every listener of a lab's configuration into one via Graph, before o's own mutate.
+func viaGraph(o labOptions) labOptions {
 	mutate := o.mutate
 	o.mutate = func(f *config.File) {
 		for i := range f.Proxy.Listeners {
@@ -84,6 +83,13 @@ func gatewayLab(t *testing.T, o labOptions) *lab {
 			mutate(f)
 		}
 	}
+	return o
+}
+
+// gatewayLab is a lab whose listeners are all via Graph, with stand-in servers.
+func gatewayLab(t *testing.T, o labOptions) *lab {
+	t.Helper()
+	o = viaGraph(o)
 	o.proxy.Gateway = &proxy.Gateway{
 		Mailboxes: gateway.NewMailboxes(nil, gateway.Options{}),
 		IMAP:      standIn(t),
