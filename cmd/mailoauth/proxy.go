@@ -32,12 +32,16 @@ func (a *app) proxyCommand() *cobra.Command {
 		Short: "Let password-only programs use the accounts' mail servers through OAuth 2.0",
 		Long: `Listens for IMAP, POP3 and SMTP as configured under [proxy] (see docs/proxy.md), checks the
 local user's password against its argon2id hash, and logs in upstream with XOAUTH2 (or OAUTHBEARER)
-using the mapped account's token; then copies the session untouched.
+using the mapped account's token; then copies the session untouched. A listener with via = "graph"
+serves the protocol itself and carries it out with Microsoft Graph instead (the Graph gateway, for
+mailboxes whose IMAP, POP or SMTP AUTH is off: docs/gateway.md).
 
 Signals: SIGHUP reloads the configuration, all or nothing (new users and listeners; open sessions
-are kept; if anything fails, nothing changes and the log says what); SIGTERM or SIGINT stop
+are kept; [proxy.gateway] needs a restart; if anything fails, nothing changes and the log says
+what); SIGTERM or SIGINT stop
 accepting and let sessions finish for --drain, then close them, /healthz answering 503 meanwhile.
---check validates the configuration (listeners, certificates, users, accounts) and exits.
+--check validates the configuration (listeners, certificates, users, accounts; for listeners via
+Graph, that each mapped account gets a Graph token with Mail.ReadWrite or Mail.Send) and exits.
 Logs go to stderr at --log-level (info by default for the proxy), never with a password or token.`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
