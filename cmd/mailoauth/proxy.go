@@ -38,8 +38,8 @@ mailboxes whose IMAP, POP or SMTP AUTH is off: docs/gateway.md).
 
 Signals: SIGHUP reloads the configuration, all or nothing (new users and listeners; open sessions
 are kept; [proxy.gateway] needs a restart; if anything fails, nothing changes and the log says
-what); SIGTERM or SIGINT stop
-accepting and let sessions finish for --drain, then close them, /healthz answering 503 meanwhile.
+what); SIGTERM or SIGINT stop accepting and let sessions finish for --drain, then close them,
+/healthz answering 503 meanwhile.
 --check validates the configuration (listeners, certificates, users, accounts; for listeners via
 Graph, that each mapped account gets a Graph token with Mail.ReadWrite or Mail.Send) and exits.
 Logs go to stderr at --log-level (info by default for the proxy), never with a password or token.`,
